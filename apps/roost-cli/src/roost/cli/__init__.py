@@ -1,0 +1,3 @@
+"""The ``roost`` command."""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+"""Roost's local web console."""
+
+__all__: list[str] = []

@@ -1,0 +1,70 @@
+"""Roost's contract: models, the engine protocol, plugins, settings and stores."""
+
+from roost.runtime.context import StepContext, step_context, use_step_context
+from roost.runtime.engine import Engine, EngineFactory
+from roost.runtime.errors import (
+    BadInput,
+    ConflictError,
+    EngineContractError,
+    NotFound,
+    RoostError,
+    SettingsError,
+    StaleLease,
+    UnknownEngine,
+)
+from roost.runtime.hookspecs import hookimpl
+from roost.runtime.models import (
+    Artifact,
+    ErrorInfo,
+    EventType,
+    Lease,
+    LeaseInfo,
+    Progress,
+    RuntimeEvent,
+    Snapshot,
+    WorkItem,
+    WorkMeta,
+    WorkPage,
+    WorkState,
+    WorkStatus,
+)
+from roost.runtime.plugins import Registry, get_plugin_manager
+from roost.runtime.settings import RoostSettings
+from roost.runtime.stores import ArtifactStore, ArtifactStoreFactory, EventSink, WorkStore
+
+__all__ = [
+    "Artifact",
+    "ArtifactStore",
+    "ArtifactStoreFactory",
+    "BadInput",
+    "ConflictError",
+    "Engine",
+    "EngineContractError",
+    "EngineFactory",
+    "ErrorInfo",
+    "EventSink",
+    "EventType",
+    "Lease",
+    "LeaseInfo",
+    "NotFound",
+    "Progress",
+    "Registry",
+    "RoostError",
+    "RoostSettings",
+    "RuntimeEvent",
+    "SettingsError",
+    "Snapshot",
+    "StaleLease",
+    "StepContext",
+    "UnknownEngine",
+    "WorkItem",
+    "WorkMeta",
+    "WorkPage",
+    "WorkState",
+    "WorkStatus",
+    "WorkStore",
+    "get_plugin_manager",
+    "hookimpl",
+    "step_context",
+    "use_step_context",
+]

@@ -1,0 +1,138 @@
+"""The step context: what a running step can reach besides its two arguments.
+
+Inside ``Engine.step`` (and ``init_snapshot``) call :func:`step_context` to get the
+artifact store, the item's workspace directory, progress reporting and cancellation::
+
+    from roost.runtime import step_context
+
+    async def step(self, snapshot, item):
+        ctx = step_context()
+        artifact = await ctx.put_artifact({"verdict": "ok"}, kind="json")
+        ...
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from roost.runtime.models import Artifact, Lease
+    from roost.runtime.stores import ArtifactStore
+
+__all__ = ["ProgressReporter", "StepContext", "step_context", "use_step_context"]
+
+ProgressReporter = Callable[[float | None, str | None, dict[str, Any]], Awaitable[None]]
+"""``report(fraction, message, data)``: how a runner publishes a step's progress."""
+
+
+async def _no_progress(fraction: float | None, message: str | None, data: dict[str, Any]) -> None:
+    return None
+
+
+@dataclass
+class StepContext:
+    """Everything a running step may use besides its snapshot and work item.
+
+    Attributes:
+        work_id: the item being stepped.
+        version: the version of the snapshot the step starts from (0 for ``init_snapshot``).
+        attempt: 1 for the first attempt of this step, 2 for the first retry, ...
+        worker_id: the worker running the step.
+        artifacts: the artifact store (content-addressed; see :meth:`put_artifact`).
+        workspace_root: parent of per-item workspace directories.
+        lease: the lease the step runs under (``None`` in the in-memory harness).
+    """
+
+    work_id: str
+    version: int
+    attempt: int
+    worker_id: str
+    artifacts: ArtifactStore
+    workspace_root: Path
+    lease: Lease | None = None
+    report: ProgressReporter = _no_progress
+    cancel_event: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def workspace(self) -> Path:
+        """This item's scratch directory, created on first use. It outlives the step."""
+        path = self.workspace_root / self.work_id
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    @property
+    def cancelled(self) -> bool:
+        """True once an operator cancelled the item or the lease was lost.
+
+        A long step should check it between units of work and return early; its commit
+        will be refused anyway.
+        """
+        return self.cancel_event.is_set()
+
+    async def progress(
+        self, fraction: float | None = None, message: str | None = None, **data: Any
+    ) -> None:
+        """Publish progress of the running step (shown by ``roost status`` and the console).
+
+        Args:
+            fraction: completion between 0 and 1, if known.
+            message: a short human-readable line.
+            **data: small JSON-serializable extras.
+        """
+        if fraction is not None and not 0.0 <= fraction <= 1.0:
+            raise ValueError("fraction must be between 0 and 1")
+        await self.report(fraction, message, data)
+
+    async def put_artifact(
+        self,
+        content: bytes | str | dict[str, Any] | list[Any],
+        *,
+        kind: str,
+        metadata: dict[str, Any] | None = None,
+    ) -> Artifact:
+        """Store ``content`` in the artifact store and return its :class:`Artifact`.
+
+        ``dict`` and ``list`` content is written as indented JSON, ``str`` as UTF-8. Add the
+        returned artifact to ``snapshot.artifacts`` so it shows in the item's status.
+        """
+        if isinstance(content, dict | list):
+            data = json.dumps(content, indent=2, sort_keys=True).encode()
+        elif isinstance(content, str):
+            data = content.encode()
+        else:
+            data = content
+        return await self.artifacts.put(data, kind=kind, metadata=metadata)
+
+
+_current: ContextVar[StepContext] = ContextVar("roost_step_context")
+
+
+def step_context() -> StepContext:
+    """Return the context of the step running in this task.
+
+    Raises:
+        RuntimeError: called outside ``init_snapshot``/``step``.
+    """
+    try:
+        return _current.get()
+    except LookupError:
+        raise RuntimeError(
+            "step_context() is only available inside Engine.init_snapshot or Engine.step"
+        ) from None
+
+
+@contextmanager
+def use_step_context(ctx: StepContext) -> Iterator[StepContext]:
+    """Make ``ctx`` the current step context for the duration of the block (for runners)."""
+    token = _current.set(ctx)
+    try:
+        yield ctx
+    finally:
+        _current.reset(token)

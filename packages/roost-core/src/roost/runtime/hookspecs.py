@@ -1,0 +1,86 @@
+"""Roost's plugin hooks (pluggy project name ``roost``).
+
+A plugin is a module or object with functions marked ``@hookimpl``; expose it as a setuptools
+entry point in the group ``roost``::
+
+    [project.entry-points.roost]
+    my-plugin = "my_package.plugin"
+
+All hooks are synchronous "register" hooks called once when a process builds its plugin
+registry; the objects they register do the async work. None is ``firstresult``: every
+implementation is called. The simpler seed form, an entry point in the group
+``roost.engines`` that names a ``build_engine(**kwargs)`` factory, is served by a built-in
+plugin.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import pluggy
+
+if TYPE_CHECKING:
+    from roost.runtime.engine import EngineFactory
+    from roost.runtime.stores import ArtifactStoreFactory, EventSink
+
+__all__ = [
+    "hookimpl",
+    "hookspec",
+    "roost_register_artifact_stores",
+    "roost_register_engines",
+    "roost_register_event_sinks",
+]
+
+PROJECT_NAME = "roost"
+
+hookspec = pluggy.HookspecMarker(PROJECT_NAME)
+"""Marks a hook specification of the ``roost`` project."""
+
+hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
+"""Marks a hook implementation; re-exported as ``roost.runtime.hookimpl``."""
+
+
+# -- registration: called when a process builds its registry -------------------------------
+
+
+@hookspec
+def roost_register_engines(register: Callable[[str, EngineFactory], None]) -> None:
+    """Register engine factories.
+
+    Call ``register(engine_id, factory)`` once per engine, where ``factory(**kwargs)``
+    returns an object satisfying :class:`roost.runtime.Engine`. The factory is called only
+    when a worker needs the engine, so registering is cheap. Registering an engine id that
+    another plugin registered too is an error naming both.
+
+    Signature: ``roost_register_engines(register: Callable[[str, EngineFactory], None]) -> None``
+    """
+
+
+@hookspec
+def roost_register_artifact_stores(
+    register: Callable[[str, ArtifactStoreFactory], None],
+) -> None:
+    """Register artifact stores by URL scheme.
+
+    Call ``register(scheme, factory)``; ``factory(url)`` returns an
+    :class:`roost.runtime.ArtifactStore` for ``ROOST_ARTIFACT_ROOT`` values of the form
+    ``scheme://...``. The ``file`` scheme is built in (and plain paths mean ``file``).
+
+    Signature: ``roost_register_artifact_stores(register: Callable[[str,
+    ArtifactStoreFactory], None]) -> None``
+    """
+
+
+@hookspec
+def roost_register_event_sinks(register: Callable[[EventSink], None]) -> None:
+    """Register event sinks.
+
+    Call ``register(sink)`` with an ``async sink(event: RuntimeEvent) -> None``. A process
+    delivers to its sinks every runtime event it emits (a worker: starts, commits, failures,
+    retries, recoveries of its steps; a CLI: the items it enqueues, cancels or retries), after
+    the event is stored. Across a fleet each event reaches the sinks of exactly one process.
+    A sink that raises is logged and skipped.
+
+    Signature: ``roost_register_event_sinks(register: Callable[[EventSink], None]) -> None``
+    """

@@ -1,0 +1,296 @@
+"""The wire format: work items, snapshots, leases, artifacts and runtime events.
+
+Every model here is a pydantic model serialized as JSON. Field names follow the public
+contract (``work_id``, ``engine``, ``payload``, ``resources``, ``priority``,
+``idempotency_key``; ``step``, ``data``, ``version``, ``is_finished``,
+``next_step_delay_seconds``, ``artifacts``).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+import uuid
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+__all__ = [
+    "Artifact",
+    "ErrorInfo",
+    "EventType",
+    "Lease",
+    "LeaseInfo",
+    "Progress",
+    "RuntimeEvent",
+    "Snapshot",
+    "WorkItem",
+    "WorkMeta",
+    "WorkPage",
+    "WorkState",
+    "WorkStatus",
+    "new_work_id",
+    "validate_name",
+]
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@/-]{0,199}$")
+
+
+def validate_name(kind: str, value: str) -> str:
+    """Check an engine id, resource or work id: printable, no spaces, at most 200 chars.
+
+    Args:
+        kind: what the value is, for the error message ("engine", "resource", ...).
+        value: the value to check.
+
+    Returns:
+        The value, unchanged.
+
+    Raises:
+        ValueError: the value is empty or has characters outside ``[A-Za-z0-9_.:@/-]``.
+    """
+    if not _NAME.match(value):
+        raise ValueError(
+            f"invalid {kind} {value!r}: use 1-200 characters from A-Z a-z 0-9 _ . : @ / -, "
+            "starting with a letter or digit"
+        )
+    return value
+
+
+def new_work_id() -> str:
+    """Return a fresh work id (32 lowercase hex characters)."""
+    return uuid.uuid4().hex
+
+
+class WorkState(StrEnum):
+    """Where a work item is in its life.
+
+    ``queued``: waiting for a worker. ``scheduled``: waiting for a delayed continuation.
+    ``retrying``: a step failed and waits for its backoff. ``waiting``: a resource it needs
+    is held by another item. ``running``: leased to a worker. ``done``: the engine finished it.
+    ``failed``: it cannot run (unknown engine, the engine broke the contract). ``dead``: a
+    step failed on every allowed attempt. ``cancelled``: an operator cancelled it.
+    """
+
+    QUEUED = "queued"
+    SCHEDULED = "scheduled"
+    RETRYING = "retrying"
+    WAITING = "waiting"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    DEAD = "dead"
+    CANCELLED = "cancelled"
+
+    @property
+    def is_terminal(self) -> bool:
+        """True for states that no worker will pick up again without an operator."""
+        return self in _TERMINAL
+
+
+_TERMINAL = frozenset({WorkState.DONE, WorkState.FAILED, WorkState.DEAD, WorkState.CANCELLED})
+
+
+class Artifact(BaseModel):
+    """A content-addressed output an engine produced.
+
+    ``artifact_id`` is the SHA-256 of the content (64 lowercase hex characters); ``kind``
+    is the file extension the content was stored under (``json``, ``txt``, ``png``, ...).
+    """
+
+    artifact_id: str
+    kind: str
+    size: int = 0
+    metadata: dict[str, Any] = Field(default_factory=dict[str, Any])
+    created_at: float = 0.0
+    uri: str | None = None
+
+
+class WorkItem(BaseModel):
+    """A durable unit of work: which engine runs it, with what payload and resources."""
+
+    work_id: str = Field(default_factory=new_work_id)
+    engine: str
+    payload: dict[str, Any] = Field(default_factory=dict[str, Any])
+    resources: list[str] = Field(default_factory=list[str])
+    priority: int = 0
+    idempotency_key: str | None = None
+    max_attempts: int | None = Field(default=None, ge=1)
+    queue: str | None = None
+    created_at: float = Field(default_factory=time.time)
+
+    @field_validator("engine")
+    @classmethod
+    def _engine_name(cls, value: str) -> str:
+        return validate_name("engine", value)
+
+    @field_validator("work_id")
+    @classmethod
+    def _work_id(cls, value: str) -> str:
+        return validate_name("work id", value)
+
+    @field_validator("resources")
+    @classmethod
+    def _resources(cls, value: list[str]) -> list[str]:
+        for resource in value:
+            validate_name("resource", resource)
+        if len(set(value)) != len(value):
+            raise ValueError(f"duplicate resources in {value!r}")
+        return sorted(value)
+
+    @field_validator("idempotency_key")
+    @classmethod
+    def _idempotency_key(cls, value: str | None) -> str | None:
+        if value is not None and not 0 < len(value) <= 200:
+            raise ValueError("idempotency_key must have 1-200 characters")
+        return value
+
+
+class Snapshot(BaseModel):
+    """Replayable engine state after a step.
+
+    The runtime sets ``version``: the snapshot written by ``init_snapshot`` is version 1 and
+    each committed step adds exactly one. An engine sets ``step``, ``data``,
+    ``is_finished``, ``next_step_delay_seconds`` (a float; 0 continues at once) and appends
+    to ``artifacts``.
+    """
+
+    work_id: str
+    engine: str
+    step: str = "start"
+    data: dict[str, Any] = Field(default_factory=dict[str, Any])
+    version: int = 0
+    is_finished: bool = False
+    next_step_delay_seconds: float = 0.0
+    artifacts: list[Artifact] = Field(default_factory=list[Artifact])
+
+    @field_validator("next_step_delay_seconds")
+    @classmethod
+    def _delay(cls, value: float) -> float:
+        if not math.isfinite(value) or value < 0:
+            raise ValueError("next_step_delay_seconds must be a finite number >= 0")
+        return value
+
+
+class Lease(BaseModel):
+    """Time-bound ownership of a work item by one worker.
+
+    ``token`` is unique to one acquisition; ``epoch`` grows by one on every acquisition of
+    the item and fences commits from earlier holders. ``expires_at`` is judged by the Redis
+    server's clock (epoch seconds).
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    work_id: str
+    worker_id: str
+    token: str
+    epoch: int
+    expires_at: float
+
+
+class EventType(StrEnum):
+    """Kinds of runtime events."""
+
+    ENQUEUED = "enqueued"
+    STARTED = "started"
+    COMMITTED = "committed"
+    SCHEDULED = "scheduled"
+    DONE = "done"
+    STEP_FAILED = "step_failed"
+    RETRYING = "retrying"
+    DEAD = "dead"
+    FAILED = "failed"
+    WAITING = "waiting"
+    LEASE_EXPIRED = "lease_expired"
+    STALE_COMMIT = "stale_commit"
+    RELEASED = "released"
+    CANCELLED = "cancelled"
+    RETRIED = "retried"
+    REPLAYED = "replayed"
+    PROGRESS = "progress"
+    REDISPATCHED = "redispatched"
+
+
+class RuntimeEvent(BaseModel):
+    """One entry of the event stream.
+
+    ``id`` is the stream position (empty until stored); ``ts`` is epoch seconds.
+    """
+
+    id: str = ""
+    type: str
+    work_id: str
+    ts: float = Field(default_factory=time.time)
+    step: str | None = None
+    version: int | None = None
+    worker: str | None = None
+    data: dict[str, Any] = Field(default_factory=dict[str, Any])
+
+
+class ErrorInfo(BaseModel):
+    """The last error of a work item: exception type, message and a traceback excerpt."""
+
+    type: str
+    message: str
+    traceback: str = ""
+    attempt: int = 0
+    ts: float = 0.0
+
+
+class LeaseInfo(BaseModel):
+    """Who holds a work item right now (the token stays private to the holder)."""
+
+    worker_id: str
+    epoch: int
+    expires_at: float
+
+
+class Progress(BaseModel):
+    """The last progress a running step reported."""
+
+    fraction: float | None = None
+    message: str | None = None
+    data: dict[str, Any] = Field(default_factory=dict[str, Any])
+    ts: float = 0.0
+
+
+class WorkMeta(BaseModel):
+    """The runtime's view of a work item (the ``meta`` part of ``roost status``)."""
+
+    work_id: str
+    engine: str
+    state: WorkState
+    step: str | None = None
+    version: int = 0
+    attempts: int = 0
+    max_attempts: int = 0
+    priority: int = 0
+    queue: str = ""
+    resources: list[str] = Field(default_factory=list[str])
+    idempotency_key: str | None = None
+    created_at: float = 0.0
+    updated_at: float = 0.0
+    finished_at: float | None = None
+    due_at: float | None = None
+    lease: LeaseInfo | None = None
+    last_error: ErrorInfo | None = None
+    progress: Progress | None = None
+    cancel_requested: bool = False
+
+
+class WorkStatus(BaseModel):
+    """What ``roost status`` prints: the runtime meta, the latest snapshot, the item."""
+
+    meta: WorkMeta
+    snapshot: Snapshot | None = None
+    item: WorkItem | None = None
+
+
+class WorkPage(BaseModel):
+    """One page of a listing; pass ``next_cursor`` back to get the next page."""
+
+    items: list[WorkMeta]
+    next_cursor: str | None = None

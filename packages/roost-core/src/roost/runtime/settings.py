@@ -1,0 +1,233 @@
+"""One settings object, read from ``ROOST_*`` environment variables; flags override it.
+
+Durations accept plain seconds (``30``, ``0.5``) or a number with a unit (``500ms``,
+``30s``, ``5m``, ``2h``, ``7d``). A malformed value fails at start with one line that names
+the variable.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from roost.runtime.errors import SettingsError
+
+__all__ = ["ENV_VARS", "RoostSettings", "parse_duration"]
+
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+_DURATION = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*(ms|s|m|h|d)?\s*$")
+_KEY_PART = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+_REDIS_SCHEMES = ("redis", "rediss", "unix")
+
+
+def parse_duration(text: str) -> float:
+    """Parse ``"30"``, ``"0.5"``, ``"500ms"``, ``"5m"``, ``"7d"`` into seconds.
+
+    Raises:
+        ValueError: the text is not a non-negative number with an optional unit.
+    """
+    match = _DURATION.match(text)
+    if not match:
+        raise ValueError(f"not a duration: {text!r} (use seconds, or a number with ms/s/m/h/d)")
+    value = float(match.group(1)) * _UNITS[match.group(2) or "s"]
+    if not math.isfinite(value):
+        raise ValueError(f"not a finite duration: {text!r}")
+    return value
+
+
+class RoostSettings(BaseModel):
+    """Every knob of a Roost process.
+
+    Build it with :meth:`from_env`; pass keyword overrides for values that came from flags.
+    Relative paths are resolved against the current directory when the settings are read.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    redis_url: str | None = None
+    """``ROOST_REDIS_URL``. Unset: run on the embedded server under ``home``."""
+    queue: str = "roost"
+    """``ROOST_QUEUE``. Workers take work only from their queue."""
+    redis_prefix: str = "roost"
+    """``ROOST_REDIS_PREFIX``. First part of every Redis key."""
+    namespace: str = "default"
+    """``ROOST_NAMESPACE``. Second part of every Redis key; isolates deployments."""
+    home: Path = Path(".roost")
+    """``ROOST_HOME``. Project-local directory: embedded server data, artifacts, workspaces."""
+    artifact_root: str | None = None
+    """``ROOST_ARTIFACT_ROOT``. A directory or a store URL; default ``{home}/artifacts``."""
+    workspace_root: Path | None = None
+    """``ROOST_WORKSPACE_ROOT``. Per-item scratch directories; default ``{home}/workspaces``."""
+    lease_ttl: float = 30.0
+    """``ROOST_LEASE_TTL``. How long a lease lives without renewal (renewed every third)."""
+    max_attempts: int = 3
+    """``ROOST_MAX_ATTEMPTS``. Attempts per step before the item is dead (engine and item
+    may set their own)."""
+    retry_delay: float = 1.0
+    """``ROOST_RETRY_DELAY``. Base of the exponential backoff between attempts."""
+    retry_max_delay: float = 300.0
+    """``ROOST_RETRY_MAX_DELAY``. Cap of that backoff."""
+    retention: float = 7 * 86400.0
+    """``ROOST_RETENTION``. How long finished (done, failed, dead, cancelled) work is kept."""
+    events_maxlen: int = 100_000
+    """``ROOST_EVENTS_MAXLEN``. Approximate length cap of the namespace's event stream."""
+    history: int = 0
+    """``ROOST_HISTORY``. Earlier snapshot versions kept per item (0: only the latest)."""
+    strict_durability: bool = False
+    """``ROOST_STRICT_DURABILITY``. Wait for each commit to reach the append-only file."""
+    grace_period: float = 30.0
+    """``ROOST_GRACE_PERIOD``. On stop, how long running steps may take to finish."""
+    inline_steps: int = 16
+    """``ROOST_INLINE_STEPS``. Zero-delay continuations run on the same lease before the
+    item goes back through the queue (0: always through the queue)."""
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> RoostSettings:
+        """Read ``ROOST_*`` variables from ``environ`` (default ``os.environ``).
+
+        Args:
+            environ: the environment to read.
+            **overrides: values that win over the environment (from CLI flags); ``None``
+                values are ignored.
+
+        Raises:
+            SettingsError: a value is malformed; the message names the variable.
+        """
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for field, (var, parse) in ENV_VARS.items():
+            raw = env.get(var)
+            if raw is None or raw == "":
+                continue
+            try:
+                values[field] = parse(raw)
+            except ValueError as exc:
+                raise SettingsError(f"{var}: {exc}") from None
+        for field, value in overrides.items():
+            if field not in cls.model_fields:
+                raise SettingsError(f"unknown setting {field!r}")
+            if value is not None:
+                values[field] = value
+        flag_names = {field: var for field, (var, _) in ENV_VARS.items()}
+        try:
+            settings = cls(**values)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            field = str(err["loc"][0]) if err["loc"] else "?"
+            raise SettingsError(f"{flag_names.get(field, field)}: {err['msg']}") from None
+        settings.check()
+        return settings.resolved()
+
+    def resolved(self) -> RoostSettings:
+        """Return a copy whose relative paths are made absolute against the current dir."""
+        update: dict[str, Any] = {"home": self.home.resolve()}
+        if self.workspace_root is not None:
+            update["workspace_root"] = self.workspace_root.resolve()
+        if self.artifact_root is not None and "://" not in self.artifact_root:
+            update["artifact_root"] = str(Path(self.artifact_root).expanduser().resolve())
+        return self.model_copy(update=update)
+
+    def check(self) -> None:
+        """Validate cross-field rules; raise :class:`SettingsError` naming the variable."""
+        if self.redis_url is not None:
+            _check_redis_url(self.redis_url)
+        for field in ("queue", "redis_prefix", "namespace"):
+            value = getattr(self, field)
+            if not _KEY_PART.match(value):
+                raise SettingsError(
+                    f"{ENV_VARS[field][0]}: {value!r} must be 1-64 characters from "
+                    "A-Z a-z 0-9 _ . -"
+                )
+        positive = ("lease_ttl", "retry_delay", "retry_max_delay", "retention", "grace_period")
+        for field in positive:
+            if not getattr(self, field) > 0:
+                raise SettingsError(f"{ENV_VARS[field][0]}: must be greater than 0")
+        if self.lease_ttl < 1.0:
+            raise SettingsError(f"{ENV_VARS['lease_ttl'][0]}: must be at least 1 second")
+        for field in ("max_attempts", "events_maxlen"):
+            if getattr(self, field) < 1:
+                raise SettingsError(f"{ENV_VARS[field][0]}: must be at least 1")
+        for field in ("history", "inline_steps"):
+            if getattr(self, field) < 0:
+                raise SettingsError(f"{ENV_VARS[field][0]}: must be 0 or more")
+
+    @property
+    def artifact_url(self) -> str:
+        """The artifact store location: ``artifact_root`` or ``{home}/artifacts``."""
+        return self.artifact_root or str(self.home / "artifacts")
+
+    @property
+    def workspaces(self) -> Path:
+        """The directory holding per-item workspaces."""
+        return self.workspace_root or self.home / "workspaces"
+
+
+def _check_redis_url(url: str) -> None:
+    var = "ROOST_REDIS_URL"
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise SettingsError(f"{var}: cannot parse {url!r}: {exc}") from None
+    if parts.scheme not in _REDIS_SCHEMES:
+        raise SettingsError(f"{var}: {url!r} must start with redis://, rediss:// or unix://")
+    if parts.scheme == "unix":
+        if not parts.path:
+            raise SettingsError(f"{var}: {url!r} names no socket path")
+    elif not parts.hostname:
+        raise SettingsError(f"{var}: {url!r} names no host")
+    if port is not None and port == 0:
+        raise SettingsError(f"{var}: {url!r} has port 0")
+
+
+def _url(text: str) -> str:
+    return text.strip()
+
+
+def _int(text: str) -> int:
+    try:
+        return int(text.strip())
+    except ValueError:
+        raise ValueError(f"not a whole number: {text!r}") from None
+
+
+def _bool(text: str) -> bool:
+    value = text.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"not a boolean: {text!r} (use 1/0, true/false, yes/no)")
+
+
+def _path(text: str) -> Path:
+    return Path(text).expanduser()
+
+
+ENV_VARS: dict[str, tuple[str, Any]] = {
+    "redis_url": ("ROOST_REDIS_URL", _url),
+    "queue": ("ROOST_QUEUE", str.strip),
+    "redis_prefix": ("ROOST_REDIS_PREFIX", str.strip),
+    "namespace": ("ROOST_NAMESPACE", str.strip),
+    "home": ("ROOST_HOME", _path),
+    "artifact_root": ("ROOST_ARTIFACT_ROOT", str.strip),
+    "workspace_root": ("ROOST_WORKSPACE_ROOT", _path),
+    "lease_ttl": ("ROOST_LEASE_TTL", parse_duration),
+    "max_attempts": ("ROOST_MAX_ATTEMPTS", _int),
+    "retry_delay": ("ROOST_RETRY_DELAY", parse_duration),
+    "retry_max_delay": ("ROOST_RETRY_MAX_DELAY", parse_duration),
+    "retention": ("ROOST_RETENTION", parse_duration),
+    "events_maxlen": ("ROOST_EVENTS_MAXLEN", _int),
+    "history": ("ROOST_HISTORY", _int),
+    "strict_durability": ("ROOST_STRICT_DURABILITY", _bool),
+    "grace_period": ("ROOST_GRACE_PERIOD", parse_duration),
+    "inline_steps": ("ROOST_INLINE_STEPS", _int),
+}
+"""Setting name -> (environment variable, parser)."""

@@ -1,0 +1,3 @@
+"""Roost's Redis runtime."""
+
+__all__: list[str] = []
