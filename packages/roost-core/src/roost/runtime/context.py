@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Generator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -129,7 +129,7 @@ def step_context() -> StepContext:
 
 
 @contextmanager
-def use_step_context(ctx: StepContext) -> Iterator[StepContext]:
+def use_step_context(ctx: StepContext) -> Generator[StepContext]:
     """Make ``ctx`` the current step context for the duration of the block (for runners)."""
     token = _current.set(ctx)
     try:
