@@ -1,5 +1,6 @@
 """Roost's contract: models, the engine protocol, plugins, settings and stores."""
 
+from roost.runtime.artifacts import FileArtifactStore
 from roost.runtime.context import StepContext, step_context, use_step_context
 from roost.runtime.engine import Engine, EngineFactory
 from roost.runtime.errors import (
@@ -44,6 +45,7 @@ __all__ = [
     "ErrorInfo",
     "EventSink",
     "EventType",
+    "FileArtifactStore",
     "Lease",
     "LeaseInfo",
     "NotFound",
