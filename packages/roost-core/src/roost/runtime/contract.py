@@ -1,0 +1,152 @@
+"""The one place that checks what engines return.
+
+Runtimes (the Redis runtime, the in-memory harness in :mod:`roost.runtime.testing`) call
+:func:`accept_init` on what ``init_snapshot`` returned and :func:`accept_step` on what
+``step`` returned. Both reject a result that is not a :class:`Snapshot`, that belongs to
+another work item or engine, or whose fields are invalid (an engine may assign fields after
+construction, which pydantic does not validate) or not JSON. They return a new snapshot, parsed
+back from its JSON form, with the runtime-owned ``version`` set; whatever version the engine
+wrote is ignored.
+
+Runtimes hand every ``step`` a fresh copy parsed from the committed JSON
+(:func:`fresh_copy`, or :func:`snapshot_from_json` on the stored text). ``Snapshot.model_copy()``
+is shallow, so a step that copies, mutates ``data`` in place and then raises would otherwise
+corrupt the snapshot its retry starts from.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any, NoReturn
+
+import pydantic_core
+from pydantic import ValidationError
+
+from roost.runtime.errors import EngineContractError
+from roost.runtime.models import Snapshot
+
+if TYPE_CHECKING:
+    from roost.runtime.models import WorkItem
+
+__all__ = [
+    "accept_init",
+    "accept_step",
+    "fresh_copy",
+    "snapshot_from_json",
+    "snapshot_to_json",
+]
+
+
+def _reject_constant(name: str) -> NoReturn:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _describe(result: object) -> str:
+    hint = ""
+    if result is None:
+        hint = " (did the method forget to return the snapshot?)"
+    elif hasattr(result, "__await__"):
+        hint = " (an awaitable: did the engine forget an await?)"
+    return f"{type(result).__name__}{hint}"
+
+
+def _plain(snapshot: Snapshot, where: str) -> dict[str, Any]:
+    """Validate ``snapshot``'s current field values and return its JSON form as Python data."""
+    try:
+        checked = Snapshot.model_validate(dict(snapshot))
+    except ValidationError as exc:
+        raise EngineContractError(f"{where} returned an invalid snapshot: {exc}") from None
+    try:
+        raw = pydantic_core.to_json(checked.model_dump(), inf_nan_mode="constants")
+        plain: dict[str, Any] = json.loads(raw, parse_constant=_reject_constant)
+    except (pydantic_core.PydanticSerializationError, ValueError) as exc:
+        raise EngineContractError(
+            f"{where} returned a snapshot that is not JSON: {exc}; keep snapshot data to "
+            "dicts, lists, strings, finite numbers, booleans and None"
+        ) from None
+    return plain
+
+
+def _accept(result: object, *, work_id: str, engine: str, version: int, where: str) -> Snapshot:
+    if not isinstance(result, Snapshot):
+        raise EngineContractError(f"{where} returned {_describe(result)}, not a Snapshot")
+    if result.work_id != work_id:
+        raise EngineContractError(
+            f"{where} returned a snapshot for work_id {result.work_id!r}, expected {work_id!r}; "
+            "a snapshot belongs to its work item"
+        )
+    if result.engine != engine:
+        raise EngineContractError(
+            f"{where} returned a snapshot for engine {result.engine!r}, expected {engine!r}; "
+            "set Snapshot.engine to the engine id the item was enqueued with"
+        )
+    plain = _plain(result, where)
+    plain["version"] = version
+    return Snapshot.model_validate(plain)
+
+
+def accept_init(result: object, item: WorkItem) -> Snapshot:
+    """Check what ``init_snapshot(item)`` returned and return it as version 1.
+
+    Args:
+        result: the engine's return value.
+        item: the work item it was called with.
+
+    Returns:
+        A new snapshot (parsed from its JSON form) with ``version`` 1.
+
+    Raises:
+        EngineContractError: ``result`` is not a :class:`Snapshot`, names another
+            ``work_id`` or ``engine`` than ``item``, has invalid fields or is not JSON.
+    """
+    where = f"engine {item.engine!r}: init_snapshot"
+    return _accept(result, work_id=item.work_id, engine=item.engine, version=1, where=where)
+
+
+def accept_step(result: object, previous: Snapshot, item: WorkItem) -> Snapshot:
+    """Check what ``step(previous, item)`` returned and return it as the next version.
+
+    Args:
+        result: the engine's return value.
+        previous: the committed snapshot the step started from.
+        item: the work item.
+
+    Returns:
+        A new snapshot (parsed from its JSON form) with ``version = previous.version + 1``.
+
+    Raises:
+        EngineContractError: ``result`` is not a :class:`Snapshot`, changes ``work_id`` or
+            ``engine``, has invalid fields or is not JSON.
+    """
+    where = f"engine {item.engine!r}: step from version {previous.version} ({previous.step!r})"
+    return _accept(
+        result,
+        work_id=previous.work_id,
+        engine=previous.engine,
+        version=previous.version + 1,
+        where=where,
+    )
+
+
+def snapshot_to_json(snapshot: Snapshot) -> str:
+    """Serialize a snapshot to compact JSON text (the form runtimes store).
+
+    Raises:
+        EngineContractError: the snapshot has invalid fields or data that is not JSON
+            (objects, NaN, infinities).
+    """
+    return json.dumps(_plain(snapshot, "snapshot_to_json"), separators=(",", ":"), allow_nan=False)
+
+
+def snapshot_from_json(text: str | bytes) -> Snapshot:
+    """Parse a snapshot from the JSON text :func:`snapshot_to_json` produced.
+
+    Raises:
+        pydantic.ValidationError: the text is not a valid snapshot.
+    """
+    return Snapshot.model_validate_json(text)
+
+
+def fresh_copy(snapshot: Snapshot) -> Snapshot:
+    """Return a deep copy of ``snapshot`` that shares nothing with it, via its JSON form."""
+    return snapshot_from_json(snapshot_to_json(snapshot))
