@@ -35,7 +35,7 @@ __all__ = [
     "validate_name",
 ]
 
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@/-]{0,199}$")
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:@/-]{0,199}")
 
 
 def validate_name(kind: str, value: str) -> str:
@@ -51,7 +51,7 @@ def validate_name(kind: str, value: str) -> str:
     Raises:
         ValueError: the value is empty or has characters outside ``[A-Za-z0-9_.:@/-]``.
     """
-    if not _NAME.match(value):
+    if not _NAME.fullmatch(value):
         raise ValueError(
             f"invalid {kind} {value!r}: use 1-200 characters from A-Z a-z 0-9 _ . : @ / -, "
             "starting with a letter or digit"
