@@ -23,7 +23,7 @@ __all__ = ["ENV_VARS", "RoostSettings", "parse_duration"]
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _DURATION = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*(ms|s|m|h|d)?\s*$")
-_KEY_PART = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+_KEY_PART = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 _REDIS_SCHEMES = ("redis", "rediss", "unix")
 
 
@@ -140,7 +140,7 @@ class RoostSettings(BaseModel):
             _check_redis_url(self.redis_url)
         for field in ("queue", "redis_prefix", "namespace"):
             value = getattr(self, field)
-            if not _KEY_PART.match(value):
+            if not _KEY_PART.fullmatch(value):
                 raise SettingsError(
                     f"{ENV_VARS[field][0]}: {value!r} must be 1-64 characters from "
                     "A-Z a-z 0-9 _ . -"
