@@ -98,7 +98,8 @@ def test_bad_delays_are_rejected(delay: float) -> None:
 
 
 def test_fractional_delay_is_kept() -> None:
-    assert Snapshot(work_id="w", engine="e", next_step_delay_seconds=0.25).next_step_delay_seconds == 0.25
+    snapshot = Snapshot(work_id="w", engine="e", next_step_delay_seconds=0.25)
+    assert snapshot.next_step_delay_seconds == 0.25
 
 
 @pytest.mark.parametrize(

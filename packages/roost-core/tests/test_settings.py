@@ -1,0 +1,176 @@
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from roost.runtime.errors import BadInput, SettingsError
+from roost.runtime.settings import ENV_VARS, RoostSettings, parse_duration
+
+# (variable, raw value, field, expected parsed value); relative paths are checked separately.
+VALID: list[tuple[str, str, str, Any]] = [
+    ("ROOST_REDIS_URL", " redis://localhost:6380/2 ", "redis_url", "redis://localhost:6380/2"),
+    ("ROOST_QUEUE", "jobs", "queue", "jobs"),
+    ("ROOST_REDIS_PREFIX", "acme", "redis_prefix", "acme"),
+    ("ROOST_NAMESPACE", "staging-1", "namespace", "staging-1"),
+    ("ROOST_HOME", "/srv/roost", "home", Path("/srv/roost")),
+    ("ROOST_ARTIFACT_ROOT", "s3://bucket/prefix", "artifact_root", "s3://bucket/prefix"),
+    ("ROOST_WORKSPACE_ROOT", "/srv/ws", "workspace_root", Path("/srv/ws")),
+    ("ROOST_LEASE_TTL", "45s", "lease_ttl", 45.0),
+    ("ROOST_MAX_ATTEMPTS", "5", "max_attempts", 5),
+    ("ROOST_RETRY_DELAY", "500ms", "retry_delay", 0.5),
+    ("ROOST_RETRY_MAX_DELAY", "5m", "retry_max_delay", 300.0),
+    ("ROOST_RETENTION", "7d", "retention", 7 * 86400.0),
+    ("ROOST_EVENTS_MAXLEN", "1000", "events_maxlen", 1000),
+    ("ROOST_HISTORY", "10", "history", 10),
+    ("ROOST_STRICT_DURABILITY", "yes", "strict_durability", True),
+    ("ROOST_GRACE_PERIOD", "2h", "grace_period", 7200.0),
+    ("ROOST_INLINE_STEPS", "0", "inline_steps", 0),
+]
+
+INVALID: list[tuple[str, str]] = [
+    ("ROOST_REDIS_URL", "redis://localhost:notaport"),
+    ("ROOST_REDIS_URL", "redis://localhost:99999"),
+    ("ROOST_REDIS_URL", "http://localhost:6379"),
+    ("ROOST_REDIS_URL", "localhost:6379"),
+    ("ROOST_REDIS_URL", "redis://"),
+    ("ROOST_REDIS_URL", "redis://localhost:0"),
+    ("ROOST_REDIS_URL", "unix://"),
+    ("ROOST_QUEUE", "has space"),
+    ("ROOST_QUEUE", "   "),
+    ("ROOST_REDIS_PREFIX", "a:b"),
+    ("ROOST_NAMESPACE", "x" * 65),
+    ("ROOST_NAMESPACE", "{tag}"),
+    ("ROOST_LEASE_TTL", "-5"),
+    ("ROOST_LEASE_TTL", "0"),
+    ("ROOST_LEASE_TTL", "0.5"),
+    ("ROOST_LEASE_TTL", "soon"),
+    ("ROOST_LEASE_TTL", "1e400"),
+    ("ROOST_LEASE_TTL", "5 minutes"),
+    ("ROOST_MAX_ATTEMPTS", "0"),
+    ("ROOST_MAX_ATTEMPTS", "2.5"),
+    ("ROOST_RETRY_DELAY", "-1s"),
+    ("ROOST_RETRY_DELAY", "0"),
+    ("ROOST_RETRY_MAX_DELAY", "nan"),
+    ("ROOST_RETENTION", "0d"),
+    ("ROOST_EVENTS_MAXLEN", "0"),
+    ("ROOST_EVENTS_MAXLEN", "many"),
+    ("ROOST_HISTORY", "-1"),
+    ("ROOST_STRICT_DURABILITY", "maybe"),
+    ("ROOST_GRACE_PERIOD", "-30"),
+    ("ROOST_INLINE_STEPS", "-1"),
+]
+
+
+def test_every_variable_has_a_valid_and_an_invalid_case() -> None:
+    variables = {var for var, _ in ENV_VARS.values()}
+    assert {var for var, *_ in VALID} == variables
+    # every variable with a constrained value has at least one malformed example
+    unconstrained = {"ROOST_HOME", "ROOST_ARTIFACT_ROOT", "ROOST_WORKSPACE_ROOT"}
+    assert {var for var, _ in INVALID} == variables - unconstrained
+
+
+def test_defaults(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    settings = RoostSettings.from_env({})
+    assert settings.redis_url is None
+    assert (settings.queue, settings.redis_prefix, settings.namespace) == (
+        "roost",
+        "roost",
+        "default",
+    )
+    assert settings.home == tmp_path / ".roost"
+    assert settings.artifact_url == str(tmp_path / ".roost" / "artifacts")
+    assert settings.workspaces == tmp_path / ".roost" / "workspaces"
+    assert settings.lease_ttl == 30.0 and settings.max_attempts == 3
+
+
+@pytest.mark.parametrize(("var", "raw", "field", "expected"), VALID, ids=[v[0] for v in VALID])
+def test_each_variable_is_parsed(var: str, raw: str, field: str, expected: Any) -> None:
+    settings = RoostSettings.from_env({var: raw})
+    assert getattr(settings, field) == expected
+
+
+@pytest.mark.parametrize(("var", "raw"), INVALID, ids=[f"{v}={r!r}" for v, r in INVALID])
+def test_malformed_values_name_the_variable(var: str, raw: str) -> None:
+    with pytest.raises(SettingsError) as excinfo:
+        RoostSettings.from_env({var: raw})
+    message = str(excinfo.value)
+    assert message.startswith(f"{var}: "), message
+    assert "\n" not in message
+    assert isinstance(excinfo.value, BadInput)
+
+
+def test_empty_values_are_ignored() -> None:
+    settings = RoostSettings.from_env({"ROOST_QUEUE": "", "ROOST_LEASE_TTL": ""})
+    assert settings.queue == "roost"
+    assert settings.lease_ttl == 30.0
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"), [("1", True), ("on", True), ("0", False), ("OFF", False)]
+)
+def test_booleans(raw: str, expected: bool) -> None:
+    settings = RoostSettings.from_env({"ROOST_STRICT_DURABILITY": raw})
+    assert settings.strict_durability is expected
+
+
+def test_relative_paths_are_resolved(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    settings = RoostSettings.from_env(
+        {
+            "ROOST_HOME": "state",
+            "ROOST_ARTIFACT_ROOT": "out/artifacts",
+            "ROOST_WORKSPACE_ROOT": "ws",
+        }
+    )
+    assert settings.home == tmp_path / "state"
+    assert settings.artifact_root == str(tmp_path / "out" / "artifacts")
+    assert settings.artifact_url == settings.artifact_root
+    assert settings.workspaces == tmp_path / "ws"
+    url = RoostSettings.from_env({"ROOST_ARTIFACT_ROOT": "file:///data/a"})
+    assert url.artifact_root == "file:///data/a"
+
+
+def test_overrides_win_and_none_is_ignored() -> None:
+    env = {"ROOST_QUEUE": "from-env", "ROOST_NAMESPACE": "env-ns"}
+    settings = RoostSettings.from_env(env, queue="from-flag", namespace=None)
+    assert settings.queue == "from-flag"
+    assert settings.namespace == "env-ns"
+
+
+def test_bad_overrides_name_the_variable() -> None:
+    with pytest.raises(SettingsError, match=r"^unknown setting 'nope'"):
+        RoostSettings.from_env({}, nope=1)
+    with pytest.raises(SettingsError, match=r"^ROOST_LEASE_TTL: "):
+        RoostSettings.from_env({}, lease_ttl="not a number")
+    with pytest.raises(SettingsError, match=r"^ROOST_LEASE_TTL: "):
+        RoostSettings.from_env({}, lease_ttl=0)
+    with pytest.raises(SettingsError, match=r"^ROOST_QUEUE: "):
+        RoostSettings.from_env({}, queue="jobs\n")
+
+
+def test_reads_os_environ_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ROOST_NAMESPACE", "from-os")
+    assert RoostSettings.from_env().namespace == "from-os"
+
+
+def test_settings_are_frozen() -> None:
+    settings = RoostSettings.from_env({})
+    with pytest.raises(ValueError):
+        settings.queue = "x"  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("30", 30.0), ("0.5", 0.5), (".5", 0.5), ("500ms", 0.5), (" 30s ", 30.0), ("1e3", 1000.0)],
+)
+def test_parse_duration(text: str, seconds: float) -> None:
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["", "-1", "1y", "ms", "1.2.3", "inf", "1e999"])
+def test_parse_duration_rejects(text: str) -> None:
+    with pytest.raises(ValueError):
+        parse_duration(text)
