@@ -57,7 +57,15 @@ def get_plugin_manager(
 
 
 def _source(obj: object) -> str:
-    return str(getattr(obj, "roost_source", None) or getattr(obj, "__module__", None) or obj)
+    """Describe where a factory comes from: its ``roost_source``, else ``module.qualname``."""
+    explicit = getattr(obj, "roost_source", None)
+    if explicit:
+        return str(explicit)
+    module = getattr(obj, "__module__", None)
+    qualname = getattr(obj, "__qualname__", None) or getattr(type(obj), "__qualname__", None)
+    if module and qualname:
+        return f"{module}.{qualname}"
+    return str(module or obj)
 
 
 @dataclass
