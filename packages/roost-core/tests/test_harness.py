@@ -147,7 +147,7 @@ async def test_delays_are_recorded_not_slept_and_context_is_set() -> None:
         (item.work_id, 3, 1, "w-1"),
     ]
     assert result.progress[0] == ProgressReport(
-        item.work_id, 1, 1, pytest.approx(1 / 3), "counted 1", {"count": 1}
+        item.work_id, 1, 1, 1 / 3, "counted 1", {"count": 1}
     )
     assert [p.version for p in result.progress] == [1, 2, 3]
     assert runner.progress == result.progress

@@ -1,0 +1,344 @@
+from __future__ import annotations
+
+import sys
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pluggy
+import pytest
+
+from roost.runtime import (
+    EngineContractError,
+    Registry,
+    RuntimeEvent,
+    UnknownEngine,
+    get_plugin_manager,
+    hookimpl,
+)
+from roost.runtime.engine import EngineFactory
+from roost.runtime.errors import BadInput
+from roost.runtime.models import Snapshot, WorkItem
+from roost.runtime.plugins import DISABLE_AUTOLOAD_ENV
+from roost.runtime.stores import ArtifactStoreFactory, EventSink
+
+
+class TinyEngine:
+    engine_id = "tiny"
+
+    async def init_snapshot(self, item: WorkItem) -> Snapshot:
+        return Snapshot(work_id=item.work_id, engine=self.engine_id)
+
+    async def step(self, snapshot: Snapshot, item: WorkItem) -> Snapshot:
+        return snapshot.model_copy(update={"is_finished": True})
+
+
+def build_tiny(**kwargs: Any) -> TinyEngine:
+    engine = TinyEngine()
+    engine.kwargs = kwargs  # type: ignore[attr-defined]
+    return engine
+
+
+def build_other_tiny(**kwargs: Any) -> TinyEngine:
+    return TinyEngine()
+
+
+class EnginePlugin:
+    def __init__(self, engine_id: str = "tiny", factory: EngineFactory = build_tiny) -> None:
+        self.engine_id = engine_id
+        self.factory = factory
+
+    @hookimpl
+    def roost_register_engines(self, register: Callable[[str, EngineFactory], None]) -> None:
+        register(self.engine_id, self.factory)
+
+
+@pytest.fixture
+def no_autoload(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(DISABLE_AUTOLOAD_ENV, raising=False)
+
+
+def install_fake_distribution(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    module_source: str,
+    entry_points: str,
+) -> str:
+    """Put a module and a *.dist-info with entry points on sys.path; return the module name."""
+    module = f"fake_roost_plugin_{uuid.uuid4().hex[:12]}"
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / f"{module}.py").write_text(module_source)
+    dist_info = site / f"{module}-0.1.dist-info"
+    dist_info.mkdir()
+    (dist_info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {module}\nVersion: 0.1\n")
+    (dist_info / "entry_points.txt").write_text(entry_points.format(module=module))
+    monkeypatch.syspath_prepend(str(site))
+    monkeypatch.delitem(sys.modules, module, raising=False)
+    return module
+
+
+FAKE_PLUGIN = """
+from roost.runtime import hookimpl
+from roost.runtime.models import Snapshot
+
+
+class Engine:
+    engine_id = "fake-engine"
+
+    async def init_snapshot(self, item):
+        return Snapshot(work_id=item.work_id, engine=self.engine_id)
+
+    async def step(self, snapshot, item):
+        return snapshot
+
+
+def build_engine(**kwargs):
+    return Engine()
+
+
+@hookimpl
+def roost_register_engines(register):
+    register("fake-plugin-engine", build_engine)
+"""
+
+FAKE_ENTRY_POINTS = """
+[roost]
+fake = {module}
+
+[roost.engines]
+fake-seed-engine = {module}:build_engine
+"""
+
+
+# -- the manager ------------------------------------------------------------------------------
+
+
+def test_plugin_manager_registers_builtins() -> None:
+    pm = get_plugin_manager(autoload=False)
+    assert pm.get_plugin("roost.builtin.file-artifacts") is not None
+    assert pm.get_plugin("roost.builtin.entry-point-engines") is None
+    registry = Registry.load(pm)
+    assert set(registry.artifact_stores) == {"file"}
+    assert registry.engines == {}
+    pm = get_plugin_manager(autoload=True)
+    assert pm.get_plugin("roost.builtin.entry-point-engines") is not None
+
+
+def test_each_call_builds_a_new_manager() -> None:
+    assert get_plugin_manager(autoload=False) is not get_plugin_manager(autoload=False)
+
+
+def test_entry_points_of_both_groups_are_loaded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, no_autoload: None
+) -> None:
+    module = install_fake_distribution(tmp_path, monkeypatch, FAKE_PLUGIN, FAKE_ENTRY_POINTS)
+    pm = get_plugin_manager()
+    assert pm.get_plugin("fake") is sys.modules[module]
+    registry = Registry.load(pm)
+    assert {"fake-plugin-engine", "fake-seed-engine"} <= set(registry.engines)
+    engine = registry.build_engine("fake-seed-engine")
+    assert engine.engine_id == "fake-engine"
+
+
+@pytest.mark.parametrize("value", ["1", "true"])
+def test_disable_autoload_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    install_fake_distribution(tmp_path, monkeypatch, FAKE_PLUGIN, FAKE_ENTRY_POINTS)
+    monkeypatch.setenv(DISABLE_AUTOLOAD_ENV, value)
+    pm = get_plugin_manager()
+    assert pm.get_plugin("fake") is None
+    registry = Registry.load(pm)
+    assert "fake-plugin-engine" not in registry.engines
+    assert "fake-seed-engine" not in registry.engines
+    assert "file" in registry.artifact_stores
+    # an explicit argument wins over the environment
+    assert "fake-seed-engine" in Registry.load(get_plugin_manager(autoload=True)).engines
+
+
+def test_misspelled_hookimpl_fails_check_pending() -> None:
+    class Misspelled:
+        @hookimpl
+        def roost_register_engine(self, register: Callable[[str, EngineFactory], None]) -> None:
+            raise AssertionError("never called")
+
+    with pytest.raises(pluggy.PluginValidationError, match="roost_register_engine"):
+        get_plugin_manager(plugins=[Misspelled()], autoload=False)
+
+
+def test_misspelled_hookimpl_in_an_entry_point_fails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, no_autoload: None
+) -> None:
+    source = (
+        "from roost.runtime import hookimpl\n\n"
+        "@hookimpl\ndef roost_register_sinks(register):\n    pass\n"
+    )
+    install_fake_distribution(tmp_path, monkeypatch, source, "[roost]\nbad = {module}\n")
+    with pytest.raises(pluggy.PluginValidationError, match="roost_register_sinks"):
+        get_plugin_manager()
+
+
+def test_wrong_hook_argument_name_fails_registration() -> None:
+    class WrongArgument:
+        @hookimpl
+        def roost_register_engines(self, callback: Callable[[str, EngineFactory], None]) -> None:
+            raise AssertionError("never called")
+
+    with pytest.raises(pluggy.PluginValidationError):
+        get_plugin_manager(plugins=[WrongArgument()], autoload=False)
+
+
+# -- one test per hook ------------------------------------------------------------------------
+
+
+def test_roost_register_engines_hook() -> None:
+    registry = Registry.load(get_plugin_manager(plugins=[EnginePlugin()], autoload=False))
+    assert registry.engines["tiny"] is build_tiny
+    engine = registry.build_engine("tiny", colour="blue")
+    assert isinstance(engine, TinyEngine)
+    assert engine.kwargs == {"colour": "blue"}  # type: ignore[attr-defined]
+
+
+def test_roost_register_artifact_stores_hook(tmp_path: Path) -> None:
+    opened: list[str] = []
+
+    class MemoryStore:
+        def __init__(self, url: str) -> None:
+            self.url = url
+
+    def open_mem(url: str) -> Any:
+        opened.append(url)
+        return MemoryStore(url)
+
+    class StorePlugin:
+        @hookimpl
+        def roost_register_artifact_stores(
+            self, register: Callable[[str, ArtifactStoreFactory], None]
+        ) -> None:
+            register("mem", open_mem)
+
+    registry = Registry.load(get_plugin_manager(plugins=[StorePlugin()], autoload=False))
+    assert set(registry.artifact_stores) == {"file", "mem"}
+    store = registry.artifact_store("mem://bucket/x")
+    assert isinstance(store, MemoryStore)
+    assert opened == ["mem://bucket/x"]
+    with pytest.raises(BadInput, match=r"^ROOST_ARTIFACT_ROOT: no artifact store for scheme 's3'"):
+        registry.artifact_store("s3://bucket")
+
+
+async def test_roost_register_event_sinks_hook() -> None:
+    received: list[RuntimeEvent] = []
+
+    async def sink(event: RuntimeEvent) -> None:
+        received.append(event)
+
+    class SinkPlugin:
+        @hookimpl
+        def roost_register_event_sinks(self, register: Callable[[EventSink], None]) -> None:
+            register(sink)
+
+    registry = Registry.load(get_plugin_manager(plugins=[SinkPlugin()], autoload=False))
+    assert registry.event_sinks == [sink]
+    event = RuntimeEvent(type="done", work_id="w")
+    for registered in registry.event_sinks:
+        await registered(event)
+    assert received == [event]
+
+
+# -- the registry -----------------------------------------------------------------------------
+
+
+def test_duplicate_engine_ids_name_both_sources() -> None:
+    plugins = [EnginePlugin("dup", build_tiny), EnginePlugin("dup", build_other_tiny)]
+    with pytest.raises(BadInput, match="registered twice") as excinfo:
+        Registry.load(get_plugin_manager(plugins=plugins, autoload=False))
+    message = str(excinfo.value)
+    assert "'dup'" in message
+    assert "build_tiny" in message and "build_other_tiny" in message
+
+
+def test_duplicate_between_seed_entry_point_and_plugin(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, no_autoload: None
+) -> None:
+    module = install_fake_distribution(tmp_path, monkeypatch, FAKE_PLUGIN, FAKE_ENTRY_POINTS)
+    pm = get_plugin_manager(plugins=[EnginePlugin("fake-seed-engine", build_tiny)])
+    with pytest.raises(BadInput) as excinfo:
+        Registry.load(pm)
+    message = str(excinfo.value)
+    assert f"entry point fake-seed-engine = {module}:build_engine" in message
+    assert "build_tiny" in message
+
+
+def test_duplicate_artifact_scheme() -> None:
+    class AnotherFile:
+        @hookimpl
+        def roost_register_artifact_stores(
+            self, register: Callable[[str, ArtifactStoreFactory], None]
+        ) -> None:
+            register("file", lambda url: Any)  # type: ignore[arg-type, return-value]
+
+    with pytest.raises(BadInput, match="'file' is registered twice"):
+        Registry.load(get_plugin_manager(plugins=[AnotherFile()], autoload=False))
+
+
+def test_unknown_engine_lists_registered() -> None:
+    registry = Registry.load(get_plugin_manager(plugins=[EnginePlugin()], autoload=False))
+    with pytest.raises(UnknownEngine, match=r"unknown engine 'nope' \(registered: tiny\)"):
+        registry.build_engine("nope")
+    assert issubclass(UnknownEngine, LookupError)
+
+
+class SyncStep:
+    engine_id = "sync"
+
+    async def init_snapshot(self, item: WorkItem) -> Snapshot:
+        raise NotImplementedError
+
+    def step(self, snapshot: Snapshot, item: WorkItem) -> Snapshot:
+        raise NotImplementedError
+
+
+class SyncInit:
+    engine_id = "sync-init"
+
+    def init_snapshot(self, item: WorkItem) -> Snapshot:
+        raise NotImplementedError
+
+    async def step(self, snapshot: Snapshot, item: WorkItem) -> Snapshot:
+        raise NotImplementedError
+
+
+class NoStep:
+    engine_id = "no-step"
+
+    async def init_snapshot(self, item: WorkItem) -> Snapshot:
+        raise NotImplementedError
+
+
+class NoEngineId:
+    async def init_snapshot(self, item: WorkItem) -> Snapshot:
+        raise NotImplementedError
+
+    async def step(self, snapshot: Snapshot, item: WorkItem) -> Snapshot:
+        raise NotImplementedError
+
+
+@pytest.mark.parametrize(
+    ("cls", "match"),
+    [
+        (SyncStep, "step must be an async method"),
+        (SyncInit, "init_snapshot must be an async method"),
+        (NoStep, "returned NoStep, which lacks"),
+        (NoEngineId, "returned NoEngineId, which lacks"),
+        (dict, "returned dict, which lacks"),
+    ],
+)
+def test_build_engine_rejects_non_engines(cls: type, match: str) -> None:
+    def factory(**kwargs: Any) -> Any:
+        return cls()
+
+    registry = Registry.load(
+        get_plugin_manager(plugins=[EnginePlugin("bad", factory)], autoload=False)
+    )
+    with pytest.raises(EngineContractError, match=match):
+        registry.build_engine("bad")
