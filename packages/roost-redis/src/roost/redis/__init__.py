@@ -1,3 +1,6 @@
-"""Roost's Redis runtime."""
+"""Roost's Redis runtime: ``RedisSwarm`` runs the step cycle on Redis + SAQ."""
 
-__all__: list[str] = []
+from roost.redis.keys import Keys
+from roost.redis.swarm import RedisSwarm
+
+__all__ = ["Keys", "RedisSwarm"]

@@ -1,0 +1,120 @@
+"""Translate between Redis replies and Roost's models."""
+
+from __future__ import annotations
+
+import json
+import traceback
+from typing import Any
+
+from roost.runtime.models import (
+    ErrorInfo,
+    LeaseInfo,
+    Progress,
+    RuntimeEvent,
+    WorkMeta,
+    WorkState,
+)
+
+__all__ = [
+    "META_FIELDS",
+    "error_info",
+    "event_from_entry",
+    "meta_from_hash",
+    "ms_to_s",
+]
+
+META_FIELDS = (
+    "engine",
+    "queue",
+    "state",
+    "step",
+    "v",
+    "att",
+    "maxatt",
+    "prio",
+    "created",
+    "updated",
+    "finished",
+    "due",
+    "lep",
+    "lw",
+    "lexp",
+    "res",
+    "idem",
+    "cxl",
+    "err",
+    "prog",
+)
+"""The meta hash fields a status read needs (HMGET order)."""
+
+TRACEBACK_LINES = 30
+
+
+def ms_to_s(value: str | int | float | None) -> float | None:
+    """Milliseconds (as Redis returns them) to epoch seconds."""
+    return None if value is None or value == "" else int(float(value)) / 1000.0
+
+
+def _int(value: str | None, default: int = 0) -> int:
+    return default if value is None or value == "" else int(value)
+
+
+def meta_from_hash(work_id: str, h: dict[str, str], default_max_attempts: int) -> WorkMeta:
+    """Build a :class:`WorkMeta` from the item's meta hash."""
+    lease = None
+    if h.get("lw") and h.get("lexp"):
+        lease = LeaseInfo(
+            worker_id=h["lw"], epoch=_int(h.get("lep")), expires_at=ms_to_s(h["lexp"]) or 0.0
+        )
+    err = ErrorInfo.model_validate_json(h["err"]) if h.get("err") else None
+    prog = Progress.model_validate_json(h["prog"]) if h.get("prog") else None
+    return WorkMeta(
+        work_id=work_id,
+        engine=h.get("engine", ""),
+        state=WorkState(h.get("state", "queued")),
+        step=h.get("step") or None,
+        version=_int(h.get("v")),
+        attempts=_int(h.get("att")),
+        max_attempts=_int(h.get("maxatt"), default_max_attempts),
+        priority=_int(h.get("prio")),
+        queue=h.get("queue", ""),
+        resources=h["res"].split(" ") if h.get("res") else [],
+        idempotency_key=h.get("idem") or None,
+        created_at=ms_to_s(h.get("created")) or 0.0,
+        updated_at=ms_to_s(h.get("updated")) or 0.0,
+        finished_at=ms_to_s(h.get("finished")),
+        due_at=ms_to_s(h.get("due")),
+        lease=lease,
+        last_error=err,
+        progress=prog,
+        cancel_requested=bool(h.get("cxl")),
+    )
+
+
+def event_from_entry(entry_id: str, fields: dict[str, str]) -> RuntimeEvent:
+    """Build a :class:`RuntimeEvent` from a stream entry (its id carries the time)."""
+    data: dict[str, Any] = json.loads(fields["d"]) if fields.get("d") else {}
+    return RuntimeEvent(
+        id=entry_id,
+        type=fields.get("t", "?"),
+        work_id=fields.get("w", ""),
+        ts=int(entry_id.split("-", 1)[0]) / 1000.0,
+        step=fields.get("s") or None,
+        version=int(fields["v"]) if fields.get("v") else None,
+        worker=fields.get("k") or None,
+        data=data,
+    )
+
+
+def error_info(exc: BaseException, attempt: int, now: float) -> ErrorInfo:
+    """Describe a step's exception: type, message and the last lines of its traceback."""
+    lines = traceback.format_exception(exc)
+    text = "".join(lines)
+    excerpt = "\n".join(text.rstrip().splitlines()[-TRACEBACK_LINES:])
+    return ErrorInfo(
+        type=type(exc).__qualname__,
+        message=str(exc)[:2000],
+        traceback=excerpt,
+        attempt=attempt,
+        ts=now,
+    )

@@ -1,0 +1,97 @@
+"""Redis clients for Roost, and the start-up check of the server they talk to."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import ResponseError
+from roost.redis.aio import AsyncRedis, typed
+from roost.runtime.errors import RoostError
+
+__all__ = ["BLOCK_SECONDS", "ServerInfo", "check_server", "make_client"]
+
+log = logging.getLogger("roost.redis")
+
+BLOCK_SECONDS = 1.0
+"""How long a blocking read (BLMOVE, XREAD) waits server-side before returning empty."""
+
+COMMAND_TIMEOUT = 5.0
+"""Socket timeout of ordinary commands: a hung server is noticed after this long."""
+
+
+def make_client(url: str, *, blocking: bool = False) -> AsyncRedis:
+    """Build a client for ``url``.
+
+    Replies are decoded as UTF-8. A command that fails on a broken connection is retried
+    once on a fresh one; every Roost script tolerates running twice (a lost reply), so
+    that retry is safe. The blocking client serves BLMOVE and XREAD BLOCK: its socket
+    timeout is well above the server-side block time, so an idle wait never times out
+    client-side (redis-py 8's default 5 s timeout under a forever-blocking BLMOVE is what
+    strands SAQ jobs; Roost blocks for at most ``BLOCK_SECONDS`` and loops).
+    """
+    timeout = BLOCK_SECONDS + 10.0 if blocking else COMMAND_TIMEOUT
+    return typed(
+        Redis.from_url(
+            url,
+            decode_responses=True,
+            socket_timeout=timeout,
+            socket_connect_timeout=COMMAND_TIMEOUT,
+            retry=Retry(NoBackoff(), 1),
+        )
+    )
+
+
+@dataclass(frozen=True)
+class ServerInfo:
+    """What the start-up check learned about the server."""
+
+    version: tuple[int, ...]
+    aof: bool
+    rdb: bool
+    has_waitaof: bool
+
+
+async def check_server(client: AsyncRedis, *, url: str, strict: bool) -> ServerInfo:
+    """Check that the server can hold Roost's guarantees.
+
+    Refuses a ``maxmemory-policy`` other than ``noeviction`` (an evicted lease, index or
+    snapshot silently breaks them) and, with strict durability, a server without an
+    append-only file or without WAITAOF (Redis 7.2+). Warns when persistence is off.
+
+    Raises:
+        RoostError: the server cannot be used as configured.
+    """
+    info = await client.info()
+    version = tuple(int(p) for p in str(info.get("redis_version", "0")).split(".") if p.isdigit())
+    try:
+        policy = (await client.config_get("maxmemory-policy")).get("maxmemory-policy", "")
+        save = (await client.config_get("save")).get("save", "")
+    except ResponseError:
+        log.warning("cannot read the server's config (CONFIG is disabled); assuming noeviction")
+        policy, save = "noeviction", ""
+    if policy != "noeviction":
+        raise RoostError(
+            f"Redis at {url} has maxmemory-policy {policy}; Roost needs noeviction "
+            "(an evicted lease or snapshot breaks its guarantees): "
+            "CONFIG SET maxmemory-policy noeviction"
+        )
+    aof = str(info.get("aof_enabled", "0")) == "1"
+    rdb = bool(save.strip())
+    has_waitaof = version >= (7, 2)
+    if not aof and not rdb:
+        log.warning(
+            "Redis at %s keeps nothing on disk (no append-only file, no RDB saves): "
+            "a server restart loses all work",
+            url,
+        )
+    if strict and not (aof and has_waitaof):
+        raise RoostError(
+            f"ROOST_STRICT_DURABILITY needs a server with appendonly yes and WAITAOF "
+            f"(Redis 7.2+); {url} has appendonly={'yes' if aof else 'no'}, "
+            f"version {'.'.join(map(str, version))}"
+        )
+    return ServerInfo(version=version, aof=aof, rdb=rdb, has_waitaof=has_waitaof)

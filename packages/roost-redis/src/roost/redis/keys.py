@@ -1,0 +1,129 @@
+"""Every Redis key Roost uses, built in one place.
+
+Roost's keys live under ``{prefix}:{{{namespace}}}:``; the braces are a Redis Cluster hash
+tag, so every key of a namespace (and the SAQ queue of each of its queues, whose name carries
+the same tag) hashes to one slot and every script's keys share it. Per-queue structures
+(SAQ's lists, the lease and due indexes) carry the queue name.
+"""
+
+from __future__ import annotations
+
+from roost.runtime.models import WorkState
+
+__all__ = ["JOB_SEPARATOR", "STATE_ORDER", "Keys"]
+
+STATE_ORDER: tuple[WorkState, ...] = (
+    WorkState.QUEUED,
+    WorkState.SCHEDULED,
+    WorkState.RETRYING,
+    WorkState.WAITING,
+    WorkState.RUNNING,
+    WorkState.DONE,
+    WorkState.FAILED,
+    WorkState.DEAD,
+    WorkState.CANCELLED,
+)
+"""The order of the state indexes in every script's KEYS (see lua/_prelude.lua)."""
+
+JOB_SEPARATOR = "|"
+"""Separates work id and dispatch token in a SAQ job key (never part of a work id)."""
+
+
+class Keys:
+    """Key names for one namespace and one queue."""
+
+    def __init__(self, prefix: str, namespace: str, queue: str) -> None:
+        self.prefix = prefix
+        self.namespace = namespace
+        self.queue = queue
+        self.base = f"{prefix}:{{{namespace}}}:"
+        self.saq_name = f"{prefix}:{{{namespace}}}:{queue}"
+        """The SAQ queue name: carries the namespace's hash tag."""
+        q = f"{self.base}q:{queue}:"
+        self.leases = q + "leases"
+        self.due = q + "due"
+        self.strand = q + "strand"
+        self.recover_lock = q + "lock:recover"
+        self.events = self.base + "events"
+        self.stats = self.base + "stats"
+        self.workers = self.base + "workers"
+        # SAQ 0.26's RedisQueue names (saq/queue/redis.py: namespace() and job_id()).
+        self.saq_queued = f"saq:{self.saq_name}:queued"
+        self.saq_active = f"saq:{self.saq_name}:active"
+        self.saq_incomplete = f"saq:{self.saq_name}:incomplete"
+        self.ns = [self.state(s) for s in STATE_ORDER] + [
+            self.leases,
+            self.due,
+            self.events,
+            self.stats,
+            self.saq_queued,
+            self.saq_active,
+            self.saq_incomplete,
+            self.strand,
+        ]
+        """The namespace block that starts every script's KEYS."""
+
+    def for_queue(self, queue: str) -> Keys:
+        """Keys of another queue in the same namespace."""
+        return self if queue == self.queue else Keys(self.prefix, self.namespace, queue)
+
+    def state(self, state: WorkState | str) -> str:
+        """Sorted set of the items in ``state``, scored by last update (ms)."""
+        return f"{self.base}state:{state}"
+
+    def meta(self, work_id: str) -> str:
+        """Hash of the item's runtime fields (state, version, lease, attempts...)."""
+        return f"{self.base}w:{work_id}"
+
+    def item(self, work_id: str) -> str:
+        """The WorkItem as JSON."""
+        return f"{self.base}w:{work_id}:item"
+
+    def snap(self, work_id: str) -> str:
+        """The latest snapshot as JSON."""
+        return f"{self.base}w:{work_id}:snap"
+
+    def hist(self, work_id: str) -> str:
+        """List of earlier snapshots, newest first (only with history on)."""
+        return f"{self.base}w:{work_id}:hist"
+
+    def idem(self, key: str) -> str:
+        """Maps an idempotency key to its work id."""
+        return f"{self.base}idem:{key}"
+
+    def res(self, name: str) -> str:
+        """A resource claim: holds the holder's work id, expires with its lease."""
+        return f"{self.base}res:{name}"
+
+    def resw(self, name: str) -> str:
+        """Sorted set of items waiting for a resource, oldest first."""
+        return f"{self.base}resw:{name}"
+
+    def worker(self, worker_id: str) -> str:
+        """Hash describing a live worker."""
+        return f"{self.base}worker:{worker_id}"
+
+    def item_keys(self, work_id: str) -> list[str]:
+        """meta, item, snap, hist."""
+        return [self.meta(work_id), self.item(work_id), self.snap(work_id), self.hist(work_id)]
+
+    def res_block(self, resources: list[str]) -> list[str]:
+        """Resource keys followed by their waiter keys, as scripts expect them."""
+        return [self.res(r) for r in resources] + [self.resw(r) for r in resources]
+
+    @staticmethod
+    def job_suffix(work_id: str, dispatch: str) -> str:
+        """The SAQ job key of one delivery of an item."""
+        return f"{work_id}{JOB_SEPARATOR}{dispatch}"
+
+    def job(self, suffix: str) -> str:
+        """The full SAQ job id (``saq:job:<queue>:<key>``) for a job key."""
+        return f"saq:job:{self.saq_name}:{suffix}"
+
+    def parse_job(self, job_id: str) -> tuple[str, str] | None:
+        """Return (work_id, dispatch) of a SAQ job id of this queue, or None."""
+        prefix = f"saq:job:{self.saq_name}:"
+        if not job_id.startswith(prefix):
+            return None
+        work_id, sep, dispatch = job_id[len(prefix) :].rpartition(JOB_SEPARATOR)
+        return (work_id, dispatch) if sep and work_id and dispatch else None

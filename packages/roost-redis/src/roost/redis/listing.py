@@ -1,0 +1,105 @@
+"""Paging through the state indexes, most recently updated first."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from roost.runtime.errors import BadInput
+from roost.runtime.models import WorkMeta, WorkPage, WorkState
+
+if TYPE_CHECKING:
+    from roost.redis.swarm import RedisSwarm
+
+__all__ = ["list_page"]
+
+SCAN_BUDGET = 5_000
+"""With an engine filter, at most this many index entries are examined per page."""
+
+Entry = tuple[int, str]
+
+
+def _parse_cursor(cursor: str | None) -> Entry | None:
+    if not cursor:
+        return None
+    score, sep, member = cursor.partition(":")
+    if not sep or not score.isdigit() or not member:
+        raise BadInput(f"invalid cursor {cursor!r}")
+    return int(score), member
+
+
+async def _candidates(
+    swarm: RedisSwarm, states: Sequence[WorkState], after: Entry | None, count: int
+) -> list[Entry]:
+    """The next ``count`` entries across ``states`` in (score desc, member desc) order."""
+    client = swarm.client
+    async with client.pipeline(transaction=False) as pipe:
+        for state in states:
+            key = swarm.keys.state(state)
+            if after is None:
+                pipe.zrange(
+                    key,
+                    "+inf",
+                    "-inf",
+                    byscore=True,
+                    desc=True,
+                    offset=0,
+                    num=count,
+                    withscores=True,
+                )
+            else:
+                # Same score as the cursor (ordered by member), then strictly older entries.
+                pipe.zrange(key, after[0], after[0], byscore=True, desc=True, withscores=True)
+                pipe.zrange(
+                    key,
+                    f"({after[0]}",
+                    "-inf",
+                    byscore=True,
+                    desc=True,
+                    offset=0,
+                    num=count,
+                    withscores=True,
+                )
+        replies: list[list[tuple[str, float]]] = await pipe.execute()
+    entries: list[Entry] = []
+    for reply in replies:
+        for member, score in reply:
+            entry = (int(score), member)
+            if after is None or entry < after:
+                entries.append(entry)
+    entries.sort(reverse=True)
+    return entries[:count]
+
+
+async def list_page(
+    swarm: RedisSwarm,
+    states: Sequence[WorkState],
+    *,
+    engine: str | None,
+    limit: int,
+    cursor: str | None,
+) -> WorkPage:
+    """One page of items in ``states`` (optionally of one engine), newest update first."""
+    after = _parse_cursor(cursor)
+    found: list[WorkMeta] = []
+    scanned = 0
+    exhausted = False
+    while len(found) < limit and scanned < SCAN_BUDGET:
+        need = limit - len(found)
+        fetch = need if engine is None else max(need * 4, 100)
+        entries = await _candidates(swarm, states, after, fetch)
+        metas = await swarm.metas([member for _, member in entries])
+        consumed_all = True
+        for i, (entry, meta) in enumerate(zip(entries, metas, strict=True)):
+            after = entry
+            scanned += 1
+            if meta is not None and (engine is None or meta.engine == engine):
+                found.append(meta)
+                if len(found) == limit:
+                    consumed_all = i == len(entries) - 1
+                    break
+        if len(entries) < fetch and consumed_all:
+            exhausted = True
+            break
+    next_cursor = None if exhausted or after is None else f"{after[0]}:{after[1]}"
+    return WorkPage(items=found, next_cursor=next_cursor)

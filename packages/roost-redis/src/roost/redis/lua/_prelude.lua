@@ -1,0 +1,155 @@
+-- Shared prelude, prepended to every Roost script when it is loaded.
+--
+-- KEYS layout (every script): 1-9 the state indexes in STATES order, then the queue's
+-- leases and due sorted sets, the event stream, the stats hash, SAQ's queued list, active
+-- list and incomplete set for the queue, and the stranded-delivery hash. Item keys follow
+-- from KEYS[NS_KEYS + 1]. ARGV: 1 SAQ queue name, 2 event stream cap, 3 worker id ('' for
+-- none), 4 lease TTL in ms; script arguments follow from ARGV[NS_ARGS + 1].
+--
+-- Every script validates before its first write: Redis does not roll a script back.
+local STATES = {'queued', 'scheduled', 'retrying', 'waiting', 'running', 'done', 'failed',
+  'dead', 'cancelled'}
+local STATE_KEY = {}
+for i, s in ipairs(STATES) do STATE_KEY[s] = KEYS[i] end
+local TERMINAL = {done = true, failed = true, dead = true, cancelled = true}
+local LEASES, DUE, EVENTS, STATS = KEYS[10], KEYS[11], KEYS[12], KEYS[13]
+local SAQ_QUEUED, SAQ_ACTIVE, SAQ_INCOMPLETE, STRAND = KEYS[14], KEYS[15], KEYS[16], KEYS[17]
+local NS_KEYS = 17
+local SAQ_NAME, EVENTS_MAXLEN, WORKER = ARGV[1], ARGV[2], ARGV[3]
+local LEASE_TTL = tonumber(ARGV[4])
+local NS_ARGS = 4
+
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+local NOW = now_ms()
+
+local function meta_get(meta, field)
+  local v = redis.call('HGET', meta, field)
+  if v == false then return nil end
+  return v
+end
+
+-- Append an event; returns its stream id.
+local function emit(etype, work_id, step, version, data)
+  local f = {'t', etype, 'w', work_id}
+  if step and step ~= '' then f[#f + 1] = 's'; f[#f + 1] = step end
+  if version then f[#f + 1] = 'v'; f[#f + 1] = tostring(version) end
+  if WORKER ~= '' then f[#f + 1] = 'k'; f[#f + 1] = WORKER end
+  if data and data ~= '' then f[#f + 1] = 'd'; f[#f + 1] = data end
+  return redis.call('XADD', EVENTS, 'MAXLEN', '~', EVENTS_MAXLEN, '*', unpack(f))
+end
+
+-- Per-minute counters for the console's throughput figures.
+local function stat(kind, n)
+  redis.call('HINCRBY', STATS, tostring(math.floor(NOW / 60000)) .. ':' .. kind, n or 1)
+end
+
+local function set_state(meta, work_id, old, new)
+  if old and STATE_KEY[old] and old ~= new then redis.call('ZREM', STATE_KEY[old], work_id) end
+  redis.call('ZADD', STATE_KEY[new], NOW, work_id)
+  redis.call('HSET', meta, 'state', new, 'updated', NOW)
+  if TERMINAL[new] then
+    redis.call('HSET', meta, 'finished', NOW)
+  elseif old and TERMINAL[old] then
+    redis.call('HDEL', meta, 'finished')
+  end
+end
+
+-- Write a SAQ job record and put it on SAQ's queue (the same three writes as SAQ 0.26's own
+-- enqueue script). Roost is the source of truth, so the job is configured never to be run
+-- twice by SAQ itself: retries=1 (a sweep finishes it instead of re-queueing), timeout=0
+-- and heartbeat=0 (Roost's lease, not SAQ, decides when a step is lost), ttl=-1 (the record
+-- is deleted when Roost acknowledges the delivery).
+local function saq_push(job_key, saq_key, work_id, dispatch, front)
+  redis.call('SET', job_key, cjson.encode({
+    ['function'] = 'roost.step', kwargs = {work_id = work_id, dispatch = dispatch},
+    queue = SAQ_NAME, key = saq_key, timeout = 0, heartbeat = 0, retries = 1, ttl = -1,
+    queued = NOW, status = 'queued'}))
+  redis.call('ZADD', SAQ_INCOMPLETE, 0, job_key)
+  if front then
+    redis.call('LPUSH', SAQ_QUEUED, job_key)
+  else
+    redis.call('RPUSH', SAQ_QUEUED, job_key)
+  end
+end
+
+-- Acknowledge a delivered SAQ job: it leaves SAQ's active list and its record is deleted.
+local function saq_ack(job_key)
+  redis.call('LREM', SAQ_ACTIVE, 1, job_key)
+  redis.call('ZREM', SAQ_INCOMPLETE, job_key)
+  redis.call('DEL', job_key)
+  redis.call('HDEL', STRAND, job_key)
+end
+
+-- Move an item to 'queued' with a fresh dispatch token and push its SAQ job.
+local function queue_item(meta, work_id, old_state, job_key, saq_key, dispatch)
+  set_state(meta, work_id, old_state, 'queued')
+  redis.call('HSET', meta, 'disp', dispatch)
+  redis.call('HDEL', meta, 'due')
+  redis.call('ZREM', DUE, work_id)
+  local prio = tonumber(meta_get(meta, 'prio') or '0')
+  saq_push(job_key, saq_key, work_id, dispatch, prio > 0)
+end
+
+-- Park an item in the due index until due_ms.
+local function schedule_item(meta, work_id, old_state, new_state, due_ms)
+  set_state(meta, work_id, old_state, new_state)
+  redis.call('HSET', meta, 'due', due_ms)
+  redis.call('ZADD', DUE, due_ms, work_id)
+end
+
+-- Drop the lease and the resource claims it owns; wake the oldest waiter of each freed
+-- resource by moving its due time to now. Returns how many waiters were woken.
+local function release_lease(meta, work_id, res_keys, resw_keys)
+  redis.call('HDEL', meta, 'ltok', 'lw', 'lexp')
+  redis.call('ZREM', LEASES, work_id)
+  local woken = 0
+  for i, rk in ipairs(res_keys) do
+    if redis.call('GET', rk) == work_id then
+      redis.call('DEL', rk)
+      -- Skip waiters that stopped waiting (cancelled, or another queue's item).
+      for _ = 1, 8 do
+        local waiter = redis.call('ZRANGE', resw_keys[i], 0, 0)[1]
+        if not waiter then break end
+        redis.call('ZREM', resw_keys[i], waiter)
+        if redis.call('ZADD', DUE, 'XX', 'LT', 'CH', NOW, waiter) == 1 then
+          woken = woken + 1
+          break
+        end
+      end
+    end
+  end
+  return woken
+end
+
+-- Split a block of n resource keys followed by their n waiter keys, starting at KEYS[first].
+local function res_block(first, n)
+  local res, resw = {}, {}
+  for i = 1, n do
+    res[i] = KEYS[first + i - 1]
+    resw[i] = KEYS[first + n + i - 1]
+  end
+  return res, resw
+end
+
+-- Check a lease-holder call: the token and epoch must be the current lease's, and the
+-- lease must not have expired by the server's clock. Returns nil when the caller holds
+-- the lease, else an error code.
+local function check_lease(meta, token, epoch)
+  local f = redis.call('HMGET', meta, 'ltok', 'lep', 'lexp', 'state')
+  if not f[4] then return 'GONE' end
+  if f[1] ~= token or f[2] ~= epoch then return 'STALE' end
+  if tonumber(f[3]) <= NOW then return 'STALE' end
+  return nil
+end
+
+-- An item cancelled while its step ran: drop the lease and claims, keep it cancelled.
+local function finish_cancel(meta, work_id, res_keys, resw_keys)
+  local woken = release_lease(meta, work_id, res_keys, resw_keys)
+  redis.call('HDEL', meta, 'cxl')
+  emit('released', work_id, meta_get(meta, 'step'), tonumber(meta_get(meta, 'v')),
+    '{"reason":"cancelled"}')
+  return woken
+end

@@ -1,0 +1,65 @@
+-- Commit a step: the fenced, atomic heart of Roost. Item keys: meta, snap, hist, next job,
+-- then nres resource keys and nres waiter keys.
+-- ARGV: work_id, token, epoch, op, expected_version, snapshot_json, step, outcome
+-- ('done' | 'inline' | 'queue' | 'delay'), delay_ms, dispatch, saq job key suffix,
+-- history, nres, event data json.
+-- Returns {'OK', version, event_id, woken, now, due_ms, lease_expires} or {'DUP'} (this very
+-- commit already applied), {'STALE'}, {'GONE'}, {'CANCELLED', woken}, {'CONFLICT', version}.
+local meta, snap_key, hist_key, job = KEYS[NS_KEYS + 1], KEYS[NS_KEYS + 2],
+  KEYS[NS_KEYS + 3], KEYS[NS_KEYS + 4]
+local work_id, token, epoch, op = ARGV[NS_ARGS + 1], ARGV[NS_ARGS + 2], ARGV[NS_ARGS + 3],
+  ARGV[NS_ARGS + 4]
+local expected, snap_json, step = tonumber(ARGV[NS_ARGS + 5]), ARGV[NS_ARGS + 6],
+  ARGV[NS_ARGS + 7]
+local outcome, delay = ARGV[NS_ARGS + 8], tonumber(ARGV[NS_ARGS + 9])
+local dispatch, saq_key = ARGV[NS_ARGS + 10], ARGV[NS_ARGS + 11]
+local history, nres = tonumber(ARGV[NS_ARGS + 12]), tonumber(ARGV[NS_ARGS + 13])
+local data = ARGV[NS_ARGS + 14]
+local res_keys, resw_keys = res_block(NS_KEYS + 5, nres)
+
+local f = redis.call('HMGET', meta, 'state', 'op', 'v')
+if not f[1] then return {'GONE'} end
+if f[2] == op then return {'DUP'} end
+local err = check_lease(meta, token, epoch)
+if err then return {err} end
+if f[1] == 'cancelled' then
+  return {'CANCELLED', finish_cancel(meta, work_id, res_keys, resw_keys)}
+end
+if f[1] ~= 'running' then return {'STALE'} end
+if tonumber(f[3]) ~= expected then return {'CONFLICT', f[3]} end
+if outcome == 'inline' and nres > 0 then outcome = 'queue' end
+
+local version = expected + 1
+if history > 0 then
+  local old = redis.call('GET', snap_key)
+  if old then
+    redis.call('LPUSH', hist_key, old)
+    redis.call('LTRIM', hist_key, 0, history - 1)
+  end
+end
+redis.call('SET', snap_key, snap_json)
+redis.call('HSET', meta, 'v', version, 'step', step, 'att', 0, 'op', op)
+redis.call('HDEL', meta, 'prog')
+
+local woken, due, lexp, etype = 0, 0, 0, 'committed'
+if outcome == 'inline' then
+  lexp = NOW + LEASE_TTL
+  redis.call('HSET', meta, 'lexp', lexp, 'updated', NOW)
+  redis.call('ZADD', LEASES, lexp, work_id)
+  for _, rk in ipairs(res_keys) do redis.call('PEXPIRE', rk, LEASE_TTL) end
+else
+  woken = release_lease(meta, work_id, res_keys, resw_keys)
+  if outcome == 'done' then
+    set_state(meta, work_id, 'running', 'done')
+    etype = 'done'
+    stat('done')
+  elseif outcome == 'delay' then
+    due = NOW + delay
+    schedule_item(meta, work_id, 'running', 'scheduled', due)
+  else
+    queue_item(meta, work_id, 'running', job, saq_key, dispatch)
+  end
+end
+stat('committed')
+local eid = emit(etype, work_id, step, version, data)
+return {'OK', version, eid, woken, NOW, due, lexp}

@@ -1,0 +1,9 @@
+-- Take up to n jobs off SAQ's queue into its active list in one round trip (the worker
+-- blocks in BLMOVE only when this finds nothing). ARGV: n. Returns the job ids.
+local out = {}
+for _ = 1, tonumber(ARGV[NS_ARGS + 1]) do
+  local job = redis.call('LMOVE', SAQ_QUEUED, SAQ_ACTIVE, 'LEFT', 'RIGHT')
+  if not job then break end
+  out[#out + 1] = job
+end
+return out

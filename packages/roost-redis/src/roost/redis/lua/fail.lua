@@ -1,0 +1,43 @@
+-- Record a failed attempt; the snapshot is not touched. Item keys: meta, then nres
+-- resource keys and nres waiter keys.
+-- ARGV: work_id, token, epoch, op, error_json, backoff_ms, terminal ('1': the item cannot
+-- run, go to 'failed' at once), nres, event data json.
+-- Returns {'RETRYING', due_ms, woken} / {'DEAD', woken} / {'FAILED', woken} or
+-- {'DUP'} / {'STALE'} / {'GONE'} / {'CANCELLED', woken}.
+local meta = KEYS[NS_KEYS + 1]
+local work_id, token, epoch, op = ARGV[NS_ARGS + 1], ARGV[NS_ARGS + 2], ARGV[NS_ARGS + 3],
+  ARGV[NS_ARGS + 4]
+local error_json, backoff = ARGV[NS_ARGS + 5], tonumber(ARGV[NS_ARGS + 6])
+local terminal, nres, data = ARGV[NS_ARGS + 7], tonumber(ARGV[NS_ARGS + 8]), ARGV[NS_ARGS + 9]
+local res_keys, resw_keys = res_block(NS_KEYS + 2, nres)
+
+local f = redis.call('HMGET', meta, 'state', 'op', 'att', 'maxatt', 'step', 'v')
+if not f[1] then return {'GONE'} end
+if f[2] == op then return {'DUP'} end
+local err = check_lease(meta, token, epoch)
+if err then return {err} end
+if f[1] == 'cancelled' then
+  return {'CANCELLED', finish_cancel(meta, work_id, res_keys, resw_keys)}
+end
+if f[1] ~= 'running' then return {'STALE'} end
+
+redis.call('HSET', meta, 'err', error_json, 'op', op)
+local woken = release_lease(meta, work_id, res_keys, resw_keys)
+local version = tonumber(f[6])
+if terminal == '1' then
+  set_state(meta, work_id, 'running', 'failed')
+  emit('failed', work_id, f[5], version, data)
+  stat('failed')
+  return {'FAILED', woken}
+end
+if tonumber(f[3]) >= tonumber(f[4]) then
+  set_state(meta, work_id, 'running', 'dead')
+  emit('dead', work_id, f[5], version, data)
+  stat('dead')
+  return {'DEAD', woken}
+end
+local due = NOW + backoff
+schedule_item(meta, work_id, 'running', 'retrying', due)
+emit('retrying', work_id, f[5], version, data)
+stat('retried')
+return {'RETRYING', due, woken}

@@ -1,0 +1,26 @@
+-- Give a leased item back without using an attempt (graceful stop, a step cut short by the
+-- worker). Item keys: meta, next job, then nres resource keys and nres waiter keys.
+-- ARGV: work_id, token, epoch, op, dispatch, saq job key suffix, nres, reason.
+-- Returns {'OK', woken} / {'DUP'} / {'STALE'} / {'GONE'} / {'CANCELLED', woken}.
+local meta, job = KEYS[NS_KEYS + 1], KEYS[NS_KEYS + 2]
+local work_id, token, epoch, op = ARGV[NS_ARGS + 1], ARGV[NS_ARGS + 2], ARGV[NS_ARGS + 3],
+  ARGV[NS_ARGS + 4]
+local dispatch, saq_key = ARGV[NS_ARGS + 5], ARGV[NS_ARGS + 6]
+local nres, reason = tonumber(ARGV[NS_ARGS + 7]), ARGV[NS_ARGS + 8]
+local res_keys, resw_keys = res_block(NS_KEYS + 3, nres)
+
+local f = redis.call('HMGET', meta, 'state', 'op', 'att', 'step', 'v')
+if not f[1] then return {'GONE'} end
+if f[2] == op then return {'DUP'} end
+local err = check_lease(meta, token, epoch)
+if err then return {err} end
+if f[1] == 'cancelled' then
+  return {'CANCELLED', finish_cancel(meta, work_id, res_keys, resw_keys)}
+end
+if f[1] ~= 'running' then return {'STALE'} end
+
+redis.call('HSET', meta, 'att', math.max(tonumber(f[3]) - 1, 0), 'op', op)
+local woken = release_lease(meta, work_id, res_keys, resw_keys)
+queue_item(meta, work_id, 'running', job, saq_key, dispatch)
+emit('released', work_id, f[4], tonumber(f[5]), cjson.encode({reason = reason}))
+return {'OK', woken}

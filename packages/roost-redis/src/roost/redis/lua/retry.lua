@@ -1,0 +1,12 @@
+-- Queue a failed or dead item again with fresh attempts. Item keys: meta, job.
+-- ARGV: work_id, dispatch, saq job key suffix.
+-- Returns {'OK', previous state} / {'GONE'} / {'CONFLICT', state}.
+local meta, job = KEYS[NS_KEYS + 1], KEYS[NS_KEYS + 2]
+local work_id = ARGV[NS_ARGS + 1]
+local f = redis.call('HMGET', meta, 'state', 'step', 'v')
+if not f[1] then return {'GONE'} end
+if f[1] ~= 'failed' and f[1] ~= 'dead' then return {'CONFLICT', f[1]} end
+redis.call('HSET', meta, 'att', 0)
+queue_item(meta, work_id, f[1], job, ARGV[NS_ARGS + 3], ARGV[NS_ARGS + 2])
+emit('retried', work_id, f[2], tonumber(f[3]), cjson.encode({previous = f[1]}))
+return {'OK', f[1]}

@@ -1,0 +1,10 @@
+-- Put delivered jobs back at the head of SAQ's queue (a stopping worker took them).
+-- ARGV: job ids. Returns how many were put back.
+local n = 0
+for i = NS_ARGS + 1, #ARGV do
+  if redis.call('LREM', SAQ_ACTIVE, 1, ARGV[i]) == 1 then
+    redis.call('LPUSH', SAQ_QUEUED, ARGV[i])
+    n = n + 1
+  end
+end
+return n

@@ -1,0 +1,171 @@
+"""Passes that keep work moving: due promotion, lease recovery, delivery reclaim, retention.
+
+Each pass reads an index ordered by deadline (never SCAN), then runs one script that
+re-checks what it read and changes only what is still due; the work done grows with the
+number of items that need it, not with the number of items stored.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+from roost.redis.keys import STATE_ORDER, Keys
+from roost.redis.swarm import new_token
+
+if TYPE_CHECKING:
+    from roost.redis.swarm import RedisSwarm
+
+__all__ = [
+    "BATCH",
+    "Clock",
+    "promote_due",
+    "purge_expired",
+    "reclaim_stranded",
+    "recover_expired",
+]
+
+BATCH = 100
+STRANDED_GRACE_MS = 2000
+"""A delivery that no worker acknowledged for this long is dispatched again."""
+
+
+class Clock:
+    """Estimates the Redis server's clock (ms) from replies that carry its ``TIME``."""
+
+    def __init__(self) -> None:
+        self.offset_ms = 0.0
+
+    def local_ms(self) -> float:
+        """This machine's wall clock in ms."""
+        return time.time() * 1000.0
+
+    def observe(self, server_ms: float) -> None:
+        """Record the server time a reply carried."""
+        self.offset_ms = float(server_ms) - self.local_ms()
+
+    def now_ms(self) -> float:
+        """Best estimate of the server's clock now."""
+        return self.local_ms() + self.offset_ms
+
+
+async def promote_due(swarm: RedisSwarm, keys: Keys, clock: Clock) -> float:
+    """Queue items of ``keys.queue`` whose due time has come.
+
+    Returns the due time (server ms) of the next item, ``-1`` when none, or the current
+    time when more items are due right away.
+    """
+    rows: list[tuple[str, float]] = await swarm.client.zrange(
+        keys.due, 0, BATCH - 1, withscores=True
+    )
+    horizon = clock.now_ms() + 1.0
+    ready = [member for member, score in rows if score <= horizon]
+    if not ready:
+        return rows[0][1] if rows else -1.0
+    item_keys: list[str] = []
+    args: list[Any] = [len(ready)]
+    for work_id in ready:
+        dispatch = new_token()
+        suffix = Keys.job_suffix(work_id, dispatch)
+        item_keys += [keys.meta(work_id), keys.job(suffix)]
+        args += [work_id, dispatch, suffix]
+    _queued, next_due, now = await swarm.run_script("promote", item_keys, args, keys=keys)
+    clock.observe(now)
+    if len(rows) == BATCH and len(ready) == BATCH:
+        return float(now)
+    return float(next_due)
+
+
+async def recover_expired(swarm: RedisSwarm, keys: Keys, clock: Clock) -> tuple[int, int]:
+    """Requeue (or, past their attempt limit, kill) items whose lease expired.
+
+    Returns (requeued, dead).
+    """
+    requeued = dead = 0
+    while True:
+        rows: list[tuple[str, float]] = await swarm.client.zrange(
+            keys.leases, 0, BATCH - 1, withscores=True
+        )
+        horizon = clock.now_ms()
+        expired = [member for member, score in rows if score <= horizon]
+        if not expired:
+            return requeued, dead
+        async with swarm.client.pipeline(transaction=False) as pipe:
+            for work_id in expired:
+                pipe.hmget(keys.meta(work_id), ["ltok", "res"])
+            seen: list[list[str | None]] = await pipe.execute()
+        item_keys: list[str] = []
+        args: list[Any] = [len(expired)]
+        for work_id, (token, res) in zip(expired, seen, strict=True):
+            resources = res.split(" ") if res else []
+            dispatch = new_token()
+            suffix = Keys.job_suffix(work_id, dispatch)
+            item_keys += [keys.meta(work_id), keys.job(suffix), *keys.res_block(resources)]
+            args += [work_id, token or "", dispatch, suffix, res or "", len(resources)]
+        r, d, _woken = await swarm.run_script("recover", item_keys, args, keys=keys)
+        requeued += int(r)
+        dead += int(d)
+        if len(expired) < BATCH:
+            return requeued, dead
+
+
+async def reclaim_stranded(swarm: RedisSwarm, keys: Keys) -> tuple[int, int]:
+    """Re-dispatch deliveries taken off SAQ's queue but never acknowledged.
+
+    SAQ's active list holds only deliveries between a worker's dequeue and its acquire,
+    so this pass costs O(deliveries in flight). Returns (redispatched, cleaned).
+    """
+    async with swarm.client.pipeline(transaction=False) as pipe:
+        pipe.lrange(keys.saq_active, 0, -1)
+        pipe.hkeys(keys.strand)
+        active, tracked = await pipe.execute()
+    candidates = list(dict.fromkeys([*active, *tracked]))
+    redispatched = cleaned = 0
+    for start in range(0, len(candidates), BATCH):
+        chunk = candidates[start : start + BATCH]
+        item_keys: list[str] = []
+        args: list[Any] = [0, STRANDED_GRACE_MS]
+        for job_id in chunk:
+            parsed = keys.parse_job(job_id)
+            if parsed is None:
+                # Not a Roost delivery: leave SAQ's list alone, forget our tracking of it.
+                await swarm.client.hdel(keys.strand, job_id)
+                continue
+            work_id, dispatch = parsed
+            new_dispatch = new_token()
+            suffix = Keys.job_suffix(work_id, new_dispatch)
+            item_keys += [keys.meta(work_id), job_id, keys.job(suffix)]
+            args += [work_id, dispatch, new_dispatch, suffix]
+            args[0] += 1
+        if args[0]:
+            r, c = await swarm.run_script("reclaim", item_keys, args, keys=keys)
+            redispatched += int(r)
+            cleaned += int(c)
+    return redispatched, cleaned
+
+
+async def purge_expired(swarm: RedisSwarm, keys: Keys) -> int:
+    """Delete finished items older than ``ROOST_RETENTION`` with their index entries."""
+    cutoff = int((time.time() - swarm.settings.retention) * 1000)
+    deleted = 0
+    for state in STATE_ORDER:
+        if not state.is_terminal:
+            continue
+        while True:
+            ids: list[str] = await swarm.client.zrange(
+                keys.state(state), "-inf", cutoff, byscore=True, offset=0, num=BATCH
+            )
+            if not ids:
+                break
+            async with swarm.client.pipeline(transaction=False) as pipe:
+                for work_id in ids:
+                    pipe.hget(keys.meta(work_id), "idem")
+                idems: list[str | None] = await pipe.execute()
+            item_keys: list[str] = []
+            for work_id, idem in zip(ids, idems, strict=True):
+                item_keys += [*keys.item_keys(work_id), keys.idem(idem or "")]
+            n = await swarm.run_script("purge", item_keys, [len(ids), cutoff, *ids], keys=keys)
+            deleted += int(n)
+            if len(ids) < BATCH or int(n) == 0:
+                break
+    return deleted

@@ -1,0 +1,661 @@
+"""``RedisSwarm``: Roost on Redis + SAQ, for apps, the CLI and the console."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import secrets
+import socket
+from collections.abc import AsyncIterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Self
+
+from pydantic import ValidationError
+
+from roost.redis.codec import META_FIELDS, event_from_entry, meta_from_hash
+from roost.redis.connection import BLOCK_SECONDS, ServerInfo, check_server, make_client
+from roost.redis.keys import STATE_ORDER, Keys
+from roost.redis.listing import list_page
+from roost.redis.scripts import Scripts
+from roost.runtime.errors import BadInput, ConflictError, NotFound, RoostError, UnknownEngine
+from roost.runtime.models import (
+    RuntimeEvent,
+    Snapshot,
+    WorkItem,
+    WorkMeta,
+    WorkPage,
+    WorkState,
+    WorkStatus,
+)
+from roost.runtime.plugins import Registry
+from roost.runtime.settings import RoostSettings
+
+if TYPE_CHECKING:
+    from roost.redis.aio import AsyncRedis
+    from roost.runtime.engine import Engine
+    from roost.runtime.stores import ArtifactStore, EventSink
+
+__all__ = ["RedisSwarm"]
+
+log = logging.getLogger("roost.redis")
+
+ENQUEUE_CHUNK = 200
+EVENT_SCAN_CHUNK = 1000
+
+
+def new_token() -> str:
+    """A random token for dispatches and leases."""
+    return secrets.token_hex(8)
+
+
+def _bad_item(exc: ValidationError) -> BadInput:
+    err = exc.errors()[0]
+    where = ".".join(str(p) for p in err["loc"]) or "item"
+    return BadInput(f"{where}: {err['msg']}")
+
+
+class RedisSwarm:
+    """Roost's runtime on Redis: enqueue and inspect work, operate on it, run workers.
+
+    Use it as an async context manager::
+
+        async with RedisSwarm() as swarm:          # settings from ROOST_* variables
+            work_id = await swarm.enqueue("watchlist", {"url": "http://127.0.0.1:8000"})
+            print((await swarm.status(work_id)).meta.state)
+
+    With ``ROOST_REDIS_URL`` unset it starts (or reuses) the embedded server under
+    ``ROOST_HOME``. Keyword arguments override the settings.
+    """
+
+    def __init__(
+        self,
+        settings: RoostSettings | None = None,
+        *,
+        url: str | None = None,
+        queue: str | None = None,
+        prefix: str | None = None,
+        namespace: str | None = None,
+        registry: Registry | None = None,
+        validate_engines: bool = False,
+    ) -> None:
+        """Configure (but do not connect).
+
+        Args:
+            settings: defaults to ``RoostSettings.from_env()``.
+            url: Redis URL (overrides ``ROOST_REDIS_URL``).
+            queue: queue name (overrides ``ROOST_QUEUE``).
+            prefix: key prefix (overrides ``ROOST_REDIS_PREFIX``).
+            namespace: namespace (overrides ``ROOST_NAMESPACE``).
+            registry: engines, artifact stores and event sinks; default: installed plugins.
+            validate_engines: make ``enqueue`` refuse engines the registry does not know.
+        """
+        base = settings or RoostSettings.from_env()
+        overrides = {
+            "redis_url": url,
+            "queue": queue,
+            "redis_prefix": prefix,
+            "namespace": namespace,
+        }
+        update = {k: v for k, v in overrides.items() if v is not None}
+        if update:
+            base = RoostSettings.from_env({}, **{**base.model_dump(), **update})
+        self.settings = base
+        self.keys = Keys(base.redis_prefix, base.namespace, base.queue)
+        self._registry = registry
+        self.validate_engines = validate_engines
+        self.worker_id = ""
+        self._client: AsyncRedis | None = None
+        self._blocking: AsyncRedis | None = None
+        self._scripts: Scripts | None = None
+        self._artifacts: ArtifactStore | None = None
+        self.url = ""
+        self.server: ServerInfo | None = None
+
+    # -- connection ---------------------------------------------------------------------
+
+    async def connect(self) -> None:
+        """Resolve the Redis URL (starting the embedded server if needed) and check it.
+
+        Raises:
+            RoostError: the server is unreachable or unsuitable (message says why).
+        """
+        if self._client is not None:
+            return
+        from roost.redis.server import redis_url_for
+
+        self.url = await asyncio.to_thread(redis_url_for, self.settings)
+        client = make_client(self.url)
+        try:
+            self.server = await check_server(
+                client, url=self.url, strict=self.settings.strict_durability
+            )
+        except (OSError, ConnectionError, TimeoutError) as exc:
+            await client.aclose()
+            raise RoostError(f"cannot reach Redis at {self.url}: {exc}") from None
+        except Exception as exc:
+            await client.aclose()
+            if isinstance(exc, RoostError):
+                raise
+            raise RoostError(f"cannot use Redis at {self.url}: {exc}") from None
+        self._client = client
+        self._blocking = make_client(self.url, blocking=True)
+        self._scripts = Scripts(client)
+
+    async def close(self) -> None:
+        """Close the connections."""
+        for c in (self._client, self._blocking):
+            if c is not None:
+                await c.aclose()
+        self._client = self._blocking = None
+        self._scripts = None
+
+    async def __aenter__(self) -> Self:
+        await self.connect()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    @property
+    def client(self) -> AsyncRedis:
+        """The connected client (raises if :meth:`connect` was not awaited)."""
+        if self._client is None:
+            raise RoostError("RedisSwarm is not connected: use 'async with RedisSwarm()'")
+        return self._client
+
+    @property
+    def blocking_client(self) -> AsyncRedis:
+        """The client for blocking reads."""
+        if self._blocking is None:
+            raise RoostError("RedisSwarm is not connected: use 'async with RedisSwarm()'")
+        return self._blocking
+
+    @property
+    def registry(self) -> Registry:
+        """Engines, artifact stores and event sinks (loaded from plugins on first use)."""
+        if self._registry is None:
+            self._registry = Registry.load()
+        return self._registry
+
+    @property
+    def artifacts(self) -> ArtifactStore:
+        """The artifact store at ``ROOST_ARTIFACT_ROOT``."""
+        if self._artifacts is None:
+            self._artifacts = self.registry.artifact_store(self.settings.artifact_url)
+        return self._artifacts
+
+    def common_args(self, keys: Keys) -> list[Any]:
+        """The ARGV block every script starts with (see lua/_prelude.lua)."""
+        return [
+            keys.saq_name,
+            self.settings.events_maxlen,
+            self.worker_id,
+            int(self.settings.lease_ttl * 1000),
+        ]
+
+    async def run_script(
+        self, name: str, item_keys: list[str], args: list[Any], *, keys: Keys | None = None
+    ) -> Any:
+        """Run a Roost script with the namespace blocks prepended."""
+        keys = keys or self.keys
+        if self._scripts is None:
+            raise RoostError("RedisSwarm is not connected: use 'async with RedisSwarm()'")
+        return await self._scripts(name, keys.ns + item_keys, self.common_args(keys) + args)
+
+    async def run_script_durable(
+        self, name: str, item_keys: list[str], args: list[Any], *, keys: Keys | None = None
+    ) -> Any:
+        """Like :meth:`run_script`, then wait for the append-only file's fsync (WAITAOF)."""
+        keys = keys or self.keys
+        if self._scripts is None:
+            raise RoostError("RedisSwarm is not connected: use 'async with RedisSwarm()'")
+        return await self._scripts.durable(name, keys.ns + item_keys, self.common_args(keys) + args)
+
+    # -- enqueue --------------------------------------------------------------------------
+
+    async def enqueue(
+        self,
+        engine: str,
+        payload: Mapping[str, Any] | None = None,
+        *,
+        resources: Sequence[str] = (),
+        idempotency_key: str | None = None,
+        delay_seconds: float = 0.0,
+        priority: int = 0,
+        max_attempts: int | None = None,
+    ) -> str:
+        """Create a work item and return its work id.
+
+        Args:
+            engine: the engine id that runs it.
+            payload: a JSON object handed to the engine as ``item.payload``.
+            resources: names the item must hold exclusively during each step.
+            idempotency_key: the same key always yields the same work id.
+            delay_seconds: start after this long (a float).
+            priority: above 0 goes to the front of the queue.
+            max_attempts: attempts per step before the item is dead (default: the
+                engine's ``max_attempts`` attribute, else ``ROOST_MAX_ATTEMPTS``).
+
+        Raises:
+            BadInput: the payload is not a JSON object, a name is invalid, or (with
+                ``validate_engines``) the engine is unknown. Nothing is written.
+        """
+        if payload is not None and not isinstance(payload, Mapping):  # pyright: ignore[reportUnnecessaryIsInstance]
+            raise BadInput(f"payload must be a JSON object, not {type(payload).__name__}")
+        try:
+            item = WorkItem(
+                engine=engine,
+                payload=dict(payload or {}),
+                resources=list(resources),
+                idempotency_key=idempotency_key,
+                priority=priority,
+                max_attempts=max_attempts,
+                queue=self.settings.queue,
+            )
+        except ValidationError as exc:
+            raise _bad_item(exc) from None
+        return (await self.enqueue_many([item], delay_seconds=delay_seconds))[0]
+
+    async def enqueue_many(
+        self, items: Sequence[WorkItem], *, delay_seconds: float = 0.0
+    ) -> list[str]:
+        """Create many work items in few round trips; return their ids in order.
+
+        Items keep their ``work_id``; the swarm's queue is used for all of them.
+        """
+        return await self._enqueue(items, delay_seconds=delay_seconds)
+
+    async def _enqueue(
+        self,
+        items: Sequence[WorkItem],
+        *,
+        delay_seconds: float = 0.0,
+        seeds: Sequence[Snapshot | None] | None = None,
+    ) -> list[str]:
+        if not delay_seconds >= 0 or delay_seconds == float("inf"):
+            raise BadInput("delay_seconds must be a finite number >= 0")
+        delay_ms = int(round(delay_seconds * 1000))
+        ids: list[str] = []
+        for start in range(0, len(items), ENQUEUE_CHUNK):
+            chunk = items[start : start + ENQUEUE_CHUNK]
+            item_keys: list[str] = []
+            args: list[Any] = [self.settings.queue]
+            for offset, item in enumerate(chunk):
+                if self.validate_engines and item.engine not in self.registry.engines:
+                    known = ", ".join(sorted(self.registry.engines)) or "none"
+                    raise UnknownEngine(f"unknown engine {item.engine!r} (installed: {known})")
+                item = item.model_copy(update={"queue": self.settings.queue})
+                try:
+                    item_json = item.model_dump_json()
+                except (TypeError, ValueError) as exc:
+                    raise BadInput(f"payload is not JSON-serializable: {exc}") from None
+                seed = seeds[start + offset] if seeds else None
+                dispatch = new_token()
+                suffix = Keys.job_suffix(item.work_id, dispatch)
+                idem = item.idempotency_key or ""
+                item_keys += [
+                    self.keys.meta(item.work_id),
+                    self.keys.item(item.work_id),
+                    self.keys.snap(item.work_id),
+                    self.keys.idem(idem),
+                    self.keys.job(suffix),
+                ]
+                args += [
+                    item.work_id,
+                    item_json,
+                    item.engine,
+                    " ".join(item.resources),
+                    item.priority,
+                    delay_ms,
+                    idem,
+                    dispatch,
+                    suffix,
+                    seed.model_dump_json() if seed else "",
+                    item.max_attempts or "",
+                ]
+            reply = await self.run_script("enqueue", item_keys, args)
+            ids += [str(reply[i]) for i in range(0, len(reply), 2)]
+        return ids
+
+    # -- reading ----------------------------------------------------------------------------
+
+    async def status(self, work_id: str) -> WorkStatus:
+        """Return the item's meta, latest snapshot and work item.
+
+        Raises:
+            NotFound: no such work id (it may have passed its retention time).
+        """
+        async with self.client.pipeline(transaction=False) as pipe:
+            pipe.hgetall(self.keys.meta(work_id))
+            pipe.get(self.keys.item(work_id))
+            pipe.get(self.keys.snap(work_id))
+            h, item_json, snap_json = await pipe.execute()
+        if not h:
+            raise NotFound(f"unknown work id {work_id!r}")
+        return WorkStatus(
+            meta=meta_from_hash(work_id, h, self.settings.max_attempts),
+            snapshot=Snapshot.model_validate_json(snap_json) if snap_json else None,
+            item=WorkItem.model_validate_json(item_json) if item_json else None,
+        )
+
+    async def metas(self, work_ids: Sequence[str]) -> list[WorkMeta | None]:
+        """Meta of many items in one round trip (``None`` for unknown ids)."""
+        async with self.client.pipeline(transaction=False) as pipe:
+            for work_id in work_ids:
+                pipe.hmget(self.keys.meta(work_id), list(META_FIELDS))
+            rows: list[list[str | None]] = await pipe.execute()
+        out: list[WorkMeta | None] = []
+        for work_id, row in zip(work_ids, rows, strict=True):
+            h = {k: v for k, v in zip(META_FIELDS, row, strict=True) if v is not None}
+            out.append(meta_from_hash(work_id, h, self.settings.max_attempts) if h else None)
+        return out
+
+    async def list_work(
+        self,
+        *,
+        state: WorkState | None = None,
+        engine: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> WorkPage:
+        """List items, most recently updated first.
+
+        Args:
+            state: only items in this state (an index read: O(log N + page)).
+            engine: only items of this engine (filters the state indexes as it pages).
+            limit: page size (1-1000).
+            cursor: ``next_cursor`` of the previous page.
+        """
+        if not 1 <= limit <= 1000:
+            raise BadInput("limit must be between 1 and 1000")
+        states = [state] if state else list(STATE_ORDER)
+        return await list_page(self, states, engine=engine, limit=limit, cursor=cursor)
+
+    async def dead_letters(self, *, limit: int = 50, cursor: str | None = None) -> WorkPage:
+        """List dead items (a step failed on every allowed attempt), most recent first."""
+        return await self.list_work(state=WorkState.DEAD, limit=limit, cursor=cursor)
+
+    async def counts(self) -> dict[str, int]:
+        """Number of items per state, plus SAQ's queued and active list lengths."""
+        async with self.client.pipeline(transaction=False) as pipe:
+            for s in STATE_ORDER:
+                pipe.zcard(self.keys.state(s))
+            pipe.llen(self.keys.saq_queued)
+            pipe.llen(self.keys.saq_active)
+            values = await pipe.execute()
+        out = {str(s): int(v) for s, v in zip(STATE_ORDER, values, strict=False)}
+        out["saq_queued"], out["saq_active"] = int(values[-2]), int(values[-1])
+        return out
+
+    async def events(
+        self, *, work_id: str | None = None, after: str | None = None, limit: int = 100
+    ) -> list[RuntimeEvent]:
+        """Return events, oldest first.
+
+        Args:
+            work_id: only this item's events.
+            after: a stream position (an event ``id``); only later events. Without it, the
+                most recent ``limit`` events.
+            limit: at most this many events.
+        """
+        if not 1 <= limit <= 10_000:
+            raise BadInput("limit must be between 1 and 10000")
+        if work_id is None:
+            if after is None:
+                rows = await self.client.xrevrange(self.keys.events, count=limit)
+                rows.reverse()
+            else:
+                rows = await self.client.xrange(self.keys.events, min=f"({after}", count=limit)
+            return [event_from_entry(i, f) for i, f in rows]
+        return await self._item_events(work_id, after, limit)
+
+    async def _item_events(self, work_id: str, after: str | None, limit: int) -> list[RuntimeEvent]:
+        start = f"({after}" if after else "-"
+        if after is None:
+            created = await self.client.hget(self.keys.meta(work_id), "created")
+            if created is None:
+                raise NotFound(f"unknown work id {work_id!r}")
+            start = f"{int(created)}-0"
+        found: list[RuntimeEvent] = []
+        while True:
+            rows = await self.client.xrange(self.keys.events, min=start, count=EVENT_SCAN_CHUNK)
+            for entry_id, fields in rows:
+                if fields.get("w") == work_id:
+                    found.append(event_from_entry(entry_id, fields))
+            if len(rows) < EVENT_SCAN_CHUNK or (after is not None and len(found) >= limit):
+                break
+            start = f"({rows[-1][0]}"
+        return found[:limit] if after is not None else found[-limit:]
+
+    async def follow_events(
+        self, *, work_id: str | None = None, after: str | None = None
+    ) -> AsyncIterator[RuntimeEvent]:
+        """Yield events as they are stored, starting after ``after`` (default: from now)."""
+        last = after or "$"
+        while True:
+            reply = await self.blocking_client.xread(
+                {self.keys.events: last}, count=500, block=int(BLOCK_SECONDS * 1000)
+            )
+            for _stream, rows in reply or []:
+                for entry_id, fields in rows:
+                    last = entry_id
+                    if work_id is None or fields.get("w") == work_id:
+                        yield event_from_entry(entry_id, fields)
+
+    async def stats(self, minutes: int = 15) -> dict[int, dict[str, int]]:
+        """Per-minute counters (enqueued, started, committed, done, retried, dead...)."""
+        raw: dict[str, str] = await self.client.hgetall(self.keys.stats)
+        out: dict[int, dict[str, int]] = {}
+        for field, value in raw.items():
+            minute, _, kind = field.partition(":")
+            out.setdefault(int(minute) * 60, {})[kind] = int(value)
+        keep = sorted(out)[-minutes:]
+        return {m: out[m] for m in keep}
+
+    async def workers(self) -> list[dict[str, Any]]:
+        """Live workers: id, queue, engines, concurrency, pid, host, steps, started."""
+        now_ms = int((await self.client.time())[0]) * 1000
+        ids = await self.client.zrange(self.keys.workers, now_ms, "+inf", byscore=True)
+        async with self.client.pipeline(transaction=False) as pipe:
+            for wid in ids:
+                pipe.hgetall(self.keys.worker(wid))
+            rows = await pipe.execute()
+        out: list[dict[str, Any]] = []
+        for wid, h in zip(ids, rows, strict=True):
+            if h:
+                info: dict[str, Any] = json.loads(h.get("info", "{}"))
+                out.append({"worker_id": wid, **info})
+        return out
+
+    # -- operating ----------------------------------------------------------------------
+
+    async def _keys_of(self, work_id: str) -> tuple[Keys, dict[str, str]]:
+        h: dict[str, str] = await self.client.hgetall(self.keys.meta(work_id))
+        if not h:
+            raise NotFound(f"unknown work id {work_id!r}")
+        return self.keys.for_queue(h.get("queue") or self.settings.queue), h
+
+    async def cancel(self, work_id: str) -> WorkMeta:
+        """Cancel an unfinished item.
+
+        A running item is marked cancelled at once; its step is told to stop and its
+        commit is refused. Raises :class:`ConflictError` for a finished item.
+        """
+        keys, _ = await self._keys_of(work_id)
+        reply = await self.run_script("cancel", [keys.meta(work_id)], [work_id], keys=keys)
+        if reply[0] == "GONE":
+            raise NotFound(f"unknown work id {work_id!r}")
+        if reply[0] == "TERMINAL":
+            raise ConflictError(f"work {work_id} is already {reply[1]}; nothing to cancel")
+        return (await self.status(work_id)).meta
+
+    async def retry(self, work_id: str) -> WorkMeta:
+        """Queue a failed or dead item again, with fresh attempts, from its latest snapshot.
+
+        Raises :class:`ConflictError` when the item is neither failed nor dead.
+        """
+        keys, _ = await self._keys_of(work_id)
+        dispatch = new_token()
+        suffix = Keys.job_suffix(work_id, dispatch)
+        reply = await self.run_script(
+            "retry", [keys.meta(work_id), keys.job(suffix)], [work_id, dispatch, suffix], keys=keys
+        )
+        if reply[0] == "GONE":
+            raise NotFound(f"unknown work id {work_id!r}")
+        if reply[0] == "CONFLICT":
+            raise ConflictError(
+                f"work {work_id} is {reply[1]}; only failed or dead work can be retried"
+            )
+        return (await self.status(work_id)).meta
+
+    async def snapshot_versions(self, work_id: str) -> list[Snapshot]:
+        """The latest snapshot and the earlier versions kept (``ROOST_HISTORY``), newest first."""
+        async with self.client.pipeline(transaction=False) as pipe:
+            pipe.get(self.keys.snap(work_id))
+            pipe.lrange(self.keys.hist(work_id), 0, -1)
+            latest, older = await pipe.execute()
+        snaps = ([latest] if latest else []) + list(older)
+        return [Snapshot.model_validate_json(s) for s in snaps]
+
+    async def replay(
+        self, work_id: str, *, version: int | None = None, as_new: bool = False
+    ) -> str:
+        """Run an item again from a snapshot and return the id of the item that runs.
+
+        Args:
+            work_id: a finished item (done, failed, dead or cancelled) unless ``as_new``.
+            version: the snapshot version to start from: ``None`` the latest, ``0`` from
+                scratch (``init_snapshot`` runs again), an earlier one if history keeps it.
+            as_new: run a copy as a new work item (the original stays as it is).
+
+        In place, the chosen snapshot becomes the next version, so versions stay
+        contiguous. Raises :class:`NotFound` for a version not kept and
+        :class:`ConflictError` for an unfinished item (unless ``as_new``).
+        """
+        current = await self.status(work_id)
+        source = await self._replay_source(work_id, current, version)
+        if as_new:
+            assert current.item is not None
+            item = current.item.model_copy(
+                update={
+                    "work_id": WorkItem(engine=current.meta.engine).work_id,
+                    "idempotency_key": None,
+                }
+            )
+            seed = None
+            if source is not None:
+                seed = source.model_copy(
+                    update={
+                        "work_id": item.work_id,
+                        "version": 1,
+                        "is_finished": False,
+                        "next_step_delay_seconds": 0.0,
+                    }
+                )
+            return (await self._enqueue([item], seeds=[seed]))[0]
+        if not current.meta.state.is_terminal or current.meta.lease is not None:
+            raise ConflictError(
+                f"work {work_id} is {current.meta.state}; replay in place needs a finished "
+                "item (or use as_new)"
+            )
+        keys = self.keys.for_queue(current.meta.queue or self.settings.queue)
+        snap_json = ""
+        if source is not None:
+            snap_json = source.model_copy(
+                update={
+                    "version": current.meta.version + 1,
+                    "is_finished": False,
+                    "next_step_delay_seconds": 0.0,
+                }
+            ).model_dump_json()
+        dispatch = new_token()
+        suffix = Keys.job_suffix(work_id, dispatch)
+        reply = await self.run_script(
+            "replay",
+            [keys.meta(work_id), keys.snap(work_id), keys.hist(work_id), keys.job(suffix)],
+            [
+                work_id,
+                current.meta.version,
+                snap_json,
+                dispatch,
+                suffix,
+                self.settings.history,
+                "latest" if version is None else version,
+            ],
+            keys=keys,
+        )
+        if reply[0] != "OK":
+            raise ConflictError(f"work {work_id} changed while replaying; try again")
+        return work_id
+
+    async def _replay_source(
+        self, work_id: str, current: WorkStatus, version: int | None
+    ) -> Snapshot | None:
+        if version == 0:
+            return None
+        if version is None or version == current.meta.version:
+            if current.snapshot is None:
+                return None
+            return current.snapshot
+        for snap in await self.snapshot_versions(work_id):
+            if snap.version == version:
+                return snap
+        raise NotFound(
+            f"work {work_id} has no kept snapshot version {version} "
+            f"(ROOST_HISTORY={self.settings.history} keeps that many earlier versions)"
+        )
+
+    # -- workers ----------------------------------------------------------------------------
+
+    async def run_worker(
+        self,
+        engines: Sequence[str | Engine] | None = None,
+        *,
+        concurrency: int = 10,
+        install_signal_handlers: bool = True,
+        sinks: Sequence[EventSink] = (),
+    ) -> None:
+        """Run a worker until it is stopped (SIGINT/SIGTERM, or :meth:`stop_worker`).
+
+        Args:
+            engines: engine ids to build from the registry, or engine objects; default: every
+                registered engine.
+            concurrency: how many steps run at once.
+            install_signal_handlers: the first SIGINT/SIGTERM stops gracefully (running steps
+                get ``ROOST_GRACE_PERIOD`` to finish, then are released to other workers);
+                a second one exits at once.
+            sinks: extra event sinks (besides the registered ones) for this worker.
+        """
+        from roost.redis.worker import Worker
+
+        if concurrency < 1:
+            raise BadInput("concurrency must be at least 1")
+        built = self.build_engines(engines)
+        self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{new_token()[:6]}"
+        self._worker = Worker(self, built, concurrency=concurrency, sinks=list(sinks))
+        try:
+            await self._worker.run(install_signal_handlers=install_signal_handlers)
+        finally:
+            self._worker = None
+
+    def stop_worker(self) -> None:
+        """Ask the running worker to stop gracefully (as a first SIGTERM would)."""
+        worker = getattr(self, "_worker", None)
+        if worker is not None:
+            worker.stop()
+
+    def build_engines(self, engines: Sequence[str | Engine] | None) -> dict[str, Engine]:
+        """Build engines by id (from the registry) or take engine objects as they are."""
+        from roost.runtime.plugins import check_engine
+
+        built: dict[str, Engine] = {}
+        for spec in engines if engines is not None else sorted(self.registry.engines):
+            if isinstance(spec, str):
+                built[spec] = self.registry.build_engine(spec)
+            else:
+                check_engine(spec, getattr(spec, "engine_id", "?"))
+                built[spec.engine_id] = spec
+        if not built:
+            raise BadInput("no engines to run: install an engine plugin or pass engines=[...]")
+        return built

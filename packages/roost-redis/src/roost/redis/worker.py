@@ -1,0 +1,750 @@
+"""The worker: takes deliveries off SAQ's queue, leases items, runs steps, commits them.
+
+Roost runs its own loop over SAQ's ``RedisQueue`` lists instead of ``saq.Worker``: SAQ's
+worker owns retries, timeouts and a sweep that would re-run jobs behind Roost's back,
+while here the lease is the only authority. A delivery costs one round trip to take a
+batch of jobs, one to acquire (lease + item + snapshot) and one per committed step.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import logging
+import os
+import random
+import signal
+import socket
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from roost.redis.codec import error_info
+from roost.redis.connection import BLOCK_SECONDS
+from roost.redis.keys import Keys
+from roost.redis.maintenance import (
+    Clock,
+    promote_due,
+    purge_expired,
+    reclaim_stranded,
+    recover_expired,
+)
+from roost.redis.swarm import new_token
+from roost.runtime.context import StepContext, use_step_context
+from roost.runtime.contract import accept_init, accept_step
+from roost.runtime.errors import EngineContractError, UnknownEngine
+from roost.runtime.models import Lease, RuntimeEvent, Snapshot, WorkItem
+
+if TYPE_CHECKING:
+    from roost.redis.swarm import RedisSwarm
+    from roost.runtime.engine import Engine
+    from roost.runtime.stores import EventSink
+
+__all__ = ["INFRA_ERRORS", "Worker"]
+
+log = logging.getLogger("roost.worker")
+
+INFRA_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError, asyncio.TimeoutError)
+"""Errors that mean "Redis is unreachable": they never use up an attempt."""
+
+WAIT_BASE_MS = 50
+WAIT_CAP_MS = 1000
+MAINTENANCE_INTERVAL = 0.5
+PURGE_INTERVAL = 60.0
+HEARTBEAT_INTERVAL = 5.0
+PROMOTE_IDLE = 0.25
+PROGRESS_MIN_INTERVAL = 0.5
+
+
+@dataclass
+class Held:
+    """An item this worker holds the lease of."""
+
+    work_id: str
+    token: str
+    epoch: int
+    resources: list[str]
+    deadline: float
+    """Local monotonic time after which the lease must be assumed lost."""
+    cancel_event: asyncio.Event = field(default_factory=asyncio.Event)
+    task: asyncio.Task[Snapshot] | None = None
+    lost: bool = False
+    cancelled: bool = False
+    stopped: bool = False
+    last_progress: float = 0.0
+
+    def interrupt(self) -> None:
+        """Tell the running step to stop (it is cancelled)."""
+        self.cancel_event.set()
+        if self.task is not None and not self.task.done():
+            self.task.cancel()
+
+
+class Worker:
+    """Runs steps for one queue of a namespace until stopped."""
+
+    def __init__(
+        self,
+        swarm: RedisSwarm,
+        engines: dict[str, Engine],
+        *,
+        concurrency: int,
+        sinks: list[EventSink],
+    ) -> None:
+        self.swarm = swarm
+        self.settings = swarm.settings
+        self.keys = swarm.keys
+        self.engines = engines
+        self.concurrency = concurrency
+        self.sinks = [*swarm.registry.event_sinks, *sinks]
+        self.ttl = self.settings.lease_ttl
+        self.held: dict[str, Held] = {}
+        self.handlers: set[asyncio.Task[None]] = set()
+        self.clock = Clock()
+        self.stopping = False
+        self.stop_event = asyncio.Event()
+        self.slot_free = asyncio.Event()
+        self.wake = asyncio.Event()
+        self.events: asyncio.Queue[RuntimeEvent] = asyncio.Queue(maxsize=10_000)
+        self.steps_committed = 0
+        self._next_promote = 0.0
+        self.started = time.time()
+        self._signals = 0
+        limits = {eid: getattr(eng, "max_attempts", None) for eid, eng in engines.items()}
+        self.engine_limits = " ".join(
+            f"{eid}={n}" for eid, n in limits.items() if isinstance(n, int) and n >= 1
+        )
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Stop taking deliveries; running steps get the grace period to finish."""
+        if not self.stopping:
+            log.info("worker %s stopping", self.swarm.worker_id)
+        self.stopping = True
+        self.stop_event.set()
+        self.slot_free.set()
+
+    def _on_signal(self, signum: int) -> None:
+        self._signals += 1
+        if self._signals > 1:
+            sys.stderr.write("roost: second signal, exiting now (leases will expire)\n")
+            sys.stderr.flush()
+            os._exit(128 + signum)
+        self.stop()
+
+    async def run(self, *, install_signal_handlers: bool = True) -> None:
+        """Work until :meth:`stop` (or a signal), then drain gracefully."""
+        loop = asyncio.get_running_loop()
+        signals = (signal.SIGINT, signal.SIGTERM) if install_signal_handlers else ()
+        for signum in signals:
+            loop.add_signal_handler(signum, self._on_signal, signum)
+        self.clock.observe(float((await self.swarm.client.time())[0]) * 1000.0)
+        background = [
+            asyncio.create_task(self._renewer(), name="roost-renewer"),
+            asyncio.create_task(self._promoter(), name="roost-promoter"),
+            asyncio.create_task(self._maintenance(), name="roost-maintenance"),
+            asyncio.create_task(self._heartbeat(), name="roost-heartbeat"),
+            asyncio.create_task(self._sink_pump(), name="roost-sinks"),
+        ]
+        dispatcher = asyncio.create_task(self._dispatcher(), name="roost-dispatcher")
+        try:
+            await self.stop_event.wait()
+            await dispatcher
+            await self._drain()
+        finally:
+            dispatcher.cancel()
+            for task in background:
+                task.cancel()
+            await asyncio.gather(dispatcher, *background, return_exceptions=True)
+            await self._flush_sinks()
+            await self._deregister()
+            for signum in signals:
+                loop.remove_signal_handler(signum)
+
+    async def _drain(self) -> None:
+        if self.handlers:
+            log.info(
+                "waiting up to %.0fs for %d running steps",
+                self.settings.grace_period,
+                len(self.handlers),
+            )
+            _done, pending = await asyncio.wait(self.handlers, timeout=self.settings.grace_period)
+            if pending:
+                log.warning("grace period over: releasing %d items to other workers", len(pending))
+                for held in list(self.held.values()):
+                    held.stopped = True
+                    held.interrupt()
+                await asyncio.wait(pending, timeout=10.0)
+
+    # -- taking deliveries --------------------------------------------------------------
+
+    async def _dispatcher(self) -> None:
+        backoff = 0.1
+        while not self.stopping:
+            free = self.concurrency - len(self.handlers)
+            if free <= 0:
+                self.slot_free.clear()
+                await self.slot_free.wait()
+                continue
+            try:
+                jobs: list[str] = await self.swarm.run_script("dequeue", [], [free])
+                if not jobs:
+                    job = await self.swarm.blocking_client.blmove(
+                        self.keys.saq_queued, self.keys.saq_active, BLOCK_SECONDS, "LEFT", "RIGHT"
+                    )
+                    jobs = [job] if job else []
+                backoff = 0.1
+            except INFRA_ERRORS as exc:
+                log.warning("cannot reach Redis (%s); retrying in %.1fs", exc, backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+                continue
+            if self.stopping and jobs:
+                await self._undeliver(jobs)
+                return
+            for job_id in jobs:
+                task = asyncio.create_task(self._handle(job_id))
+                self.handlers.add(task)
+                task.add_done_callback(self._handler_done)
+
+    def _handler_done(self, task: asyncio.Task[None]) -> None:
+        self.handlers.discard(task)
+        self.slot_free.set()
+        if not task.cancelled() and task.exception() is not None:
+            log.error("step handler crashed", exc_info=task.exception())
+
+    async def _undeliver(self, jobs: list[str]) -> None:
+        try:
+            await self.swarm.run_script("undeliver", [], jobs)
+        except INFRA_ERRORS:
+            log.warning("could not put %d deliveries back; they will be re-dispatched", len(jobs))
+
+    async def _retrying(self, what: str, call: Any, *, deadline: float | None = None) -> Any:
+        """Run ``call()`` until it gets through to Redis (scripts tolerate a repeat)."""
+        backoff = 0.05
+        while True:
+            try:
+                return await call()
+            except INFRA_ERRORS as exc:
+                if deadline is not None and time.monotonic() > deadline:
+                    raise
+                if self.stopping and deadline is None:
+                    raise
+                log.warning("%s: cannot reach Redis (%s); retrying", what, exc)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 2.0)
+
+    async def _handle(self, job_id: str) -> None:
+        parsed = self.keys.parse_job(job_id)
+        if parsed is None:
+            log.warning("ignoring a foreign job on the queue: %s", job_id)
+            return
+        work_id, dispatch = parsed
+        token = new_token()
+        resources = ""
+        for _ in range(3):
+            sent = time.monotonic()
+            try:
+                reply = await self._retrying(
+                    "acquire",
+                    functools.partial(self._acquire, work_id, dispatch, token, job_id, resources),
+                )
+            except INFRA_ERRORS:
+                return  # stopping; the delivery is reclaimed later
+            if reply[0] == "NEEDRES":
+                resources = reply[1]
+                continue
+            break
+        else:
+            return
+        if reply[0] == "OK":
+            self.clock.observe(float(reply[3]))
+            await self._run_item(work_id, token, reply, sent)
+        elif reply[0] == "WAIT":
+            self.wake_at(self.clock.now_ms() + float(reply[1]))
+
+    async def _acquire(
+        self, work_id: str, dispatch: str, token: str, job_id: str, resources: str
+    ) -> Any:
+        names = resources.split(" ") if resources else []
+        keys = self.keys
+        return await self.swarm.run_script(
+            "acquire",
+            [
+                keys.meta(work_id),
+                keys.item(work_id),
+                keys.snap(work_id),
+                job_id,
+                *keys.res_block(names),
+            ],
+            [
+                work_id,
+                dispatch,
+                token,
+                self.settings.max_attempts,
+                len(names),
+                resources,
+                WAIT_BASE_MS,
+                WAIT_CAP_MS,
+                self.engine_limits,
+            ],
+        )
+
+    # -- running an item ------------------------------------------------------------------
+
+    async def _run_item(self, work_id: str, token: str, reply: list[Any], sent: float) -> None:
+        _, epoch, lexp, _now, attempt, version, item_json, snap_json, cxl = reply
+        item = WorkItem.model_validate_json(item_json)
+        held = Held(work_id, token, int(epoch), list(item.resources), sent + self.ttl)
+        lease = Lease(
+            work_id=work_id,
+            worker_id=self.swarm.worker_id,
+            token=token,
+            epoch=int(epoch),
+            expires_at=float(lexp) / 1000.0,
+        )
+        self.held[work_id] = held
+        try:
+            if cxl:
+                held.cancelled = True
+                await self._release(held, "cancelled")
+                return
+            self._event("started", work_id, None, int(version), {"attempt": int(attempt)})
+            snapshot = Snapshot.model_validate_json(snap_json) if snap_json else None
+            engine = self.engines.get(item.engine)
+            if engine is None:
+                served = ", ".join(sorted(self.engines))
+                exc = UnknownEngine(
+                    f"unknown engine {item.engine!r} on worker "
+                    f"{self.swarm.worker_id} (it runs: {served})"
+                )
+                await self._fail(held, item, exc, int(attempt), terminal=True)
+                return
+            await self._steps(held, lease, engine, item, snapshot, int(version), int(attempt))
+        finally:
+            self.held.pop(work_id, None)
+
+    async def _steps(
+        self,
+        held: Held,
+        lease: Lease,
+        engine: Engine,
+        item: WorkItem,
+        snapshot: Snapshot | None,
+        version: int,
+        attempt: int,
+    ) -> None:
+        inline = 0
+        while True:
+            ctx = StepContext(
+                work_id=item.work_id,
+                version=version,
+                attempt=attempt,
+                worker_id=self.swarm.worker_id,
+                artifacts=self.swarm.artifacts,
+                workspace_root=self.settings.workspaces,
+                lease=lease,
+                report=lambda f, m, d: self._progress(held, f, m, d),
+                cancel_event=held.cancel_event,
+            )
+
+            held.task = asyncio.create_task(self._call(ctx, engine, item, snapshot, version))
+            await asyncio.wait({held.task})
+            if held.task.cancelled():
+                await self._interrupted(held)
+                return
+            exc = held.task.exception()
+            if exc is not None:
+                terminal = isinstance(exc, EngineContractError)
+                await self._fail(held, item, exc, attempt, terminal=terminal)
+                return
+            new = held.task.result()
+            next_snapshot = await self._commit(held, item, new, version, inline)
+            if next_snapshot is None:
+                return
+            snapshot, version, attempt, inline = next_snapshot, version + 1, 1, inline + 1
+
+    @staticmethod
+    async def _call(
+        ctx: StepContext, engine: Engine, item: WorkItem, snap: Snapshot | None, version: int
+    ) -> Snapshot:
+        """Run init_snapshot or step under the step context; check and version the result."""
+        with use_step_context(ctx):
+            if snap is None:
+                result = accept_init(await engine.init_snapshot(item), item)
+            else:
+                result = accept_step(await engine.step(snap, item), snap, item)
+        return result.model_copy(update={"version": version + 1})
+
+    def _outcome(self, new: Snapshot, item: WorkItem, inline: int) -> tuple[str, int]:
+        if new.is_finished:
+            return "done", 0
+        delay_ms = int(round(new.next_step_delay_seconds * 1000))
+        if delay_ms > 0:
+            return "delay", delay_ms
+        if not self.stopping and inline < self.settings.inline_steps and not item.resources:
+            return "inline", 0
+        return "queue", 0
+
+    async def _commit(
+        self, held: Held, item: WorkItem, new: Snapshot, version: int, inline: int
+    ) -> Snapshot | None:
+        """Commit ``new``; return the snapshot to continue with on the same lease, or None."""
+        outcome, delay_ms = self._outcome(new, item, inline)
+        keys = self.keys
+        dispatch = new_token()
+        suffix = Keys.job_suffix(held.work_id, dispatch)
+        snap_json = new.model_dump_json()
+        data = json.dumps(
+            {"next": outcome, "delay": delay_ms / 1000.0} if delay_ms else {"next": outcome}
+        )
+        item_keys = [
+            keys.meta(held.work_id),
+            keys.snap(held.work_id),
+            keys.hist(held.work_id),
+            keys.job(suffix),
+            *keys.res_block(held.resources),
+        ]
+        args = [
+            held.work_id,
+            held.token,
+            held.epoch,
+            f"{held.token}:{version}",
+            version,
+            snap_json,
+            new.step,
+            outcome,
+            delay_ms,
+            dispatch,
+            suffix,
+            self.settings.history,
+            len(held.resources),
+            data,
+        ]
+        try:
+            reply = await self._retrying(
+                "commit",
+                lambda: self._durable("commit", item_keys, args),
+                deadline=held.deadline,
+            )
+        except INFRA_ERRORS:
+            log.error(
+                "commit of %s v%d failed: Redis unreachable until the lease lapsed",
+                held.work_id,
+                version + 1,
+            )
+            return None
+        code = reply[0]
+        if code in ("OK", "DUP"):
+            self.steps_committed += 1
+            etype = "done" if outcome == "done" else "committed"
+            eid = str(reply[2]) if code == "OK" else ""
+            self._event(etype, held.work_id, new.step, version + 1, json.loads(data), eid)
+            if code == "OK":
+                self.clock.observe(float(reply[4]))
+                if int(reply[3]):
+                    self.wake.set()
+                if outcome == "delay":
+                    self.wake_at(float(reply[5]))
+                if outcome == "inline":
+                    held.deadline = time.monotonic() + self.ttl - 0.05
+            if outcome == "inline" and not held.cancel_event.is_set():
+                return Snapshot.model_validate_json(snap_json)
+            return None
+        if code == "CANCELLED":
+            log.info("work %s was cancelled; its commit was refused", held.work_id)
+        else:
+            log.warning("commit of %s v%d refused: %s", held.work_id, version + 1, code)
+            self._event("stale_commit", held.work_id, new.step, version + 1, {"reason": code})
+        return None
+
+    async def _durable(self, name: str, item_keys: list[str], args: list[Any]) -> Any:
+        if self.settings.strict_durability:
+            return await self.swarm.run_script_durable(name, item_keys, args)
+        return await self.swarm.run_script(name, item_keys, args)
+
+    async def _fail(
+        self, held: Held, item: WorkItem, exc: BaseException, attempt: int, *, terminal: bool
+    ) -> None:
+        info = error_info(exc, attempt, time.time())
+        s = self.settings
+        delay = min(s.retry_delay * 2 ** (attempt - 1), s.retry_max_delay)
+        backoff_ms = int((delay / 2 + random.uniform(0, delay / 2)) * 1000)
+        data = json.dumps(
+            {
+                "error": info.type,
+                "message": info.message[:200],
+                "attempt": attempt,
+                "delay": backoff_ms / 1000.0,
+            }
+        )
+        keys = self.keys
+        item_keys = [keys.meta(held.work_id), *keys.res_block(held.resources)]
+        args = [
+            held.work_id,
+            held.token,
+            held.epoch,
+            f"{held.token}:f",
+            info.model_dump_json(),
+            backoff_ms,
+            "1" if terminal else "0",
+            len(held.resources),
+            data,
+        ]
+        log.warning(
+            "work %s attempt %d failed: %s: %s",
+            held.work_id,
+            attempt,
+            info.type,
+            info.message[:200],
+        )
+        try:
+            reply = await self._retrying(
+                "fail", lambda: self._durable("fail", item_keys, args), deadline=held.deadline
+            )
+        except INFRA_ERRORS:
+            return
+        kinds = {"RETRYING": "retrying", "DEAD": "dead", "FAILED": "failed"}
+        if reply[0] in kinds:
+            self._event(kinds[reply[0]], held.work_id, None, None, json.loads(data))
+            if int(reply[-1]):
+                self.wake.set()
+            if reply[0] == "RETRYING":
+                self.wake_at(float(reply[1]))
+
+    async def _interrupted(self, held: Held) -> None:
+        if held.lost:
+            log.warning("lease of %s lost; its step was abandoned", held.work_id)
+            self._event("lease_lost", held.work_id, None, None, {})
+        elif held.cancelled:
+            await self._release(held, "cancelled")
+        else:
+            await self._release(held, "worker stopping")
+
+    async def _release(self, held: Held, reason: str) -> None:
+        keys = self.keys
+        dispatch = new_token()
+        suffix = Keys.job_suffix(held.work_id, dispatch)
+        item_keys = [keys.meta(held.work_id), keys.job(suffix), *keys.res_block(held.resources)]
+        args = [
+            held.work_id,
+            held.token,
+            held.epoch,
+            f"{held.token}:r",
+            dispatch,
+            suffix,
+            len(held.resources),
+            reason,
+        ]
+        try:
+            reply = await self._retrying(
+                "release",
+                lambda: self.swarm.run_script("release", item_keys, args),
+                deadline=held.deadline,
+            )
+        except INFRA_ERRORS:
+            return
+        if reply[0] in ("OK", "CANCELLED"):
+            self._event("released", held.work_id, None, None, {"reason": reason})
+            if int(reply[-1]):
+                self.wake.set()
+
+    async def _progress(
+        self, held: Held, fraction: float | None, message: str | None, data: dict[str, Any]
+    ) -> None:
+        now = time.monotonic()
+        if now - held.last_progress < PROGRESS_MIN_INTERVAL and fraction != 1.0:
+            return
+        held.last_progress = now
+        body = json.dumps(
+            {"fraction": fraction, "message": message, "data": data, "ts": time.time()}
+        )
+        try:
+            await self.swarm.run_script(
+                "progress",
+                [self.keys.meta(held.work_id)],
+                [held.work_id, held.token, held.epoch, body],
+            )
+        except INFRA_ERRORS as exc:
+            log.warning("progress of %s not saved: %s", held.work_id, exc)
+
+    # -- background tasks -----------------------------------------------------------------
+
+    async def _renewer(self) -> None:
+        interval = max(self.ttl / 3.0, 0.1)
+        while True:
+            await asyncio.sleep(interval)
+            batch = [h for h in self.held.values() if not h.lost]
+            if not batch:
+                continue
+            sent = time.monotonic()
+            item_keys: list[str] = []
+            args: list[Any] = [len(batch)]
+            for h in batch:
+                item_keys += [self.keys.meta(h.work_id), *(self.keys.res(r) for r in h.resources)]
+                args += [h.work_id, h.token, h.epoch, len(h.resources)]
+            try:
+                reply = await self.swarm.run_script("renew", item_keys, args)
+            except INFRA_ERRORS as exc:
+                log.warning("lease renewal failed: %s", exc)
+                for h in batch:
+                    if time.monotonic() > h.deadline:
+                        h.lost = True
+                        h.interrupt()
+                continue
+            self.clock.observe(float(reply[0]))
+            for h, status in zip(batch, reply[1:], strict=True):
+                if status == "OK":
+                    h.deadline = sent + self.ttl
+                elif status == "CANCELLED":
+                    h.deadline = sent + self.ttl
+                    if not h.cancelled:
+                        h.cancelled = True
+                        h.interrupt()
+                else:
+                    h.lost = True
+                    h.interrupt()
+
+    def wake_at(self, due_ms: float) -> None:
+        """Make the promoter look again at ``due_ms`` (server time) at the latest."""
+        if due_ms <= self._next_promote:
+            self.wake.set()
+
+    async def _promoter(self) -> None:
+        while True:
+            try:
+                next_due = await promote_due(self.swarm, self.keys, self.clock)
+            except INFRA_ERRORS as exc:
+                log.debug("promote: %s", exc)
+                next_due = -1.0
+            now = self.clock.now_ms()
+            idle_until = now + PROMOTE_IDLE * 1000
+            target = idle_until if next_due < 0 else min(max(next_due, now), idle_until)
+            self._next_promote = target
+            self.wake.clear()
+            if target > now:
+                try:
+                    await asyncio.wait_for(self.wake.wait(), (target - now) / 1000.0)
+                except TimeoutError:
+                    pass
+
+    async def _maintenance(self) -> None:
+        last_purge = 0.0
+        while True:
+            await asyncio.sleep(MAINTENANCE_INTERVAL)
+            try:
+                got = await self.swarm.client.set(
+                    self.keys.recover_lock,
+                    self.swarm.worker_id,
+                    nx=True,
+                    px=int(MAINTENANCE_INTERVAL * 1000),
+                )
+                if not got:
+                    continue
+                requeued, dead = await recover_expired(self.swarm, self.keys, self.clock)
+                redispatched, _ = await reclaim_stranded(self.swarm, self.keys)
+                if requeued or dead or redispatched:
+                    log.info(
+                        "recovered %d expired leases (%d dead), re-dispatched %d deliveries",
+                        requeued,
+                        dead,
+                        redispatched,
+                    )
+                    self.wake.set()
+                if time.monotonic() - last_purge > PURGE_INTERVAL:
+                    last_purge = time.monotonic()
+                    await purge_expired(self.swarm, self.keys)
+                    await self._prune()
+            except INFRA_ERRORS as exc:
+                log.debug("maintenance: %s", exc)
+
+    async def _prune(self) -> None:
+        client = self.swarm.client
+        now_ms = int(self.clock.now_ms())
+        dead: list[str] = await client.zrange(self.keys.workers, "-inf", now_ms, byscore=True)
+        if dead:
+            await client.zrem(self.keys.workers, *dead)
+        fields: list[str] = await client.hkeys(self.keys.stats)
+        old = [f for f in fields if int(f.split(":", 1)[0]) < now_ms // 60000 - 24 * 60]
+        if old:
+            await client.hdel(self.keys.stats, *old)
+
+    async def _heartbeat(self) -> None:
+        info = {
+            "queue": self.settings.queue,
+            "engines": sorted(self.engines),
+            "concurrency": self.concurrency,
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "started": self.started,
+        }
+        key = self.keys.worker(self.swarm.worker_id)
+        while True:
+            body = json.dumps({**info, "running": len(self.held), "steps": self.steps_committed})
+            try:
+                async with self.swarm.client.pipeline(transaction=False) as pipe:
+                    pipe.hset(key, "info", body)
+                    pipe.pexpire(key, int(HEARTBEAT_INTERVAL * 3000))
+                    pipe.zadd(
+                        self.keys.workers,
+                        {self.swarm.worker_id: self.clock.now_ms() + HEARTBEAT_INTERVAL * 3000},
+                    )
+                    await pipe.execute()
+            except INFRA_ERRORS as exc:
+                log.debug("heartbeat: %s", exc)
+            await asyncio.sleep(HEARTBEAT_INTERVAL)
+
+    async def _deregister(self) -> None:
+        try:
+            await self.swarm.client.zrem(self.keys.workers, self.swarm.worker_id)
+            await self.swarm.client.delete(self.keys.worker(self.swarm.worker_id))
+        except INFRA_ERRORS:
+            pass
+
+    # -- events -----------------------------------------------------------------------------
+
+    def _event(
+        self,
+        etype: str,
+        work_id: str,
+        step: str | None,
+        version: int | None,
+        data: dict[str, Any],
+        eid: str = "",
+    ) -> None:
+        if not self.sinks:
+            return
+        event = RuntimeEvent(
+            id=eid,
+            type=etype,
+            work_id=work_id,
+            step=step,
+            version=version,
+            worker=self.swarm.worker_id,
+            data=data,
+        )
+        try:
+            self.events.put_nowait(event)
+        except asyncio.QueueFull:
+            log.warning("event sinks are too slow; dropped a %s event", etype)
+
+    async def _sink_pump(self) -> None:
+        while True:
+            event = await self.events.get()
+            await self._deliver(event)
+
+    async def _deliver(self, event: RuntimeEvent) -> None:
+        for sink in self.sinks:
+            try:
+                await sink(event)
+            except Exception:
+                log.exception("event sink %r failed", sink)
+
+    async def _flush_sinks(self) -> None:
+        while not self.events.empty():
+            await self._deliver(self.events.get_nowait())

@@ -1,0 +1,97 @@
+"""The step cycle end to end on a real server: enqueue, lease, step, commit, finish."""
+
+from __future__ import annotations
+
+import time
+
+from roost_testkit.engines import HashChainEngine, expected_state
+
+from roost.redis import RedisSwarm
+from roost.runtime import RuntimeEvent, WorkState
+
+
+async def done(swarm: RedisSwarm, work_id: str) -> bool:
+    return (await swarm.status(work_id)).meta.state == WorkState.DONE
+
+
+async def test_item_runs_to_done_with_contiguous_versions(swarm, running_worker, until):
+    work_id = await swarm.enqueue("hashchain", {"steps": 5})
+    queued = await swarm.status(work_id)
+    assert queued.meta.state == WorkState.QUEUED
+    assert queued.snapshot is None
+    assert queued.item is not None and queued.item.payload == {"steps": 5}
+
+    async with running_worker([HashChainEngine()]):
+        await until(lambda: done(swarm, work_id))
+
+    status = await swarm.status(work_id)
+    assert status.meta.version == 6  # init is version 1, then one per step
+    assert status.snapshot is not None
+    assert status.snapshot.version == 6
+    assert status.snapshot.data["state"] == expected_state(work_id, 5)
+    assert status.meta.attempts == 0
+    assert status.meta.lease is None
+    assert status.meta.finished_at is not None
+    events = await swarm.events(work_id=work_id)
+    kinds = [e.type for e in events]
+    assert kinds[0] == "enqueued"
+    assert kinds[-1] == "done"
+    versions = [e.version for e in events if e.type in ("committed", "done")]
+    assert versions == [1, 2, 3, 4, 5, 6]
+
+
+async def test_many_items_all_finish_and_state_indexes_agree(swarm, running_worker, until):
+    ids = [await swarm.enqueue("hashchain", {"steps": 3}) for _ in range(40)]
+
+    async def all_done() -> bool:
+        return (await swarm.counts())["done"] == 40
+
+    async with running_worker([HashChainEngine()], concurrency=8, inline_steps=0):
+        await until(all_done)
+    counts = await swarm.counts()
+    assert {k: v for k, v in counts.items() if v} == {"done": 40}
+    page = await swarm.list_work(state=WorkState.DONE, limit=25)
+    assert len(page.items) == 25 and page.next_cursor
+    rest = await swarm.list_work(state=WorkState.DONE, limit=25, cursor=page.next_cursor)
+    assert len(rest.items) == 15 and rest.next_cursor is None
+    assert {m.work_id for m in page.items + rest.items} == set(ids)
+    for status in [await swarm.status(i) for i in ids]:
+        assert status.snapshot is not None
+        assert status.snapshot.data["state"] == expected_state(status.meta.work_id, 3)
+
+
+async def test_delayed_continuation_is_scheduled_then_fires_on_time(swarm, running_worker, until):
+    work_id = await swarm.enqueue("hashchain", {"steps": 2, "delay": 0.4})
+    async with running_worker([HashChainEngine()]):
+        await until(lambda: swarm_state_is(swarm, work_id, WorkState.SCHEDULED))
+        started = time.monotonic()
+        await until(lambda: done(swarm, work_id))
+    events = await swarm.events(work_id=work_id)
+    commits = [e for e in events if e.type in ("committed", "done")]
+    gaps = [b.ts - a.ts for a, b in zip(commits, commits[1:], strict=False)]
+    # init -> step 1 -> step 2: the two gaps after a step with delay 0.4 s are >= 0.4 s.
+    assert all(g >= 0.39 for g in gaps[1:]), gaps
+    assert time.monotonic() - started < 5
+
+
+async def swarm_state_is(swarm: RedisSwarm, work_id: str, state: WorkState) -> bool:
+    return (await swarm.status(work_id)).meta.state == state
+
+
+async def test_event_sinks_receive_the_workers_events(swarm, running_worker, until):
+    seen: list[RuntimeEvent] = []
+
+    async def sink(event: RuntimeEvent) -> None:
+        seen.append(event)
+
+    work_id = await swarm.enqueue("hashchain", {"steps": 2})
+    async with running_worker([HashChainEngine()], sinks=[sink]):
+        await until(lambda: done(swarm, work_id))
+        await until(lambda: _has(seen, "done"))
+    kinds = [e.type for e in seen if e.work_id == work_id]
+    assert kinds == ["started", "committed", "committed", "done"]
+    assert all(e.worker for e in seen)
+
+
+async def _has(seen: list[RuntimeEvent], kind: str) -> bool:
+    return any(e.type == kind for e in seen)

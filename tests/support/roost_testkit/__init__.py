@@ -1,0 +1,1 @@
+"""Test-only engines and process helpers shared by Roost's runtime and chaos tests."""
