@@ -6,7 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from roost.runtime import FileArtifactStore, StepContext, step_context, use_step_context
+from roost.runtime import (
+    BadInput,
+    FileArtifactStore,
+    StepContext,
+    step_context,
+    use_step_context,
+)
 
 
 def make_ctx(tmp_path: Path, work_id: str = "w1") -> StepContext:
@@ -70,3 +76,15 @@ async def test_workspace_progress_cancel_and_artifacts(tmp_path: Path) -> None:
     assert json.loads(await ctx.artifacts.read(as_json.artifact_id)) == {"a": [1], "b": 1}
     assert await ctx.artifacts.read(as_text.artifact_id) == "hé".encode()
     assert await ctx.artifacts.read(as_bytes.artifact_id) == b"\x00\x01"
+
+
+@pytest.mark.parametrize(
+    "content", [{"x": float("nan")}, [float("inf")], {"x": object()}, {1: "a", "b": 2}]
+)
+async def test_put_artifact_refuses_content_that_is_not_json(
+    tmp_path: Path, content: dict[object, object] | list[object]
+) -> None:
+    ctx = make_ctx(tmp_path)
+    with pytest.raises(BadInput, match="not JSON"):
+        await ctx.put_artifact(content, kind="json")  # type: ignore[arg-type]
+    assert not (tmp_path / "artifacts").exists()

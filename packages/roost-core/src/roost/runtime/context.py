@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from roost.runtime.errors import BadInput
+
 if TYPE_CHECKING:
     from roost.runtime.models import Artifact, Lease
     from roost.runtime.stores import ArtifactStore
@@ -101,9 +103,17 @@ class StepContext:
 
         ``dict`` and ``list`` content is written as indented JSON, ``str`` as UTF-8. Add the
         returned artifact to ``snapshot.artifacts`` so it shows in the item's status.
+
+        Raises:
+            BadInput: ``dict``/``list`` content that is not JSON (NaN, objects, ...), or what
+                the store refuses (an invalid kind, metadata that is not JSON).
         """
         if isinstance(content, dict | list):
-            data = json.dumps(content, indent=2, sort_keys=True).encode()
+            try:
+                text = json.dumps(content, indent=2, sort_keys=True, allow_nan=False)
+            except (TypeError, ValueError) as exc:
+                raise BadInput(f"artifact content is not JSON: {exc}") from None
+            data = text.encode()
         elif isinstance(content, str):
             data = content.encode()
         else:
