@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import functools
 import inspect
 from collections.abc import Callable
 from pathlib import Path
@@ -66,7 +67,8 @@ def test_expected_signature_format() -> None:
     )
 
 
-def collect_test_names() -> set[str]:
+@functools.cache
+def collect_test_names() -> frozenset[str]:
     names: set[str] = set()
     for directory in TEST_DIRS:
         for path in directory.rglob("test_*.py"):
@@ -75,7 +77,7 @@ def collect_test_names() -> set[str]:
                 if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
                     if node.name.startswith("test_"):
                         names.add(node.name)
-    return names
+    return frozenset(names)
 
 
 @pytest.mark.parametrize(
