@@ -5,6 +5,7 @@ an item's final state proves every step ran exactly once and in order. The paylo
 behaviour per step (``mode`` for every step, or ``modes`` = {"<version>": mode}):
 
 - ``plain``; ``sleep`` (await ``seconds``); ``block`` (time.sleep ``seconds``: stalls the loop);
+  with ``fail_times`` set, ``sleep`` and ``block`` apply only to the first attempts too;
 - ``raise`` (raise on the first ``fail_times`` attempts, every attempt when it is absent);
 - ``exit`` (``os._exit(3)`` on the first ``fail_times`` attempts: kills the worker);
 - ``oversize`` (puts ``size`` bytes in the snapshot).
@@ -99,9 +100,9 @@ class HashChainEngine:
         fail_times = payload.get("fail_times")
         failing = fail_times is None or ctx.attempt <= int(fail_times)
         seconds = float(payload.get("seconds", 0.0))
-        if mode == "sleep":
+        if mode == "sleep" and failing:
             await asyncio.sleep(seconds)
-        elif mode == "block":
+        elif mode == "block" and failing:
             time.sleep(seconds)  # noqa: ASYNC251 (stalling the loop is the point)
         elif mode == "raise" and failing:
             raise RuntimeError(f"step from version {snapshot.version} failed on purpose")
