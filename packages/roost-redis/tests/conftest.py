@@ -98,6 +98,7 @@ def spawn_worker(
 ) -> Iterator[Callable[..., subprocess.Popen[str]]]:
     """Start ``roost_testkit.worker_main`` in a subprocess with this test's settings."""
     procs: list[subprocess.Popen[str]] = []
+    logs: list[Any] = []
 
     def spawn(
         concurrency: int = 4, env: dict[str, str] | None = None, **overrides: Any
@@ -116,11 +117,13 @@ def spawn_worker(
             "ROOST_INLINE_STEPS": str(s.inline_steps),
             **(env or {}),
         }
+        stderr = open(tmp_path / f"worker-{len(procs)}.log", "w")  # noqa: SIM115
+        logs.append(stderr)
         proc = subprocess.Popen(
             [sys.executable, "-m", "roost_testkit.worker_main", "--concurrency", str(concurrency)],
             env=full,
             stdout=subprocess.PIPE,
-            stderr=open(tmp_path / f"worker-{len(procs)}.log", "w"),  # noqa: SIM115
+            stderr=stderr,
             text=True,
         )
         procs.append(proc)
@@ -133,4 +136,8 @@ def spawn_worker(
     for proc in procs:
         if proc.poll() is None:
             proc.kill()
-            proc.wait(10)
+        proc.wait(10)
+        if proc.stdout is not None:
+            proc.stdout.close()
+    for handle in logs:
+        handle.close()

@@ -38,7 +38,11 @@ if history > 0 then
   end
 end
 redis.call('SET', snap_key, snap_json)
-redis.call('HSET', meta, 'v', version, 'step', step, 'att', 0, 'op', op)
+-- An inline continuation starts the next step's first attempt on this lease right away; it
+-- must count, or a step that kills its worker would never run out of attempts.
+local attempts = 0
+if outcome == 'inline' then attempts = 1 end
+redis.call('HSET', meta, 'v', version, 'step', step, 'att', attempts, 'op', op)
 redis.call('HDEL', meta, 'prog')
 
 local woken, due, lexp, etype = 0, 0, 0, 'committed'

@@ -1,0 +1,125 @@
+"""I1/I2: one owner per item, leases renewed while a step runs, stale holders fenced off."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+from pathlib import Path
+
+from roost_testkit.engines import HashChainEngine, expected_state, read_log
+
+from roost.redis import RedisSwarm
+from roost.runtime import WorkState
+
+
+async def state_of(swarm: RedisSwarm, work_id: str) -> WorkState:
+    return (await swarm.status(work_id)).meta.state
+
+
+async def test_lease_is_renewed_while_a_long_step_runs(swarm, running_worker, until):
+    # A step of 2.5 lease lifetimes commits on its first attempt: renewal kept the lease.
+    work_id = await swarm.enqueue("hashchain", {"steps": 1, "mode": "sleep", "seconds": 2.5})
+    async with running_worker([HashChainEngine()], lease_ttl=1.0):
+        await until(lambda: _running(swarm, work_id))
+        first = (await swarm.status(work_id)).meta.lease
+        assert first is not None
+        await asyncio.sleep(1.5)
+        later = (await swarm.status(work_id)).meta.lease
+        assert later is not None and later.expires_at > first.expires_at
+        assert later.epoch == first.epoch
+        await until(lambda: _is(swarm, work_id, WorkState.DONE))
+    kinds = [e.type for e in await swarm.events(work_id=work_id)]
+    assert "lease_expired" not in kinds
+    assert kinds.count("started") == 1
+
+
+async def _running(swarm: RedisSwarm, work_id: str) -> bool:
+    status = await swarm.status(work_id)
+    return status.meta.state == WorkState.RUNNING and status.meta.version == 1
+
+
+async def _is(swarm: RedisSwarm, work_id: str, state: WorkState) -> bool:
+    return await state_of(swarm, work_id) == state
+
+
+async def test_stalled_worker_is_fenced_and_its_late_commit_changes_nothing(
+    swarm, spawn_worker, running_worker, until, tmp_path: Path
+):
+    log = tmp_path / "attempts.jsonl"
+    # The first attempt of step 1 blocks its worker's event loop for 3 lease lifetimes.
+    work_id = await swarm.enqueue(
+        "hashchain", {"steps": 2, "modes": {"1": "block"}, "seconds": 3.0, "fail_times": 1}
+    )
+    stalled = spawn_worker(concurrency=1, env={"ROOST_TEST_LOG": str(log)}, lease_ttl=1.0)
+    await until(lambda: _started(log, work_id, 1))
+    os.environ["ROOST_TEST_LOG"] = str(log)
+    try:
+        async with running_worker([HashChainEngine()], concurrency=1, lease_ttl=1.0):
+            await until(lambda: _is(swarm, work_id, WorkState.DONE))
+            # Let the stalled worker wake up and try its late commit.
+            await until(lambda: _ended_in(log, work_id, 1, stalled.pid), timeout=10)
+            await asyncio.sleep(0.5)
+    finally:
+        del os.environ["ROOST_TEST_LOG"]
+        stalled.send_signal(signal.SIGTERM)
+        stalled.wait(15)
+    status = await swarm.status(work_id)
+    assert status.meta.version == 3
+    assert status.snapshot is not None
+    assert status.snapshot.data["state"] == expected_state(work_id, 2)
+    events = await swarm.events(work_id=work_id)
+    committed = [e.version for e in events if e.type in ("committed", "done")]
+    assert committed == [1, 2, 3], committed
+    starts = [r for r in read_log(log) if r["phase"] == "start" and r["version"] == 1]
+    assert len(starts) == 2
+    assert starts[0]["epoch"] < starts[1]["epoch"]
+    assert starts[0]["pid"] == stalled.pid != starts[1]["pid"]
+    # The winning commit of version 2 came from the second lease holder.
+    v2 = next(e for e in events if e.version == 2 and e.type == "committed")
+    assert v2.worker is not None and str(stalled.pid) not in v2.worker.split(":")[1]
+    stderr = (tmp_path / "worker-0.log").read_text()
+    assert "refused: STALE" in stderr
+
+
+async def _started(log: Path, work_id: str, version: int) -> bool:
+    return any(
+        r["work_id"] == work_id and r["version"] == version and r["phase"] == "start"
+        for r in read_log(log)
+    )
+
+
+async def _ended_in(log: Path, work_id: str, version: int, pid: int) -> bool:
+    return any(
+        r["work_id"] == work_id
+        and r["version"] == version
+        and r["phase"] == "end"
+        and r["pid"] == pid
+        for r in read_log(log)
+    )
+
+
+async def test_sigkilled_worker_is_resumed_elsewhere_within_ttl(
+    swarm, spawn_worker, running_worker, until, tmp_path: Path
+):
+    log = tmp_path / "attempts.jsonl"
+    work_id = await swarm.enqueue(
+        "hashchain", {"steps": 2, "modes": {"1": "sleep"}, "seconds": 30, "fail_times": 1}
+    )
+    victim = spawn_worker(concurrency=1, env={"ROOST_TEST_LOG": str(log)}, lease_ttl=2.0)
+    await until(lambda: _started(log, work_id, 1))
+    victim.kill()
+    victim.wait(10)
+    killed_at = time.monotonic()
+    async with running_worker([HashChainEngine()], concurrency=1, lease_ttl=2.0):
+        await until(lambda: _is(swarm, work_id, WorkState.DONE))
+        resumed_after = time.monotonic() - killed_at
+    # Lease TTL (2 s) plus a small bound: recovery runs every 0.5 s.
+    assert resumed_after < 2.0 + 2.0, resumed_after
+    events = await swarm.events(work_id=work_id)
+    assert [e.type for e in events].count("lease_expired") == 1
+    status = await swarm.status(work_id)
+    assert status.snapshot is not None
+    assert status.snapshot.data["state"] == expected_state(work_id, 2)
+    assert [e.version for e in events if e.type in ("committed", "done")] == [1, 2, 3]
