@@ -150,6 +150,17 @@ def test_a_reused_pid_is_neither_trusted_nor_killed(embedded: EmbeddedServer) ->
     assert embedded.status().pid != os.getpid()
 
 
+def test_a_server_without_a_record_is_adopted_not_duplicated(embedded: EmbeddedServer) -> None:
+    url = embedded.ensure_running()
+    pid = embedded.status().pid
+    embedded.state_path.unlink()  # as if its starter died before writing the record
+    assert embedded.status().pid == pid
+    assert embedded.ensure_running() == url
+    assert embedded.log_path.read_text().count("Ready to accept connections") == 1
+    assert embedded.stop() == pid
+    assert pid is not None and not pid_alive(pid)
+
+
 def test_garbage_state_file_is_ignored(embedded: EmbeddedServer) -> None:
     embedded.directory.mkdir(parents=True)
     embedded.state_path.write_text("{not json")

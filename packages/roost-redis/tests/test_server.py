@@ -36,9 +36,12 @@ def client(server: ServerProcess, timeout: float | None = 2.0) -> redis.Redis:
 
 
 def port_is_free(port: int) -> bool:
+    """Whether a server could listen on the port now (SO_REUSEADDR, as servers bind)."""
     with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((HOST, port))
+            sock.listen()
         except OSError:
             return False
     return True
@@ -84,6 +87,7 @@ def test_stop_frees_the_port_and_the_pid_is_gone(
     server = redis_server_factory()
     pid, port = server.pid, server.port
     assert pid is not None and pid_alive(pid)
+    assert not port_is_free(port)
     server.stop()
     assert not pid_alive(pid)
     assert server.pid is None and not server.is_running()

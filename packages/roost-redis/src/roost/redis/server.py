@@ -269,12 +269,13 @@ class ServerProcess:
         return self
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Shut down gracefully (SIGTERM; the AOF is flushed), SIGKILL after ``timeout``.
+        """Shut down gracefully (SHUTDOWN, SIGTERM: the AOF is flushed), SIGKILL after ``timeout``.
 
         A paused server is resumed first. Stopping a stopped server does nothing.
         """
         if self._pid is not None and self._owned():
             self._send(signal.SIGCONT)
+            _shutdown(self.port, self._pid)
             self._send(signal.SIGTERM)
             if not self._wait_exit(timeout):
                 self._send(signal.SIGKILL)
@@ -492,8 +493,10 @@ class EmbeddedServer:
                 (a second server on the same data would corrupt it; stop the first).
         """
         with self._locked(timeout + 30.0):
-            record = self._read_state()
-            if record is not None and (pid := self._live_pid(record)) is not None:
+            record, pid = self._current()
+            if record is not None and pid is not None:
+                if record != self._read_state():
+                    self._write_state(record)  # adopted through the pid file
                 return self._await_ready(pid, record.port, timeout)
             ports = [record.port, None] if record is not None else [None]
             for port in ports:
@@ -515,15 +518,17 @@ class EmbeddedServer:
         Returns:
             The PID that was stopped, or ``None`` if no server of ours was running.
         """
+        if not self.state_path.exists() and not self._process(None).pid_path.exists():
+            return None
         with self._locked(timeout + 30.0):
-            record = self._read_state()
+            record, pid = self._current()
             if record is None:
                 return None
-            pid = self._live_pid(record)
             if pid is not None:
-                for signum in (signal.SIGCONT, signal.SIGTERM):
-                    with contextlib.suppress(ProcessLookupError):
-                        os.kill(pid, signum)
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGCONT)
+                    _shutdown(record.port, pid)
+                    os.kill(pid, signal.SIGTERM)
                 if not _wait_gone(pid, timeout):
                     with contextlib.suppress(ProcessLookupError):
                         os.kill(pid, signal.SIGKILL)
@@ -533,8 +538,7 @@ class EmbeddedServer:
 
     def status(self) -> EmbeddedStatus:
         """Report whether the recorded server runs and answers PING."""
-        record = self._read_state()
-        pid = None if record is None else self._live_pid(record)
+        record, pid = self._current()
         if record is None or pid is None:
             return EmbeddedStatus("stopped", self._dir)
         probe = _probe(record.port)
@@ -548,12 +552,24 @@ class EmbeddedServer:
             record.started_at,
         )
 
-    def _live_pid(self, record: _Record) -> int | None:
-        """The recorded PID if it is alive and still our server (PIDs get reused)."""
-        pid, config = record.pid, self._process(record.port).config_path
-        if pid is not None and pid_alive(pid) and _is_our_server(pid, record.port, config):
-            return pid
-        return None
+    def _current(self) -> tuple[_Record | None, int | None]:
+        """The state record and the PID of our live server, if any.
+
+        A recorded PID that is dead, or now another program's, does not count. A server that
+        runs on this directory without a record (its starter died before writing one) is
+        found through its pid file and title, so a second one never shares its data.
+        """
+        record = self._read_state()
+        config = self._process(None).config_path
+        if record is not None and (pid := record.pid) is not None:
+            if pid_alive(pid) and _is_our_server(pid, record.port, config):
+                return record, pid
+        pid = _read_pid(self._process(None).pid_path)
+        title = _title(pid) if pid is not None and pid_alive(pid) else None
+        found = re.fullmatch(rf"(.+) {re.escape(HOST)}:(\d+) {re.escape(str(config))}", title or "")
+        if pid is None or found is None:
+            return record, None
+        return _Record(pid, int(found.group(2)), found.group(1), "unknown"), pid
 
     def _await_ready(self, pid: int, port: int, timeout: float) -> str:
         deadline = time.monotonic() + timeout
@@ -646,6 +662,16 @@ def _probe(port: int, timeout: float = 0.5) -> _Probe | None:
     return _Probe(pid, fields.get("config_file", ""), pong_ok and pong == b"PONG")
 
 
+def _shutdown(port: int, pid: int) -> None:
+    """Send SHUTDOWN if ``pid`` serves ``port``: it exits at once (SIGTERM waits for a tick)."""
+    probe = _probe(port)
+    if probe is None or probe.pid != pid:
+        return
+    with contextlib.suppress(OSError), socket.create_connection((HOST, port), 2.0) as sock:
+        sock.sendall(b"*1\r\n$8\r\nSHUTDOWN\r\n")
+        sock.recv(256)  # returns once the server closes the connection (or refuses)
+
+
 def _read_reply(stream: IO[bytes]) -> tuple[bool, bytes]:
     line = stream.readline()
     if not line.endswith(b"\r\n"):
@@ -660,14 +686,21 @@ def _read_reply(stream: IO[bytes]) -> tuple[bool, bytes]:
     return kind != b"-", body
 
 
+def _title(pid: int) -> str | None:
+    """The process title (``valkey-server 127.0.0.1:PORT /path/server.conf``), if readable."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
 def _is_our_server(pid: int, port: int, config: Path) -> bool:
     """Whether ``pid`` is the server started from ``config`` (its title names the file)."""
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
-    except OSError:
+    title = _title(pid)
+    if title is None:
         probe = _probe(port)  # no /proc: ask the server itself
         return probe is not None and probe.pid == pid and probe.config_file == str(config)
-    return os.fsencode(str(config)) in cmdline
+    return title.endswith(f" {config}")
 
 
 def _daemon_pid(log: str, launcher: int) -> int | None:
