@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any, Self
 
 from pydantic import ValidationError
 
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from roost.redis.codec import META_FIELDS, event_from_entry, meta_from_hash
 from roost.redis.connection import BLOCK_SECONDS, ServerInfo, check_server, make_client
 from roost.redis.keys import STATE_ORDER, Keys
@@ -122,15 +124,18 @@ class RedisSwarm:
         """
         if self._client is not None:
             return
-        from roost.redis.server import redis_url_for
+        from roost.redis.server import ServerError, redis_url_for
 
-        self.url = await asyncio.to_thread(redis_url_for, self.settings)
+        try:
+            self.url = await asyncio.to_thread(redis_url_for, self.settings)
+        except ServerError as exc:
+            raise RoostError(f"cannot start the embedded Redis: {exc}") from None
         client = make_client(self.url)
         try:
             self.server = await check_server(
                 client, url=self.url, strict=self.settings.strict_durability
             )
-        except (OSError, ConnectionError, TimeoutError) as exc:
+        except (OSError, RedisConnectionError, RedisTimeoutError) as exc:
             await client.aclose()
             raise RoostError(f"cannot reach Redis at {self.url}: {exc}") from None
         except Exception as exc:

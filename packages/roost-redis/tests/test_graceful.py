@@ -1,0 +1,97 @@
+"""I9: graceful stop on SIGTERM/SIGINT; a second signal exits at once."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+from pathlib import Path
+
+from roost_testkit.engines import HashChainEngine, read_log
+
+from roost.redis import RedisSwarm
+from roost.runtime import Snapshot, WorkItem, WorkState
+
+
+async def is_state(swarm: RedisSwarm, work_id: str, state: WorkState) -> bool:
+    return (await swarm.status(work_id)).meta.state == state
+
+
+def started(log: Path) -> list[dict]:
+    return [r for r in read_log(log) if r["phase"] == "start"]
+
+
+async def test_sigterm_lets_running_steps_commit_and_starts_no_new_ones(
+    swarm, spawn_worker, until, tmp_path: Path
+):
+    log = tmp_path / "attempts.jsonl"
+    ids = [
+        await swarm.enqueue("hashchain", {"steps": 3, "mode": "sleep", "seconds": 1.0})
+        for _ in range(2)
+    ]
+    proc = spawn_worker(concurrency=2, env={"ROOST_TEST_LOG": str(log)}, grace_period=10.0)
+    await until(lambda: _count(log, 2))
+    stop_at = time.time()
+    proc.send_signal(signal.SIGTERM)
+    rc = await asyncio.to_thread(proc.wait, 15)
+    stopped = time.time() - stop_at
+    assert rc == 0
+    assert stopped < 10.0
+    # Nothing started after the signal; both running steps committed.
+    assert all(r["start"] < stop_at for r in started(log))
+    ends = [r for r in read_log(log) if r["phase"] == "end"]
+    assert len(ends) == 2
+    for work_id in ids:
+        meta = (await swarm.status(work_id)).meta
+        assert meta.version == 2 and meta.state == WorkState.QUEUED and meta.lease is None
+        assert meta.attempts == 0
+
+
+async def _count(log: Path, n: int) -> bool:
+    return len(started(log)) >= n
+
+
+class Quick(HashChainEngine):
+    """Runs every step plainly: the worker that resumes a released item."""
+
+    async def step(self, snapshot: Snapshot, item: WorkItem) -> Snapshot:
+        plain = item.model_copy(update={"payload": {**item.payload, "mode": "plain"}})
+        return await super().step(snapshot, plain)
+
+
+async def test_a_step_longer_than_the_grace_period_is_released_without_losing_an_attempt(
+    swarm, spawn_worker, running_worker, until, tmp_path: Path
+):
+    log = tmp_path / "attempts.jsonl"
+    work_id = await swarm.enqueue(
+        "hashchain", {"steps": 1, "mode": "sleep", "seconds": 30, "fail_times": 1}
+    )
+    proc = spawn_worker(concurrency=1, env={"ROOST_TEST_LOG": str(log)}, grace_period=1.0)
+    await until(lambda: _count(log, 1))
+    proc.send_signal(signal.SIGTERM)
+    rc = await asyncio.to_thread(proc.wait, 15)
+    assert rc == 0
+    meta = (await swarm.status(work_id)).meta
+    assert meta.state == WorkState.QUEUED
+    assert meta.attempts == 0
+    kinds = [e.type for e in await swarm.events(work_id=work_id)]
+    assert kinds[-1] == "released"
+    async with running_worker([Quick()]):
+        await until(lambda: is_state(swarm, work_id, WorkState.DONE))
+    starts = [e for e in await swarm.events(work_id=work_id) if e.type == "started"]
+    assert [e.data["attempt"] for e in starts] == [1, 1]
+
+
+async def test_a_second_signal_exits_at_once(swarm, spawn_worker, until, tmp_path: Path):
+    log = tmp_path / "attempts.jsonl"
+    await swarm.enqueue("hashchain", {"steps": 1, "mode": "sleep", "seconds": 30})
+    proc = spawn_worker(concurrency=1, env={"ROOST_TEST_LOG": str(log)}, grace_period=60.0)
+    await until(lambda: _count(log, 1))
+    proc.send_signal(signal.SIGINT)
+    await asyncio.sleep(0.3)
+    assert proc.poll() is None  # still draining its running step
+    sent = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    rc = await asyncio.to_thread(proc.wait, 5)
+    assert time.monotonic() - sent < 2.0
+    assert rc == 128 + signal.SIGINT
