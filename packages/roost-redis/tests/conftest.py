@@ -68,7 +68,11 @@ def running_worker(settings: RoostSettings) -> WorkerFactory:
         finally:
             worker.stop_worker()
             try:
-                await asyncio.wait_for(task, 30)
+                await asyncio.wait_for(asyncio.shield(task), 30)
+            except TimeoutError:
+                for t in asyncio.all_tasks():
+                    t.print_stack(file=sys.stderr)
+                raise
             finally:
                 await worker.close()
 
