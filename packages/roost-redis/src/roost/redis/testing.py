@@ -9,12 +9,14 @@ Load it with ``pytest_plugins = ["roost.redis.testing"]`` in the root ``conftest
 - ``roost_home``: a fresh ``ROOST_HOME`` (and no ``ROOST_REDIS_URL``) for code that uses the
   embedded default; the embedded server started there is stopped at teardown.
 
-No test should rely on a server on port 6379.
+No test should rely on a server on port 6379. Set ``ROOST_TEST_SERVER_BINARY`` to run the
+tests against another server binary (e.g. ``/usr/bin/redis-server``).
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Protocol
@@ -24,6 +26,7 @@ import pytest
 from roost.redis.server import AppendFsync, ConfigValue, EmbeddedServer, ServerProcess
 
 __all__ = [
+    "SERVER_BINARY_ENV",
     "RedisServerFactory",
     "ServerPool",
     "redis_server",
@@ -31,6 +34,10 @@ __all__ = [
     "redis_url",
     "roost_home",
 ]
+
+
+SERVER_BINARY_ENV = "ROOST_TEST_SERVER_BINARY"
+"""Environment variable naming the server binary test fixtures launch."""
 
 
 class RedisServerFactory(Protocol):
@@ -72,11 +79,13 @@ class ServerPool:
             appendfsync: ``always``, ``everysec`` or ``no``.
             **config: extra directives, e.g. ``maxmemory_policy="allkeys-lru"``.
         """
+        binary = os.environ.get(SERVER_BINARY_ENV)
         server = ServerProcess(
             self._root / f"server-{len(self._servers)}",
             appendonly=appendonly,
             appendfsync=appendfsync,
             config=config,
+            binary=Path(binary) if binary else None,
         )
         self._servers.append(server)  # before start: a half-started server is cleaned too
         return server.start()

@@ -1,0 +1,168 @@
+"""I7 and the server: delays survive restarts; start-up checks; strict durability; retention."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from pathlib import Path
+
+import pytest
+from roost_testkit.engines import HashChainEngine, expected_state
+
+from roost.redis import RedisSwarm
+from roost.redis.maintenance import purge_expired
+from roost.runtime import RoostError, RoostSettings, WorkState
+
+from .conftest import registry  # noqa: TID252
+
+
+def settings_for(url: str, tmp_path: Path, **overrides: object) -> RoostSettings:
+    return RoostSettings.from_env(
+        {},
+        redis_url=url,
+        home=tmp_path / "home",
+        namespace=f"t{uuid.uuid4().hex[:8]}",
+        lease_ttl=3.0,
+        **overrides,
+    )
+
+
+async def is_state(swarm: RedisSwarm, work_id: str, state: WorkState) -> bool:
+    return (await swarm.status(work_id)).meta.state == state
+
+
+async def test_delayed_continuation_survives_worker_and_redis_restarts(
+    redis_server_factory, tmp_path, until
+):
+    server = redis_server_factory(appendonly=True, appendfsync="always")
+    settings = settings_for(server.url, tmp_path)
+    async with RedisSwarm(settings, registry=registry()) as swarm:
+        work_id = await swarm.enqueue("hashchain", {"steps": 2, "delay": 2.5})
+        worker = RedisSwarm(settings, registry=registry())
+        await worker.connect()
+        task = asyncio.create_task(
+            worker.run_worker([HashChainEngine()], install_signal_handlers=False)
+        )
+        await until(lambda: is_state(swarm, work_id, WorkState.SCHEDULED))
+        worker.stop_worker()
+        await asyncio.wait_for(task, 10)
+        await worker.close()
+        due = (await swarm.status(work_id)).meta.due_at
+        assert due is not None
+    server.kill()
+    server.restart()
+    async with RedisSwarm(settings, registry=registry()) as swarm:
+        status = await swarm.status(work_id)
+        assert status.meta.state == WorkState.SCHEDULED and status.meta.due_at == due
+        worker = RedisSwarm(settings, registry=registry())
+        await worker.connect()
+        task = asyncio.create_task(
+            worker.run_worker([HashChainEngine()], install_signal_handlers=False)
+        )
+        try:
+            await until(lambda: is_state(swarm, work_id, WorkState.DONE), timeout=20)
+        finally:
+            worker.stop_worker()
+            await asyncio.wait_for(task, 10)
+            await worker.close()
+        events = await swarm.events(work_id=work_id)
+        fired = [e.ts for e in events if e.type == "done" and e.version == 3]
+        assert fired and fired[0] >= due - 0.01
+        status = await swarm.status(work_id)
+        assert status.snapshot is not None
+        assert status.snapshot.data["state"] == expected_state(work_id, 2)
+
+
+async def test_a_server_that_may_evict_is_refused(redis_server_factory, tmp_path):
+    server = redis_server_factory(**{"maxmemory-policy": "allkeys-lru"})
+    with pytest.raises(RoostError, match="noeviction"):
+        async with RedisSwarm(settings_for(server.url, tmp_path), registry=registry()):
+            pass
+
+
+async def test_a_server_without_persistence_is_used_with_a_warning(redis_url, tmp_path, caplog):
+    with caplog.at_level(logging.WARNING, logger="roost.redis"):
+        async with RedisSwarm(settings_for(redis_url, tmp_path), registry=registry()) as swarm:
+            assert swarm.server is not None and not swarm.server.aof
+    assert "keeps nothing on disk" in caplog.text
+
+
+async def test_unreachable_server_is_one_clear_error(tmp_path):
+    settings = settings_for("redis://127.0.0.1:1/0", tmp_path)
+    with pytest.raises(RoostError, match="cannot reach Redis at redis://127.0.0.1:1/0"):
+        async with RedisSwarm(settings, registry=registry()):
+            pass
+
+
+async def test_strict_durability_needs_an_append_only_file(redis_url, tmp_path):
+    with pytest.raises(RoostError, match="ROOST_STRICT_DURABILITY"):
+        async with RedisSwarm(
+            settings_for(redis_url, tmp_path, strict_durability=True), registry=registry()
+        ):
+            pass
+
+
+async def test_strict_durability_commits_after_fsync(redis_server_factory, tmp_path, until):
+    server = redis_server_factory(appendonly=True, appendfsync="everysec")
+    probe = RedisSwarm(settings_for(server.url, tmp_path), registry=registry())
+    async with probe:
+        assert probe.server is not None
+        if not probe.server.has_waitaof:
+            pytest.skip("this server has no WAITAOF (Redis < 7.2)")
+    settings = settings_for(server.url, tmp_path, strict_durability=True)
+    async with RedisSwarm(settings, registry=registry()) as swarm:
+        work_id = await swarm.enqueue("hashchain", {"steps": 3})
+        worker = RedisSwarm(settings, registry=registry())
+        await worker.connect()
+        task = asyncio.create_task(
+            worker.run_worker([HashChainEngine()], install_signal_handlers=False)
+        )
+        try:
+            await until(lambda: is_state(swarm, work_id, WorkState.DONE))
+        finally:
+            worker.stop_worker()
+            await asyncio.wait_for(task, 10)
+            await worker.close()
+    # Everything acknowledged was fsynced: a hard kill loses none of it.
+    server.kill()
+    server.restart()
+    async with RedisSwarm(settings, registry=registry()) as swarm:
+        status = await swarm.status(work_id)
+        assert status.meta.state == WorkState.DONE and status.meta.version == 4
+
+
+async def test_scripts_reload_after_the_server_forgets_them(swarm, running_worker, until):
+    first = await swarm.enqueue("hashchain", {"steps": 1})
+    await swarm.client.execute_command("SCRIPT", "FLUSH")  # type: ignore[attr-defined]
+    second = await swarm.enqueue("hashchain", {"steps": 1})
+    async with running_worker([HashChainEngine()]) as worker:
+        await until(lambda: is_state(swarm, first, WorkState.DONE))
+        await worker.client.execute_command("SCRIPT", "FLUSH")  # type: ignore[attr-defined]
+        await until(lambda: is_state(swarm, second, WorkState.DONE))
+
+
+async def test_retention_deletes_finished_items_with_their_index_entries(
+    swarm, settings, running_worker, until
+):
+    ids = [
+        await swarm.enqueue("hashchain", {"steps": 1}, idempotency_key=f"k{i}") for i in range(3)
+    ]
+    live = await swarm.enqueue("hashchain", {"steps": 1, "mode": "sleep", "seconds": 30})
+    async with running_worker([HashChainEngine()]):
+        for work_id in ids:
+            await until(lambda w=work_id: is_state(swarm, w, WorkState.DONE))
+        await until(lambda: is_state(swarm, live, WorkState.RUNNING))
+        await asyncio.sleep(1.1)
+        short = settings.model_copy(update={"retention": 1.0})
+        async with RedisSwarm(short, registry=registry()) as purger:
+            deleted = await purge_expired(purger, purger.keys)
+        assert deleted == 3
+        assert (await swarm.counts())["done"] == 0
+        for i, work_id in enumerate(ids):
+            assert not await swarm.client.hgetall(swarm.keys.meta(work_id))
+            assert await swarm.client.get(swarm.keys.snap(work_id)) is None
+            assert await swarm.client.get(swarm.keys.item(work_id)) is None
+            assert await swarm.client.get(swarm.keys.idem(f"k{i}")) is None
+        assert (await swarm.status(live)).meta.state == WorkState.RUNNING
+        await swarm.cancel(live)
