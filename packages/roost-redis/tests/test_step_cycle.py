@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import time
 
 from roost_testkit.engines import HashChainEngine, expected_state
 
 from roost.redis import RedisSwarm
-from roost.runtime import RuntimeEvent, WorkState
+from roost.runtime import RuntimeEvent, Snapshot, WorkItem, WorkState, step_context
 
 
 async def done(swarm: RedisSwarm, work_id: str) -> bool:
@@ -95,3 +97,69 @@ async def test_event_sinks_receive_the_workers_events(swarm, running_worker, unt
 
 async def _has(seen: list[RuntimeEvent], kind: str) -> bool:
     return any(e.type == kind for e in seen)
+
+
+class ContextProbe:
+    """Uses everything the step context offers and records what it saw."""
+
+    engine_id = "probe"
+
+    def __init__(self) -> None:
+        self.seen: list[dict[str, object]] = []
+        self.gate = asyncio.Event()
+
+    async def init_snapshot(self, item: WorkItem) -> Snapshot:
+        return Snapshot(work_id=item.work_id, engine=self.engine_id)
+
+    async def step(self, snapshot: Snapshot, item: WorkItem) -> Snapshot:
+        ctx = step_context()
+        await ctx.progress(0.5, "half way", items=2)
+        await self.gate.wait()
+        (ctx.workspace / "notes.txt").write_text("scratch")
+        artifact = await ctx.put_artifact({"answer": 42}, kind="json", metadata={"v": 1})
+        self.seen.append(
+            {
+                "work_id": ctx.work_id,
+                "version": ctx.version,
+                "attempt": ctx.attempt,
+                "worker": ctx.worker_id,
+                "lease": ctx.lease,
+                "workspace": ctx.workspace,
+            }
+        )
+        return snapshot.model_copy(
+            update={"is_finished": True, "step": "done", "artifacts": [artifact]}
+        )
+
+
+async def test_a_step_reaches_progress_artifacts_and_its_workspace(swarm, running_worker, until):
+    probe = ContextProbe()
+    work_id = await swarm.enqueue("probe", {})
+    async with running_worker([probe]) as worker:
+        await until(lambda: _progress_shown(swarm, work_id))
+        meta = (await swarm.status(work_id)).meta
+        assert meta.progress is not None
+        assert (meta.progress.fraction, meta.progress.message) == (0.5, "half way")
+        assert meta.progress.data == {"items": 2}
+        probe.gate.set()
+        await until(lambda: done(swarm, work_id))
+    status = await swarm.status(work_id)
+    assert status.meta.progress is None  # cleared by the commit
+    [seen] = probe.seen
+    assert seen["work_id"] == work_id and seen["version"] == 1 and seen["attempt"] == 1
+    assert seen["worker"] == worker.worker_id
+    lease = seen["lease"]
+    assert lease is not None and lease.work_id == work_id  # type: ignore[attr-defined]
+    workspace = seen["workspace"]
+    assert workspace == swarm.settings.workspaces / work_id
+    assert (workspace / "notes.txt").read_text() == "scratch"  # type: ignore[operator]
+    assert status.snapshot is not None
+    [artifact] = status.snapshot.artifacts
+    assert artifact.metadata == {"v": 1}
+    assert json.loads(await swarm.artifacts.read(artifact.artifact_id, "json")) == {"answer": 42}
+    kinds = [e.type for e in await swarm.events(work_id=work_id)]
+    assert "progress" in kinds
+
+
+async def _progress_shown(swarm: RedisSwarm, work_id: str) -> bool:
+    return (await swarm.status(work_id)).meta.progress is not None
