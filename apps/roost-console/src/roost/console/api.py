@@ -1,0 +1,223 @@
+"""The JSON API under ``/api/``: what the pages use for live updates, and what scripts use.
+
+Reads are ``GET``; the three operator actions are ``POST`` and need the CSRF token and a
+same-origin ``Origin`` (see :mod:`roost.console.security`). Errors are JSON objects
+``{"error": "<what went wrong, in words>", "kind": "<not_found|bad_input|conflict|...>"}``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from starlette.responses import JSONResponse
+from starlette.routing import BaseRoute, Route
+
+from roost.console import queries
+from roost.console.app import console_of
+from roost.console.params import (
+    body_fields,
+    event_id,
+    int_param,
+    name_param,
+    replay_args,
+    state_param,
+)
+from roost.console.present import event_json
+from roost.runtime.artifacts import validate_artifact_id, validate_kind
+from roost.runtime.errors import NotFound
+from roost.runtime.models import WorkState, validate_name
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
+    from starlette.requests import Request
+
+    from roost.redis import RedisSwarm
+
+__all__ = ["perform", "routes"]
+
+
+def _json(model: BaseModel | dict[str, Any], status_code: int = 200) -> JSONResponse:
+    content = model if isinstance(model, dict) else model.model_dump(mode="json")
+    return JSONResponse(content, status_code=status_code)
+
+
+def _work_id(request: Request) -> str:
+    raw: str = request.path_params["work_id"]
+    try:
+        return validate_name("work id", raw)
+    except ValueError:
+        raise NotFound(f"no work item has the id {raw!r}") from None
+
+
+async def overview(request: Request) -> JSONResponse:
+    """``GET /api/overview?minutes=15``: counts, throughput, live work, workers, events."""
+    swarm = await console_of(request).swarm()
+    minutes = int_param(request, "minutes", 15, 1, 120)
+    ov = await queries.overview(swarm, minutes=minutes)
+    data = ov.model_dump(mode="json")
+    data["events"] = [event_json(e) for e in ov.events]
+    return _json(data)
+
+
+async def counts(request: Request) -> JSONResponse:
+    """``GET /api/counts``: items per state."""
+    swarm = await console_of(request).swarm()
+    return _json(await swarm.counts())
+
+
+async def stats(request: Request) -> JSONResponse:
+    """``GET /api/stats?minutes=15``: per-minute counters, oldest first, zeros filled in."""
+    swarm = await console_of(request).swarm()
+    minutes = int_param(request, "minutes", 15, 1, 120)
+    rows = await queries.throughput(swarm, minutes)
+    return _json({"minutes": [m.model_dump(mode="json") for m in rows]})
+
+
+async def workers(request: Request) -> JSONResponse:
+    """``GET /api/workers``: live workers."""
+    swarm = await console_of(request).swarm()
+    return _json({"workers": await swarm.workers()})
+
+
+async def work_list(request: Request) -> JSONResponse:
+    """``GET /api/work?state=&engine=&q=&limit=50&cursor=``: one page of the work list."""
+    swarm = await console_of(request).swarm()
+    listing = await queries.find_work(
+        swarm,
+        state=state_param(request),
+        engine=name_param(request, "engine", "engine"),
+        query=request.query_params.get("q", ""),
+        limit=int_param(request, "limit", 50, 1, 500),
+        cursor=request.query_params.get("cursor") or None,
+    )
+    return _json(listing)
+
+
+async def work_status(request: Request) -> JSONResponse:
+    """``GET /api/work/{work_id}``: meta, latest snapshot and the work item."""
+    swarm = await console_of(request).swarm()
+    return _json(await swarm.status(_work_id(request)))
+
+
+async def versions(request: Request) -> JSONResponse:
+    """``GET /api/versions/{work_id}``: the latest snapshot and the kept earlier ones."""
+    swarm = await console_of(request).swarm()
+    work_id = _work_id(request)
+    await swarm.status(work_id)  # NotFound for an unknown id
+    snaps = await swarm.snapshot_versions(work_id)
+    return _json({"versions": [s.model_dump(mode="json") for s in snaps]})
+
+
+async def events(request: Request) -> JSONResponse:
+    """``GET /api/events?work_id=&after=&limit=100``: events, oldest first."""
+    swarm = await console_of(request).swarm()
+    work_id = name_param(request, "work_id", "work id")
+    after = event_id(request.query_params.get("after"))
+    limit = int_param(request, "limit", 100, 1, 1000)
+    found = await swarm.events(work_id=work_id, after=after, limit=limit)
+    return _json({"events": [event_json(e) for e in found]})
+
+
+async def _state_page(request: Request, state: WorkState) -> JSONResponse:
+    swarm = await console_of(request).swarm()
+    page = await swarm.list_work(
+        state=state,
+        limit=int_param(request, "limit", 50, 1, 500),
+        cursor=request.query_params.get("cursor") or None,
+    )
+    return _json(page)
+
+
+async def dead(request: Request) -> JSONResponse:
+    """``GET /api/dead?limit=&cursor=``: dead items, most recent first."""
+    return await _state_page(request, WorkState.DEAD)
+
+
+async def failed(request: Request) -> JSONResponse:
+    """``GET /api/failed?limit=&cursor=``: failed items, most recent first."""
+    return await _state_page(request, WorkState.FAILED)
+
+
+async def artifact(request: Request) -> JSONResponse:
+    """``GET /api/artifacts/{artifact_id}?kind=``: an artifact's description."""
+    swarm = await console_of(request).swarm()
+    artifact_id = validate_artifact_id(request.path_params["artifact_id"])
+    kind = request.query_params.get("kind") or None
+    if kind is not None:
+        validate_kind(kind)
+    return _json(await swarm.artifacts.stat(artifact_id, kind))
+
+
+async def csrf(request: Request) -> JSONResponse:
+    """``GET /api/csrf``: the CSRF token that goes with this client's ``roost_csrf`` cookie."""
+    return _json({"csrf_token": request.state.csrf_token})
+
+
+async def health(request: Request) -> JSONResponse:
+    """``GET /api/health``: whether Redis answers, and which namespace the console shows."""
+    console = console_of(request)
+    swarm = await console.swarm()
+    await swarm.client.ping()
+    s = console.settings
+    return _json(
+        {
+            "ok": True,
+            "redis": console.redis_label,
+            "prefix": s.redis_prefix,
+            "namespace": s.namespace,
+            "queue": s.queue,
+        }
+    )
+
+
+async def perform(
+    swarm: RedisSwarm, action: str, work_id: str, fields: dict[str, str]
+) -> dict[str, Any]:
+    """Run an operator action; return ``{"work_id", "action", "meta"}`` of the resulting item.
+
+    Raises:
+        NotFound: unknown work id or snapshot version.
+        ConflictError: the item is not in a state that allows the action.
+        BadInput: unknown action or malformed replay arguments.
+    """
+    if action == "cancel":
+        meta = await swarm.cancel(work_id)
+    elif action == "retry":
+        meta = await swarm.retry(work_id)
+    elif action == "replay":
+        args = replay_args(fields)
+        work_id = await swarm.replay(work_id, version=args.version, as_new=args.as_new)
+        meta = (await swarm.status(work_id)).meta
+    else:
+        raise NotFound(f"unknown action {action!r} (cancel, retry or replay)")
+    return {"work_id": work_id, "action": action, "meta": meta.model_dump(mode="json")}
+
+
+async def act(request: Request) -> JSONResponse:
+    """``POST /api/{cancel|retry|replay}/{work_id}``; replay takes ``version``, ``as_new``."""
+    swarm = await console_of(request).swarm()
+    action = request.url.path.split("/")[2]
+    result = await perform(swarm, action, _work_id(request), await body_fields(request))
+    return _json(result)
+
+
+def routes() -> list[BaseRoute]:
+    """The API's routes (the live stream is in :mod:`roost.console.stream`)."""
+    return [
+        Route("/api/health", health),
+        Route("/api/overview", overview),
+        Route("/api/counts", counts),
+        Route("/api/stats", stats),
+        Route("/api/workers", workers),
+        Route("/api/work", work_list),
+        Route("/api/work/{work_id:path}", work_status),
+        Route("/api/versions/{work_id:path}", versions),
+        Route("/api/events", events),
+        Route("/api/dead", dead),
+        Route("/api/failed", failed),
+        Route("/api/artifacts/{artifact_id}", artifact),
+        Route("/api/csrf", csrf),
+        Route("/api/cancel/{work_id:path}", act, methods=["POST"]),
+        Route("/api/retry/{work_id:path}", act, methods=["POST"]),
+        Route("/api/replay/{work_id:path}", act, methods=["POST"]),
+    ]

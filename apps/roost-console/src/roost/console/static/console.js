@@ -1,0 +1,492 @@
+/* Roost console: live updates, relative times, confirmations. No framework, no build.
+ *
+ * Data comes from the console's own JSON API (/api/...) and its event stream
+ * (/api/stream, server-sent events). Everything user-provided is written with
+ * textContent, never as HTML.
+ */
+(function () {
+  "use strict";
+
+  var body = document.body;
+  var page = body.dataset.page || "";
+  var skewMs = (parseFloat(body.dataset.now || "0") * 1000 || Date.now()) - Date.now();
+  function nowS() { return (Date.now() + skewMs) / 1000; }
+
+  /* ---- small DOM helpers ------------------------------------------------------------ */
+
+  function el(tag, attrs) {
+    var node = document.createElement(tag);
+    if (attrs) {
+      Object.keys(attrs).forEach(function (k) {
+        var v = attrs[k];
+        if (v === null || v === undefined || v === false) return;
+        if (k === "text") node.textContent = String(v);
+        else if (k === "cls") node.className = v;
+        else node.setAttribute(k, v === true ? "" : String(v));
+      });
+    }
+    for (var i = 2; i < arguments.length; i++) {
+      var c = arguments[i];
+      if (c === null || c === undefined) continue;
+      node.appendChild(typeof c === "string" ? document.createTextNode(c) : c);
+    }
+    return node;
+  }
+
+  function workUrl(id) {
+    return "/work/" + encodeURIComponent(id).replace(/%2F/g, "/").replace(/%3A/g, ":").replace(/%40/g, "@");
+  }
+
+  function getJSON(url) {
+    return fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } })
+      .then(function (r) {
+        if (!r.ok) throw new Error("HTTP " + r.status);
+        return r.json();
+      });
+  }
+
+  /* ---- times ------------------------------------------------------------------------ */
+
+  function ago(ts) {
+    if (!ts) return "—";
+    var d = nowS() - ts;
+    var future = d < 0;
+    d = Math.abs(d);
+    var t;
+    if (d < 1) return "just now";
+    if (d < 60) t = Math.floor(d) + " s";
+    else if (d < 3600) t = Math.floor(d / 60) + " min";
+    else if (d < 86400) t = Math.floor(d / 3600) + " h";
+    else t = Math.floor(d / 86400) + " d";
+    return future ? "in " + t : t + " ago";
+  }
+
+  function localTime(ts) {
+    var d = new Date(ts * 1000);
+    return d.toLocaleString(undefined, {
+      year: "numeric", month: "short", day: "numeric",
+      hour: "2-digit", minute: "2-digit", second: "2-digit", timeZoneName: "short"
+    });
+  }
+
+  function when(ts, absolute) {
+    if (!ts) return el("span", { cls: "muted", text: "—" });
+    var t = el("time", {
+      datetime: new Date(ts * 1000).toISOString(), "data-ts": ts, title: localTime(ts), text: ago(ts)
+    });
+    if (!absolute) return t;
+    var frag = document.createDocumentFragment();
+    frag.appendChild(t);
+    frag.appendChild(document.createTextNode(" "));
+    frag.appendChild(el("span", { cls: "abs", "data-abs": ts, text: localTime(ts) }));
+    return frag;
+  }
+
+  function refreshTimes(root) {
+    (root || document).querySelectorAll("time[data-ts]").forEach(function (t) {
+      var ts = parseFloat(t.dataset.ts);
+      t.textContent = ago(ts);
+      if (!t.dataset.local) { t.title = localTime(ts); t.dataset.local = "1"; }
+    });
+    (root || document).querySelectorAll(".abs[data-abs]").forEach(function (s) {
+      if (!s.dataset.local) { s.textContent = localTime(parseFloat(s.dataset.abs)); s.dataset.local = "1"; }
+    });
+  }
+
+  /* ---- pieces mirrored from the templates (_macros.html) ---------------------------- */
+
+  function badge(state) {
+    return el("span", { cls: "badge st-" + state, "data-state": state, text: state });
+  }
+
+  function workLink(id) {
+    return el("a", { cls: "mono wid", href: workUrl(id), title: id, text: id });
+  }
+
+  function workRow(w) {
+    var step = el("td", { cls: "step", text: w.step || "—" });
+    if (w.progress && w.progress.fraction !== null && w.progress.fraction !== undefined) {
+      step.appendChild(document.createTextNode(" "));
+      step.appendChild(el("progress", { max: "1", value: w.progress.fraction }));
+    }
+    return el("tr", { "data-work": w.work_id },
+      el("td", null, workLink(w.work_id)),
+      el("td", null, badge(w.state)),
+      el("td", { cls: "opt", text: w.engine }),
+      step,
+      el("td", { cls: "num", text: String(w.version) }),
+      el("td", { cls: "num opt", text: w.attempts + "/" + w.max_attempts }),
+      el("td", { cls: "opt mono small", text: w.lease ? w.lease.worker_id : "" }),
+      el("td", null, when(w.updated_at)));
+  }
+
+  function eventItem(ev, showWork) {
+    var li = el("li", { cls: "ev ev-" + ev.type + " fresh", "data-id": ev.id },
+      el("span", { cls: "ev-time" }, when(ev.ts)),
+      el("span", { cls: "ev-type", text: ev.type }),
+      showWork ? workLink(ev.work_id) : null,
+      el("span", { cls: "ev-text", text: ev.summary || ev.type }),
+      ev.worker ? el("span", { cls: "ev-worker mono small", title: "worker", text: ev.worker }) : null);
+    return li;
+  }
+
+  function scalar(v) {
+    if (v === null) return el("span", { cls: "jnull", text: "null" });
+    if (typeof v === "boolean") return el("span", { cls: "jbool", text: v ? "true" : "false" });
+    if (typeof v === "number") return el("span", { cls: "jnum", text: String(v) });
+    var s = String(v);
+    if (s.length > 2000) s = s.slice(0, 1999) + "…";
+    return el("span", { cls: "jstr", text: "\"" + s + "\"" });
+  }
+
+  function tree(value, key, depth, path, open) {
+    var label = document.createDocumentFragment();
+    if (key !== null) {
+      label.appendChild(el("span", { cls: "jkey", text: String(key) }));
+      label.appendChild(document.createTextNode(": "));
+    }
+    var isArr = Array.isArray(value);
+    var isObj = value !== null && typeof value === "object" && !isArr;
+    var n = isArr ? value.length : isObj ? Object.keys(value).length : 0;
+    if (depth > 40) return el("span", { cls: "jl" }, label, el("span", { cls: "muted", text: "… (nested too deep)" }));
+    if ((isArr || isObj) && n > 0) {
+      var wasOpen = open.known.has(path) ? open.has(path) : depth < 2;
+      var d = el("details", { cls: "jt", "data-path": path, open: wasOpen });
+      var brace = isArr ? "[\u00a0" + n + "\u00a0]" : "{\u00a0" + n + "\u00a0}";
+      d.appendChild(el("summary", null, label, el("span", { cls: "jbrace", text: brace })));
+      var ul = el("ul");
+      if (isArr) {
+        value.forEach(function (v, i) { ul.appendChild(el("li", null, tree(v, i, depth + 1, path + "[" + i + "]", open))); });
+      } else {
+        Object.keys(value).forEach(function (k) { ul.appendChild(el("li", null, tree(value[k], k, depth + 1, path + "." + k, open))); });
+      }
+      d.appendChild(ul);
+      return d;
+    }
+    if (isArr || isObj) return el("span", { cls: "jl" }, label, el("span", { cls: "jbrace", text: isArr ? "[]" : "{}" }));
+    return el("span", { cls: "jl" }, label, scalar(value));
+  }
+
+  function rebuildTree(container, data) {
+    var open = new Set();
+    open.known = new Set();
+    container.querySelectorAll("details[data-path]").forEach(function (d) {
+      open.known.add(d.dataset.path);
+      if (d.open) open.add(d.dataset.path);
+    });
+    var fresh = tree(data, null, 0, "$", open);
+    container.replaceChildren(fresh);
+  }
+
+  function setField(name, node) {
+    document.querySelectorAll('[data-f="' + name + '"]').forEach(function (target) {
+      if (typeof node === "string") target.textContent = node;
+      else target.replaceChildren(node.cloneNode(true));
+    });
+  }
+
+  function filesize(n) {
+    if (n < 1000) return n + " B";
+    var units = ["kB", "MB", "GB"];
+    var v = n;
+    for (var i = 0; i < units.length; i++) {
+      v /= 1000;
+      if (v < 1000 || i === units.length - 1) return v.toFixed(1) + " " + units[i];
+    }
+    return n + " B";
+  }
+
+  /* ---- live connection ---------------------------------------------------------------- */
+
+  var liveDot = document.getElementById("live");
+  function setLive(status, title) {
+    if (!liveDot) return;
+    liveDot.dataset.status = status;
+    liveDot.title = title;
+    liveDot.textContent = status === "on" ? "live" : status === "retry" ? "reconnecting" : "polling";
+  }
+
+  function throttle(fn, ms) {
+    var timer = null, again = false, last = 0;
+    function run() {
+      timer = null;
+      last = Date.now();
+      again = false;
+      Promise.resolve(fn()).catch(function () { /* shown by the live dot */ }).then(function () {
+        if (again) schedule();
+      });
+    }
+    function schedule() {
+      if (timer) { again = true; return; }
+      var wait = Math.max(150, ms - (Date.now() - last));
+      timer = setTimeout(run, wait);
+    }
+    return schedule;
+  }
+
+  function follow(params, onEvent, onReconnect, pollMs) {
+    var pollTimer = null;
+    function poll() {
+      if (pollTimer) return;
+      setLive("off", "Live stream unavailable; refreshing every " + pollMs / 1000 + " s");
+      pollTimer = setInterval(onReconnect, pollMs);
+    }
+    if (!window.EventSource) { poll(); return; }
+    var qs = new URLSearchParams(params).toString();
+    var src = new EventSource("/api/stream" + (qs ? "?" + qs : ""));
+    src.addEventListener("open", function () {
+      setLive("on", "Connected: updates arrive as they happen");
+      onReconnect();
+    });
+    src.addEventListener("runtime", function (msg) {
+      var ev;
+      try { ev = JSON.parse(msg.data); } catch (e) { return; }
+      onEvent(ev);
+    });
+    src.addEventListener("problem", function () { setLive("retry", "Redis is not answering; retrying"); });
+    src.addEventListener("error", function () {
+      if (src.readyState === EventSource.CLOSED) poll();
+      else setLive("retry", "Connection lost; reconnecting");
+    });
+  }
+
+  function prependEvent(list, ev, showWork) {
+    if (!list) return;
+    if (list.querySelector('li[data-id="' + CSS.escape(ev.id) + '"]')) return;
+    var empty = list.querySelector("li.empty");
+    if (empty) empty.remove();
+    list.insertBefore(eventItem(ev, showWork), list.firstChild);
+    var limit = parseInt(list.dataset.limit || "0", 10);
+    while (limit && list.children.length > limit) list.removeChild(list.lastChild);
+  }
+
+  /* ---- overview ---------------------------------------------------------------------- */
+
+  function renderOverview(ov) {
+    Object.keys(ov.counts).forEach(function (state) {
+      var tile = document.querySelector('[data-count="' + state + '"] .tile-n');
+      if (tile) tile.textContent = String(ov.counts[state]);
+    });
+    var liveStates = ["running", "waiting", "retrying", "scheduled", "queued"];
+    var items = [];
+    liveStates.forEach(function (s) { (ov.live[s] || []).forEach(function (w) { items.push(w); }); });
+    var tbody = document.querySelector("#live-work tbody");
+    if (tbody) {
+      var rows = items.map(workRow);
+      if (!rows.length) {
+        rows = [el("tr", { cls: "empty" }, el("td", { colspan: "9", text: "Nothing is running or waiting. Finished work is under Work; failures under Failed & dead." }))];
+      }
+      tbody.replaceChildren.apply(tbody, rows);
+    }
+    var more = document.getElementById("live-more");
+    if (more) {
+      var links = [];
+      liveStates.forEach(function (s) {
+        var n = ov.counts[s] || 0;
+        if (n > (ov.live[s] || []).length) {
+          links.push(el("a", { href: "/work?state=" + s, text: "all " + n + " " + s + " →" }));
+          links.push(document.createTextNode(" "));
+        }
+      });
+      more.replaceChildren.apply(more, links);
+    }
+    var wb = document.getElementById("workers-body");
+    if (wb) {
+      var wrows = ov.workers.map(function (w) {
+        return el("tr", null,
+          el("td", { cls: "mono small", text: w.worker_id }),
+          el("td", { text: (w.engines || []).join(", ") }),
+          el("td", { cls: "num", text: (w.running === undefined ? "?" : w.running) + "/" + (w.concurrency === undefined ? "?" : w.concurrency) }),
+          el("td", { cls: "num opt", text: w.steps === undefined ? "" : String(w.steps) }),
+          el("td", null, when(w.started)));
+      });
+      if (!wrows.length) {
+        wrows = [el("tr", { cls: "empty" }, el("td", { colspan: "5", text: "No worker is running on this queue. Start one with roost worker." }))];
+      }
+      wb.replaceChildren.apply(wb, wrows);
+    }
+    renderChart(ov.throughput);
+  }
+
+  function renderChart(minutes) {
+    var svg = document.getElementById("tp-chart");
+    if (!svg) return;
+    var ns = "http://www.w3.org/2000/svg";
+    var W = 600, H = 90, gap = 3;
+    var values = minutes.map(function (m) { return m.counts.committed || 0; });
+    var top = Math.max.apply(null, values.concat([1]));
+    var w = (W - gap * (values.length - 1)) / values.length;
+    var nodes = [];
+    values.forEach(function (v, i) {
+      var h = v === 0 ? 0 : Math.max(2, (H - 2) * v / top);
+      var r = document.createElementNS(ns, "rect");
+      r.setAttribute("x", (i * (w + gap)).toFixed(2));
+      r.setAttribute("y", (H - h).toFixed(2));
+      r.setAttribute("width", w.toFixed(2));
+      r.setAttribute("height", h.toFixed(2));
+      r.setAttribute("class", "bar");
+      var t = document.createElementNS(ns, "title");
+      var c = minutes[i].counts;
+      t.textContent = localTime(minutes[i].start) + ": " + (c.committed || 0) + " saved, " + (c.done || 0) + " done, " + (c.retried || 0) + " retried, " + (c.dead || 0) + " dead";
+      r.appendChild(t);
+      nodes.push(r);
+    });
+    var axis = document.createElementNS(ns, "line");
+    axis.setAttribute("x1", "0"); axis.setAttribute("y1", "89.5");
+    axis.setAttribute("x2", "600"); axis.setAttribute("y2", "89.5");
+    axis.setAttribute("class", "axis");
+    nodes.push(axis);
+    svg.replaceChildren.apply(svg, nodes);
+    var sum = function (k) { return minutes.reduce(function (a, m) { return a + (m.counts[k] || 0); }, 0); };
+    var summary = document.getElementById("tp-summary");
+    if (summary) {
+      summary.textContent = sum("committed") + " steps saved, " + sum("done") + " items finished, " + sum("dead") + " dead in the last " + minutes.length + " minutes.";
+    }
+  }
+
+  function startOverview() {
+    var refresh = throttle(function () {
+      return getJSON("/api/overview").then(function (ov) { renderOverview(ov); refreshTimes(); });
+    }, 1000);
+    var list = document.getElementById("recent-events");
+    var params = {};
+    if (body.dataset.after) params.after = body.dataset.after;
+    follow(params, function (ev) { prependEvent(list, ev, true); refresh(); }, refresh, 5000);
+    setInterval(refresh, 15000);
+  }
+
+  /* ---- work detail ------------------------------------------------------------------- */
+
+  function renderDetail(status) {
+    var meta = status.meta;
+    setField("state", badge(meta.state));
+    setField("state2", badge(meta.state));
+    setField("step", meta.step || "—");
+    setField("step2", meta.step || "—");
+    setField("version", String(meta.version));
+    setField("version2", String(meta.version));
+    setField("attempts", meta.attempts + " of " + meta.max_attempts);
+    var lease;
+    if (meta.lease) {
+      lease = el("span", null, meta.lease.worker_id + " · epoch " + meta.lease.epoch + " · expires ", when(meta.lease.expires_at));
+    } else {
+      lease = el("span", { cls: "muted", text: "none" });
+    }
+    setField("lease", lease);
+    var prog = el("span", { text: "—" });
+    if (meta.progress) {
+      prog = el("span");
+      if (meta.progress.fraction !== null && meta.progress.fraction !== undefined) {
+        prog.appendChild(el("progress", { max: "1", value: meta.progress.fraction }));
+        prog.appendChild(document.createTextNode(" " + Math.round(meta.progress.fraction * 100) + "% "));
+      }
+      prog.appendChild(document.createTextNode(meta.progress.message || ""));
+    }
+    setField("progress", prog);
+    setField("updated", when(meta.updated_at, true));
+    setField("finished", when(meta.finished_at, true));
+    setField("due", when(meta.due_at, true));
+    document.querySelectorAll('[data-f="cancel_requested"]').forEach(function (n) { n.hidden = !meta.cancel_requested; });
+
+    var errCard = document.getElementById("last-error");
+    if (errCard) {
+      errCard.hidden = !meta.last_error;
+      if (meta.last_error) {
+        setField("err-type", meta.last_error.type);
+        setField("err-message", meta.last_error.message);
+        setField("err-attempt", String(meta.last_error.attempt));
+        setField("err-when", when(meta.last_error.ts, true));
+        setField("err-tb", meta.last_error.traceback || "");
+      }
+    }
+    document.querySelectorAll("form.action[data-states]").forEach(function (f) {
+      var states = f.dataset.states;
+      if (states) f.hidden = states.split(" ").indexOf(meta.state) < 0;
+    });
+
+    var snap = status.snapshot;
+    var treeBox = document.getElementById("snapshot-tree");
+    if (snap && treeBox && String(snap.version) !== treeBox.dataset.version) {
+      treeBox.dataset.version = String(snap.version);
+      if (!treeBox.classList.contains("tree")) { treeBox.className = "tree"; treeBox.replaceChildren(); }
+      rebuildTree(treeBox, snap.data);
+      setField("snap-version", "v" + snap.version);
+      setField("snap-step", snap.step);
+      setField("snap-finished", snap.is_finished ? "finished" : "not finished");
+      renderArtifacts(snap.artifacts || [], meta.work_id);
+    }
+    refreshTimes();
+  }
+
+  function renderArtifacts(arts, workId) {
+    var tbody = document.getElementById("artifacts-body");
+    if (!tbody || String(arts.length) === tbody.dataset.count) return;
+    tbody.dataset.count = String(arts.length);
+    var rows = arts.map(function (a) {
+      var kind = encodeURIComponent(a.kind);
+      var meta = a.metadata && Object.keys(a.metadata).length ? JSON.stringify(a.metadata) : "";
+      if (meta.length > 80) meta = meta.slice(0, 77) + "...";
+      return el("tr", null,
+        el("td", null, el("code", { text: a.kind })),
+        el("td", { cls: "num", text: filesize(a.size) }),
+        el("td", { cls: "mono small", title: a.artifact_id, text: a.artifact_id.slice(0, 12) + "…" }),
+        el("td", { cls: "opt small", text: meta }),
+        el("td", { cls: "links" },
+          el("a", { href: "/artifacts/" + a.artifact_id + "?kind=" + kind + "&work=" + encodeURIComponent(workId), text: "view" }),
+          " ",
+          el("a", { href: "/artifacts/" + a.artifact_id + "/raw?kind=" + kind + "&download=1", text: "download" })));
+    });
+    tbody.replaceChildren.apply(tbody, rows);
+  }
+
+  function startDetail() {
+    var workId = body.dataset.work;
+    var refresh = throttle(function () {
+      return getJSON("/api/work/" + encodeURIComponent(workId).replace(/%2F/g, "/")).then(renderDetail);
+    }, 500);
+    var list = document.getElementById("item-events");
+    var params = { work_id: workId };
+    if (body.dataset.after) params.after = body.dataset.after;
+    follow(params, function (ev) { prependEvent(list, ev, false); refresh(); }, refresh, 3000);
+  }
+
+  /* ---- events page ------------------------------------------------------------------- */
+
+  function startEvents() {
+    var list = document.getElementById("all-events");
+    var params = {};
+    if (body.dataset.after) params.after = body.dataset.after;
+    follow(params, function (ev) { prependEvent(list, ev, true); }, function () { /* nothing to refetch */ }, 5000);
+  }
+
+  /* ---- confirmations ----------------------------------------------------------------- */
+
+  var dialog = document.getElementById("confirm-dialog");
+  document.addEventListener("submit", function (e) {
+    var form = e.target;
+    if (!(form instanceof HTMLFormElement) || !form.dataset.confirm) return;
+    var confirmed = form.querySelector('input[name="confirmed"]');
+    if (!confirmed || confirmed.value === "1") return;
+    if (!dialog || typeof dialog.showModal !== "function") return; /* the server asks instead */
+    e.preventDefault();
+    document.getElementById("confirm-text").textContent = form.dataset.confirm;
+    dialog.returnValue = "";
+    dialog.onclose = function () {
+      if (dialog.returnValue === "ok") {
+        confirmed.value = "1";
+        form.submit();
+      }
+    };
+    dialog.showModal();
+    var ok = document.getElementById("confirm-ok");
+    if (ok) ok.focus();
+  });
+
+  /* ---- start ------------------------------------------------------------------------- */
+
+  refreshTimes();
+  setInterval(function () { refreshTimes(); }, 5000);
+  if (page === "overview") startOverview();
+  else if (page === "work" && body.dataset.work) startDetail();
+  else if (page === "events") startEvents();
+})();
