@@ -1,0 +1,80 @@
+"""The chaos suite's audits catch what they are meant to catch (no servers needed)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from roost_testkit.chaos.contention import overlaps
+from roost_testkit.chaos.history import Kill, audit_commits, resume_delays
+
+from roost.runtime import RuntimeEvent
+
+
+def ev(etype: str, worker: str, version: int | None = None, ts: float = 0.0, **data: Any):
+    return RuntimeEvent(type=etype, work_id="w", worker=worker, version=version, ts=ts, data=data)
+
+
+def run(version: int, worker: str, epoch: int) -> dict[str, Any]:
+    return {"phase": "end", "work_id": "w", "version": version, "worker": worker, "epoch": epoch}
+
+
+def clean_history() -> tuple[list[RuntimeEvent], list[dict[str, Any]]]:
+    events = [
+        ev("started", "A"),
+        ev("committed", "A", 1, next="inline"),
+        ev("committed", "A", 2, next="queue"),
+        ev("started", "B"),
+        ev("done", "B", 3, next="done"),
+    ]
+    return events, [run(1, "A", 1), run(2, "B", 2)]
+
+
+def test_a_clean_history_passes():
+    events, attempts = clean_history()
+    audit = audit_commits(events, attempts, {"w": 3})
+    assert audit.problems.summary() == []
+    assert (audit.commits, audit.duplicates, audit.holders_checked) == (3, 0, 3)
+
+
+def test_a_version_committed_twice_is_a_duplicate():
+    events, attempts = clean_history()
+    events.insert(3, ev("committed", "A", 2, next="queue"))
+    audit = audit_commits(events, attempts, {"w": 3})
+    assert audit.duplicates == 1
+    assert any("duplicate" in p for p in audit.problems.summary())
+
+
+def test_a_commit_after_the_lease_expired_is_caught():
+    events, attempts = clean_history()
+    events.insert(2, ev("lease_expired", "C"))
+    audit = audit_commits(events, attempts, {"w": 3})
+    assert any("non-holder" in p for p in audit.problems.summary())
+
+
+def test_a_commit_whose_run_is_not_in_the_log_under_that_epoch_is_caught():
+    events, _ = clean_history()
+    audit = audit_commits(events, [run(1, "A", 1), run(2, "B", 1)], {"w": 3})
+    assert any("matching run" in p for p in audit.problems.summary())
+
+
+def test_a_missing_version_is_caught():
+    events, attempts = clean_history()
+    audit = audit_commits(events, attempts, {"w": 4})
+    assert any("missing commit" in p for p in audit.problems.summary())
+
+
+def test_overlapping_holders_are_found():
+    assert overlaps([(0.0, 1.0, "a"), (1.0, 2.0, "b"), (3.0, 4.0, "c")]) == []
+    assert overlaps([(0.0, 2.0, "a"), (1.0, 1.5, "b"), (1.8, 3.0, "c")]) == [("a", "b"), ("a", "c")]
+
+
+def test_resume_delay_is_measured_from_the_kill_to_the_next_grant():
+    events = [
+        ev("started", "A", ts=1.0),
+        ev("lease_expired", "X", ts=4.0),
+        ev("started", "B", ts=4.5),
+    ]
+    delays, problems = resume_delays(events, [Kill(2.0, "A", ["w"])])
+    assert delays == [2.5] and problems.summary() == []
+    delays, problems = resume_delays(events[:2], [Kill(2.0, "A", ["w"])])
+    assert delays == [] and any("never resumed" in p for p in problems.summary())

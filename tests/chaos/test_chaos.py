@@ -1,0 +1,89 @@
+"""The reliability suite's CI tier: every scenario of ``scripts/chaos.py --quick``.
+
+Each test runs one scenario against its own Redis server(s) and real worker processes (see
+``roost_testkit.chaos``) and fails with the scenario's own failure messages. The figures
+are checked here too, so a scenario that silently did less than it claims fails as well.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from roost_testkit.chaos.base import Result
+from roost_testkit.chaos.scenarios import run, tier
+
+pytestmark = [pytest.mark.chaos, pytest.mark.slow, pytest.mark.timeout(600)]
+
+QUICK = {s.key: s for s in tier(full=False)}
+
+
+async def scenario(key: str, tmp_path: Path) -> Result:
+    result = await run(QUICK[key], tmp_path)
+    assert result.passed, f"{result.name} failed:\n" + "\n".join(result.failures)
+    return result
+
+
+async def test_kill_soak_commits_every_step_once_from_the_lease_holder(tmp_path: Path):
+    """Workers SIGKILLed every ~2 s and Redis SIGKILLed once: nothing lost, nothing twice."""
+    cfg = QUICK["kill-soak"].config
+    result = await scenario("kill-soak", tmp_path)
+    assert result.commits == cfg.items * (cfg.steps + 1)
+    assert result.duplicates == 0
+    assert result.dead == 0
+    assert result.notes["worker_kills"] >= 3
+    assert result.notes["in_flight_at_kills"] >= 1
+    assert result.notes["holders_checked"] == result.commits
+    assert result.max_resume is not None and result.max_resume <= cfg.lease_ttl + 2.0
+
+
+async def test_graceful_drain_commits_running_steps_and_releases_long_ones(tmp_path: Path):
+    """SIGTERM: running steps commit, nothing new starts, a long step moves on unharmed."""
+    cfg = QUICK["drain"].config
+    result = await scenario("drain", tmp_path)
+    assert result.notes["drain_exit_s"] <= cfg.grace + 2.0
+    assert result.notes["second_signal_exit_s"] <= 1.5
+    assert result.duplicates == 0 and result.dead == 0
+
+
+async def test_redis_away_costs_no_attempts_and_no_workers(tmp_path: Path):
+    """Redis SIGSTOPped for 10 s mid-run: workers ride it out, throughput comes back."""
+    cfg = QUICK["redis-away"].config
+    result = await scenario("redis-away", tmp_path)
+    assert result.notes["outage_s"] >= cfg.outage
+    assert result.notes["throughput_back_s"] <= cfg.recovery_bound
+    assert result.commits == cfg.items * (cfg.steps + 1)
+    assert result.dead == 0
+
+
+async def test_stalled_worker_is_fenced(tmp_path: Path):
+    """A step stalls its loop past the lease TTL; a new holder commits; the late one is refused."""
+    result = await scenario("stall", tmp_path)
+    assert result.fenced >= 1
+    assert result.duplicates == 0
+
+
+async def test_poison_goes_dead_after_its_attempts_and_retry_runs_it_once(tmp_path: Path):
+    """A raising step and a worker-killing step go dead on their limits; retry runs them again."""
+    cfg = QUICK["poison"].config
+    result = await scenario("poison", tmp_path)
+    assert result.notes["worker_deaths"] == cfg.exit_attempts
+    assert result.dead == 2
+    assert result.duplicates == 0
+
+
+async def test_resource_claims_never_overlap(tmp_path: Path):
+    """200 items on one gpu: one holder at a time, a killed holder's claim frees, no attempts."""
+    cfg = QUICK["resources"].config
+    result = await scenario("resources", tmp_path)
+    assert result.notes["holder_intervals"]["gpu"] >= cfg.items * cfg.steps
+    assert result.max_resume is not None and result.max_resume <= cfg.lease_ttl + 1.0
+    assert result.dead == 0
+
+
+async def test_idempotent_enqueue_under_concurrency(tmp_path: Path):
+    """20 clients on separate connections enqueue the same keys at once: one item per key."""
+    cfg = QUICK["enqueue"].config
+    result = await scenario("enqueue", tmp_path)
+    assert result.notes["clients"] == 20
+    assert result.commits == cfg.keys * 2

@@ -1,0 +1,485 @@
+"""Fault scenarios on a handful of items: graceful drain, a stalled worker, poison."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from roost.redis import RedisSwarm
+from roost.runtime import RuntimeEvent, WorkItem
+from roost_testkit.chaos.base import ChaosEnv, Result, stop_workers, until
+from roost_testkit.chaos.history import (
+    COMMITS,
+    audit_commits,
+    audit_items,
+    count_types,
+    read_jsonl,
+    read_stream,
+)
+from roost_testkit.chaos.procs import Proc
+
+
+def attempts_of(env: ChaosEnv, work_id: str, phase: str = "start") -> list[dict[str, Any]]:
+    return [
+        r
+        for r in read_jsonl(env.attempt_log)
+        if r["work_id"] == work_id and r.get("phase") == phase
+    ]
+
+
+def started_on(env: ChaosEnv, work_id: str, proc: Proc, version: int | None = None) -> bool:
+    return any(
+        r["pid"] == proc.pid and (version is None or r["version"] == version)
+        for r in attempts_of(env, work_id)
+    )
+
+
+async def state_is(swarm: RedisSwarm, work_id: str, *states: str) -> bool:
+    return (await swarm.status(work_id)).meta.state in states
+
+
+async def all_in(swarm: RedisSwarm, ids: list[str], *states: str) -> bool:
+    metas = await swarm.metas(ids)
+    return all(m is not None and m.state in states for m in metas)
+
+
+async def finish(
+    swarm: RedisSwarm, env: ChaosEnv, result: Result, steps: dict[str, int]
+) -> list[RuntimeEvent]:
+    """Shared end-of-scenario audit of ``steps`` (work id -> steps) on a finished run."""
+    events = await read_stream(swarm)
+    attempts = read_jsonl(env.attempt_log)
+    audit = audit_commits(events, attempts, {w: n + 1 for w, n in steps.items()})
+    result.commits += audit.commits
+    result.duplicates += audit.duplicates
+    result.fenced += count_types(read_jsonl(env.sink_log), "stale_commit")
+    result.dead += sum(1 for e in events if e.type == "dead" and e.work_id in steps)
+    result.absorb(audit.problems)
+    result.absorb(await audit_items(swarm, steps))
+    return events
+
+
+def poison(env: ChaosEnv, name: str) -> str:
+    path = env.root / f"{name}.poison"
+    path.write_text("present\n")
+    return str(path)
+
+
+# -- 2. graceful drain --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DrainConfig:
+    short_items: int = 4
+    steps: int = 3
+    step_seconds: float = 1.5
+    grace: float = 4.0
+    lease_ttl: float = 3.0
+    timeout: float = 90.0
+
+
+async def graceful_drain(env: ChaosEnv, cfg: DrainConfig) -> Result:
+    """Scenario 2: SIGTERM with steps running; then a second signal exits at once."""
+    result = Result("graceful drain")
+    server = env.server(appendonly=False)
+    settings = env.settings(server, lease_ttl=cfg.lease_ttl, grace_period=cfg.grace)
+    shorts = [
+        WorkItem(
+            engine="hashchain",
+            payload={"steps": cfg.steps, "mode": "sleep", "seconds": cfg.step_seconds},
+        )
+        for _ in range(cfg.short_items)
+    ]
+    # Longer than the grace period, on its only allowed attempt: losing an attempt kills it.
+    long_item = WorkItem(
+        engine="hashchain",
+        payload={"steps": 1, "mode": "sleep", "seconds": 120.0, "poison_file": poison(env, "long")},
+        max_attempts=1,
+    )
+    ids = [i.work_id for i in shorts]
+    steps = {**{w: cfg.steps for w in ids}, long_item.work_id: 1}
+    result.items = len(steps)
+    async with env.swarm(settings) as swarm:
+        w = await asyncio.to_thread(env.worker, settings, cfg.short_items + 1)
+        await swarm.enqueue_many([*shorts, long_item])
+        everything_started = await until(
+            lambda: _all_started(env, [*ids, long_item.work_id], w), 30.0
+        )
+        result.check(everything_started, "the draining worker never started all items")
+        backup = await asyncio.to_thread(env.worker, settings, cfg.short_items + 1)
+        # Mid-step: the short steps have ~1 s left, the long one far more than the grace.
+        (env.root / "long.poison").unlink()
+        await until(lambda: _mid_step(env, ids, w, cfg.step_seconds), 10.0, 0.02)
+        term_at = env.procs.send(w, signal.SIGTERM)
+        code = await asyncio.to_thread(env.procs.wait, w, cfg.grace + 15.0)
+        exit_after = (w.ended_at or time.time()) - term_at
+        result.check(code == 0, f"draining worker exited with {code}, not 0")
+        result.check(
+            exit_after <= cfg.grace + 2.0,
+            f"draining worker took {exit_after:.2f}s to exit (grace {cfg.grace}s)",
+        )
+        done = await until(lambda: all_in(swarm, list(steps), "done"), cfg.timeout)
+        result.check(done, "items did not all finish after the drain")
+        events = await finish(swarm, env, result, steps)
+        _check_drain(env, result, events, w, backup, term_at, ids, long_item.work_id)
+        result.notes["drain_exit_s"] = round(exit_after, 2)
+
+        # A second signal exits at once; the lease then expires and the item resumes.
+        codes = await stop_workers(env, [backup], cfg.grace + 10.0)
+        result.check(codes == {backup.name: 0}, f"idle worker did not exit 0: {codes}")
+        second = await _second_signal(env, swarm, settings, result, cfg)
+        steps[second] = 1
+    result.items = len(steps)
+    return result
+
+
+def _all_started(env: ChaosEnv, ids: list[str], w: Proc) -> Any:
+    async def check() -> bool:
+        return all(started_on(env, i, w) for i in ids)
+
+    return check()
+
+
+def _mid_step(env: ChaosEnv, ids: list[str], w: Proc, step_seconds: float) -> Any:
+    """Every short item's latest step on ``w`` started 0.3-0.9 of a step ago."""
+
+    async def check() -> bool:
+        now = time.time()
+        for work_id in ids:
+            runs = [r for r in attempts_of(env, work_id) if r["pid"] == w.pid]
+            if not runs:
+                return False
+            age = now - max(r["start"] for r in runs)
+            if not 0.3 * step_seconds <= age <= 0.9 * step_seconds:
+                return False
+        return True
+
+    return check()
+
+
+def _check_drain(
+    env: ChaosEnv,
+    result: Result,
+    events: list[RuntimeEvent],
+    w: Proc,
+    backup: Proc,
+    term_at: float,
+    ids: list[str],
+    long_id: str,
+) -> None:
+    starts = [r for r in read_jsonl(env.attempt_log) if r.get("phase") == "start"]
+    ends = {
+        (r["work_id"], r["version"], r["pid"])
+        for r in read_jsonl(env.attempt_log)
+        if r.get("phase") == "end"
+    }
+    late = [r for r in starts if r["pid"] == w.pid and r["start"] > term_at]
+    result.check(not late, f"{len(late)} steps started on the draining worker after SIGTERM")
+    commits = {(e.work_id, e.version, e.worker) for e in events if e.type in COMMITS}
+    for r in starts:
+        if r["pid"] != w.pid or r["work_id"] not in ids:
+            continue
+        key = (r["work_id"], r["version"], w.pid)
+        result.check(key in ends, f"step {key[:2]} running at SIGTERM did not finish")
+        result.check(
+            (r["work_id"], r["version"] + 1, w.worker_id) in commits,
+            f"step {key[:2]} running at SIGTERM was not committed by its worker",
+        )
+    mine = [e for e in events if e.work_id == long_id]
+    released = [e for e in mine if e.type == "released" and e.worker == w.worker_id]
+    result.check(len(released) == 1, f"long step released {len(released)} times, not once")
+    grants = [e for e in mine if e.type == "started"]
+    result.check(
+        len(grants) == 2 and grants[1].worker == backup.worker_id,
+        f"long item leased {[(g.worker, g.data) for g in grants]}",
+    )
+    if len(grants) == 2 and released:
+        result.check(
+            grants[1].data.get("attempt") == 1,
+            f"the released step resumed as attempt {grants[1].data.get('attempt')}, not 1",
+        )
+        result.resume([grants[1].ts - released[0].ts])
+
+
+async def _second_signal(
+    env: ChaosEnv, swarm: RedisSwarm, settings: Any, result: Result, cfg: DrainConfig
+) -> str:
+    item = WorkItem(
+        engine="hashchain",
+        payload={
+            "steps": 1,
+            "mode": "sleep",
+            "seconds": 120.0,
+            "poison_file": poison(env, "twice"),
+        },
+    )
+    w = await asyncio.to_thread(env.worker, settings, 1)
+    await swarm.enqueue_many([item])
+    result.check(
+        await until(lambda: _all_started(env, [item.work_id], w), 30.0), "item never started"
+    )
+    backup = await asyncio.to_thread(env.worker, settings, 1)
+    (env.root / "twice.poison").unlink()
+    env.procs.send(w, signal.SIGTERM)
+    await asyncio.sleep(0.5)
+    second_at = env.procs.send(w, signal.SIGTERM)
+    code = await asyncio.to_thread(env.procs.wait, w, 10.0)
+    took = (w.ended_at or time.time()) - second_at
+    result.check(code == 128 + signal.SIGTERM, f"second SIGTERM: exit code {code}, not 143")
+    result.check(took <= 1.5, f"second SIGTERM: exit took {took:.2f}s")
+    resumed = await until(lambda: state_is(swarm, item.work_id, "done"), cfg.lease_ttl + 30.0)
+    result.check(resumed, "the item of the force-stopped worker never finished")
+    events = await finish(swarm, env, result, {item.work_id: 1})
+    grants = [e for e in events if e.work_id == item.work_id and e.type == "started"]
+    if len(grants) == 2:
+        delay = grants[1].ts - second_at
+        result.resume([delay])
+        result.check(
+            delay <= cfg.lease_ttl + 2.0,
+            f"force-stopped worker's item resumed after {delay:.2f}s (TTL + 2 s bound)",
+        )
+    else:
+        result.check(False, f"force-stopped item leased {len(grants)} times, not twice")
+    result.notes["second_signal_exit_s"] = round(took, 2)
+    await stop_workers(env, [backup], cfg.grace + 10.0)
+    return item.work_id
+
+
+# -- 4. stalled worker --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StallConfig:
+    lease_ttl: float = 2.0
+    stall: float = 8.0
+    others: int = 3
+    timeout: float = 60.0
+
+
+async def stalled_worker(env: ChaosEnv, cfg: StallConfig) -> Result:
+    """Scenario 4: a step blocks its worker's event loop past the lease TTL."""
+    result = Result("stalled worker")
+    server = env.server(appendonly=False)
+    settings = env.settings(server, lease_ttl=cfg.lease_ttl)
+    stalled = WorkItem(
+        engine="hashchain",
+        payload={"steps": 3, "modes": {"2": "block"}, "seconds": cfg.stall, "fail_times": 1},
+    )
+    # In flight on the same worker while its loop is blocked: they lose their leases too.
+    others = [
+        WorkItem(engine="hashchain", payload={"steps": 4, "mode": "sleep", "seconds": 1.0})
+        for _ in range(cfg.others)
+    ]
+    steps = {stalled.work_id: 3, **{o.work_id: 4 for o in others}}
+    result.items = len(steps)
+    sid = stalled.work_id
+    async with env.swarm(settings) as swarm:
+        a = await asyncio.to_thread(env.worker, settings, cfg.others + 1)
+        await swarm.enqueue_many([*others, stalled])
+        blocked = await until(lambda: _started_at(env, sid, 2, a), 30.0)
+        result.check(blocked, "the stalling step never started")
+        stall_at = time.time()
+        b = await asyncio.to_thread(env.worker, settings, cfg.others + 1)
+        b_ready = time.time()
+        took_over = await until(lambda: state_is(swarm, sid, "done"), cfg.timeout)
+        result.check(took_over, "nobody finished the stalled worker's item")
+        before = await swarm.status(sid)
+        n_before = len(await swarm.events(work_id=sid))
+        refused = await until(lambda: _refused(env, sid, a), cfg.stall + 20.0)
+        result.check(refused, "the stalled worker's late commit was not refused")
+        await asyncio.sleep(0.5)
+        after = await swarm.status(sid)
+        result.check(
+            after.model_dump() == before.model_dump(),
+            "the refused late commit changed the item",
+        )
+        late = [e for e in (await swarm.events(work_id=sid))[n_before:]]
+        result.check(not late, f"events after the refusal: {[e.type for e in late]}")
+        result.check(a.alive(), "the stalled worker died")
+        # The stalled worker is healthy again: alone, it runs new work.
+        await stop_workers(env, [b], settings.grace_period + 10)
+        fresh = await swarm.enqueue("hashchain", {"steps": 2})
+        steps[fresh] = 2
+        ran = await until(lambda: state_is(swarm, fresh, "done"), 30.0)
+        result.check(ran, "the stalled worker did not run new work afterwards")
+        events = await finish(swarm, env, result, steps)
+        await stop_workers(env, [a], settings.grace_period + 10)
+    mine = [e for e in events if e.work_id == sid]
+    grants = [e for e in mine if e.type == "started"]
+    commit3 = [e for e in mine if e.type in COMMITS and e.version == 3]
+    result.check(
+        len(commit3) == 1 and commit3[0].worker == b.worker_id,
+        f"version 3 committed by {[e.worker for e in commit3]}, expected the new holder",
+    )
+    runs = sorted(attempts_of(env, sid), key=lambda r: r["start"])
+    v2 = [r for r in runs if r["version"] == 2]
+    result.check(
+        len(v2) == 2 and v2[0]["pid"] == a.pid and v2[1]["pid"] == b.pid,
+        f"step from v2 ran on {[r['pid'] for r in v2]}",
+    )
+    if len(v2) == 2:
+        result.check(v2[0]["epoch"] < v2[1]["epoch"], f"epochs {v2[0]['epoch']} {v2[1]['epoch']}")
+    takeover = [g for g in grants if g.worker == b.worker_id]
+    if takeover:
+        delay = takeover[0].ts - max(stall_at, b_ready)
+        result.resume([takeover[0].ts - stall_at])
+        result.check(
+            delay <= cfg.lease_ttl + 2.0, f"takeover {delay:.2f}s after the stall (TTL + 2 s)"
+        )
+    if fresh_commits := [e for e in events if e.work_id == fresh and e.type in COMMITS]:
+        result.check(
+            all(e.worker == a.worker_id for e in fresh_commits),
+            "new work after the stall was not run by the stalled worker",
+        )
+    result.check(result.fenced >= 1, "no fenced commit was counted")
+    result.notes["fenced_including_other_items"] = result.fenced
+    return result
+
+
+def _started_at(env: ChaosEnv, work_id: str, version: int, proc: Proc) -> Any:
+    async def check() -> bool:
+        return started_on(env, work_id, proc, version)
+
+    return check()
+
+
+def _refused(env: ChaosEnv, work_id: str, proc: Proc) -> Any:
+    async def check() -> bool:
+        return any(
+            r["type"] == "stale_commit" and r["work_id"] == work_id and r["pid"] == proc.pid
+            for r in read_jsonl(env.sink_log)
+        )
+
+    return check()
+
+
+# -- 5. poison ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PoisonConfig:
+    raise_attempts: int = 4
+    exit_attempts: int = 3
+    healthy: int = 6
+    workers: int = 2
+    lease_ttl: float = 2.0
+    timeout: float = 120.0
+
+
+@dataclass
+class Watchdog:
+    """Restarts workers that die on their own; counts the deaths."""
+
+    env: ChaosEnv
+    settings: Any
+    workers: list[Proc]
+    deaths: list[tuple[str, int | None, float]]
+
+    async def run(self) -> None:
+        while True:
+            for p in list(self.workers):
+                if not p.alive() and not p.signals:
+                    self.workers.remove(p)
+                    self.deaths.append((p.name, p.returncode, time.time()))
+                    self.workers.append(await asyncio.to_thread(self.env.worker, self.settings, 2))
+            await asyncio.sleep(0.1)
+
+
+async def poison_items(env: ChaosEnv, cfg: PoisonConfig) -> Result:
+    """Scenario 5: a step that raises and a step that kills its worker; then retry."""
+    result = Result("poison")
+    server = env.server(appendonly=False)
+    settings = env.settings(server, lease_ttl=cfg.lease_ttl)
+    raiser = WorkItem(
+        engine="hashchain",
+        payload={"steps": 3, "mode": "raise", "poison_file": poison(env, "raise")},
+        max_attempts=cfg.raise_attempts,
+    )
+    killer = WorkItem(
+        engine="hashchain",
+        payload={"steps": 3, "modes": {"2": "exit"}, "poison_file": poison(env, "exit")},
+        max_attempts=cfg.exit_attempts,
+    )
+    healthy = [
+        WorkItem(
+            engine="hashchain",
+            payload={"steps": 3, "mode": "sleep", "seconds": 0.2},
+            max_attempts=10,
+        )
+        for _ in range(cfg.healthy)
+    ]
+    rid, kid = raiser.work_id, killer.work_id
+    steps = {rid: 3, kid: 3, **{h.work_id: 3 for h in healthy}}
+    result.items = len(steps)
+    workers = await env.workers(settings, cfg.workers, 2)
+    dog = Watchdog(env, settings, workers, [])
+    watch = asyncio.create_task(dog.run())
+    try:
+        async with env.swarm(settings) as swarm:
+            await swarm.enqueue_many([raiser, killer, *healthy])
+            ok = await until(lambda: all_in(swarm, [rid, kid], "dead"), cfg.timeout)
+            result.check(ok, "the poison items did not both go dead")
+            ok = await until(
+                lambda: all_in(swarm, [h.work_id for h in healthy], "done"), cfg.timeout
+            )
+            result.check(ok, "healthy items did not finish next to the poison")
+            deaths = len(dog.deaths)
+            await asyncio.sleep(2 * cfg.lease_ttl + 1.0)
+            result.check(len(dog.deaths) == deaths, "workers kept dying after the item went dead")
+            result.check(
+                deaths == cfg.exit_attempts,
+                f"{deaths} worker deaths for a step allowed {cfg.exit_attempts} attempts",
+            )
+            codes = {d[1] for d in dog.deaths}
+            result.check(codes <= {3}, f"workers died with codes {codes}, not the step's 3")
+            r_meta = (await swarm.status(rid)).meta
+            k_meta = (await swarm.status(kid)).meta
+            _check_dead(env, result, rid, r_meta, cfg.raise_attempts, 1, "RuntimeError")
+            _check_dead(env, result, kid, k_meta, cfg.exit_attempts, 2, "WorkerLost")
+            dead_events = await swarm.events()
+            result.dead = sum(1 for e in dead_events if e.type == "dead")
+            # The operator fixes the cause and retries: each runs again, once.
+            retry_at = time.time()
+            for path in ("raise", "exit"):
+                (env.root / f"{path}.poison").unlink()
+            await swarm.retry(rid)
+            await swarm.retry(kid)
+            ok = await until(lambda: all_in(swarm, [rid, kid], "done"), cfg.timeout)
+            result.check(ok, "retried items did not finish")
+            result.check(len(dog.deaths) == deaths, "a worker died after the retry")
+            events = await finish(swarm, env, result, steps)
+            result.dead = sum(1 for e in events if e.type == "dead")
+            for work_id, first in ((rid, 1), (kid, 2)):
+                again = [r for r in attempts_of(env, work_id) if r["start"] >= retry_at]
+                versions = sorted(r["version"] for r in again)
+                result.check(
+                    versions == list(range(first, 4)) and all(r["attempt"] == 1 for r in again),
+                    f"after retry {work_id} ran {[(r['version'], r['attempt']) for r in again]}",
+                )
+                retried = [e for e in events if e.work_id == work_id and e.type == "retried"]
+                result.check(len(retried) == 1, f"{len(retried)} retried events for {work_id}")
+    finally:
+        watch.cancel()
+        await asyncio.gather(watch, return_exceptions=True)
+    await stop_workers(env, dog.workers, settings.grace_period + 10)
+    result.notes.update(worker_deaths=len(dog.deaths), dead_letters_before_retry=2)
+    return result
+
+
+def _check_dead(
+    env: ChaosEnv, result: Result, work_id: str, meta: Any, attempts: int, version: int, error: str
+) -> None:
+    runs = attempts_of(env, work_id)
+    at = [r["attempt"] for r in runs if r["version"] == version]
+    result.check(
+        sorted(at) == list(range(1, attempts + 1)),
+        f"{work_id} ran attempts {at} before going dead, expected 1..{attempts}",
+    )
+    result.check(meta.state == "dead", f"{work_id} is {meta.state}")
+    result.check(meta.attempts == attempts, f"{work_id} meta shows {meta.attempts} attempts")
+    result.check(meta.version == version, f"failed attempts moved {work_id} to v{meta.version}")
+    err = meta.last_error.type if meta.last_error else None
+    result.check(err == error, f"{work_id} last error {err}, expected {error}")

@@ -1,0 +1,120 @@
+"""The scenario list, its two sizes (``quick`` for CI, ``full`` for the runner), and the table."""
+
+from __future__ import annotations
+
+import time
+import traceback
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from roost_testkit.chaos.base import ChaosEnv, Result
+from roost_testkit.chaos.contention import (
+    EnqueueConfig,
+    ResourceConfig,
+    idempotent_enqueue,
+    resource_contention,
+)
+from roost_testkit.chaos.faults import (
+    DrainConfig,
+    PoisonConfig,
+    StallConfig,
+    graceful_drain,
+    poison_items,
+    stalled_worker,
+)
+from roost_testkit.chaos.soak import AwayConfig, SoakConfig, kill_soak, redis_away
+
+
+@dataclass(frozen=True)
+class Scenario:
+    key: str
+    run: Callable[[ChaosEnv, Any], Awaitable[Result]]
+    config: Any
+
+
+def tier(full: bool) -> list[Scenario]:
+    """The scenarios of the CI tier (``full=False``) or of the larger tier."""
+    if not full:
+        return [
+            Scenario("kill-soak", kill_soak, SoakConfig()),
+            Scenario("drain", graceful_drain, DrainConfig()),
+            Scenario("redis-away", redis_away, AwayConfig(how="pause")),
+            Scenario("stall", stalled_worker, StallConfig()),
+            Scenario("poison", poison_items, PoisonConfig()),
+            Scenario("resources", resource_contention, ResourceConfig()),
+            Scenario("enqueue", idempotent_enqueue, EnqueueConfig()),
+        ]
+    return [
+        Scenario(
+            "kill-soak",
+            kill_soak,
+            SoakConfig(items=10_000, workers=4, concurrency=16, timeout=3600.0),
+        ),
+        Scenario("drain", graceful_drain, DrainConfig(short_items=8)),
+        Scenario("redis-away", redis_away, AwayConfig(how="pause", items=400)),
+        Scenario("redis-away-stop", redis_away, AwayConfig(how="stop", items=400)),
+        Scenario("stall", stalled_worker, StallConfig(others=6)),
+        Scenario("poison", poison_items, PoisonConfig(healthy=20, workers=3)),
+        Scenario("resources", resource_contention, ResourceConfig(steps=3, disk_only=40)),
+        Scenario(
+            "enqueue", idempotent_enqueue, EnqueueConfig(processes=20, connections=1, keys=50)
+        ),
+    ]
+
+
+async def run(scenario: Scenario, root: Path) -> Result:
+    """Run one scenario in its own directory; a crash is a failed result, never a leak."""
+    env = ChaosEnv(root / scenario.key)
+    started = time.monotonic()
+    try:
+        result = await scenario.run(env, scenario.config)
+    except Exception as exc:
+        result = Result(scenario.key)
+        tb = traceback.format_exc().strip().splitlines()[-6:]
+        result.failures.append(f"scenario crashed: {exc!r}\n" + "\n".join(tb))
+    finally:
+        env.close()
+    result.seconds = time.monotonic() - started
+    return result
+
+
+COLUMNS = (
+    "scenario",
+    "items",
+    "steps committed",
+    "duplicates",
+    "fenced commits refused",
+    "max resume delay (s)",
+    "dead letters",
+    "time (s)",
+    "result",
+)
+
+
+def table(results: list[Result]) -> str:
+    """A Markdown table, one row per scenario."""
+    rows = [COLUMNS, tuple("---" for _ in COLUMNS)]
+    for r in results:
+        rows.append(
+            (
+                r.name,
+                f"{r.items:,}",
+                f"{r.commits:,}",
+                str(r.duplicates),
+                str(r.fenced),
+                "-" if r.max_resume is None else f"{r.max_resume:.2f}",
+                str(r.dead),
+                f"{r.seconds:.0f}",
+                "pass" if r.passed else "FAIL",
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(COLUMNS))]
+    lines = []
+    for row in rows:
+        cells = [
+            c.ljust(w) if row[1] != "---" else "-" * w for c, w in zip(row, widths, strict=True)
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)

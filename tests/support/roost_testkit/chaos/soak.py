@@ -1,0 +1,346 @@
+"""Load scenarios: the kill soak (workers and Redis SIGKILLed) and Redis going away."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+
+from roost.redis import RedisSwarm
+from roost.redis.server import ServerProcess
+from roost.runtime import RuntimeEvent, WorkItem
+from roost_testkit.chaos.base import (
+    ChaosEnv,
+    Result,
+    persist,
+    stop_workers,
+    until,
+)
+from roost_testkit.chaos.history import (
+    COMMITS,
+    Kill,
+    audit_commits,
+    audit_items,
+    count_types,
+    leases_held_by,
+    read_jsonl,
+    read_stream,
+    resumes,
+)
+from roost_testkit.chaos.procs import Proc
+
+
+def chain_items(
+    n: int, steps: int, seconds: tuple[float, float], rng: random.Random
+) -> list[WorkItem]:
+    """``n`` hash-chain items whose steps each sleep (asynchronously) a random while."""
+    return [
+        WorkItem(
+            engine="hashchain",
+            payload={
+                "steps": steps,
+                "mode": "sleep",
+                "seconds": round(rng.uniform(*seconds), 3),
+            },
+        )
+        for _ in range(n)
+    ]
+
+
+async def done_count(swarm: RedisSwarm) -> int:
+    return int(await swarm.client.zcard(swarm.keys.state("done")))
+
+
+async def audit_run(
+    swarm: RedisSwarm, env: ChaosEnv, result: Result, steps: dict[str, int]
+) -> list[RuntimeEvent]:
+    """The checks every load scenario shares; returns the stream for more."""
+    events = await read_stream(swarm)
+    attempts = read_jsonl(env.attempt_log)
+    sink = read_jsonl(env.sink_log)
+    audit = audit_commits(events, attempts, {w: n + 1 for w, n in steps.items()})
+    result.commits += audit.commits
+    result.duplicates += audit.duplicates
+    result.fenced += count_types(sink, "stale_commit")
+    result.dead += sum(1 for e in events if e.type == "dead" and e.work_id in steps)
+    result.absorb(audit.problems)
+    result.absorb(await audit_items(swarm, steps))
+    ends = Counter((r["work_id"], r["version"]) for r in attempts if r.get("phase") == "end")
+    result.notes["step_runs"] = sum(ends.values())
+    result.notes["steps_run_again"] = sum(n - 1 for n in ends.values() if n > 1)
+    result.notes["holders_checked"] = audit.holders_checked
+    return events
+
+
+# -- 1. kill soak -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SoakConfig:
+    items: int = 500
+    steps: int = 5
+    workers: int = 3
+    concurrency: int = 8
+    lease_ttl: float = 3.0
+    kill_every: float = 2.0
+    step_seconds: tuple[float, float] = (0.05, 0.25)
+    redis_crash_at: float = 0.4
+    """Fraction of items done when Redis is SIGKILLed (once)."""
+    max_attempts: int = 10
+    timeout: float = 420.0
+    seed: int = 6
+
+
+@dataclass
+class SoakState:
+    workers: list[Proc]
+    kills: list[Kill] = field(default_factory=list[Kill])
+    done: int = 0
+    last_kill: float = 0.0
+    redis: dict[str, float] = field(default_factory=dict[str, float])
+    spawn_errors: list[str] = field(default_factory=list[str])
+
+
+async def feed(swarm: RedisSwarm, items: list[WorkItem], backlog: int) -> None:
+    """Enqueue ``items`` keeping at most ``backlog`` items queued (a steady arrival rate).
+
+    A recovered item goes to the back of the queue; a short backlog keeps "resumed within
+    lease TTL + 2 s" about recovery, not about the length of the queue. Re-sending a
+    batch after an outage is safe: an existing work id is returned, not created again.
+    """
+    i = 0
+    while i < len(items):
+        queued = int(await persist(lambda: swarm.client.zcard(swarm.keys.state("queued"))))
+        room = backlog - queued
+        if room > 0:
+            batch = items[i : i + room]
+            await persist(lambda batch=batch: swarm.enqueue_many(batch))
+            i += len(batch)
+        await asyncio.sleep(0.05)
+
+
+async def crash_redis(swarm: RedisSwarm, server: ServerProcess, state: SoakState) -> None:
+    """SIGKILL Redis and start it again on the same port and data directory."""
+    rows = await swarm.client.xrevrange(swarm.keys.events, count=1)
+    last = rows[0][0] if rows else None
+    state.redis["killed_at"] = time.time()
+    await asyncio.to_thread(server.kill)
+    await asyncio.to_thread(server.start, 60.0)
+    state.redis["back_at"] = time.time()
+    if last is not None:
+        found = await persist(lambda: swarm.client.xrange(swarm.keys.events, min=last, max=last))
+        state.redis["last_event_survived"] = float(bool(found))
+
+
+async def chaos_loop(
+    env: ChaosEnv,
+    swarm: RedisSwarm,
+    server: ServerProcess,
+    settings_env: dict[str, str],
+    cfg: SoakConfig,
+    state: SoakState,
+    rng: random.Random,
+) -> None:
+    ttl = cfg.lease_ttl
+    respawns: set[asyncio.Task[None]] = set()
+
+    async def respawn() -> None:
+        try:
+            proc = await asyncio.to_thread(env.procs.start_worker, settings_env, cfg.concurrency)
+            state.workers.append(proc)
+        except Exception as exc:  # reported, and the soak goes on with fewer workers
+            state.spawn_errors.append(str(exc)[:300])
+
+    while True:
+        await asyncio.sleep(cfg.kill_every * rng.uniform(0.75, 1.25))
+        if "killed_at" not in state.redis and state.done >= cfg.redis_crash_at * cfg.items:
+            # Let the last worker kill's items resume first, so the two faults do not mix.
+            await asyncio.sleep(max(0.0, state.last_kill + ttl + 2.0 - time.time()))
+            await crash_redis(swarm, server, state)
+            await asyncio.sleep(ttl + 1.0)
+            continue
+        ready = [p for p in state.workers if p.alive() and p.worker_id]
+        if len(ready) < 2:
+            continue
+        victim = rng.choice(ready)
+        at = await asyncio.to_thread(env.procs.kill, victim)
+        state.last_kill = at
+        held = await persist(lambda v=victim: leases_held_by(swarm, v.worker_id))
+        state.kills.append(Kill(at, victim.worker_id, held))
+        task = asyncio.create_task(respawn())
+        respawns.add(task)
+        task.add_done_callback(respawns.discard)
+
+
+def crashed(task: asyncio.Task[None]) -> bool:
+    return task.done() and not task.cancelled() and task.exception() is not None
+
+
+async def kill_soak(env: ChaosEnv, cfg: SoakConfig) -> Result:
+    """Scenario 1: SIGKILL a random worker every ~2 s, and Redis once, under load."""
+    result = Result("kill soak", items=cfg.items)
+    rng = random.Random(cfg.seed)
+    server = env.server(appendonly=True, appendfsync="everysec")
+    settings = env.settings(server, lease_ttl=cfg.lease_ttl, max_attempts=cfg.max_attempts)
+    wenv = env.env(settings)
+    items = chain_items(cfg.items, cfg.steps, cfg.step_seconds, rng)
+    steps = {i.work_id: cfg.steps for i in items}
+    state = SoakState(workers=await env.workers(settings, cfg.workers, cfg.concurrency))
+    async with env.swarm(settings) as swarm:
+        backlog = max(4, cfg.concurrency // 2)
+        producer = asyncio.create_task(feed(swarm, items, backlog))
+        chaos = asyncio.create_task(chaos_loop(env, swarm, server, wenv, cfg, state, rng))
+
+        async def all_done() -> bool:
+            if crashed(chaos) or crashed(producer):
+                return True  # stop waiting: the helper's error is reported below
+            state.done = await done_count(swarm)
+            return state.done >= cfg.items
+
+        finished = await until(all_done, cfg.timeout, interval=0.25)
+        for task in (chaos, producer):
+            if crashed(task):
+                result.check(False, f"scenario helper crashed: {task.exception()!r}")
+            task.cancel()
+        await asyncio.gather(chaos, producer, return_exceptions=True)
+        result.check(finished, f"only {state.done} of {cfg.items} items done in {cfg.timeout}s")
+        codes = await stop_workers(env, state.workers, settings.grace_period + 10)
+        result.check(
+            all(c == 0 for c in codes.values()), f"workers did not exit 0 on SIGTERM: {codes}"
+        )
+        events = await audit_run(swarm, env, result, steps)
+    found, problems = resumes(events, state.kills)
+    result.absorb(problems)
+    result.resume([r.resumed for r in found])
+    bound = cfg.lease_ttl + 2.0
+    late = [r for r in found if r.resumed > bound]
+    result.check(
+        not late,
+        f"{len(late)} items resumed later than TTL + 2 s = {bound}s: "
+        + ", ".join(
+            f"{r.work_id} (kill {r.kill.ts:.2f}: requeued +{r.requeued}, leased +{r.resumed:.2f})"
+            for r in late[:3]
+        ),
+    )
+    requeue = [r.requeued for r in found if r.requeued is not None]
+    result.check(bool(state.kills), "no worker was killed")
+    result.check("back_at" in state.redis, "Redis was never crashed")
+    result.check(not state.spawn_errors, f"worker restarts failed: {state.spawn_errors[:2]}")
+    result.notes.update(
+        worker_kills=len(state.kills),
+        in_flight_at_kills=sum(len(k.held) for k in state.kills),
+        max_requeue_s=round(max(requeue), 2) if requeue else None,
+        redis_down_s=round(state.redis.get("back_at", 0) - state.redis.get("killed_at", 0), 2),
+        last_acked_event_survived_redis_kill=bool(state.redis.get("last_event_survived", 1.0)),
+        first_commit_after_redis_restart_s=first_commit_after(events, state.redis.get("back_at")),
+    )
+    return result
+
+
+def first_commit_after(events: list[RuntimeEvent], at: float | None) -> float | None:
+    if at is None:
+        return None
+    for e in events:
+        if e.type in COMMITS and e.ts >= at:
+            return round(e.ts - at, 3)
+    return None
+
+
+# -- 3. Redis away ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AwayConfig:
+    how: str = "pause"
+    """``pause`` (SIGSTOP: connections hang) or ``stop`` (shut down: connections refused)."""
+    items: int = 200
+    steps: int = 5
+    workers: int = 2
+    concurrency: int = 8
+    lease_ttl: float = 30.0
+    outage: float = 10.0
+    at_fraction: float = 0.25
+    step_seconds: tuple[float, float] = (0.15, 0.25)
+    recovery_bound: float = 15.0
+    timeout: float = 240.0
+    seed: int = 3
+
+
+def commit_rate(events: list[RuntimeEvent], start: float, end: float) -> float:
+    n = sum(1 for e in events if e.type in COMMITS and start <= e.ts < end)
+    return n / max(end - start, 1e-9)
+
+
+async def redis_away(env: ChaosEnv, cfg: AwayConfig) -> Result:
+    """Scenario 3: Redis unreachable for ``cfg.outage`` seconds in the middle of a run."""
+    result = Result(f"redis away ({cfg.how})", items=cfg.items)
+    rng = random.Random(cfg.seed)
+    server = env.server(appendonly=True, appendfsync="everysec")
+    settings = env.settings(server, lease_ttl=cfg.lease_ttl)
+    items = chain_items(cfg.items, cfg.steps, cfg.step_seconds, rng)
+    steps = {i.work_id: cfg.steps for i in items}
+    commits_total = cfg.items * (cfg.steps + 1)
+    workers = await env.workers(settings, cfg.workers, cfg.concurrency)
+    async with env.swarm(settings) as swarm:
+        await swarm.enqueue_many(items)
+        started = time.time()
+
+        async def far_enough() -> bool:
+            stats = await swarm.stats(60)
+            n = sum(v.get("committed", 0) for v in stats.values())
+            return n >= cfg.at_fraction * commits_total
+
+        result.check(await until(far_enough, cfg.timeout / 2, 0.1), "the run never got going")
+        down_at = time.time()
+        if cfg.how == "pause":
+            server.pause()
+            await asyncio.sleep(cfg.outage)
+            server.resume()
+        else:
+            await asyncio.to_thread(server.stop)
+            await asyncio.sleep(cfg.outage)
+            await asyncio.to_thread(server.start, 60.0)
+        up_at = time.time()
+        exited = {p.name: p.returncode for p in workers if not p.alive()}
+        result.check(not exited, f"workers exited during the outage: {exited}")
+
+        async def all_done() -> bool:
+            return await done_count(swarm) >= cfg.items
+
+        finished = await until(all_done, cfg.timeout, interval=0.25)
+        result.check(finished, f"not all {cfg.items} items done after the outage")
+        exited = {p.name: p.returncode for p in workers if not p.alive()}
+        result.check(not exited, f"workers exited: {exited}")
+        codes = await stop_workers(env, workers, settings.grace_period + 10)
+        result.check(all(c == 0 for c in codes.values()), f"bad exit on SIGTERM: {codes}")
+        events = await audit_run(swarm, env, result, steps)
+    mine = [e for e in events if e.work_id in steps]
+    # No attempts used: every lease grant is a first attempt; nothing expired or failed.
+    extra = [e for e in mine if e.type == "started" and e.data.get("attempt", 1) != 1]
+    result.check(not extra, f"{len(extra)} attempts beyond the first were used")
+    for kind in ("lease_expired", "retrying", "dead", "failed"):
+        n = sum(1 for e in mine if e.type == kind)
+        result.check(n == 0, f"{n} {kind} events caused by the outage")
+    before = commit_rate(events, max(started, down_at - 5.0), down_at)
+    back = None
+    t = up_at
+    while t < up_at + 60.0:
+        if commit_rate(events, t, t + 1.0) >= 0.5 * before:
+            back = t + 1.0 - up_at
+            break
+        t += 0.25
+    result.check(
+        back is not None and back <= cfg.recovery_bound,
+        f"throughput not back to half its pre-outage rate within {cfg.recovery_bound}s "
+        f"(back after {back}s)",
+    )
+    result.max_resume = back
+    result.notes.update(
+        outage_s=round(up_at - down_at, 2),
+        commits_per_s_before=round(before, 1),
+        throughput_back_s=None if back is None else round(back, 2),
+        lease_ttl_s=cfg.lease_ttl,
+    )
+    return result

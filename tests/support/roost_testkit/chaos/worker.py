@@ -1,0 +1,67 @@
+"""Run a chaos worker: ``python -m roost_testkit.chaos.worker --concurrency N``.
+
+Like :mod:`roost_testkit.worker_main` (settings from ROOST_* variables), with the
+:class:`~roost_testkit.chaos.engine.ChaosEngine`, and every event the worker emits to its
+sinks (``stale_commit``, ``lease_lost``... which never reach the stream) appended as a JSON
+line to ``$ROOST_CHAOS_EVENTS``. Prints ``ready <worker id>`` once the worker loop runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import sys
+import time
+
+from roost.redis import RedisSwarm
+from roost.runtime import Registry, RuntimeEvent, get_plugin_manager
+from roost_testkit.chaos.engine import ChaosEngine
+
+
+class FileSink:
+    """Appends each event to a JSON-lines file (one ``write`` per line, O_APPEND)."""
+
+    def __init__(self, path: str) -> None:
+        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+
+    async def __call__(self, event: RuntimeEvent) -> None:
+        record = {
+            "type": event.type,
+            "work_id": event.work_id,
+            "version": event.version,
+            "worker": event.worker,
+            "id": event.id,
+            "ts": time.time(),
+            "pid": os.getpid(),
+            "data": event.data,
+        }
+        os.write(self._fd, (json.dumps(record) + "\n").encode())
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--concurrency", type=int, default=4)
+    args = parser.parse_args()
+    logging.basicConfig(
+        level=logging.WARNING,
+        stream=sys.stderr,
+        format="%(asctime)s %(process)d %(name)s %(levelname)s %(message)s",
+    )
+    path = os.environ.get("ROOST_CHAOS_EVENTS")
+    sinks = [FileSink(path)] if path else []
+    registry = Registry.load(get_plugin_manager(autoload=False))
+    async with RedisSwarm(registry=registry) as swarm:
+        task = asyncio.create_task(
+            swarm.run_worker([ChaosEngine()], concurrency=args.concurrency, sinks=sinks)
+        )
+        while not swarm.worker_id and not task.done():
+            await asyncio.sleep(0.005)
+        print(f"ready {swarm.worker_id}", flush=True)
+        await task
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
