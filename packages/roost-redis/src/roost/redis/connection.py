@@ -8,16 +8,21 @@ from dataclasses import dataclass
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from roost.redis.aio import AsyncRedis, typed
 from roost.runtime.errors import RoostError
 
-__all__ = ["BLOCK_SECONDS", "ServerInfo", "check_server", "make_client"]
+__all__ = ["BLOCK_SECONDS", "INFRA_ERRORS", "ServerInfo", "check_server", "make_client"]
 
 log = logging.getLogger("roost.redis")
 
 BLOCK_SECONDS = 1.0
 """How long a blocking read (BLMOVE, XREAD) waits server-side before returning empty."""
+
+INFRA_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError, TimeoutError)
+"""Errors that mean "Redis is unreachable": they never use up an attempt."""
 
 COMMAND_TIMEOUT = 5.0
 """Socket timeout of ordinary commands: a hung server is noticed after this long."""

@@ -13,10 +13,14 @@ from typing import TYPE_CHECKING, Any, Self
 
 from pydantic import ValidationError
 
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 from roost.redis.codec import META_FIELDS, event_from_entry, meta_from_hash
-from roost.redis.connection import BLOCK_SECONDS, ServerInfo, check_server, make_client
+from roost.redis.connection import (
+    BLOCK_SECONDS,
+    INFRA_ERRORS,
+    ServerInfo,
+    check_server,
+    make_client,
+)
 from roost.redis.keys import STATE_ORDER, Keys
 from roost.redis.listing import list_page
 from roost.redis.scripts import Scripts
@@ -135,7 +139,7 @@ class RedisSwarm:
             self.server = await check_server(
                 client, url=self.url, strict=self.settings.strict_durability
             )
-        except (OSError, RedisConnectionError, RedisTimeoutError) as exc:
+        except INFRA_ERRORS as exc:
             await client.aclose()
             raise RoostError(f"cannot reach Redis at {self.url}: {exc}") from None
         except Exception as exc:

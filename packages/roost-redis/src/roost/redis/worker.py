@@ -15,25 +15,23 @@ import logging
 import os
 import random
 import signal
-import socket
 import sys
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 from roost.redis.codec import error_info
-from roost.redis.connection import BLOCK_SECONDS
+from roost.redis.connection import BLOCK_SECONDS, INFRA_ERRORS
 from roost.redis.keys import Keys
-from roost.redis.maintenance import (
-    Clock,
-    promote_due,
-    purge_expired,
-    reclaim_stranded,
-    recover_expired,
-)
+from roost.redis.maintenance import Clock
 from roost.redis.swarm import new_token
+from roost.redis.upkeep import (
+    deregister,
+    heartbeat_loop,
+    maintenance_loop,
+    promote_loop,
+    renew_leases,
+)
 from roost.runtime.context import StepContext, use_step_context
 from roost.runtime.contract import accept_init, accept_step
 from roost.runtime.errors import EngineContractError, UnknownEngine
@@ -44,19 +42,13 @@ if TYPE_CHECKING:
     from roost.runtime.engine import Engine
     from roost.runtime.stores import EventSink
 
-__all__ = ["INFRA_ERRORS", "Worker"]
+__all__ = ["Held", "Worker"]
 
 log = logging.getLogger("roost.worker")
 
-INFRA_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError, asyncio.TimeoutError)
-"""Errors that mean "Redis is unreachable": they never use up an attempt."""
 
 WAIT_BASE_MS = 50
 WAIT_CAP_MS = 1000
-MAINTENANCE_INTERVAL = 0.5
-PURGE_INTERVAL = 60.0
-HEARTBEAT_INTERVAL = 5.0
-PROMOTE_IDLE = 0.25
 PROGRESS_MIN_INTERVAL = 0.5
 
 
@@ -111,7 +103,7 @@ class Worker:
         self.wake = asyncio.Event()
         self.events: asyncio.Queue[RuntimeEvent] = asyncio.Queue(maxsize=10_000)
         self.steps_committed = 0
-        self._next_promote = 0.0
+        self.next_promote = 0.0
         self.started = time.time()
         self._signals = 0
         limits = {eid: getattr(eng, "max_attempts", None) for eid, eng in engines.items()}
@@ -145,10 +137,10 @@ class Worker:
             loop.add_signal_handler(signum, self._on_signal, signum)
         self.clock.observe(float((await self.swarm.client.time())[0]) * 1000.0)
         background = [
-            asyncio.create_task(self._renewer(), name="roost-renewer"),
-            asyncio.create_task(self._promoter(), name="roost-promoter"),
-            asyncio.create_task(self._maintenance(), name="roost-maintenance"),
-            asyncio.create_task(self._heartbeat(), name="roost-heartbeat"),
+            asyncio.create_task(renew_leases(self), name="roost-renewer"),
+            asyncio.create_task(promote_loop(self), name="roost-promoter"),
+            asyncio.create_task(maintenance_loop(self), name="roost-maintenance"),
+            asyncio.create_task(heartbeat_loop(self), name="roost-heartbeat"),
             asyncio.create_task(self._sink_pump(), name="roost-sinks"),
         ]
         dispatcher = asyncio.create_task(self._dispatcher(), name="roost-dispatcher")
@@ -162,7 +154,7 @@ class Worker:
                 task.cancel()
             await asyncio.gather(dispatcher, *background, return_exceptions=True)
             await self._flush_sinks()
-            await self._deregister()
+            await deregister(self)
             for signum in signals:
                 loop.remove_signal_handler(signum)
 
@@ -575,136 +567,10 @@ class Worker:
 
     # -- background tasks -----------------------------------------------------------------
 
-    async def _renewer(self) -> None:
-        interval = max(self.ttl / 3.0, 0.1)
-        while True:
-            await asyncio.sleep(interval)
-            batch = [h for h in self.held.values() if not h.lost]
-            if not batch:
-                continue
-            sent = time.monotonic()
-            item_keys: list[str] = []
-            args: list[Any] = [len(batch)]
-            for h in batch:
-                item_keys += [self.keys.meta(h.work_id), *(self.keys.res(r) for r in h.resources)]
-                args += [h.work_id, h.token, h.epoch, len(h.resources)]
-            try:
-                reply = await self.swarm.run_script("renew", item_keys, args)
-            except INFRA_ERRORS as exc:
-                log.warning("lease renewal failed: %s", exc)
-                for h in batch:
-                    if time.monotonic() > h.deadline:
-                        h.lost = True
-                        h.interrupt()
-                continue
-            self.clock.observe(float(reply[0]))
-            for h, status in zip(batch, reply[1:], strict=True):
-                if status == "OK":
-                    h.deadline = sent + self.ttl
-                elif status == "CANCELLED":
-                    h.deadline = sent + self.ttl
-                    if not h.cancelled:
-                        h.cancelled = True
-                        h.interrupt()
-                else:
-                    h.lost = True
-                    h.interrupt()
-
     def wake_at(self, due_ms: float) -> None:
         """Make the promoter look again at ``due_ms`` (server time) at the latest."""
-        if due_ms <= self._next_promote:
+        if due_ms <= self.next_promote:
             self.wake.set()
-
-    async def _promoter(self) -> None:
-        while True:
-            try:
-                next_due = await promote_due(self.swarm, self.keys, self.clock)
-            except INFRA_ERRORS as exc:
-                log.debug("promote: %s", exc)
-                next_due = -1.0
-            now = self.clock.now_ms()
-            idle_until = now + PROMOTE_IDLE * 1000
-            target = idle_until if next_due < 0 else min(max(next_due, now), idle_until)
-            self._next_promote = target
-            self.wake.clear()
-            if target > now:
-                try:
-                    await asyncio.wait_for(self.wake.wait(), (target - now) / 1000.0)
-                except TimeoutError:
-                    pass
-
-    async def _maintenance(self) -> None:
-        last_purge = 0.0
-        while True:
-            await asyncio.sleep(MAINTENANCE_INTERVAL)
-            try:
-                got = await self.swarm.client.set(
-                    self.keys.recover_lock,
-                    self.swarm.worker_id,
-                    nx=True,
-                    px=int(MAINTENANCE_INTERVAL * 1000),
-                )
-                if not got:
-                    continue
-                requeued, dead = await recover_expired(self.swarm, self.keys, self.clock)
-                redispatched, _ = await reclaim_stranded(self.swarm, self.keys)
-                if requeued or dead or redispatched:
-                    log.info(
-                        "recovered %d expired leases (%d dead), re-dispatched %d deliveries",
-                        requeued,
-                        dead,
-                        redispatched,
-                    )
-                    self.wake.set()
-                if time.monotonic() - last_purge > PURGE_INTERVAL:
-                    last_purge = time.monotonic()
-                    await purge_expired(self.swarm, self.keys)
-                    await self._prune()
-            except INFRA_ERRORS as exc:
-                log.debug("maintenance: %s", exc)
-
-    async def _prune(self) -> None:
-        client = self.swarm.client
-        now_ms = int(self.clock.now_ms())
-        dead: list[str] = await client.zrange(self.keys.workers, "-inf", now_ms, byscore=True)
-        if dead:
-            await client.zrem(self.keys.workers, *dead)
-        fields: list[str] = await client.hkeys(self.keys.stats)
-        old = [f for f in fields if int(f.split(":", 1)[0]) < now_ms // 60000 - 24 * 60]
-        if old:
-            await client.hdel(self.keys.stats, *old)
-
-    async def _heartbeat(self) -> None:
-        info = {
-            "queue": self.settings.queue,
-            "engines": sorted(self.engines),
-            "concurrency": self.concurrency,
-            "pid": os.getpid(),
-            "host": socket.gethostname(),
-            "started": self.started,
-        }
-        key = self.keys.worker(self.swarm.worker_id)
-        while True:
-            body = json.dumps({**info, "running": len(self.held), "steps": self.steps_committed})
-            try:
-                async with self.swarm.client.pipeline(transaction=False) as pipe:
-                    pipe.hset(key, "info", body)
-                    pipe.pexpire(key, int(HEARTBEAT_INTERVAL * 3000))
-                    pipe.zadd(
-                        self.keys.workers,
-                        {self.swarm.worker_id: self.clock.now_ms() + HEARTBEAT_INTERVAL * 3000},
-                    )
-                    await pipe.execute()
-            except INFRA_ERRORS as exc:
-                log.debug("heartbeat: %s", exc)
-            await asyncio.sleep(HEARTBEAT_INTERVAL)
-
-    async def _deregister(self) -> None:
-        try:
-            await self.swarm.client.zrem(self.keys.workers, self.swarm.worker_id)
-            await self.swarm.client.delete(self.keys.worker(self.swarm.worker_id))
-        except INFRA_ERRORS:
-            pass
 
     # -- events -----------------------------------------------------------------------------
 

@@ -1,0 +1,177 @@
+"""A worker's background loops: lease renewal, due promotion, recovery, heartbeat."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import socket
+import time
+from typing import TYPE_CHECKING, Any
+
+from roost.redis.connection import INFRA_ERRORS
+from roost.redis.maintenance import (
+    promote_due,
+    purge_expired,
+    reclaim_stranded,
+    recover_expired,
+)
+
+if TYPE_CHECKING:
+    from roost.redis.worker import Worker
+
+__all__ = ["deregister", "heartbeat_loop", "maintenance_loop", "promote_loop", "renew_leases"]
+
+log = logging.getLogger("roost.worker")
+
+MAINTENANCE_INTERVAL = 0.5
+PURGE_INTERVAL = 60.0
+HEARTBEAT_INTERVAL = 5.0
+PROMOTE_IDLE = 0.25
+
+
+async def renew_leases(worker: Worker) -> None:
+    """Renew every lease the worker holds, in one call every third of the lease TTL.
+
+    A lease reported lost (or not renewed before its local deadline while Redis is away)
+    interrupts its step; a cancelled item interrupts its step too.
+    """
+    interval = max(worker.ttl / 3.0, 0.1)
+    while True:
+        await asyncio.sleep(interval)
+        batch = [h for h in worker.held.values() if not h.lost]
+        if not batch:
+            continue
+        sent = time.monotonic()
+        item_keys: list[str] = []
+        args: list[Any] = [len(batch)]
+        for h in batch:
+            item_keys += [worker.keys.meta(h.work_id), *(worker.keys.res(r) for r in h.resources)]
+            args += [h.work_id, h.token, h.epoch, len(h.resources)]
+        try:
+            reply = await worker.swarm.run_script("renew", item_keys, args)
+        except INFRA_ERRORS as exc:
+            log.warning("lease renewal failed: %s", exc)
+            for h in batch:
+                if time.monotonic() > h.deadline:
+                    h.lost = True
+                    h.interrupt()
+            continue
+        worker.clock.observe(float(reply[0]))
+        for h, status in zip(batch, reply[1:], strict=True):
+            if status == "OK":
+                h.deadline = sent + worker.ttl
+            elif status == "CANCELLED":
+                h.deadline = sent + worker.ttl
+                if not h.cancelled:
+                    h.cancelled = True
+                    h.interrupt()
+            else:
+                h.lost = True
+                h.interrupt()
+
+
+async def promote_loop(worker: Worker) -> None:
+    """Queue due items, then sleep until the next due time known (at most PROMOTE_IDLE)."""
+    while True:
+        try:
+            next_due = await promote_due(worker.swarm, worker.keys, worker.clock)
+        except INFRA_ERRORS as exc:
+            log.debug("promote: %s", exc)
+            next_due = -1.0
+        now = worker.clock.now_ms()
+        idle_until = now + PROMOTE_IDLE * 1000
+        target = idle_until if next_due < 0 else min(max(next_due, now), idle_until)
+        worker.next_promote = target
+        worker.wake.clear()
+        if target > now:
+            try:
+                await asyncio.wait_for(worker.wake.wait(), (target - now) / 1000.0)
+            except TimeoutError:
+                pass
+
+
+async def maintenance_loop(worker: Worker) -> None:
+    """Recover orphans and purge old work, when this worker wins the queue's lock.
+
+    Every MAINTENANCE_INTERVAL: expired leases are recovered and stranded deliveries
+    re-dispatched; every PURGE_INTERVAL, finished work past its retention is deleted.
+    """
+    last_purge = 0.0
+    while True:
+        await asyncio.sleep(MAINTENANCE_INTERVAL)
+        try:
+            got = await worker.swarm.client.set(
+                worker.keys.recover_lock,
+                worker.swarm.worker_id,
+                nx=True,
+                px=int(MAINTENANCE_INTERVAL * 1000),
+            )
+            if not got:
+                continue
+            requeued, dead = await recover_expired(worker.swarm, worker.keys, worker.clock)
+            redispatched, _ = await reclaim_stranded(worker.swarm, worker.keys)
+            if requeued or dead or redispatched:
+                log.info(
+                    "recovered %d expired leases (%d dead), re-dispatched %d deliveries",
+                    requeued,
+                    dead,
+                    redispatched,
+                )
+                worker.wake.set()
+            if time.monotonic() - last_purge > PURGE_INTERVAL:
+                last_purge = time.monotonic()
+                await purge_expired(worker.swarm, worker.keys)
+                await prune(worker)
+        except INFRA_ERRORS as exc:
+            log.debug("maintenance: %s", exc)
+
+
+async def prune(worker: Worker) -> None:
+    """Forget workers whose heartbeat lapsed and per-minute stats older than a day."""
+    client = worker.swarm.client
+    now_ms = int(worker.clock.now_ms())
+    dead: list[str] = await client.zrange(worker.keys.workers, "-inf", now_ms, byscore=True)
+    if dead:
+        await client.zrem(worker.keys.workers, *dead)
+    fields: list[str] = await client.hkeys(worker.keys.stats)
+    old = [f for f in fields if int(f.split(":", 1)[0]) < now_ms // 60000 - 24 * 60]
+    if old:
+        await client.hdel(worker.keys.stats, *old)
+
+
+async def heartbeat_loop(worker: Worker) -> None:
+    """Publish this worker's description (engines, queue, load) for ``RedisSwarm.workers``."""
+    info = {
+        "queue": worker.settings.queue,
+        "engines": sorted(worker.engines),
+        "concurrency": worker.concurrency,
+        "pid": os.getpid(),
+        "host": socket.gethostname(),
+        "started": worker.started,
+    }
+    key = worker.keys.worker(worker.swarm.worker_id)
+    while True:
+        body = json.dumps({**info, "running": len(worker.held), "steps": worker.steps_committed})
+        try:
+            async with worker.swarm.client.pipeline(transaction=False) as pipe:
+                pipe.hset(key, "info", body)
+                pipe.pexpire(key, int(HEARTBEAT_INTERVAL * 3000))
+                pipe.zadd(
+                    worker.keys.workers,
+                    {worker.swarm.worker_id: worker.clock.now_ms() + HEARTBEAT_INTERVAL * 3000},
+                )
+                await pipe.execute()
+        except INFRA_ERRORS as exc:
+            log.debug("heartbeat: %s", exc)
+        await asyncio.sleep(HEARTBEAT_INTERVAL)
+
+
+async def deregister(worker: Worker) -> None:
+    """Remove this worker from the live-workers index (best effort)."""
+    try:
+        await worker.swarm.client.zrem(worker.keys.workers, worker.swarm.worker_id)
+        await worker.swarm.client.delete(worker.keys.worker(worker.swarm.worker_id))
+    except INFRA_ERRORS:
+        pass
