@@ -82,11 +82,16 @@ class Console:
                 self._swarm = RedisSwarm(self.settings)
             try:
                 await self._swarm.connect()
-            except RoostError as exc:
-                raise RedisUnavailable(str(exc)) from None
-            except (OSError, RedisError) as exc:
-                raise RedisUnavailable(f"cannot reach Redis: {exc}") from None
+            except (RoostError, OSError, RedisError) as exc:
+                raise RedisUnavailable(self._redact(str(exc))) from None
         return self._swarm
+
+    def _redact(self, message: str) -> str:
+        """Hide the Redis password in a message (RedisSwarm's errors quote the full URL)."""
+        for url in {self.settings.redis_url or "", self._swarm.url if self._swarm else ""}:
+            if url:
+                message = message.replace(url, present.redact_url(url))
+        return message
 
     async def close(self) -> None:
         """Close the swarm if the console built it."""
