@@ -201,6 +201,7 @@
   var liveDot = document.getElementById("live");
   function setLive(status, title) {
     if (!liveDot) return;
+    liveDot.hidden = false;
     liveDot.dataset.status = status;
     liveDot.title = title;
     liveDot.textContent = status === "on" ? "live" : status === "retry" ? "reconnecting" : "polling";
@@ -338,6 +339,9 @@
     nodes.push(axis);
     svg.replaceChildren.apply(svg, nodes);
     var sum = function (k) { return minutes.reduce(function (a, m) { return a + (m.counts[k] || 0); }, 0); };
+    var peak = document.getElementById("tp-peak");
+    var most = Math.max.apply(null, values);
+    if (peak) peak.textContent = "steps saved per minute" + (most > 0 ? " · peak " + most : "");
     var summary = document.getElementById("tp-summary");
     if (summary) {
       summary.textContent = sum("committed") + " steps saved, " + sum("done") + " items finished, " + sum("dead") + " dead in the last " + minutes.length + " minutes.";
@@ -414,8 +418,39 @@
       setField("snap-step", snap.step);
       setField("snap-finished", snap.is_finished ? "finished" : "not finished");
       renderArtifacts(snap.artifacts || [], meta.work_id);
+      refreshVersions(meta.work_id);
     }
     refreshTimes();
+  }
+
+  function refreshVersions(workId) {
+    getJSON("/api/versions/" + encodeURIComponent(workId).replace(/%2F/g, "/")).then(function (r) {
+      var versions = r.versions || [];
+      if (!versions.length) return;
+      var select = document.getElementById("replay-version");
+      if (select) {
+        var chosen = select.value;
+        var opts = [el("option", { value: "latest", text: "latest snapshot (v" + versions[0].version + ")" })];
+        versions.slice(1).forEach(function (v) {
+          opts.push(el("option", { value: String(v.version), text: "v" + v.version + " (" + v.step + ")" }));
+        });
+        opts.push(el("option", { value: "0", text: "scratch (init_snapshot again)" }));
+        select.replaceChildren.apply(select, opts);
+        if (Array.prototype.some.call(select.options, function (o) { return o.value === chosen; })) select.value = chosen;
+      }
+      var box = document.getElementById("versions-box");
+      var older = versions.slice(1);
+      if (!box || !older.length) return;
+      var items = older.map(function (v) {
+        var summary = "v" + v.version + " · step " + v.step + (v.is_finished ? " · finished" : "");
+        var treeBox = el("div", { cls: "tree" });
+        rebuildTree(treeBox, v.data);
+        return el("li", null, el("details", null, el("summary", { text: summary }), treeBox));
+      });
+      var list = el("ol", { cls: "versions" });
+      list.replaceChildren.apply(list, items);
+      box.replaceChildren(list);
+    }).catch(function () { /* the next update tries again */ });
   }
 
   function renderArtifacts(arts, workId) {

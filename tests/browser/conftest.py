@@ -1,0 +1,169 @@
+"""Fixtures for the console's browser tests: Debian's Chromium driven by Playwright, a real
+Redis, a worker on a background event loop, and the console served by uvicorn in a thread.
+
+Without ``/usr/bin/chromium`` these tests skip, unless ``CI`` is set: then they fail, so CI
+never passes without having run them (``.ci/run`` installs the browser).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import threading
+import uuid
+from collections.abc import Coroutine, Iterator
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+from roost_testkit.engines import HashChainEngine
+
+from roost.console import serve_in_thread
+from roost.redis import RedisSwarm
+from roost.runtime import Registry, RoostSettings, get_plugin_manager
+
+T = TypeVar("T")
+
+CHROMIUM = os.environ.get("ROOST_TEST_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    # Without these Chromium keeps calling out to Google's services on a closed network.
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "console"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    here = Path(__file__).parent
+    for item in items:
+        if here in Path(str(item.fspath)).parents:
+            item.add_marker(pytest.mark.browser)
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    """The Chromium binary; skip without it (fail when ``CI`` is set)."""
+    path = CHROMIUM if os.path.exists(CHROMIUM) else shutil.which("chromium")
+    if path is None:
+        message = f"no Chromium at {CHROMIUM}: apt-get install -y chromium"
+        if os.environ.get("CI"):
+            pytest.fail(f"browser tests must run in CI: {message}")
+        pytest.skip(message)
+    return path
+
+
+@pytest.fixture(scope="session")
+def browser(chromium: str) -> Iterator[Any]:
+    """One headless Chromium for the session."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+@pytest.fixture
+def screenshots() -> Path:
+    """Where screenshots go (``test-artifacts/console``, gitignored)."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    return ARTIFACTS
+
+
+class Runtime:
+    """A swarm and (optionally) a worker on an event loop in a background thread, so the
+    synchronous Playwright test can enqueue work and stop the worker while pages run."""
+
+    def __init__(self, settings: RoostSettings) -> None:
+        self.settings = settings
+        self.registry = Registry.load(get_plugin_manager(autoload=False))
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        self.swarm = RedisSwarm(settings, registry=self.registry)
+        self.call(self.swarm.connect())
+        self._worker: RedisSwarm | None = None
+        self._task: Future[None] | None = None
+
+    def call(self, coro: Coroutine[Any, Any, T], timeout: float = 30.0) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def start_worker(self) -> None:
+        worker = RedisSwarm(self.settings, registry=self.registry)
+        self.call(worker.connect())
+        self._worker = worker
+        self._task = asyncio.run_coroutine_threadsafe(
+            worker.run_worker([HashChainEngine()], concurrency=4, install_signal_handlers=False),
+            self.loop,
+        )
+
+    def stop_worker(self) -> None:
+        if self._worker is None or self._task is None:
+            return
+        self.loop.call_soon_threadsafe(self._worker.stop_worker)
+        self._task.result(30)
+        self.call(self._worker.close())
+        self._worker = self._task = None
+
+    def enqueue(self, payload: dict[str, Any], **kw: Any) -> str:
+        return self.call(self.swarm.enqueue("hashchain", payload, **kw))
+
+    def state(self, work_id: str) -> str:
+        return str(self.call(self.swarm.status(work_id)).meta.state)
+
+    def wait_state(self, work_id: str, state: str, timeout: float = 20.0) -> None:
+        async def wait() -> None:
+            while (await self.swarm.status(work_id)).meta.state != state:
+                await asyncio.sleep(0.02)
+
+        self.call(asyncio.wait_for(wait(), timeout), timeout + 5)
+
+    def close(self) -> None:
+        try:
+            self.stop_worker()
+            self.call(self.swarm.close())
+        finally:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self.thread.join(10)
+            self.loop.close()
+
+
+@pytest.fixture
+def settings(redis_url: str, tmp_path: Path) -> RoostSettings:
+    return RoostSettings.from_env(
+        {},
+        redis_url=redis_url,
+        home=tmp_path / "home",
+        namespace=f"b{uuid.uuid4().hex[:8]}",
+        lease_ttl=3.0,
+        retry_delay=0.05,
+        retry_max_delay=0.2,
+        grace_period=2.0,
+        history=2,
+    )
+
+
+@pytest.fixture
+def runtime(settings: RoostSettings) -> Iterator[Runtime]:
+    rt = Runtime(settings)
+    try:
+        yield rt
+    finally:
+        rt.close()
+
+
+@pytest.fixture
+def console_url(settings: RoostSettings) -> Iterator[str]:
+    """The console on a free loopback port, served by uvicorn in a thread."""
+    with serve_in_thread(settings) as url:
+        yield url
