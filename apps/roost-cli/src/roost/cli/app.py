@@ -1,4 +1,9 @@
-"""The ``roost`` command line (placeholder until the CLI lands)."""
+"""The ``roost`` command: a thin layer over :class:`roost.redis.RedisSwarm`.
+
+This module stays light so that a Ctrl-C while the command tree (Redis client, pydantic
+models, plugins) is still importing exits quietly. Exit codes: 0 ok, 1 runtime failure,
+2 bad input, with one line on stderr and no traceback; 130 when interrupted.
+"""
 
 from __future__ import annotations
 
@@ -9,5 +14,8 @@ __all__ = ["main"]
 
 def main() -> None:
     """Run the ``roost`` command."""
-    sys.stderr.write("roost: the command line is not built yet\n")
-    raise SystemExit(1)
+    try:
+        from roost.cli.commands import app
+    except KeyboardInterrupt:
+        sys.exit(130)
+    app()

@@ -1,0 +1,204 @@
+"""Human output: times (absolute and relative), plain-text tables, a status tree, JSON."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, cast
+
+import typer
+from pydantic import BaseModel
+
+from roost.runtime import Artifact, RuntimeEvent, WorkMeta, WorkStatus
+
+__all__ = [
+    "ago",
+    "clock",
+    "compact",
+    "echo_json",
+    "event_details",
+    "event_row",
+    "meta_row",
+    "status_tree",
+    "table",
+    "when",
+]
+
+META_HEADERS = ("WORK ID", "ENGINE", "STATE", "STEP", "VER", "ATT", "UPDATED")
+EVENT_HEADERS = ("TIME", "TYPE", "WORK ID", "VER", "STEP", "WORKER", "DETAILS")
+_NEXT = {"inline": "next step at once", "queue": "requeued", "done": "finished"}
+
+
+def echo_json(value: BaseModel | Any, *, indent: int | None = 2) -> None:
+    """Print a pydantic model or plain data as JSON on stdout."""
+    if isinstance(value, BaseModel):
+        typer.echo(value.model_dump_json(indent=indent))
+    else:
+        typer.echo(json.dumps(value, indent=indent, sort_keys=False, default=str))
+
+
+def ago(ts: float, now: float | None = None) -> str:
+    """``3s ago``, ``5m ago``, ``in 12s``: a compact relative time."""
+    delta = (time.time() if now is None else now) - ts
+    future = delta < 0
+    seconds = abs(delta)
+    if seconds < 1:
+        text = "now" if not future else "in <1s"
+        return text
+    for size, unit in ((86400, "d"), (3600, "h"), (60, "m"), (1, "s")):
+        if seconds >= size:
+            value = int(seconds // size)
+            text = f"{value}{unit}"
+            break
+    else:  # pragma: no cover
+        text = f"{seconds:.0f}s"
+    return f"in {text}" if future else f"{text} ago"
+
+
+def clock(ts: float, now: float | None = None) -> str:
+    """Local wall-clock time: ``14:03:07``, with the date when it is not today."""
+    moment = datetime.fromtimestamp(ts)
+    today = datetime.fromtimestamp(time.time() if now is None else now).date()
+    if moment.date() == today:
+        return moment.strftime("%H:%M:%S")
+    return moment.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def when(ts: float | None, now: float | None = None) -> str:
+    """Absolute and relative: ``14:03:07 (3m ago)``; ``-`` for no time."""
+    if not ts:
+        return "-"
+    return f"{clock(ts, now)} ({ago(ts, now)})"
+
+
+def compact(value: Any, limit: int = 80) -> str:
+    """One-line JSON of ``value``, cut to ``limit`` characters."""
+    text = value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """Left-aligned columns separated by two spaces; the last column is not padded."""
+    widths = [len(h) for h in headers]
+    for row in rows:
+        for i, cell in enumerate(row):
+            widths[i] = max(widths[i], len(cell))
+    lines: list[str] = []
+    for row in [list(headers), *rows]:
+        cells = [cell.ljust(widths[i]) for i, cell in enumerate(row[:-1])]
+        lines.append("  ".join([*cells, row[-1]]).rstrip())
+    return "\n".join(lines)
+
+
+def meta_row(meta: WorkMeta, now: float | None = None) -> list[str]:
+    """A work item as a row under :data:`META_HEADERS`."""
+    return [
+        meta.work_id,
+        meta.engine,
+        str(meta.state),
+        meta.step or "-",
+        str(meta.version),
+        f"{meta.attempts}/{meta.max_attempts}",
+        when(meta.updated_at, now),
+    ]
+
+
+def event_details(event: RuntimeEvent) -> str:
+    """The interesting part of an event's data, as ``key=value`` pairs."""
+    data = dict(event.data)
+    parts: list[str] = []
+    nxt = data.pop("next", None)
+    delay = data.pop("delay", None)
+    if nxt == "delay" and delay is not None:
+        parts.append(f"next step in {delay:g}s")
+    elif nxt is not None:
+        parts.append(_NEXT.get(str(nxt), f"next={nxt}"))
+    elif delay is not None:
+        parts.append(f"retry in {delay:g}s")
+    for key, value in data.items():
+        parts.append(f"{key}={compact(value, 60)}")
+    return " ".join(parts)
+
+
+def event_row(event: RuntimeEvent, now: float | None = None) -> list[str]:
+    """An event as a row under :data:`EVENT_HEADERS`."""
+    return [
+        when(event.ts, now),
+        event.type,
+        event.work_id,
+        "-" if event.version is None else str(event.version),
+        event.step or "-",
+        event.worker or "-",
+        event_details(event),
+    ]
+
+
+def _artifact_line(artifact: Artifact) -> str:
+    meta = " ".join(f"{k}={compact(v, 40)}" for k, v in artifact.metadata.items())
+    size = f"{artifact.size} B" if artifact.size else ""
+    return " ".join(p for p in (artifact.artifact_id, artifact.kind, size, meta) if p)
+
+
+def _meta_lines(status: WorkStatus, now: float | None) -> list[str]:
+    m = status.meta
+    rows: list[tuple[str, str]] = [
+        ("step", f"{m.step or '-'}   version {m.version}   attempts {m.attempts}/{m.max_attempts}"),
+        ("queue", f"{m.queue or '-'}   priority {m.priority}"),
+    ]
+    if m.resources:
+        rows.append(("resources", ", ".join(m.resources)))
+    rows.append(("created", when(m.created_at, now)))
+    rows.append(("updated", when(m.updated_at, now)))
+    if m.due_at:
+        rows.append(("due", when(m.due_at, now)))
+    if m.finished_at:
+        rows.append(("finished", when(m.finished_at, now)))
+    lease = m.lease
+    if lease is None:
+        rows.append(("lease", "none"))
+    else:
+        expires = ago(lease.expires_at, now)
+        rows.append(("lease", f"{lease.worker_id} (epoch {lease.epoch}, expires {expires})"))
+    if m.cancel_requested:
+        rows.append(("cancel", "requested"))
+    if m.progress:
+        frac = "" if m.progress.fraction is None else f"{m.progress.fraction:.0%} "
+        rows.append(("progress", f"{frac}{m.progress.message or ''}".strip()))
+    if m.last_error:
+        err = m.last_error
+        text = (
+            f"{err.type}: {compact(err.message, 100)} (attempt {err.attempt}, {ago(err.ts, now)})"
+        )
+        rows.append(("last error", text))
+    return [f"  {label:<11} {value}" for label, value in rows]
+
+
+def _snapshot_lines(status: WorkStatus) -> list[str]:
+    snap = status.snapshot
+    if snap is None:
+        return ["  snapshot    none yet"]
+    line = f"  snapshot    v{snap.version}  step {snap.step}"
+    if snap.is_finished:
+        line += "  finished"
+    elif snap.next_step_delay_seconds:
+        line += f"  next step after {snap.next_step_delay_seconds:g}s"
+    lines = [line]
+    for key, value in snap.data.items():
+        if isinstance(value, list) and value:
+            items = cast("list[Any]", value)
+            lines.append(f"    {key}: [{len(items)} items]")
+            lines += [f"      - {compact(entry, 100)}" for entry in items[-5:]]
+        else:
+            lines.append(f"    {key}: {compact(value, 100)}")
+    lines += [f"  artifact    {_artifact_line(a)}" for a in snap.artifacts]
+    return lines
+
+
+def status_tree(status: WorkStatus, now: float | None = None) -> str:
+    """A compact, readable view of ``roost status``."""
+    m = status.meta
+    head = f"{m.work_id}  {m.engine}  {m.state}"
+    return "\n".join([head, *_meta_lines(status, now), *_snapshot_lines(status)])

@@ -1,0 +1,100 @@
+"""``roost server start|status|stop`` (the embedded Redis) and ``roost ui`` (the console)."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from typing import Annotated, Any
+
+import typer
+
+from roost.cli import render
+from roost.cli.context import EXIT_RUNTIME, fail, handle_errors, settings_of
+from roost.redis.server import EmbeddedServer
+
+__all__ = ["CONSOLE_INSTALL", "server_app", "ui"]
+
+CONSOLE_INSTALL = "run `uv sync` in the Roost workspace, or `pip install 'roost-cli[console]'`"
+
+server_app = typer.Typer(
+    help="Manage the embedded Redis server of this directory (ROOST_HOME).",
+    no_args_is_help=True,
+)
+
+
+def _embedded(ctx: typer.Context) -> tuple[EmbeddedServer, str | None]:
+    settings = settings_of(ctx)
+    return EmbeddedServer(settings.home / "redis"), settings.redis_url
+
+
+@server_app.command("status")
+def server_status(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the status as JSON.")] = False,
+) -> None:
+    """Say whether the embedded server runs, on which URL, with its data where."""
+    with handle_errors():
+        server, url = _embedded(ctx)
+        status = server.status()
+        if as_json:
+            render.echo_json({**status.to_dict(), "redis_url": url})
+            return
+        typer.echo(f"embedded server: {status.describe()}")
+        if url:
+            typer.echo(f"note: ROOST_REDIS_URL is set, so Roost uses {url}, not this server")
+
+
+@server_app.command("start")
+def server_start(ctx: typer.Context) -> None:
+    """Start the embedded server (roost commands also start it on demand)."""
+    with handle_errors():
+        server, url = _embedded(ctx)
+        if url:
+            typer.echo(f"ROOST_REDIS_URL is set: Roost uses {url}; nothing to start")
+            return
+        server.ensure_running()
+        typer.echo(f"embedded server: {server.status().describe()}")
+
+
+@server_app.command("stop")
+def server_stop(ctx: typer.Context) -> None:
+    """Stop the embedded server (its data stays on disk for the next start)."""
+    with handle_errors():
+        server, _ = _embedded(ctx)
+        pid = server.stop()
+        typer.echo(f"embedded server stopped (pid {pid})" if pid else "embedded server not running")
+
+
+def _console_entry() -> Callable[..., Any]:
+    """The console's entry point: ``roost.console.serve`` (imported only when needed)."""
+    try:
+        console = importlib.import_module("roost.console")
+    except ImportError:
+        fail(f"the console (roost-console) is not installed: {CONSOLE_INSTALL}", EXIT_RUNTIME)
+    entry = getattr(console, "serve", None)
+    if not callable(entry):
+        fail("roost-console is installed but has no serve() entry point", EXIT_RUNTIME)
+    return entry
+
+
+def ui(
+    ctx: typer.Context,
+    host: Annotated[
+        str, typer.Option("--host", help="Interface to bind (loopback by default).")
+    ] = "127.0.0.1",
+    port: Annotated[
+        int, typer.Option("--port", min=0, max=65535, help="Port to listen on.")
+    ] = 8766,
+    token: Annotated[
+        str | None,
+        typer.Option("--token", help="Access token (required to bind a non-loopback host)."),
+    ] = None,
+) -> None:
+    """Start the local web console (needs roost-console) and serve until Ctrl-C."""
+    settings = settings_of(ctx)
+    serve = _console_entry()
+    with handle_errors():
+        try:
+            serve(settings, host=host, port=port, token=token)
+        except KeyboardInterrupt:
+            return
