@@ -1,0 +1,109 @@
+"""7. Crash resume: SIGKILL a worker mid-step; time until another worker commits that step.
+
+Two workers run (lease TTL ``crash_ttl``). An item's first step hangs on its first attempt;
+once it is running (version 1 committed, the step under way) and ``kill_after`` seconds
+later, the worker holding its lease is SIGKILLed. Resume = the commit of that step by the
+other worker (its event's server time) minus the moment of the kill. The lease's expiry
+at the kill is read too, so the row shows how long recovery took past that expiry. Each
+trial replaces the killed worker afterwards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import TYPE_CHECKING, Any
+
+from benchmarks.core import Row, Target, median
+from benchmarks.engine import ENGINE_ID
+from benchmarks.procs import WorkerProc, private_server, roost_cfg, start_workers
+from benchmarks.runs import swarm_for
+from roost.redis import RedisSwarm
+from roost.runtime import WorkState
+
+if TYPE_CHECKING:
+    from benchmarks.core import Context
+
+GROUP = "crash"
+
+
+async def _running(swarm: RedisSwarm, work_id: str, within: float = 30.0) -> Any:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        meta = (await swarm.status(work_id)).meta
+        if meta.state == WorkState.RUNNING and meta.version == 1 and meta.lease is not None:
+            return meta
+        await asyncio.sleep(0.01)
+    raise TimeoutError("the item never started its first step")
+
+
+async def _committed_at(swarm: RedisSwarm, work_id: str, version: int, within: float) -> float:
+    """Server time (s) of the event that committed ``version``."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        for event in await swarm.events(work_id=work_id):
+            if event.type in ("committed", "done") and event.version == version:
+                return event.ts
+        await asyncio.sleep(0.02)
+    raise TimeoutError(f"version {version} of {work_id} was never committed")
+
+
+async def trial(
+    ctx: Context, swarm: RedisSwarm, workers: list[WorkerProc], ttl: float
+) -> dict[str, float]:
+    payload = {"steps": 1, "hang": 120, "hang_at": 1}
+    work_id = await swarm.enqueue(ENGINE_ID, payload)
+    meta = await _running(swarm, work_id)
+    await asyncio.sleep(ctx.sizes["kill_after"])
+    meta = (await swarm.status(work_id)).meta
+    assert meta.lease is not None
+    pid = int(meta.lease.worker_id.split(":")[1])
+    victim = next(w for w in workers if w.pid == pid)
+    t_kill = time.time()
+    victim.kill()
+    expires_in = meta.lease.expires_at - t_kill
+    t_commit = await _committed_at(swarm, work_id, 2, within=ttl * 3 + 30)
+    workers.remove(victim)
+    resume = t_commit - t_kill
+    return {"resume": resume, "expires_in": expires_in, "after_expiry": resume - expires_in}
+
+
+async def run(ctx: Context) -> None:
+    ttl = float(ctx.sizes["crash_ttl"])
+    home = ctx.tmp / "home"
+    results: list[dict[str, float]] = []
+    with private_server(ctx.tmp) as server:
+        cfg = roost_cfg(server.url, home, namespace="crash", ROOST_LEASE_TTL=str(ttl))
+        workers = start_workers(ctx.log_dir, [cfg, cfg], label="crash")
+        try:
+            for w in workers:
+                w.go()
+            async with swarm_for(server.url, ctx, namespace="crash") as swarm:
+                for i in range(ctx.sizes["crash_trials"]):
+                    results.append(await trial(ctx, swarm, workers, ttl))
+                    if i == ctx.sizes["crash_trials"] - 1:
+                        break
+                    fresh = start_workers(ctx.log_dir, [cfg], label="crash")[0]
+                    fresh.go()
+                    workers.append(fresh)
+                    await asyncio.sleep(0.3)
+        finally:
+            for w in workers:
+                w.stop()
+    resume = median([r["resume"] for r in results])
+    ctx.add(
+        Row(
+            GROUP,
+            "crash resume (SIGKILL -> step committed elsewhere)",
+            resume,
+            "s",
+            ttl,
+            "lease TTL",
+            Target("value", "<=", ttl + 1.0),
+            f"median of {len(results)}; resume - TTL = {resume - ttl:+.2f} s; "
+            f"after the lease's actual expiry: "
+            f"{median([r['after_expiry'] for r in results]):.2f} s",
+            samples=[r["resume"] for r in results],
+            extra={"trials": results},
+        )
+    )

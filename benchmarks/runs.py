@@ -1,0 +1,263 @@
+"""Drain runs: enqueue everything, start the workers together, time until all is done.
+
+A Roost run enqueues ``items`` items of ``steps`` no-op steps with ``enqueue_many``, then
+releases the workers at once. Its throughput is *commits* (``init_snapshot`` and every
+``step``: ``steps + 1`` per item) per second from the first step start (the first event after
+the release) to the last commit (the last event), both stamped by the server. A SAQ run
+enqueues ``jobs`` no-op jobs and times them the same way from the jobs' own ``started`` and
+``completed`` stamps. Workers, and the measuring process, each have their own process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import redis.asyncio as aioredis
+import saq
+
+from benchmarks.engine import ENGINE_ID
+from benchmarks.procs import (
+    WorkerProc,
+    cpu_seconds,
+    private_server,
+    roost_cfg,
+    saq_cfg,
+    spawn_workers,
+    wait_connected,
+)
+from roost.redis import RedisSwarm
+from roost.runtime import Registry, RoostSettings, WorkItem, get_plugin_manager
+
+if TYPE_CHECKING:
+    from benchmarks.core import Context
+
+POLL = 0.02
+DRAIN_TIMEOUT = 120.0
+
+
+@dataclass
+class RunResult:
+    """What one drain run measured."""
+
+    kind: str
+    units: int  # commits (Roost) or jobs (SAQ)
+    wall: float  # first start -> last commit/completion, seconds
+    worker_cpu: float
+    server_cpu: float
+    stats: dict[str, Any] = field(default_factory=dict[str, Any])  # INFO deltas
+    counters: list[dict[str, Any]] = field(default_factory=list[dict[str, Any]])
+    memory_delta: int = 0
+    polls: int = 0
+    extra: dict[str, Any] = field(default_factory=dict[str, Any])
+
+    @property
+    def rate(self) -> float:
+        return self.units / self.wall if self.wall > 0 else 0.0
+
+
+def settings_for(url: str, ctx: Context, namespace: str = "bench", **over: Any) -> RoostSettings:
+    return RoostSettings.from_env(
+        {}, redis_url=url, namespace=namespace, home=ctx.tmp / "home", **over
+    )
+
+
+def swarm_for(url: str, ctx: Context, namespace: str = "bench", **over: Any) -> RedisSwarm:
+    registry = Registry.load(get_plugin_manager(autoload=False))
+    return RedisSwarm(settings_for(url, ctx, namespace, **over), registry=registry)
+
+
+async def server_stats(client: aioredis.Redis) -> dict[str, Any]:
+    """INFO stats, commandstats and memory in one dict."""
+    stats = await client.info("stats")
+    cmds = await client.info("commandstats")
+    mem = await client.info("memory")
+    return {
+        "total_commands_processed": int(stats["total_commands_processed"]),
+        "total_reads_processed": int(stats["total_reads_processed"]),
+        "total_writes_processed": int(stats["total_writes_processed"]),
+        "used_memory": int(mem["used_memory"]),
+        "commandstats": {
+            k.removeprefix("cmdstat_"): {"calls": int(v["calls"]), "usec": int(v["usec"])}
+            for k, v in cmds.items()
+        },
+    }
+
+
+def stats_delta(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {k: after[k] - before[k] for k in after if k != "commandstats"}
+    cmds: dict[str, dict[str, int]] = {}
+    for name, v in after["commandstats"].items():
+        b = before["commandstats"].get(name, {"calls": 0, "usec": 0})
+        calls, usec = v["calls"] - b["calls"], v["usec"] - b["usec"]
+        if calls:
+            cmds[name] = {"calls": calls, "usec": usec}
+    out["commandstats"] = cmds
+    return out
+
+
+async def poll_until(
+    check: Any, within: float = DRAIN_TIMEOUT, workers: Sequence[WorkerProc] = ()
+) -> int:
+    """Poll ``check()`` every POLL seconds until true; return the number of polls.
+
+    Raises at once if one of ``workers`` exited (with its log), else after ``within`` s.
+    """
+    polls = 0
+    deadline = time.monotonic() + within
+    while True:
+        polls += 1
+        if await check():
+            return polls
+        for w in workers:
+            w.check()
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"benchmark run did not finish within {within:g} s")
+        await asyncio.sleep(POLL)
+
+
+def bench_items(n: int, payload: dict[str, Any]) -> list[WorkItem]:
+    return [WorkItem(engine=ENGINE_ID, payload=payload) for _ in range(n)]
+
+
+async def roost_drain(
+    ctx: Context,
+    *,
+    items: int,
+    steps: int,
+    procs: int = 1,
+    concurrency: int = 10,
+    count: bool = False,
+    payload: dict[str, Any] | None = None,
+    **env: str,
+) -> RunResult:
+    """Drain ``items`` items through ``procs`` Roost worker processes."""
+    payload = {"steps": steps, **(payload or {})}
+    with private_server(ctx.tmp) as server:
+        cfg = roost_cfg(server.url, ctx.tmp / "home", concurrency=concurrency, count=count, **env)
+        workers = spawn_workers(ctx.log_dir, [cfg] * procs, label="roost")
+        try:
+            async with swarm_for(server.url, ctx) as swarm:
+                client = swarm.client
+                keys = swarm.keys
+                done_key = keys.state("done")
+                before_mem = await server_stats(client)
+                await swarm.enqueue_many(bench_items(items, payload))
+                wait_connected(workers)
+                await client.config_resetstat()
+                before = await server_stats(client)
+                cpu0 = [w.cpu() for w in workers]
+                scpu0 = cpu_seconds(server.pid)
+                t_go = time.time()
+                for w in workers:
+                    w.go()
+
+                async def finished() -> bool:
+                    return int(await client.zcard(done_key)) >= items
+
+                polls = await poll_until(finished, workers=workers)
+                worker_cpu = sum(w.cpu() - c for w, c in zip(workers, cpu0, strict=True))
+                server_cpu = cpu_seconds(server.pid) - scpu0
+                after = await server_stats(client)
+                first = await client.xrange(keys.events, min=f"{int(t_go * 1000)}-0", count=1)
+                last = await client.xrevrange(keys.events, count=1)
+                stats_hash: dict[str, str] = await client.hgetall(keys.stats)
+        finally:
+            counters = [w.stop() for w in workers]
+    commits = sum(int(v) for k, v in stats_hash.items() if k.endswith(":committed"))
+    t_first = int(first[0][0].split("-")[0]) / 1000.0
+    t_last = int(last[0][0].split("-")[0]) / 1000.0
+    return RunResult(
+        kind="roost",
+        units=commits,
+        wall=t_last - t_first,
+        worker_cpu=worker_cpu,
+        server_cpu=server_cpu,
+        stats=stats_delta(before, after),
+        counters=counters,
+        memory_delta=after["used_memory"] - before_mem["used_memory"],
+        polls=polls,
+        extra={"startup": t_first - t_go, "items": items, "commits_total": commits},
+    )
+
+
+async def saq_enqueue_all(queue: saq.Queue, n: int, function: str = "noop") -> list[str]:
+    ids: list[str] = []
+    for start in range(0, n, 500):
+        jobs = await asyncio.gather(*(queue.enqueue(function) for _ in range(min(500, n - start))))
+        ids += [j.id for j in jobs if j is not None]
+    return ids
+
+
+async def saq_job_times(client: aioredis.Redis, ids: list[str]) -> tuple[float, float, int, int]:
+    """(first started, last completed, completed, not completed) of SAQ job records.
+
+    Times in epoch seconds. A job SAQ's own start-up sweep caught between its dequeue and
+    its first status update ends "aborted" without running; it is not counted.
+    """
+    first, last = float("inf"), 0.0
+    complete = other = 0
+    for start in range(0, len(ids), 1000):
+        for raw in await client.mget(ids[start : start + 1000]):
+            job = json.loads(raw) if raw is not None else {}
+            if job.get("status") != "complete":
+                other += 1
+                continue
+            complete += 1
+            first = min(first, job["started"] / 1000.0)
+            last = max(last, job["completed"] / 1000.0)
+    return first, last, complete, other
+
+
+async def saq_drain(
+    ctx: Context, *, jobs: int, procs: int = 1, concurrency: int = 10, count: bool = False
+) -> RunResult:
+    """Drain ``jobs`` no-op jobs through ``procs`` stock ``saq.Worker`` processes."""
+    with private_server(ctx.tmp) as server:
+        cfg = saq_cfg(server.url, concurrency=concurrency, count=count)
+        workers = spawn_workers(ctx.log_dir, [cfg] * procs, label="saq")
+        try:
+            queue = saq.Queue.from_url(server.url)
+            client = aioredis.Redis.from_url(server.url)
+            try:
+                before_mem = await server_stats(client)
+                ids = await saq_enqueue_all(queue, jobs)
+                wait_connected(workers)
+                incomplete = queue.namespace("incomplete")  # type: ignore[attr-defined]
+                await client.config_resetstat()
+                before = await server_stats(client)
+                cpu0 = [w.cpu() for w in workers]
+                scpu0 = cpu_seconds(server.pid)
+                t_go = time.time()
+                for w in workers:
+                    w.go()
+
+                async def finished() -> bool:
+                    return int(await client.zcard(incomplete)) == 0
+
+                polls = await poll_until(finished, workers=workers)
+                worker_cpu = sum(w.cpu() - c for w, c in zip(workers, cpu0, strict=True))
+                server_cpu = cpu_seconds(server.pid) - scpu0
+                after = await server_stats(client)
+                t_first, t_last, complete, other = await saq_job_times(client, ids)
+            finally:
+                await queue.disconnect()
+                await client.aclose()
+        finally:
+            counters = [w.stop() for w in workers]
+    return RunResult(
+        kind="saq",
+        units=complete,
+        wall=t_last - t_first,
+        worker_cpu=worker_cpu,
+        server_cpu=server_cpu,
+        stats=stats_delta(before, after),
+        counters=counters,
+        memory_delta=after["used_memory"] - before_mem["used_memory"],
+        polls=polls,
+        extra={"startup": t_first - t_go, "jobs": len(ids), "not_completed": other},
+    )

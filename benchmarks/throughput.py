@@ -1,0 +1,160 @@
+"""1. Step throughput (Roost commits/s vs raw SAQ jobs/s) and 6. CPU per 1,000 steps."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from benchmarks.core import Row, Target, median
+from benchmarks.runs import RunResult, roost_drain, saq_drain
+
+if TYPE_CHECKING:
+    from benchmarks.core import Context
+
+GROUP = "throughput"
+
+
+def _configs(ctx: Context) -> dict[str, dict[str, Any]]:
+    items, steps = ctx.sizes["items"], ctx.sizes["steps"]
+    jobs = items * steps // 2  # SAQ's rate is steady well before; keeps the run short
+    c_hi = ctx.sizes["concurrency_high"]
+    out: dict[str, dict[str, Any]] = {
+        "saq c10": {"kind": "saq", "jobs": jobs, "concurrency": 10},
+        "roost c10": {"kind": "roost", "items": items, "steps": steps, "concurrency": 10},
+        "roost 2x c10": {
+            "kind": "roost",
+            "items": items,
+            "steps": steps,
+            "concurrency": 10,
+            "procs": 2,
+        },
+    }
+    if not ctx.quick:
+        out["saq 2x c10"] = {"kind": "saq", "jobs": jobs, "concurrency": 10, "procs": 2}
+        out[f"saq c{c_hi}"] = {"kind": "saq", "jobs": jobs, "concurrency": c_hi}
+        out[f"roost c{c_hi}"] = {
+            "kind": "roost",
+            "items": items,
+            "steps": steps,
+            "concurrency": c_hi,
+        }
+        out["roost c10 inline=0"] = {
+            "kind": "roost",
+            "items": items,
+            "steps": steps,
+            "concurrency": 10,
+            "ROOST_INLINE_STEPS": "0",
+        }
+    return out
+
+
+async def _run(ctx: Context, cfg: dict[str, Any]) -> RunResult:
+    cfg = dict(cfg)
+    if cfg.pop("kind") == "saq":
+        return await saq_drain(ctx, **cfg)
+    return await roost_drain(ctx, **cfg)
+
+
+async def run(ctx: Context) -> None:
+    """Drain runs, repeated ``ctx.repeat`` times in interleaved order; medians reported."""
+    configs = _configs(ctx)
+    results: dict[str, list[RunResult]] = {name: [] for name in configs}
+    for rep in range(ctx.repeat):
+        order = list(configs) if rep % 2 == 0 else list(reversed(configs))
+        for name in order:
+            results[name].append(await _run(ctx, configs[name]))
+
+    def rates(name: str) -> list[float]:
+        return [r.rate for r in results[name]]
+
+    def rate(name: str) -> float:
+        return median(rates(name))
+
+    c_hi = ctx.sizes["concurrency_high"]
+    note = (
+        f"{ctx.sizes['items']} items x {ctx.sizes['steps']} steps = "
+        f"{ctx.sizes['items'] * (ctx.sizes['steps'] + 1)} commits (init counts); "
+        f"SAQ: {ctx.sizes['items'] * ctx.sizes['steps'] // 2} no-op jobs"
+    )
+    pairs = [("c10", "roost c10", "saq c10")]
+    if not ctx.quick:
+        pairs.append((f"c{c_hi}", f"roost c{c_hi}", f"saq c{c_hi}"))
+    for label, roost, saq in pairs:
+        ctx.add(
+            Row(
+                GROUP,
+                f"steps/s, 1 process, {label}",
+                rate(roost),
+                "steps/s",
+                rate(saq),
+                f"raw SAQ jobs/s, 1 process, {label}",
+                Target("ratio", ">=", 1.0),
+                note,
+                samples=rates(roost),
+                extra={"baseline_samples": rates(saq), "runs": _dump(results[roost])},
+            )
+        )
+    ctx.add(
+        Row(
+            GROUP,
+            "steps/s, 2 processes, c10 each",
+            rate("roost 2x c10"),
+            "steps/s",
+            rate("roost c10"),
+            "Roost steps/s, 1 process, c10",
+            Target("ratio", ">=", 1.6),
+            _saq_two(results, rate),
+            samples=rates("roost 2x c10"),
+            extra={"runs": _dump(results["roost 2x c10"])},
+        )
+    )
+    if "roost c10 inline=0" in results:
+        ctx.add(
+            Row(
+                GROUP,
+                "steps/s, 1 process, c10, ROOST_INLINE_STEPS=0",
+                rate("roost c10 inline=0"),
+                "steps/s",
+                rate("saq c10"),
+                "raw SAQ jobs/s, 1 process, c10",
+                None,
+                "every step goes back through the queue (no target: informational)",
+                samples=rates("roost c10 inline=0"),
+                extra={"runs": _dump(results["roost c10 inline=0"])},
+            )
+        )
+    for who, cpu_of in (("worker", "worker_cpu"), ("server", "server_cpu")):
+        roost_cpu = median([getattr(r, cpu_of) / r.units * 1000 for r in results["roost c10"]])
+        saq_cpu = median([getattr(r, cpu_of) / r.units * 1000 for r in results["saq c10"]])
+        ctx.add(
+            Row(
+                "cost",
+                f"{who} CPU per 1,000 steps (c10)",
+                roost_cpu,
+                "CPU s",
+                saq_cpu,
+                f"{who} CPU per 1,000 raw SAQ jobs (c10)",
+                None,
+                "user+system from /proc/<pid>/stat over the drain run",
+            )
+        )
+
+
+def _saq_two(results: dict[str, list[RunResult]], rate: Any) -> str:
+    if not results.get("saq 2x c10"):
+        return ""
+    two, one = rate("saq 2x c10"), rate("saq c10")
+    return f"raw SAQ 2 processes: {two:.0f} jobs/s ({two / one:.2f}x SAQ 1 process)"
+
+
+def _dump(runs: list[RunResult]) -> list[dict[str, Any]]:
+    return [
+        {
+            "rate": r.rate,
+            "units": r.units,
+            "wall": r.wall,
+            "worker_cpu": r.worker_cpu,
+            "server_cpu": r.server_cpu,
+            **r.extra,
+        }
+        for r in runs
+    ]
