@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from playwright.sync_api import Page, expect
+
+from roost.redis import RedisSwarm
+from roost.runtime import RuntimeEvent
+
+pytestmark = pytest.mark.browser
 
 WIDTHS = (1280, 800)
 SLOW = {"mode": "sleep", "seconds": 0.35, "steps": 8}
@@ -154,3 +160,24 @@ def test_hostile_payload_stays_text(runtime: Any, console_url: str, page: Page) 
     page.goto(f"{console_url}/work?q={work_id[:6]}")
     expect(page.locator(f'tr[data-work="{work_id}"]')).to_be_visible()
     assert page.evaluate("window.__pwned === undefined")
+
+
+def test_timeline_loads_after_the_page_when_events_are_slow(
+    runtime: Any, console_url: str, page: Page, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runtime.start_worker()
+    work_id = runtime.enqueue({"steps": 2})
+    runtime.wait_state(work_id, "done")
+    real = RedisSwarm.events
+
+    async def slow_events(self: RedisSwarm, **kw: Any) -> list[RuntimeEvent]:
+        await asyncio.sleep(0.6)  # as on a namespace with a very long event stream
+        return await real(self, **kw)
+
+    monkeypatch.setattr(RedisSwarm, "events", slow_events)
+    response = page.goto(f"{console_url}/work/{work_id}")
+    assert response is not None and 'data-pending="200"' in response.text()
+    timeline = page.locator("#item-events li.ev")
+    expect(timeline).to_have_count(5)  # enqueued, started, committed, committed, done
+    expect(timeline.first).to_contain_text("finished at v3")
+    expect(page.locator("#item-events li.empty")).to_have_count(0)

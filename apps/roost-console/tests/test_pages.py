@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
+import time
 from collections.abc import Callable
 from typing import Any
 
+import pytest
 from starlette.testclient import TestClient
 
 from roost.console import create_app
-from roost.runtime import RoostSettings
+from roost.redis import RedisSwarm
+from roost.runtime import RoostSettings, RuntimeEvent
 
 BASE = "http://127.0.0.1:8766"
 ORIGIN = {"origin": BASE}
@@ -260,3 +264,23 @@ def test_static_assets_are_served(client: TestClient) -> None:
     js = client.get("/static/console.js")
     assert js.status_code == 200 and "EventSource" in js.text
     assert "cache-control" not in js.headers or js.headers["cache-control"] != "no-store"
+
+
+def test_slow_event_reads_do_not_hold_the_page(
+    wclient: TestClient, world: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # events(work_id=...) scans the namespace's stream; on a long stream it is slow. The
+    # page renders without the timeline after EVENTS_BUDGET and the script loads it.
+    real = RedisSwarm.events
+
+    async def slow_events(self: RedisSwarm, **kw: Any) -> list[RuntimeEvent]:
+        await asyncio.sleep(2)
+        return await real(self, **kw)
+
+    monkeypatch.setattr(RedisSwarm, "events", slow_events)
+    t0 = time.monotonic()
+    html = wclient.get(f"/work/{world.done}").text
+    assert time.monotonic() - t0 < 1.5
+    assert "Loading this item's events" in html
+    assert 'data-pending="200"' in html
+    assert 'data-state="done"' in html  # the rest of the page is there

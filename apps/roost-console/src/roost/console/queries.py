@@ -7,6 +7,7 @@ directly.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -55,9 +56,16 @@ LIVE_LIMIT = 20
 SCAN_BUDGET = 5_000
 """A text search examines at most this many items per request (newest update first)."""
 
-SCAN_PAGE = 500
+SCAN_PAGE = 1000
 ITEM_EVENTS = 200
 """How many of an item's most recent events the detail page shows."""
+
+EVENTS_BUDGET = 0.25
+"""Seconds the detail page waits for an item's events before it renders without them.
+
+``RedisSwarm.events(work_id=...)`` scans the namespace's event stream from the item's
+creation on, so for an old item in a busy namespace it takes long (about 1 s per 100,000
+later events). The page then loads the timeline from the API after it has rendered."""
 
 STAT_KINDS = ("enqueued", "committed", "done", "retried", "dead", "failed", "cancelled")
 
@@ -92,14 +100,20 @@ class Listing(BaseModel):
     next_cursor: str | None = None
     query: str = ""
     scanned: int | None = None
+    exact: bool = False
 
 
 class Detail(BaseModel):
-    """A work item as the detail page shows it."""
+    """A work item as the detail page shows it.
+
+    ``events_complete`` is false when reading the item's events took longer than
+    :data:`EVENTS_BUDGET`; ``events`` is then empty and the page loads them separately.
+    """
 
     status: WorkStatus
     versions: list[Snapshot]
     events: list[RuntimeEvent]
+    events_complete: bool = True
 
 
 async def throughput(
@@ -155,9 +169,10 @@ async def find_work(
     """List work, most recently updated first, filtered by state, engine and text in the id.
 
     Without ``query`` this is one :meth:`RedisSwarm.list_work` page (index reads). With it,
-    an exact work id is looked up directly (first page only), then at most
-    :data:`SCAN_BUDGET` items are examined for ids containing ``query`` (case-insensitive);
-    ``next_cursor`` continues the scan further back.
+    a query that is the id of an item (matching the filters) returns that item alone, at
+    once. Otherwise at most :data:`SCAN_BUDGET` items, newest update first, are examined for
+    ids containing ``query`` (case-insensitive); ``next_cursor`` continues the scan further
+    back.
     """
     query = query.strip()
     if not query:
@@ -174,7 +189,7 @@ async def find_work(
         else:
             exact = (await swarm.metas([query]))[0]
             if exact is not None and _matches(exact, state, engine):
-                found.append(exact)
+                return Listing(items=[exact], query=query, scanned=0, exact=True)
     needle = query.lower()
     scanned = 0
     next_cursor = cursor
@@ -202,8 +217,18 @@ async def detail(swarm: RedisSwarm, work_id: str) -> Detail:
         validate_name("work id", work_id)
     except ValueError:
         raise NotFound(f"no work item has the id {work_id!r}") from None
-    status = await swarm.status(work_id)
-    versions, events = await asyncio.gather(
-        swarm.snapshot_versions(work_id), swarm.events(work_id=work_id, limit=ITEM_EVENTS)
-    )
-    return Detail(status=status, versions=versions, events=events)
+    reading = asyncio.ensure_future(swarm.events(work_id=work_id, limit=ITEM_EVENTS))
+    try:
+        status = await swarm.status(work_id)
+        versions = await swarm.snapshot_versions(work_id)
+        await asyncio.wait({reading}, timeout=EVENTS_BUDGET)
+    finally:
+        if not reading.done():
+            reading.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reading
+        elif not reading.cancelled():
+            reading.exception()  # mark it retrieved; a failure is raised below
+    if reading.cancelled():
+        return Detail(status=status, versions=versions, events=[], events_complete=False)
+    return Detail(status=status, versions=versions, events=reading.result())

@@ -474,6 +474,30 @@
     tbody.replaceChildren.apply(tbody, rows);
   }
 
+  /* The page rendered before the item's events were read: read them now, and put them
+   * after any that already arrived on the live stream. */
+  function loadPendingEvents(list, workId) {
+    var url = "/api/events?work_id=" + encodeURIComponent(workId) + "&limit=" + list.dataset.pending;
+    getJSON(url).then(function (r) {
+      var placeholder = list.querySelector("li.empty");
+      var events = (r.events || []).slice().reverse();
+      events.forEach(function (ev) {
+        if (list.querySelector('li[data-id="' + CSS.escape(ev.id) + '"]')) return;
+        var li = eventItem(ev, false);
+        li.classList.remove("fresh");
+        list.appendChild(li);
+      });
+      if (placeholder) {
+        if (events.length || list.querySelector("li.ev")) placeholder.remove();
+        else placeholder.textContent = "No events for this item (they may have been trimmed from the stream).";
+      }
+      delete list.dataset.pending;
+    }).catch(function () {
+      var placeholder = list.querySelector("li.empty");
+      if (placeholder) placeholder.textContent = "Could not load this item's events; reload the page to try again.";
+    });
+  }
+
   function startDetail() {
     var workId = body.dataset.work;
     var refresh = throttle(function () {
@@ -482,6 +506,7 @@
     var list = document.getElementById("item-events");
     var params = { work_id: workId };
     if (body.dataset.after) params.after = body.dataset.after;
+    if (list && list.dataset.pending) loadPendingEvents(list, workId);
     follow(params, function (ev) { prependEvent(list, ev, false); refresh(); }, refresh, 3000);
   }
 
