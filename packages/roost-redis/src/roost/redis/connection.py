@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Any, cast
+
+import hiredis
 
 from redis.asyncio import Redis
+from redis.asyncio.connection import Connection, SSLConnection, UnixDomainSocketConnection
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -28,6 +32,45 @@ COMMAND_TIMEOUT = 5.0
 """Socket timeout of ordinary commands: a hung server is noticed after this long."""
 
 
+class _HiredisPacking:
+    """Pack commands with hiredis's C packer instead of redis-py's Python one.
+
+    redis-py's asyncio connection encodes every argument in Python; a Roost script call has
+    about forty arguments, and packing them was the largest single cost of a step. hiredis
+    (already installed for parsing replies) packs the same bytes about ten times faster.
+    Anything it does not take (memoryviews, odd types) goes to redis-py's packer.
+    """
+
+    def pack_command(self, *args: Any) -> list[bytes]:
+        first = args[0]
+        if isinstance(first, str) and " " in first:
+            args = (*first.split(), *args[1:])  # "CONFIG GET" is sent as two words
+        try:
+            return [cast(bytes, hiredis.pack_command(args))]
+        except TypeError:
+            fallback: Any = super().pack_command(*args)  # type: ignore[misc]
+            return cast(list[bytes], fallback)
+
+
+class FastConnection(_HiredisPacking, Connection):
+    """TCP connection with C command packing."""
+
+
+class FastSSLConnection(_HiredisPacking, SSLConnection):
+    """TLS connection with C command packing."""
+
+
+class FastUnixConnection(_HiredisPacking, UnixDomainSocketConnection):
+    """Unix socket connection with C command packing."""
+
+
+_CONNECTION_CLASSES: dict[str, type[Connection] | type[UnixDomainSocketConnection]] = {
+    "redis": FastConnection,
+    "rediss": FastSSLConnection,
+    "unix": FastUnixConnection,
+}
+
+
 def make_client(url: str, *, blocking: bool = False) -> AsyncRedis:
     """Build a client for ``url``.
 
@@ -39,6 +82,7 @@ def make_client(url: str, *, blocking: bool = False) -> AsyncRedis:
     strands SAQ jobs; Roost blocks for at most ``BLOCK_SECONDS`` and loops).
     """
     timeout = BLOCK_SECONDS + 10.0 if blocking else COMMAND_TIMEOUT
+    scheme = url.split("://", 1)[0].lower()
     return typed(
         Redis.from_url(
             url,
@@ -46,6 +90,7 @@ def make_client(url: str, *, blocking: bool = False) -> AsyncRedis:
             socket_timeout=timeout,
             socket_connect_timeout=COMMAND_TIMEOUT,
             retry=Retry(NoBackoff(), 1),
+            connection_class=_CONNECTION_CLASSES.get(scheme, FastConnection),
         )
     )
 
