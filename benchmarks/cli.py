@@ -23,7 +23,7 @@ from typing import Any
 
 from benchmarks import cost, crash, delay, enqueue, latency, scale, throughput
 from benchmarks.core import Context
-from benchmarks.procs import ROOT
+from benchmarks.procs import ROOT, start_fork_server
 from benchmarks.report import markdown_table
 
 BENCHMARKS: dict[str, Callable[[Context], Awaitable[None]]] = {
@@ -144,7 +144,7 @@ def selected(args: argparse.Namespace) -> list[str]:
     return [n for n in names if n not in skip]
 
 
-def machine() -> dict[str, Any]:
+def machine(loadavg_start: tuple[float, float, float]) -> dict[str, Any]:
     try:
         commit = subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
@@ -155,7 +155,7 @@ def machine() -> dict[str, Any]:
         "python": platform.python_version(),
         "platform": platform.platform(),
         "cpus": os.cpu_count(),
-        "loadavg_start": os.getloadavg(),
+        "loadavg_start": loadavg_start,
         "git_commit": commit,
         "versions": {p: version(p) for p in ("saq", "redis", "pydantic", "hiredis")},
     }
@@ -191,6 +191,8 @@ def main(argv: list[str] | None = None) -> int:
     repeat = args.repeat or (1 if args.quick else 3)
     ctx = Context(quick=args.quick, tmp=tmp, repeat=repeat, sizes=sizes)
     started = time.monotonic()
+    load = os.getloadavg()
+    start_fork_server()
     try:
         errors = asyncio.run(run_all(ctx, names))
     finally:
@@ -212,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
         "repeat": repeat,
         "benchmarks": names,
         "sizes": sizes,
-        "machine": {**machine(), "loadavg_end": os.getloadavg()},
+        "machine": {**machine(load), "loadavg_end": os.getloadavg()},
         "rows": [row.to_dict() for row in ctx.rows],
         "errors": errors,
     }

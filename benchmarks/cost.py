@@ -51,7 +51,8 @@ def _server(run: RunResult) -> dict[str, float]:
     scripts = sum(cmds.get(k, {"calls": 0})["calls"] for k in ("evalsha", "eval"))
     script_usec = sum(cmds.get(k, {"usec": 0})["usec"] for k in ("evalsha", "eval"))
     return {
-        "executed": executed + max(zcard, 0),
+        # Blocking reads still waiting at the end were sent but not yet executed.
+        "executed": executed + max(zcard, 0) + run.stats["blocked_clients"],
         "scripts": scripts,
         "script_usec": script_usec,
         "reads": run.stats["total_reads_processed"] - run.polls,

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from benchmarks.core import Row, Target, median
 from benchmarks.engine import ENGINE_ID
-from benchmarks.procs import WorkerProc, private_server, roost_cfg, start_workers
+from benchmarks.procs import WorkerProc, private_server, roost_cfg, start_workers, stop_all
 from benchmarks.runs import swarm_for
 from roost.redis import RedisSwarm
 from roost.runtime import WorkState
@@ -88,8 +88,7 @@ async def run(ctx: Context) -> None:
                     workers.append(fresh)
                     await asyncio.sleep(0.3)
         finally:
-            for w in workers:
-                w.stop()
+            stop_all(workers)
     resume = median([r["resume"] for r in results])
     ctx.add(
         Row(

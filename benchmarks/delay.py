@@ -18,7 +18,14 @@ import redis.asyncio as aioredis
 import saq
 
 from benchmarks.core import Row, Target, median, percentile
-from benchmarks.procs import WorkerProc, private_server, roost_cfg, saq_cfg, start_workers
+from benchmarks.procs import (
+    WorkerProc,
+    private_server,
+    roost_cfg,
+    saq_cfg,
+    start_workers,
+    stop_all,
+)
 from benchmarks.runs import bench_items, poll_until, swarm_for
 
 if TYPE_CHECKING:
@@ -116,8 +123,7 @@ async def run(ctx: Context) -> None:
                 server.url, ctx.sizes["delay_saq_jobs"], tuple(ctx.sizes["delay_saq_ahead"])
             )
         finally:
-            for w in workers:
-                w.stop()
+            stop_all(workers)
     lo, hi = ctx.sizes["delay_range"]
     note = (
         f"{ctx.sizes['delay_items']} items x {ctx.sizes['delays_per_item']} delays of "

@@ -23,7 +23,7 @@ import saq
 
 from benchmarks.core import Row, Target, median, percentile
 from benchmarks.engine import ENGINE_ID
-from benchmarks.procs import private_server, roost_cfg, saq_cfg, start_workers
+from benchmarks.procs import private_server, roost_cfg, saq_cfg, start_workers, stop_all
 from benchmarks.runs import swarm_for
 from roost.redis import RedisSwarm
 from roost.runtime import WorkState
@@ -152,8 +152,7 @@ async def run(ctx: Context) -> None:
                 await asyncio.sleep(0.2)
                 queued_ms = await continuation_gaps(swarm, items, steps)
         finally:
-            for w in workers:
-                w.stop()
+            stop_all(workers)
     base50, base99 = percentile(saq_ms, 50), percentile(saq_ms, 99)
     base = "SAQ enqueue to job start"
     series = [

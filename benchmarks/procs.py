@@ -4,17 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import json
+import multiprocessing
 import os
-import queue
 import signal
-import subprocess
-import sys
 import tempfile
-import threading
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from roost.redis.server import ServerProcess
 
@@ -46,104 +43,111 @@ def private_server(root: Path, *, appendonly: bool = False) -> Iterator[ServerPr
         server.stop(timeout=5.0)
 
 
+PRELOAD = [
+    "benchmarks.worker",
+    "benchmarks.engine",
+    "roost.runtime",
+    "roost.redis",
+    "roost.redis.worker",
+    "saq",
+    "redis.asyncio",
+]
+_MP = multiprocessing.get_context("forkserver")
+_MP.set_forkserver_preload(PRELOAD)
+
+
+def start_fork_server() -> None:
+    """Start the fork server now (it imports Roost and SAQ once, for every worker)."""
+    from multiprocessing import forkserver
+
+    forkserver.ensure_running()
+
+
 class WorkerProc:
-    """One ``python -m benchmarks.worker`` child (see that module for the protocol)."""
+    """One worker child (see :mod:`benchmarks.worker` for the protocol)."""
 
     def __init__(self, log_dir: Path, label: str, cfg: dict[str, Any]) -> None:
-        """Spawn the child and hand it its config (it reads it once it has started)."""
+        """Fork the child with its config; it connects at once."""
+        from benchmarks.worker import child
+
         self.label = label
         self.log_path = log_dir / f"worker-{label}-{time.monotonic_ns()}.log"
-        self._log: IO[str] = self.log_path.open("w")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "benchmarks.worker"],
-            cwd=ROOT,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=self._log,
-            text=True,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
         self.counters: dict[str, Any] = {}
-        self._lines: queue.Queue[str] = queue.Queue()
-        threading.Thread(target=self._read, daemon=True).start()
-        self._send(json.dumps(cfg))
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self._lines.put(line.strip())
-        self._lines.put("")  # end of output
+        self._conn, theirs = _MP.Pipe()
+        self.proc = _MP.Process(
+            target=child, args=(theirs, cfg, str(self.log_path)), name=f"bench-{label}"
+        )
+        self.proc.start()
+        theirs.close()
 
     @property
     def pid(self) -> int:
+        assert self.proc.pid is not None
         return self.proc.pid
 
-    def _expect(self, word: str, timeout: float) -> None:
+    def _log_tail(self) -> str:
         try:
-            line = self._lines.get(timeout=timeout)
-        except queue.Empty:
-            line = "(nothing)"
-        if line != word:
-            raise RuntimeError(
-                f"worker {self.label} said {line!r}, expected {word!r}; see {self.log_path}:\n"
-                + self.log_path.read_text()[-2000:]
-            )
-
-    def _send(self, text: str) -> None:
-        assert self.proc.stdin is not None
-        self.proc.stdin.write(text + "\n")
-        self.proc.stdin.flush()
+            return self.log_path.read_text()[-3000:]
+        except OSError:
+            return "(no log)"
 
     def wait_connected(self, timeout: float = 60.0) -> None:
-        """Wait until the child has imported what it needs and connected."""
-        self._expect("ready", timeout)
-        self._expect("connected", timeout)
+        """Wait until the child has connected to Redis."""
+        message = b""
+        with contextlib.suppress(EOFError, OSError):
+            if self._conn.poll(timeout):
+                message = self._conn.recv_bytes()
+        if message != b"connected":
+            raise RuntimeError(
+                f"worker {self.label} did not connect ({message!r}); {self.log_path}:\n"
+                + self._log_tail()
+            )
 
     def check(self) -> None:
         """Raise (with the end of its log) if the child has exited."""
-        if self.proc.poll() is not None:
+        if not self.proc.is_alive():
             raise RuntimeError(
-                f"worker {self.label} exited with {self.proc.returncode}; {self.log_path}:\n"
-                + self.log_path.read_text()[-3000:]
+                f"worker {self.label} exited with {self.proc.exitcode}; {self.log_path}:\n"
+                + self._log_tail()
             )
 
     def go(self) -> None:
-        self._send("go")
+        self._conn.send_bytes(b"go")
 
     def cpu(self) -> float:
         return cpu_seconds(self.pid)
 
+    def terminate(self) -> None:
+        """SIGTERM: the worker stops gracefully."""
+        if self.proc.is_alive():
+            os.kill(self.pid, signal.SIGTERM)
+
     def stop(self, timeout: float = 20.0) -> dict[str, Any]:
-        """SIGTERM (graceful stop), then return the counters the worker printed."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
+        """SIGTERM (graceful stop), then return the counters the worker sent."""
+        self.terminate()
+        with contextlib.suppress(EOFError, OSError, ValueError):
+            if self._conn.poll(timeout):
+                self.counters = json.loads(self._conn.recv_bytes())
+        self.proc.join(timeout)
+        if self.proc.is_alive():
             self.proc.kill()
-            self.proc.wait(10)
-        self._log.close()
-        lines: list[str] = []
-        with contextlib.suppress(queue.Empty):
-            while True:
-                lines.append(self._lines.get(timeout=2.0))
-                if lines[-1] == "":
-                    break
-        for line in reversed(lines):
-            with contextlib.suppress(ValueError):
-                self.counters = json.loads(line)
-                break
+            self.proc.join(10)
+        self._conn.close()
         return self.counters
 
     def kill(self) -> None:
         """SIGKILL (a crash)."""
-        if self.proc.poll() is None:
+        if self.proc.is_alive():
             self.proc.kill()
-        self.proc.wait(10)
-        if self.proc.stdin is not None:
-            with contextlib.suppress(OSError):
-                self.proc.stdin.close()
-        self._log.close()
+        self.proc.join(10)
+        self._conn.close()
+
+
+def stop_all(procs: Sequence[WorkerProc]) -> list[dict[str, Any]]:
+    """Stop workers together (each may take a second to notice); return their counters."""
+    for proc in procs:
+        proc.terminate()
+    return [proc.stop() for proc in procs]
 
 
 def spawn_workers(

@@ -28,6 +28,7 @@ from benchmarks.procs import (
     roost_cfg,
     saq_cfg,
     spawn_workers,
+    stop_all,
     wait_connected,
 )
 from roost.redis import RedisSwarm
@@ -76,7 +77,9 @@ async def server_stats(client: aioredis.Redis) -> dict[str, Any]:
     stats = await client.info("stats")
     cmds = await client.info("commandstats")
     mem = await client.info("memory")
+    clients = await client.info("clients")
     return {
+        "blocked_clients": int(clients["blocked_clients"]),
         "total_commands_processed": int(stats["total_commands_processed"]),
         "total_reads_processed": int(stats["total_reads_processed"]),
         "total_writes_processed": int(stats["total_writes_processed"]),
@@ -90,6 +93,7 @@ async def server_stats(client: aioredis.Redis) -> dict[str, Any]:
 
 def stats_delta(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {k: after[k] - before[k] for k in after if k != "commandstats"}
+    out["blocked_clients"] = after["blocked_clients"]  # a level, not a counter
     cmds: dict[str, dict[str, int]] = {}
     for name, v in after["commandstats"].items():
         b = before["commandstats"].get(name, {"calls": 0, "usec": 0})
@@ -167,7 +171,7 @@ async def roost_drain(
                 last = await client.xrevrange(keys.events, count=1)
                 stats_hash: dict[str, str] = await client.hgetall(keys.stats)
         finally:
-            counters = [w.stop() for w in workers]
+            counters = stop_all(workers)
     commits = sum(int(v) for k, v in stats_hash.items() if k.endswith(":committed"))
     t_first = int(first[0][0].split("-")[0]) / 1000.0
     t_last = int(last[0][0].split("-")[0]) / 1000.0
@@ -248,7 +252,7 @@ async def saq_drain(
                 await queue.disconnect()
                 await client.aclose()
         finally:
-            counters = [w.stop() for w in workers]
+            counters = stop_all(workers)
     return RunResult(
         kind="saq",
         units=complete,

@@ -1,16 +1,16 @@
-"""A benchmark worker process: ``python -m benchmarks.worker`` (driven by the parent).
+"""A benchmark worker process, forked from a pre-imported fork server (see ``procs``).
 
-Protocol on stdin/stdout, one line each:
+Protocol over a ``multiprocessing`` pipe:
 
-1. the child prints ``ready`` at once;
-2. the parent sends one JSON line: ``kind`` (``roost`` or ``saq``), ``url``, ``concurrency``,
-   ``env`` (ROOST_* variables for a Roost worker), ``queue`` (SAQ queue name) and ``count``
-   (count Redis commands and round trips client-side);
-3. the child imports what its kind needs, connects and prints ``connected``; the parent
-   sends ``go`` (to every worker of a run at once, so imports and connects are not timed);
-4. the child works until SIGTERM, then prints one JSON line of counters and exits.
+1. the parent forks the child with its config: ``kind`` (``roost`` or ``saq``), ``url``,
+   ``concurrency``, ``env`` (ROOST_* variables for a Roost worker), ``queue`` (SAQ queue
+   name) and ``count`` (count Redis commands and round trips client-side);
+2. the child connects and sends ``connected``; the parent sends ``go`` (to every worker of
+   a run at once, so connecting is not timed);
+3. the child works until SIGTERM, then sends its counters (JSON) and exits.
 
-Running workers in their own processes keeps the measuring process off their CPU.
+Running workers in their own processes keeps the measuring process off their CPU; forking
+them from a server that imported Roost and SAQ once makes starting one take milliseconds.
 """
 
 from __future__ import annotations
@@ -21,7 +21,10 @@ import os
 import sys
 import time
 from collections import Counter
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from multiprocessing.connection import Connection
 
 
 class CommandCounter:
@@ -78,11 +81,7 @@ async def stamp(ctx: dict[str, Any]) -> float:
     return time.time()
 
 
-def _line() -> str:
-    return sys.stdin.readline().strip()
-
-
-async def run_roost(cfg: dict[str, Any]) -> None:
+async def run_roost(cfg: dict[str, Any], conn: Connection) -> None:
     from benchmarks.engine import BenchEngine
     from roost.redis import RedisSwarm
     from roost.runtime import Registry, RoostSettings, get_plugin_manager
@@ -90,20 +89,20 @@ async def run_roost(cfg: dict[str, Any]) -> None:
     settings = RoostSettings.from_env({**os.environ, **cfg["env"]})
     registry = Registry.load(get_plugin_manager(autoload=False))
     async with RedisSwarm(settings, registry=registry) as swarm:
-        print("connected", flush=True)
-        await asyncio.to_thread(_line)
+        conn.send_bytes(b"connected")
+        await asyncio.to_thread(conn.recv_bytes)
         COUNTER.reset()
         await swarm.run_worker([BenchEngine()], concurrency=int(cfg["concurrency"]))
 
 
-async def run_saq(cfg: dict[str, Any]) -> None:
+async def run_saq(cfg: dict[str, Any], conn: Connection) -> None:
     import saq
 
     queue = saq.Queue.from_url(cfg["url"], name=cfg.get("queue", "default"))
     await queue.connect()
     worker = saq.Worker(queue, functions=[noop, stamp], concurrency=int(cfg["concurrency"]))
-    print("connected", flush=True)
-    await asyncio.to_thread(_line)
+    conn.send_bytes(b"connected")
+    await asyncio.to_thread(conn.recv_bytes)
     COUNTER.reset()
     try:
         await worker.start()
@@ -114,15 +113,16 @@ async def run_saq(cfg: dict[str, Any]) -> None:
 COUNTER = CommandCounter()
 
 
-def main() -> None:
-    print("ready", flush=True)
-    cfg: dict[str, Any] = json.loads(_line())
+def child(conn: Connection, cfg: dict[str, Any], log_path: str) -> None:
+    """Entry point of a worker child: stdout and stderr go to ``log_path``."""
+    fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)
+    sys.stdout = open(1, "w", buffering=1, closefd=False)  # noqa: SIM115
+    sys.stderr = open(2, "w", buffering=1, closefd=False)  # noqa: SIM115
     if cfg.get("count"):
         COUNTER.install()
     runner = run_roost if cfg["kind"] == "roost" else run_saq
-    asyncio.run(runner(cfg))
-    print(json.dumps(COUNTER.to_dict()), flush=True)
-
-
-if __name__ == "__main__":
-    main()
+    asyncio.run(runner(cfg, conn))
+    conn.send_bytes(json.dumps(COUNTER.to_dict()).encode())

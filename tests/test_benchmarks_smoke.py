@@ -1,0 +1,98 @@
+"""The benchmark suite runs end to end in its quick mode and reports well-formed results.
+
+Only the shape of the results is checked, never a speed: regressions are caught by rerunning
+the suite (see the README's performance section), not by timed tests.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+GROUPS = {"enqueue", "throughput", "latency", "delay", "scale", "cost", "crash"}
+BENCHMARKS = ["enqueue", "throughput", "latency", "delay", "scale", "cost", "crash"]
+ROW_KEYS = {"group", "name", "value", "unit", "baseline", "baseline_name", "ratio", "target"}
+EXPECTED = {
+    "steps/s, 1 process, c10",
+    "steps/s, 2 processes, c10 each",
+    "enqueue, one at a time",
+    "enqueue_many, one call",
+    "enqueue to step start, p50",
+    "enqueue to step start, p99",
+    "step end to next step start, inline, p50",
+    "step end to next step start, ROOST_INLINE_STEPS=0, p99",
+    "delayed continuation lateness, p99",
+    "recovery pass (recover_expired), 1,000 finished",
+    "list_work(state=failed, limit=50), 1,000 finished",
+    "status(work_id), 1,000 finished",
+    "round trips per step",
+    "commands inside scripts per step",
+    "Redis memory per finished item",
+    "worker CPU per 1,000 steps (c10)",
+    "crash resume (SIGKILL -> step committed elsewhere)",
+}
+# Smaller still than --quick, so the whole suite runs in well under 30 s.
+TINY = ["scale_sizes=[500,1000]", "delay_range=[0.2,0.3]", "latency_n=10", "memory_items=50"]
+
+
+def run_suite(*args: str, timeout: float = 100) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "benchmarks", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def test_list_names_every_benchmark() -> None:
+    proc = run_suite("--list", timeout=30)
+    assert proc.returncode == 0, proc.stderr
+    listed = [line.split()[0] for line in proc.stdout.splitlines() if line[:1].isalpha()]
+    assert listed == BENCHMARKS
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+def test_quick_run_writes_a_table_and_well_formed_json(tmp_path: Path) -> None:
+    out, md = tmp_path / "bench.json", tmp_path / "bench.md"
+    sets = [arg for item in TINY for arg in ("--set", item)]
+    proc = run_suite("--quick", "--json", str(out), "--markdown", str(md), *sets)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+
+    result = json.loads(out.read_text())
+    assert result["errors"] == {}
+    assert result["quick"] is True
+    assert result["benchmarks"] == BENCHMARKS
+    assert result["command"].startswith("uv run python -m benchmarks --quick")
+    assert result["machine"]["cpus"] >= 1
+    rows = result["rows"]
+    assert {row["group"] for row in rows} == GROUPS
+    names = {row["name"] for row in rows}
+    assert EXPECTED <= names, EXPECTED - names
+    assert len(names) == len(rows), "row names are unique"
+    for row in rows:
+        assert ROW_KEYS <= set(row), row
+        assert isinstance(row["value"], int | float) and math.isfinite(row["value"]), row
+        if row["baseline"]:
+            assert row["ratio"] == pytest.approx(row["value"] / row["baseline"]), row
+        else:
+            assert row["ratio"] is None, row
+        if row["target"] is None:
+            assert row["met"] is None, row
+        else:
+            assert isinstance(row["met"], bool), row
+    for name in ("steps/s, 1 process, c10", "enqueue to step start, p50"):
+        row = next(r for r in rows if r["name"] == name)
+        assert row["value"] > 0 and row["baseline"] > 0
+
+    table = md.read_text().splitlines()
+    assert table[0].startswith("| group | measurement | value | unit | baseline")
+    assert len(table) == len(rows) + 2
+    assert table[0] in proc.stdout
