@@ -17,9 +17,8 @@ corrupt the snapshot its retry starts from.
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING
 
-import pydantic_core
 from pydantic import ValidationError
 
 from roost.runtime.errors import EngineContractError
@@ -29,16 +28,13 @@ if TYPE_CHECKING:
     from roost.runtime.models import WorkItem
 
 __all__ = [
+    "accept",
     "accept_init",
     "accept_step",
     "fresh_copy",
     "snapshot_from_json",
     "snapshot_to_json",
 ]
-
-
-def _reject_constant(name: str) -> NoReturn:
-    raise ValueError(f"{name} is not JSON")
 
 
 def _describe(result: object) -> str:
@@ -50,24 +46,50 @@ def _describe(result: object) -> str:
     return f"{type(result).__name__}{hint}"
 
 
-def _plain(snapshot: Snapshot, where: str) -> dict[str, Any]:
-    """Validate ``snapshot``'s current field values and return its JSON form as Python data."""
+def _encode(snapshot: Snapshot, where: str, version: int | None = None) -> str:
+    """Validate ``snapshot``'s current field values and return its compact JSON text.
+
+    One validation, one ``model_dump`` and one ``json.dumps``: this runs for every step.
+    """
     try:
         checked = Snapshot.model_validate(dict(snapshot))
     except ValidationError as exc:
         raise EngineContractError(f"{where} returned an invalid snapshot: {exc}") from None
+    plain = checked.model_dump()
+    if version is not None:
+        plain["version"] = version
     try:
-        raw = pydantic_core.to_json(checked.model_dump(), inf_nan_mode="constants")
-        plain: dict[str, Any] = json.loads(raw, parse_constant=_reject_constant)
-    except (pydantic_core.PydanticSerializationError, ValueError) as exc:
+        return json.dumps(plain, separators=(",", ":"), allow_nan=False)
+    except (TypeError, ValueError) as exc:
         raise EngineContractError(
             f"{where} returned a snapshot that is not JSON: {exc}; keep snapshot data to "
             "dicts, lists, strings, finite numbers, booleans and None"
         ) from None
-    return plain
 
 
-def _accept(result: object, *, work_id: str, engine: str, version: int, where: str) -> Snapshot:
+def accept(
+    result: object, item: WorkItem, *, version: int, previous: Snapshot | None = None
+) -> tuple[Snapshot, str]:
+    """Check an engine's result and return it as ``version`` with its JSON text.
+
+    The form runtimes use: the text is what they store, the snapshot (parsed back from
+    that text, sharing nothing with the engine's objects) is what the next step gets.
+
+    Args:
+        result: what ``init_snapshot`` (``previous`` None) or ``step`` returned.
+        item: the work item.
+        version: the version the runtime gives the result.
+        previous: the snapshot ``step`` started from.
+
+    Raises:
+        EngineContractError: see :func:`accept_step`.
+    """
+    if previous is None:
+        where = f"engine {item.engine!r}: init_snapshot"
+        work_id, engine = item.work_id, item.engine
+    else:
+        where = f"engine {item.engine!r}: step from version {previous.version} ({previous.step!r})"
+        work_id, engine = previous.work_id, previous.engine
     if not isinstance(result, Snapshot):
         raise EngineContractError(f"{where} returned {_describe(result)}, not a Snapshot")
     if result.work_id != work_id:
@@ -80,9 +102,8 @@ def _accept(result: object, *, work_id: str, engine: str, version: int, where: s
             f"{where} returned a snapshot for engine {result.engine!r}, expected {engine!r}; "
             "set Snapshot.engine to the engine id the item was enqueued with"
         )
-    plain = _plain(result, where)
-    plain["version"] = version
-    return Snapshot.model_validate(plain)
+    text = _encode(result, where, version)
+    return Snapshot.model_validate_json(text), text
 
 
 def accept_init(result: object, item: WorkItem) -> Snapshot:
@@ -99,8 +120,7 @@ def accept_init(result: object, item: WorkItem) -> Snapshot:
         EngineContractError: ``result`` is not a :class:`Snapshot`, names another
             ``work_id`` or ``engine`` than ``item``, has invalid fields or is not JSON.
     """
-    where = f"engine {item.engine!r}: init_snapshot"
-    return _accept(result, work_id=item.work_id, engine=item.engine, version=1, where=where)
+    return accept(result, item, version=1)[0]
 
 
 def accept_step(result: object, previous: Snapshot, item: WorkItem) -> Snapshot:
@@ -118,14 +138,7 @@ def accept_step(result: object, previous: Snapshot, item: WorkItem) -> Snapshot:
         EngineContractError: ``result`` is not a :class:`Snapshot`, changes ``work_id`` or
             ``engine``, has invalid fields or is not JSON.
     """
-    where = f"engine {item.engine!r}: step from version {previous.version} ({previous.step!r})"
-    return _accept(
-        result,
-        work_id=previous.work_id,
-        engine=previous.engine,
-        version=previous.version + 1,
-        where=where,
-    )
+    return accept(result, item, version=previous.version + 1, previous=previous)[0]
 
 
 def snapshot_to_json(snapshot: Snapshot) -> str:
@@ -135,7 +148,7 @@ def snapshot_to_json(snapshot: Snapshot) -> str:
         EngineContractError: the snapshot has invalid fields or data that is not JSON
             (objects, NaN, infinities).
     """
-    return json.dumps(_plain(snapshot, "snapshot_to_json"), separators=(",", ":"), allow_nan=False)
+    return _encode(snapshot, "snapshot_to_json")
 
 
 def snapshot_from_json(text: str | bytes) -> Snapshot:

@@ -33,7 +33,7 @@ from roost.redis.upkeep import (
     renew_leases,
 )
 from roost.runtime.context import StepContext, use_step_context
-from roost.runtime.contract import accept_init, accept_step
+from roost.runtime.contract import accept
 from roost.runtime.errors import EngineContractError, UnknownEngine
 from roost.runtime.models import Lease, RuntimeEvent, Snapshot, WorkItem
 
@@ -63,7 +63,7 @@ class Held:
     deadline: float
     """Local monotonic time after which the lease must be assumed lost."""
     cancel_event: asyncio.Event = field(default_factory=asyncio.Event)
-    task: asyncio.Task[Snapshot] | None = None
+    task: asyncio.Task[tuple[Snapshot, str]] | None = None
     lost: bool = False
     cancelled: bool = False
     stopped: bool = False
@@ -345,7 +345,7 @@ class Worker:
                 cancel_event=held.cancel_event,
             )
 
-            held.task = asyncio.create_task(self._call(ctx, engine, item, snapshot, version))
+            held.task = asyncio.create_task(self._call(ctx, engine, item, snapshot, version + 1))
             await asyncio.wait({held.task})
             if held.task.cancelled():
                 await self._interrupted(held)
@@ -355,8 +355,8 @@ class Worker:
                 terminal = isinstance(exc, EngineContractError)
                 await self._fail(held, item, exc, attempt, terminal=terminal)
                 return
-            new = held.task.result()
-            next_snapshot = await self._commit(held, item, new, version, inline)
+            new, snap_json = held.task.result()
+            next_snapshot = await self._commit(held, item, new, snap_json, version, inline)
             if next_snapshot is None:
                 return
             snapshot, version, attempt, inline = next_snapshot, version + 1, 1, inline + 1
@@ -364,14 +364,16 @@ class Worker:
     @staticmethod
     async def _call(
         ctx: StepContext, engine: Engine, item: WorkItem, snap: Snapshot | None, version: int
-    ) -> Snapshot:
-        """Run init_snapshot or step under the step context; check and version the result."""
+    ) -> tuple[Snapshot, str]:
+        """Run init_snapshot or step under the step context; check the result as ``version``.
+
+        Returns the accepted snapshot (a fresh copy) and the JSON text to commit.
+        """
         with use_step_context(ctx):
             if snap is None:
-                result = accept_init(await engine.init_snapshot(item), item)
-            else:
-                result = accept_step(await engine.step(snap, item), snap, item)
-        return result.model_copy(update={"version": version + 1})
+                return accept(await engine.init_snapshot(item), item, version=version)
+            result = await engine.step(snap, item)
+            return accept(result, item, version=version, previous=snap)
 
     def _outcome(self, new: Snapshot, item: WorkItem, inline: int) -> tuple[str, int]:
         if new.is_finished:
@@ -384,14 +386,13 @@ class Worker:
         return "queue", 0
 
     async def _commit(
-        self, held: Held, item: WorkItem, new: Snapshot, version: int, inline: int
+        self, held: Held, item: WorkItem, new: Snapshot, snap_json: str, version: int, inline: int
     ) -> Snapshot | None:
         """Commit ``new``; return the snapshot to continue with on the same lease, or None."""
         outcome, delay_ms = self._outcome(new, item, inline)
         keys = self.keys
         dispatch = new_token()
         suffix = Keys.job_suffix(held.work_id, dispatch)
-        snap_json = new.model_dump_json()
         data = json.dumps(
             {"next": outcome, "delay": delay_ms / 1000.0} if delay_ms else {"next": outcome}
         )
@@ -446,7 +447,7 @@ class Worker:
                 if outcome == "inline":
                     held.deadline = time.monotonic() + self.ttl - 0.05
             if outcome == "inline" and not held.cancel_event.is_set():
-                return Snapshot.model_validate_json(snap_json)
+                return new  # parsed from the committed text: it shares nothing with the engine
             return None
         if code == "CANCELLED":
             log.info("work %s was cancelled; its commit was refused", held.work_id)
