@@ -73,6 +73,7 @@ class WorkerProc:
         self.label = label
         self.log_path = log_dir / f"worker-{label}-{time.monotonic_ns()}.log"
         self.counters: dict[str, Any] = {}
+        self._terminated = False
         self._conn, theirs = _MP.Pipe()
         self.proc = _MP.Process(
             target=child, args=(theirs, cfg, str(self.log_path)), name=f"bench-{label}"
@@ -118,8 +119,9 @@ class WorkerProc:
         return cpu_seconds(self.pid)
 
     def terminate(self) -> None:
-        """SIGTERM: the worker stops gracefully."""
-        if self.proc.is_alive():
+        """SIGTERM, once (a second one makes a Roost worker exit at once)."""
+        if not self._terminated and self.proc.is_alive():
+            self._terminated = True
             os.kill(self.pid, signal.SIGTERM)
 
     def stop(self, timeout: float = 20.0) -> dict[str, Any]:

@@ -72,6 +72,37 @@ def swarm_for(url: str, ctx: Context, namespace: str = "bench", **over: Any) -> 
     return RedisSwarm(settings_for(url, ctx, namespace, **over), registry=registry)
 
 
+def data_memory(mem: dict[str, Any]) -> int:
+    """``used_memory`` less client buffers (which swing by tens of KB between reads)."""
+    return int(mem["used_memory"]) - int(mem.get("mem_clients_normal", 0))
+
+
+async def keyspace_bytes(client: aioredis.Redis) -> int:
+    """Sum of ``MEMORY USAGE`` (every element counted) over all keys.
+
+    Unlike ``used_memory`` it does not swing with allocator, Lua and client buffers, so it
+    is the figure for per-item memory at a few thousand items.
+    """
+    total = 0
+    batch: list[Any] = []
+
+    async def flush() -> int:
+        async with client.pipeline(transaction=False) as pipe:
+            for key in batch:
+                pipe.memory_usage(key, samples=0)
+            sizes = await pipe.execute()
+        batch.clear()
+        return sum(int(s or 0) for s in sizes)
+
+    async for key in client.scan_iter(count=1000):
+        batch.append(key)
+        if len(batch) >= 500:
+            total += await flush()
+    if batch:
+        total += await flush()
+    return total
+
+
 async def server_stats(client: aioredis.Redis) -> dict[str, Any]:
     """INFO stats, commandstats and memory in one dict."""
     stats = await client.info("stats")
@@ -83,7 +114,7 @@ async def server_stats(client: aioredis.Redis) -> dict[str, Any]:
         "total_commands_processed": int(stats["total_commands_processed"]),
         "total_reads_processed": int(stats["total_reads_processed"]),
         "total_writes_processed": int(stats["total_writes_processed"]),
-        "used_memory": int(mem["used_memory"]),
+        "used_memory": data_memory(mem),
         "commandstats": {
             k.removeprefix("cmdstat_"): {"calls": int(v["calls"]), "usec": int(v["usec"])}
             for k, v in cmds.items()
@@ -229,6 +260,7 @@ async def saq_drain(
             client = aioredis.Redis.from_url(server.url)
             try:
                 before_mem = await server_stats(client)
+                keyspace0 = await keyspace_bytes(client) if count else 0
                 ids = await saq_enqueue_all(queue, jobs)
                 wait_connected(workers)
                 incomplete = queue.namespace("incomplete")  # type: ignore[attr-defined]
@@ -248,6 +280,7 @@ async def saq_drain(
                 server_cpu = cpu_seconds(server.pid) - scpu0
                 after = await server_stats(client)
                 t_first, t_last, complete, other = await saq_job_times(client, ids)
+                keyspace = await keyspace_bytes(client) - keyspace0 if count else 0
             finally:
                 await queue.disconnect()
                 await client.aclose()
@@ -263,5 +296,10 @@ async def saq_drain(
         counters=counters,
         memory_delta=after["used_memory"] - before_mem["used_memory"],
         polls=polls,
-        extra={"startup": t_first - t_go, "jobs": len(ids), "not_completed": other},
+        extra={
+            "startup": t_first - t_go,
+            "jobs": len(ids),
+            "not_completed": other,
+            "keyspace_bytes": keyspace,
+        },
     )

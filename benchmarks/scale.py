@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from benchmarks.core import Row, Target, median, percentile
 from benchmarks.procs import private_server, roost_cfg, start_workers
-from benchmarks.runs import bench_items, poll_until, swarm_for
+from benchmarks.runs import bench_items, data_memory, poll_until, swarm_for
 from roost.redis import RedisSwarm
 from roost.redis.maintenance import Clock, reclaim_stranded, recover_expired
 from roost.runtime import WorkState
@@ -136,7 +136,7 @@ async def run(ctx: Context) -> None:
                     present = size
                 counts = await swarm.counts()
                 assert counts["done"] + counts["failed"] == size, counts
-                memory[size] = int((await swarm.client.info("memory"))["used_memory"])
+                memory[size] = data_memory(await swarm.client.info("memory"))
                 for name, op in ops.items():
                     timings.setdefault(name, {})[size] = await _time(op, reps)
             t = time.perf_counter()

@@ -28,7 +28,11 @@ if TYPE_CHECKING:
 
 
 class CommandCounter:
-    """Counts commands and socket writes (round trips) this process sends to Redis."""
+    """Counts commands and socket writes (round trips) this process sends to Redis.
+
+    It reads the RESP bytes each connection sends, so it sees every command whichever
+    packer built them (Roost packs with hiredis, SAQ with redis-py).
+    """
 
     def __init__(self) -> None:
         self.commands = 0
@@ -37,27 +41,41 @@ class CommandCounter:
         self.evalsha: Counter[str] = Counter()
 
     def install(self) -> None:
-        """Wrap redis-py's asyncio connection methods (only in a counting run)."""
+        """Wrap redis-py's asyncio ``send_packed_command`` (only in a counting run)."""
         from redis.asyncio.connection import AbstractConnection
 
-        pack = AbstractConnection.pack_command
         send = AbstractConnection.send_packed_command
         counter = self
 
-        def pack_command(conn: Any, *args: Any) -> list[bytes]:
-            counter.commands += 1
-            name = args[0].decode() if isinstance(args[0], bytes) else str(args[0])
-            counter.by_command[name.upper()] += 1
-            if name.upper() == "EVALSHA":
-                counter.evalsha[str(args[1])] += 1
-            return pack(conn, *args)
-
         async def send_packed_command(conn: Any, command: Any, check_health: bool = True) -> None:
-            counter.round_trips += 1
+            counter.observe(command)
             await send(conn, command, check_health)
 
-        AbstractConnection.pack_command = pack_command  # type: ignore[method-assign]
         AbstractConnection.send_packed_command = send_packed_command  # type: ignore[method-assign]
+
+    def observe(self, packed: bytes | str | list[bytes | memoryview]) -> None:
+        """Count one socket write holding one or more RESP commands."""
+        if isinstance(packed, str):
+            packed = packed.encode()
+        data = packed if isinstance(packed, bytes) else b"".join(bytes(p) for p in packed)
+        self.round_trips += 1
+        pos = 0
+        while pos < len(data) and data[pos : pos + 1] == b"*":
+            end = data.index(b"\r\n", pos)
+            argc = int(data[pos + 1 : end])
+            pos = end + 2
+            args: list[bytes] = []
+            for _ in range(argc):
+                end = data.index(b"\r\n", pos)
+                size = int(data[pos + 1 : end])
+                if len(args) < 2:
+                    args.append(data[end + 2 : end + 2 + size])
+                pos = end + 2 + size + 2
+            self.commands += 1
+            name = args[0].decode(errors="replace").upper() if args else "?"
+            self.by_command[name] += 1
+            if name == "EVALSHA" and len(args) > 1:
+                self.evalsha[args[1].decode()] += 1
 
     def reset(self) -> None:
         """Forget what connecting cost."""
