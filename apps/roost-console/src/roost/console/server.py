@@ -144,9 +144,10 @@ def serve(
     allowed_hosts: Iterable[str] | None = None,
     log_level: str = "warning",
 ) -> None:
-    """Serve the console until Ctrl-C (blocking).
+    """Serve the console until Ctrl-C (blocking); return once it has shut down.
 
-    Prints one line with the URL to stderr once it listens.
+    Prints one line with the URL to stderr once it listens. SIGTERM ends the process (after
+    the same clean shutdown), as uvicorn re-raises it.
 
     Args:
         settings: which Redis, prefix, namespace and artifact root to show (or a swarm).
@@ -182,6 +183,8 @@ def serve(
     threading.Thread(target=announce, name="roost-console-announce", daemon=True).start()
     try:
         server.run(sockets=[sock])
+    except KeyboardInterrupt:  # uvicorn re-raises the Ctrl-C it handled: we are done
+        pass
     finally:
         sock.close()
 
