@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
 import time
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,8 +20,17 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from roost.redis import RedisSwarm
 from roost.redis.server import AppendFsync, ServerProcess
 from roost.redis.testing import ServerPool
-from roost.runtime import Registry, RoostSettings, get_plugin_manager
-from roost_testkit.chaos.history import Problems
+from roost.runtime import Registry, RoostSettings, RuntimeEvent, get_plugin_manager
+from roost_testkit.chaos.history import (
+    COMMITS,
+    Problems,
+    audit_commits,
+    audit_items,
+    count_types,
+    read_jsonl,
+    read_stream,
+    write_jsonl,
+)
 from roost_testkit.chaos.procs import Proc, ProcessGroup, worker_env
 
 T = TypeVar("T")
@@ -147,7 +158,31 @@ class ChaosEnv:
         try:
             self.procs.close()
         finally:
-            self.servers.close()
+            try:
+                self.servers.close()
+            finally:
+                reap_strays(self.root)
+
+
+def reap_strays(root: Path) -> list[int]:
+    """SIGKILL processes whose command line names a path under ``root``; return their PIDs.
+
+    A safety net for servers a failed start left behind: a server's process title carries
+    its config file, which lives under the scenario's own directory, so nothing else matches.
+    """
+    marker = str(root.resolve())
+    killed: list[int] = []
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        pid = int(entry.name)
+        if marker in cmdline and pid != os.getpid():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+                killed.append(pid)
+    return killed
 
 
 async def until(
@@ -194,3 +229,61 @@ async def stop_workers(
         env.procs.send(p, signal.SIGTERM)
     codes = await asyncio.gather(*(asyncio.to_thread(env.procs.wait, p, timeout) for p in live))
     return {p.name: c for p, c in zip(live, codes, strict=True)}
+
+
+CRASH_MARKERS = ("Traceback", "step handler crashed", "was never retrieved")
+
+
+def worker_crashes(env: ChaosEnv) -> list[str]:
+    """Lines of the processes' stderr logs that show an unexpected exception."""
+    out: list[str] = []
+    for path in sorted(env.procs.log_dir.glob("*.log")):
+        for line in path.read_text(errors="replace").splitlines():
+            if any(m in line for m in CRASH_MARKERS):
+                out.append(f"{path.name}: {line[:200]}")
+    return out
+
+
+async def audit(
+    swarm: RedisSwarm,
+    env: ChaosEnv,
+    result: Result,
+    steps: dict[str, int],
+    *,
+    lost_acks_ok: bool = False,
+) -> list[RuntimeEvent]:
+    """The end-of-run checks every scenario shares; call once, at the end. Returns the stream.
+
+    ``steps`` maps each work id to its number of steps: every one must be done at version
+    steps + 1 with the right hash chain, and its commits must pass :func:`audit_commits`.
+    Also: every commit a worker was told was accepted is in the stream (unless
+    ``lost_acks_ok``: a Redis SIGKILL may lose the last acknowledged writes), and no
+    process logged an unexpected exception.
+    """
+    events = await read_stream(swarm)
+    write_jsonl(env.root / "stream.jsonl", (e.model_dump_json() for e in events))
+    attempts = read_jsonl(env.attempt_log)
+    sink = read_jsonl(env.sink_log)
+    checked = audit_commits(events, attempts, {w: n + 1 for w, n in steps.items()})
+    result.commits = checked.commits
+    result.duplicates = checked.duplicates
+    result.fenced = count_types(sink, "stale_commit")
+    result.dead = sum(1 for e in events if e.type == "dead" and e.work_id in steps)
+    result.absorb(checked.problems)
+    result.absorb(await audit_items(swarm, steps))
+    stored = {e.id for e in events}
+    acked = [r for r in sink if r["type"] in COMMITS and r.get("id")]
+    lost = [r for r in acked if r["id"] not in stored]
+    if not lost_acks_ok:
+        result.check(not lost, f"{len(lost)} acknowledged commits are not in the stream")
+    crashes = worker_crashes(env)
+    result.check(not crashes, f"unexpected exceptions in process logs: {crashes[:3]}")
+    ends = Counter((r["work_id"], r["version"]) for r in attempts if r.get("phase") == "end")
+    result.notes.update(
+        step_runs=sum(ends.values()),
+        steps_run_again=sum(n - 1 for n in ends.values() if n > 1),
+        holders_checked=checked.holders_checked,
+        acked_commits_lost=len(lost),
+        dup_replies=sum(1 for r in sink if r["type"] in COMMITS and not r.get("id")),
+    )
+    return events

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from roost.runtime import WorkItem
-from roost_testkit.chaos.base import ChaosEnv, Result, stop_workers, until
-from roost_testkit.chaos.faults import all_in, attempts_of, finish
+from roost_testkit.chaos.base import ChaosEnv, Result, audit, stop_workers, until
+from roost_testkit.chaos.faults import all_in, attempts_of
 from roost_testkit.chaos.history import Problems, read_jsonl
 from roost_testkit.chaos.procs import Proc, worker_env
 
@@ -130,7 +130,7 @@ async def resource_contention(env: ChaosEnv, cfg: ResourceConfig) -> Result:
         result.check(done, "not every item finished (deadlock or starvation)")
         codes = await stop_workers(env, workers, settings.grace_period + 10)
         result.check(all(c == 0 for c in codes.values()), f"bad exit on SIGTERM: {codes}")
-        events = await finish(swarm, env, result, steps)
+        events = await audit(swarm, env, result, steps)
     intervals, problems = holder_intervals(read_jsonl(env.attempt_log), needs, killed)
     result.absorb(problems)
     for res, spans in sorted(intervals.items()):
@@ -216,7 +216,7 @@ async def idempotent_enqueue(env: ChaosEnv, cfg: EnqueueConfig) -> Result:
         done = await until(lambda: all_in(swarm, work, "done"), cfg.timeout)
         result.check(done, "the enqueued items did not finish")
         await stop_workers(env, [worker], settings.grace_period + 10)
-        await finish(swarm, env, result, {w: 1 for w in work})
+        await audit(swarm, env, result, {w: 1 for w in work})
     result.notes.update(clients=clients, processes=cfg.processes, answers=answers)
     return result
 

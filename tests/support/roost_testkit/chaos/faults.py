@@ -10,14 +10,10 @@ from typing import Any
 
 from roost.redis import RedisSwarm
 from roost.runtime import RuntimeEvent, WorkItem
-from roost_testkit.chaos.base import ChaosEnv, Result, stop_workers, until
+from roost_testkit.chaos.base import ChaosEnv, Result, audit, stop_workers, until
 from roost_testkit.chaos.history import (
     COMMITS,
-    audit_commits,
-    audit_items,
-    count_types,
     read_jsonl,
-    read_stream,
 )
 from roost_testkit.chaos.procs import Proc
 
@@ -44,22 +40,6 @@ async def state_is(swarm: RedisSwarm, work_id: str, *states: str) -> bool:
 async def all_in(swarm: RedisSwarm, ids: list[str], *states: str) -> bool:
     metas = await swarm.metas(ids)
     return all(m is not None and m.state in states for m in metas)
-
-
-async def finish(
-    swarm: RedisSwarm, env: ChaosEnv, result: Result, steps: dict[str, int]
-) -> list[RuntimeEvent]:
-    """Shared end-of-scenario audit of ``steps`` (work id -> steps) on a finished run."""
-    events = await read_stream(swarm)
-    attempts = read_jsonl(env.attempt_log)
-    audit = audit_commits(events, attempts, {w: n + 1 for w, n in steps.items()})
-    result.commits += audit.commits
-    result.duplicates += audit.duplicates
-    result.fenced += count_types(read_jsonl(env.sink_log), "stale_commit")
-    result.dead += sum(1 for e in events if e.type == "dead" and e.work_id in steps)
-    result.absorb(audit.problems)
-    result.absorb(await audit_items(swarm, steps))
-    return events
 
 
 def poison(env: ChaosEnv, name: str) -> str:
@@ -123,15 +103,22 @@ async def graceful_drain(env: ChaosEnv, cfg: DrainConfig) -> Result:
         )
         done = await until(lambda: all_in(swarm, list(steps), "done"), cfg.timeout)
         result.check(done, "items did not all finish after the drain")
-        events = await finish(swarm, env, result, steps)
-        _check_drain(env, result, events, w, backup, term_at, ids, long_item.work_id)
         result.notes["drain_exit_s"] = round(exit_after, 2)
-
-        # A second signal exits at once; the lease then expires and the item resumes.
         codes = await stop_workers(env, [backup], cfg.grace + 10.0)
         result.check(codes == {backup.name: 0}, f"idle worker did not exit 0: {codes}")
-        second = await _second_signal(env, swarm, settings, result, cfg)
+        # A second signal exits at once; the lease then expires and the item resumes.
+        second, second_at = await _second_signal(env, swarm, settings, result, cfg)
         steps[second] = 1
+        events = await audit(swarm, env, result, steps)
+    _check_drain(env, result, events, w, backup, term_at, ids, long_item.work_id)
+    grants = [e for e in events if e.work_id == second and e.type == "started"]
+    if result.check(len(grants) == 2, f"force-stopped item leased {len(grants)} times, not twice"):
+        delay = grants[1].ts - second_at
+        result.resume([delay])
+        result.check(
+            delay <= cfg.lease_ttl + 2.0,
+            f"force-stopped worker's item resumed after {delay:.2f}s (TTL + 2 s bound)",
+        )
     result.items = len(steps)
     return result
 
@@ -206,7 +193,7 @@ def _check_drain(
 
 async def _second_signal(
     env: ChaosEnv, swarm: RedisSwarm, settings: Any, result: Result, cfg: DrainConfig
-) -> str:
+) -> tuple[str, float]:
     item = WorkItem(
         engine="hashchain",
         payload={
@@ -232,20 +219,9 @@ async def _second_signal(
     result.check(took <= 1.5, f"second SIGTERM: exit took {took:.2f}s")
     resumed = await until(lambda: state_is(swarm, item.work_id, "done"), cfg.lease_ttl + 30.0)
     result.check(resumed, "the item of the force-stopped worker never finished")
-    events = await finish(swarm, env, result, {item.work_id: 1})
-    grants = [e for e in events if e.work_id == item.work_id and e.type == "started"]
-    if len(grants) == 2:
-        delay = grants[1].ts - second_at
-        result.resume([delay])
-        result.check(
-            delay <= cfg.lease_ttl + 2.0,
-            f"force-stopped worker's item resumed after {delay:.2f}s (TTL + 2 s bound)",
-        )
-    else:
-        result.check(False, f"force-stopped item leased {len(grants)} times, not twice")
     result.notes["second_signal_exit_s"] = round(took, 2)
     await stop_workers(env, [backup], cfg.grace + 10.0)
-    return item.work_id
+    return item.work_id, second_at
 
 
 # -- 4. stalled worker --------------------------------------------------------------------
@@ -277,13 +253,14 @@ async def stalled_worker(env: ChaosEnv, cfg: StallConfig) -> Result:
     result.items = len(steps)
     sid = stalled.work_id
     async with env.swarm(settings) as swarm:
-        a = await asyncio.to_thread(env.worker, settings, cfg.others + 1)
-        await swarm.enqueue_many([*others, stalled])
-        blocked = await until(lambda: _started_at(env, sid, 2, a), 30.0)
+        pair = await env.workers(settings, 2, cfg.others + 1)
+        await swarm.enqueue_many([stalled, *others])
+        blocked = await until(lambda: _stalling(env, sid), 30.0)
         result.check(blocked, "the stalling step never started")
-        stall_at = time.time()
-        b = await asyncio.to_thread(env.worker, settings, cfg.others + 1)
-        b_ready = time.time()
+        stall = [r for r in attempts_of(env, sid) if r["version"] == 2][0]
+        stall_at = stall["start"]
+        # a: the worker whose loop is blocked; b: the other one, which must take over.
+        a, b = sorted(pair, key=lambda p: p.pid != stall["pid"])
         took_over = await until(lambda: state_is(swarm, sid, "done"), cfg.timeout)
         result.check(took_over, "nobody finished the stalled worker's item")
         before = await swarm.status(sid)
@@ -305,7 +282,9 @@ async def stalled_worker(env: ChaosEnv, cfg: StallConfig) -> Result:
         steps[fresh] = 2
         ran = await until(lambda: state_is(swarm, fresh, "done"), 30.0)
         result.check(ran, "the stalled worker did not run new work afterwards")
-        events = await finish(swarm, env, result, steps)
+        done = await until(lambda: all_in(swarm, list(steps), "done"), cfg.timeout)
+        result.check(done, "not every item finished")
+        events = await audit(swarm, env, result, steps)
         await stop_workers(env, [a], settings.grace_period + 10)
     mine = [e for e in events if e.work_id == sid]
     grants = [e for e in mine if e.type == "started"]
@@ -324,8 +303,8 @@ async def stalled_worker(env: ChaosEnv, cfg: StallConfig) -> Result:
         result.check(v2[0]["epoch"] < v2[1]["epoch"], f"epochs {v2[0]['epoch']} {v2[1]['epoch']}")
     takeover = [g for g in grants if g.worker == b.worker_id]
     if takeover:
-        delay = takeover[0].ts - max(stall_at, b_ready)
-        result.resume([takeover[0].ts - stall_at])
+        delay = takeover[0].ts - stall_at
+        result.resume([delay])
         result.check(
             delay <= cfg.lease_ttl + 2.0, f"takeover {delay:.2f}s after the stall (TTL + 2 s)"
         )
@@ -339,9 +318,9 @@ async def stalled_worker(env: ChaosEnv, cfg: StallConfig) -> Result:
     return result
 
 
-def _started_at(env: ChaosEnv, work_id: str, version: int, proc: Proc) -> Any:
+def _stalling(env: ChaosEnv, work_id: str) -> Any:
     async def check() -> bool:
-        return started_on(env, work_id, proc, version)
+        return any(r["version"] == 2 for r in attempts_of(env, work_id))
 
     return check()
 
@@ -420,7 +399,9 @@ async def poison_items(env: ChaosEnv, cfg: PoisonConfig) -> Result:
     try:
         async with env.swarm(settings) as swarm:
             await swarm.enqueue_many([raiser, killer, *healthy])
+            began = time.time()
             ok = await until(lambda: all_in(swarm, [rid, kid], "dead"), cfg.timeout)
+            result.notes["both_dead_after_s"] = round(time.time() - began, 1)
             result.check(ok, "the poison items did not both go dead")
             ok = await until(
                 lambda: all_in(swarm, [h.work_id for h in healthy], "done"), cfg.timeout
@@ -439,8 +420,6 @@ async def poison_items(env: ChaosEnv, cfg: PoisonConfig) -> Result:
             k_meta = (await swarm.status(kid)).meta
             _check_dead(env, result, rid, r_meta, cfg.raise_attempts, 1, "RuntimeError")
             _check_dead(env, result, kid, k_meta, cfg.exit_attempts, 2, "WorkerLost")
-            dead_events = await swarm.events()
-            result.dead = sum(1 for e in dead_events if e.type == "dead")
             # The operator fixes the cause and retries: each runs again, once.
             retry_at = time.time()
             for path in ("raise", "exit"):
@@ -449,9 +428,10 @@ async def poison_items(env: ChaosEnv, cfg: PoisonConfig) -> Result:
             await swarm.retry(kid)
             ok = await until(lambda: all_in(swarm, [rid, kid], "done"), cfg.timeout)
             result.check(ok, "retried items did not finish")
+            result.notes["retried_done_after_s"] = round(time.time() - retry_at, 1)
             result.check(len(dog.deaths) == deaths, "a worker died after the retry")
-            events = await finish(swarm, env, result, steps)
-            result.dead = sum(1 for e in events if e.type == "dead")
+            events = await audit(swarm, env, result, steps)
+            result.check(result.dead == 2, f"{result.dead} dead letters, expected 2")
             for work_id, first in ((rid, 1), (kid, 2)):
                 again = [r for r in attempts_of(env, work_id) if r["start"] >= retry_at]
                 versions = sorted(r["version"] for r in again)

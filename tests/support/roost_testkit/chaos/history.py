@@ -47,6 +47,12 @@ def read_jsonl(paths: Path | Iterable[Path]) -> list[dict[str, Any]]:
     return out
 
 
+def write_jsonl(path: Path, records: Iterable[str], *, append: bool = False) -> None:
+    """Write JSON documents, one a line (for post-mortems of a run)."""
+    with path.open("a" if append else "w") as fh:
+        fh.writelines(r + "\n" for r in records)
+
+
 async def read_stream(swarm: RedisSwarm, chunk: int = 10_000) -> list[RuntimeEvent]:
     """The whole event stream of the swarm's namespace, oldest first."""
     out: list[RuntimeEvent] = []

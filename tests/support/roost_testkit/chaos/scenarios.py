@@ -50,7 +50,7 @@ def tier(full: bool) -> list[Scenario]:
         Scenario(
             "kill-soak",
             kill_soak,
-            SoakConfig(items=10_000, workers=4, concurrency=16, timeout=3600.0),
+            SoakConfig(items=10_000, workers=4, concurrency=8, timeout=3600.0),
         ),
         Scenario("drain", graceful_drain, DrainConfig(short_items=8)),
         Scenario("redis-away", redis_away, AwayConfig(how="pause", items=400)),

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 import time
-from collections import Counter
 from dataclasses import dataclass, field
 
 from roost.redis import RedisSwarm
@@ -14,6 +14,7 @@ from roost.runtime import RuntimeEvent, WorkItem
 from roost_testkit.chaos.base import (
     ChaosEnv,
     Result,
+    audit,
     persist,
     stop_workers,
     until,
@@ -21,13 +22,9 @@ from roost_testkit.chaos.base import (
 from roost_testkit.chaos.history import (
     COMMITS,
     Kill,
-    audit_commits,
-    audit_items,
-    count_types,
     leases_held_by,
-    read_jsonl,
-    read_stream,
     resumes,
+    write_jsonl,
 )
 from roost_testkit.chaos.procs import Proc
 
@@ -53,27 +50,6 @@ async def done_count(swarm: RedisSwarm) -> int:
     return int(await swarm.client.zcard(swarm.keys.state("done")))
 
 
-async def audit_run(
-    swarm: RedisSwarm, env: ChaosEnv, result: Result, steps: dict[str, int]
-) -> list[RuntimeEvent]:
-    """The checks every load scenario shares; returns the stream for more."""
-    events = await read_stream(swarm)
-    attempts = read_jsonl(env.attempt_log)
-    sink = read_jsonl(env.sink_log)
-    audit = audit_commits(events, attempts, {w: n + 1 for w, n in steps.items()})
-    result.commits += audit.commits
-    result.duplicates += audit.duplicates
-    result.fenced += count_types(sink, "stale_commit")
-    result.dead += sum(1 for e in events if e.type == "dead" and e.work_id in steps)
-    result.absorb(audit.problems)
-    result.absorb(await audit_items(swarm, steps))
-    ends = Counter((r["work_id"], r["version"]) for r in attempts if r.get("phase") == "end")
-    result.notes["step_runs"] = sum(ends.values())
-    result.notes["steps_run_again"] = sum(n - 1 for n in ends.values() if n > 1)
-    result.notes["holders_checked"] = audit.holders_checked
-    return events
-
-
 # -- 1. kill soak -------------------------------------------------------------------------
 
 
@@ -82,7 +58,7 @@ class SoakConfig:
     items: int = 500
     steps: int = 5
     workers: int = 3
-    concurrency: int = 8
+    concurrency: int = 12
     lease_ttl: float = 3.0
     kill_every: float = 2.0
     step_seconds: tuple[float, float] = (0.05, 0.25)
@@ -101,19 +77,30 @@ class SoakState:
     last_kill: float = 0.0
     redis: dict[str, float] = field(default_factory=dict[str, float])
     spawn_errors: list[str] = field(default_factory=list[str])
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def pause(self, seconds: float) -> bool:
+        """Sleep ``seconds``; return True at once if the soak is stopping."""
+        try:
+            await asyncio.wait_for(self.stop.wait(), max(seconds, 0.0))
+        except TimeoutError:
+            return False
+        return True
 
 
-async def feed(swarm: RedisSwarm, items: list[WorkItem], backlog: int) -> None:
-    """Enqueue ``items`` keeping at most ``backlog`` items queued (a steady arrival rate).
+async def feed(swarm: RedisSwarm, items: list[WorkItem], open_items: int) -> None:
+    """Enqueue ``items`` keeping at most ``open_items`` of them unfinished at any time.
 
-    A recovered item goes to the back of the queue; a short backlog keeps "resumed within
-    lease TTL + 2 s" about recovery, not about the length of the queue. Re-sending a
-    batch after an outage is safe: an existing work id is returned, not created again.
+    That keeps the workers below saturation (``open_items`` is half their slots), so a
+    slot is free when a killed worker's items come back: "resumed within lease TTL + 2 s"
+    then measures recovery, not the length of the queue (a recovered item goes to its back).
+    Re-sending a batch after an outage is safe: an existing work id is returned, not created
+    again.
     """
     i = 0
     while i < len(items):
-        queued = int(await persist(lambda: swarm.client.zcard(swarm.keys.state("queued"))))
-        room = backlog - queued
+        done = await persist(lambda: done_count(swarm))
+        room = open_items - (i - done)
         if room > 0:
             batch = items[i : i + room]
             await persist(lambda batch=batch: swarm.enqueue_many(batch))
@@ -153,25 +140,29 @@ async def chaos_loop(
         except Exception as exc:  # reported, and the soak goes on with fewer workers
             state.spawn_errors.append(str(exc)[:300])
 
-    while True:
-        await asyncio.sleep(cfg.kill_every * rng.uniform(0.75, 1.25))
-        if "killed_at" not in state.redis and state.done >= cfg.redis_crash_at * cfg.items:
-            # Let the last worker kill's items resume first, so the two faults do not mix.
-            await asyncio.sleep(max(0.0, state.last_kill + ttl + 2.0 - time.time()))
-            await crash_redis(swarm, server, state)
-            await asyncio.sleep(ttl + 1.0)
-            continue
-        ready = [p for p in state.workers if p.alive() and p.worker_id]
-        if len(ready) < 2:
-            continue
-        victim = rng.choice(ready)
-        at = await asyncio.to_thread(env.procs.kill, victim)
-        state.last_kill = at
-        held = await persist(lambda v=victim: leases_held_by(swarm, v.worker_id))
-        state.kills.append(Kill(at, victim.worker_id, held))
-        task = asyncio.create_task(respawn())
-        respawns.add(task)
-        task.add_done_callback(respawns.discard)
+    try:
+        while not await state.pause(cfg.kill_every * rng.uniform(0.75, 1.25)):
+            if "killed_at" not in state.redis and state.done >= cfg.redis_crash_at * cfg.items:
+                # Let the last worker kill's items resume first: the two faults do not mix.
+                if await state.pause(state.last_kill + ttl + 2.0 - time.time()):
+                    break
+                await crash_redis(swarm, server, state)
+                await state.pause(ttl + 1.0)
+                continue
+            ready = [p for p in state.workers if p.alive() and p.worker_id]
+            if len(ready) < 2:
+                continue
+            victim = rng.choice(ready)
+            at = await asyncio.to_thread(env.procs.kill, victim)
+            state.last_kill = at
+            held = await persist(lambda v=victim: leases_held_by(swarm, v.worker_id))
+            state.kills.append(Kill(at, victim.worker_id, held))
+            kill = {"ts": at, "worker": victim.worker_id, "held": held}
+            write_jsonl(env.root / "kills.jsonl", [json.dumps(kill)], append=True)
+            respawns.add(asyncio.create_task(respawn()))
+    finally:
+        # Never leave a kill or a restart half done: the caller stops the workers next.
+        await asyncio.gather(*respawns, return_exceptions=True)
 
 
 def crashed(task: asyncio.Task[None]) -> bool:
@@ -189,8 +180,8 @@ async def kill_soak(env: ChaosEnv, cfg: SoakConfig) -> Result:
     steps = {i.work_id: cfg.steps for i in items}
     state = SoakState(workers=await env.workers(settings, cfg.workers, cfg.concurrency))
     async with env.swarm(settings) as swarm:
-        backlog = max(4, cfg.concurrency // 2)
-        producer = asyncio.create_task(feed(swarm, items, backlog))
+        open_items = cfg.workers * cfg.concurrency // 2
+        producer = asyncio.create_task(feed(swarm, items, open_items))
         chaos = asyncio.create_task(chaos_loop(env, swarm, server, wenv, cfg, state, rng))
 
         async def all_done() -> bool:
@@ -200,17 +191,18 @@ async def kill_soak(env: ChaosEnv, cfg: SoakConfig) -> Result:
             return state.done >= cfg.items
 
         finished = await until(all_done, cfg.timeout, interval=0.25)
+        state.stop.set()
+        producer.cancel()
+        await asyncio.gather(chaos, producer, return_exceptions=True)
         for task in (chaos, producer):
             if crashed(task):
                 result.check(False, f"scenario helper crashed: {task.exception()!r}")
-            task.cancel()
-        await asyncio.gather(chaos, producer, return_exceptions=True)
         result.check(finished, f"only {state.done} of {cfg.items} items done in {cfg.timeout}s")
         codes = await stop_workers(env, state.workers, settings.grace_period + 10)
         result.check(
             all(c == 0 for c in codes.values()), f"workers did not exit 0 on SIGTERM: {codes}"
         )
-        events = await audit_run(swarm, env, result, steps)
+        events = await audit(swarm, env, result, steps, lost_acks_ok=True)
     found, problems = resumes(events, state.kills)
     result.absorb(problems)
     result.resume([r.resumed for r in found])
@@ -315,7 +307,7 @@ async def redis_away(env: ChaosEnv, cfg: AwayConfig) -> Result:
         result.check(not exited, f"workers exited: {exited}")
         codes = await stop_workers(env, workers, settings.grace_period + 10)
         result.check(all(c == 0 for c in codes.values()), f"bad exit on SIGTERM: {codes}")
-        events = await audit_run(swarm, env, result, steps)
+        events = await audit(swarm, env, result, steps)
     mine = [e for e in events if e.work_id in steps]
     # No attempts used: every lease grant is a first attempt; nothing expired or failed.
     extra = [e for e in mine if e.type == "started" and e.data.get("attempt", 1) != 1]
