@@ -146,7 +146,18 @@ async def run(ctx: Context) -> None:
         ),
         ("server script time per step", rs["script_usec"] / per_r, ss["script_usec"] / per_s, "us"),
     ]
+    slowlog: dict[str, dict[str, float]] = roost.extra.get("slowlog", {})
+    per_script = {
+        name.removeprefix("script "): {
+            "calls_per_step": round(v["calls"] / per_r, 3),
+            "usec_per_call": round(v["usec"] / v["calls"], 1),
+            "usec_per_step": round(v["usec"] / per_r, 1),
+        }
+        for name, v in sorted(slowlog.items(), key=lambda kv: -kv[1]["usec"])
+        if v["calls"] and name.startswith("script ")
+    }
     extras: dict[str, dict[str, Any]] = {
+        "server script time per step": {"by_script": per_script},
         "script calls per step": {"scripts_per_step": by_script},
         "round trips per step": {
             "server_reads_per_step": rs["reads"] / per_r,

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from benchmarks.core import Context
 
 POLL = 0.02
+SLOWLOG_MAX = 1_000_000
 DRAIN_TIMEOUT = 120.0
 
 
@@ -155,6 +156,26 @@ async def poll_until(
         await asyncio.sleep(POLL)
 
 
+def slowlog_by_command(entries: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
+    """Calls and server microseconds per command; EVALSHA split by script name."""
+    from roost.redis.scripts import SCRIPT_NAMES, Scripts
+
+    names = {Scripts(aioredis.Redis()).sha(n): n for n in SCRIPT_NAMES}
+    out: dict[str, dict[str, float]] = {}
+    for entry in entries:
+        command = entry["command"]
+        if isinstance(command, bytes):
+            command = command.decode(errors="replace")
+        parts = str(command).split()
+        name = parts[0].upper() if parts else "?"
+        if name == "EVALSHA" and len(parts) > 1:
+            name = "script " + names.get(parts[1], parts[1][:10])
+        agg = out.setdefault(name, {"calls": 0, "usec": 0})
+        agg["calls"] += 1
+        agg["usec"] += int(entry["duration"])
+    return out
+
+
 def bench_items(n: int, payload: dict[str, Any]) -> list[WorkItem]:
     return [WorkItem(engine=ENGINE_ID, payload=payload) for _ in range(n)]
 
@@ -168,9 +189,15 @@ async def roost_drain(
     concurrency: int = 10,
     count: bool = False,
     payload: dict[str, Any] | None = None,
+    on_start: Callable[[list[WorkerProc]], Any] | None = None,
     **env: str,
 ) -> RunResult:
-    """Drain ``items`` items through ``procs`` Roost worker processes."""
+    """Drain ``items`` items through ``procs`` Roost worker processes.
+
+    With ``count``, workers count what they send and the server logs every command's
+    time (SLOWLOG with a 0 threshold), kept in ``extra["slowlog"]``. ``on_start(workers)``
+    runs just before the workers are released (a profiler attaches there).
+    """
     payload = {"steps": steps, **(payload or {})}
     with private_server(ctx.tmp) as server:
         cfg = roost_cfg(server.url, ctx.tmp / "home", concurrency=concurrency, count=count, **env)
@@ -183,6 +210,12 @@ async def roost_drain(
                 before_mem = await server_stats(client)
                 await swarm.enqueue_many(bench_items(items, payload))
                 wait_connected(workers)
+                if count:
+                    await client.config_set("slowlog-max-len", SLOWLOG_MAX)
+                    await client.config_set("slowlog-log-slower-than", 0)
+                    await client.slowlog_reset()
+                if on_start is not None:
+                    await on_start(workers)
                 await client.config_resetstat()
                 before = await server_stats(client)
                 cpu0 = [w.cpu() for w in workers]
@@ -198,6 +231,7 @@ async def roost_drain(
                 worker_cpu = sum(w.cpu() - c for w, c in zip(workers, cpu0, strict=True))
                 server_cpu = cpu_seconds(server.pid) - scpu0
                 after = await server_stats(client)
+                slowlog = await client.slowlog_get(SLOWLOG_MAX) if count else []
                 first = await client.xrange(keys.events, min=f"{int(t_go * 1000)}-0", count=1)
                 last = await client.xrevrange(keys.events, count=1)
                 stats_hash: dict[str, str] = await client.hgetall(keys.stats)
@@ -216,7 +250,12 @@ async def roost_drain(
         counters=counters,
         memory_delta=after["used_memory"] - before_mem["used_memory"],
         polls=polls,
-        extra={"startup": t_first - t_go, "items": items, "commits_total": commits},
+        extra={
+            "startup": t_first - t_go,
+            "items": items,
+            "commits_total": commits,
+            "slowlog": slowlog_by_command(slowlog),
+        },
     )
 
 
