@@ -21,7 +21,7 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-from benchmarks import cost, crash, delay, enqueue, latency, scale, throughput
+from benchmarks import cost, crash, delay, enqueue, latency, profile, scale, throughput
 from benchmarks.core import Context
 from benchmarks.procs import ROOT, start_fork_server
 from benchmarks.report import markdown_table
@@ -34,7 +34,10 @@ BENCHMARKS: dict[str, Callable[[Context], Awaitable[None]]] = {
     "scale": scale.run,
     "cost": cost.run,
     "crash": crash.run,
+    "profile": profile.run,
 }
+DEFAULT = ["enqueue", "throughput", "latency", "delay", "scale", "cost", "crash"]
+"""What runs without names: every benchmark but ``profile``."""
 
 FULL: dict[str, Any] = {
     "items": 2000,
@@ -90,7 +93,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "names",
         nargs="*",
         metavar="NAME",
-        help=f"benchmarks to run (default: all): {', '.join(BENCHMARKS)}",
+        help=f"benchmarks to run: {', '.join(BENCHMARKS)} (default: all but profile)",
     )
     parser.add_argument("--skip", default="", help="comma-separated benchmarks to leave out")
     parser.add_argument("--quick", action="store_true", help="tiny sizes: a smoke run")
@@ -112,6 +115,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         metavar="KEY=JSON",
         help="override any size, e.g. --set crash_ttl=2 (see --list)",
     )
+    parser.add_argument(
+        "--profile-dir", type=Path, help="where `profile` writes its files (default: a temp dir)"
+    )
     parser.add_argument("--list", action="store_true", help="list benchmarks and sizes, exit")
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (worker logs)")
     return parser.parse_args(argv)
@@ -127,6 +133,8 @@ def sizes_for(args: argparse.Namespace) -> dict[str, Any]:
         sizes["latency_n"] = args.latency_n
     if args.scale_sizes:
         sizes["scale_sizes"] = [int(s) for s in args.scale_sizes.split(",")]
+    if args.profile_dir:
+        sizes["profile_dir"] = str(args.profile_dir.resolve())
     for item in args.set:
         key, sep, value = item.partition("=")
         if not sep or key not in sizes:
@@ -136,7 +144,7 @@ def sizes_for(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def selected(args: argparse.Namespace) -> list[str]:
-    names = args.names or list(BENCHMARKS)
+    names = args.names or list(DEFAULT)
     skip = {s for s in args.skip.split(",") if s}
     unknown = [n for n in [*names, *skip] if n not in BENCHMARKS]
     if unknown:
@@ -205,6 +213,8 @@ def main(argv: list[str] | None = None) -> int:
     command = "uv run python -m benchmarks " + shlex.join(given)
     table = markdown_table(ctx.rows)
     print(table)
+    if ctx.profile:
+        print("\nprofile of the worker:\n" + json.dumps(ctx.profile, indent=2))
     print(f"\n{command.strip()}  # {elapsed:.0f} s", flush=True)
     result = {
         "command": command.strip(),
@@ -216,6 +226,7 @@ def main(argv: list[str] | None = None) -> int:
         "sizes": sizes,
         "machine": {**machine(load), "loadavg_end": os.getloadavg()},
         "rows": [row.to_dict() for row in ctx.rows],
+        "profile": ctx.profile,
         "errors": errors,
     }
     if args.json:

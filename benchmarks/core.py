@@ -80,6 +80,7 @@ class Context:
     repeat: int
     sizes: dict[str, Any]
     rows: list[Row] = field(default_factory=list[Row])
+    profile: dict[str, Any] = field(default_factory=dict[str, Any])
 
     def add(self, row: Row) -> Row:
         self.rows.append(row)

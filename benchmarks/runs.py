@@ -189,16 +189,18 @@ async def roost_drain(
     concurrency: int = 10,
     count: bool = False,
     payload: dict[str, Any] | None = None,
+    slowlog: bool = False,
     on_start: Callable[[list[WorkerProc]], Any] | None = None,
     **env: str,
 ) -> RunResult:
     """Drain ``items`` items through ``procs`` Roost worker processes.
 
-    With ``count``, workers count what they send and the server logs every command's
-    time (SLOWLOG with a 0 threshold), kept in ``extra["slowlog"]``. ``on_start(workers)``
-    runs just before the workers are released (a profiler attaches there).
+    With ``count``, workers count what they send; with ``count`` or ``slowlog`` the server
+    logs every command's time (SLOWLOG with a 0 threshold), kept in ``extra["slowlog"]``.
+    ``on_start(workers)`` runs just before the workers are released (a profiler attaches).
     """
     payload = {"steps": steps, **(payload or {})}
+    slowlog = slowlog or count
     with private_server(ctx.tmp) as server:
         cfg = roost_cfg(server.url, ctx.tmp / "home", concurrency=concurrency, count=count, **env)
         workers = spawn_workers(ctx.log_dir, [cfg] * procs, label="roost")
@@ -210,7 +212,7 @@ async def roost_drain(
                 before_mem = await server_stats(client)
                 await swarm.enqueue_many(bench_items(items, payload))
                 wait_connected(workers)
-                if count:
+                if slowlog:
                     await client.config_set("slowlog-max-len", SLOWLOG_MAX)
                     await client.config_set("slowlog-log-slower-than", 0)
                     await client.slowlog_reset()
@@ -231,7 +233,7 @@ async def roost_drain(
                 worker_cpu = sum(w.cpu() - c for w, c in zip(workers, cpu0, strict=True))
                 server_cpu = cpu_seconds(server.pid) - scpu0
                 after = await server_stats(client)
-                slowlog = await client.slowlog_get(SLOWLOG_MAX) if count else []
+                logged = await client.slowlog_get(SLOWLOG_MAX) if slowlog else []
                 first = await client.xrange(keys.events, min=f"{int(t_go * 1000)}-0", count=1)
                 last = await client.xrevrange(keys.events, count=1)
                 stats_hash: dict[str, str] = await client.hgetall(keys.stats)
@@ -254,7 +256,7 @@ async def roost_drain(
             "startup": t_first - t_go,
             "items": items,
             "commits_total": commits,
-            "slowlog": slowlog_by_command(slowlog),
+            "slowlog": slowlog_by_command(logged),
         },
     )
 
