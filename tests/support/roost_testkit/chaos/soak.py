@@ -30,20 +30,29 @@ from roost_testkit.chaos.procs import Proc
 
 
 def chain_items(
-    n: int, steps: int, seconds: tuple[float, float], rng: random.Random
+    n: int,
+    steps: int,
+    seconds: tuple[float, float],
+    rng: random.Random,
+    delayed: float = 0.0,
 ) -> list[WorkItem]:
-    """``n`` hash-chain items whose steps each sleep (asynchronously) a random while."""
-    return [
-        WorkItem(
-            engine="hashchain",
-            payload={
-                "steps": steps,
-                "mode": "sleep",
-                "seconds": round(rng.uniform(*seconds), 3),
-            },
-        )
-        for _ in range(n)
-    ]
+    """``n`` hash-chain items whose steps each sleep (asynchronously) a random while.
+
+    A ``delayed`` fraction of them waits 0.3 s between steps (``next_step_delay_seconds``):
+    their continuations go through the due index and the promoter, and must survive the
+    same crashes.
+    """
+    items: list[WorkItem] = []
+    for _ in range(n):
+        payload: dict[str, object] = {
+            "steps": steps,
+            "mode": "sleep",
+            "seconds": round(rng.uniform(*seconds), 3),
+        }
+        if rng.random() < delayed:
+            payload["delay"] = 0.3
+        items.append(WorkItem(engine="hashchain", payload=payload))
+    return items
 
 
 async def done_count(swarm: RedisSwarm) -> int:
@@ -64,6 +73,8 @@ class SoakConfig:
     step_seconds: tuple[float, float] = (0.05, 0.25)
     redis_crash_at: float = 0.4
     """Fraction of items done when Redis is SIGKILLed (once)."""
+    delayed: float = 0.2
+    """Fraction of items with a 0.3 s delay between steps (durable continuations)."""
     max_attempts: int = 10
     timeout: float = 420.0
     seed: int = 6
@@ -176,7 +187,7 @@ async def kill_soak(env: ChaosEnv, cfg: SoakConfig) -> Result:
     server = env.server(appendonly=True, appendfsync="everysec")
     settings = env.settings(server, lease_ttl=cfg.lease_ttl, max_attempts=cfg.max_attempts)
     wenv = env.env(settings)
-    items = chain_items(cfg.items, cfg.steps, cfg.step_seconds, rng)
+    items = chain_items(cfg.items, cfg.steps, cfg.step_seconds, rng, cfg.delayed)
     steps = {i.work_id: cfg.steps for i in items}
     state = SoakState(workers=await env.workers(settings, cfg.workers, cfg.concurrency))
     async with env.swarm(settings) as swarm:
