@@ -1,17 +1,18 @@
-"""Paging through the state indexes, most recently updated first."""
+"""Reading indexes page by page: items by state (newest update first), an item's events."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from roost.runtime.errors import BadInput
-from roost.runtime.models import WorkMeta, WorkPage, WorkState
+from roost.redis.codec import event_from_entry
+from roost.runtime.errors import BadInput, NotFound
+from roost.runtime.models import RuntimeEvent, WorkMeta, WorkPage, WorkState
 
 if TYPE_CHECKING:
     from roost.redis.swarm import RedisSwarm
 
-__all__ = ["list_page"]
+__all__ = ["EVENT_SCAN_CHUNK", "item_events", "list_page"]
 
 SCAN_BUDGET = 5_000
 """With an engine filter, at most this many index entries are examined per page."""
@@ -103,3 +104,32 @@ async def list_page(
             break
     next_cursor = None if exhausted or after is None else f"{after[0]}:{after[1]}"
     return WorkPage(items=found, next_cursor=next_cursor)
+
+
+EVENT_SCAN_CHUNK = 1000
+
+
+async def item_events(
+    swarm: RedisSwarm, work_id: str, after: str | None, limit: int
+) -> list[RuntimeEvent]:
+    """One item's events, oldest first: scans the stream from the item's creation time.
+
+    With ``after``: the first ``limit`` events after that position; without: the last
+    ``limit`` events.
+    """
+    start = f"({after}" if after else "-"
+    if after is None:
+        created = await swarm.client.hget(swarm.keys.meta(work_id), "created")
+        if created is None:
+            raise NotFound(f"unknown work id {work_id!r}")
+        start = f"{int(created)}-0"
+    found: list[RuntimeEvent] = []
+    while True:
+        rows = await swarm.client.xrange(swarm.keys.events, min=start, count=EVENT_SCAN_CHUNK)
+        for entry_id, fields in rows:
+            if fields.get("w") == work_id:
+                found.append(event_from_entry(entry_id, fields))
+        if len(rows) < EVENT_SCAN_CHUNK or (after is not None and len(found) >= limit):
+            break
+        start = f"({rows[-1][0]}"
+    return found[:limit] if after is not None else found[-limit:]

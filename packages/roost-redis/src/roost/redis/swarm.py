@@ -22,7 +22,7 @@ from roost.redis.connection import (
     make_client,
 )
 from roost.redis.keys import STATE_ORDER, Keys
-from roost.redis.listing import list_page
+from roost.redis.listing import item_events, list_page
 from roost.redis.scripts import Scripts
 from roost.runtime.errors import BadInput, ConflictError, NotFound, RoostError, UnknownEngine
 from roost.runtime.models import (
@@ -47,7 +47,6 @@ __all__ = ["RedisSwarm"]
 log = logging.getLogger("roost.redis")
 
 ENQUEUE_CHUNK = 200
-EVENT_SCAN_CHUNK = 1000
 
 
 def new_token() -> str:
@@ -267,21 +266,22 @@ class RedisSwarm:
         return (await self.enqueue_many([item], delay_seconds=delay_seconds))[0]
 
     async def enqueue_many(
-        self, items: Sequence[WorkItem], *, delay_seconds: float = 0.0
-    ) -> list[str]:
-        """Create many work items in few round trips; return their ids in order.
-
-        Items keep their ``work_id``; the swarm's queue is used for all of them.
-        """
-        return await self._enqueue(items, delay_seconds=delay_seconds)
-
-    async def _enqueue(
         self,
         items: Sequence[WorkItem],
         *,
         delay_seconds: float = 0.0,
         seeds: Sequence[Snapshot | None] | None = None,
     ) -> list[str]:
+        """Create many work items in few round trips; return their ids in order.
+
+        Items keep their ``work_id``; the swarm's queue is used for all of them.
+
+        Args:
+            items: the work items.
+            delay_seconds: start all of them after this long.
+            seeds: optional starting snapshots, one per item (stored as version 1, so
+                ``init_snapshot`` does not run); ``None`` entries start normally.
+        """
         if not delay_seconds >= 0 or delay_seconds == float("inf"):
             raise BadInput("delay_seconds must be a finite number >= 0")
         delay_ms = int(round(delay_seconds * 1000))
@@ -417,25 +417,7 @@ class RedisSwarm:
             else:
                 rows = await self.client.xrange(self.keys.events, min=f"({after}", count=limit)
             return [event_from_entry(i, f) for i, f in rows]
-        return await self._item_events(work_id, after, limit)
-
-    async def _item_events(self, work_id: str, after: str | None, limit: int) -> list[RuntimeEvent]:
-        start = f"({after}" if after else "-"
-        if after is None:
-            created = await self.client.hget(self.keys.meta(work_id), "created")
-            if created is None:
-                raise NotFound(f"unknown work id {work_id!r}")
-            start = f"{int(created)}-0"
-        found: list[RuntimeEvent] = []
-        while True:
-            rows = await self.client.xrange(self.keys.events, min=start, count=EVENT_SCAN_CHUNK)
-            for entry_id, fields in rows:
-                if fields.get("w") == work_id:
-                    found.append(event_from_entry(entry_id, fields))
-            if len(rows) < EVENT_SCAN_CHUNK or (after is not None and len(found) >= limit):
-                break
-            start = f"({rows[-1][0]}"
-        return found[:limit] if after is not None else found[-limit:]
+        return await item_events(self, work_id, after, limit)
 
     async def follow_events(
         self, *, work_id: str | None = None, after: str | None = None
@@ -542,78 +524,9 @@ class RedisSwarm:
         contiguous. Raises :class:`NotFound` for a version not kept and
         :class:`ConflictError` for an unfinished item (unless ``as_new``).
         """
-        current = await self.status(work_id)
-        source = await self._replay_source(work_id, current, version)
-        if as_new:
-            assert current.item is not None
-            item = current.item.model_copy(
-                update={
-                    "work_id": WorkItem(engine=current.meta.engine).work_id,
-                    "idempotency_key": None,
-                }
-            )
-            seed = None
-            if source is not None:
-                seed = source.model_copy(
-                    update={
-                        "work_id": item.work_id,
-                        "version": 1,
-                        "is_finished": False,
-                        "next_step_delay_seconds": 0.0,
-                    }
-                )
-            return (await self._enqueue([item], seeds=[seed]))[0]
-        if not current.meta.state.is_terminal or current.meta.lease is not None:
-            raise ConflictError(
-                f"work {work_id} is {current.meta.state}; replay in place needs a finished "
-                "item (or use as_new)"
-            )
-        keys = self.keys.for_queue(current.meta.queue or self.settings.queue)
-        snap_json = ""
-        if source is not None:
-            snap_json = source.model_copy(
-                update={
-                    "version": current.meta.version + 1,
-                    "is_finished": False,
-                    "next_step_delay_seconds": 0.0,
-                }
-            ).model_dump_json()
-        dispatch = new_token()
-        suffix = Keys.job_suffix(work_id, dispatch)
-        reply = await self.run_script(
-            "replay",
-            [keys.meta(work_id), keys.snap(work_id), keys.hist(work_id), keys.job(suffix)],
-            [
-                work_id,
-                current.meta.version,
-                snap_json,
-                dispatch,
-                suffix,
-                self.settings.history,
-                "latest" if version is None else version,
-            ],
-            keys=keys,
-        )
-        if reply[0] != "OK":
-            raise ConflictError(f"work {work_id} changed while replaying; try again")
-        return work_id
+        from roost.redis.operations import replay
 
-    async def _replay_source(
-        self, work_id: str, current: WorkStatus, version: int | None
-    ) -> Snapshot | None:
-        if version == 0:
-            return None
-        if version is None or version == current.meta.version:
-            if current.snapshot is None:
-                return None
-            return current.snapshot
-        for snap in await self.snapshot_versions(work_id):
-            if snap.version == version:
-                return snap
-        raise NotFound(
-            f"work {work_id} has no kept snapshot version {version} "
-            f"(ROOST_HISTORY={self.settings.history} keeps that many earlier versions)"
-        )
+        return await replay(self, work_id, version=version, as_new=as_new)
 
     # -- workers ----------------------------------------------------------------------------
 
