@@ -200,3 +200,14 @@ async def test_events_from_a_position_and_following(swarm):
     third = await swarm.enqueue("hashchain", {})
     fourth = await swarm.enqueue("hashchain", {})
     assert await asyncio.wait_for(task, 10) == [third, fourth]
+
+
+async def test_a_bad_item_late_in_a_large_batch_writes_nothing(settings):
+    checking = RedisSwarm(settings, registry=registry(), validate_engines=True)
+    checking.registry.engines["hashchain"] = HashChainEngine
+    async with checking:
+        items = [WorkItem(engine="hashchain") for _ in range(450)]
+        items.append(WorkItem(engine="nobody-has-this"))
+        with pytest.raises(BadInput, match="unknown engine 'nobody-has-this'"):
+            await checking.enqueue_many(items)
+        assert sum((await checking.counts()).values()) == 0

@@ -284,22 +284,29 @@ class RedisSwarm:
         """
         if not delay_seconds >= 0 or delay_seconds == float("inf"):
             raise BadInput("delay_seconds must be a finite number >= 0")
+        if seeds is not None and len(seeds) != len(items):
+            raise BadInput("seeds must have one entry per item")
         delay_ms = int(round(delay_seconds * 1000))
+        # Check and serialize everything before the first write: bad input writes nothing.
+        prepared: list[tuple[WorkItem, str, str]] = []
+        for offset, item in enumerate(items):
+            if self.validate_engines and item.engine not in self.registry.engines:
+                known = ", ".join(sorted(self.registry.engines)) or "none"
+                raise UnknownEngine(f"unknown engine {item.engine!r} (installed: {known})")
+            item = item.model_copy(update={"queue": self.settings.queue})
+            try:
+                item_json = item.model_dump_json()
+            except (TypeError, ValueError) as exc:
+                raise BadInput(f"payload is not JSON-serializable: {exc}") from None
+            seed = seeds[offset] if seeds else None
+            if seed is not None and (seed.work_id, seed.engine) != (item.work_id, item.engine):
+                raise BadInput(f"seed snapshot {offset} does not belong to its item")
+            prepared.append((item, item_json, seed.model_dump_json() if seed else ""))
         ids: list[str] = []
-        for start in range(0, len(items), ENQUEUE_CHUNK):
-            chunk = items[start : start + ENQUEUE_CHUNK]
+        for start in range(0, len(prepared), ENQUEUE_CHUNK):
             item_keys: list[str] = []
             args: list[Any] = [self.settings.queue]
-            for offset, item in enumerate(chunk):
-                if self.validate_engines and item.engine not in self.registry.engines:
-                    known = ", ".join(sorted(self.registry.engines)) or "none"
-                    raise UnknownEngine(f"unknown engine {item.engine!r} (installed: {known})")
-                item = item.model_copy(update={"queue": self.settings.queue})
-                try:
-                    item_json = item.model_dump_json()
-                except (TypeError, ValueError) as exc:
-                    raise BadInput(f"payload is not JSON-serializable: {exc}") from None
-                seed = seeds[start + offset] if seeds else None
+            for item, item_json, seed_json in prepared[start : start + ENQUEUE_CHUNK]:
                 dispatch = new_token()
                 suffix = Keys.job_suffix(item.work_id, dispatch)
                 idem = item.idempotency_key or ""
@@ -320,7 +327,7 @@ class RedisSwarm:
                     idem,
                     dispatch,
                     suffix,
-                    seed.model_dump_json() if seed else "",
+                    seed_json,
                     item.max_attempts or "",
                 ]
             reply = await self.run_script("enqueue", item_keys, args)
