@@ -18,10 +18,13 @@ class Target:
     op: str  # ">=" or "<="
     limit: float
     also_value_max: float | None = None  # scale rows: value <= this as well
+    slack: float = 0.0  # a "<=" ratio target also holds within this absolute margin
 
     def describe(self, unit: str) -> str:
         if self.on == "ratio":
             text = f"{self.op} {self.limit:g}x"
+            if self.slack:
+                text += f" + {self.slack:g} {unit}"
         else:
             text = f"{self.op} {self.limit:g} {unit}"
         if self.also_value_max is not None:
@@ -33,6 +36,8 @@ class Target:
         if subject is None or math.isnan(subject):
             return None
         ok = subject >= self.limit if self.op == ">=" else subject <= self.limit
+        if not ok and self.slack and self.on == "ratio" and self.op == "<=" and ratio:
+            ok = value <= self.limit * (value / ratio) + self.slack
         if self.also_value_max is not None:
             ok = ok and value <= self.also_value_max
         return ok

@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     from benchmarks.core import Context
 
 GROUP = "cost"
-SNAPSHOT_PAD = 57  # with a 32-character work id the stored snapshot is about 200 bytes
+SNAPSHOT_PAD = 25  # with a 32-character work id the stored snapshot is about 200 bytes
 SKIP = ("info", "config|resetstat", "config|get", "zcard")
 
 

@@ -90,7 +90,11 @@ async def run(ctx: Context) -> None:
                 Target("ratio", ">=", 1.0),
                 note,
                 samples=rates(roost),
-                extra={"baseline_samples": rates(saq), "runs": _dump(results[roost])},
+                extra={
+                    "baseline_samples": rates(saq),
+                    "paired_ratios": [a / b for a, b in zip(rates(roost), rates(saq), strict=True)],
+                    "runs": _dump(results[roost]),
+                },
             )
         )
     ctx.add(
@@ -104,7 +108,12 @@ async def run(ctx: Context) -> None:
             Target("ratio", ">=", 1.6),
             _saq_two(results, rate),
             samples=rates("roost 2x c10"),
-            extra={"runs": _dump(results["roost 2x c10"])},
+            extra={
+                "paired_ratios": [
+                    a / b for a, b in zip(rates("roost 2x c10"), rates("roost c10"), strict=True)
+                ],
+                "runs": _dump(results["roost 2x c10"]),
+            },
         )
     )
     if "roost c10 inline=0" in results:
