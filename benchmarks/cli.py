@@ -212,7 +212,8 @@ def main(argv: list[str] | None = None) -> int:
     given = argv if argv is not None else sys.argv[1:]
     command = "uv run python -m benchmarks " + shlex.join(given)
     table = markdown_table(ctx.rows)
-    print(table)
+    if ctx.rows:
+        print(table)
     if ctx.profile:
         print("\nprofile of the worker:\n" + json.dumps(ctx.profile, indent=2))
     print(f"\n{command.strip()}  # {elapsed:.0f} s", flush=True)
