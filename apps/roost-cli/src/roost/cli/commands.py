@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from roost.cli import demo, inspect, operate, server, worker
-from roost.cli.context import GlobalOptions
+from roost.cli.context import GlobalOptions, quiet_logging
 
 __all__ = ["app"]
 
@@ -46,6 +46,7 @@ def root(
     ] = None,
 ) -> None:
     """Store the global flags for the command that follows."""
+    quiet_logging()
     ctx.obj = GlobalOptions(redis_url=redis_url, namespace=namespace, queue=queue, prefix=prefix)
 
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import sys
 from collections.abc import AsyncGenerator, Callable, Coroutine, Generator
 from dataclasses import dataclass
 from typing import Any, NoReturn, TypeVar
@@ -31,12 +33,14 @@ __all__ = [
     "EXIT_RUNTIME",
     "CliError",
     "GlobalOptions",
+    "configure_logging",
     "describe_redis",
     "fail",
     "handle_errors",
     "load_registry",
     "open_swarm",
     "options",
+    "quiet_logging",
     "run",
     "settings_of",
     "warn",
@@ -189,6 +193,25 @@ def run(main: Callable[[], Coroutine[Any, Any, T]]) -> T:
     with handle_errors():
         return asyncio.run(main())
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def quiet_logging() -> None:
+    """Short-lived commands print only errors of Roost's loggers (``roost worker`` more).
+
+    The runtime warns, for instance, when a Redis keeps nothing on disk; a worker shows that
+    once at start, while ``roost status`` would repeat it on every call.
+    """
+    configure_logging(logging.ERROR)
+
+
+def configure_logging(level: int) -> None:
+    """Send Roost's log records at ``level`` and above to stderr, one line each."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s  %(message)s", datefmt="%H:%M:%S"))
+    logger = logging.getLogger("roost")
+    logger.handlers[:] = [handler]
+    logger.setLevel(level)
+    logger.propagate = False
 
 
 def describe_redis(settings: RoostSettings, url: str) -> str:

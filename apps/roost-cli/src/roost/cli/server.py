@@ -66,11 +66,14 @@ def server_stop(ctx: typer.Context) -> None:
 
 
 def _console_entry() -> Callable[..., Any]:
-    """The console's entry point: ``roost.console.serve`` (imported only when needed)."""
+    """The console's entry point, ``roost.console.serve``, imported only when needed.
+
+    ``serve(settings, *, host, port, token, open_browser)`` blocks until Ctrl-C.
+    """
     try:
         console = importlib.import_module("roost.console")
-    except ImportError:
-        fail(f"the console (roost-console) is not installed: {CONSOLE_INSTALL}", EXIT_RUNTIME)
+    except ImportError as exc:
+        fail(f"the console is not installed ({exc}): {CONSOLE_INSTALL}", EXIT_RUNTIME)
     entry = getattr(console, "serve", None)
     if not callable(entry):
         fail("roost-console is installed but has no serve() entry point", EXIT_RUNTIME)
@@ -80,21 +83,24 @@ def _console_entry() -> Callable[..., Any]:
 def ui(
     ctx: typer.Context,
     host: Annotated[
-        str, typer.Option("--host", help="Interface to bind (loopback by default).")
+        str, typer.Option("--host", help="Interface to listen on (loopback by default).")
     ] = "127.0.0.1",
     port: Annotated[
-        int, typer.Option("--port", min=0, max=65535, help="Port to listen on.")
+        int, typer.Option("--port", min=0, max=65535, help="Port to listen on (0: any free).")
     ] = 8766,
     token: Annotated[
         str | None,
-        typer.Option("--token", help="Access token (required to bind a non-loopback host)."),
+        typer.Option("--token", help="Access token (16+ characters; needed off loopback)."),
     ] = None,
+    open_browser: Annotated[
+        bool, typer.Option("--open", help="Open the console in the default browser.")
+    ] = False,
 ) -> None:
-    """Start the local web console (needs roost-console) and serve until Ctrl-C."""
+    """Start the local web console (roost-console) and serve until Ctrl-C."""
     settings = settings_of(ctx)
     serve = _console_entry()
     with handle_errors():
         try:
-            serve(settings, host=host, port=port, token=token)
+            serve(settings, host=host, port=port, token=token, open_browser=open_browser)
         except KeyboardInterrupt:
             return

@@ -2,33 +2,29 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
-import signal
 import sys
 import time
-from collections.abc import Sequence
 from typing import Annotated
 
 import typer
 
 from roost.cli import render
-from roost.cli.context import describe_redis, load_registry, open_swarm, run, settings_of
-from roost.redis import RedisSwarm
+from roost.cli.context import (
+    configure_logging,
+    describe_redis,
+    load_registry,
+    open_swarm,
+    run,
+    settings_of,
+)
+from roost.cli.stopping import GracefulStop
 from roost.runtime import RuntimeEvent, UnknownEngine
 
-__all__ = ["GracefulStop", "StepPrinter", "parse_engines", "worker"]
+__all__ = ["StepPrinter", "parse_engines", "worker"]
 
 QUIET_EVENTS = frozenset({"started"})
-
-SAME_SIGNAL_WINDOW = 0.5
-"""Seconds within which a repeated signal counts as the first one.
-
-``uv run`` forwards a SIGINT to its child about 200 ms after the child got it from its
-process group when stdin is not a terminal (``timeout -s INT uv run roost worker``,
-``kill -INT -PGID``): one interrupt arrives twice, and must not mean "exit at once".
-"""
 
 
 def parse_engines(values: list[str] | None) -> list[str] | None:
@@ -56,8 +52,9 @@ class StepPrinter:
             parts.append(event.step or "")
         if event.type in ("retrying", "dead", "failed"):
             data = event.data
-            parts.append(f"attempt {data.get('attempt', '?')} failed: {data.get('error', '?')}:")
-            parts.append(render.compact(str(data.get("message", "")), 120))
+            message = render.compact(str(data.get("message", "")), 120)
+            attempt, error = data.get("attempt", "?"), data.get("error", "?")
+            parts.append(f"attempt {attempt} failed: {error}: {message}")
             if event.type == "retrying" and "delay" in data:
                 parts.append(f"(retry in {float(data['delay']):.1f}s)")
         else:
@@ -72,79 +69,6 @@ class StepPrinter:
             self.steps += 1
         typer.echo(self.line(event))
         sys.stdout.flush()
-
-
-class GracefulStop:
-    """SIGINT/SIGTERM: the first stops the worker gracefully, a second one exits at once.
-
-    Like ``run_worker(install_signal_handlers=True)``, plus a message on each signal and
-    :data:`SAME_SIGNAL_WINDOW` against double delivery.
-    """
-
-    def __init__(self, grace_period: float) -> None:
-        self.grace_period = grace_period
-        self.requested = asyncio.Event()
-        self.first_at: float | None = None
-
-    def on_signal(self, signum: int) -> None:
-        """Handle one delivery of ``signum``."""
-        now = time.monotonic()
-        if self.first_at is None:
-            self.first_at = now
-            typer.echo(
-                f"{render.clock(time.time())}  {signal.Signals(signum).name}: stopping; running "
-                f"steps get {self.grace_period:g}s to finish (Ctrl-C again to exit at once)",
-                err=True,
-            )
-            self.requested.set()
-        elif now - self.first_at > SAME_SIGNAL_WINDOW:
-            sys.stderr.write("second interrupt: exiting now (leases of running steps expire)\n")
-            sys.stderr.flush()
-            os._exit(128 + signum)
-
-    async def run(
-        self,
-        swarm: RedisSwarm,
-        engines: Sequence[str] | None,
-        *,
-        concurrency: int,
-        printer: StepPrinter,
-    ) -> None:
-        """Run the worker with these handlers installed until it has stopped."""
-        loop = asyncio.get_running_loop()
-        signums = (signal.SIGINT, signal.SIGTERM)
-        for signum in signums:
-            loop.add_signal_handler(signum, self.on_signal, signum)
-        try:
-            task = asyncio.ensure_future(
-                swarm.run_worker(
-                    engines, concurrency=concurrency, install_signal_handlers=False, sinks=[printer]
-                )
-            )
-            waiter = asyncio.ensure_future(self.requested.wait())
-            await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
-            waiter.cancel()
-            while not task.done():  # the worker may not exist yet when the signal came
-                swarm.stop_worker()
-                await asyncio.wait({task}, timeout=0.05)
-            await task
-        finally:
-            for signum in signums:
-                loop.remove_signal_handler(signum)
-                if self.first_at is not None:
-                    # The worker has stopped; ignore an echo of the first signal (see
-                    # SAME_SIGNAL_WINDOW) even while the interpreter shuts down, where a
-                    # Python-level handler would already be reset to the default.
-                    signal.signal(signum, signal.SIG_IGN)
-
-
-def _configure_logging() -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s  %(message)s", datefmt="%H:%M:%S"))
-    logger = logging.getLogger("roost")
-    logger.handlers[:] = [handler]
-    logger.setLevel(logging.INFO)
-    logger.propagate = False
 
 
 def worker(
@@ -169,6 +93,12 @@ def worker(
     wanted = parse_engines(engines)
 
     async def main() -> None:
+        configure_logging(logging.INFO)  # before connecting: its warnings are worth seeing
+        stopper = GracefulStop(settings.grace_period)
+        with stopper.installed():
+            await serve(stopper)
+
+    async def serve(stopper: GracefulStop) -> None:
         registry = load_registry()
         for name in wanted or []:
             if name not in registry.engines:
@@ -177,7 +107,6 @@ def worker(
         served = wanted or sorted(registry.engines)
         printer = StepPrinter()
         async with open_swarm(settings, registry=registry) as swarm:
-            _configure_logging()
             grace = f"{settings.grace_period:g}s"
             typer.echo(f"roost worker (pid {os.getpid()})")
             typer.echo(f"  redis        {describe_redis(settings, swarm.url)}")
@@ -190,8 +119,7 @@ def worker(
             )
             sys.stdout.flush()
             started = time.monotonic()
-            stopper = GracefulStop(settings.grace_period)
-            await stopper.run(swarm, wanted, concurrency=concurrency, printer=printer)
+            await stopper.run(swarm, wanted, concurrency=concurrency, sinks=[printer])
         elapsed = time.monotonic() - started
         typer.echo(f"worker stopped after {elapsed:.1f}s: {printer.steps} steps committed")
 

@@ -1,0 +1,121 @@
+"""Bad input: one line on stderr naming the problem, exit code 2, no traceback, nothing written."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+from cli_support import Cli
+
+
+def refused_url() -> str:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"redis://127.0.0.1:{port}/0"
+
+
+ENQUEUE = ("enqueue", "--engine", "watchlist")
+
+CASES: list[tuple[tuple[str, ...], dict[str, str], str]] = [
+    ((*ENQUEUE, "--payload", "{not json"), {}, "--payload is not JSON"),
+    ((*ENQUEUE, "--payload", "[1, 2]"), {}, "--payload must be a JSON object, not a list"),
+    ((*ENQUEUE, "--payload", '"text"'), {}, "must be a JSON object, not a str"),
+    ((*ENQUEUE, "--payload", "@/nonexistent/payload.json"), {}, "cannot read"),
+    (("enqueue", "--engine", "nope"), {}, "unknown engine 'nope' (installed: "),
+    ((*ENQUEUE, "--resource", "bad resource"), {}, "invalid resource 'bad resource'"),
+    ((*ENQUEUE, "--resource", "a", "--resource", "a"), {}, "duplicate resources"),
+    ((*ENQUEUE, "--delay", "soon"), {}, "--delay: not a duration"),
+    ((*ENQUEUE, "--idempotency-key", "x" * 300), {}, "idempotency_key"),
+    (("status", "0123456789abcdef0123456789abcdef"), {}, "unknown work id"),
+    (("status", "not a work id"), {}, "invalid work id"),
+    (("events", "0123456789abcdef0123456789abcdef"), {}, "unknown work id"),
+    (("cancel", "0123456789abcdef0123456789abcdef"), {}, "unknown work id"),
+    (("retry", "0123456789abcdef0123456789abcdef"), {}, "unknown work id"),
+    (("replay", "0123456789abcdef0123456789abcdef"), {}, "unknown work id"),
+    (("workspace-path", "0123456789abcdef0123456789abcdef"), {}, "unknown work id"),
+    (("list", "--cursor", "nonsense"), {}, "invalid cursor"),
+    (("artifact-show", "abc"), {}, "invalid artifact id"),
+    (("artifact-show", "a" * 64, "--ext", "json"), {}, "not found"),
+    (("list",), {"ROOST_LEASE_TTL": "-1"}, "ROOST_LEASE_TTL"),
+    (("list",), {"ROOST_NAMESPACE": "has space"}, "ROOST_NAMESPACE"),
+    (("list",), {"ROOST_REDIS_URL": "redis://127.0.0.1:notaport/0"}, "ROOST_REDIS_URL"),
+    (("list",), {"ROOST_REDIS_URL": "http://127.0.0.1/"}, "ROOST_REDIS_URL"),
+    (("--redis-url", "ftp://x", "list"), {}, "--redis-url"),
+    (("--namespace", "a b", "list"), {}, "--namespace"),
+]
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "message"), CASES, ids=[" ".join(c[0])[:60] for c in CASES]
+)
+def test_bad_input_exits_2_with_one_line(
+    cli: Cli, args: tuple[str, ...], env: dict[str, str], message: str
+) -> None:
+    before = cli.counts()
+    result = cli(*args, env=env)
+    assert result.code == 2, (result.stdout, result.stderr)
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: ") and message in lines[0], lines[0]
+    assert result.stdout == ""
+    assert cli.counts() == before
+
+
+def test_unreachable_redis_url_exits_2(cli: Cli) -> None:
+    url = refused_url()
+    for args in (("list",), (*ENQUEUE, "--payload", '{"url": "http://x"}'), ("status", "abc")):
+        result = cli(*args, env={"ROOST_REDIS_URL": url})
+        assert result.code == 2
+        assert result.stderr.splitlines() == [result.stderr.strip()]
+        assert f"cannot reach Redis at {url}" in result.stderr
+    assert sum(cli.counts().values()) == 0
+
+
+def test_as_a_real_process_no_traceback(cli: Cli) -> None:
+    before = cli.counts()
+    for args, env in (
+        ((*ENQUEUE, "--payload", "[1]"), {}),
+        (("enqueue", "--engine", "nope"), {}),
+        (("status", "0123456789abcdef0123456789abcdef"), {}),
+        (("list",), {"ROOST_LEASE_TTL": "-1"}),
+        (("list",), {"ROOST_REDIS_URL": refused_url()}),
+    ):
+        result = cli.proc(*args, env=env)
+        assert result.code == 2, result
+        assert "Traceback" not in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+        assert result.stderr.startswith("error: ")
+    assert cli.counts() == before
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("enqueue",),  # --engine missing
+        ("enqueue", "--engine", "watchlist", "--bogus"),
+        ("list", "--state", "sleeping"),
+        ("list", "--limit", "0"),
+        ("worker", "--concurrency", "0"),
+        ("no-such-command",),
+    ],
+)
+def test_usage_errors_exit_2_without_traceback(cli: Cli, args: tuple[str, ...]) -> None:
+    before = cli.counts()
+    result = cli(*args)
+    assert result.code == 2
+    assert "Traceback" not in result.stderr
+    assert result.stdout == ""
+    assert cli.counts() == before
+
+
+def test_runtime_conflicts_exit_1(cli: Cli) -> None:
+    work_id = cli(
+        *ENQUEUE, "--payload", '{"url": "http://127.0.0.1:1/"}', "--delay", "60"
+    ).stdout.strip()
+    assert cli("cancel", work_id).code == 0
+    again = cli("cancel", work_id)
+    assert again.code == 1
+    assert again.stderr.strip() == f"error: work {work_id} is already cancelled; nothing to cancel"
+    retry = cli("retry", work_id)
+    assert retry.code == 1 and "only failed or dead work can be retried" in retry.stderr
