@@ -166,3 +166,22 @@ async def test_retention_deletes_finished_items_with_their_index_entries(
             assert await swarm.client.get(swarm.keys.idem(f"k{i}")) is None
         assert (await swarm.status(live)).meta.state == WorkState.RUNNING
         await swarm.cancel(live)
+
+
+async def test_a_password_never_appears_in_errors(tmp_path):
+    settings = settings_for("redis://user:hunter2@127.0.0.1:1/0", tmp_path)
+    with pytest.raises(RoostError) as caught:
+        async with RedisSwarm(settings, registry=registry()):
+            pass
+    assert "hunter2" not in str(caught.value)
+    assert "redis://***@127.0.0.1:1/0" in str(caught.value)
+
+
+async def test_stats_cover_wall_clock_minutes(swarm):
+    await swarm.enqueue("hashchain", {})
+    stats = await swarm.stats(minutes=5)
+    minutes = list(stats)
+    assert len(minutes) == 5
+    assert all(b - a == 60 for a, b in zip(minutes, minutes[1:], strict=False))
+    assert stats[minutes[-1]].get("enqueued") == 1
+    assert all(stats[m] == {} for m in minutes[:-2])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from typing import Any, cast
+from urllib.parse import urlsplit, urlunsplit
 
 import hiredis
 
@@ -18,7 +19,14 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from roost.redis.aio import AsyncRedis, typed
 from roost.runtime.errors import RoostError
 
-__all__ = ["BLOCK_SECONDS", "INFRA_ERRORS", "ServerInfo", "check_server", "make_client"]
+__all__ = [
+    "BLOCK_SECONDS",
+    "INFRA_ERRORS",
+    "ServerInfo",
+    "check_server",
+    "make_client",
+    "redact_url",
+]
 
 log = logging.getLogger("roost.redis")
 
@@ -71,6 +79,18 @@ _CONNECTION_CLASSES: dict[str, type[Connection] | type[UnixDomainSocketConnectio
 }
 
 
+def redact_url(url: str) -> str:
+    """The URL with its password (and user) replaced by ``***``, for messages and logs."""
+    parts = urlsplit(url)
+    if parts.password is None and parts.username is None:
+        return url
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = f"***@{host}" + (f":{parts.port}" if parts.port is not None else "")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
 def make_client(url: str, *, blocking: bool = False) -> AsyncRedis:
     """Build a client for ``url``.
 
@@ -115,6 +135,7 @@ async def check_server(client: AsyncRedis, *, url: str, strict: bool) -> ServerI
     Raises:
         RoostError: the server cannot be used as configured.
     """
+    url = redact_url(url)
     info = await client.info()
     version = tuple(int(p) for p in str(info.get("redis_version", "0")).split(".") if p.isdigit())
     try:

@@ -20,6 +20,7 @@ from roost.redis.connection import (
     ServerInfo,
     check_server,
     make_client,
+    redact_url,
 )
 from roost.redis.keys import STATE_ORDER, Keys
 from roost.redis.listing import item_events, list_page
@@ -140,12 +141,12 @@ class RedisSwarm:
             )
         except INFRA_ERRORS as exc:
             await client.aclose()
-            raise RoostError(f"cannot reach Redis at {self.url}: {exc}") from None
+            raise RoostError(f"cannot reach Redis at {redact_url(self.url)}: {exc}") from None
         except Exception as exc:
             await client.aclose()
             if isinstance(exc, RoostError):
                 raise
-            raise RoostError(f"cannot use Redis at {self.url}: {exc}") from None
+            raise RoostError(f"cannot use Redis at {redact_url(self.url)}: {exc}") from None
         self._client = client
         self._blocking = make_client(self.url, blocking=True)
         self._scripts = Scripts(client)
@@ -442,14 +443,28 @@ class RedisSwarm:
                         yield event_from_entry(entry_id, fields)
 
     async def stats(self, minutes: int = 15) -> dict[int, dict[str, int]]:
-        """Per-minute counters (enqueued, started, committed, done, retried, dead...)."""
-        raw: dict[str, str] = await self.client.hgetall(self.keys.stats)
-        out: dict[int, dict[str, int]] = {}
-        for field, value in raw.items():
+        """Per-minute counters for the last ``minutes`` minutes of the server's clock.
+
+        Keys are the minutes' start (epoch seconds), oldest first, every minute present
+        (empty when nothing happened); values count enqueued, started, committed, done,
+        retried, dead, failed and cancelled events.
+        """
+        if not 1 <= minutes <= 24 * 60:
+            raise BadInput("minutes must be between 1 and 1440")
+        async with self.client.pipeline(transaction=False) as pipe:
+            pipe.execute_command("TIME")
+            pipe.hgetall(self.keys.stats)
+            (seconds, _micro), raw = await pipe.execute()
+        current = int(seconds) // 60
+        out: dict[int, dict[str, int]] = {
+            m * 60: {} for m in range(current - minutes + 1, current + 1)
+        }
+        for field, value in dict[str, str](raw).items():
             minute, _, kind = field.partition(":")
-            out.setdefault(int(minute) * 60, {})[kind] = int(value)
-        keep = sorted(out)[-minutes:]
-        return {m: out[m] for m in keep}
+            bucket = out.get(int(minute) * 60)
+            if bucket is not None:
+                bucket[kind] = int(value)
+        return out
 
     async def workers(self) -> list[dict[str, Any]]:
         """Live workers: id, queue, engines, concurrency, pid, host, steps, started."""
