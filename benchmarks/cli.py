@@ -58,7 +58,7 @@ FULL: dict[str, Any] = {
     "memory_items": 2000,
     "crash_ttl": 5.0,
     "crash_trials": 3,
-    "kill_after": 0.5,
+    "kill_after": 0.1,
 }
 
 QUICK: dict[str, Any] = {
@@ -80,7 +80,7 @@ QUICK: dict[str, Any] = {
     "memory_items": 100,
     "crash_ttl": 1.0,
     "crash_trials": 1,
-    "kill_after": 0.2,
+    "kill_after": 0.1,
 }
 
 
@@ -157,14 +157,18 @@ def machine(loadavg_start: tuple[float, float, float]) -> dict[str, Any]:
         commit = subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
         ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "packages"], cwd=ROOT, capture_output=True, text=True
+        ).stdout.strip()
     except OSError:
-        commit = ""
+        commit = dirty = ""
     return {
         "python": platform.python_version(),
         "platform": platform.platform(),
         "cpus": os.cpu_count(),
         "loadavg_start": loadavg_start,
         "git_commit": commit,
+        "runtime_uncommitted_changes": bool(dirty),
         "versions": {p: version(p) for p in ("saq", "redis", "pydantic", "hiredis")},
     }
 

@@ -2,10 +2,11 @@
 
 Two workers run (lease TTL ``crash_ttl``). An item's first step hangs on its first attempt;
 once it is running (version 1 committed, the step under way) and ``kill_after`` seconds
-later, the worker holding its lease is SIGKILLed. Resume = the commit of that step by the
-other worker (its event's server time) minus the moment of the kill. The lease's expiry
-at the kill is read too, so the row shows how long recovery took past that expiry. Each
-trial replaces the killed worker afterwards.
+later, the worker holding its lease is SIGKILLed. The init commit has just extended the
+lease, so it has nearly a whole TTL left: close to the worst case. Resume = the commit of
+that step by the other worker (its event's server time) minus the moment of the kill. The
+lease's expiry at the kill is read too, so the row shows how long recovery took past that
+expiry. Each trial replaces the killed worker afterwards.
 """
 
 from __future__ import annotations
