@@ -211,3 +211,16 @@ async def test_a_bad_item_late_in_a_large_batch_writes_nothing(settings):
         with pytest.raises(BadInput, match="unknown engine 'nobody-has-this'"):
             await checking.enqueue_many(items)
         assert sum((await checking.counts()).values()) == 0
+
+
+async def test_an_items_events_are_found_among_many_others(swarm):
+    first = await swarm.enqueue("hashchain", {})
+    await swarm.enqueue_many([WorkItem(engine="hashchain") for _ in range(2500)])
+    await swarm.cancel(first)
+    await swarm.enqueue_many([WorkItem(engine="hashchain") for _ in range(2500)])
+    events = await swarm.events(work_id=first)
+    assert [e.type for e in events] == ["enqueued", "cancelled"]
+    assert [e.type for e in await swarm.events(work_id=first, limit=1)] == ["cancelled"]
+    later = await swarm.events(work_id=first, after=events[0].id)
+    assert [e.type for e in later] == ["cancelled"]
+    assert await swarm.events(work_id=first, after=events[1].id) == []

@@ -112,24 +112,39 @@ EVENT_SCAN_CHUNK = 1000
 async def item_events(
     swarm: RedisSwarm, work_id: str, after: str | None, limit: int
 ) -> list[RuntimeEvent]:
-    """One item's events, oldest first: scans the stream from the item's creation time.
+    """One item's events, oldest first, read from the namespace's stream.
 
-    With ``after``: the first ``limit`` events after that position; without: the last
-    ``limit`` events.
+    The scan is bounded by the item's life: its events lie between its creation and (for
+    a finished item) its last update, so only that window of the stream is read. With
+    ``after``: the first ``limit`` events after that position, scanning forward; without:
+    the last ``limit`` events, scanning backward from the end of the window.
     """
-    start = f"({after}" if after else "-"
-    if after is None:
-        created = await swarm.client.hget(swarm.keys.meta(work_id), "created")
-        if created is None:
-            raise NotFound(f"unknown work id {work_id!r}")
-        start = f"{int(created)}-0"
+    first, last = await swarm.client.hmget(swarm.keys.meta(work_id), ["created", "finished"])
+    if first is None:
+        raise NotFound(f"unknown work id {work_id!r}")
+    low = f"{int(first)}-0"
+    high = f"{int(last)}-18446744073709551615" if last else "+"
     found: list[RuntimeEvent] = []
-    while True:
-        rows = await swarm.client.xrange(swarm.keys.events, min=start, count=EVENT_SCAN_CHUNK)
-        for entry_id, fields in rows:
-            if fields.get("w") == work_id:
-                found.append(event_from_entry(entry_id, fields))
-        if len(rows) < EVENT_SCAN_CHUNK or (after is not None and len(found) >= limit):
+    if after is not None:
+        start = f"({after}" if after > low else low
+        while len(found) < limit:
+            rows = await swarm.client.xrange(
+                swarm.keys.events, min=start, max=high, count=EVENT_SCAN_CHUNK
+            )
+            found += [event_from_entry(i, f) for i, f in rows if f.get("w") == work_id]
+            if len(rows) < EVENT_SCAN_CHUNK:
+                break
+            start = f"({rows[-1][0]}"
+        return found[:limit]
+    end = high
+    while len(found) < limit:
+        rows = await swarm.client.xrevrange(
+            swarm.keys.events, max=end, min=low, count=EVENT_SCAN_CHUNK
+        )
+        found += [event_from_entry(i, f) for i, f in rows if f.get("w") == work_id]
+        if len(rows) < EVENT_SCAN_CHUNK:
             break
-        start = f"({rows[-1][0]}"
-    return found[:limit] if after is not None else found[-limit:]
+        end = f"({rows[-1][0]}"
+    found = found[:limit]
+    found.reverse()
+    return found

@@ -149,6 +149,8 @@ end
 local function finish_cancel(meta, work_id, res_keys, resw_keys)
   local woken = release_lease(meta, work_id, res_keys, resw_keys)
   redis.call('HDEL', meta, 'cxl')
+  -- The item finishes now, when its holder lets go (its event window ends here).
+  redis.call('HSET', meta, 'updated', NOW, 'finished', NOW)
   emit('released', work_id, meta_get(meta, 'step'), tonumber(meta_get(meta, 'v')),
     '{"reason":"cancelled"}')
   return woken

@@ -22,6 +22,7 @@ for _ = 1, n do
     local info = cjson.encode({worker = f[7], attempt = tonumber(f[4])})
     if f[1] == 'cancelled' then
       redis.call('HDEL', meta, 'cxl')
+      redis.call('HSET', meta, 'updated', NOW, 'finished', NOW)
       emit('released', work_id, f[8], version, '{"reason":"cancelled"}')
     elseif tonumber(f[4]) >= tonumber(f[5]) then
       redis.call('HSET', meta, 'err', cjson.encode({type = 'WorkerLost',
