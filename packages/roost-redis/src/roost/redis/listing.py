@@ -109,6 +109,14 @@ async def list_page(
 EVENT_SCAN_CHUNK = 1000
 
 
+def _stream_pos(entry_id: str) -> tuple[int, int]:
+    ms, _, seq = entry_id.partition("-")
+    try:
+        return int(ms), int(seq or 0)
+    except ValueError:
+        raise BadInput(f"invalid event position {entry_id!r}") from None
+
+
 async def item_events(
     swarm: RedisSwarm, work_id: str, after: str | None, limit: int
 ) -> list[RuntimeEvent]:
@@ -126,7 +134,7 @@ async def item_events(
     high = f"{int(last)}-18446744073709551615" if last else "+"
     found: list[RuntimeEvent] = []
     if after is not None:
-        start = f"({after}" if after > low else low
+        start = f"({after}" if _stream_pos(after) >= _stream_pos(low) else low
         while len(found) < limit:
             rows = await swarm.client.xrange(
                 swarm.keys.events, min=start, max=high, count=EVENT_SCAN_CHUNK
