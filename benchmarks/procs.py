@@ -31,6 +31,20 @@ def cpu_seconds(pid: int | None) -> float:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
+def cpu_wait_seconds(pid: int | None) -> float:
+    """Seconds a live process was runnable but waiting for a CPU (/proc/<pid>/schedstat).
+
+    On a shared machine this is the time other tenants (or our own processes) took.
+    """
+    if pid is None:
+        return 0.0
+    try:
+        fields = Path(f"/proc/{pid}/schedstat").read_text().split()
+    except OSError:
+        return 0.0
+    return int(fields[1]) / 1e9
+
+
 @contextlib.contextmanager
 def private_server(root: Path, *, appendonly: bool = False) -> Iterator[ServerProcess]:
     """A fresh server on a free 127.0.0.1 port with its data under ``root``, stopped after."""
@@ -117,6 +131,9 @@ class WorkerProc:
 
     def cpu(self) -> float:
         return cpu_seconds(self.pid)
+
+    def cpu_wait(self) -> float:
+        return cpu_wait_seconds(self.pid)
 
     def terminate(self) -> None:
         """SIGTERM, once (a second one makes a Roost worker exit at once)."""

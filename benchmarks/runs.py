@@ -24,6 +24,7 @@ from benchmarks.engine import ENGINE_ID
 from benchmarks.procs import (
     WorkerProc,
     cpu_seconds,
+    cpu_wait_seconds,
     private_server,
     roost_cfg,
     saq_cfg,
@@ -51,11 +52,17 @@ class RunResult:
     wall: float  # first start -> last commit/completion, seconds
     worker_cpu: float
     server_cpu: float
+    cpu_wait: float = 0.0  # seconds workers + server were runnable but had no CPU
     stats: dict[str, Any] = field(default_factory=dict[str, Any])  # INFO deltas
     counters: list[dict[str, Any]] = field(default_factory=list[dict[str, Any]])
     memory_delta: int = 0
     polls: int = 0
     extra: dict[str, Any] = field(default_factory=dict[str, Any])
+
+    @property
+    def cores_used(self) -> float:
+        """Worker + server CPU over the wall time of the run."""
+        return (self.worker_cpu + self.server_cpu) / self.wall if self.wall > 0 else 0.0
 
     @property
     def rate(self) -> float:
@@ -222,6 +229,7 @@ async def roost_drain(
                 before = await server_stats(client)
                 cpu0 = [w.cpu() for w in workers]
                 scpu0 = cpu_seconds(server.pid)
+                wait0 = sum(w.cpu_wait() for w in workers) + cpu_wait_seconds(server.pid)
                 t_go = time.time()
                 for w in workers:
                     w.go()
@@ -232,6 +240,7 @@ async def roost_drain(
                 polls = await poll_until(finished, workers=workers)
                 worker_cpu = sum(w.cpu() - c for w, c in zip(workers, cpu0, strict=True))
                 server_cpu = cpu_seconds(server.pid) - scpu0
+                waited = sum(w.cpu_wait() for w in workers) + cpu_wait_seconds(server.pid) - wait0
                 after = await server_stats(client)
                 logged = await client.slowlog_get(SLOWLOG_MAX) if slowlog else []
                 first = await client.xrange(keys.events, min=f"{int(t_go * 1000)}-0", count=1)
@@ -248,6 +257,7 @@ async def roost_drain(
         wall=t_last - t_first,
         worker_cpu=worker_cpu,
         server_cpu=server_cpu,
+        cpu_wait=waited,
         stats=stats_delta(before, after),
         counters=counters,
         memory_delta=after["used_memory"] - before_mem["used_memory"],
@@ -309,6 +319,7 @@ async def saq_drain(
                 before = await server_stats(client)
                 cpu0 = [w.cpu() for w in workers]
                 scpu0 = cpu_seconds(server.pid)
+                wait0 = sum(w.cpu_wait() for w in workers) + cpu_wait_seconds(server.pid)
                 t_go = time.time()
                 for w in workers:
                     w.go()
@@ -319,6 +330,7 @@ async def saq_drain(
                 polls = await poll_until(finished, workers=workers)
                 worker_cpu = sum(w.cpu() - c for w, c in zip(workers, cpu0, strict=True))
                 server_cpu = cpu_seconds(server.pid) - scpu0
+                waited = sum(w.cpu_wait() for w in workers) + cpu_wait_seconds(server.pid) - wait0
                 after = await server_stats(client)
                 t_first, t_last, complete, other = await saq_job_times(client, ids)
                 keyspace = await keyspace_bytes(client) - keyspace0 if count else 0
@@ -333,6 +345,7 @@ async def saq_drain(
         wall=t_last - t_first,
         worker_cpu=worker_cpu,
         server_cpu=server_cpu,
+        cpu_wait=waited,
         stats=stats_delta(before, after),
         counters=counters,
         memory_delta=after["used_memory"] - before_mem["used_memory"],

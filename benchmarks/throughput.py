@@ -106,7 +106,9 @@ async def run(ctx: Context) -> None:
             rate("roost c10"),
             "Roost steps/s, 1 process, c10",
             Target("ratio", ">=", 1.6),
-            _ceiling(results["roost c10"], rate("roost c10")) + _saq_two(results, rate),
+            _ceiling(results["roost c10"], rate("roost c10"))
+            + _cores(results["roost c10"], results["roost 2x c10"])
+            + _saq_two(results, rate),
             samples=rates("roost 2x c10"),
             extra={
                 "paired_ratios": [
@@ -160,6 +162,17 @@ def _ceiling(runs: list[RunResult], one: float) -> str:
     )
 
 
+def _cores(one: list[RunResult], two: list[RunResult]) -> str:
+    """How much CPU the runs got: a shared machine's other tenants show up here."""
+
+    def part(runs: list[RunResult]) -> str:
+        cores = median([r.cores_used for r in runs])
+        waited = median([r.cpu_wait / r.wall for r in runs])
+        return f"{cores:.2f} cores used, {waited:.2f} s/s waiting for a CPU"
+
+    return f"1 process: {part(one)}; 2 processes: {part(two)}; "
+
+
 def _saq_two(results: dict[str, list[RunResult]], rate: Any) -> str:
     if not results.get("saq 2x c10"):
         return ""
@@ -175,6 +188,8 @@ def _dump(runs: list[RunResult]) -> list[dict[str, Any]]:
             "wall": r.wall,
             "worker_cpu": r.worker_cpu,
             "server_cpu": r.server_cpu,
+            "cores_used": r.cores_used,
+            "cpu_wait": r.cpu_wait,
             **r.extra,
         }
         for r in runs
