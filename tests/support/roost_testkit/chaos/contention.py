@@ -14,6 +14,7 @@ from roost.runtime import WorkItem
 from roost_testkit.chaos.base import ChaosEnv, Result, audit, stop_workers, until
 from roost_testkit.chaos.faults import all_in, attempts_of
 from roost_testkit.chaos.history import Problems, read_jsonl
+from roost_testkit.chaos.invariants import Sampler
 from roost_testkit.chaos.procs import Proc, worker_env
 
 # -- 6. resource contention ---------------------------------------------------------------
@@ -109,6 +110,8 @@ async def resource_contention(env: ChaosEnv, cfg: ResourceConfig) -> Result:
         pid = attempts_of(env, holder.work_id)[0]["pid"]
         victim = next(p for p in workers if p.pid == pid)
         await swarm.enqueue_many(items)
+        probe = Sampler(swarm)
+        probe.start()
         await asyncio.sleep(0.5)  # waiters pile up behind the holder
         res_key = swarm.keys.res("gpu")
         killed[pid] = await asyncio.to_thread(env.procs.kill, victim)
@@ -128,6 +131,8 @@ async def resource_contention(env: ChaosEnv, cfg: ResourceConfig) -> Result:
         workers.append(await replacement)
         done = await until(lambda: all_in(swarm, list(steps), "done"), cfg.timeout, 0.5)
         result.check(done, "not every item finished (deadlock or starvation)")
+        await probe.stop()
+        probe.report(result)
         codes = await stop_workers(env, workers, settings.grace_period + 10)
         result.check(all(c == 0 for c in codes.values()), f"bad exit on SIGTERM: {codes}")
         events = await audit(swarm, env, result, steps)

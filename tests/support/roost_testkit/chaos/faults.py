@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from roost.redis import RedisSwarm
+from roost.redis.server import ServerProcess
 from roost.runtime import RuntimeEvent, WorkItem
 from roost_testkit.chaos.base import ChaosEnv, Result, audit, stop_workers, until
 from roost_testkit.chaos.history import (
@@ -40,6 +41,23 @@ async def state_is(swarm: RedisSwarm, work_id: str, *states: str) -> bool:
 async def all_in(swarm: RedisSwarm, ids: list[str], *states: str) -> bool:
     metas = await swarm.metas(ids)
     return all(m is not None and m.state in states for m in metas)
+
+
+def stopping_at(env: ChaosEnv, proc: Proc) -> float | None:
+    """When ``proc``'s worker began to stop (its ``stopping`` record), if it did."""
+    for r in read_jsonl(env.sink_log):
+        if r["type"] == "stopping" and r["pid"] == proc.pid:
+            return float(r["ts"])
+    return None
+
+
+def started_after(env: ChaosEnv, proc: Proc, at: float) -> list[dict[str, Any]]:
+    """Steps ``proc`` started after ``at``."""
+    return [
+        r
+        for r in read_jsonl(env.attempt_log)
+        if r.get("phase") == "start" and r["pid"] == proc.pid and r["start"] > at
+    ]
 
 
 def poison(env: ChaosEnv, name: str) -> str:
@@ -163,7 +181,8 @@ def _check_drain(
         for r in read_jsonl(env.attempt_log)
         if r.get("phase") == "end"
     }
-    late = [r for r in starts if r["pid"] == w.pid and r["start"] > term_at]
+    stop_at = stopping_at(env, w) or term_at
+    late = [r for r in starts if r["pid"] == w.pid and r["start"] > stop_at]
     result.check(not late, f"{len(late)} steps started on the draining worker after SIGTERM")
     commits = {(e.work_id, e.version, e.worker) for e in events if e.type in COMMITS}
     for r in starts:
@@ -222,6 +241,127 @@ async def _second_signal(
     result.notes["second_signal_exit_s"] = round(took, 2)
     await stop_workers(env, [backup], cfg.grace + 10.0)
     return item.work_id, second_at
+
+
+# -- 2b. drain with work in flight ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class InflightConfig:
+    how: str = "commits"
+    """``commits``: a Redis pause holds the step commits in flight while SIGTERM arrives
+    (deterministic); ``load``: SIGTERM busy workers at random moments (a race, repeated)."""
+    items: int = 4
+    steps: int = 4
+    step_seconds: float = 0.3
+    rounds: int = 5
+    lease_ttl: float = 10.0
+    grace: float = 5.0
+    timeout: float = 120.0
+
+
+async def drain_in_flight(env: ChaosEnv, cfg: InflightConfig) -> Result:
+    """Scenario 2b: SIGTERM while round trips to Redis are in flight; nothing new may start.
+
+    ``commits``: every item's step has ended and its commit (decided "continue inline on
+    this lease" before the signal) is held in flight by a paused Redis when SIGTERM is
+    handled; once Redis answers, the worker must hand the items back, not run their next
+    steps. ``load``: many short inline steps; a worker is SIGTERMed after ~1.5 s, several
+    times; no step may start after the worker began stopping.
+    """
+    result = Result(f"drain, {cfg.how} in flight")
+    server = env.server(appendonly=False)
+    settings = env.settings(server, lease_ttl=cfg.lease_ttl, grace_period=cfg.grace)
+    if cfg.how == "commits":
+        n, steps_each, seconds = cfg.items, cfg.steps, cfg.step_seconds
+    else:
+        n, steps_each, seconds = 60, 30, 0.01
+    items = [
+        WorkItem(
+            engine="hashchain",
+            payload={"steps": steps_each, "mode": "sleep", "seconds": seconds},
+        )
+        for _ in range(n)
+    ]
+    ids = [i.work_id for i in items]
+    steps = {w: steps_each for w in ids}
+    result.items = len(steps)
+    drained: list[tuple[Proc, float]] = []
+    async with env.swarm(settings) as swarm:
+        await swarm.enqueue_many(items)
+        if cfg.how == "commits":
+            drained.append(
+                await _sigterm_with_commits_held(env, server, settings, ids, result, cfg)
+            )
+        else:
+            for _ in range(cfg.rounds):
+                w = await asyncio.to_thread(env.worker, settings, 12)
+                await asyncio.sleep(1.5)
+                drained.append((w, env.procs.send(w, signal.SIGTERM)))
+                code = await asyncio.to_thread(env.procs.wait, w, cfg.grace + 15.0)
+                result.check(code == 0, f"{w.name} exited {code} on SIGTERM, not 0")
+        finisher = await asyncio.to_thread(env.worker, settings, 12)
+        done = await until(lambda: all_in(swarm, ids, "done"), cfg.timeout)
+        result.check(done, "items did not all finish after the drains")
+        await stop_workers(env, [finisher], cfg.grace + 10.0)
+        await audit(swarm, env, result, steps)
+    late_total = 0
+    for w, term_at in drained:
+        stop_at = stopping_at(env, w)
+        if not result.check(stop_at is not None, f"{w.name} never began to stop"):
+            continue
+        assert stop_at is not None
+        late = started_after(env, w, stop_at)
+        late_total += len(late)
+        result.check(
+            not late,
+            f"{len(late)} steps started on {w.name} after it began stopping "
+            f"({stop_at - term_at:.3f}s after SIGTERM): "
+            + ", ".join(
+                f"{r['work_id'][:8]}@v{r['version']} +{r['start'] - stop_at:.4f}s" for r in late[:4]
+            ),
+        )
+    result.notes["steps_started_after_stop"] = late_total
+    result.notes["drained_workers"] = len(drained)
+    return result
+
+
+async def _sigterm_with_commits_held(
+    env: ChaosEnv,
+    server: ServerProcess,
+    settings: Any,
+    ids: list[str],
+    result: Result,
+    cfg: InflightConfig,
+) -> tuple[Proc, float]:
+    w = await asyncio.to_thread(env.worker, settings, len(ids))
+    running = await until(lambda: _all_started(env, ids, w), 30.0)
+    result.check(running, "the worker never started every item")
+    server.pause()
+    paused_at = time.time()
+    try:
+        await asyncio.sleep(cfg.step_seconds + 0.3)  # every step ends; its commit waits
+        ends = [r for r in read_jsonl(env.attempt_log) if r.get("phase") == "end"]
+        held = {r["work_id"] for r in ends if r["end"] > paused_at and r["pid"] == w.pid}
+        result.check(
+            held == set(ids),
+            f"precondition: only {len(held)} of {len(ids)} commits were in flight at SIGTERM",
+        )
+        term_at = env.procs.send(w, signal.SIGTERM)
+        seen = await until(lambda: _stopping(env, w), 10.0, 0.02)
+        result.check(seen, "the worker did not handle SIGTERM while Redis was paused")
+    finally:
+        server.resume()
+    code = await asyncio.to_thread(env.procs.wait, w, cfg.grace + 15.0)
+    result.check(code == 0, f"draining worker exited {code}, not 0")
+    return w, term_at
+
+
+def _stopping(env: ChaosEnv, w: Proc) -> Any:
+    async def check() -> bool:
+        return stopping_at(env, w) is not None
+
+    return check()
 
 
 # -- 4. stalled worker --------------------------------------------------------------------

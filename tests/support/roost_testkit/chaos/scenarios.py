@@ -18,8 +18,10 @@ from roost_testkit.chaos.contention import (
 )
 from roost_testkit.chaos.faults import (
     DrainConfig,
+    InflightConfig,
     PoisonConfig,
     StallConfig,
+    drain_in_flight,
     graceful_drain,
     poison_items,
     stalled_worker,
@@ -40,6 +42,7 @@ def tier(full: bool) -> list[Scenario]:
         return [
             Scenario("kill-soak", kill_soak, SoakConfig()),
             Scenario("drain", graceful_drain, DrainConfig()),
+            Scenario("drain-inflight", drain_in_flight, InflightConfig()),
             Scenario("redis-away", redis_away, AwayConfig(how="pause")),
             Scenario("stall", stalled_worker, StallConfig()),
             Scenario("poison", poison_items, PoisonConfig()),
@@ -53,6 +56,8 @@ def tier(full: bool) -> list[Scenario]:
             SoakConfig(items=10_000, workers=4, concurrency=8, timeout=3600.0),
         ),
         Scenario("drain", graceful_drain, DrainConfig(short_items=8)),
+        Scenario("drain-inflight", drain_in_flight, InflightConfig(items=8)),
+        Scenario("drain-load", drain_in_flight, InflightConfig(how="load")),
         Scenario("redis-away", redis_away, AwayConfig(how="pause", items=400)),
         Scenario("redis-away-stop", redis_away, AwayConfig(how="stop", items=400)),
         Scenario("stall", stalled_worker, StallConfig(others=6)),

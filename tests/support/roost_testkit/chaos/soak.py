@@ -26,6 +26,7 @@ from roost_testkit.chaos.history import (
     resumes,
     write_jsonl,
 )
+from roost_testkit.chaos.invariants import Sampler
 from roost_testkit.chaos.procs import Proc
 
 
@@ -191,6 +192,8 @@ async def kill_soak(env: ChaosEnv, cfg: SoakConfig) -> Result:
     steps = {i.work_id: cfg.steps for i in items}
     state = SoakState(workers=await env.workers(settings, cfg.workers, cfg.concurrency))
     async with env.swarm(settings) as swarm:
+        probe = Sampler(swarm)
+        probe.start()
         open_items = cfg.workers * cfg.concurrency // 2
         producer = asyncio.create_task(feed(swarm, items, open_items))
         chaos = asyncio.create_task(chaos_loop(env, swarm, server, wenv, cfg, state, rng))
@@ -209,6 +212,8 @@ async def kill_soak(env: ChaosEnv, cfg: SoakConfig) -> Result:
             if crashed(task):
                 result.check(False, f"scenario helper crashed: {task.exception()!r}")
         result.check(finished, f"only {state.done} of {cfg.items} items done in {cfg.timeout}s")
+        await probe.stop()
+        probe.report(result)
         codes = await stop_workers(env, state.workers, settings.grace_period + 10)
         result.check(
             all(c == 0 for c in codes.values()), f"workers did not exit 0 on SIGTERM: {codes}"
@@ -289,6 +294,8 @@ async def redis_away(env: ChaosEnv, cfg: AwayConfig) -> Result:
     async with env.swarm(settings) as swarm:
         await swarm.enqueue_many(items)
         started = time.time()
+        probe = Sampler(swarm)
+        probe.start()
 
         async def far_enough() -> bool:
             stats = await swarm.stats(60)
@@ -314,6 +321,8 @@ async def redis_away(env: ChaosEnv, cfg: AwayConfig) -> Result:
 
         finished = await until(all_done, cfg.timeout, interval=0.25)
         result.check(finished, f"not all {cfg.items} items done after the outage")
+        await probe.stop()
+        probe.report(result)
         exited = {p.name: p.returncode for p in workers if not p.alive()}
         result.check(not exited, f"workers exited: {exited}")
         codes = await stop_workers(env, workers, settings.grace_period + 10)

@@ -3,7 +3,9 @@
 Like :mod:`roost_testkit.worker_main` (settings from ROOST_* variables), with the
 :class:`~roost_testkit.chaos.engine.ChaosEngine`, and every event the worker emits to its
 sinks (``stale_commit``, ``lease_lost``... which never reach the stream) appended as a JSON
-line to ``$ROOST_CHAOS_EVENTS``. Prints ``ready <worker id>`` once the worker loop runs.
+line to ``$ROOST_CHAOS_EVENTS``, plus one ``stopping`` record with the moment the worker
+began to stop (its first SIGTERM), so a test can tell which steps started after that.
+Prints ``ready <worker id>`` once the worker loop runs.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ class FileSink:
     """Appends each event to a JSON-lines file (one ``write`` per line, O_APPEND)."""
 
     def __init__(self, path: str) -> None:
-        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        self.fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
 
     async def __call__(self, event: RuntimeEvent) -> None:
         record = {
@@ -38,7 +40,30 @@ class FileSink:
             "pid": os.getpid(),
             "data": event.data,
         }
-        os.write(self._fd, (json.dumps(record) + "\n").encode())
+        os.write(self.fd, (json.dumps(record) + "\n").encode())
+
+
+def record_stopping(sink: FileSink) -> None:
+    """Append a ``stopping`` record when this process's worker starts to stop.
+
+    Observation only: the runtime emits no event when it begins a graceful stop, so this
+    wraps ``Worker.stop`` (in this test process) to note the time, then calls it unchanged.
+    """
+    from roost.redis import worker as worker_module
+
+    original = worker_module.Worker.stop
+
+    def stop(self: worker_module.Worker) -> None:
+        if not self.stopping:
+            os.write(
+                sink.fd,
+                (
+                    json.dumps({"type": "stopping", "ts": time.time(), "pid": os.getpid()}) + "\n"
+                ).encode(),
+            )
+        original(self)
+
+    worker_module.Worker.stop = stop  # type: ignore[method-assign]
 
 
 async def main() -> None:
@@ -52,6 +77,8 @@ async def main() -> None:
     )
     path = os.environ.get("ROOST_CHAOS_EVENTS")
     sinks = [FileSink(path)] if path else []
+    if sinks:
+        record_stopping(sinks[0])
     registry = Registry.load(get_plugin_manager(autoload=False))
     async with RedisSwarm(registry=registry) as swarm:
         task = asyncio.create_task(

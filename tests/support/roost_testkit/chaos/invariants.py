@@ -1,0 +1,115 @@
+"""A live probe of invariant I3: every unfinished item is findable, at every instant.
+
+One read-only Lua script (so the snapshot is atomic) lists the unfinished items of the state
+indexes and checks that each one can be picked up again by someone:
+
+- ``queued``: a delivery with the item's *current* dispatch token is on SAQ's queued or
+  active list (a stale delivery is refused by ``acquire``, so it does not count);
+- ``scheduled``, ``retrying``, ``waiting``: the item is in the due index;
+- ``running``: the item is in the lease index;
+
+and that its meta hash agrees with the index it is in. It builds the meta keys from a
+prefix, which is fine for this test-only probe on a standalone server (Roost's own scripts
+take every key through KEYS).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from roost.redis import RedisSwarm
+from roost_testkit.chaos.base import REDIS_DOWN, Result
+
+PROBE = """
+local queued, scheduled, retrying, waiting, running = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local due, leases, saq_queued, saq_active = KEYS[6], KEYS[7], KEYS[8], KEYS[9]
+local meta_prefix, job_prefix = ARGV[1], ARGV[2]
+local deliveries = {}
+for _, list in ipairs({saq_queued, saq_active}) do
+  for _, job in ipairs(redis.call('LRANGE', list, 0, -1)) do
+    if string.sub(job, 1, #job_prefix) == job_prefix then
+      deliveries[string.sub(job, #job_prefix + 1)] = true
+    end
+  end
+end
+local out = {}
+local seen = 0
+local function bad(work_id, state, why) out[#out + 1] = work_id .. ' ' .. state .. ': ' .. why end
+local checks = {{queued, 'queued'}, {scheduled, 'scheduled'}, {retrying, 'retrying'},
+  {waiting, 'waiting'}, {running, 'running'}}
+for _, c in ipairs(checks) do
+  for _, work_id in ipairs(redis.call('ZRANGE', c[1], 0, -1)) do
+    seen = seen + 1
+    local f = redis.call('HMGET', meta_prefix .. work_id, 'state', 'disp')
+    if f[1] ~= c[2] then
+      bad(work_id, c[2], 'meta says ' .. tostring(f[1]))
+    elseif c[2] == 'queued' then
+      if not (f[2] and deliveries[work_id .. '|' .. f[2]]) then
+        bad(work_id, 'queued', 'no delivery with its dispatch token')
+      end
+    elseif c[2] == 'running' then
+      if not redis.call('ZSCORE', leases, work_id) then bad(work_id, 'running', 'no lease') end
+    elseif not redis.call('ZSCORE', due, work_id) then
+      bad(work_id, c[2], 'not in the due index')
+    end
+  end
+end
+return {seen, out}
+"""
+
+
+async def unfindable(swarm: RedisSwarm) -> tuple[int, list[str]]:
+    """(unfinished items seen, problems) of one atomic look at the namespace."""
+    k = swarm.keys
+    keys = [
+        k.state("queued"),
+        k.state("scheduled"),
+        k.state("retrying"),
+        k.state("waiting"),
+        k.state("running"),
+        k.due,
+        k.leases,
+        k.saq_queued,
+        k.saq_active,
+    ]
+    reply: Any = await swarm.client.eval(PROBE, len(keys), *keys, k.meta(""), k.job(""))
+    return int(reply[0]), [str(p) for p in reply[1]]
+
+
+class Sampler:
+    """Runs :func:`unfindable` every ``interval`` seconds while a scenario runs."""
+
+    def __init__(self, swarm: RedisSwarm, interval: float = 0.5) -> None:
+        self.swarm = swarm
+        self.interval = interval
+        self.samples = 0
+        self.problems: list[str] = []
+        self._task: asyncio.Task[None] | None = None
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                _seen, problems = await unfindable(self.swarm)
+            except REDIS_DOWN:
+                problems = None
+            if problems is not None:
+                self.samples += 1
+                self.problems += [f"sample {self.samples}: {p}" for p in problems]
+            await asyncio.sleep(self.interval)
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    def report(self, result: Result) -> None:
+        result.check(self.samples > 0, "the I3 probe never got a sample")
+        result.check(
+            not self.problems,
+            f"{len(self.problems)} unfinished items were unfindable (I3): {self.problems[:3]}",
+        )
+        result.notes["i3_samples"] = self.samples
