@@ -59,6 +59,7 @@ FULL: dict[str, Any] = {
     "crash_ttl": 5.0,
     "crash_trials": 3,
     "kill_after": 0.1,
+    "profile_concurrency": 10,
 }
 
 QUICK: dict[str, Any] = {

@@ -1,8 +1,8 @@
 """Profile: where a Roost worker's time goes during a throughput drain (not in the default set).
 
-Runs one drain (``items`` x ``steps``, concurrency 10) with py-spy sampling the worker
-process at 250 Hz (``py-spy`` on PATH, else ``uvx py-spy``; it is never a project
-dependency) and the server logging every command's time. Writes the collapsed stacks
+Runs one drain (``items`` x ``steps``, concurrency ``profile_concurrency``) with py-spy
+sampling the worker process at 250 Hz (``py-spy`` on PATH, else ``uvx py-spy``; it is never
+a project dependency) and the server logging every command's time. Writes the collapsed stacks
 (``worker.collapsed``: load it in speedscope, or flamegraph.pl) and ``summary.json`` to
 ``--profile-dir``, and prints the time per category, the top functions and the server time
 per script. py-spy slows the worker a little; use the throughput rows for speed.
@@ -108,7 +108,10 @@ async def run(ctx: Context) -> None:
         await asyncio.sleep(2.0)  # let py-spy start sampling
 
     items, steps = ctx.sizes["items"], ctx.sizes["steps"]
-    result = await roost_drain(ctx, items=items, steps=steps, slowlog=True, on_start=attach)
+    concurrency = int(ctx.sizes.get("profile_concurrency", 10))
+    result = await roost_drain(
+        ctx, items=items, steps=steps, concurrency=concurrency, slowlog=True, on_start=attach
+    )
     for proc in spy:
         proc.send_signal(signal.SIGINT)
         proc.wait(30)
@@ -119,6 +122,7 @@ async def run(ctx: Context) -> None:
         for name, v in sorted(slowlog.items(), key=lambda kv: -kv[1]["usec"])
         if name.startswith("script ")
     }
+    summary["concurrency"] = concurrency
     summary["steps_per_s_under_profiler"] = round(result.rate, 1)
     summary["worker_cpu_ms_per_step"] = round(result.worker_cpu / result.units * 1000, 3)
     summary["server_cpu_ms_per_step"] = round(result.server_cpu / result.units * 1000, 3)
