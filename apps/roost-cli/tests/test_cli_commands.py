@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from cli_support import Cli, Target, read_until, start_worker, stop
 
+from roost.redis.server import EmbeddedServer
 from roost.runtime import WorkState
 
 WORK_ID = re.compile(r"[0-9a-f]{32}")
@@ -127,6 +128,8 @@ def test_human_forms(cli: Cli, target: Target) -> None:
     path = cli("workspace-path", work_id)
     assert path.code == 0
     assert path.stdout.strip() == str(cli.settings().workspaces / work_id)
+    described = json.loads(cli("workspace-path", work_id, "--json").stdout)
+    assert described == {"work_id": work_id, "path": path.stdout.strip(), "exists": False}
     stop(worker)
 
 
@@ -273,3 +276,22 @@ def test_ui_serves_the_console(cli: Cli) -> None:
         assert response.status == 200
     stop(proc, signal.SIGINT)
     assert proc.returncode == 0
+
+
+def test_engines_does_not_start_the_embedded_server(cli: Cli, tmp_path: Path) -> None:
+    home = tmp_path / "fresh-home"
+    env = {"ROOST_REDIS_URL": "", "ROOST_HOME": str(home)}
+    result = cli("engines", env=env)
+    assert result.code == 0
+    assert "live workers: unknown (the embedded Redis is not running)" in result.stdout
+    body = json.loads(cli("engines", "--json", env=env).stdout)
+    assert body["workers"] is None and body["redis"] is None
+    assert EmbeddedServer(home / "redis").status().state == "stopped"
+
+
+def test_engines_with_an_unreachable_url_still_lists_engines(cli: Cli) -> None:
+    result = cli("engines", "--json", env={"ROOST_REDIS_URL": "redis://127.0.0.1:1/0"})
+    assert result.code == 0
+    body = json.loads(result.stdout)
+    assert body["workers"] is None and "cannot reach Redis" in body["note"]
+    assert [e["engine"] for e in body["engines"]] == ["watchlist"]

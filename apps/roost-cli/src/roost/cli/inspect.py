@@ -235,6 +235,9 @@ def artifact_show(
 def workspace_path(
     ctx: typer.Context,
     work_id: Annotated[str, typer.Argument(help="The work item.")],
+    as_json: Annotated[
+        bool, typer.Option("--json", help='Print {"work_id", "path", "exists"} as JSON.')
+    ] = False,
 ) -> None:
     """Print the work item's workspace directory (its engine's scratch space)."""
     settings = settings_of(ctx)
@@ -244,6 +247,9 @@ def workspace_path(
         async with open_swarm(settings) as swarm:
             await swarm.status(wid)  # unknown ids are bad input
         path = settings.workspaces / wid
+        if as_json:
+            render.echo_json({"work_id": wid, "path": str(path), "exists": path.is_dir()})
+            return
         typer.echo(str(path))
         if not path.exists():
             warn("(not created yet: the engine has not used its workspace)")
@@ -260,15 +266,17 @@ def _source(factory: Any) -> str:
     return f"{module}.{name}"
 
 
-async def _live_workers(settings: RoostSettings, registry: Registry) -> tuple[str, Any]:
-    """Workers if Redis is reachable; never starts the embedded server just to look."""
+async def _live_workers(
+    settings: RoostSettings, registry: Registry
+) -> tuple[str | None, list[dict[str, Any]] | None, str]:
+    """``(url, workers, note)``; never starts the embedded server just to look."""
     if not settings.redis_url and not EmbeddedServer(settings.home / "redis").status().running:
-        return "embedded Redis not running", None
+        return None, None, "the embedded Redis is not running"
     try:
         async with open_swarm(settings, registry=registry) as swarm:
-            return swarm.url, await swarm.workers()
+            return swarm.url, await swarm.workers(), ""
     except CliError as exc:
-        return str(exc), None
+        return settings.redis_url, None, str(exc)
 
 
 def engines(ctx: typer.Context, as_json: JsonFlag = False) -> None:
@@ -280,9 +288,10 @@ def engines(ctx: typer.Context, as_json: JsonFlag = False) -> None:
         installed = [
             {"engine": eid, "source": _source(f)} for eid, f in sorted(registry.engines.items())
         ]
-        where, workers = await _live_workers(settings, registry)
+        url, workers, note = await _live_workers(settings, registry)
         if as_json:
-            render.echo_json({"engines": installed, "redis": where, "workers": workers})
+            body = {"engines": installed, "redis": url, "workers": workers, "note": note or None}
+            render.echo_json(body)
             return
         if installed:
             rows = [[e["engine"], e["source"]] for e in installed]
@@ -291,7 +300,7 @@ def engines(ctx: typer.Context, as_json: JsonFlag = False) -> None:
             typer.echo("no engines installed (install a plugin, e.g. roost-watchlist)")
         typer.echo("")
         if workers is None:
-            typer.echo(f"live workers: unknown ({where})")
+            typer.echo(f"live workers: unknown ({note})")
         elif not workers:
             typer.echo(f"live workers: none (namespace {settings.namespace})")
         else:
