@@ -231,6 +231,16 @@ def test_events_follow_tails_and_ctrl_c_exits_0(cli: Cli, target: Target) -> Non
     assert "Traceback" not in out and "Aborted" not in out
 
 
+def test_events_follow_exits_0_when_uv_run_echoes_the_interrupt(cli: Cli) -> None:
+    follower = cli.spawn("events", "--follow")
+    read_until(follower, "following new events; Ctrl-C to stop")
+    follower.send_signal(signal.SIGINT)
+    time.sleep(0.2)
+    if follower.poll() is None:
+        follower.send_signal(signal.SIGINT)
+    assert follower.wait(30) == 0
+
+
 def test_server_commands_on_the_embedded_default(cli: Cli, roost_home: Path) -> None:
     env = {"ROOST_REDIS_URL": "", "ROOST_HOME": str(roost_home)}
     assert "stopped" in cli("server", "status", env=env).stdout

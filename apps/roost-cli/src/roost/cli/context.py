@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import signal
 import sys
 from collections.abc import AsyncGenerator, Callable, Coroutine, Generator
 from dataclasses import dataclass
@@ -37,6 +38,7 @@ __all__ = [
     "describe_redis",
     "fail",
     "handle_errors",
+    "ignore_further_interrupts",
     "load_registry",
     "open_swarm",
     "options",
@@ -193,6 +195,16 @@ def run(main: Callable[[], Coroutine[Any, Any, T]]) -> T:
     with handle_errors():
         return asyncio.run(main())
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def ignore_further_interrupts() -> None:
+    """Ignore SIGINT from now on: the command is finishing because of one.
+
+    ``uv run`` forwards the terminal's SIGINT to its child again ~200 ms later when stdin is
+    not a terminal; arriving during interpreter shutdown, that echo would end the process
+    with status 130 instead of the quiet exit 0 of an interrupted ``--follow``.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def quiet_logging() -> None:

@@ -11,6 +11,7 @@ from roost.cli import render
 from roost.cli.context import (
     EXIT_BAD_INPUT,
     CliError,
+    ignore_further_interrupts,
     load_registry,
     open_swarm,
     run,
@@ -203,7 +204,7 @@ def events(
     try:
         run(main)
     except KeyboardInterrupt:
-        return
+        ignore_further_interrupts()
 
 
 def artifact_show(

@@ -9,7 +9,13 @@ from typing import Annotated, Any
 import typer
 
 from roost.cli import render
-from roost.cli.context import EXIT_RUNTIME, fail, handle_errors, settings_of
+from roost.cli.context import (
+    EXIT_RUNTIME,
+    fail,
+    handle_errors,
+    ignore_further_interrupts,
+    settings_of,
+)
 from roost.redis.server import EmbeddedServer
 
 __all__ = ["CONSOLE_INSTALL", "server_app", "ui"]
@@ -103,4 +109,5 @@ def ui(
         try:
             serve(settings, host=host, port=port, token=token, open_browser=open_browser)
         except KeyboardInterrupt:
-            return
+            pass
+        ignore_further_interrupts()  # it returns after a Ctrl-C: exit 0 even if it repeats
