@@ -109,7 +109,7 @@ async def memory_per_item(ctx: Context) -> tuple[float, dict[str, Any]]:
                 events = int(await client.xlen(swarm.keys.events))
                 stream = int(await client.memory_usage(swarm.keys.events, samples=0) or 0)
         finally:
-            worker.stop()
+            worker.kill()
     per_item = (k1 - k0) / n
     detail = {
         "used_memory_per_item": (m1 - m0) / n,

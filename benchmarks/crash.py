@@ -89,7 +89,7 @@ async def run(ctx: Context) -> None:
                     workers.append(fresh)
                     await asyncio.sleep(0.3)
         finally:
-            stop_all(workers)
+            stop_all(workers, graceful=False)
     resume = median([r["resume"] for r in results])
     ctx.add(
         Row(

@@ -32,7 +32,6 @@ if TYPE_CHECKING:
     from benchmarks.core import Context
 
 GROUP = "delay"
-STAGGER = 1.0
 
 
 async def roost_lateness(
@@ -47,11 +46,11 @@ async def roost_lateness(
         work = [
             bench_items(1, {"steps": per_item, "record": True, "delays": plan})[0] for plan in plans
         ]
-        # Items arrive spread over STAGGER seconds, not as one burst of first commits.
+        # Items arrive spread over a second, not as one burst of first commits.
         groups = 20
         for g in range(groups):
             await swarm.enqueue_many(work[g::groups])
-            await asyncio.sleep(STAGGER / groups)
+            await asyncio.sleep(ctx.sizes["delay_stagger"] / groups)
         done_key = swarm.keys.state("done")
 
         async def finished() -> bool:
@@ -123,7 +122,7 @@ async def run(ctx: Context) -> None:
                 server.url, ctx.sizes["delay_saq_jobs"], tuple(ctx.sizes["delay_saq_ahead"])
             )
         finally:
-            stop_all(workers)
+            stop_all(workers, graceful=False)
     lo, hi = ctx.sizes["delay_range"]
     note = (
         f"{ctx.sizes['delay_items']} items x {ctx.sizes['delays_per_item']} delays of "

@@ -152,7 +152,7 @@ async def run(ctx: Context) -> None:
                 await asyncio.sleep(0.2)
                 queued_ms = await continuation_gaps(swarm, items, steps)
         finally:
-            stop_all(workers)
+            stop_all(workers, graceful=False)
     base50, base99 = percentile(saq_ms, 50), percentile(saq_ms, 99)
     base = "SAQ enqueue to job start"
     series = [

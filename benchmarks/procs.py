@@ -162,8 +162,17 @@ class WorkerProc:
         self._conn.close()
 
 
-def stop_all(procs: Sequence[WorkerProc]) -> list[dict[str, Any]]:
-    """Stop workers together (each may take a second to notice); return their counters."""
+def stop_all(procs: Sequence[WorkerProc], graceful: bool = True) -> list[dict[str, Any]]:
+    """Stop workers together; return their counters.
+
+    A graceful stop takes up to a second (a Roost worker notices SIGTERM when its blocking
+    dequeue returns). Without ``graceful`` they are killed: fine once nothing more is
+    measured, since every run's server is thrown away.
+    """
+    if not graceful:
+        for proc in procs:
+            proc.kill()
+        return [{} for _ in procs]
     for proc in procs:
         proc.terminate()
     return [proc.stop() for proc in procs]

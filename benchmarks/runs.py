@@ -247,7 +247,7 @@ async def roost_drain(
                 last = await client.xrevrange(keys.events, count=1)
                 stats_hash: dict[str, str] = await client.hgetall(keys.stats)
         finally:
-            counters = stop_all(workers)
+            counters = stop_all(workers, graceful=count)
     commits = sum(int(v) for k, v in stats_hash.items() if k.endswith(":committed"))
     t_first = int(first[0][0].split("-")[0]) / 1000.0
     t_last = int(last[0][0].split("-")[0]) / 1000.0
@@ -338,7 +338,7 @@ async def saq_drain(
                 await queue.disconnect()
                 await client.aclose()
         finally:
-            counters = stop_all(workers)
+            counters = stop_all(workers, graceful=count)
     return RunResult(
         kind="saq",
         units=complete,

@@ -34,8 +34,6 @@ if TYPE_CHECKING:
 
 GROUP = "scale"
 CLONE_BATCH = 5000
-SETTLE = 1.0
-"""Seconds of quiet after filling, before timing (the server finishes rehashing)."""
 CLONE_LUA = (Path(__file__).parent / "clone.lua").read_text()
 
 
@@ -55,7 +53,7 @@ async def _prefill_real(swarm: RedisSwarm, ctx: Context, url: str, n: int) -> No
 
         await poll_until(finished, workers=[worker])
     finally:
-        worker.stop()
+        worker.kill()
 
 
 async def _template(swarm: RedisSwarm, state: str) -> tuple[str, list[list[str]]]:
@@ -146,7 +144,7 @@ async def run(ctx: Context) -> None:
                 counts = await swarm.counts()
                 assert counts["done"] + counts["failed"] == size, counts
                 memory[size] = data_memory(await swarm.client.info("memory"))
-                await asyncio.sleep(SETTLE)
+                await asyncio.sleep(ctx.sizes["scale_settle"])
                 for name, values in (await _time_all(ops, reps)).items():
                     timings.setdefault(name, {})[size] = values
             t = time.perf_counter()
