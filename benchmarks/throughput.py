@@ -94,6 +94,7 @@ async def run(ctx: Context) -> None:
                     "baseline_samples": rates(saq),
                     "paired_ratios": [a / b for a, b in zip(rates(roost), rates(saq), strict=True)],
                     "runs": _dump(results[roost]),
+                    "baseline_runs": _dump(results[saq]),
                 },
             )
         )
