@@ -1,13 +1,16 @@
-"""The chaos suite's audits catch what they are meant to catch (no servers needed)."""
+"""The chaos suite's own audits and probes catch what they are meant to catch."""
 
 from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from roost_testkit.chaos.contention import overlaps
 from roost_testkit.chaos.history import Kill, audit_commits, resume_delays
 
 from roost.runtime import RuntimeEvent
+
+pytestmark = pytest.mark.chaos
 
 
 def ev(etype: str, worker: str, version: int | None = None, ts: float = 0.0, **data: Any):
@@ -78,3 +81,21 @@ def test_resume_delay_is_measured_from_the_kill_to_the_next_grant():
     assert delays == [2.5] and problems.summary() == []
     delays, problems = resume_delays(events[:2], [Kill(2.0, "A", ["w"])])
     assert delays == [] and any("never resumed" in p for p in problems.summary())
+
+
+async def test_the_i3_probe_sees_an_item_nobody_can_find(redis_url: str, tmp_path):
+    from roost_testkit.chaos.base import registry
+    from roost_testkit.chaos.invariants import unfindable
+
+    from roost.redis import RedisSwarm
+    from roost.runtime import RoostSettings
+
+    settings = RoostSettings.from_env({}, redis_url=redis_url, home=tmp_path / "home")
+    async with RedisSwarm(settings, registry=registry()) as swarm:
+        work_id = await swarm.enqueue("hashchain", {"steps": 1})
+        assert await unfindable(swarm) == (1, [])
+        # Lose its delivery: it is queued, and no worker will ever be handed it.
+        jobs = await swarm.client.lrange(swarm.keys.saq_queued, 0, -1)
+        await swarm.client.lrem(swarm.keys.saq_queued, 0, jobs[0])
+        seen, problems = await unfindable(swarm)
+        assert seen == 1 and problems == [f"{work_id} queued: no delivery with its dispatch token"]

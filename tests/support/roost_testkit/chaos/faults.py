@@ -60,6 +60,22 @@ def started_after(env: ChaosEnv, proc: Proc, at: float) -> list[dict[str, Any]]:
     ]
 
 
+async def hung(env: ChaosEnv, proc: Proc, waited: float) -> str:
+    """Describe a worker that did not exit after SIGTERM: ask it for its tasks, then kill it."""
+    env.procs.send(proc, signal.SIGUSR1)
+    await asyncio.sleep(1.0)
+    await asyncio.to_thread(env.procs.kill, proc)
+    tasks = [
+        line.strip()
+        for line in env.procs.log_tail(proc, 60).splitlines()
+        if line.startswith("TASK") or line.strip().startswith("File")
+    ]
+    return (
+        f"{proc.name} still running {waited:.0f}s after SIGTERM (hung stop); its tasks: "
+        + " | ".join(tasks[-12:])
+    )
+
+
 def poison(env: ChaosEnv, name: str) -> str:
     path = env.root / f"{name}.poison"
     path.write_text("present\n")
@@ -299,7 +315,10 @@ async def drain_in_flight(env: ChaosEnv, cfg: InflightConfig) -> Result:
                 await asyncio.sleep(1.5)
                 drained.append((w, env.procs.send(w, signal.SIGTERM)))
                 code = await asyncio.to_thread(env.procs.wait, w, cfg.grace + 15.0)
-                result.check(code == 0, f"{w.name} exited {code} on SIGTERM, not 0")
+                if code is None:
+                    result.check(False, await hung(env, w, cfg.grace + 15.0))
+                else:
+                    result.check(code == 0, f"{w.name} exited {code} on SIGTERM, not 0")
         finisher = await asyncio.to_thread(env.worker, settings, 12)
         done = await until(lambda: all_in(swarm, ids, "done"), cfg.timeout)
         result.check(done, "items did not all finish after the drains")

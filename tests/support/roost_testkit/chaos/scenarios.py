@@ -57,7 +57,7 @@ def tier(full: bool) -> list[Scenario]:
         ),
         Scenario("drain", graceful_drain, DrainConfig(short_items=8)),
         Scenario("drain-inflight", drain_in_flight, InflightConfig(items=8)),
-        Scenario("drain-load", drain_in_flight, InflightConfig(how="load")),
+        Scenario("drain-load", drain_in_flight, InflightConfig(how="load", rounds=10)),
         Scenario("redis-away", redis_away, AwayConfig(how="pause", items=400)),
         Scenario("redis-away-stop", redis_away, AwayConfig(how="stop", items=400)),
         Scenario("stall", stalled_worker, StallConfig(others=6)),

@@ -15,6 +15,7 @@ import asyncio
 import json
 import logging
 import os
+import signal
 import sys
 import time
 
@@ -66,6 +67,14 @@ def record_stopping(sink: FileSink) -> None:
     worker_module.Worker.stop = stop  # type: ignore[method-assign]
 
 
+def dump_tasks() -> None:
+    """On SIGUSR1: print every asyncio task's stack to stderr (to diagnose a hung stop)."""
+    for task in asyncio.all_tasks():
+        print(f"TASK {task!r}", file=sys.stderr)
+        task.print_stack(file=sys.stderr)
+    sys.stderr.flush()
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--concurrency", type=int, default=4)
@@ -80,6 +89,7 @@ async def main() -> None:
     if sinks:
         record_stopping(sinks[0])
     registry = Registry.load(get_plugin_manager(autoload=False))
+    asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, dump_tasks)
     async with RedisSwarm(registry=registry) as swarm:
         task = asyncio.create_task(
             swarm.run_worker([ChaosEngine()], concurrency=args.concurrency, sinks=sinks)
