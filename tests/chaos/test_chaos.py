@@ -46,14 +46,6 @@ async def test_graceful_drain_commits_running_steps_and_releases_long_ones(tmp_p
     assert result.duplicates == 0 and result.dead == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "runtime bug: Worker._commit decides 'inline' before the commit round trip and "
-        "Worker._steps runs the next step when the reply comes back after stop(); "
-        "a delivery acquired after stop() likewise starts its step (worker.py _handle)"
-    ),
-)
 async def test_drain_starts_no_step_after_sigterm_with_commits_in_flight(tmp_path: Path):
     """SIGTERM lands while step commits are in flight: the items go back, no new step starts."""
     result = await scenario("drain-inflight", tmp_path)

@@ -21,7 +21,14 @@ from roost.redis.maintenance import (
 if TYPE_CHECKING:
     from roost.redis.worker import Worker
 
-__all__ = ["deregister", "heartbeat_loop", "maintenance_loop", "promote_loop", "renew_leases"]
+__all__ = [
+    "deregister",
+    "heartbeat_loop",
+    "maintenance_loop",
+    "promote_loop",
+    "raise_if_cancelling",
+    "renew_leases",
+]
 
 log = logging.getLogger("roost.worker")
 
@@ -31,6 +38,18 @@ HEARTBEAT_INTERVAL = 5.0
 PROMOTE_IDLE = 0.25
 
 
+def raise_if_cancelling() -> None:
+    """Re-raise a cancellation that arrived disguised as a timeout.
+
+    On Python 3.11, a cancel that lands while redis-py waits inside ``asyncio.wait_for`` or
+    ``asyncio.timeout`` can come out as ``TimeoutError``, which the loops below catch as
+    "Redis is unreachable"; a stopping worker then waited forever for such a loop.
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
 async def renew_leases(worker: Worker) -> None:
     """Renew every lease the worker holds, in one call every third of the lease TTL.
 
@@ -38,7 +57,7 @@ async def renew_leases(worker: Worker) -> None:
     interrupts its step; a cancelled item interrupts its step too.
     """
     interval = max(worker.ttl / 3.0, 0.1)
-    while True:
+    while not worker.closing:
         await asyncio.sleep(interval)
         batch = [h for h in worker.held.values() if not h.lost]
         if not batch:
@@ -52,6 +71,7 @@ async def renew_leases(worker: Worker) -> None:
         try:
             reply = await worker.swarm.run_script("renew", item_keys, args)
         except INFRA_ERRORS as exc:
+            raise_if_cancelling()
             log.warning("lease renewal failed: %s", exc)
             for h in batch:
                 if time.monotonic() > h.deadline:
@@ -74,10 +94,11 @@ async def renew_leases(worker: Worker) -> None:
 
 async def promote_loop(worker: Worker) -> None:
     """Queue due items, then sleep until the next due time known (at most PROMOTE_IDLE)."""
-    while True:
+    while not worker.closing:
         try:
             next_due = await promote_due(worker.swarm, worker.keys, worker.clock)
         except INFRA_ERRORS as exc:
+            raise_if_cancelling()
             log.debug("promote: %s", exc)
             next_due = -1.0
         now = worker.clock.now_ms()
@@ -99,7 +120,7 @@ async def maintenance_loop(worker: Worker) -> None:
     re-dispatched; every PURGE_INTERVAL, finished work past its retention is deleted.
     """
     last_purge = 0.0
-    while True:
+    while not worker.closing:
         await asyncio.sleep(MAINTENANCE_INTERVAL)
         try:
             got = await worker.swarm.client.set(
@@ -125,6 +146,7 @@ async def maintenance_loop(worker: Worker) -> None:
                 await purge_expired(worker.swarm, worker.keys)
                 await prune(worker)
         except INFRA_ERRORS as exc:
+            raise_if_cancelling()
             log.debug("maintenance: %s", exc)
 
 
@@ -152,7 +174,7 @@ async def heartbeat_loop(worker: Worker) -> None:
         "started": worker.started,
     }
     key = worker.keys.worker(worker.swarm.worker_id)
-    while True:
+    while not worker.closing:
         body = json.dumps({**info, "running": len(worker.held), "steps": worker.steps_committed})
         try:
             async with worker.swarm.client.pipeline(transaction=False) as pipe:
@@ -164,6 +186,7 @@ async def heartbeat_loop(worker: Worker) -> None:
                 )
                 await pipe.execute()
         except INFRA_ERRORS as exc:
+            raise_if_cancelling()
             log.debug("heartbeat: %s", exc)
         await asyncio.sleep(HEARTBEAT_INTERVAL)
 

@@ -30,6 +30,7 @@ from roost.redis.upkeep import (
     heartbeat_loop,
     maintenance_loop,
     promote_loop,
+    raise_if_cancelling,
     renew_leases,
 )
 from roost.runtime.context import StepContext, use_step_context
@@ -50,6 +51,18 @@ log = logging.getLogger("roost.worker")
 WAIT_BASE_MS = 50
 WAIT_CAP_MS = 1000
 PROGRESS_MIN_INTERVAL = 0.5
+
+
+async def _cancel_all(tasks: list[asyncio.Task[None]]) -> None:
+    """Cancel ``tasks`` and wait for them, cancelling again any that swallowed a cancel."""
+    pending = {t for t in tasks if not t.done()}
+    for _ in range(20):
+        if not pending:
+            return
+        for task in pending:
+            task.cancel()
+        _done, pending = await asyncio.wait(pending, timeout=0.5)
+    log.error("background tasks did not stop: %s", sorted(t.get_name() for t in pending))
 
 
 @dataclass
@@ -98,6 +111,8 @@ class Worker:
         self.handlers: set[asyncio.Task[None]] = set()
         self.clock = Clock()
         self.stopping = False
+        self.closing = False
+        """Set when the worker shuts its background loops down (they end at their next turn)."""
         self.stop_event = asyncio.Event()
         self.slot_free = asyncio.Event()
         self.wake = asyncio.Event()
@@ -149,10 +164,8 @@ class Worker:
             await dispatcher
             await self._drain()
         finally:
-            dispatcher.cancel()
-            for task in background:
-                task.cancel()
-            await asyncio.gather(dispatcher, *background, return_exceptions=True)
+            self.closing = True
+            await _cancel_all([dispatcher, *background])
             await self._flush_sinks()
             await deregister(self)
             for signum in signals:
@@ -192,6 +205,7 @@ class Worker:
                     jobs = [job] if job else []
                 backoff = 0.1
             except INFRA_ERRORS as exc:
+                raise_if_cancelling()
                 log.warning("cannot reach Redis (%s); retrying in %.1fs", exc, backoff)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
@@ -223,6 +237,7 @@ class Worker:
             try:
                 return await call()
             except INFRA_ERRORS as exc:
+                raise_if_cancelling()
                 if deadline is not None and time.monotonic() > deadline:
                     raise
                 if self.stopping and deadline is None:
@@ -333,6 +348,11 @@ class Worker:
     ) -> None:
         inline = 0
         while True:
+            if self.stopping:
+                # Stopping began while the lease was being taken or an inline commit was
+                # in flight: no step starts after that; the item goes back with its attempt.
+                await self._release(held, "worker stopping")
+                return
             ctx = StepContext(
                 work_id=item.work_id,
                 version=version,
