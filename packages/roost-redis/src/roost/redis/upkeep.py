@@ -95,6 +95,10 @@ async def renew_leases(worker: Worker) -> None:
 async def promote_loop(worker: Worker) -> None:
     """Queue due items, then sleep until the next due time known (at most PROMOTE_IDLE)."""
     while not worker.closing:
+        # Clear before the pass, and take any wake_at during it: a wake that arrives while
+        # the pass is in flight must not be lost (it used to be cleared afterwards).
+        worker.wake.clear()
+        worker.next_promote = float("inf")
         try:
             next_due = await promote_due(worker.swarm, worker.keys, worker.clock)
         except INFRA_ERRORS as exc:
@@ -105,12 +109,11 @@ async def promote_loop(worker: Worker) -> None:
         idle_until = now + PROMOTE_IDLE * 1000
         target = idle_until if next_due < 0 else min(max(next_due, now), idle_until)
         worker.next_promote = target
-        worker.wake.clear()
-        if target > now:
+        if target > now and not worker.wake.is_set():
             try:
                 await asyncio.wait_for(worker.wake.wait(), (target - now) / 1000.0)
             except TimeoutError:
-                pass
+                raise_if_cancelling()
 
 
 async def maintenance_loop(worker: Worker) -> None:

@@ -464,8 +464,6 @@ class Worker:
                     self.wake.set()
                 if outcome == "delay":
                     self.wake_at(float(reply[5]))
-                if outcome == "inline":
-                    held.deadline = time.monotonic() + self.ttl - 0.05
             if outcome == "inline" and not held.cancel_event.is_set():
                 return new  # parsed from the committed text: it shares nothing with the engine
             return None

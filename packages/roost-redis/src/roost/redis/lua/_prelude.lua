@@ -134,15 +134,19 @@ local function res_block(first, n)
   return res, resw
 end
 
--- Check a lease-holder call: the token and epoch must be the current lease's, and the
--- lease must not have expired by the server's clock. Returns nil when the caller holds
--- the lease, else an error code.
+-- Check a lease-holder call against the item's lease fields (ltok, lep, lexp as read by the
+-- caller): the token and epoch must be the current lease's, and the lease must not have
+-- expired by the server's clock. Returns nil when the caller holds the lease, else 'STALE'.
+local function lease_error(ltok, lep, lexp, token, epoch)
+  if ltok ~= token or lep ~= epoch or tonumber(lexp) <= NOW then return 'STALE' end
+  return nil
+end
+
+-- The same check, reading the fields itself. Returns 'GONE' for an unknown item.
 local function check_lease(meta, token, epoch)
   local f = redis.call('HMGET', meta, 'ltok', 'lep', 'lexp', 'state')
   if not f[4] then return 'GONE' end
-  if f[1] ~= token or f[2] ~= epoch then return 'STALE' end
-  if tonumber(f[3]) <= NOW then return 'STALE' end
-  return nil
+  return lease_error(f[1], f[2], f[3], token, epoch)
 end
 
 -- An item cancelled while its step ran: drop the lease and claims, keep it cancelled.

@@ -3,7 +3,7 @@
 -- ARGV: work_id, token, epoch, op, expected_version, snapshot_json, step, outcome
 -- ('done' | 'inline' | 'queue' | 'delay'), delay_ms, dispatch, saq job key suffix,
 -- history, nres, event data json.
--- Returns {'OK', version, event_id, woken, now, due_ms, lease_expires} or {'DUP'} (this very
+-- Returns {'OK', version, event_id, woken, now, due_ms} or {'DUP'} (this very
 -- commit already applied), {'STALE'}, {'GONE'}, {'CANCELLED', woken}, {'CONFLICT', version}.
 local meta, snap_key, hist_key, job = KEYS[NS_KEYS + 1], KEYS[NS_KEYS + 2],
   KEYS[NS_KEYS + 3], KEYS[NS_KEYS + 4]
@@ -17,10 +17,10 @@ local history, nres = tonumber(ARGV[NS_ARGS + 12]), tonumber(ARGV[NS_ARGS + 13])
 local data = ARGV[NS_ARGS + 14]
 local res_keys, resw_keys = res_block(NS_KEYS + 5, nres)
 
-local f = redis.call('HMGET', meta, 'state', 'op', 'v')
+local f = redis.call('HMGET', meta, 'state', 'op', 'v', 'ltok', 'lep', 'lexp', 'prog')
 if not f[1] then return {'GONE'} end
 if f[2] == op then return {'DUP'} end
-local err = check_lease(meta, token, epoch)
+local err = lease_error(f[4], f[5], f[6], token, epoch)
 if err then return {err} end
 if f[1] == 'cancelled' then
   return {'CANCELLED', finish_cancel(meta, work_id, res_keys, resw_keys)}
@@ -42,16 +42,15 @@ redis.call('SET', snap_key, snap_json)
 -- must count, or a step that kills its worker would never run out of attempts.
 local attempts = 0
 if outcome == 'inline' then attempts = 1 end
-redis.call('HSET', meta, 'v', version, 'step', step, 'att', attempts, 'op', op)
-redis.call('HDEL', meta, 'prog')
+if f[7] then redis.call('HDEL', meta, 'prog') end
 
-local woken, due, lexp, etype = 0, 0, 0, 'committed'
+local woken, due, etype = 0, 0, 'committed'
 if outcome == 'inline' then
-  lexp = NOW + LEASE_TTL
-  redis.call('HSET', meta, 'lexp', lexp, 'updated', NOW)
-  redis.call('ZADD', LEASES, lexp, work_id)
-  for _, rk in ipairs(res_keys) do redis.call('PEXPIRE', rk, LEASE_TTL) end
+  -- The lease runs on as it was: the holder's renewals keep it alive.
+  redis.call('HSET', meta, 'v', version, 'step', step, 'att', attempts, 'op', op,
+    'updated', NOW)
 else
+  redis.call('HSET', meta, 'v', version, 'step', step, 'att', attempts, 'op', op)
   woken = release_lease(meta, work_id, res_keys, resw_keys)
   if outcome == 'done' then
     set_state(meta, work_id, 'running', 'done')
@@ -66,4 +65,4 @@ else
 end
 stat('committed')
 local eid = emit(etype, work_id, step, version, data)
-return {'OK', version, eid, woken, NOW, due, lexp}
+return {'OK', version, eid, woken, NOW, due}
