@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import signal
 import time
@@ -10,7 +9,6 @@ import time
 import pytest
 from cli_support import Cli, Target, read_until, start_worker, stop
 
-from roost.cli.stopping import STUCK_AFTER, recancel_stuck_tasks
 from roost.cli.worker import parse_engines
 from roost.runtime import WorkState
 
@@ -118,32 +116,3 @@ def test_unknown_engine_exits_2_before_connecting(cli: Cli) -> None:
 )
 def test_parse_engines(values: list[str] | None, expected: list[str] | None) -> None:
     assert parse_engines(values) == expected
-
-
-async def test_recancel_stuck_tasks_ends_a_task_that_swallowed_its_cancel() -> None:
-    swallowed = asyncio.Event()
-
-    async def stubborn_loop() -> None:  # like a loop whose wait_for ate the CancelledError
-        while True:
-            try:
-                await asyncio.sleep(0.01)
-            except asyncio.CancelledError:
-                if swallowed.is_set():
-                    raise
-                swallowed.set()
-
-    task = asyncio.ensure_future(stubborn_loop())
-    await asyncio.sleep(0.02)
-    task.cancel()
-    await asyncio.wait_for(swallowed.wait(), 5)
-    seen: dict[asyncio.Task[object], float] = {}
-    current = asyncio.current_task()
-    assert current is not None
-    recancel_stuck_tasks(seen, {current})
-    await asyncio.sleep(0.05)
-    assert not task.done()  # not yet: it has been cancelling for less than STUCK_AFTER
-    deadline = time.monotonic() + STUCK_AFTER + 2
-    while not task.done() and time.monotonic() < deadline:
-        recancel_stuck_tasks(seen, {current})
-        await asyncio.sleep(0.05)
-    assert task.cancelled()

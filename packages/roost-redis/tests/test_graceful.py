@@ -12,6 +12,8 @@ from roost_testkit.engines import HashChainEngine, read_log
 from roost.redis import RedisSwarm
 from roost.runtime import Snapshot, WorkItem, WorkState
 
+from .conftest import registry  # noqa: TID252
+
 
 async def is_state(swarm: RedisSwarm, work_id: str, state: WorkState) -> bool:
     return (await swarm.status(work_id)).meta.state == state
@@ -88,10 +90,58 @@ async def test_a_second_signal_exits_at_once(swarm, spawn_worker, until, tmp_pat
     proc = spawn_worker(concurrency=1, env={"ROOST_TEST_LOG": str(log)}, grace_period=60.0)
     await until(lambda: _count(log, 1))
     proc.send_signal(signal.SIGINT)
-    await asyncio.sleep(0.3)
+    await asyncio.sleep(0.1)
+    proc.send_signal(signal.SIGINT)  # the same interrupt delivered twice (as uv run does)
+    await asyncio.sleep(0.6)
     assert proc.poll() is None  # still draining its running step
     sent = time.monotonic()
     proc.send_signal(signal.SIGINT)
     rc = await asyncio.to_thread(proc.wait, 5)
     assert time.monotonic() - sent < 2.0
     assert rc == 128 + signal.SIGINT
+
+
+async def test_a_worker_stops_promptly_however_often_it_is_started_and_stopped(
+    swarm, settings, until
+):
+    # Regression: on Python 3.11 a cancel could be swallowed by a background loop (it came
+    # out of redis-py's wait_for as TimeoutError) and the stop then waited forever.
+    import random
+
+    await swarm.enqueue_many(
+        [
+            WorkItem(engine="hashchain", payload={"steps": 50, "mode": "sleep", "seconds": 0.01})
+            for _ in range(8)
+        ]
+    )
+    rng = random.Random(7)
+    for _ in range(15):
+        worker = RedisSwarm(settings, registry=registry())
+        await worker.connect()
+        task = asyncio.create_task(
+            worker.run_worker([HashChainEngine()], concurrency=4, install_signal_handlers=False)
+        )
+        await asyncio.sleep(rng.uniform(0.05, 0.6))
+        worker.stop_worker()
+        await asyncio.wait_for(task, 15)
+        await worker.close()
+
+
+async def test_cancel_all_ends_a_task_that_swallows_its_cancel():
+    from roost.redis.worker import _cancel_all  # pyright: ignore[reportPrivateUsage]
+
+    swallowed = asyncio.Event()
+
+    async def stubborn() -> None:  # like a loop whose wait_for ate the CancelledError
+        while True:
+            try:
+                await asyncio.sleep(0.01)
+            except asyncio.CancelledError:
+                if swallowed.is_set():
+                    raise
+                swallowed.set()
+
+    task = asyncio.create_task(stubborn())
+    await asyncio.sleep(0.02)
+    await asyncio.wait_for(_cancel_all([task]), 5)
+    assert swallowed.is_set() and task.cancelled()

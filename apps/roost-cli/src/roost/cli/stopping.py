@@ -1,4 +1,4 @@
-"""How ``roost worker`` stops: signals, a grace period, and a stuck-shutdown workaround."""
+"""How ``roost worker`` stops: signals and a grace period."""
 
 from __future__ import annotations
 
@@ -14,54 +14,21 @@ from typing import TYPE_CHECKING
 import typer
 
 from roost.cli import render
+from roost.redis.worker import SAME_SIGNAL_WINDOW
 
 if TYPE_CHECKING:
     from roost.redis import RedisSwarm
     from roost.runtime import EventSink
 
-__all__ = ["SAME_SIGNAL_WINDOW", "GracefulStop", "recancel_stuck_tasks"]
-
-SAME_SIGNAL_WINDOW = 0.5
-"""Seconds within which a repeated signal counts as the first one.
-
-``uv run`` forwards a SIGINT to its child about 200 ms after the child got it from its
-process group when stdin is not a terminal (``timeout -s INT uv run roost worker``,
-``kill -INT -PGID``): one interrupt arrives twice, and must not mean "exit at once".
-"""
-
-STUCK_AFTER = 1.0
-"""A task still running this long after it was cancelled has swallowed the cancellation."""
-
-
-def recancel_stuck_tasks(
-    seen: dict[asyncio.Task[object], float], spare: set[asyncio.Task[object]]
-) -> None:
-    """Cancel again the tasks that were cancelled but kept running (swallowed it).
-
-    On Python 3.11 ``asyncio.wait_for`` (and redis-py's internal timeouts) can turn a
-    cancellation that coincides with a timeout into ``TimeoutError``; a background loop that
-    catches ``TimeoutError`` then runs on, and the worker's shutdown waits for it forever.
-    A task counts as stuck once it has been cancelling for :data:`STUCK_AFTER` seconds.
-
-    Args:
-        seen: when each cancelling task was first seen (updated in place).
-        spare: tasks never to touch (ours).
-    """
-    now = time.monotonic()
-    for task in asyncio.all_tasks():
-        if task in spare or task.done() or not task.cancelling():
-            continue
-        first = seen.setdefault(task, now)
-        if now - first > STUCK_AFTER:
-            task.cancel()
-            seen[task] = now
+__all__ = ["SAME_SIGNAL_WINDOW", "GracefulStop"]
 
 
 class GracefulStop:
     """SIGINT/SIGTERM: the first stops the worker gracefully, a second one exits at once.
 
-    Like ``run_worker(install_signal_handlers=True)``, plus a message on the first signal,
-    :data:`SAME_SIGNAL_WINDOW` against double delivery, and :func:`recancel_stuck_tasks`.
+    Like ``run_worker(install_signal_handlers=True)`` (including its
+    :data:`SAME_SIGNAL_WINDOW` against one interrupt delivered twice), plus a message on
+    the first signal.
     """
 
     def __init__(self, grace_period: float) -> None:
@@ -121,13 +88,7 @@ class GracefulStop:
         waiter = asyncio.ensure_future(self.requested.wait())
         await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
         waiter.cancel()
-        spare: set[asyncio.Task[object]] = {task, waiter}
-        current = asyncio.current_task()
-        if current is not None:
-            spare.add(current)
-        seen: dict[asyncio.Task[object], float] = {}
         while not task.done():
             swarm.stop_worker()  # the worker may not exist yet when the signal came
-            recancel_stuck_tasks(seen, spare)
             await asyncio.wait({task}, timeout=0.05)
         await task

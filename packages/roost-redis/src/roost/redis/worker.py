@@ -48,6 +48,10 @@ __all__ = ["Held", "Worker"]
 log = logging.getLogger("roost.worker")
 
 
+SAME_SIGNAL_WINDOW = 0.5
+"""A repeated signal within this many seconds is the same one delivered twice (``uv run``
+forwards a SIGINT its child already got from the process group), not a second Ctrl-C."""
+
 WAIT_BASE_MS = 50
 WAIT_CAP_MS = 1000
 PROGRESS_MIN_INTERVAL = 0.5
@@ -120,7 +124,7 @@ class Worker:
         self.steps_committed = 0
         self.next_promote = 0.0
         self.started = time.time()
-        self._signals = 0
+        self._first_signal: float | None = None
         limits = {eid: getattr(eng, "max_attempts", None) for eid, eng in engines.items()}
         self.engine_limits = " ".join(
             f"{eid}={n}" for eid, n in limits.items() if isinstance(n, int) and n >= 1
@@ -137,8 +141,10 @@ class Worker:
         self.slot_free.set()
 
     def _on_signal(self, signum: int) -> None:
-        self._signals += 1
-        if self._signals > 1:
+        now = time.monotonic()
+        if self._first_signal is None:
+            self._first_signal = now
+        elif now - self._first_signal > SAME_SIGNAL_WINDOW:
             sys.stderr.write("roost: second signal, exiting now (leases will expire)\n")
             sys.stderr.flush()
             os._exit(128 + signum)
