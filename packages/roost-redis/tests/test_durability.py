@@ -12,7 +12,7 @@ from roost_testkit.engines import HashChainEngine, expected_state
 
 from roost.redis import RedisSwarm
 from roost.redis.maintenance import purge_expired
-from roost.runtime import RoostError, RoostSettings, WorkState
+from roost.runtime import RedisUnreachable, RoostError, RoostSettings, WorkState
 
 from .conftest import registry  # noqa: TID252
 
@@ -90,7 +90,7 @@ async def test_a_server_without_persistence_is_used_with_a_warning(redis_url, tm
 
 async def test_unreachable_server_is_one_clear_error(tmp_path):
     settings = settings_for("redis://127.0.0.1:1/0", tmp_path)
-    with pytest.raises(RoostError, match="cannot reach Redis at redis://127.0.0.1:1/0"):
+    with pytest.raises(RedisUnreachable, match="cannot reach Redis at redis://127.0.0.1:1/0"):
         async with RedisSwarm(settings, registry=registry()):
             pass
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from roost_testkit.engines import HashChainEngine, expected_state, read_log
 
 from roost.redis import RedisSwarm
-from roost.runtime import Snapshot, WorkItem, WorkState
+from roost.runtime import PermanentError, Snapshot, WorkItem, WorkState
 
 
 async def is_state(swarm: RedisSwarm, work_id: str, state: WorkState) -> bool:
@@ -201,3 +201,23 @@ async def test_redis_unreachable_for_a_while_uses_no_attempts(
 
 async def _any_started(log: Path) -> bool:
     return bool(read_log(log))
+
+
+class Refuses(HashChainEngine):
+    """Finds the payload unusable: a retry cannot help."""
+
+    async def step(self, snapshot: Snapshot, item: WorkItem) -> Snapshot:
+        raise PermanentError(f"no such account: {item.payload['account']}")
+
+
+async def test_a_permanent_error_fails_the_item_without_retries(swarm, running_worker, until):
+    work_id = await swarm.enqueue("hashchain", {"account": "acme"}, max_attempts=5)
+    assert (await swarm.status(work_id)).meta.max_attempts == 5  # the item's own limit
+    async with running_worker([Refuses()]):
+        await until(lambda: is_state(swarm, work_id, WorkState.FAILED))
+    meta = (await swarm.status(work_id)).meta
+    assert meta.attempts == 1
+    assert meta.last_error is not None and meta.last_error.type == "PermanentError"
+    assert meta.last_error.message == "no such account: acme"
+    kinds = [e.type for e in await swarm.events(work_id=work_id)]
+    assert "retrying" not in kinds and kinds[-1] == "failed"

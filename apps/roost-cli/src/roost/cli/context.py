@@ -18,7 +18,7 @@ from typing import Any, NoReturn, TypeVar
 import typer
 from redis.exceptions import RedisError
 
-from roost.redis import RedisSwarm
+from roost.redis import EmbeddedServerFailed, RedisSwarm
 from roost.redis.server import EmbeddedServer, ServerError
 from roost.runtime import (
     BadInput,
@@ -162,9 +162,9 @@ async def open_swarm(
     swarm = RedisSwarm(settings, registry=registry, validate_engines=validate_engines)
     try:
         await swarm.connect()
-    except ServerError as exc:
-        raise CliError(f"cannot start the embedded Redis: {exc}") from None
-    except RoostError as exc:
+    except EmbeddedServerFailed as exc:
+        raise CliError(str(exc)) from None
+    except RoostError as exc:  # RedisUnreachable, or a server Roost cannot use
         raise CliError(str(exc), EXIT_BAD_INPUT) from None
     try:
         yield swarm

@@ -7,6 +7,8 @@ __all__ = [
     "ConflictError",
     "EngineContractError",
     "NotFound",
+    "PermanentError",
+    "RedisUnreachable",
     "RoostError",
     "SettingsError",
     "StaleLease",
@@ -44,3 +46,16 @@ class StaleLease(RoostError):
 
 class EngineContractError(RoostError, TypeError):
     """An engine returned something the contract does not allow (not a Snapshot, ...)."""
+
+
+class PermanentError(RoostError):
+    """Raise it from ``init_snapshot`` or ``step`` to fail the item at once, without retries.
+
+    For errors a retry cannot fix (an invalid payload, a resource that no longer exists):
+    the item goes to ``failed`` with this error as its last error. An operator can still
+    ``retry`` it once the cause is fixed.
+    """
+
+
+class RedisUnreachable(RoostError):
+    """The Redis server could not be reached (refused, timed out, name not resolved)."""

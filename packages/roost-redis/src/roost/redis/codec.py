@@ -31,6 +31,7 @@ META_FIELDS = (
     "v",
     "att",
     "maxatt",
+    "imax",
     "prio",
     "created",
     "updated",
@@ -75,7 +76,8 @@ def meta_from_hash(work_id: str, h: dict[str, str], default_max_attempts: int) -
         step=h.get("step") or None,
         version=_int(h.get("v")),
         attempts=_int(h.get("att")),
-        max_attempts=_int(h.get("maxatt"), default_max_attempts),
+        # Known once an attempt started; before that, the item's own limit if it set one.
+        max_attempts=_int(h.get("maxatt") or h.get("imax"), default_max_attempts),
         priority=_int(h.get("prio")),
         queue=h.get("queue", ""),
         resources=h["res"].split(" ") if h.get("res") else [],

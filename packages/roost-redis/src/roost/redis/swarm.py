@@ -25,7 +25,14 @@ from roost.redis.connection import (
 from roost.redis.keys import STATE_ORDER, Keys
 from roost.redis.listing import item_events, list_page
 from roost.redis.scripts import Scripts
-from roost.runtime.errors import BadInput, ConflictError, NotFound, RoostError, UnknownEngine
+from roost.runtime.errors import (
+    BadInput,
+    ConflictError,
+    NotFound,
+    RedisUnreachable,
+    RoostError,
+    UnknownEngine,
+)
 from roost.runtime.models import (
     RuntimeEvent,
     Snapshot,
@@ -43,11 +50,15 @@ if TYPE_CHECKING:
     from roost.runtime.engine import Engine
     from roost.runtime.stores import ArtifactStore, EventSink
 
-__all__ = ["RedisSwarm"]
+__all__ = ["EmbeddedServerFailed", "RedisSwarm"]
 
 log = logging.getLogger("roost.redis")
 
 ENQUEUE_CHUNK = 200
+
+
+class EmbeddedServerFailed(RoostError):
+    """The embedded Redis (``ROOST_REDIS_URL`` unset) could not be started or reused."""
 
 
 def new_token() -> str:
@@ -133,7 +144,7 @@ class RedisSwarm:
         try:
             self.url = await asyncio.to_thread(redis_url_for, self.settings)
         except ServerError as exc:
-            raise RoostError(f"cannot start the embedded Redis: {exc}") from None
+            raise EmbeddedServerFailed(f"cannot start the embedded Redis: {exc}") from None
         client = make_client(self.url)
         try:
             self.server = await check_server(
@@ -141,7 +152,7 @@ class RedisSwarm:
             )
         except INFRA_ERRORS as exc:
             await client.aclose()
-            raise RoostError(f"cannot reach Redis at {redact_url(self.url)}: {exc}") from None
+            raise RedisUnreachable(f"cannot reach Redis at {redact_url(self.url)}: {exc}") from None
         except Exception as exc:
             await client.aclose()
             if isinstance(exc, RoostError):

@@ -35,7 +35,7 @@ from roost.redis.upkeep import (
 )
 from roost.runtime.context import StepContext, use_step_context
 from roost.runtime.contract import accept
-from roost.runtime.errors import EngineContractError, UnknownEngine
+from roost.runtime.errors import EngineContractError, PermanentError, UnknownEngine
 from roost.runtime.models import Lease, RuntimeEvent, Snapshot, WorkItem
 
 if TYPE_CHECKING:
@@ -378,7 +378,7 @@ class Worker:
                 return
             exc = held.task.exception()
             if exc is not None:
-                terminal = isinstance(exc, EngineContractError)
+                terminal = isinstance(exc, EngineContractError | PermanentError)
                 await self._fail(held, item, exc, attempt, terminal=terminal)
                 return
             new, snap_json = held.task.result()
