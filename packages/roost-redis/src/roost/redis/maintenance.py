@@ -33,6 +33,9 @@ STRANDED_GRACE_MS = 2000
 class Clock:
     """Estimates the Redis server's clock (ms) from replies that carry its ``TIME``."""
 
+    MAX_RTT_MS = 20.0
+    """Replies slower than this say too little about the offset and are ignored."""
+
     def __init__(self) -> None:
         self.offset_ms = 0.0
 
@@ -40,9 +43,16 @@ class Clock:
         """This machine's wall clock in ms."""
         return time.time() * 1000.0
 
-    def observe(self, server_ms: float) -> None:
-        """Record the server time a reply carried."""
-        self.offset_ms = float(server_ms) - self.local_ms()
+    def observe(self, server_ms: float, sent_ms: float) -> None:
+        """Record the server time a reply carried; ``sent_ms`` is when the call was sent.
+
+        The server read its clock somewhere between sending and receiving; the midpoint is
+        the best guess (taking the receive time alone made the estimate late by the whole
+        round trip, so timers woke that much late).
+        """
+        received = self.local_ms()
+        if received - sent_ms <= self.MAX_RTT_MS:
+            self.offset_ms = float(server_ms) - (sent_ms + received) / 2.0
 
     def now_ms(self) -> float:
         """Best estimate of the server's clock now."""
@@ -69,8 +79,9 @@ async def promote_due(swarm: RedisSwarm, keys: Keys, clock: Clock) -> float:
         suffix = Keys.job_suffix(work_id, dispatch)
         item_keys += [keys.meta(work_id), keys.job(suffix)]
         args += [work_id, dispatch, suffix]
+    sent = clock.local_ms()
     _queued, next_due, now = await swarm.run_script("promote", item_keys, args, keys=keys)
-    clock.observe(now)
+    clock.observe(now, sent)
     if len(rows) == BATCH and len(ready) == BATCH:
         return float(now)
     return float(next_due)

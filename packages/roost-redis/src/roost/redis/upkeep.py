@@ -33,6 +33,8 @@ __all__ = [
 log = logging.getLogger("roost.worker")
 
 MAINTENANCE_INTERVAL = 0.5
+MAINTENANCE_MIN_SLEEP = 0.02
+MAINTENANCE_LOCK_MS = 2000
 PURGE_INTERVAL = 60.0
 HEARTBEAT_INTERVAL = 5.0
 PROMOTE_IDLE = 0.25
@@ -68,6 +70,7 @@ async def renew_leases(worker: Worker) -> None:
         for h in batch:
             item_keys += [worker.keys.meta(h.work_id), *(worker.keys.res(r) for r in h.resources)]
             args += [h.work_id, h.token, h.epoch, len(h.resources)]
+        sent_ms = worker.clock.local_ms()
         try:
             reply = await worker.swarm.run_script("renew", item_keys, args)
         except INFRA_ERRORS as exc:
@@ -78,7 +81,7 @@ async def renew_leases(worker: Worker) -> None:
                     h.lost = True
                     h.interrupt()
             continue
-        worker.clock.observe(float(reply[0]))
+        worker.clock.observe(float(reply[0]), sent_ms)
         for h, status in zip(batch, reply[1:], strict=True):
             if status == "OK":
                 h.deadline = sent + worker.ttl
@@ -119,38 +122,44 @@ async def promote_loop(worker: Worker) -> None:
 async def maintenance_loop(worker: Worker) -> None:
     """Recover orphans and purge old work, when this worker wins the queue's lock.
 
-    Every MAINTENANCE_INTERVAL: expired leases are recovered and stranded deliveries
-    re-dispatched; every PURGE_INTERVAL, finished work past its retention is deleted.
+    It wakes at the earliest lease expiry it knows of (at most every MAINTENANCE_INTERVAL):
+    expired leases are recovered and stranded deliveries re-dispatched; every
+    PURGE_INTERVAL, finished work past its retention is deleted. The lock only keeps
+    workers from doing the same pass at once; it is released after each pass, so a crashed
+    worker's lock never delays the next pass by more than its short expiry.
     """
     last_purge = 0.0
+    client, keys = worker.swarm.client, worker.keys
     while not worker.closing:
-        await asyncio.sleep(MAINTENANCE_INTERVAL)
+        delay = MAINTENANCE_INTERVAL
         try:
-            got = await worker.swarm.client.set(
-                worker.keys.recover_lock,
-                worker.swarm.worker_id,
-                nx=True,
-                px=int(MAINTENANCE_INTERVAL * 1000),
+            got = await client.set(
+                keys.recover_lock, worker.swarm.worker_id, nx=True, px=MAINTENANCE_LOCK_MS
             )
-            if not got:
-                continue
-            requeued, dead = await recover_expired(worker.swarm, worker.keys, worker.clock)
-            redispatched, _ = await reclaim_stranded(worker.swarm, worker.keys)
-            if requeued or dead or redispatched:
-                log.info(
-                    "recovered %d expired leases (%d dead), re-dispatched %d deliveries",
-                    requeued,
-                    dead,
-                    redispatched,
-                )
-                worker.wake.set()
-            if time.monotonic() - last_purge > PURGE_INTERVAL:
-                last_purge = time.monotonic()
-                await purge_expired(worker.swarm, worker.keys)
-                await prune(worker)
+            if got:
+                requeued, dead = await recover_expired(worker.swarm, keys, worker.clock)
+                redispatched, _ = await reclaim_stranded(worker.swarm, keys)
+                if requeued or dead or redispatched:
+                    log.info(
+                        "recovered %d expired leases (%d dead), re-dispatched %d deliveries",
+                        requeued,
+                        dead,
+                        redispatched,
+                    )
+                    worker.wake.set()
+                if time.monotonic() - last_purge > PURGE_INTERVAL:
+                    last_purge = time.monotonic()
+                    await purge_expired(worker.swarm, keys)
+                    await prune(worker)
+                await client.delete(keys.recover_lock)
+            head: list[tuple[str, float]] = await client.zrange(keys.leases, 0, 0, withscores=True)
+            if head:
+                until_expiry = (head[0][1] - worker.clock.now_ms()) / 1000.0 + 0.005
+                delay = min(max(until_expiry, MAINTENANCE_MIN_SLEEP), MAINTENANCE_INTERVAL)
         except INFRA_ERRORS as exc:
             raise_if_cancelling()
             log.debug("maintenance: %s", exc)
+        await asyncio.sleep(delay)
 
 
 async def prune(worker: Worker) -> None:

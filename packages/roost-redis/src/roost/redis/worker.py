@@ -156,7 +156,9 @@ class Worker:
         signals = (signal.SIGINT, signal.SIGTERM) if install_signal_handlers else ()
         for signum in signals:
             loop.add_signal_handler(signum, self._on_signal, signum)
-        self.clock.observe(float((await self.swarm.client.time())[0]) * 1000.0)
+        sent_ms = self.clock.local_ms()
+        seconds, micros = await self.swarm.client.time()
+        self.clock.observe(seconds * 1000.0 + micros / 1000.0, sent_ms)
         background = [
             asyncio.create_task(renew_leases(self), name="roost-renewer"),
             asyncio.create_task(promote_loop(self), name="roost-promoter"),
@@ -262,6 +264,7 @@ class Worker:
         resources = ""
         for _ in range(3):
             sent = time.monotonic()
+            sent_ms = self.clock.local_ms()
             try:
                 reply = await self._retrying(
                     "acquire",
@@ -276,7 +279,7 @@ class Worker:
         else:
             return
         if reply[0] == "OK":
-            self.clock.observe(float(reply[3]))
+            self.clock.observe(float(reply[3]), sent_ms)
             await self._run_item(work_id, token, reply, sent)
         elif reply[0] == "WAIT":
             self.wake_at(self.clock.now_ms() + float(reply[1]))
@@ -445,6 +448,7 @@ class Worker:
             len(held.resources),
             data,
         ]
+        sent_ms = self.clock.local_ms()
         try:
             reply = await self._retrying(
                 "commit",
@@ -465,7 +469,7 @@ class Worker:
             eid = str(reply[2]) if code == "OK" else ""
             self._event(etype, held.work_id, new.step, version + 1, json.loads(data), eid)
             if code == "OK":
-                self.clock.observe(float(reply[4]))
+                self.clock.observe(float(reply[4]), sent_ms)
                 if int(reply[3]):
                     self.wake.set()
                 if outcome == "delay":
