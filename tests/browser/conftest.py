@@ -18,11 +18,11 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
-from roost_testkit.engines import HashChainEngine
 
 from roost.console import serve_in_thread
 from roost.redis import RedisSwarm
 from roost.runtime import Registry, RoostSettings, get_plugin_manager
+from roost_testkit.engines import HashChainEngine
 
 T = TypeVar("T")
 

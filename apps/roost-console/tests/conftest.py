@@ -26,8 +26,6 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore", StarletteDeprecationWarning)
     from starlette.testclient import TestClient
 
-from roost_testkit.engines import HashChainEngine
-
 from roost.console import create_app
 from roost.redis import RedisSwarm
 from roost.redis.testing import ServerPool
@@ -40,6 +38,7 @@ from roost.runtime import (
     get_plugin_manager,
     step_context,
 )
+from roost_testkit.engines import HashChainEngine
 
 PORT = 8766
 BASE = f"http://127.0.0.1:{PORT}"

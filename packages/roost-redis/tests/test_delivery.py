@@ -6,11 +6,11 @@ import asyncio
 import time
 
 import redis.asyncio as aioredis
-from roost_testkit.engines import HashChainEngine
 from saq.queue.redis import RedisQueue
 
 from roost.redis import Keys, RedisSwarm
 from roost.runtime import WorkState
+from roost_testkit.engines import HashChainEngine
 
 
 async def is_state(swarm: RedisSwarm, work_id: str, state: WorkState) -> bool:

@@ -8,11 +8,11 @@ import uuid
 from pathlib import Path
 
 import pytest
-from roost_testkit.engines import HashChainEngine, expected_state
 
 from roost.redis import RedisSwarm
 from roost.redis.maintenance import purge_expired
 from roost.runtime import RedisUnreachable, RoostError, RoostSettings, WorkState
+from roost_testkit.engines import HashChainEngine, expected_state
 
 from .conftest import registry  # noqa: TID252
 

@@ -6,10 +6,9 @@ import asyncio
 import os
 from pathlib import Path
 
-from roost_testkit.engines import HashChainEngine, expected_state, read_log
-
 from roost.redis import RedisSwarm
 from roost.runtime import PermanentError, Snapshot, WorkItem, WorkState
+from roost_testkit.engines import HashChainEngine, expected_state, read_log
 
 
 async def is_state(swarm: RedisSwarm, work_id: str, state: WorkState) -> bool:

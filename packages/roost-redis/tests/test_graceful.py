@@ -7,10 +7,9 @@ import signal
 import time
 from pathlib import Path
 
-from roost_testkit.engines import HashChainEngine, read_log
-
 from roost.redis import RedisSwarm
 from roost.runtime import Snapshot, WorkItem, WorkState
+from roost_testkit.engines import HashChainEngine, read_log
 
 from .conftest import registry  # noqa: TID252
 

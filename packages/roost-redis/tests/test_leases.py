@@ -8,10 +8,9 @@ import signal
 import time
 from pathlib import Path
 
-from roost_testkit.engines import HashChainEngine, expected_state, read_log
-
 from roost.redis import RedisSwarm
 from roost.runtime import WorkState
+from roost_testkit.engines import HashChainEngine, expected_state, read_log
 
 
 async def state_of(swarm: RedisSwarm, work_id: str) -> WorkState:

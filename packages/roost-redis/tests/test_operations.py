@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from roost_testkit.engines import HashChainEngine, chain_next, chain_seed
 
 from roost.redis import RedisSwarm
 from roost.runtime import BadInput, ConflictError, NotFound, RoostSettings, WorkItem, WorkState
+from roost_testkit.engines import HashChainEngine, chain_next, chain_seed
 
 from .conftest import registry  # noqa: TID252
 

@@ -7,10 +7,9 @@ from itertools import combinations
 from pathlib import Path
 from typing import Any
 
-from roost_testkit.engines import HashChainEngine, read_log
-
 from roost.redis import RedisSwarm
 from roost.runtime import WorkState
+from roost_testkit.engines import HashChainEngine, read_log
 
 
 async def all_done(swarm: RedisSwarm, ids: list[str]) -> bool:

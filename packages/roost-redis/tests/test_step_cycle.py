@@ -6,10 +6,9 @@ import asyncio
 import json
 import time
 
-from roost_testkit.engines import HashChainEngine, expected_state
-
 from roost.redis import RedisSwarm
 from roost.runtime import RuntimeEvent, Snapshot, WorkItem, WorkState, step_context
+from roost_testkit.engines import HashChainEngine, expected_state
 
 
 async def done(swarm: RedisSwarm, work_id: str) -> bool:

@@ -8,7 +8,6 @@ from typing import Any, cast
 from urllib.parse import urlsplit, urlunsplit
 
 import hiredis
-
 from redis.asyncio import Redis
 from redis.asyncio.connection import Connection, SSLConnection, UnixDomainSocketConnection
 from redis.asyncio.retry import Retry
@@ -16,6 +15,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+
 from roost.redis.aio import AsyncRedis, typed
 from roost.runtime.errors import RoostError
 

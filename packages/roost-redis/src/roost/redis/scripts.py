@@ -10,6 +10,7 @@ from redis.exceptions import NoScriptError
 
 if TYPE_CHECKING:
     from redis.commands.core import AsyncScript
+
     from roost.redis.aio import AsyncRedis
 
 __all__ = ["SCRIPT_NAMES", "Scripts"]
