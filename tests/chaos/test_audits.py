@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from roost_testkit.chaos.contention import overlaps
-from roost_testkit.chaos.history import Kill, audit_commits, resume_delays
 
 from roost.runtime import RuntimeEvent
+from roost_testkit.chaos.contention import overlaps
+from roost_testkit.chaos.history import Kill, audit_commits, resume_delays
 
 pytestmark = pytest.mark.chaos
 
@@ -84,11 +84,10 @@ def test_resume_delay_is_measured_from_the_kill_to_the_next_grant():
 
 
 async def test_the_i3_probe_sees_an_item_nobody_can_find(redis_url: str, tmp_path):
-    from roost_testkit.chaos.base import registry
-    from roost_testkit.chaos.invariants import unfindable
-
     from roost.redis import RedisSwarm
     from roost.runtime import RoostSettings
+    from roost_testkit.chaos.base import registry
+    from roost_testkit.chaos.invariants import unfindable
 
     settings = RoostSettings.from_env({}, redis_url=redis_url, home=tmp_path / "home")
     async with RedisSwarm(settings, registry=registry()) as swarm:
@@ -99,3 +98,18 @@ async def test_the_i3_probe_sees_an_item_nobody_can_find(redis_url: str, tmp_pat
         await swarm.client.lrem(swarm.keys.saq_queued, 0, jobs[0])
         seen, problems = await unfindable(swarm)
         assert seen == 1 and problems == [f"{work_id} queued: no delivery with its dispatch token"]
+
+
+def test_only_crashes_explain_attempts_beyond_the_first():
+    from roost_testkit.chaos.contention import attempts_beyond_crashes
+
+    crash = [
+        ev("started", "A", 1, attempt=1),
+        ev("lease_expired", "X", 1),
+        ev("started", "B", 1, attempt=2),
+        ev("committed", "B", 2, next="queue"),
+        ev("started", "B", 2, attempt=1),
+    ]
+    assert attempts_beyond_crashes(crash) == []
+    waited = [ev("started", "A", 1, attempt=1), ev("started", "B", 1, attempt=2)]
+    assert attempts_beyond_crashes(waited) == ["w@v1: attempt 2, not 1"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from roost_testkit.chaos.base import Result
 from roost_testkit.chaos.scenarios import run, tier
 

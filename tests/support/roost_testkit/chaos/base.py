@@ -284,6 +284,5 @@ async def audit(
         steps_run_again=sum(n - 1 for n in ends.values() if n > 1),
         holders_checked=checked.holders_checked,
         acked_commits_lost=len(lost),
-        dup_replies=sum(1 for r in sink if r["type"] in COMMITS and not r.get("id")),
     )
     return events

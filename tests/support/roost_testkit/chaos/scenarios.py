@@ -16,16 +16,8 @@ from roost_testkit.chaos.contention import (
     idempotent_enqueue,
     resource_contention,
 )
-from roost_testkit.chaos.faults import (
-    DrainConfig,
-    InflightConfig,
-    PoisonConfig,
-    StallConfig,
-    drain_in_flight,
-    graceful_drain,
-    poison_items,
-    stalled_worker,
-)
+from roost_testkit.chaos.drain import DrainConfig, InflightConfig, drain_in_flight, graceful_drain
+from roost_testkit.chaos.faults import PoisonConfig, StallConfig, poison_items, stalled_worker
 from roost_testkit.chaos.soak import AwayConfig, SoakConfig, kill_soak, redis_away
 
 
