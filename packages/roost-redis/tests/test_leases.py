@@ -36,7 +36,7 @@ async def test_lease_is_renewed_while_a_long_step_runs(swarm, running_worker, un
 
 async def _running(swarm: RedisSwarm, work_id: str) -> bool:
     status = await swarm.status(work_id)
-    return status.meta.state == WorkState.RUNNING and status.meta.version == 1
+    return status.meta.state == WorkState.RUNNING and status.meta.lease is not None
 
 
 async def _is(swarm: RedisSwarm, work_id: str, state: WorkState) -> bool:

@@ -356,6 +356,11 @@ class Worker:
         attempt: int,
     ) -> None:
         inline = 0
+        # An init snapshot not committed yet: it goes to Redis together with the first
+        # step's result (one round trip less before a new item's first step). If the worker
+        # dies in between, init_snapshot simply runs again, as after any crash before a
+        # commit.
+        pending: str | None = None
         while True:
             if self.stopping:
                 # Stopping began while the lease was being taken or an inline commit was
@@ -381,13 +386,31 @@ class Worker:
                 return
             exc = held.task.exception()
             if exc is not None:
+                if pending is not None:  # keep the init snapshot: only the step failed
+                    kept = await self._commit(held, item, snapshot, pending, version - 1, inline)
+                    if kept is None:
+                        return
                 terminal = isinstance(exc, EngineContractError | PermanentError)
                 await self._fail(held, item, exc, attempt, terminal=terminal)
                 return
             new, snap_json = held.task.result()
-            next_snapshot = await self._commit(held, item, new, snap_json, version, inline)
+            if snapshot is None and self._goes_on_after_init(new):
+                pending = snap_json
+                snapshot, version = new, version + 1
+                continue
+            base = version if pending is None else version - 1
+            next_snapshot = await self._commit(
+                held,
+                item,
+                new,
+                snap_json,
+                base,
+                inline,
+                init=snapshot if pending is not None else None,
+            )
             if next_snapshot is None:
                 return
+            pending = None
             snapshot, version, attempt, inline = next_snapshot, version + 1, 1, inline + 1
 
     @staticmethod
@@ -404,6 +427,10 @@ class Worker:
             result = await engine.step(snap, item)
             return accept(result, item, version=version, previous=snap)
 
+    def _goes_on_after_init(self, init: Snapshot) -> bool:
+        """Whether step 1 follows init_snapshot at once, on the same lease and claims."""
+        return not init.is_finished and init.next_step_delay_seconds <= 0 and not self.stopping
+
     def _outcome(self, new: Snapshot, item: WorkItem, inline: int) -> tuple[str, int]:
         if new.is_finished:
             return "done", 0
@@ -415,9 +442,21 @@ class Worker:
         return "queue", 0
 
     async def _commit(
-        self, held: Held, item: WorkItem, new: Snapshot, snap_json: str, version: int, inline: int
+        self,
+        held: Held,
+        item: WorkItem,
+        new: Snapshot | None,
+        snap_json: str,
+        version: int,
+        inline: int,
+        *,
+        init: Snapshot | None = None,
     ) -> Snapshot | None:
-        """Commit ``new``; return the snapshot to continue with on the same lease, or None."""
+        """Commit ``new`` on top of committed ``version``; ``init`` goes first if given.
+
+        Returns the snapshot to continue with on the same lease, or None.
+        """
+        assert new is not None
         outcome, delay_ms = self._outcome(new, item, inline)
         keys = self.keys
         dispatch = new_token()
@@ -447,7 +486,10 @@ class Worker:
             self.settings.history,
             len(held.resources),
             data,
+            init.model_dump_json() if init else "",
+            init.step if init else "",
         ]
+        final = version + (2 if init else 1)
         sent_ms = self.clock.local_ms()
         try:
             reply = await self._retrying(
@@ -459,15 +501,17 @@ class Worker:
             log.error(
                 "commit of %s v%d failed: Redis unreachable until the lease lapsed",
                 held.work_id,
-                version + 1,
+                final,
             )
             return None
         code = reply[0]
         if code in ("OK", "DUP"):
-            self.steps_committed += 1
+            self.steps_committed += final - version
             etype = "done" if outcome == "done" else "committed"
             eid = str(reply[2]) if code == "OK" else ""
-            self._event(etype, held.work_id, new.step, version + 1, json.loads(data), eid)
+            if init:
+                self._event("committed", held.work_id, init.step, version + 1, {"next": "inline"})
+            self._event(etype, held.work_id, new.step, final, json.loads(data), eid)
             if code == "OK":
                 self.clock.observe(float(reply[4]), sent_ms)
                 if int(reply[3]):
@@ -480,8 +524,8 @@ class Worker:
         if code == "CANCELLED":
             log.info("work %s was cancelled; its commit was refused", held.work_id)
         else:
-            log.warning("commit of %s v%d refused: %s", held.work_id, version + 1, code)
-            self._event("stale_commit", held.work_id, new.step, version + 1, {"reason": code})
+            log.warning("commit of %s v%d refused: %s", held.work_id, final, code)
+            self._event("stale_commit", held.work_id, new.step, final, {"reason": code})
         return None
 
     async def _durable(self, name: str, item_keys: list[str], args: list[Any]) -> Any:

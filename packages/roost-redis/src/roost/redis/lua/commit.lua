@@ -2,7 +2,9 @@
 -- then nres resource keys and nres waiter keys.
 -- ARGV: work_id, token, epoch, op, expected_version, snapshot_json, step, outcome
 -- ('done' | 'inline' | 'queue' | 'delay'), delay_ms, dispatch, saq job key suffix,
--- history, nres, event data json.
+-- history, nres, event data json, init snapshot json and its step ('' and '' when none:
+-- with one, the item's init snapshot is committed as expected+1 in the same call and the
+-- step's result as expected+2).
 -- Returns {'OK', version, event_id, woken, now, due_ms} or {'DUP'} (this very
 -- commit already applied), {'STALE'}, {'GONE'}, {'CANCELLED', woken}, {'CONFLICT', version}.
 local meta, snap_key, hist_key, job = KEYS[NS_KEYS + 1], KEYS[NS_KEYS + 2],
@@ -15,6 +17,7 @@ local outcome, delay = ARGV[NS_ARGS + 8], tonumber(ARGV[NS_ARGS + 9])
 local dispatch, saq_key = ARGV[NS_ARGS + 10], ARGV[NS_ARGS + 11]
 local history, nres = tonumber(ARGV[NS_ARGS + 12]), tonumber(ARGV[NS_ARGS + 13])
 local data = ARGV[NS_ARGS + 14]
+local init_json, init_step = ARGV[NS_ARGS + 15], ARGV[NS_ARGS + 16]
 local res_keys, resw_keys = res_block(NS_KEYS + 5, nres)
 
 local f = redis.call('HMGET', meta, 'state', 'op', 'v', 'ltok', 'lep', 'lexp', 'prog')
@@ -30,8 +33,15 @@ if tonumber(f[3]) ~= expected then return {'CONFLICT', f[3]} end
 if outcome == 'inline' and nres > 0 then outcome = 'queue' end
 
 local version = expected + 1
+if init_json ~= '' then
+  -- The init snapshot was never stored on its own: it becomes version expected+1 here.
+  emit('committed', work_id, init_step, version, '{"next":"inline"}')
+  stat('committed')
+  version = version + 1
+end
 if history > 0 then
   local old = redis.call('GET', snap_key)
+  if init_json ~= '' then old = init_json end
   if old then
     redis.call('LPUSH', hist_key, old)
     redis.call('LTRIM', hist_key, 0, history - 1)
