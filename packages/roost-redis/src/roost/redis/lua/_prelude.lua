@@ -159,3 +159,24 @@ local function finish_cancel(meta, work_id, res_keys, resw_keys)
     '{"reason":"cancelled"}')
   return woken
 end
+
+-- The shared start of every lease-holder call (commit, fail, release): read the item's
+-- state, last op and lease plus ``fields`` in one HMGET, and answer the cases that end the
+-- call early: unknown item ('GONE'), a repeat of this very call whose reply was lost
+-- ('DUP'), a lapsed or foreign lease ('STALE'), an item an operator cancelled meanwhile
+-- ('CANCELLED', after letting go of the lease). Returns (reply, nil) for those, else
+-- (nil, values) with values[field] for each of ``fields``.
+local function holder_call(meta, work_id, token, epoch, op, fields, res_keys, resw_keys)
+  local f = redis.call('HMGET', meta, 'state', 'op', 'ltok', 'lep', 'lexp', unpack(fields))
+  if not f[1] then return {'GONE'} end
+  if f[2] == op then return {'DUP'} end
+  local err = lease_error(f[3], f[4], f[5], token, epoch)
+  if err then return {err} end
+  if f[1] == 'cancelled' then
+    return {'CANCELLED', finish_cancel(meta, work_id, res_keys, resw_keys)}
+  end
+  if f[1] ~= 'running' then return {'STALE'} end
+  local values = {}
+  for i, name in ipairs(fields) do values[name] = f[5 + i] end
+  return nil, values
+end

@@ -20,16 +20,9 @@ local data = ARGV[NS_ARGS + 14]
 local init_json, init_step = ARGV[NS_ARGS + 15], ARGV[NS_ARGS + 16]
 local res_keys, resw_keys = res_block(NS_KEYS + 5, nres)
 
-local f = redis.call('HMGET', meta, 'state', 'op', 'v', 'ltok', 'lep', 'lexp', 'prog')
-if not f[1] then return {'GONE'} end
-if f[2] == op then return {'DUP'} end
-local err = lease_error(f[4], f[5], f[6], token, epoch)
-if err then return {err} end
-if f[1] == 'cancelled' then
-  return {'CANCELLED', finish_cancel(meta, work_id, res_keys, resw_keys)}
-end
-if f[1] ~= 'running' then return {'STALE'} end
-if tonumber(f[3]) ~= expected then return {'CONFLICT', f[3]} end
+local early, f = holder_call(meta, work_id, token, epoch, op, {'v', 'prog'}, res_keys, resw_keys)
+if early then return early end
+if tonumber(f.v) ~= expected then return {'CONFLICT', f.v} end
 if outcome == 'inline' and nres > 0 then outcome = 'queue' end
 
 local version = expected + 1
@@ -52,7 +45,7 @@ redis.call('SET', snap_key, snap_json)
 -- must count, or a step that kills its worker would never run out of attempts.
 local attempts = 0
 if outcome == 'inline' then attempts = 1 end
-if f[7] then redis.call('HDEL', meta, 'prog') end
+if f.prog then redis.call('HDEL', meta, 'prog') end
 
 local woken, due, etype = 0, 0, 'committed'
 if outcome == 'inline' then

@@ -11,33 +11,27 @@ local error_json, backoff = ARGV[NS_ARGS + 5], tonumber(ARGV[NS_ARGS + 6])
 local terminal, nres, data = ARGV[NS_ARGS + 7], tonumber(ARGV[NS_ARGS + 8]), ARGV[NS_ARGS + 9]
 local res_keys, resw_keys = res_block(NS_KEYS + 2, nres)
 
-local f = redis.call('HMGET', meta, 'state', 'op', 'att', 'maxatt', 'step', 'v')
-if not f[1] then return {'GONE'} end
-if f[2] == op then return {'DUP'} end
-local err = check_lease(meta, token, epoch)
-if err then return {err} end
-if f[1] == 'cancelled' then
-  return {'CANCELLED', finish_cancel(meta, work_id, res_keys, resw_keys)}
-end
-if f[1] ~= 'running' then return {'STALE'} end
+local early, f = holder_call(meta, work_id, token, epoch, op, {'att', 'maxatt', 'step', 'v'},
+  res_keys, resw_keys)
+if early then return early end
 
 redis.call('HSET', meta, 'err', error_json, 'op', op)
 local woken = release_lease(meta, work_id, res_keys, resw_keys)
-local version = tonumber(f[6])
+local version = tonumber(f.v)
 if terminal == '1' then
   set_state(meta, work_id, 'running', 'failed')
-  emit('failed', work_id, f[5], version, data)
+  emit('failed', work_id, f.step, version, data)
   stat('failed')
   return {'FAILED', woken}
 end
-if tonumber(f[3]) >= tonumber(f[4]) then
+if tonumber(f.att) >= tonumber(f.maxatt) then
   set_state(meta, work_id, 'running', 'dead')
-  emit('dead', work_id, f[5], version, data)
+  emit('dead', work_id, f.step, version, data)
   stat('dead')
   return {'DEAD', woken}
 end
 local due = NOW + backoff
 schedule_item(meta, work_id, 'running', 'retrying', due)
-emit('retrying', work_id, f[5], version, data)
+emit('retrying', work_id, f.step, version, data)
 stat('retried')
 return {'RETRYING', due, woken}

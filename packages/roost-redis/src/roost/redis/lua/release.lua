@@ -9,18 +9,12 @@ local dispatch, saq_key = ARGV[NS_ARGS + 5], ARGV[NS_ARGS + 6]
 local nres, reason = tonumber(ARGV[NS_ARGS + 7]), ARGV[NS_ARGS + 8]
 local res_keys, resw_keys = res_block(NS_KEYS + 3, nres)
 
-local f = redis.call('HMGET', meta, 'state', 'op', 'att', 'step', 'v')
-if not f[1] then return {'GONE'} end
-if f[2] == op then return {'DUP'} end
-local err = check_lease(meta, token, epoch)
-if err then return {err} end
-if f[1] == 'cancelled' then
-  return {'CANCELLED', finish_cancel(meta, work_id, res_keys, resw_keys)}
-end
-if f[1] ~= 'running' then return {'STALE'} end
+local early, f = holder_call(meta, work_id, token, epoch, op, {'att', 'step', 'v'},
+  res_keys, resw_keys)
+if early then return early end
 
-redis.call('HSET', meta, 'att', math.max(tonumber(f[3]) - 1, 0), 'op', op)
+redis.call('HSET', meta, 'att', math.max(tonumber(f.att) - 1, 0), 'op', op)
 local woken = release_lease(meta, work_id, res_keys, resw_keys)
 queue_item(meta, work_id, 'running', job, saq_key, dispatch)
-emit('released', work_id, f[4], tonumber(f[5]), cjson.encode({reason = reason}))
+emit('released', work_id, f.step, tonumber(f.v), cjson.encode({reason = reason}))
 return {'OK', woken}
