@@ -221,3 +221,23 @@ async def test_a_permanent_error_fails_the_item_without_retries(swarm, running_w
     assert meta.last_error.message == "no such account: acme"
     kinds = [e.type for e in await swarm.events(work_id=work_id)]
     assert "retrying" not in kinds and kinds[-1] == "failed"
+
+
+async def test_a_resource_items_failing_first_step_runs_out_of_attempts(
+    swarm, running_worker, until, tmp_path, monkeypatch
+):
+    # The first step follows init_snapshot on the same lease; when it fails, the init
+    # snapshot is kept and the failure counted, claims or not (it used to go back to the
+    # queue with its attempt reset, so a resource item could fail forever).
+    log = tmp_path / "attempts.jsonl"
+    monkeypatch.setenv("ROOST_TEST_LOG", str(log))
+    work_id = await swarm.enqueue(
+        "hashchain", {"steps": 2, "modes": {"1": "raise"}}, resources=["gpu"]
+    )
+    async with running_worker([HashChainEngine()], max_attempts=3):
+        await until(lambda: is_state(swarm, work_id, WorkState.DEAD))
+    status = await swarm.status(work_id)
+    assert [r["attempt"] for r in read_log(log) if r["phase"] == "start"] == [1, 2, 3]
+    assert status.meta.version == 1 and status.snapshot is not None
+    assert status.snapshot.step == "start"  # the init snapshot was kept
+    assert await swarm.client.get(swarm.keys.res("gpu")) is None

@@ -83,7 +83,6 @@ class Held:
     task: asyncio.Task[tuple[Snapshot, str]] | None = None
     lost: bool = False
     cancelled: bool = False
-    stopped: bool = False
     last_progress: float = 0.0
 
     def interrupt(self) -> None:
@@ -190,8 +189,7 @@ class Worker:
             if pending:
                 log.warning("grace period over: releasing %d items to other workers", len(pending))
                 for held in list(self.held.values()):
-                    held.stopped = True
-                    held.interrupt()
+                    held.interrupt()  # neither lost nor cancelled: released as stopping
                 await asyncio.wait(pending, timeout=10.0)
 
     # -- taking deliveries --------------------------------------------------------------
@@ -386,8 +384,12 @@ class Worker:
                 return
             exc = held.task.exception()
             if exc is not None:
-                if pending is not None:  # keep the init snapshot: only the step failed
-                    kept = await self._commit(held, item, snapshot, pending, version - 1, inline)
+                if pending is not None:
+                    # Keep the init snapshot (only the step failed) and the lease and claims,
+                    # so the failure below is recorded against this attempt.
+                    kept = await self._commit(
+                        held, item, snapshot, pending, version - 1, inline, hold=True
+                    )
                     if kept is None:
                         return
                 terminal = isinstance(exc, EngineContractError | PermanentError)
@@ -451,13 +453,15 @@ class Worker:
         inline: int,
         *,
         init: Snapshot | None = None,
+        hold: bool = False,
     ) -> Snapshot | None:
         """Commit ``new`` on top of committed ``version``; ``init`` goes first if given.
 
+        With ``hold``, the lease (and any resource claims) are kept whatever ``new`` says.
         Returns the snapshot to continue with on the same lease, or None.
         """
         assert new is not None
-        outcome, delay_ms = self._outcome(new, item, inline)
+        outcome, delay_ms = ("hold", 0) if hold else self._outcome(new, item, inline)
         keys = self.keys
         dispatch = new_token()
         suffix = Keys.job_suffix(held.work_id, dispatch)
@@ -518,7 +522,7 @@ class Worker:
                     self.wake.set()
                 if outcome == "delay":
                     self.wake_at(float(reply[5]))
-            if outcome == "inline" and not held.cancel_event.is_set():
+            if outcome in ("inline", "hold") and not held.cancel_event.is_set():
                 return new  # parsed from the committed text: it shares nothing with the engine
             return None
         if code == "CANCELLED":

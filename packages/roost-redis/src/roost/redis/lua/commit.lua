@@ -1,7 +1,7 @@
 -- Commit a step: the fenced, atomic heart of Roost. Item keys: meta, snap, hist, next job,
 -- then nres resource keys and nres waiter keys.
 -- ARGV: work_id, token, epoch, op, expected_version, snapshot_json, step, outcome
--- ('done' | 'inline' | 'queue' | 'delay'), delay_ms, dispatch, saq job key suffix,
+-- ('done' | 'inline' | 'hold' | 'queue' | 'delay'), delay_ms, dispatch, saq job key suffix,
 -- history, nres, event data json, init snapshot json and its step ('' and '' when none:
 -- with one, the item's init snapshot is committed as expected+1 in the same call and the
 -- step's result as expected+2).
@@ -23,7 +23,10 @@ local res_keys, resw_keys = res_block(NS_KEYS + 5, nres)
 local early, f = holder_call(meta, work_id, token, epoch, op, {'v', 'prog'}, res_keys, resw_keys)
 if early then return early end
 if tonumber(f.v) ~= expected then return {'CONFLICT', f.v} end
+-- Inline continuation never holds claims across steps; 'hold' keeps lease and claims (the
+-- worker records a failure right after).
 if outcome == 'inline' and nres > 0 then outcome = 'queue' end
+if outcome == 'hold' then outcome = 'inline' end
 
 local version = expected + 1
 if init_json ~= '' then
