@@ -18,7 +18,8 @@ def slow_item(cli: Cli, target: Target) -> str:
     result = cli("enqueue", "--engine", "watchlist", "--payload", json.dumps(body))
     assert result.code == 0
     work_id = result.stdout.strip()
-    cli.wait(work_id, lambda s: s.meta.state == WorkState.RUNNING and s.snapshot is not None)
+    # Leased and running its first check (the init snapshot is committed with that check).
+    cli.wait(work_id, lambda s: s.meta.state == WorkState.RUNNING and s.meta.lease is not None)
     time.sleep(0.3)  # the fetch is under way (the target answers after 5 s)
     return work_id
 
