@@ -1,12 +1,12 @@
 """7. Crash resume: SIGKILL a worker mid-step; time until another worker commits that step.
 
 Two workers run (lease TTL ``crash_ttl``). An item's first step hangs on its first attempt;
-once it is running (version 1 committed, the step under way) and ``kill_after`` seconds
-later, the worker holding its lease is SIGKILLed. The init commit has just extended the
-lease, so it has nearly a whole TTL left: close to the worst case. Resume = the commit of
-that step by the other worker (its event's server time) minus the moment of the kill. The
-lease's expiry at the kill is read too, so the row shows how long recovery took past that
-expiry. Each trial replaces the killed worker afterwards.
+once it is running (leased, the step under way: its init snapshot is committed together
+with that step) and ``kill_after`` seconds later, the worker holding its lease is
+SIGKILLed, so the lease has most of a TTL left. Resume = the commit of that step (version 2)
+by the other worker (its event's server time) minus the moment of the kill. The lease's
+expiry at the kill is read too, so the row shows how long recovery took past that expiry.
+Each trial replaces the killed worker afterwards.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ async def _running(swarm: RedisSwarm, work_id: str, within: float = 30.0) -> Any
     deadline = time.monotonic() + within
     while time.monotonic() < deadline:
         meta = (await swarm.status(work_id)).meta
-        if meta.state == WorkState.RUNNING and meta.version == 1 and meta.lease is not None:
+        if meta.state == WorkState.RUNNING and meta.lease is not None:
             return meta
         await asyncio.sleep(0.01)
     raise TimeoutError("the item never started its first step")
