@@ -122,3 +122,29 @@ async def test_sigkilled_worker_is_resumed_elsewhere_within_ttl(
     assert status.snapshot is not None
     assert status.snapshot.data["state"] == expected_state(work_id, 2)
     assert [e.version for e in events if e.type in ("committed", "done")] == [1, 2, 3]
+
+
+async def test_recovered_item_goes_before_the_backlog(
+    swarm, spawn_worker, running_worker, until, tmp_path: Path
+):
+    log = tmp_path / "attempts.jsonl"
+    lost = await swarm.enqueue(
+        "hashchain", {"steps": 2, "modes": {"1": "sleep"}, "seconds": 30, "fail_times": 1}
+    )
+    victim = spawn_worker(concurrency=1, env={"ROOST_TEST_LOG": str(log)}, lease_ttl=2.0)
+    await until(lambda: _started(log, lost, 1))
+    victim.kill()
+    victim.wait(10)
+    # A backlog that takes one worker about 9 s, queued before the lease has expired.
+    backlog = [
+        await swarm.enqueue("hashchain", {"steps": 1, "mode": "sleep", "seconds": 0.3})
+        for _ in range(30)
+    ]
+    async with running_worker([HashChainEngine()], concurrency=1, lease_ttl=2.0):
+        await until(lambda: _is(swarm, lost, WorkState.DONE), timeout=15)
+    events = await swarm.events()
+    starts = [e.work_id for e in events if e.type == "started"]
+    resumed_at = len(starts) - 1 - starts[::-1].index(lost)
+    before = {w for w in starts[:resumed_at] if w in backlog}
+    # Pushed to the back, it would start only after all 30.
+    assert len(before) < len(backlog), len(before)

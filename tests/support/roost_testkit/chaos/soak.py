@@ -105,7 +105,8 @@ async def feed(swarm: RedisSwarm, items: list[WorkItem], open_items: int) -> Non
 
     That keeps the workers below saturation (``open_items`` is half their slots), so a
     slot is free when a killed worker's items come back: "resumed within lease TTL + 2 s"
-    then measures recovery, not the length of the queue (a recovered item goes to its back).
+    then measures recovery, not waiting for a slot (a recovered item goes to the front of
+    the queue, but a full worker finishes its running steps first).
     Re-sending a batch after an outage is safe: an existing work id is returned, not created
     again.
     """

@@ -83,14 +83,17 @@ local function saq_ack(job_key)
   redis.call('HDEL', STRAND, job_key)
 end
 
--- Move an item to 'queued' with a fresh dispatch token and push its SAQ job.
-local function queue_item(meta, work_id, old_state, job_key, saq_key, dispatch)
+-- Move an item to 'queued' with a fresh dispatch token and push its SAQ job: to the front
+-- for a priority item or when ``resume`` is set (work that was already running and lost its
+-- worker goes before the backlog, so it resumes within the lease TTL and a small bound
+-- however long the queue is), else to the back.
+local function queue_item(meta, work_id, old_state, job_key, saq_key, dispatch, resume)
   set_state(meta, work_id, old_state, 'queued')
   redis.call('HSET', meta, 'disp', dispatch)
   redis.call('HDEL', meta, 'due')
   redis.call('ZREM', DUE, work_id)
-  local prio = tonumber(meta_get(meta, 'prio') or '0')
-  saq_push(job_key, saq_key, work_id, dispatch, prio > 0)
+  local front = resume or tonumber(meta_get(meta, 'prio') or '0') > 0
+  saq_push(job_key, saq_key, work_id, dispatch, front)
 end
 
 -- Park an item in the due index until due_ms.

@@ -24,7 +24,7 @@ for i = 0, n - 1 do
         redis.call('HSET', STRAND, job, NOW)
       elseif NOW - tonumber(first) >= grace then
         saq_ack(job)
-        queue_item(meta, work_id, 'queued', new_job, ARGV[a + 3], ARGV[a + 2])
+        queue_item(meta, work_id, 'queued', new_job, ARGV[a + 3], ARGV[a + 2], true)
         emit('redispatched', work_id, '', nil, '{"reason":"delivery not acknowledged"}')
         redispatched = redispatched + 1
       end

@@ -34,7 +34,7 @@ for _ = 1, n do
       dead = dead + 1
     else
       emit('lease_expired', work_id, f[8], version, info)
-      queue_item(meta, work_id, f[1], job, saq_key, dispatch)
+      queue_item(meta, work_id, f[1], job, saq_key, dispatch, true)
       requeued = requeued + 1
     end
   end
