@@ -416,3 +416,22 @@ def test_script_in_artifacts_shows_as_text(wclient: TestClient, world: Any) -> N
     assert "&lt;script&gt;alert(&#39;txt&#39;)&lt;/script&gt;" in html
     j = wclient.get(f"/artifacts/{arts['json']}").text
     assert "<b>reachable</b>" not in j and "&lt;b&gt;reachable&lt;/b&gt;" in j
+
+
+@pytest.mark.parametrize("path", ["/boom", "/api/boom"])
+def test_an_unexpected_error_is_a_500_in_words_with_the_headers(
+    settings: RoostSettings, path: str
+) -> None:
+    app = create_app(settings, port=8766)
+
+    async def boom(request: Any) -> Any:
+        raise ZeroDivisionError("a bug")
+
+    app.router.add_route(path, boom)
+    with TestClient(app, base_url=BASE, raise_server_exceptions=False) as c:
+        r = c.get(path)
+    assert r.status_code == 500
+    assert "unexpected ZeroDivisionError" in r.text
+    assert "Traceback" not in r.text and "a bug" not in r.text
+    assert r.headers["content-security-policy"] == CSP
+    assert r.headers["x-content-type-options"] == "nosniff"

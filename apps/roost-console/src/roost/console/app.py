@@ -20,6 +20,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from roost.console import present
 from roost.console.security import DEFAULT_HOSTS, Guard, GuardConfig
@@ -215,6 +216,36 @@ async def _on_crash(request: Request, exc: Exception) -> Response:
     )
 
 
+class CrashBarrier:
+    """Turns an unexpected exception into the console's 500 page, inside the guard.
+
+    Starlette answers an ``Exception`` handler from its outermost middleware, past the
+    guard that adds the security headers; catching here keeps them on that page too.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception as exc:
+            if started:
+                raise  # too late for an error page: the server closes the response
+            response = await _on_crash(Request(scope), exc)
+            await response(scope, receive, send)
+
+
 # -- the app ------------------------------------------------------------------------------
 
 
@@ -273,11 +304,10 @@ def create_app(
         OSError: _on_unavailable,
         RoostError: _on_roost_error,
         HTTPException: _on_http,
-        Exception: _on_crash,
     }
     app = Starlette(
         routes=routes,
-        middleware=[Middleware(Guard, config=guard)],
+        middleware=[Middleware(Guard, config=guard), Middleware(CrashBarrier)],
         exception_handlers=handlers,
         lifespan=lifespan,
         max_body_size=max_body_bytes,
