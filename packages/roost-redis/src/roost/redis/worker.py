@@ -223,6 +223,10 @@ class Worker:
                 task = asyncio.create_task(self._handle(job_id))
                 self.handlers.add(task)
                 task.add_done_callback(self._handler_done)
+            # Let the new handlers send their acquire before the next dequeue goes out:
+            # on an idle worker that is the difference between the step starting after one
+            # round trip or after two.
+            await asyncio.sleep(0)
 
     def _handler_done(self, task: asyncio.Task[None]) -> None:
         self.handlers.discard(task)
