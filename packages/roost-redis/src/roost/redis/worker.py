@@ -10,19 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import json
 import logging
 import os
-import random
 import signal
 import sys
 import time
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from roost.redis.codec import error_info
 from roost.redis.connection import BLOCK_SECONDS, INFRA_ERRORS
-from roost.redis.keys import Keys
+from roost.redis.holder import Held, commit, fail, interrupted, progress, release
 from roost.redis.maintenance import Clock
 from roost.redis.swarm import new_token
 from roost.redis.upkeep import (
@@ -43,7 +39,7 @@ if TYPE_CHECKING:
     from roost.runtime.engine import Engine
     from roost.runtime.stores import EventSink
 
-__all__ = ["Held", "Worker"]
+__all__ = ["Worker"]
 
 log = logging.getLogger("roost.worker")
 
@@ -54,7 +50,6 @@ forwards a SIGINT its child already got from the process group), not a second Ct
 
 WAIT_BASE_MS = 50
 WAIT_CAP_MS = 1000
-PROGRESS_MIN_INTERVAL = 0.5
 
 
 async def _cancel_all(tasks: list[asyncio.Task[None]]) -> None:
@@ -67,29 +62,6 @@ async def _cancel_all(tasks: list[asyncio.Task[None]]) -> None:
             task.cancel()
         _done, pending = await asyncio.wait(pending, timeout=0.5)
     log.error("background tasks did not stop: %s", sorted(t.get_name() for t in pending))
-
-
-@dataclass
-class Held:
-    """An item this worker holds the lease of."""
-
-    work_id: str
-    token: str
-    epoch: int
-    resources: list[str]
-    deadline: float
-    """Local monotonic time after which the lease must be assumed lost."""
-    cancel_event: asyncio.Event = field(default_factory=asyncio.Event)
-    task: asyncio.Task[tuple[Snapshot, str]] | None = None
-    lost: bool = False
-    cancelled: bool = False
-    last_progress: float = 0.0
-
-    def interrupt(self) -> None:
-        """Tell the running step to stop (it is cancelled)."""
-        self.cancel_event.set()
-        if self.task is not None and not self.task.done():
-            self.task.cancel()
 
 
 class Worker:
@@ -240,7 +212,7 @@ class Worker:
         except INFRA_ERRORS:
             log.warning("could not put %d deliveries back; they will be re-dispatched", len(jobs))
 
-    async def _retrying(self, what: str, call: Any, *, deadline: float | None = None) -> Any:
+    async def retrying(self, what: str, call: Any, *, deadline: float | None = None) -> Any:
         """Run ``call()`` until it gets through to Redis (scripts tolerate a repeat)."""
         backoff = 0.05
         while True:
@@ -268,7 +240,7 @@ class Worker:
             sent = time.monotonic()
             sent_ms = self.clock.local_ms()
             try:
-                reply = await self._retrying(
+                reply = await self.retrying(
                     "acquire",
                     functools.partial(self._acquire, work_id, dispatch, token, job_id, resources),
                 )
@@ -330,9 +302,9 @@ class Worker:
         try:
             if cxl:
                 held.cancelled = True
-                await self._release(held, "cancelled")
+                await release(self, held, "cancelled")
                 return
-            self._event("started", work_id, None, int(version), {"attempt": int(attempt)})
+            self.event("started", work_id, None, int(version), {"attempt": int(attempt)})
             snapshot = Snapshot.model_validate_json(snap_json) if snap_json else None
             engine = self.engines.get(item.engine)
             if engine is None:
@@ -341,7 +313,7 @@ class Worker:
                     f"unknown engine {item.engine!r} on worker "
                     f"{self.swarm.worker_id} (it runs: {served})"
                 )
-                await self._fail(held, item, exc, int(attempt), terminal=True)
+                await fail(self, held, item, exc, int(attempt), terminal=True)
                 return
             await self._steps(held, lease, engine, item, snapshot, int(version), int(attempt))
         finally:
@@ -367,7 +339,7 @@ class Worker:
             if self.stopping:
                 # Stopping began while the lease was being taken or an inline commit was
                 # in flight: no step starts after that; the item goes back with its attempt.
-                await self._release(held, "worker stopping")
+                await release(self, held, "worker stopping")
                 return
             ctx = StepContext(
                 work_id=item.work_id,
@@ -377,27 +349,27 @@ class Worker:
                 artifacts=self.swarm.artifacts,
                 workspace_root=self.settings.workspaces,
                 lease=lease,
-                report=lambda f, m, d: self._progress(held, f, m, d),
+                report=lambda f, m, d: progress(self, held, f, m, d),
                 cancel_event=held.cancel_event,
             )
 
             held.task = asyncio.create_task(self._call(ctx, engine, item, snapshot, version + 1))
             await asyncio.wait({held.task})
             if held.task.cancelled():
-                await self._interrupted(held)
+                await interrupted(self, held)
                 return
             exc = held.task.exception()
             if exc is not None:
                 if pending is not None:
                     # Keep the init snapshot (only the step failed) and the lease and claims,
                     # so the failure below is recorded against this attempt.
-                    kept = await self._commit(
-                        held, item, snapshot, pending, version - 1, inline, hold=True
+                    kept = await commit(
+                        self, held, item, snapshot, pending, version - 1, inline, hold=True
                     )
                     if kept is None:
                         return
                 terminal = isinstance(exc, EngineContractError | PermanentError)
-                await self._fail(held, item, exc, attempt, terminal=terminal)
+                await fail(self, held, item, exc, attempt, terminal=terminal)
                 return
             new, snap_json = held.task.result()
             if snapshot is None and self._goes_on_after_init(new):
@@ -405,7 +377,8 @@ class Worker:
                 snapshot, version = new, version + 1
                 continue
             base = version if pending is None else version - 1
-            next_snapshot = await self._commit(
+            next_snapshot = await commit(
+                self,
                 held,
                 item,
                 new,
@@ -437,215 +410,6 @@ class Worker:
         """Whether step 1 follows init_snapshot at once, on the same lease and claims."""
         return not init.is_finished and init.next_step_delay_seconds <= 0 and not self.stopping
 
-    def _outcome(self, new: Snapshot, item: WorkItem, inline: int) -> tuple[str, int]:
-        if new.is_finished:
-            return "done", 0
-        delay_ms = int(round(new.next_step_delay_seconds * 1000))
-        if delay_ms > 0:
-            return "delay", delay_ms
-        if not self.stopping and inline < self.settings.inline_steps and not item.resources:
-            return "inline", 0
-        return "queue", 0
-
-    async def _commit(
-        self,
-        held: Held,
-        item: WorkItem,
-        new: Snapshot | None,
-        snap_json: str,
-        version: int,
-        inline: int,
-        *,
-        init: Snapshot | None = None,
-        hold: bool = False,
-    ) -> Snapshot | None:
-        """Commit ``new`` on top of committed ``version``; ``init`` goes first if given.
-
-        With ``hold``, the lease (and any resource claims) are kept whatever ``new`` says.
-        Returns the snapshot to continue with on the same lease, or None.
-        """
-        assert new is not None
-        outcome, delay_ms = ("hold", 0) if hold else self._outcome(new, item, inline)
-        keys = self.keys
-        dispatch = new_token()
-        suffix = Keys.job_suffix(held.work_id, dispatch)
-        data = json.dumps(
-            {"next": outcome, "delay": delay_ms / 1000.0} if delay_ms else {"next": outcome}
-        )
-        item_keys = [
-            keys.meta(held.work_id),
-            keys.snap(held.work_id),
-            keys.hist(held.work_id),
-            keys.job(suffix),
-            *keys.res_block(held.resources),
-        ]
-        args = [
-            held.work_id,
-            held.token,
-            held.epoch,
-            f"{held.token}:{version}",
-            version,
-            snap_json,
-            new.step,
-            outcome,
-            delay_ms,
-            dispatch,
-            suffix,
-            self.settings.history,
-            len(held.resources),
-            data,
-            init.model_dump_json() if init else "",
-            init.step if init else "",
-        ]
-        final = version + (2 if init else 1)
-        sent_ms = self.clock.local_ms()
-        try:
-            reply = await self._retrying(
-                "commit",
-                lambda: self._durable("commit", item_keys, args),
-                deadline=held.deadline,
-            )
-        except INFRA_ERRORS:
-            log.error(
-                "commit of %s v%d failed: Redis unreachable until the lease lapsed",
-                held.work_id,
-                final,
-            )
-            return None
-        code = reply[0]
-        if code in ("OK", "DUP"):
-            self.steps_committed += final - version
-            etype = "done" if outcome == "done" else "committed"
-            eid = str(reply[2]) if code == "OK" else ""
-            if init:
-                self._event("committed", held.work_id, init.step, version + 1, {"next": "inline"})
-            self._event(etype, held.work_id, new.step, final, json.loads(data), eid)
-            if code == "OK":
-                self.clock.observe(float(reply[4]), sent_ms)
-                if int(reply[3]):
-                    self.wake.set()
-                if outcome == "delay":
-                    self.wake_at(float(reply[5]))
-            if outcome in ("inline", "hold") and not held.cancel_event.is_set():
-                return new  # parsed from the committed text: it shares nothing with the engine
-            return None
-        if code == "CANCELLED":
-            log.info("work %s was cancelled; its commit was refused", held.work_id)
-        else:
-            log.warning("commit of %s v%d refused: %s", held.work_id, final, code)
-            self._event("stale_commit", held.work_id, new.step, final, {"reason": code})
-        return None
-
-    async def _durable(self, name: str, item_keys: list[str], args: list[Any]) -> Any:
-        if self.settings.strict_durability:
-            return await self.swarm.run_script_durable(name, item_keys, args)
-        return await self.swarm.run_script(name, item_keys, args)
-
-    async def _fail(
-        self, held: Held, item: WorkItem, exc: BaseException, attempt: int, *, terminal: bool
-    ) -> None:
-        info = error_info(exc, attempt, time.time())
-        s = self.settings
-        delay = min(s.retry_delay * 2 ** (attempt - 1), s.retry_max_delay)
-        backoff_ms = int((delay / 2 + random.uniform(0, delay / 2)) * 1000)
-        data = json.dumps(
-            {
-                "error": info.type,
-                "message": info.message[:200],
-                "attempt": attempt,
-                "delay": backoff_ms / 1000.0,
-            }
-        )
-        keys = self.keys
-        item_keys = [keys.meta(held.work_id), *keys.res_block(held.resources)]
-        args = [
-            held.work_id,
-            held.token,
-            held.epoch,
-            f"{held.token}:f",
-            info.model_dump_json(),
-            backoff_ms,
-            "1" if terminal else "0",
-            len(held.resources),
-            data,
-        ]
-        log.warning(
-            "work %s attempt %d failed: %s: %s",
-            held.work_id,
-            attempt,
-            info.type,
-            info.message[:200],
-        )
-        try:
-            reply = await self._retrying(
-                "fail", lambda: self._durable("fail", item_keys, args), deadline=held.deadline
-            )
-        except INFRA_ERRORS:
-            return
-        kinds = {"RETRYING": "retrying", "DEAD": "dead", "FAILED": "failed"}
-        if reply[0] in kinds:
-            self._event(kinds[reply[0]], held.work_id, None, None, json.loads(data))
-            if int(reply[-1]):
-                self.wake.set()
-            if reply[0] == "RETRYING":
-                self.wake_at(float(reply[1]))
-
-    async def _interrupted(self, held: Held) -> None:
-        if held.lost:
-            log.warning("lease of %s lost; its step was abandoned", held.work_id)
-            self._event("lease_lost", held.work_id, None, None, {})
-        elif held.cancelled:
-            await self._release(held, "cancelled")
-        else:
-            await self._release(held, "worker stopping")
-
-    async def _release(self, held: Held, reason: str) -> None:
-        keys = self.keys
-        dispatch = new_token()
-        suffix = Keys.job_suffix(held.work_id, dispatch)
-        item_keys = [keys.meta(held.work_id), keys.job(suffix), *keys.res_block(held.resources)]
-        args = [
-            held.work_id,
-            held.token,
-            held.epoch,
-            f"{held.token}:r",
-            dispatch,
-            suffix,
-            len(held.resources),
-            reason,
-        ]
-        try:
-            reply = await self._retrying(
-                "release",
-                lambda: self.swarm.run_script("release", item_keys, args),
-                deadline=held.deadline,
-            )
-        except INFRA_ERRORS:
-            return
-        if reply[0] in ("OK", "CANCELLED"):
-            self._event("released", held.work_id, None, None, {"reason": reason})
-            if int(reply[-1]):
-                self.wake.set()
-
-    async def _progress(
-        self, held: Held, fraction: float | None, message: str | None, data: dict[str, Any]
-    ) -> None:
-        now = time.monotonic()
-        if now - held.last_progress < PROGRESS_MIN_INTERVAL and fraction != 1.0:
-            return
-        held.last_progress = now
-        body = json.dumps(
-            {"fraction": fraction, "message": message, "data": data, "ts": time.time()}
-        )
-        try:
-            await self.swarm.run_script(
-                "progress",
-                [self.keys.meta(held.work_id)],
-                [held.work_id, held.token, held.epoch, body],
-            )
-        except INFRA_ERRORS as exc:
-            log.warning("progress of %s not saved: %s", held.work_id, exc)
-
     # -- background tasks -----------------------------------------------------------------
 
     def wake_at(self, due_ms: float) -> None:
@@ -655,7 +419,7 @@ class Worker:
 
     # -- events -----------------------------------------------------------------------------
 
-    def _event(
+    def event(
         self,
         etype: str,
         work_id: str,
@@ -664,6 +428,7 @@ class Worker:
         data: dict[str, Any],
         eid: str = "",
     ) -> None:
+        """Hand an event to the event sinks (delivered off the step path, in order)."""
         if not self.sinks:
             return
         event = RuntimeEvent(

@@ -1,0 +1,275 @@
+"""What a lease holder writes back: commits, failed attempts, releases and progress.
+
+Every call names the lease (token and epoch) it was made under, and the scripts refuse a
+lapsed or foreign lease with ``STALE``. Commit, fail and release also carry an op id, so a
+repeat of the same call (its reply lost to a broken connection) answers ``DUP`` instead of
+applying twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from roost.redis.codec import error_info
+from roost.redis.connection import INFRA_ERRORS
+from roost.redis.keys import Keys
+from roost.redis.swarm import new_token
+from roost.runtime.models import Snapshot, WorkItem
+
+if TYPE_CHECKING:
+    from roost.redis.worker import Worker
+
+__all__ = ["Held", "commit", "fail", "interrupted", "progress", "release"]
+
+log = logging.getLogger("roost.worker")
+
+PROGRESS_MIN_INTERVAL = 0.5
+
+
+@dataclass
+class Held:
+    """An item this worker holds the lease of."""
+
+    work_id: str
+    token: str
+    epoch: int
+    resources: list[str]
+    deadline: float
+    """Local monotonic time after which the lease must be assumed lost."""
+    cancel_event: asyncio.Event = field(default_factory=asyncio.Event)
+    task: asyncio.Task[tuple[Snapshot, str]] | None = None
+    lost: bool = False
+    cancelled: bool = False
+    last_progress: float = 0.0
+
+    def interrupt(self) -> None:
+        """Tell the running step to stop (it is cancelled)."""
+        self.cancel_event.set()
+        if self.task is not None and not self.task.done():
+            self.task.cancel()
+
+
+def _outcome(worker: Worker, new: Snapshot, item: WorkItem, inline: int) -> tuple[str, int]:
+    """What follows a committed step, and the delay in ms for ``delay``."""
+    if new.is_finished:
+        return "done", 0
+    delay_ms = int(round(new.next_step_delay_seconds * 1000))
+    if delay_ms > 0:
+        return "delay", delay_ms
+    if not worker.stopping and inline < worker.settings.inline_steps and not item.resources:
+        return "inline", 0
+    return "queue", 0
+
+
+async def commit(
+    worker: Worker,
+    held: Held,
+    item: WorkItem,
+    new: Snapshot | None,
+    snap_json: str,
+    version: int,
+    inline: int,
+    *,
+    init: Snapshot | None = None,
+    hold: bool = False,
+) -> Snapshot | None:
+    """Commit ``new`` on top of committed ``version``; ``init`` goes first if given.
+
+    With ``hold``, the lease (and any resource claims) are kept whatever ``new`` says.
+    Returns the snapshot to continue with on the same lease, or None.
+    """
+    assert new is not None
+    outcome, delay_ms = ("hold", 0) if hold else _outcome(worker, new, item, inline)
+    keys = worker.keys
+    dispatch = new_token()
+    suffix = Keys.job_suffix(held.work_id, dispatch)
+    data = json.dumps(
+        {"next": outcome, "delay": delay_ms / 1000.0} if delay_ms else {"next": outcome}
+    )
+    item_keys = [
+        keys.meta(held.work_id),
+        keys.snap(held.work_id),
+        keys.hist(held.work_id),
+        keys.job(suffix),
+        *keys.res_block(held.resources),
+    ]
+    args = [
+        held.work_id,
+        held.token,
+        held.epoch,
+        f"{held.token}:{version}",
+        version,
+        snap_json,
+        new.step,
+        outcome,
+        delay_ms,
+        dispatch,
+        suffix,
+        worker.settings.history,
+        len(held.resources),
+        data,
+        init.model_dump_json() if init else "",
+        init.step if init else "",
+    ]
+    final = version + (2 if init else 1)
+    sent_ms = worker.clock.local_ms()
+    try:
+        reply = await worker.retrying(
+            "commit",
+            lambda: _durable(worker, "commit", item_keys, args),
+            deadline=held.deadline,
+        )
+    except INFRA_ERRORS:
+        log.error(
+            "commit of %s v%d failed: Redis unreachable until the lease lapsed",
+            held.work_id,
+            final,
+        )
+        return None
+    code = reply[0]
+    if code in ("OK", "DUP"):
+        worker.steps_committed += final - version
+        etype = "done" if outcome == "done" else "committed"
+        eid = str(reply[2]) if code == "OK" else ""
+        if init:
+            worker.event("committed", held.work_id, init.step, version + 1, {"next": "inline"})
+        worker.event(etype, held.work_id, new.step, final, json.loads(data), eid)
+        if code == "OK":
+            worker.clock.observe(float(reply[4]), sent_ms)
+            if int(reply[3]):
+                worker.wake.set()
+            if outcome == "delay":
+                worker.wake_at(float(reply[5]))
+        if outcome in ("inline", "hold") and not held.cancel_event.is_set():
+            return new  # parsed from the committed text: it shares nothing with the engine
+        return None
+    if code == "CANCELLED":
+        log.info("work %s was cancelled; its commit was refused", held.work_id)
+    else:
+        log.warning("commit of %s v%d refused: %s", held.work_id, final, code)
+        worker.event("stale_commit", held.work_id, new.step, final, {"reason": code})
+    return None
+
+
+async def _durable(worker: Worker, name: str, item_keys: list[str], args: list[Any]) -> Any:
+    """Run a lease-holder script, waiting for its fsync under strict durability."""
+    if worker.settings.strict_durability:
+        return await worker.swarm.run_script_durable(name, item_keys, args)
+    return await worker.swarm.run_script(name, item_keys, args)
+
+
+async def fail(
+    worker: Worker, held: Held, item: WorkItem, exc: BaseException, attempt: int, *, terminal: bool
+) -> None:
+    """Record a failed attempt: retry after a backoff with jitter, or fail/dead the item."""
+    info = error_info(exc, attempt, time.time())
+    s = worker.settings
+    delay = min(s.retry_delay * 2 ** (attempt - 1), s.retry_max_delay)
+    backoff_ms = int((delay / 2 + random.uniform(0, delay / 2)) * 1000)
+    data = json.dumps(
+        {
+            "error": info.type,
+            "message": info.message[:200],
+            "attempt": attempt,
+            "delay": backoff_ms / 1000.0,
+        }
+    )
+    keys = worker.keys
+    item_keys = [keys.meta(held.work_id), *keys.res_block(held.resources)]
+    args = [
+        held.work_id,
+        held.token,
+        held.epoch,
+        f"{held.token}:f",
+        info.model_dump_json(),
+        backoff_ms,
+        "1" if terminal else "0",
+        len(held.resources),
+        data,
+    ]
+    log.warning(
+        "work %s attempt %d failed: %s: %s",
+        held.work_id,
+        attempt,
+        info.type,
+        info.message[:200],
+    )
+    try:
+        reply = await worker.retrying(
+            "fail", lambda: _durable(worker, "fail", item_keys, args), deadline=held.deadline
+        )
+    except INFRA_ERRORS:
+        return
+    kinds = {"RETRYING": "retrying", "DEAD": "dead", "FAILED": "failed"}
+    if reply[0] in kinds:
+        worker.event(kinds[reply[0]], held.work_id, None, None, json.loads(data))
+        if int(reply[-1]):
+            worker.wake.set()
+        if reply[0] == "RETRYING":
+            worker.wake_at(float(reply[1]))
+
+
+async def interrupted(worker: Worker, held: Held) -> None:
+    """A step that was cut short: its lease was lost, it was cancelled, or the worker stops."""
+    if held.lost:
+        log.warning("lease of %s lost; its step was abandoned", held.work_id)
+        worker.event("lease_lost", held.work_id, None, None, {})
+    elif held.cancelled:
+        await release(worker, held, "cancelled")
+    else:
+        await release(worker, held, "worker stopping")
+
+
+async def release(worker: Worker, held: Held, reason: str) -> None:
+    """Give the item back to the queue's front without using an attempt."""
+    keys = worker.keys
+    dispatch = new_token()
+    suffix = Keys.job_suffix(held.work_id, dispatch)
+    item_keys = [keys.meta(held.work_id), keys.job(suffix), *keys.res_block(held.resources)]
+    args = [
+        held.work_id,
+        held.token,
+        held.epoch,
+        f"{held.token}:r",
+        dispatch,
+        suffix,
+        len(held.resources),
+        reason,
+    ]
+    try:
+        reply = await worker.retrying(
+            "release",
+            lambda: worker.swarm.run_script("release", item_keys, args),
+            deadline=held.deadline,
+        )
+    except INFRA_ERRORS:
+        return
+    if reply[0] in ("OK", "CANCELLED"):
+        worker.event("released", held.work_id, None, None, {"reason": reason})
+        if int(reply[-1]):
+            worker.wake.set()
+
+
+async def progress(
+    worker: Worker, held: Held, fraction: float | None, message: str | None, data: dict[str, Any]
+) -> None:
+    """Save a step's progress report (at most every PROGRESS_MIN_INTERVAL, and the last)."""
+    now = time.monotonic()
+    if now - held.last_progress < PROGRESS_MIN_INTERVAL and fraction != 1.0:
+        return
+    held.last_progress = now
+    body = json.dumps({"fraction": fraction, "message": message, "data": data, "ts": time.time()})
+    try:
+        await worker.swarm.run_script(
+            "progress",
+            [worker.keys.meta(held.work_id)],
+            [held.work_id, held.token, held.epoch, body],
+        )
+    except INFRA_ERRORS as exc:
+        log.warning("progress of %s not saved: %s", held.work_id, exc)
