@@ -18,8 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from roost.redis.codec import error_info
 from roost.redis.connection import INFRA_ERRORS
-from roost.redis.keys import Keys
-from roost.redis.swarm import new_token
+from roost.redis.keys import Keys, new_token
 from roost.runtime.models import Snapshot, WorkItem
 
 if TYPE_CHECKING:

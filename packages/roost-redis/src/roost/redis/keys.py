@@ -8,6 +8,8 @@ the same tag) hashes to one slot and every script's keys share it. Per-queue str
 
 from __future__ import annotations
 
+import secrets
+
 from roost.runtime.models import WorkState
 
 __all__ = ["JOB_SEPARATOR", "STATE_ORDER", "Keys"]
@@ -127,3 +129,8 @@ class Keys:
             return None
         work_id, sep, dispatch = job_id[len(prefix) :].rpartition(JOB_SEPARATOR)
         return (work_id, dispatch) if sep and work_id and dispatch else None
+
+
+def new_token() -> str:
+    """A random token for dispatches and leases."""
+    return secrets.token_hex(8)

@@ -10,8 +10,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
-from roost.redis.keys import STATE_ORDER, Keys
-from roost.redis.swarm import new_token
+from roost.redis.keys import STATE_ORDER, Keys, new_token
 
 if TYPE_CHECKING:
     from roost.redis.swarm import RedisSwarm

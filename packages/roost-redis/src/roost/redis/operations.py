@@ -1,25 +1,27 @@
-"""Operator actions too long to live in ``RedisSwarm`` itself: replay."""
+"""Operations too long to live in ``RedisSwarm`` itself: enqueueing a batch, replay."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
-from roost.redis.keys import Keys
-from roost.runtime.errors import ConflictError, NotFound
+from roost.redis.keys import Keys, new_token
+from roost.runtime.errors import BadInput, ConflictError, NotFound, UnknownEngine
 from roost.runtime.models import Snapshot, WorkItem, WorkStatus
 
 if TYPE_CHECKING:
     from roost.redis.swarm import RedisSwarm
 
-__all__ = ["replay"]
+__all__ = ["ENQUEUE_CHUNK", "enqueue_items", "replay"]
+
+ENQUEUE_CHUNK = 200
+"""Items per ``enqueue`` script call: bounds how long one call blocks the server."""
 
 
 async def replay(
     swarm: RedisSwarm, work_id: str, *, version: int | None = None, as_new: bool = False
 ) -> str:
     """Run an item again from a snapshot; see :meth:`RedisSwarm.replay`."""
-    from roost.redis.swarm import new_token
-
     current = await swarm.status(work_id)
     source = await _replay_source(swarm, work_id, current, version)
     if as_new:
@@ -93,3 +95,58 @@ async def _replay_source(
         f"work {work_id} has no kept snapshot version {version} "
         f"(ROOST_HISTORY={swarm.settings.history} keeps that many earlier versions)"
     )
+
+
+async def enqueue_items(
+    swarm: RedisSwarm,
+    items: Sequence[WorkItem],
+    delay_ms: int,
+    seeds: Sequence[Snapshot | None] | None,
+) -> list[str]:
+    """Create work items, ENQUEUE_CHUNK per script call; see :meth:`RedisSwarm.enqueue_many`."""
+    # Check and serialize everything before the first write: bad input writes nothing.
+    prepared: list[tuple[WorkItem, str, str]] = []
+    for offset, item in enumerate(items):
+        if swarm.validate_engines and item.engine not in swarm.registry.engines:
+            known = ", ".join(sorted(swarm.registry.engines)) or "none"
+            raise UnknownEngine(f"unknown engine {item.engine!r} (installed: {known})")
+        item = item.model_copy(update={"queue": swarm.settings.queue})
+        try:
+            item_json = item.model_dump_json()
+        except (TypeError, ValueError) as exc:
+            raise BadInput(f"payload is not JSON-serializable: {exc}") from None
+        seed = seeds[offset] if seeds else None
+        if seed is not None and (seed.work_id, seed.engine) != (item.work_id, item.engine):
+            raise BadInput(f"seed snapshot {offset} does not belong to its item")
+        prepared.append((item, item_json, seed.model_dump_json() if seed else ""))
+    ids: list[str] = []
+    for start in range(0, len(prepared), ENQUEUE_CHUNK):
+        item_keys: list[str] = []
+        args: list[Any] = [swarm.settings.queue]
+        for item, item_json, seed_json in prepared[start : start + ENQUEUE_CHUNK]:
+            dispatch = new_token()
+            suffix = Keys.job_suffix(item.work_id, dispatch)
+            idem = item.idempotency_key or ""
+            item_keys += [
+                swarm.keys.meta(item.work_id),
+                swarm.keys.item(item.work_id),
+                swarm.keys.snap(item.work_id),
+                swarm.keys.idem(idem),
+                swarm.keys.job(suffix),
+            ]
+            args += [
+                item.work_id,
+                item_json,
+                item.engine,
+                " ".join(item.resources),
+                item.priority,
+                delay_ms,
+                idem,
+                dispatch,
+                suffix,
+                seed_json,
+                item.max_attempts or "",
+            ]
+        reply = await swarm.run_script("enqueue", item_keys, args)
+        ids += [str(reply[i]) for i in range(0, len(reply), 2)]
+    return ids

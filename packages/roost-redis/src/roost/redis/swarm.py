@@ -6,7 +6,6 @@ import asyncio
 import json
 import logging
 import os
-import secrets
 import socket
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Self
@@ -22,8 +21,10 @@ from roost.redis.connection import (
     make_client,
     redact_url,
 )
-from roost.redis.keys import STATE_ORDER, Keys
+from roost.redis.keys import STATE_ORDER, Keys, new_token
 from roost.redis.listing import item_events, list_page
+from roost.redis.operations import enqueue_items
+from roost.redis.operations import replay as replay_item
 from roost.redis.scripts import Scripts
 from roost.runtime.errors import (
     BadInput,
@@ -31,7 +32,6 @@ from roost.runtime.errors import (
     NotFound,
     RedisUnreachable,
     RoostError,
-    UnknownEngine,
 )
 from roost.runtime.models import (
     RuntimeEvent,
@@ -54,16 +54,9 @@ __all__ = ["EmbeddedServerFailed", "RedisSwarm"]
 
 log = logging.getLogger("roost.redis")
 
-ENQUEUE_CHUNK = 200
-
 
 class EmbeddedServerFailed(RoostError):
     """The embedded Redis (``ROOST_REDIS_URL`` unset) could not be started or reused."""
-
-
-def new_token() -> str:
-    """A random token for dispatches and leases."""
-    return secrets.token_hex(8)
 
 
 def _bad_item(exc: ValidationError) -> BadInput:
@@ -298,53 +291,7 @@ class RedisSwarm:
             raise BadInput("delay_seconds must be a finite number >= 0")
         if seeds is not None and len(seeds) != len(items):
             raise BadInput("seeds must have one entry per item")
-        delay_ms = int(round(delay_seconds * 1000))
-        # Check and serialize everything before the first write: bad input writes nothing.
-        prepared: list[tuple[WorkItem, str, str]] = []
-        for offset, item in enumerate(items):
-            if self.validate_engines and item.engine not in self.registry.engines:
-                known = ", ".join(sorted(self.registry.engines)) or "none"
-                raise UnknownEngine(f"unknown engine {item.engine!r} (installed: {known})")
-            item = item.model_copy(update={"queue": self.settings.queue})
-            try:
-                item_json = item.model_dump_json()
-            except (TypeError, ValueError) as exc:
-                raise BadInput(f"payload is not JSON-serializable: {exc}") from None
-            seed = seeds[offset] if seeds else None
-            if seed is not None and (seed.work_id, seed.engine) != (item.work_id, item.engine):
-                raise BadInput(f"seed snapshot {offset} does not belong to its item")
-            prepared.append((item, item_json, seed.model_dump_json() if seed else ""))
-        ids: list[str] = []
-        for start in range(0, len(prepared), ENQUEUE_CHUNK):
-            item_keys: list[str] = []
-            args: list[Any] = [self.settings.queue]
-            for item, item_json, seed_json in prepared[start : start + ENQUEUE_CHUNK]:
-                dispatch = new_token()
-                suffix = Keys.job_suffix(item.work_id, dispatch)
-                idem = item.idempotency_key or ""
-                item_keys += [
-                    self.keys.meta(item.work_id),
-                    self.keys.item(item.work_id),
-                    self.keys.snap(item.work_id),
-                    self.keys.idem(idem),
-                    self.keys.job(suffix),
-                ]
-                args += [
-                    item.work_id,
-                    item_json,
-                    item.engine,
-                    " ".join(item.resources),
-                    item.priority,
-                    delay_ms,
-                    idem,
-                    dispatch,
-                    suffix,
-                    seed_json,
-                    item.max_attempts or "",
-                ]
-            reply = await self.run_script("enqueue", item_keys, args)
-            ids += [str(reply[i]) for i in range(0, len(reply), 2)]
-        return ids
+        return await enqueue_items(self, items, int(round(delay_seconds * 1000)), seeds)
 
     # -- reading ----------------------------------------------------------------------------
 
@@ -557,9 +504,7 @@ class RedisSwarm:
         contiguous. Raises :class:`NotFound` for a version not kept and
         :class:`ConflictError` for an unfinished item (unless ``as_new``).
         """
-        from roost.redis.operations import replay
-
-        return await replay(self, work_id, version=version, as_new=as_new)
+        return await replay_item(self, work_id, version=version, as_new=as_new)
 
     # -- workers ----------------------------------------------------------------------------
 

@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 from roost.redis.connection import BLOCK_SECONDS, INFRA_ERRORS
 from roost.redis.holder import Held, commit, fail, interrupted, progress, release
+from roost.redis.keys import new_token
 from roost.redis.maintenance import Clock
-from roost.redis.swarm import new_token
 from roost.redis.upkeep import (
     deregister,
     heartbeat_loop,
