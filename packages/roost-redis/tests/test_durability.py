@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
 from pathlib import Path
 
@@ -11,7 +12,15 @@ import pytest
 
 from roost.redis import RedisSwarm
 from roost.redis.maintenance import purge_expired
-from roost.runtime import RedisUnreachable, RoostError, RoostSettings, WorkState
+from roost.redis.process import ServerProcess
+from roost.runtime import (
+    RedisUnreachable,
+    RoostError,
+    RoostSettings,
+    Snapshot,
+    WorkItem,
+    WorkState,
+)
 from roost_testkit.engines import HashChainEngine, expected_state
 
 from .conftest import registry  # noqa: TID252
@@ -185,3 +194,43 @@ async def test_stats_cover_wall_clock_minutes(swarm):
     assert all(b - a == 60 for a, b in zip(minutes, minutes[1:], strict=False))
     assert stats[minutes[-1]].get("enqueued") == 1
     assert all(stats[m] == {} for m in minutes[:-2])
+
+
+class SlowCommitEngine:
+    """Step 1 asks for a 2 s delay and SIGSTOPs Redis for 1.5 s as it returns, so the
+    commit that schedules step 2 reaches Redis 1.5 s after the step ended."""
+
+    engine_id = "slow-commit"
+
+    def __init__(self, server: ServerProcess) -> None:
+        self.server = server
+
+    async def init_snapshot(self, item: WorkItem) -> Snapshot:
+        return Snapshot(work_id=item.work_id, engine=self.engine_id, step="init", data={})
+
+    async def step(self, snapshot: Snapshot, item: WorkItem) -> Snapshot:
+        now = time.time()
+        if "ended" not in snapshot.data:
+            self.server.pause()
+            asyncio.get_running_loop().call_later(1.5, self.server.resume)
+            data = {"ended": time.time()}
+            return snapshot.model_copy(
+                update={"step": "one", "data": data, "next_step_delay_seconds": 2.0}
+            )
+        data = {**snapshot.data, "started": now}
+        update = {"step": "two", "data": data, "next_step_delay_seconds": 0.0}
+        return snapshot.model_copy(update={**update, "is_finished": True})
+
+
+async def test_a_delay_runs_from_the_end_of_the_step_not_from_its_commit(
+    swarm, redis_server, running_worker, until
+):
+    work_id = await swarm.enqueue(SlowCommitEngine.engine_id)
+    async with running_worker([SlowCommitEngine(redis_server)], lease_ttl=5.0):
+        await asyncio.sleep(2.0)  # Redis is stopped for part of this
+        await until(lambda: is_state(swarm, work_id, WorkState.DONE), timeout=10)
+    status = await swarm.status(work_id)
+    assert status.snapshot is not None
+    gap = status.snapshot.data["started"] - status.snapshot.data["ended"]
+    # From the commit, step 2 would start 3.5 s after step 1 ended.
+    assert 1.95 <= gap < 2.5, gap

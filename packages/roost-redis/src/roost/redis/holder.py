@@ -42,7 +42,7 @@ class Held:
     deadline: float
     """Local monotonic time after which the lease must be assumed lost."""
     cancel_event: asyncio.Event = field(default_factory=asyncio.Event)
-    task: asyncio.Task[tuple[Snapshot, str]] | None = None
+    task: asyncio.Task[tuple[Snapshot, str, float]] | None = None
     lost: bool = False
     cancelled: bool = False
     last_progress: float = 0.0
@@ -77,10 +77,13 @@ async def commit(
     *,
     init: Snapshot | None = None,
     hold: bool = False,
+    ended: float | None = None,
 ) -> Snapshot | None:
     """Commit ``new`` on top of committed ``version``; ``init`` goes first if given.
 
     With ``hold``, the lease (and any resource claims) are kept whatever ``new`` says.
+    ``ended`` is when the step returned (local wall clock, ms): a delay it asks for runs
+    from then, so a commit held up by a busy worker or a slow Redis does not add to it.
     Returns the snapshot to continue with on the same lease, or None.
     """
     assert new is not None
@@ -115,6 +118,7 @@ async def commit(
         data,
         init.model_dump_json() if init else "",
         init.step if init else "",
+        int(worker.clock.server_ms(ended)) if ended is not None else "",
     ]
     final = version + (2 if init else 1)
     sent_ms = worker.clock.local_ms()

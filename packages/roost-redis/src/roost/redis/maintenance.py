@@ -57,6 +57,10 @@ class Clock:
         """Best estimate of the server's clock now."""
         return self.local_ms() + self.offset_ms
 
+    def server_ms(self, local_ms: float) -> float:
+        """Best estimate of the server's clock at local wall-clock time ``local_ms``."""
+        return local_ms + self.offset_ms
+
 
 async def promote_due(swarm: RedisSwarm, keys: Keys, clock: Clock) -> float:
     """Queue items of ``keys.queue`` whose due time has come.

@@ -371,7 +371,7 @@ class Worker:
                 terminal = isinstance(exc, EngineContractError | PermanentError)
                 await fail(self, held, item, exc, attempt, terminal=terminal)
                 return
-            new, snap_json = held.task.result()
+            new, snap_json, ended = held.task.result()
             if snapshot is None and self._goes_on_after_init(new):
                 pending = snap_json
                 snapshot, version = new, version + 1
@@ -386,6 +386,7 @@ class Worker:
                 base,
                 inline,
                 init=snapshot if pending is not None else None,
+                ended=ended,
             )
             if next_snapshot is None:
                 return
@@ -395,16 +396,20 @@ class Worker:
     @staticmethod
     async def _call(
         ctx: StepContext, engine: Engine, item: WorkItem, snap: Snapshot | None, version: int
-    ) -> tuple[Snapshot, str]:
+    ) -> tuple[Snapshot, str, float]:
         """Run init_snapshot or step under the step context; check the result as ``version``.
 
-        Returns the accepted snapshot (a fresh copy) and the JSON text to commit.
+        Returns the accepted snapshot (a fresh copy), the JSON text to commit and the
+        time the engine returned (this machine's wall clock, ms).
         """
         with use_step_context(ctx):
             if snap is None:
-                return accept(await engine.init_snapshot(item), item, version=version)
+                result = await engine.init_snapshot(item)
+                ended = time.time() * 1000.0
+                return (*accept(result, item, version=version), ended)
             result = await engine.step(snap, item)
-            return accept(result, item, version=version, previous=snap)
+            ended = time.time() * 1000.0
+            return (*accept(result, item, version=version, previous=snap), ended)
 
     def _goes_on_after_init(self, init: Snapshot) -> bool:
         """Whether step 1 follows init_snapshot at once, on the same lease and claims."""

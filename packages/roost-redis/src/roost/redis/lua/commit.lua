@@ -4,7 +4,8 @@
 -- ('done' | 'inline' | 'hold' | 'queue' | 'delay'), delay_ms, dispatch, saq job key suffix,
 -- history, nres, event data json, init snapshot json and its step ('' and '' when none:
 -- with one, the item's init snapshot is committed as expected+1 in the same call and the
--- step's result as expected+2).
+-- step's result as expected+2), when the step ended (server ms as the worker estimates
+-- it, or ''): a delay runs from then, never later than from now.
 -- Returns {'OK', version, event_id, woken, now, due_ms} or {'DUP'} (this very
 -- commit already applied), {'STALE'}, {'GONE'}, {'CANCELLED', woken}, {'CONFLICT', version}.
 local meta, snap_key, hist_key, job = KEYS[NS_KEYS + 1], KEYS[NS_KEYS + 2],
@@ -18,6 +19,7 @@ local dispatch, saq_key = ARGV[NS_ARGS + 10], ARGV[NS_ARGS + 11]
 local history, nres = tonumber(ARGV[NS_ARGS + 12]), tonumber(ARGV[NS_ARGS + 13])
 local data = ARGV[NS_ARGS + 14]
 local init_json, init_step = ARGV[NS_ARGS + 15], ARGV[NS_ARGS + 16]
+local ended = tonumber(ARGV[NS_ARGS + 17])
 local res_keys, resw_keys = res_block(NS_KEYS + 5, nres)
 
 local early, f = holder_call(meta, work_id, token, epoch, op, {'v', 'prog'}, res_keys, resw_keys)
@@ -64,6 +66,7 @@ else
     stat('done')
   elseif outcome == 'delay' then
     due = NOW + delay
+    if ended then due = math.min(due, ended + delay) end
     schedule_item(meta, work_id, 'running', 'scheduled', due)
   else
     queue_item(meta, work_id, 'running', job, saq_key, dispatch)
