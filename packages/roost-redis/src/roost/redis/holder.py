@@ -82,7 +82,7 @@ async def commit(
     """Commit ``new`` on top of committed ``version``; ``init`` goes first if given.
 
     With ``hold``, the lease (and any resource claims) are kept whatever ``new`` says.
-    ``ended`` is when the step returned (local wall clock, ms): a delay it asks for runs
+    ``ended`` is when the step returned (``Clock.local_ms``): a delay it asks for runs
     from then, so a commit held up by a busy worker or a slow Redis does not add to it.
     Returns the snapshot to continue with on the same lease, or None.
     """

@@ -38,9 +38,10 @@ class Clock:
     def __init__(self) -> None:
         self.offset_ms = 0.0
 
-    def local_ms(self) -> float:
-        """This machine's wall clock in ms."""
-        return time.time() * 1000.0
+    @staticmethod
+    def local_ms() -> float:
+        """This process's monotonic clock in ms: the estimate survives wall-clock steps."""
+        return time.monotonic() * 1000.0
 
     def observe(self, server_ms: float, sent_ms: float) -> None:
         """Record the server time a reply carried; ``sent_ms`` is when the call was sent.
@@ -58,7 +59,7 @@ class Clock:
         return self.local_ms() + self.offset_ms
 
     def server_ms(self, local_ms: float) -> float:
-        """Best estimate of the server's clock at local wall-clock time ``local_ms``."""
+        """Best estimate of the server's clock at ``local_ms`` (a :meth:`local_ms` reading)."""
         return local_ms + self.offset_ms
 
 

@@ -400,15 +400,15 @@ class Worker:
         """Run init_snapshot or step under the step context; check the result as ``version``.
 
         Returns the accepted snapshot (a fresh copy), the JSON text to commit and the
-        time the engine returned (this machine's wall clock, ms).
+        time the engine returned (:meth:`Clock.local_ms`).
         """
         with use_step_context(ctx):
             if snap is None:
                 result = await engine.init_snapshot(item)
-                ended = time.time() * 1000.0
+                ended = Clock.local_ms()
                 return (*accept(result, item, version=version), ended)
             result = await engine.step(snap, item)
-            ended = time.time() * 1000.0
+            ended = Clock.local_ms()
             return (*accept(result, item, version=version, previous=snap), ended)
 
     def _goes_on_after_init(self, init: Snapshot) -> bool:
