@@ -36,7 +36,9 @@ class Clock:
     """Replies slower than this say too little about the offset and are ignored."""
 
     def __init__(self) -> None:
-        self.offset_ms = 0.0
+        # Until a reply carries the server's clock, assume it reads like this machine's.
+        self.offset_ms = time.time() * 1000.0 - self.local_ms()
+        self.observed = False
 
     @staticmethod
     def local_ms() -> float:
@@ -48,11 +50,13 @@ class Clock:
 
         The server read its clock somewhere between sending and receiving; the midpoint is
         the best guess (taking the receive time alone made the estimate late by the whole
-        round trip, so timers woke that much late).
+        round trip, so timers woke that much late). A slow reply is still taken when it is
+        the first: it beats assuming the server's clock reads like this machine's.
         """
         received = self.local_ms()
-        if received - sent_ms <= self.MAX_RTT_MS:
+        if received - sent_ms <= self.MAX_RTT_MS or not self.observed:
             self.offset_ms = float(server_ms) - (sent_ms + received) / 2.0
+            self.observed = True
 
     def now_ms(self) -> float:
         """Best estimate of the server's clock now."""
