@@ -25,7 +25,7 @@ __all__ = [
 ]
 
 BATCH = 100
-STRANDED_GRACE_MS = 2000
+STRANDED_GRACE_MS = 1000
 """A delivery that no worker acknowledged for this long is dispatched again."""
 
 
