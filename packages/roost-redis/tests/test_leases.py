@@ -99,9 +99,8 @@ async def _ended_in(log: Path, work_id: str, version: int, pid: int) -> bool:
     )
 
 
-async def test_sigkilled_worker_is_resumed_elsewhere_within_ttl(
-    swarm, spawn_worker, running_worker, until, tmp_path: Path
-):
+async def _lost_mid_step(swarm: RedisSwarm, spawn_worker, until, tmp_path: Path) -> str:
+    """Enqueue a 2-step item and SIGKILL the worker (2 s lease) that runs its step 1."""
     log = tmp_path / "attempts.jsonl"
     work_id = await swarm.enqueue(
         "hashchain", {"steps": 2, "modes": {"1": "sleep"}, "seconds": 30, "fail_times": 1}
@@ -110,6 +109,13 @@ async def test_sigkilled_worker_is_resumed_elsewhere_within_ttl(
     await until(lambda: _started(log, work_id, 1))
     victim.kill()
     victim.wait(10)
+    return work_id
+
+
+async def test_sigkilled_worker_is_resumed_elsewhere_within_ttl(
+    swarm, spawn_worker, running_worker, until, tmp_path: Path
+):
+    work_id = await _lost_mid_step(swarm, spawn_worker, until, tmp_path)
     killed_at = time.monotonic()
     async with running_worker([HashChainEngine()], concurrency=1, lease_ttl=2.0):
         await until(lambda: _is(swarm, work_id, WorkState.DONE))
@@ -127,14 +133,7 @@ async def test_sigkilled_worker_is_resumed_elsewhere_within_ttl(
 async def test_recovered_item_goes_before_the_backlog(
     swarm, spawn_worker, running_worker, until, tmp_path: Path
 ):
-    log = tmp_path / "attempts.jsonl"
-    lost = await swarm.enqueue(
-        "hashchain", {"steps": 2, "modes": {"1": "sleep"}, "seconds": 30, "fail_times": 1}
-    )
-    victim = spawn_worker(concurrency=1, env={"ROOST_TEST_LOG": str(log)}, lease_ttl=2.0)
-    await until(lambda: _started(log, lost, 1))
-    victim.kill()
-    victim.wait(10)
+    lost = await _lost_mid_step(swarm, spawn_worker, until, tmp_path)
     # A backlog that takes one worker about 9 s, queued before the lease has expired.
     backlog = [
         await swarm.enqueue("hashchain", {"steps": 1, "mode": "sleep", "seconds": 0.3})

@@ -404,10 +404,9 @@ class Worker:
         """
         with use_step_context(ctx):
             if snap is None:
-                result = await engine.init_snapshot(item)
-                ended = Clock.local_ms()
-                return (*accept(result, item, version=version), ended)
-            result = await engine.step(snap, item)
+                result: object = await engine.init_snapshot(item)
+            else:
+                result = await engine.step(snap, item)
             ended = Clock.local_ms()
             return (*accept(result, item, version=version, previous=snap), ended)
 
