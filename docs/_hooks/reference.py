@@ -176,7 +176,10 @@ def settings_reference() -> str:
     from roost.runtime.settings import ENV_VARS, RoostSettings
 
     docs = _attribute_docs(RoostSettings)
-    rows = ["| variable | kind | default | meaning (field of `RoostSettings`) |", "|---|---|---|---|"]
+    rows = [
+        "| variable | kind | default | meaning (field of `RoostSettings`) |",
+        "|---|---|---|---|",
+    ]
     for name, field in RoostSettings.model_fields.items():
         entry = ENV_VARS.get(name)
         if entry is None:
