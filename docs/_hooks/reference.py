@@ -23,6 +23,12 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import typer
+
+from roost.cli.commands import app
+from roost.runtime.plugins import DISABLE_AUTOLOAD_ENV
+from roost.runtime.settings import ENV_VARS, RoostSettings, parse_duration
+
 __all__ = ["cli_reference", "on_page_markdown", "settings_reference"]
 
 MARKER = re.compile(r"^<!-- generated: ([a-z-]+) -->$", re.M)
@@ -91,10 +97,6 @@ def _walk(command: Any, ctx: Any, path: list[str]) -> Iterator[tuple[list[str], 
 
 def cli_reference() -> str:
     """Markdown for the whole ``roost`` command tree: a summary, then one section per command."""
-    import typer
-
-    from roost.cli.commands import app
-
     root = typer.main.get_command(app)
     root_ctx = root.context_class(root, info_name="roost")
     summary = ["| command | what it does |", "|---|---|"]
@@ -149,8 +151,6 @@ def _duration(seconds: float) -> str:
 
 def _kind(annotation: Any, parser: Callable[..., Any] | None, metadata: list[Any]) -> str:
     """What a setting's variable holds: duration, boolean, integer, number, path or text."""
-    from roost.runtime.settings import parse_duration
-
     if parse_duration in (parser, *(getattr(m, "func", None) for m in metadata)):
         return "duration"
     types = typing.get_args(annotation) or (annotation,)
@@ -172,9 +172,6 @@ def _default(value: Any, kind: str) -> str:
 
 def settings_reference() -> str:
     """Markdown table of every setting, from ``RoostSettings`` and ``ENV_VARS``."""
-    from roost.runtime.plugins import DISABLE_AUTOLOAD_ENV
-    from roost.runtime.settings import ENV_VARS, RoostSettings
-
     docs = _attribute_docs(RoostSettings)
     rows = [
         "| variable | kind | default | meaning (field of `RoostSettings`) |",
@@ -191,7 +188,7 @@ def settings_reference() -> str:
         meaning = " ".join(_rst_to_markdown(meaning).split())
         if not meaning:
             raise ValueError(f"setting {name!r} has no description")
-        default = _default(field.default, kind)
+        default = _default(field.get_default(call_default_factory=True), kind)
         rows.append(f"| `{variable}` | {kind} | {default} | {meaning} (`{name}`) |")
     other = (
         f"Read outside the settings object: `{DISABLE_AUTOLOAD_ENV}` (any non-empty value: load"

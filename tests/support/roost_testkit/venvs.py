@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -10,7 +11,7 @@ from typing import Any
 
 import pytest
 
-__all__ = ["clean_env", "run_uv", "uv_binary", "venv_bin"]
+__all__ = ["clean_env", "python_json", "run_uv", "uv_binary", "venv_bin"]
 
 
 def uv_binary() -> str:
@@ -58,3 +59,17 @@ def venv_bin(venv: Path, name: str) -> Path:
     if os.name == "nt":
         return venv / "Scripts" / f"{name}.exe"
     return venv / "bin" / name
+
+
+def python_json(venv: Path, script: str, cwd: Path) -> Any:
+    """Run ``script`` with the venv's Python in ``cwd`` and parse the JSON it prints."""
+    run = subprocess.run(
+        [str(venv_bin(venv, "python")), "-c", script],
+        env=clean_env(),
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == 0, run.stderr
+    return json.loads(run.stdout)
