@@ -8,15 +8,13 @@ then finds the engine through ``Registry.load()`` and runs it with the in-memory
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
-import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
 import pytest
+
+from roost_testkit.venvs import python_json, run_uv, venv_bin
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURE = REPO / "tests" / "fixtures" / "seed-engine"
@@ -50,36 +48,6 @@ SCRIPT = textwrap.dedent(
 )
 
 
-def uv_binary() -> str:
-    uv = os.environ.get("UV") or shutil.which("uv")
-    if not uv:
-        pytest.fail("this test needs the uv binary (run it with `uv run pytest`)")
-    return uv
-
-
-def clean_env() -> dict[str, str]:
-    env = dict(os.environ)
-    for var in ("VIRTUAL_ENV", "PYTHONPATH", "ROOST_DISABLE_PLUGIN_AUTOLOAD"):
-        env.pop(var, None)
-    return env
-
-
-def uv(*args: str) -> None:
-    """Run a uv command offline (the cache is warm); retry online if that fails."""
-    command = [uv_binary(), *args]
-    offline = subprocess.run(
-        [*command, "--offline"], env=clean_env(), capture_output=True, text=True, timeout=300
-    )
-    if offline.returncode == 0:
-        return
-    online = subprocess.run(command, env=clean_env(), capture_output=True, text=True, timeout=600)
-    assert online.returncode == 0, f"{command} failed:\n{offline.stderr}\n{online.stderr}"
-
-
-def venv_python(venv: Path) -> Path:
-    return venv / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
-
-
 def test_fixture_is_the_seed_engine() -> None:
     pyproject = (FIXTURE / "pyproject.toml").read_text()
     assert (
@@ -95,9 +63,9 @@ def test_fixture_is_the_seed_engine() -> None:
 @pytest.mark.slow
 def test_seed_engine_installed_in_a_fresh_venv(tmp_path: Path) -> None:
     venv = tmp_path / "venv"
-    uv("venv", "--quiet", "--python", sys.executable, str(venv))
-    python = venv_python(venv)
-    uv(
+    run_uv("venv", "--quiet", "--python", sys.executable, str(venv))
+    python = venv_bin(venv, "python")
+    run_uv(
         "pip",
         "install",
         "--quiet",
@@ -106,16 +74,7 @@ def test_seed_engine_installed_in_a_fresh_venv(tmp_path: Path) -> None:
         str(FIXTURE),
         str(REPO / "packages" / "roost-core"),
     )
-    run = subprocess.run(
-        [str(python), "-c", SCRIPT],
-        env=clean_env(),
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert run.returncode == 0, run.stderr
-    out = json.loads(run.stdout)
+    out = python_json(venv, SCRIPT, tmp_path)
     assert out["engines"] == ["my-engine"]
     assert out["engine_class"] == "my_package.engine.MyEngine"
     # roost-core came from the venv (a built copy), not from the workspace's src tree
