@@ -3,14 +3,13 @@
 :class:`ClusterGroup` starts the nodes from the same binary as the single-server fixtures
 (``cluster-enabled``, append-only file on by default, so a restarted node keeps its data),
 then builds the cluster with plain commands, so no ``redis-cli`` is needed: ``CLUSTER
-SET-CONFIG-EPOCH``, ``CLUSTER ADDSLOTSRANGE`` (the 16384 slots split evenly, as ``redis-cli
---cluster create`` does), ``CLUSTER MEET`` between every pair, ``CLUSTER REPLICATE``; and
-waits until it is stable. Every process is a child of the test process, on free 127.0.0.1
+SET-CONFIG-EPOCH``, ``CLUSTER ADDSLOTSRANGE`` (the 16384 slots split evenly, in order),
+``CLUSTER MEET`` between every pair, ``CLUSTER REPLICATE``; and waits until it is stable. Every process is a child of the test process, on free 127.0.0.1
 ports (the cluster bus too), and :meth:`ClusterGroup.close` stops all of them by PID.
 
 The ``redis_cluster`` fixture (in :mod:`roost.redis.testing`) gives a started cluster;
 ``redis_cluster_factory(primaries=3, replicas=1, node_timeout_ms=1000, proxied=False,
-**config)`` starts more or different ones. Helpers:
+config={...})`` starts more or different ones. Helpers:
 
 - :attr:`~ClusterGroup.url`: ``redis+cluster://127.0.0.1:P1,...,127.0.0.1:P6/``;
 - :meth:`~ClusterGroup.view`: one node's ``CLUSTER NODES``, parsed;
@@ -31,7 +30,8 @@ The ``redis_cluster`` fixture (in :mod:`roost.redis.testing`) gives a started cl
 
 Nodes run with ``cluster-replica-validity-factor 0`` (a replica always may take over, however
 long its link was down) and ``cluster-allow-replica-migration no`` (replicas stay where they
-were put). With ``proxied=True`` each node sits behind its own
+were put). A replica that has not received a write yet is left out of ``CLUSTER SLOTS``
+(so clients do not see it) until its primary writes something. With ``proxied=True`` each node sits behind its own
 :class:`~roost.redis.testing_proxy.TcpProxy` and announces the proxy's port, so clients and
 replication links go through it (the cluster bus does not). The blocking helpers poll; call
 them from an async test with ``await asyncio.to_thread(...)``. Needs Redis 7+ or Valkey.
@@ -41,12 +41,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 
 from redis.crc import key_slot
 
 from roost.redis.process import HOST, ConfigValue, ServerError, ServerProcess, free_port
+from roost.redis.testing_cluster_view import SLOTS, NodeView, Ranges, cluster_view, covers
 from roost.redis.testing_nodes import (
     REPLICATION_DEFAULTS,
     Node,
@@ -56,61 +56,7 @@ from roost.redis.testing_nodes import (
     wait_until,
 )
 
-__all__ = ["SLOTS", "ClusterGroup", "NodeView"]
-
-SLOTS = 16384
-"""Hash slots in a Redis Cluster."""
-
-Ranges = tuple[tuple[int, int], ...]
-
-
-@dataclass(frozen=True)
-class NodeView:
-    """One line of ``CLUSTER NODES``: how one node sees another (or itself)."""
-
-    id: str
-    port: int
-    flags: frozenset[str]
-    primary_id: str | None
-    slots: Ranges
-    moving: bool
-
-    @property
-    def is_primary(self) -> bool:
-        """Whether this node is seen as a primary."""
-        return "master" in self.flags
-
-    @property
-    def failing(self) -> bool:
-        """Whether it is flagged as failing (``fail`` or ``fail?``) or not yet met."""
-        return bool(self.flags & {"fail", "fail?", "handshake", "noaddr"})
-
-    @classmethod
-    def parse(cls, line: str) -> NodeView:
-        """Parse one ``CLUSTER NODES`` line."""
-        fields = line.split()
-        address = fields[1].split(",", 1)[0]
-        port = int(address.rsplit(":", 1)[1].split("@", 1)[0])
-        slots: list[tuple[int, int]] = []
-        moving = False
-        for item in fields[8:]:
-            if item.startswith("["):
-                moving = True
-                continue
-            first, _, last = item.partition("-")
-            slots.append((int(first), int(last or first)))
-        return cls(
-            id=fields[0],
-            port=port,
-            flags=frozenset(fields[2].split(",")),
-            primary_id=None if fields[3] == "-" else fields[3],
-            slots=tuple(slots),
-            moving=moving,
-        )
-
-
-def _covers(ranges: Iterable[tuple[int, int]], slot: int) -> bool:
-    return any(first <= slot <= last for first, last in ranges)
+__all__ = ["ClusterGroup"]
 
 
 class ClusterGroup:
@@ -240,9 +186,7 @@ class ClusterGroup:
 
     def view(self, node: Node | None = None) -> list[NodeView]:
         """``CLUSTER NODES`` as ``node`` (default: the first live node) sees it."""
-        node = node or next(n for n in self.nodes if n.alive)
-        text = str(node.command("CLUSTER", "NODES"))
-        return [NodeView.parse(line) for line in text.splitlines() if line.strip()]
+        return cluster_view(node or next(n for n in self.nodes if n.alive))
 
     def primaries(self) -> list[Node]:
         """The nodes serving slots, as the first live node sees it."""
@@ -262,7 +206,7 @@ class ClusterGroup:
     def slot_owner(self, slot: int) -> Node:
         """The primary serving ``slot``, as the first live node sees it."""
         for item in self.view():
-            if item.is_primary and _covers(item.slots, slot):
+            if item.is_primary and covers(item.slots, slot):
                 return self.node_by_id(item.id)
         raise ServerError(f"no node serves slot {slot}")
 

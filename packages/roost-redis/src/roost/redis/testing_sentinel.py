@@ -8,8 +8,8 @@ replica. Every process is a child of the test process, on a free 127.0.0.1 port,
 :meth:`SentinelGroup.close` stops all of them by PID.
 
 The ``redis_sentinel`` fixture (in :mod:`roost.redis.testing`) gives a started group;
-``redis_sentinel_factory(proxied=False, replicas=1, down_after_ms=1000, **config)`` starts
-more or different ones. Helpers:
+``redis_sentinel_factory(proxied=False, replicas=1, down_after_ms=1000, config={...})``
+starts more or different ones. Helpers:
 
 - :attr:`~SentinelGroup.url`: ``redis+sentinel://127.0.0.1:P1,127.0.0.1:P2,127.0.0.1:P3/roost``;
 - :meth:`~SentinelGroup.primary` / :meth:`~SentinelGroup.replicas`: the nodes the sentinels
