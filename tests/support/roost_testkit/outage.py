@@ -13,26 +13,14 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from redis.exceptions import (
-    BusyLoadingError,
-    ClusterDownError,
-    ClusterError,
-    MasterDownError,
-    ReadOnlyError,
-    TryAgainError,
-)
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis import exceptions as rx
 
 OUTAGE_ERRORS = (
-    RedisConnectionError,
-    RedisTimeoutError,
-    BusyLoadingError,
-    ClusterDownError,
-    ClusterError,
-    MasterDownError,
-    ReadOnlyError,
-    TryAgainError,
+    rx.ConnectionError,  # BusyLoadingError (LOADING) and MasterNotFoundError included
+    rx.TimeoutError,
+    rx.ClusterError,  # ClusterDownError, MasterDownError, "TTL exhausted"
+    rx.ReadOnlyError,
+    rx.TryAgainError,
     OSError,
     TimeoutError,
 )

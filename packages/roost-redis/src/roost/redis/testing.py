@@ -35,6 +35,7 @@ import pytest
 
 from roost.redis.server import AppendFsync, ConfigValue, EmbeddedServer, ServerProcess
 from roost.redis.testing_cluster import ClusterGroup
+from roost.redis.testing_nodes import NodeGroup, close_all
 from roost.redis.testing_proxy import TcpProxy
 from roost.redis.testing_sentinel import SentinelGroup
 
@@ -57,10 +58,10 @@ __all__ = [
 SERVER_BINARY_ENV = "ROOST_TEST_SERVER_BINARY"
 """Environment variable naming the server binary test fixtures launch."""
 
-_Group = TypeVar("_Group", SentinelGroup, ClusterGroup)
+_Group = TypeVar("_Group", bound=NodeGroup)
 
 
-def test_server_binary() -> Path | None:
+def configured_binary() -> Path | None:
     """The binary ``ROOST_TEST_SERVER_BINARY`` names, or ``None`` for the default one."""
     binary = os.environ.get(SERVER_BINARY_ENV)
     return Path(binary) if binary else None
@@ -110,7 +111,7 @@ class ServerPool:
             appendonly=appendonly,
             appendfsync=appendfsync,
             config=config,
-            binary=test_server_binary(),
+            binary=configured_binary(),
         )
         self._servers.append(server)  # before start: a half-started server is cleaned too
         return server.start()
@@ -175,21 +176,14 @@ def _groups(root: Path, kind: Callable[..., _Group]) -> Iterator[Callable[..., _
     groups: list[_Group] = []
 
     def make(**options: Any) -> _Group:
-        group = kind(root / f"group-{len(groups)}", binary=test_server_binary(), **options)
+        group = kind(root / f"group-{len(groups)}", binary=configured_binary(), **options)
         groups.append(group)  # before start: a half-started group is closed too
         return group.start()
 
     try:
         yield make
     finally:
-        failures: list[Exception] = []
-        for group in reversed(groups):
-            try:
-                group.close()
-            except Exception as exc:  # keep closing the others
-                failures.append(exc)
-        if failures:
-            raise failures[0]
+        close_all(reversed(groups))
 
 
 @pytest.fixture
@@ -229,5 +223,4 @@ def tcp_proxy_factory() -> Iterator[Callable[[int], TcpProxy]]:
     try:
         yield make
     finally:
-        for proxy in proxies:
-            proxy.close()
+        close_all(proxies)

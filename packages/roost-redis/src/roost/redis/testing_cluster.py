@@ -4,8 +4,9 @@
 (``cluster-enabled``, append-only file on by default, so a restarted node keeps its data),
 then builds the cluster with plain commands, so no ``redis-cli`` is needed: ``CLUSTER
 SET-CONFIG-EPOCH``, ``CLUSTER ADDSLOTSRANGE`` (the 16384 slots split evenly, in order),
-``CLUSTER MEET`` between every pair, ``CLUSTER REPLICATE``; and waits until it is stable. Every process is a child of the test process, on free 127.0.0.1
-ports (the cluster bus too), and :meth:`ClusterGroup.close` stops all of them by PID.
+``CLUSTER MEET`` between every pair, ``CLUSTER REPLICATE``; and waits until it is stable.
+Every process is a child of the test process, on free 127.0.0.1 ports (the cluster bus
+too), and :meth:`ClusterGroup.close` stops all of them by PID.
 
 The ``redis_cluster`` fixture (in :mod:`roost.redis.testing`) gives a started cluster;
 ``redis_cluster_factory(primaries=3, replicas=1, node_timeout_ms=1000, proxied=False,
@@ -30,36 +31,30 @@ config={...})`` starts more or different ones. Helpers:
 
 Nodes run with ``cluster-replica-validity-factor 0`` (a replica always may take over, however
 long its link was down) and ``cluster-allow-replica-migration no`` (replicas stay where they
-were put). A replica that has not received a write yet is left out of ``CLUSTER SLOTS``
-(so clients do not see it) until its primary writes something. With ``proxied=True`` each node sits behind its own
-:class:`~roost.redis.testing_proxy.TcpProxy` and announces the proxy's port, so clients and
-replication links go through it (the cluster bus does not). The blocking helpers poll; call
-them from an async test with ``await asyncio.to_thread(...)``. Needs Redis 7+ or Valkey.
+were put). A replica that has not received a write yet is left out of ``CLUSTER SLOTS`` (so
+clients do not see it) until its primary writes something. With ``proxied=True`` each node
+sits behind its own :class:`~roost.redis.testing_proxy.TcpProxy` and announces the proxy's
+port, so clients and replication links go through it (the cluster bus does not). The
+blocking helpers poll; call them from an async test with ``await asyncio.to_thread(...)``.
+Needs Redis 7+ or Valkey.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping
-from pathlib import Path
+from collections.abc import Iterable
+from typing import Unpack
 
 from redis.crc import key_slot
 
-from roost.redis.process import HOST, ConfigValue, ServerError, ServerProcess, free_port
+from roost.redis.process import HOST, ConfigValue, ServerError, free_port
 from roost.redis.testing_cluster_view import SLOTS, NodeView, Ranges, cluster_view, covers
-from roost.redis.testing_nodes import (
-    REPLICATION_DEFAULTS,
-    Node,
-    close_all,
-    launch_node,
-    resolve_binary,
-    wait_until,
-)
+from roost.redis.testing_nodes import Node, NodeGroup, NodeOptions, wait_until
 
 __all__ = ["ClusterGroup"]
 
 
-class ClusterGroup:
+class ClusterGroup(NodeGroup):
     """``primaries`` primaries with ``replicas`` replicas each, on 127.0.0.1.
 
     Attributes:
@@ -74,10 +69,7 @@ class ClusterGroup:
         primaries: int = 3,
         replicas: int = 1,
         node_timeout_ms: int = 1000,
-        proxied: bool = False,
-        appendonly: bool = True,
-        binary: str | os.PathLike[str] | None = None,
-        config: Mapping[str, ConfigValue] | None = None,
+        **options: Unpack[NodeOptions],
     ) -> None:
         """Describe a cluster; nothing runs until :meth:`start`.
 
@@ -87,20 +79,13 @@ class ClusterGroup:
             replicas: how many replicas each primary has.
             node_timeout_ms: ``cluster-node-timeout``: silence after which a node is
                 suspected to fail (a failover starts about then).
-            proxied: put each node behind its own TCP proxy.
-            appendonly: the nodes' append-only file.
-            binary: the server binary; default: the one the single-server fixtures use.
-            config: extra directives for every node.
+            **options: how the nodes run (:class:`NodeOptions`: ``proxied``, ``appendonly``,
+                ``binary``, ``config``).
         """
-        self.root = Path(root).absolute()
-        self.nodes: list[Node] = []
+        super().__init__(root, **options)
         self._primaries = primaries
         self._replicas = replicas
         self._node_timeout_ms = node_timeout_ms
-        self._proxied = proxied
-        self._appendonly = appendonly
-        self._binary = Path(binary) if binary is not None else None
-        self._config = dict(config or {})
         self._ids: dict[str, str] = {}
         self._layout: dict[str, Ranges] = {}
         self._bus: dict[str, int] = {}
@@ -108,58 +93,29 @@ class ClusterGroup:
     def __repr__(self) -> str:
         return f"ClusterGroup(nodes={self.nodes})"
 
-    def __enter__(self) -> ClusterGroup:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-    # -- lifecycle -----------------------------------------------------------------------
-
-    def start(self, timeout: float = 30.0) -> ClusterGroup:
-        """Start the nodes, build the cluster, and return once it is stable."""
-        self._binary = resolve_binary(self._binary)
-        self.root.mkdir(parents=True, exist_ok=True)
-        try:
-            for index in range(self._primaries * (1 + self._replicas)):
-                name = f"node-{index}"
-                node = launch_node(
-                    name,
-                    lambda port, announced, name=name: self._server(name, port, announced),
-                    proxied=self._proxied,
-                )
-                self.nodes.append(node)
-                self._ids[name] = str(node.command("CLUSTER", "MYID"))
-                node.command("CLUSTER", "SET-CONFIG-EPOCH", index + 1)
-            self._assign_slots()
-            for index, node in enumerate(self.nodes):
-                for other in self.nodes[index + 1 :]:
-                    node.command("CLUSTER", "MEET", HOST, other.port, self._bus[other.name])
-            everyone = set(self._ids.values())
+    def _build(self, timeout: float) -> None:
+        for index in range(self._primaries * (1 + self._replicas)):
+            node = self._launch(self._own)
+            self._ids[node.name] = str(node.command("CLUSTER", "MYID"))
+            node.command("CLUSTER", "SET-CONFIG-EPOCH", index + 1)
+        self._assign_slots()
+        for index, node in enumerate(self.nodes):
+            for other in self.nodes[index + 1 :]:
+                node.command("CLUSTER", "MEET", HOST, other.port, self._bus[other.name])
+        everyone = set(self._ids.values())
+        wait_until(
+            lambda: all(self._known(node) == everyone for node in self.nodes),
+            timeout,
+            "agreement on the cluster's members",
+        )
+        for index, node in enumerate(self.nodes[self._primaries :]):
+            primary = self._ids[self.nodes[index % self._primaries].name]
             wait_until(
-                lambda: all(self._known(node) == everyone for node in self.nodes),
+                lambda node=node, primary=primary: node.command("CLUSTER", "REPLICATE", primary),
                 timeout,
-                "agreement on the cluster's members",
+                f"{node.name} replicating",
             )
-            for index, node in enumerate(self.nodes[self._primaries :]):
-                primary = self._ids[self.nodes[index % self._primaries].name]
-                wait_until(
-                    lambda node=node, primary=primary: node.command(
-                        "CLUSTER", "REPLICATE", primary
-                    ),
-                    timeout,
-                    f"{node.name} replicating",
-                )
-            self.wait_ok(timeout)
-        except BaseException:
-            self.close()
-            raise
-        return self
-
-    def close(self) -> None:
-        """Stop every node and proxy; raise the first failure after trying them all."""
-        nodes, self.nodes = self.nodes, []
-        close_all(nodes)
+        self.wait_ok(timeout)
 
     # -- reading the layout --------------------------------------------------------------
 
@@ -283,28 +239,21 @@ class ClusterGroup:
 
     # -- internals -----------------------------------------------------------------------
 
-    def _server(self, name: str, port: int, announced: int) -> ServerProcess:
+    def _own(self, name: str, announced: int) -> dict[str, ConfigValue]:
+        """A node's own directives: cluster mode on a free bus port, what it announces."""
         bus = self._bus[name] = free_port()
-        config: dict[str, ConfigValue] = {
-            **REPLICATION_DEFAULTS,
+        own: dict[str, ConfigValue] = {
             "cluster-enabled": True,
             "cluster-config-file": "nodes.conf",
             "cluster-node-timeout": self._node_timeout_ms,
             "cluster-port": bus,
             "cluster-replica-validity-factor": 0,
             "cluster-allow-replica-migration": False,
-            **self._config,
         }
         if self._proxied:
-            config["cluster-announce-ip"] = HOST
-            config["cluster-announce-port"] = announced
-        return ServerProcess(
-            self.root / name,
-            port=port,
-            appendonly=self._appendonly,
-            config=config,
-            binary=self._binary,
-        )
+            own["cluster-announce-ip"] = HOST
+            own["cluster-announce-port"] = announced
+        return own
 
     def _assign_slots(self) -> None:
         for index, node in enumerate(self.nodes[: self._primaries]):

@@ -10,10 +10,12 @@ awaited and what was last seen.
 from __future__ import annotations
 
 import contextlib
+import os
 import time
-from collections.abc import Callable
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import Any, Protocol, Self, TypedDict, TypeVar, cast
 
 import redis
 from redis.backoff import NoBackoff
@@ -21,6 +23,7 @@ from redis.retry import Retry
 
 from roost.redis.process import (
     HOST,
+    ConfigValue,
     PortInUse,
     ServerError,
     ServerProcess,
@@ -33,6 +36,8 @@ __all__ = [
     "REPLICATION_DEFAULTS",
     "Address",
     "Node",
+    "NodeGroup",
+    "NodeOptions",
     "TopologyTimeout",
     "close_all",
     "launch_node",
@@ -47,7 +52,7 @@ _POLL = 0.05
 _PORT_ATTEMPTS = 5
 # Replication settings every topology node gets: a replica's first full sync starts at once
 # (the default waits 5 s for more replicas to arrive).
-REPLICATION_DEFAULTS: dict[str, str | int | float | bool] = {"repl-diskless-sync-delay": 0}
+REPLICATION_DEFAULTS: dict[str, ConfigValue] = {"repl-diskless-sync-delay": 0}
 
 
 class TopologyTimeout(ServerError):
@@ -214,16 +219,18 @@ class Node:
             self._client = None
 
 
-def close_all(nodes: list[Node]) -> None:
-    """Close every node (in reverse order); raise the first failure after trying them all."""
+class _Closable(Protocol):
+    def close(self) -> None: ...
+
+
+def close_all(items: Iterable[_Closable]) -> None:
+    """Close every item in turn; raise the first failure after trying them all."""
     failures: list[Exception] = []
-    for node in reversed(nodes):
+    for item in items:
         try:
-            node.close()
+            item.close()
         except Exception as exc:  # keep closing the others
             failures.append(exc)
-            with contextlib.suppress(Exception):
-                node.server.kill()
     if failures:
         raise failures[0]
 
@@ -257,3 +264,109 @@ def launch_node(
         if proxy is not None:
             proxy.close()
         raise
+
+
+class NodeOptions(TypedDict, total=False):
+    """How a topology runs its data nodes (the keyword arguments of :class:`NodeGroup`)."""
+
+    proxied: bool
+    appendonly: bool
+    binary: str | os.PathLike[str] | None
+    config: Mapping[str, ConfigValue] | None
+
+
+class NodeGroup(ABC):
+    """Data nodes on 127.0.0.1 that run alike: what the topology fixtures share.
+
+    Subclasses build the topology in :meth:`_build` and name their nodes ``node-0``,
+    ``node-1``... (also their directories under ``root``).
+
+    Attributes:
+        root: the directory holding one directory per node.
+        nodes: the data nodes, in the order they were started.
+    """
+
+    def __init__(
+        self,
+        root: str | os.PathLike[str],
+        *,
+        proxied: bool = False,
+        appendonly: bool = True,
+        binary: str | os.PathLike[str] | None = None,
+        config: Mapping[str, ConfigValue] | None = None,
+    ) -> None:
+        """Describe the group; nothing runs until :meth:`start`.
+
+        Args:
+            root: directory for the nodes' directories (created).
+            proxied: put each data node behind its own TCP proxy, known by its port.
+            appendonly: the data nodes' append-only file (on: a restarted node keeps its data).
+            binary: the server binary; default: the one the single-server fixtures use.
+            config: extra directives for every data node.
+        """
+        self.root = Path(root).absolute()
+        self.nodes: list[Node] = []
+        self._proxied = proxied
+        self._appendonly = appendonly
+        self._binary = Path(binary) if binary is not None else None
+        self._config = dict(config or {})
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def start(self, timeout: float = 30.0) -> Self:
+        """Start and build the topology; return once it is stable (see the subclass)."""
+        self._binary = resolve_binary(self._binary)
+        self.root.mkdir(parents=True, exist_ok=True)
+        try:
+            self._build(timeout)
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def close(self) -> None:
+        """SIGKILL every node and stop every proxy; raise the first failure after all."""
+        nodes, self.nodes = self.nodes, []
+        close_all(reversed(nodes))
+
+    @property
+    def binary(self) -> Path | None:
+        """The server binary (resolved at :meth:`start`)."""
+        return self._binary
+
+    @abstractmethod
+    def _build(self, timeout: float) -> None:
+        """Start the nodes and wait until the topology is stable."""
+
+    def _launch(self, directives: Callable[[str, int], dict[str, ConfigValue]]) -> Node:
+        """Start the next data node; ``directives(name, announced_port)`` gives its own."""
+        name = f"node-{len(self.nodes)}"
+        node = launch_node(
+            name,
+            lambda port, announced: self._data_server(name, port, directives(name, announced)),
+            proxied=self._proxied,
+        )
+        self.nodes.append(node)
+        return node
+
+    def _data_server(self, name: str, port: int, own: dict[str, ConfigValue]) -> ServerProcess:
+        """The server of data node ``name``.
+
+        Its config: the replication defaults, then its ``own`` directives, then the group's
+        ``config``.
+        """
+        return ServerProcess(
+            self.root / name,
+            port=port,
+            appendonly=self._appendonly,
+            config={**REPLICATION_DEFAULTS, **own, **self._config},
+            binary=self._binary,
+        )
+
+    @staticmethod
+    def _live(nodes: list[Node]) -> list[Node]:
+        return [node for node in nodes if node.alive]

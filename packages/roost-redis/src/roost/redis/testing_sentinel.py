@@ -35,15 +35,14 @@ so that the test's own clients keep running meanwhile. Needs Redis 7+ or Valkey.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
-from pathlib import Path
-from typing import Any
+from typing import Any, Unpack
 
 from roost.redis.process import HOST, ConfigValue, ServerError, ServerProcess
 from roost.redis.testing_nodes import (
-    REPLICATION_DEFAULTS,
     Address,
     Node,
+    NodeGroup,
+    NodeOptions,
     close_all,
     launch_node,
     resolve_binary,
@@ -53,7 +52,7 @@ from roost.redis.testing_nodes import (
 __all__ = ["SentinelGroup"]
 
 
-class SentinelGroup:
+class SentinelGroup(NodeGroup):
     """One primary, ``replicas`` replicas and ``sentinels`` sentinels on 127.0.0.1.
 
     Attributes:
@@ -72,10 +71,7 @@ class SentinelGroup:
         quorum: int = 2,
         down_after_ms: int = 1000,
         failover_timeout_ms: int = 5000,
-        proxied: bool = False,
-        appendonly: bool = True,
-        binary: str | os.PathLike[str] | None = None,
-        config: Mapping[str, ConfigValue] | None = None,
+        **options: Unpack[NodeOptions],
     ) -> None:
         """Describe a group; nothing runs until :meth:`start`.
 
@@ -88,75 +84,55 @@ class SentinelGroup:
             down_after_ms: silence after which a sentinel deems a node down.
             failover_timeout_ms: Sentinel's failover timeout (also the wait before a failed
                 election is tried again, twice this).
-            proxied: put each data node behind its own TCP proxy.
-            appendonly: the data nodes' append-only file.
-            binary: the server binary; default: the one the single-server fixtures use.
-            config: extra directives for the data nodes.
+            **options: how the data nodes run (:class:`NodeOptions`: ``proxied``,
+                ``appendonly``, ``binary``, ``config``).
         """
-        self.root = Path(root).absolute()
+        super().__init__(root, **options)
         self.service = service
-        self.nodes: list[Node] = []
         self.sentinels: list[Node] = []
         self._replicas = replicas
         self._sentinel_count = sentinels
         self._quorum = quorum
         self._down_after_ms = down_after_ms
         self._failover_timeout_ms = failover_timeout_ms
-        self._proxied = proxied
-        self._appendonly = appendonly
-        self._binary = Path(binary) if binary is not None else None
-        self._config = dict(config or {})
 
     def __repr__(self) -> str:
         return f"SentinelGroup({self.service}, nodes={self.nodes}, sentinels={self.sentinels})"
 
-    def __enter__(self) -> SentinelGroup:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-    # -- lifecycle -----------------------------------------------------------------------
-
-    def start(self, timeout: float = 30.0) -> SentinelGroup:
-        """Start the data nodes and the sentinels; return once the group is stable."""
-        binary = self._binary = resolve_binary(self._binary)
-        self.root.mkdir(parents=True, exist_ok=True)
-        try:
-            primary = self._launch_data_node(None)
-            for _ in range(self._replicas):
-                self._launch_data_node(primary.address)
-            sentinel_binary = self.root / "redis-sentinel"
-            sentinel_binary.unlink(missing_ok=True)
-            sentinel_binary.symlink_to(binary)  # the server runs in sentinel mode by that name
-            monitor = f"{self.service} {HOST} {primary.address[1]} {self._quorum}"
-            directives: dict[str, ConfigValue] = {
-                "sentinel monitor": monitor,
-                "sentinel down-after-milliseconds": f"{self.service} {self._down_after_ms}",
-                "sentinel failover-timeout": f"{self.service} {self._failover_timeout_ms}",
-                "sentinel parallel-syncs": f"{self.service} 1",
-            }
-            for index in range(self._sentinel_count):
-                name = f"sentinel-{index}"
-                self.sentinels.append(
-                    launch_node(
-                        name,
-                        lambda port, _announced, name=name: ServerProcess(
-                            self.root / name, port=port, config=directives, binary=sentinel_binary
-                        ),
-                        proxied=False,
-                    )
-                )
-            self.wait_stable(timeout)
-        except BaseException:
-            self.close()
-            raise
-        return self
-
     def close(self) -> None:
-        """Stop every process (sentinels first) and proxy; raise the first failure after all."""
-        nodes, self.nodes, self.sentinels = self.nodes + self.sentinels, [], []
-        close_all(nodes)
+        """Stop the sentinels, then every data node and proxy; raise the first failure."""
+        sentinels, self.sentinels = self.sentinels, []
+        try:
+            close_all(sentinels)
+        finally:
+            super().close()
+
+    def _build(self, timeout: float) -> None:
+        primary = self._launch(lambda _name, announced: self._own(announced, None))
+        for _ in range(self._replicas):
+            self._launch(lambda _name, announced: self._own(announced, primary.address))
+        sentinel_binary = self.root / "redis-sentinel"
+        sentinel_binary.unlink(missing_ok=True)
+        # The same binary runs in sentinel mode when started by that name.
+        sentinel_binary.symlink_to(resolve_binary(self.binary))
+        directives: dict[str, ConfigValue] = {
+            "sentinel monitor": f"{self.service} {HOST} {primary.address[1]} {self._quorum}",
+            "sentinel down-after-milliseconds": f"{self.service} {self._down_after_ms}",
+            "sentinel failover-timeout": f"{self.service} {self._failover_timeout_ms}",
+            "sentinel parallel-syncs": f"{self.service} 1",
+        }
+        for index in range(self._sentinel_count):
+            name = f"sentinel-{index}"
+            self.sentinels.append(
+                launch_node(
+                    name,
+                    lambda port, _announced, name=name: ServerProcess(
+                        self.root / name, port=port, config=directives, binary=sentinel_binary
+                    ),
+                    proxied=False,
+                )
+            )
+        self.wait_stable(timeout)
 
     # -- addresses -----------------------------------------------------------------------
 
@@ -229,7 +205,7 @@ class SentinelGroup:
         """
         primary = self.reported_primary() if as_replica else None
         source = primary if primary is not None and primary != node.address else None
-        node.replace(self._data_server(node.data_dir, node.port, node.address[1], source))
+        node.replace(self._data_server(node.name, node.port, self._own(node.address[1], source)))
         node.server.start(timeout)
         return node
 
@@ -267,34 +243,15 @@ class SentinelGroup:
 
     # -- internals -----------------------------------------------------------------------
 
-    @staticmethod
-    def _live(nodes: list[Node]) -> list[Node]:
-        return [node for node in nodes if node.alive]
-
-    def _data_server(
-        self, data_dir: Path, port: int, announced: int, replica_of: Address | None
-    ) -> ServerProcess:
-        config: dict[str, ConfigValue] = {**REPLICATION_DEFAULTS, **self._config}
+    def _own(self, announced: int, replica_of: Address | None) -> dict[str, ConfigValue]:
+        """A data node's own directives: where it replicates from, what it announces."""
+        own: dict[str, ConfigValue] = {}
         if self._proxied:
-            config["replica-announce-ip"] = HOST
-            config["replica-announce-port"] = announced
+            own["replica-announce-ip"] = HOST
+            own["replica-announce-port"] = announced
         if replica_of is not None:
-            config["replicaof"] = f"{replica_of[0]} {replica_of[1]}"
-        return ServerProcess(
-            data_dir, port=port, appendonly=self._appendonly, config=config, binary=self._binary
-        )
-
-    def _launch_data_node(self, replica_of: Address | None) -> Node:
-        name = f"node-{len(self.nodes)}"
-        node = launch_node(
-            name,
-            lambda port, announced: self._data_server(
-                self.root / name, port, announced, replica_of
-            ),
-            proxied=self._proxied,
-        )
-        self.nodes.append(node)
-        return node
+            own["replicaof"] = f"{replica_of[0]} {replica_of[1]}"
+        return own
 
     def _stable(self) -> Node | None:
         address = self.reported_primary()
