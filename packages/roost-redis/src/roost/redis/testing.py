@@ -61,7 +61,7 @@ SERVER_BINARY_ENV = "ROOST_TEST_SERVER_BINARY"
 _Group = TypeVar("_Group", bound=NodeGroup)
 
 
-def configured_binary() -> Path | None:
+def _configured_binary() -> Path | None:
     """The binary ``ROOST_TEST_SERVER_BINARY`` names, or ``None`` for the default one."""
     binary = os.environ.get(SERVER_BINARY_ENV)
     return Path(binary) if binary else None
@@ -111,7 +111,7 @@ class ServerPool:
             appendonly=appendonly,
             appendfsync=appendfsync,
             config=config,
-            binary=configured_binary(),
+            binary=_configured_binary(),
         )
         self._servers.append(server)  # before start: a half-started server is cleaned too
         return server.start()
@@ -176,7 +176,7 @@ def _groups(root: Path, kind: Callable[..., _Group]) -> Iterator[Callable[..., _
     groups: list[_Group] = []
 
     def make(**options: Any) -> _Group:
-        group = kind(root / f"group-{len(groups)}", binary=configured_binary(), **options)
+        group = kind(root / f"group-{len(groups)}", binary=_configured_binary(), **options)
         groups.append(group)  # before start: a half-started group is closed too
         return group.start()
 

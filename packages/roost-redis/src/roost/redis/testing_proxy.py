@@ -180,7 +180,9 @@ class TcpProxy:
     def _kinds(self, traffic: Traffic) -> list[str]:
         return ["replication", "clients"] if traffic == "all" else [traffic]
 
-    async def _set(self, traffic: Traffic, *, paused: bool | None = None, delay: float = -1):
+    async def _set(
+        self, traffic: Traffic, *, paused: bool | None = None, delay: float = -1
+    ) -> None:
         for kind in self._kinds(traffic):
             gate = self._gates[kind]
             if paused is True:

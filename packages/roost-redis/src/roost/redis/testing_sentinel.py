@@ -203,7 +203,9 @@ class SentinelGroup(NodeGroup):
                 demote it (the stale-primary case).
             timeout: seconds to wait for the server to answer.
         """
-        primary = self.reported_primary() if as_replica else None
+        primary = None
+        if as_replica:
+            primary = wait_until(self.reported_primary, timeout, "primary the sentinels agree on")
         source = primary if primary is not None and primary != node.address else None
         node.replace(self._data_server(node.name, node.port, self._own(node.address[1], source)))
         node.server.start(timeout)
@@ -304,8 +306,6 @@ class SentinelGroup(NodeGroup):
 
 
 def _pairs(reply: Any) -> dict[str, Any]:
-    """A Sentinel reply (a flat list, or the dict redis-py made of it) as a dict."""
-    if isinstance(reply, dict):
-        return dict(reply)  # type: ignore[arg-type]
+    """A Sentinel reply (a flat list of names and values) as a dict."""
     items = list(reply)
     return dict(zip(items[::2], items[1::2], strict=True))
