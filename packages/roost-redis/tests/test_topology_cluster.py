@@ -27,6 +27,8 @@ redis.register_function('roostprobe_put', function(keys, args)
 end)
 """
 
+pytestmark = pytest.mark.slow  # every test starts its own topology (2-3 s)
+
 
 @pytest.fixture
 async def client(redis_cluster: ClusterGroup) -> AsyncIterator[RedisCluster]:
@@ -172,7 +174,6 @@ async def test_a_live_slot_move_under_writes_keeps_every_write(
     assert all(n is manager.nodes_cache[n.name] for ns in manager.slots_cache.values() for n in ns)
 
 
-@pytest.mark.slow
 async def test_a_proxied_cluster_routes_clients_and_replication_through_the_proxies(
     redis_cluster_factory: Callable[..., ClusterGroup],
 ) -> None:

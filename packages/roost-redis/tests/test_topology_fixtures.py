@@ -110,6 +110,7 @@ def test_fails_with_both_topologies(redis_sentinel_factory, redis_cluster_factor
 """
 
 
+@pytest.mark.slow
 def test_teardown_stops_every_topology_process_even_after_a_failure(tmp_path: Path) -> None:
     (tmp_path / "test_inner.py").write_text(INNER_TESTS)
     pids_file = tmp_path / "pids.txt"

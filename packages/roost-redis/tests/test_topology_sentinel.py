@@ -24,6 +24,8 @@ redis.register_function('roostprobe_add', function(keys, args)
 end)
 """
 
+pytestmark = pytest.mark.slow  # every test starts its own topology (2-3 s)
+
 
 def caught_up(primary: Node, replica: Node) -> bool:
     sent = int(primary.info("replication")["master_repl_offset"])
@@ -54,7 +56,6 @@ async def written(client: Redis) -> set[int]:
     return {int(member) for member in await client.smembers("written")}
 
 
-@pytest.mark.slow
 async def test_sigkill_failover_keeps_a_url_client_writing_and_the_functions_loaded(
     redis_sentinel: SentinelGroup, client: Redis
 ) -> None:
@@ -85,7 +86,6 @@ async def test_sigkill_failover_keeps_a_url_client_writing_and_the_functions_loa
     assert "roostprobe" in old.libraries()  # the full sync carried the library too
 
 
-@pytest.mark.slow
 async def test_sentinel_failover_command_moves_a_url_client_to_the_new_primary(
     redis_sentinel: SentinelGroup, client: Redis
 ) -> None:
@@ -124,7 +124,6 @@ async def test_a_primary_restarted_before_any_failover_comes_back_with_its_data(
     assert "roostprobe" in primary.libraries()
 
 
-@pytest.mark.slow
 async def test_a_paused_proxy_stalls_replication_and_a_delay_makes_it_lag(
     redis_sentinel_factory: Callable[..., SentinelGroup],
 ) -> None:
