@@ -139,6 +139,8 @@ async def test_cluster_failover_command_loses_no_acknowledged_write(
     assert "roostprobe" in new.libraries()
     members = await stored(client, tags)
     assert {i for i, _ in writer.acked} <= members  # a manual failover waits for the replica
+    # The client's roles follow the failover: FUNCTION LOAD and INFO reach primaries only.
+    assert {n.port for n in client.get_primaries()} == {p.address[1] for p in group.primaries()}
 
 
 async def test_a_live_slot_move_under_writes_keeps_every_write(

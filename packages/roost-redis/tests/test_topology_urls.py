@@ -68,6 +68,7 @@ def test_only_the_two_schemes_are_topology_urls() -> None:
     ("url", "message"),
     [
         ("redis://a:1/0", "not a redis+sentinel:// or redis+cluster:// URL: 'redis'"),
+        ("a:1,b:2/svc", "not a redis+sentinel:// or redis+cluster:// URL: no scheme"),
         ("redis+sentinel:///svc", "redis+sentinel URL: names no host"),
         ("redis+cluster://:pw@", "redis+cluster URL: names no host"),
         ("redis+sentinel://a:1,,b:2/svc", "an empty entry in the host list (two commas?)"),

@@ -58,8 +58,9 @@ Cluster (:func:`cluster_client`, a :class:`ClusterClient`, redis-py's ``RedisClu
   (one reply per node); ``FCALL`` goes to the node of its keys (all in one slot).
   ``pipe.evalsha`` is refused in a cluster pipeline (``pipe.fcall`` is not).
 - Mended here (see :class:`ClusterClient`): plain redis-py wedges ``FCALL`` and ``XREAD``
-  for good when the node it asks for their keys dies, and leaks connections at every
-  reload of the slot map.
+  for good when the node it asks for their keys dies; leaks connections at every reload of
+  the slot map; and after a failover still counts the demoted primary among the primaries
+  (``FUNCTION LOAD`` then fails on it with ``READONLY``, and the default node may be it).
 
 Roost's runtime therefore has to:
 
@@ -87,6 +88,7 @@ from urllib.parse import parse_qsl, unquote
 from redis.asyncio import Redis
 from redis.asyncio.cluster import ClusterNode, NodesManager, RedisCluster
 from redis.asyncio.sentinel import Sentinel
+from redis.cluster import PRIMARY
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisClusterException
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -155,9 +157,8 @@ def parse_topology_url(url: str) -> SentinelUrl | ClusterUrl:
     scheme, sep, rest = url.strip().partition("://")
     scheme = scheme.lower()
     if not sep or scheme not in _DEFAULT_PORT:
-        raise SettingsError(
-            f"not a {SENTINEL_SCHEME}:// or {CLUSTER_SCHEME}:// URL: {scheme or url!r}"
-        )
+        found = repr(scheme) if sep else "no scheme"
+        raise SettingsError(f"not a {SENTINEL_SCHEME}:// or {CLUSTER_SCHEME}:// URL: {found}")
     where = f"{scheme} URL"
     if "#" in rest:
         raise SettingsError(f"{where}: has a '#' fragment; remove it")
@@ -296,7 +297,8 @@ class _SharedNodes(NodesManager):
     them, while the registry that ``aclose`` closes keeps the old objects: the connections
     of the new ones are never closed (``ResourceWarning`` when they are collected). Here the
     slot map is pointed back at the kept objects, in the same step (no other task runs in
-    between).
+    between), and the kept objects learn their current role (so the default node, which
+    also serves ``INFO``, ``TIME`` and ``WAIT``, is a primary).
     """
 
     __slots__ = ()
@@ -311,8 +313,11 @@ class _SharedNodes(NodesManager):
             for index, node in enumerate(nodes):
                 kept = self.nodes_cache.get(node.name)
                 if kept is not None and kept is not node:
-                    kept.server_type = node.server_type
+                    kept.server_type = node.server_type  # a replica may have been promoted
                     nodes[index] = kept
+        primaries = self.get_nodes_by_server_type(PRIMARY)
+        if primaries:
+            self.default_node = primaries[0]
 
 
 class ClusterClient(RedisCluster):
@@ -324,9 +329,9 @@ class ClusterClient(RedisCluster):
       fails with ``ConnectionError`` for as long as the client lives. Here ``FCALL`` and
       ``FCALL_RO`` read their keys from their arguments (no round trip), and a failure to
       ask that node marks the slot map stale, so the next retry asks a live one.
-    - Reloading the slot map leaked the connections of the nodes it routed through (see
-      ``_SharedNodes``); and ``aclose`` closed nothing while a reload was pending. Here
-      ``aclose`` always closes every node.
+    - Reloading the slot map leaked the connections of the nodes it routed through and kept
+      the roles nodes had before a failover (see ``_SharedNodes``); and ``aclose`` closed
+      nothing while a reload was pending. Here ``aclose`` always closes every node.
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
