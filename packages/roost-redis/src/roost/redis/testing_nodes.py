@@ -1,10 +1,13 @@
-"""The parts the replicated test topologies share: one node, its admin client, polling.
+"""The parts the replicated test topologies share: nodes, how they run, polling.
 
 A :class:`Node` is one server process of a Sentinel group or a Cluster (a data node or a
 sentinel), optionally behind a :class:`~roost.redis.testing_proxy.TcpProxy`. Its admin client
 talks to the process directly (never through the proxy), never retries, and is closed with
-the node. :func:`wait_until` polls a condition and fails with a message that says what was
-awaited and what was last seen.
+the node. :func:`launch_node` starts one on a free port. :class:`NodeGroup` is the base of
+both topologies: where the nodes live, how their data nodes run (:class:`NodeOptions`:
+proxied or not, append-only file, binary, extra config), start and close.
+:func:`wait_until` polls a condition and fails with a message that says what was awaited
+and what was last seen.
 """
 
 from __future__ import annotations
