@@ -199,15 +199,6 @@ class Node:
         self._server.kill()
         self._drop_client()
 
-    def stop(self) -> None:
-        """Stop the server gracefully, SIGKILL after 5 s.
-
-        A server writing its first append-only file after a full sync refuses to stop until
-        that is done.
-        """
-        self._server.stop(timeout=5.0)
-        self._drop_client()
-
     def close(self) -> None:
         """SIGKILL the server (its data is not needed any more), stop the proxy and client."""
         try:
