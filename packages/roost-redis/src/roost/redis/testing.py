@@ -8,6 +8,16 @@ Load it with ``pytest_plugins = ["roost.redis.testing"]`` in the root ``conftest
 - ``redis_server``: one fresh server for the test; ``redis_url``: its URL.
 - ``roost_home``: a fresh ``ROOST_HOME`` (and no ``ROOST_REDIS_URL``) for code that uses the
   embedded default; the embedded server started there is stopped at teardown.
+- ``redis_sentinel_factory``: ``make(**options)`` starts a
+  :class:`~roost.redis.testing_sentinel.SentinelGroup` (a primary, a replica, three
+  sentinels; options as its constructor's); ``redis_sentinel``: one started group.
+- ``redis_cluster_factory``: ``make(**options)`` starts a
+  :class:`~roost.redis.testing_cluster.ClusterGroup` (three primaries, three replicas);
+  ``redis_cluster``: one started cluster.
+- ``tcp_proxy_factory``: ``make(target_port)`` starts a
+  :class:`~roost.redis.testing_proxy.TcpProxy` in front of a port.
+
+Every group, proxy and server a fixture started is stopped at teardown, pass or fail.
 
 No test should rely on a server on port 6379. Set ``ROOST_TEST_SERVER_BINARY`` to run the
 tests against another server binary (e.g. ``/usr/bin/redis-server``).
@@ -17,27 +27,44 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol, TypeVar
 
 import pytest
 
 from roost.redis.server import AppendFsync, ConfigValue, EmbeddedServer, ServerProcess
+from roost.redis.testing_cluster import ClusterGroup
+from roost.redis.testing_nodes import NodeGroup, close_all
+from roost.redis.testing_proxy import TcpProxy
+from roost.redis.testing_sentinel import SentinelGroup
 
 __all__ = [
     "SERVER_BINARY_ENV",
     "RedisServerFactory",
     "ServerPool",
+    "redis_cluster",
+    "redis_cluster_factory",
+    "redis_sentinel",
+    "redis_sentinel_factory",
     "redis_server",
     "redis_server_factory",
     "redis_url",
     "roost_home",
+    "tcp_proxy_factory",
 ]
 
 
 SERVER_BINARY_ENV = "ROOST_TEST_SERVER_BINARY"
 """Environment variable naming the server binary test fixtures launch."""
+
+_Group = TypeVar("_Group", bound=NodeGroup)
+
+
+def _configured_binary() -> Path | None:
+    """The binary ``ROOST_TEST_SERVER_BINARY`` names, or ``None`` for the default one."""
+    binary = os.environ.get(SERVER_BINARY_ENV)
+    return Path(binary) if binary else None
 
 
 class RedisServerFactory(Protocol):
@@ -79,13 +106,12 @@ class ServerPool:
             appendfsync: ``always``, ``everysec`` or ``no``.
             **config: extra directives, e.g. ``maxmemory_policy="allkeys-lru"``.
         """
-        binary = os.environ.get(SERVER_BINARY_ENV)
         server = ServerProcess(
             self._root / f"server-{len(self._servers)}",
             appendonly=appendonly,
             appendfsync=appendfsync,
             config=config,
-            binary=Path(binary) if binary else None,
+            binary=_configured_binary(),
         )
         self._servers.append(server)  # before start: a half-started server is cleaned too
         return server.start()
@@ -143,3 +169,58 @@ def roost_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path
         yield home
     finally:
         EmbeddedServer(home / "redis").stop()
+
+
+def _groups(root: Path, kind: Callable[..., _Group]) -> Iterator[Callable[..., _Group]]:
+    """Yield a factory of started groups under ``root``; close them all at the end."""
+    groups: list[_Group] = []
+
+    def make(**options: Any) -> _Group:
+        group = kind(root / f"group-{len(groups)}", binary=_configured_binary(), **options)
+        groups.append(group)  # before start: a half-started group is closed too
+        return group.start()
+
+    try:
+        yield make
+    finally:
+        close_all(reversed(groups))
+
+
+@pytest.fixture
+def redis_sentinel_factory(tmp_path: Path) -> Iterator[Callable[..., SentinelGroup]]:
+    """A factory of Sentinel groups (``make(proxied=True, replicas=2)``), closed at teardown."""
+    yield from _groups(tmp_path / "sentinel", SentinelGroup)
+
+
+@pytest.fixture
+def redis_sentinel(redis_sentinel_factory: Callable[..., SentinelGroup]) -> SentinelGroup:
+    """A started Sentinel group: one primary, one replica, three sentinels."""
+    return redis_sentinel_factory()
+
+
+@pytest.fixture
+def redis_cluster_factory(tmp_path: Path) -> Iterator[Callable[..., ClusterGroup]]:
+    """A factory of clusters (``make(proxied=True, node_timeout_ms=2000)``), closed at teardown."""
+    yield from _groups(tmp_path / "cluster", ClusterGroup)
+
+
+@pytest.fixture
+def redis_cluster(redis_cluster_factory: Callable[..., ClusterGroup]) -> ClusterGroup:
+    """A started cluster: three primaries, each with one replica."""
+    return redis_cluster_factory()
+
+
+@pytest.fixture
+def tcp_proxy_factory() -> Iterator[Callable[[int], TcpProxy]]:
+    """A factory of started proxies in front of a loopback port, closed at teardown."""
+    proxies: list[TcpProxy] = []
+
+    def make(target_port: int) -> TcpProxy:
+        proxy = TcpProxy(target_port)
+        proxies.append(proxy)
+        return proxy.start()
+
+    try:
+        yield make
+    finally:
+        close_all(proxies)
