@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Page, expect
 
+from roost.console import queries
 from roost.redis import RedisSwarm
 from roost.runtime import RuntimeEvent
 
@@ -176,7 +177,7 @@ def test_timeline_loads_after_the_page_when_events_are_slow(
 
     monkeypatch.setattr(RedisSwarm, "events", slow_events)
     response = page.goto(f"{console_url}/work/{work_id}")
-    assert response is not None and 'data-pending="200"' in response.text()
+    assert response is not None and f'data-pending="{queries.ITEM_EVENTS}"' in response.text()
     timeline = page.locator("#item-events li.ev")
     expect(timeline).to_have_count(5)  # enqueued, started, committed, committed, done
     expect(timeline.first).to_contain_text("finished at v3")

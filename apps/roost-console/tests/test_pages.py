@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
-from roost.console import create_app
+from roost.console import create_app, queries
 from roost.redis import RedisSwarm
 from roost.runtime import RoostSettings, RuntimeEvent
 
@@ -282,5 +282,5 @@ def test_slow_event_reads_do_not_hold_the_page(
     html = wclient.get(f"/work/{world.done}").text
     assert time.monotonic() - t0 < 1.5
     assert "Loading this item's events" in html
-    assert 'data-pending="200"' in html
+    assert f'data-pending="{queries.ITEM_EVENTS}"' in html
     assert 'data-state="done"' in html  # the rest of the page is there

@@ -10,9 +10,9 @@ import pytest
 from starlette.testclient import TestClient
 
 from roost.console import check_bind, create_app, serve
-from roost.console.app import make_templates
 from roost.console.security import CSP
 from roost.console.server import bind_socket, is_loopback
+from roost.console.state import make_templates
 from roost.runtime import BadInput, RoostError, RoostSettings
 
 BASE = "http://127.0.0.1:8766"

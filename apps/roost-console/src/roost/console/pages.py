@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from urllib.parse import urlencode
 
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from roost.console import queries
-from roost.console.api import perform
-from roost.console.app import console_of
-from roost.console.params import ACTIONS, body_fields, int_param, name_param, state_param
+from roost.console import actions, queries, worklist
+from roost.console.params import body_fields, int_param, name_param, state_param
 from roost.console.present import TEXT_KINDS, work_url
-from roost.console.security import RAW_CSP
-from roost.runtime.artifacts import validate_artifact_id, validate_kind
+from roost.console.security import RAW_CSP, local_path
+from roost.console.state import console_of
 from roost.runtime.errors import NotFound
 from roost.runtime.models import WorkState, validate_name
 
@@ -23,6 +21,9 @@ STATE_ORDER = tuple(WorkState)
 
 if TYPE_CHECKING:
     from starlette.requests import Request
+
+    from roost.redis import RedisSwarm
+    from roost.runtime.models import Artifact
 
 __all__ = ["routes"]
 
@@ -35,14 +36,6 @@ NOTICES = {
     "replayed": "Replaying: the chosen snapshot is now the latest version and the item is queued.",
     "replayed_new": "This is a new work item, replayed from a copy of another one.",
 }
-
-
-def _work_id(request: Request) -> str:
-    raw: str = request.path_params["work_id"]
-    try:
-        return validate_name("work id", raw)
-    except ValueError:
-        raise NotFound(f"no work item has the id {raw!r}") from None
 
 
 async def overview(request: Request) -> Response:
@@ -62,13 +55,6 @@ async def overview(request: Request) -> Response:
     )
 
 
-def _engines(registry_engines: Any) -> list[str]:
-    try:
-        return sorted(registry_engines)
-    except Exception:  # a broken plugin must not break the work list
-        return []
-
-
 async def work_list(request: Request) -> Response:
     """``GET /work?state=&engine=&q=&cursor=``: the work list with filters and paging."""
     console = console_of(request)
@@ -78,13 +64,10 @@ async def work_list(request: Request) -> Response:
     query = request.query_params.get("q", "").strip()
     limit = int_param(request, "limit", 50, 1, 500)
     cursor = request.query_params.get("cursor") or None
-    listing = await queries.find_work(
+    listing = await worklist.find_work(
         swarm, state=state, engine=engine, query=query, limit=limit, cursor=cursor
     )
-    try:
-        known = _engines(swarm.registry.engines)
-    except Exception:
-        known = []
+    known = queries.engines(swarm)
     filters = {"state": state.value if state else "", "engine": engine or "", "q": query}
     keep = {k: v for k, v in filters.items() if v}
     if limit != 50:
@@ -103,7 +86,7 @@ async def work_list(request: Request) -> Response:
             "engines": known,
             "first_url": "/work?" + urlencode(keep) if cursor else None,
             "next_url": next_url,
-            "scan_budget": queries.SCAN_BUDGET,
+            "scan_budget": worklist.SCAN_BUDGET,
         },
     )
 
@@ -111,8 +94,7 @@ async def work_list(request: Request) -> Response:
 async def work_detail(request: Request) -> Response:
     """``GET /work/{work_id}``: meta, snapshot, versions, artifacts, events and actions."""
     console = console_of(request)
-    work_id = _work_id(request)
-    d = await queries.detail(await console.swarm(), work_id)
+    d = await queries.detail(await console.swarm(), request.path_params["work_id"])
     notice_key = request.query_params.get("done", "")
     source = request.query_params.get("from", "")
     try:
@@ -143,7 +125,7 @@ async def events_page(request: Request) -> Response:
     console = console_of(request)
     swarm = await console.swarm()
     limit = int_param(request, "limit", 100, 1, 1000)
-    found = await swarm.events(limit=limit)
+    found = await queries.events(swarm, limit=limit)
     return console.render(
         request,
         "events.html",
@@ -155,9 +137,11 @@ async def failed_page(request: Request) -> Response:
     """``GET /failed``: dead and failed work, each with its last error and a retry button."""
     console = console_of(request)
     swarm = await console.swarm()
-    dead = await swarm.dead_letters(limit=50, cursor=request.query_params.get("dead") or None)
-    failed = await swarm.list_work(
-        state=WorkState.FAILED, limit=50, cursor=request.query_params.get("failed") or None
+    dead = await queries.state_page(
+        swarm, WorkState.DEAD, cursor=request.query_params.get("dead") or None
+    )
+    failed = await queries.state_page(
+        swarm, WorkState.FAILED, cursor=request.query_params.get("failed") or None
     )
     return console.render(
         request,
@@ -166,22 +150,20 @@ async def failed_page(request: Request) -> Response:
     )
 
 
-def _artifact_args(request: Request) -> tuple[str, str | None]:
-    artifact_id = validate_artifact_id(request.path_params["artifact_id"])
+async def _artifact(request: Request) -> tuple[RedisSwarm, Artifact]:
+    swarm = await console_of(request).swarm()
     kind = request.query_params.get("kind") or None
-    return artifact_id, validate_kind(kind) if kind is not None else None
+    return swarm, await queries.artifact(swarm, request.path_params["artifact_id"], kind)
 
 
 async def artifact_view(request: Request) -> Response:
     """``GET /artifacts/{id}?kind=``: an artifact's metadata and, for JSON/text, its content."""
     console = console_of(request)
-    swarm = await console.swarm()
-    artifact_id, kind = _artifact_args(request)
-    art = await swarm.artifacts.stat(artifact_id, kind)
+    swarm, art = await _artifact(request)
     text: str | None = None
     is_json = False
     if art.kind in TEXT_KINDS and art.size <= INLINE_VIEW_BYTES:
-        raw = (await swarm.artifacts.read(artifact_id, art.kind)).decode("utf-8", "replace")
+        raw = (await queries.artifact_content(swarm, art)).decode("utf-8", "replace")
         text = raw
         if art.kind == "json":
             try:
@@ -215,14 +197,12 @@ async def artifact_raw(request: Request) -> Response:
     attachment of type ``application/octet-stream``. Always with ``nosniff`` and a sandbox
     Content-Security-Policy.
     """
-    swarm = await console_of(request).swarm()
-    artifact_id, kind = _artifact_args(request)
-    art = await swarm.artifacts.stat(artifact_id, kind)
-    content = await swarm.artifacts.read(artifact_id, art.kind)
+    swarm, art = await _artifact(request)
+    content = await queries.artifact_content(swarm, art)
     download = request.query_params.get("download") == "1"
     inline = art.kind in TEXT_KINDS and not download
     media = TEXT_KINDS[art.kind] if inline else "application/octet-stream"
-    name = f"{artifact_id[:16]}.{art.kind}"
+    name = f"{art.artifact_id[:16]}.{art.kind}"
     disposition = f'{"inline" if inline else "attachment"}; filename="{name}"'
     return Response(
         content,
@@ -243,12 +223,12 @@ async def action(request: Request) -> Response:
     """
     console = console_of(request)
     name: str = request.path_params["action"]
-    if name not in ACTIONS:
+    if name not in actions.ACTIONS:
         raise NotFound(f"unknown action {name!r} (cancel, retry or replay)")
-    work_id = _work_id(request)
+    work_id = queries.work_id(request.path_params["work_id"])
     fields = await body_fields(request)
     if fields.get("confirmed") != "1":
-        status = (await (await console.swarm()).status(work_id)).meta
+        status = (await queries.status(await console.swarm(), work_id)).meta
         return console.render(
             request,
             "confirm.html",
@@ -259,7 +239,7 @@ async def action(request: Request) -> Response:
                 "fields": {k: v for k, v in fields.items() if k in ("version", "as_new")},
             },
         )
-    result = await perform(await console.swarm(), name, work_id, fields)
+    result = await actions.perform(await console.swarm(), name, work_id, fields)
     done = {"cancel": "cancelled", "retry": "retried", "replay": "replayed"}[name]
     if result["work_id"] != work_id:
         return RedirectResponse(
@@ -272,9 +252,7 @@ async def login(request: Request) -> Response:
     """``GET|POST /login``: trade the access token for a session cookie."""
     console = console_of(request)
     guard = console.guard
-    nxt = request.query_params.get("next", "/")
-    if not nxt.startswith("/") or nxt.startswith("//") or "\\" in nxt:
-        nxt = "/"
+    nxt = local_path(request.query_params.get("next", "/"))
     if guard.token is None:
         return RedirectResponse(nxt, 303)
     error = ""
