@@ -139,7 +139,9 @@ def test_detail_of_dead_work_shows_the_error(wclient: TestClient, world: Any) ->
     page = text_of(html)
     assert "RuntimeError: step from version 1 failed on purpose" in page
     assert "Traceback (most recent call last)" in html  # the excerpt is shown as text
-    assert 'id="last-error" aria-labelledby="err-h">' in html  # not hidden
+    card = re.search(r'<section class="([^"]*)" id="last-error"[^>]*>', html)
+    assert card and " hidden" not in card.group(0)  # shown
+    assert card.group(1) == "card error-card"  # and current: nothing succeeded after it
     retry_form = re.search(r'<form class="action" [^>]*action="/actions/retry/[^>]*>', html)
     assert retry_form and " hidden" not in retry_form.group(0)
 

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
+from roost.console import worklist
 from roost.runtime.artifacts import validate_artifact_id, validate_kind
 from roost.runtime.errors import NotFound
 from roost.runtime.models import (
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
 __all__ = [
     "EVENT_SCAN",
     "ITEM_EVENTS",
+    "QUIET_TYPES",
     "LIVE_LIMIT",
     "LIVE_STATES",
     "STAT_KINDS",
@@ -89,6 +91,9 @@ later events). The page then loads the timeline from the API after it has render
 EVENT_SCAN = (1_000, 10_000)
 """How many of the namespace's latest events a filtered events page reads: the first
 number, then (when that did not find enough) the second."""
+
+QUIET_TYPES = frozenset({"progress"})
+"""Event types lists leave out unless asked for: they would drown the rest."""
 
 STAT_KINDS = ("enqueued", "committed", "done", "retried", "dead", "failed", "cancelled")
 
@@ -159,16 +164,19 @@ class Overview(BaseModel):
     live: dict[str, list[WorkMeta]]
     workers: list[dict[str, Any]]
     events: list[RuntimeEvent]
+    latest_event: str | None = None
 
 
 async def overview(swarm: RedisSwarm, *, minutes: int = 15, events: int = 12) -> Overview:
     """Counts, throughput, live work, workers and the latest events, in one round of reads."""
-    live_pages = asyncio.gather(*(swarm.list_work(state=s, limit=LIVE_LIMIT) for s in LIVE_STATES))
+    live_pages = asyncio.gather(
+        *(worklist.find_work(swarm, state=s, limit=LIVE_LIMIT) for s in LIVE_STATES)
+    )
     counts_, minutes_, workers_, recent, pages = await asyncio.gather(
         swarm.counts(),
         throughput(swarm, minutes),
         swarm.workers(),
-        swarm.events(limit=events),
+        recent_events(swarm, exclude=QUIET_TYPES, limit=events),
         live_pages,
     )
     return Overview(
@@ -177,7 +185,8 @@ async def overview(swarm: RedisSwarm, *, minutes: int = 15, events: int = 12) ->
         throughput=minutes_,
         live={str(s): p.items for s, p in zip(LIVE_STATES, pages, strict=True)},
         workers=workers_,
-        events=list(reversed(recent)),
+        events=recent.events,
+        latest_event=recent.latest,
     )
 
 
@@ -216,8 +225,12 @@ class Detail(BaseModel):
     events_complete: bool = True
 
 
-async def detail(swarm: RedisSwarm, work_id_: str, *, budget: float = EVENTS_BUDGET) -> Detail:
+async def detail(
+    swarm: RedisSwarm, work_id_: str, *, budget: float | None = EVENTS_BUDGET
+) -> Detail:
     """Status, kept snapshot versions and recent events of one item.
+
+    The events are waited for at most ``budget`` seconds (``None``: as long as they take).
 
     Raises:
         NotFound: no such work id (bad ids are reported as not found too).
@@ -266,22 +279,25 @@ class EventsPage(BaseModel):
 
     ``scanned`` is how many of the latest events were read to find them; ``complete`` says
     whether that reached the start of the stream (or of the item's life), i.e. whether older
-    matching events can exist.
+    matching events can exist. ``latest`` is the position of the newest event read (a live
+    page follows the stream from there).
     """
 
     events: list[RuntimeEvent]
     scanned: int
     complete: bool
+    latest: str | None = None
 
 
 async def recent_events(
     swarm: RedisSwarm,
     *,
     types: Iterable[str] | None = None,
+    exclude: Iterable[str] = (),
     work_id: str | None = None,
     limit: int = 100,
 ) -> EventsPage:
-    """The latest ``limit`` events of the given types (and item), newest first.
+    """The latest ``limit`` events of the given types (any), not of ``exclude``, newest first.
 
     A bounded scan: the latest :data:`EVENT_SCAN` events are read and filtered here.
     ``RedisSwarm.events`` filters by item but not by type and reads no further back than its
@@ -289,15 +305,21 @@ async def recent_events(
     backward scan (a candidate to move there).
     """
     wanted = None if types is None else frozenset(types)
+    unwanted = frozenset(exclude)
     found: list[RuntimeEvent] = []
     read: list[RuntimeEvent] = []
     for window in EVENT_SCAN:
         read = await swarm.events(work_id=work_id, limit=window)
-        found = [e for e in read if wanted is None or e.type in wanted]
+        found = [e for e in read if (wanted is None or e.type in wanted) and e.type not in unwanted]
         if len(found) >= limit or len(read) < window:
             break
     found.reverse()
-    return EventsPage(events=found[:limit], scanned=len(read), complete=len(read) < EVENT_SCAN[-1])
+    return EventsPage(
+        events=found[:limit],
+        scanned=len(read),
+        complete=len(read) < EVENT_SCAN[-1],
+        latest=read[-1].id if read else None,
+    )
 
 
 # -- lists by state ---------------------------------------------------------------------------

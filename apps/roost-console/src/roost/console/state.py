@@ -122,10 +122,11 @@ def make_templates() -> Jinja2Templates:
         abs_time=present.abs_time,
         iso=present.iso,
         filesize=present.filesize,
+        duration=present.duration,
         pretty_json=present.pretty_json,
         describe=present.describe_event,
     )
-    extra: dict[str, Any] = {"bars": present.bars, "work_url": present.work_url}
+    extra: dict[str, Any] = {"work_url": present.work_url}
     cast("dict[str, Any]", env.globals).update(extra)
     return Jinja2Templates(env=env)
 
