@@ -150,7 +150,7 @@ def test_detail_lists_artifacts_with_viewer_links(wclient: TestClient, world: An
     client, work_id = wclient, world.artifacts
     html = client.get(f"/work/{work_id}").text
     links = re.findall(r'href="(/artifacts/[0-9a-f]{64}\?kind=(\w+)&amp;work=[^"]+)"', html)
-    assert sorted(k for _, k in links) == ["json", "png", "txt"]
+    assert sorted(k for _, k in links) == ["json", "md", "png", "txt"]
     json_view = next(url for url, k in links if k == "json").replace("&amp;", "&")
     view = client.get(json_view)
     assert view.status_code == 200
