@@ -7,20 +7,16 @@ never passes without having run them (``.ci/run`` installs the browser).
 
 from __future__ import annotations
 
-import asyncio
 import os
 import shutil
-import threading
 import uuid
-from collections.abc import Coroutine, Iterator
-from concurrent.futures import Future
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 
 from roost.console import serve_in_thread
-from roost.redis import RedisSwarm
 from roost.runtime import (
     Registry,
     RoostSettings,
@@ -29,9 +25,8 @@ from roost.runtime import (
     get_plugin_manager,
     step_context,
 )
+from roost_testkit.background import Background
 from roost_testkit.engines import HashChainEngine
-
-T = TypeVar("T")
 
 CHROMIUM = os.environ.get("ROOST_TEST_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -195,71 +190,6 @@ class NotesEngine:
         return snapshot.model_copy(update={"step": "done", "is_finished": True, "artifacts": [art]})
 
 
-class Runtime:
-    """A swarm and (optionally) a worker on an event loop in a background thread, so the
-    synchronous Playwright test can enqueue work and stop the worker while pages run."""
-
-    def __init__(self, settings: RoostSettings) -> None:
-        self.settings = settings
-        self.registry = Registry.load(get_plugin_manager(autoload=False))
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
-        self.swarm = RedisSwarm(settings, registry=self.registry)
-        self.call(self.swarm.connect())
-        self._worker: RedisSwarm | None = None
-        self._task: Future[None] | None = None
-
-    def call(self, coro: Coroutine[Any, Any, T], timeout: float = 30.0) -> T:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
-
-    def start_worker(self, concurrency: int = 4) -> None:
-        worker = RedisSwarm(self.settings, registry=self.registry)
-        self.call(worker.connect())
-        self._worker = worker
-        self._task = asyncio.run_coroutine_threadsafe(
-            worker.run_worker(
-                [HashChainEngine(), NotesEngine()],
-                concurrency=concurrency,
-                install_signal_handlers=False,
-            ),
-            self.loop,
-        )
-
-    def stop_worker(self) -> None:
-        if self._worker is None or self._task is None:
-            return
-        self.loop.call_soon_threadsafe(self._worker.stop_worker)
-        self._task.result(30)
-        self.call(self._worker.close())
-        self._worker = self._task = None
-
-    def enqueue(self, payload: dict[str, Any], engine: str = "hashchain", **kw: Any) -> str:
-        return self.call(self.swarm.enqueue(engine, payload, **kw))
-
-    def status(self, work_id: str) -> Any:
-        return self.call(self.swarm.status(work_id))
-
-    def state(self, work_id: str) -> str:
-        return str(self.call(self.swarm.status(work_id)).meta.state)
-
-    def wait_state(self, work_id: str, state: str, timeout: float = 20.0) -> None:
-        async def wait() -> None:
-            while (await self.swarm.status(work_id)).meta.state != state:
-                await asyncio.sleep(0.02)
-
-        self.call(asyncio.wait_for(wait(), timeout), timeout + 5)
-
-    def close(self) -> None:
-        try:
-            self.stop_worker()
-            self.call(self.swarm.close())
-        finally:
-            self.loop.call_soon_threadsafe(self.loop.stop)
-            self.thread.join(10)
-            self.loop.close()
-
-
 @pytest.fixture
 def settings(redis_url: str, tmp_path: Path) -> RoostSettings:
     return RoostSettings.from_env(
@@ -276,8 +206,10 @@ def settings(redis_url: str, tmp_path: Path) -> RoostSettings:
 
 
 @pytest.fixture
-def runtime(settings: RoostSettings) -> Iterator[Runtime]:
-    rt = Runtime(settings)
+def runtime(settings: RoostSettings) -> Iterator[Background]:
+    """A swarm, and a worker (hash-chain and notes engines) once started, in the background."""
+    registry = Registry.load(get_plugin_manager(autoload=False))
+    rt = Background(settings, registry, [HashChainEngine(), NotesEngine()])
     try:
         yield rt
     finally:

@@ -38,6 +38,7 @@ from roost.runtime import (
     get_plugin_manager,
     step_context,
 )
+from roost_testkit.background import Background
 from roost_testkit.engines import HashChainEngine
 
 PORT = 8766
@@ -277,73 +278,10 @@ def wclient(world: World) -> Iterator[TestClient]:
         yield c
 
 
-class Background:
-    """A swarm and (when started) a worker on an event loop in a background thread, so a
-    synchronous test can enqueue and watch work while it runs."""
-
-    def __init__(self, settings: RoostSettings) -> None:
-        import threading
-
-        self.settings = settings
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
-        self.swarm = RedisSwarm(settings, registry=registry())
-        self.call(self.swarm.connect())
-        self._worker: RedisSwarm | None = None
-        self._task: Any = None
-
-    def call(self, coro: Any, timeout: float = 30.0) -> Any:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
-
-    def start_worker(self, concurrency: int = 4) -> None:
-        worker = RedisSwarm(self.settings, registry=registry())
-        self.call(worker.connect())
-        self._worker = worker
-        self._task = asyncio.run_coroutine_threadsafe(
-            worker.run_worker(
-                [HashChainEngine()], concurrency=concurrency, install_signal_handlers=False
-            ),
-            self.loop,
-        )
-
-    def stop_worker(self) -> None:
-        if self._worker is None:
-            return
-        self.loop.call_soon_threadsafe(self._worker.stop_worker)
-        self._task.result(30)
-        self.call(self._worker.close())
-        self._worker = None
-
-    def enqueue(self, payload: dict[str, Any], **kw: Any) -> str:
-        return self.call(self.swarm.enqueue("hashchain", payload, **kw))
-
-    def meta(self, work_id: str) -> Any:
-        return self.call(self.swarm.status(work_id)).meta
-
-    def wait(self, work_id: str, check: Callable[[Any], bool], timeout: float = 20.0) -> Any:
-        deadline = time.monotonic() + timeout
-        while True:
-            meta = self.meta(work_id)
-            if check(meta):
-                return meta
-            assert time.monotonic() < deadline, f"{work_id} stayed {meta.state}"
-            time.sleep(0.02)
-
-    def close(self) -> None:
-        try:
-            self.stop_worker()
-            self.call(self.swarm.close())
-        finally:
-            self.loop.call_soon_threadsafe(self.loop.stop)
-            self.thread.join(10)
-            self.loop.close()
-
-
 @pytest.fixture
 def background(settings: RoostSettings) -> Iterator[Background]:
-    """A :class:`Background` on the test's namespace."""
-    bg = Background(settings)
+    """A swarm and a hash-chain worker on a background loop, on the test's namespace."""
+    bg = Background(settings, registry())
     try:
         yield bg
     finally:

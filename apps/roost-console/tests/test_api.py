@@ -239,3 +239,19 @@ def test_bulk_actions_need_csrf_and_valid_input(
     assert post(client, "/api/bulk/cancel", json={"state": "bogus"}).status_code == 400
     too_many = post(client, "/api/bulk/cancel", json={"work_ids": [f"w{i}" for i in range(1001)]})
     assert too_many.status_code in (400, 413)
+
+
+def test_an_engine_filter_reads_one_stretch_per_page(
+    client: TestClient, settings: RoostSettings
+) -> None:
+    async def fill() -> list[str]:
+        async with RedisSwarm(settings) as swarm:
+            return await swarm.enqueue_many(
+                [WorkItem(engine="hashchain") for _ in range(worklist.SCAN_BUDGET + 700)]
+            )
+
+    asyncio.run(fill())
+    first = client.get("/api/work?engine=absent").json()
+    assert first["items"] == [] and first["next_cursor"]  # one stretch read, more to go
+    rest = client.get(f"/api/work?engine=absent&cursor={first['next_cursor']}").json()
+    assert rest["items"] == [] and rest["next_cursor"] is None

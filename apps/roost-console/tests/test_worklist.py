@@ -12,7 +12,7 @@ SLOW = {"mode": "sleep", "seconds": 0.25, "steps": 40}
 def test_a_running_item_sorts_by_its_last_update(client: TestClient, background: Any) -> None:
     background.start_worker(concurrency=1)
     running = background.enqueue(SLOW)
-    entered = background.wait(running, lambda m: m.state == "running").updated_at
+    entered = background.wait_state(running, "running").updated_at
     queued = background.enqueue({"steps": 1})  # waits: the one slot is taken
     queued_at = background.meta(queued).updated_at
     assert queued_at > entered
@@ -33,7 +33,7 @@ def test_pages_follow_the_shown_time_without_gaps_or_repeats(
     background.start_worker(concurrency=2)
     runners = [background.enqueue(SLOW) for _ in range(2)]
     for work_id in runners:
-        background.wait(work_id, lambda m: m.state == "running")
+        background.wait_state(work_id, "running")
     waiting = [background.enqueue({"steps": 1}) for _ in range(4)]
     for work_id in runners:  # both commit after the others were enqueued
         last = background.meta(waiting[-1]).updated_at

@@ -9,6 +9,7 @@ written once, in Jinja2 (autoescaped), and never rebuilt in JavaScript.
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
@@ -80,6 +81,7 @@ def _throughput(minutes: list[queries.Minute]) -> dict[str, Any]:
 
 
 async def _overview_context(request: Request) -> dict[str, Any]:
+    """``GET /``: counts, throughput, live work, workers and the latest events."""
     ov = await queries.overview(await console_of(request).swarm())
     return {
         "page": "overview",
@@ -92,22 +94,11 @@ async def _overview_context(request: Request) -> dict[str, Any]:
     }
 
 
-async def overview(request: Request) -> Response:
-    """``GET /``: counts, throughput, live work, workers and the latest events."""
-    ctx = await _overview_context(request)
-    return console_of(request).render(request, "overview.html", ctx)
-
-
-async def overview_fragment(request: Request) -> Response:
-    """``GET /fragments/overview``: the overview's live part."""
-    ctx = await _overview_context(request)
-    return console_of(request).render(request, "_overview_live.html", ctx)
-
-
 # -- the work list ------------------------------------------------------------------------------
 
 
 async def _work_context(request: Request) -> dict[str, Any]:
+    """``GET /work?state=&engine=&q=&cursor=``: the work list with filters and paging."""
     swarm = await console_of(request).swarm()
     state = state_param(request)
     engine = name_param(request, "engine", "engine")
@@ -139,22 +130,11 @@ async def _work_context(request: Request) -> dict[str, Any]:
     }
 
 
-async def work_list(request: Request) -> Response:
-    """``GET /work?state=&engine=&q=&cursor=``: the work list with filters and paging."""
-    ctx = await _work_context(request)
-    return console_of(request).render(request, "work_list.html", ctx)
-
-
-async def work_fragment(request: Request) -> Response:
-    """``GET /fragments/work?...``: the work list's table and pager."""
-    ctx = await _work_context(request)
-    return console_of(request).render(request, "_work_page.html", ctx)
-
-
 # -- failed and dead ----------------------------------------------------------------------------
 
 
 async def _failed_context(request: Request) -> dict[str, Any]:
+    """``GET /failed?dead=&failed=``: dead and failed work, with their errors and retry."""
     swarm = await console_of(request).swarm()
     cursors = {k: request.query_params.get(k) or None for k in ("dead", "failed")}
     dead = await queries.state_page(swarm, WorkState.DEAD, cursor=cursors["dead"])
@@ -170,18 +150,6 @@ async def _failed_context(request: Request) -> dict[str, Any]:
         "live_url": "/fragments/failed?" + here,
         "back_url": "/failed" + (f"?{here}" if here else ""),
     }
-
-
-async def failed_page(request: Request) -> Response:
-    """``GET /failed``: dead and failed work, each with its last error and a retry button."""
-    ctx = await _failed_context(request)
-    return console_of(request).render(request, "failed.html", ctx)
-
-
-async def failed_fragment(request: Request) -> Response:
-    """``GET /fragments/failed?dead=&failed=``: the two lists of the failed page."""
-    ctx = await _failed_context(request)
-    return console_of(request).render(request, "_failed_lists.html", ctx)
 
 
 # -- one item -----------------------------------------------------------------------------------
@@ -268,17 +236,40 @@ async def events_page(request: Request) -> Response:
     )
 
 
+Context = Callable[["Request"], Awaitable[dict[str, Any]]]
+"""What a page is rendered with, read for one request."""
+
+
+def _rendering(template: str, context: Context) -> Callable[[Request], Awaitable[Response]]:
+    """An endpoint rendering ``template`` with ``context(request)``."""
+
+    async def endpoint(request: Request) -> Response:
+        return console_of(request).render(request, template, await context(request))
+
+    endpoint.__doc__ = context.__doc__
+    return endpoint
+
+
+LIVE_PAGES = (
+    ("/", "overview.html", "/fragments/overview", "_overview_live.html", _overview_context),
+    ("/work", "work_list.html", "/fragments/work", "_work_page.html", _work_context),
+    ("/failed", "failed.html", "/fragments/failed", "_failed_lists.html", _failed_context),
+)
+"""Pages with a live region: path, template, fragment path, fragment template, context."""
+
+
 def routes() -> list[BaseRoute]:
     """The pages' routes (with the forms' and the artifact viewer's)."""
+    live: list[BaseRoute] = []
+    for path, template, fragment, part, context in LIVE_PAGES:
+        live += [
+            Route(path, _rendering(template, context)),
+            Route(fragment, _rendering(part, context)),
+        ]
     return [
-        Route("/", overview),
-        Route("/work", work_list),
+        *live,
         Route("/work/{work_id:path}", work_detail),
         Route("/events", events_page),
-        Route("/failed", failed_page),
-        Route("/fragments/overview", overview_fragment),
-        Route("/fragments/work", work_fragment),
-        Route("/fragments/failed", failed_fragment),
         Route("/fragments/timeline/{work_id:path}", timeline_fragment),
         *viewer.routes(),
         *forms.routes(),

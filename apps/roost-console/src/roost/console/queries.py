@@ -88,9 +88,9 @@ EVENTS_BUDGET = 0.25
 creation on, so for an old item in a busy namespace it takes long (about 1 s per 100,000
 later events). The page then loads the timeline from the API after it has rendered."""
 
-EVENT_SCAN = (1_000, 10_000)
-"""How many of the namespace's latest events a filtered events page reads: the first
-number, then (when that did not find enough) the second."""
+EVENT_SCAN = 10_000
+"""At most this many of the latest events are read to find the ones a filter asks for (first
+ten times as many as asked for, then this many if that did not find enough)."""
 
 QUIET_TYPES = frozenset({"progress"})
 """Event types lists leave out unless asked for: they would drown the rest."""
@@ -299,7 +299,7 @@ async def recent_events(
 ) -> EventsPage:
     """The latest ``limit`` events of the given types (any), not of ``exclude``, newest first.
 
-    A bounded scan: the latest :data:`EVENT_SCAN` events are read and filtered here.
+    A bounded scan: at most the latest :data:`EVENT_SCAN` events are read and filtered here.
     ``RedisSwarm.events`` filters by item but not by type and reads no further back than its
     ``limit``; ``events(types=..., before=...)`` in the runtime would make this an exact
     backward scan (a candidate to move there).
@@ -308,7 +308,7 @@ async def recent_events(
     unwanted = frozenset(exclude)
     found: list[RuntimeEvent] = []
     read: list[RuntimeEvent] = []
-    for window in EVENT_SCAN:
+    for window in sorted({min(max(limit * 10, 100), EVENT_SCAN), EVENT_SCAN}):
         read = await swarm.events(work_id=work_id, limit=window)
         found = [e for e in read if (wanted is None or e.type in wanted) and e.type not in unwanted]
         if len(found) >= limit or len(read) < window:
@@ -317,7 +317,7 @@ async def recent_events(
     return EventsPage(
         events=found[:limit],
         scanned=len(read),
-        complete=len(read) < EVENT_SCAN[-1],
+        complete=len(read) < EVENT_SCAN,
         latest=read[-1].id if read else None,
     )
 

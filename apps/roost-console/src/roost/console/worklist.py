@@ -78,44 +78,72 @@ async def _running(swarm: RedisSwarm, engine: str | None) -> list[WorkMeta] | No
     return sorted(page.items, key=_key, reverse=True)
 
 
-async def ordered(
-    swarm: RedisSwarm,
-    *,
-    state: WorkState | None,
-    engine: str | None,
-    after: Key | None,
-    page: int,
-) -> AsyncIterator[WorkMeta]:
-    """Items in ``state`` (any) of ``engine`` (any), newest ``updated_at`` first, after a key."""
-    running: list[WorkMeta] | None = None
-    if state in (None, WorkState.RUNNING):
-        running = await _running(swarm, engine)
-    merged = running is not None
-    pending = [m for m in running or [] if after is None or _key(m) < after]
-    if state == WorkState.RUNNING and merged:
-        for meta in pending:
-            yield meta
-        return
-    seen: set[str] = set()
-    cursor = _cursor(after) if after else None
-    i = 0
-    while True:
-        got = await swarm.list_work(state=state, engine=engine, limit=page, cursor=cursor)
-        for meta in got.items:
-            if merged and meta.state == WorkState.RUNNING:
-                continue  # comes from `pending`, in the order of its last update
-            key = _key(meta)
-            while i < len(pending) and _key(pending[i]) > key:
+class _Walk:
+    """Items newest ``updated_at`` first, after a key.
+
+    The state indexes' order, with the running items merged in by their last update. It
+    reads at most ``calls`` pages of ``list_work``. Every item above ``position`` (where the
+    index reading stopped, a cursor) has been yielded when the walk ends; ``finished`` says
+    whether it reached the end of the listing.
+    """
+
+    def __init__(
+        self,
+        swarm: RedisSwarm,
+        *,
+        state: WorkState | None,
+        engine: str | None,
+        after: Key | None,
+        page: int,
+        calls: int,
+    ) -> None:
+        self.swarm, self.state, self.engine = swarm, state, engine
+        self.after, self.page, self.calls = after, page, calls
+        self.position: str | None = _cursor(after) if after else None
+        self.finished = False
+
+    async def items(self) -> AsyncIterator[WorkMeta]:
+        """Yield the items in order (see the class docstring)."""
+        running: list[WorkMeta] | None = None
+        if self.state in (None, WorkState.RUNNING):
+            running = await _running(self.swarm, self.engine)
+        merged = running is not None
+        after = self.after
+        pending = [m for m in running or [] if after is None or _key(m) < after]
+        if self.state == WorkState.RUNNING and merged:
+            for meta in pending:
+                yield meta
+            self.finished = True
+            return
+        seen: set[str] = set()
+        i = 0
+        for _ in range(self.calls):
+            got = await self.swarm.list_work(
+                state=self.state, engine=self.engine, limit=self.page, cursor=self.position
+            )
+            for meta in got.items:
+                if merged and meta.state == WorkState.RUNNING:
+                    continue  # comes from `pending`, in the order of its last update
+                key = _key(meta)
+                while i < len(pending) and _key(pending[i]) > key:
+                    seen.add(pending[i].work_id)
+                    yield pending[i]
+                    i += 1
+                if meta.work_id not in seen:
+                    yield meta
+            self.position = got.next_cursor
+            reached = _parse(got.next_cursor)
+            if reached is None:
+                break
+            while i < len(pending) and _key(pending[i]) > reached:
                 seen.add(pending[i].work_id)
                 yield pending[i]
                 i += 1
-            if meta.work_id not in seen:
-                yield meta
-        if got.next_cursor is None:
-            break
-        cursor = got.next_cursor
-    for meta in pending[i:]:
-        yield meta
+        else:
+            return  # out of calls: the caller continues from `position`
+        for meta in pending[i:]:
+            yield meta
+        self.finished = True
 
 
 async def find_work(
@@ -129,8 +157,10 @@ async def find_work(
 ) -> Listing:
     """List work, most recently updated first, filtered by state, engine and text in the id.
 
-    Without ``query`` this is one page of :func:`ordered`. With it, a query that is the id of
-    an item (matching the filters) returns that item alone, at once. Otherwise at most
+    Without ``query`` this is one page, from one ``list_work`` read (with an engine filter
+    that reads the index in stretches of up to 5,000, and a page may come back short or
+    empty with a ``next_cursor`` to go on). With ``query``, a query that is the id of an item
+    (matching the filters) returns that item alone, at once. Otherwise at most
     :data:`SCAN_BUDGET` items, newest update first, are examined for ids containing
     ``query`` (case-insensitive); ``next_cursor`` continues the scan further back.
 
@@ -155,21 +185,32 @@ async def find_work(
     found: list[WorkMeta] = []
     scanned = 0
     last: Key | None = None
-    more = False
-    page = SCAN_PAGE if query else limit + 1
-    items = ordered(swarm, state=state, engine=engine, after=after, page=page)
+    stopped = False
+    walk = _Walk(
+        swarm,
+        state=state,
+        engine=engine,
+        after=after,
+        page=SCAN_PAGE if query else limit + 1,
+        calls=SCAN_BUDGET // SCAN_PAGE if query else 1,
+    )
+    items = walk.items()
     async for meta in items:
         if scanned >= budget or len(found) >= limit:
-            more = True
+            stopped = True
             break
         scanned += 1
         last = _key(meta)
         if not query or (needle in meta.work_id.lower() and meta.work_id != query):
             found.append(meta)
     await items.aclose()
+    if stopped and last is not None:
+        next_cursor = _cursor(last)
+    else:
+        next_cursor = None if walk.finished else walk.position
     return Listing(
         items=found,
-        next_cursor=_cursor(last) if more and last else None,
+        next_cursor=next_cursor,
         query=query,
         scanned=scanned if query else None,
     )
