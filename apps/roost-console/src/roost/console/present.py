@@ -147,10 +147,14 @@ def _enqueued(ev: RuntimeEvent) -> str:
     return f"enqueued for engine {ev.data.get('engine', '?')}{later}"
 
 
+def _delayed(ev: RuntimeEvent) -> str:
+    return f"saved v{ev.version}{_step(ev)}, next step in {seconds(ev.data.get('delay', '?'))}"
+
+
 def _committed(ev: RuntimeEvent) -> str:
     nxt = ev.data.get("next")
     if nxt == "delay":
-        return f"saved v{ev.version}{_step(ev)}, next step in {seconds(ev.data.get('delay'))}"
+        return _delayed(ev)
     return f"saved v{ev.version}{_step(ev)}" + (f", next: {nxt}" if nxt else "")
 
 
@@ -178,9 +182,7 @@ _DESCRIBE: dict[str, Callable[[RuntimeEvent], str]] = {
     "enqueued": _enqueued,
     "started": lambda ev: f"step started from v{ev.version}, attempt {ev.data.get('attempt', '?')}",
     "committed": _committed,
-    "scheduled": lambda ev: (
-        f"saved v{ev.version}{_step(ev)}, next step in " + seconds(ev.data.get("delay", "?"))
-    ),
+    "scheduled": _delayed,
     "done": lambda ev: f"finished at v{ev.version}{_step(ev)}",
     "retrying": lambda ev: (
         f"attempt {ev.data.get('attempt', '?')} failed ({error_text(ev.data)}); "
@@ -283,7 +285,7 @@ def markdown(text: str) -> Markup:
     ``data:`` (but for ``data:image/...``) is left as text. The page's CSP also keeps
     images from other sites from loading.
     """
-    return Markup(_markdown_parser().render(text))  # noqa: S704 (escaped by the parser)
+    return Markup(_markdown_parser().render(text))  # the parser escaped everything it copied
 
 
 def work_url(work_id: str, **query: str) -> str:

@@ -57,7 +57,7 @@ async def artifact_view(request: Request) -> Response:
     text: str | None = None
     is_json = False
     rendered = None
-    if art.kind in (TEXT_KINDS.keys() | MARKDOWN_KINDS) and art.size <= INLINE_VIEW_BYTES:
+    if art.kind in TEXT_KINDS and art.size <= INLINE_VIEW_BYTES:
         raw = (await queries.artifact_content(swarm, art)).decode("utf-8", "replace")
         text = raw
         if art.kind == "json":
