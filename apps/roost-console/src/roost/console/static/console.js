@@ -195,8 +195,11 @@
     liveDot.textContent = status === "on" ? "live" : status === "retry" ? "reconnecting" : "polling";
   }
 
+  /* Run fn at most once per `ms` milliseconds (a number, or a function giving one), and
+   * once more after the last call that came while it waited or ran. */
   function throttle(fn, ms) {
     var timer = null, again = false, last = 0;
+    var every = typeof ms === "function" ? ms : function () { return ms; };
     function run() {
       timer = null;
       last = Date.now();
@@ -207,7 +210,7 @@
     }
     function schedule() {
       if (timer) { again = true; return; }
-      var wait = Math.max(150, ms - (Date.now() - last));
+      var wait = Math.max(150, every() - (Date.now() - last));
       timer = setTimeout(run, wait);
     }
     return schedule;
@@ -253,9 +256,15 @@
 
   /* ---- live regions: server-rendered fragments, reloaded when events arrive ------------ */
 
+  /* A region is reloaded at most every data-live-ms, and never more often than five times
+   * what its last reload took (an old item's timeline in a busy namespace is slow to read). */
   function liveRegion(region) {
+    var base = parseInt(region.dataset.liveMs || "1500", 10);
+    var cost = 0;
     return throttle(function () {
+      var started = Date.now();
       return fetchOk(region.dataset.live, "text/html").then(function (r) { return r.text(); }).then(function (html) {
+        cost = Date.now() - started;
         var fresh = document.createElement("template");
         fresh.innerHTML = html;  /* the console's own autoescaped template output */
         var chosen = selectedIds();
@@ -264,7 +273,7 @@
         refreshTimes(region);
         region.dataset.loaded = String(Date.now());
       });
-    }, parseInt(region.dataset.liveMs || "1500", 10));
+    }, function () { return Math.max(base, 5 * cost); });
   }
 
   function liveRegions() {
