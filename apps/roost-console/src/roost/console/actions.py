@@ -32,7 +32,6 @@ __all__ = [
     "bulk",
     "bulk_from_fields",
     "bulk_in_state",
-    "count_in_state",
     "perform",
     "scope_of",
 ]
@@ -197,9 +196,3 @@ def scope_of(fields: dict[str, str]) -> tuple[WorkState, str | None] | None:
         except ValueError as exc:
             raise BadInput(str(exc)) from None
     return state, engine
-
-
-async def count_in_state(swarm: RedisSwarm, state: WorkState, engine: str | None) -> int:
-    """How many items a bulk action on ``state`` (of ``engine``) would take, up to the limit."""
-    ids, _ = await worklist.select(swarm, state=state, engine=engine, cap=BULK_LIMIT)
-    return len(ids)
