@@ -7,24 +7,26 @@ never passes without having run them (``.ci/run`` installs the browser).
 
 from __future__ import annotations
 
-import asyncio
 import os
 import shutil
-import threading
 import uuid
-from collections.abc import Coroutine, Iterator
-from concurrent.futures import Future
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 
 from roost.console import serve_in_thread
-from roost.redis import RedisSwarm
-from roost.runtime import Registry, RoostSettings, get_plugin_manager
+from roost.runtime import (
+    Registry,
+    RoostSettings,
+    Snapshot,
+    WorkItem,
+    get_plugin_manager,
+    step_context,
+)
+from roost_testkit.background import Background
 from roost_testkit.engines import HashChainEngine
-
-T = TypeVar("T")
 
 CHROMIUM = os.environ.get("ROOST_TEST_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -72,68 +74,120 @@ def browser(chromium: str) -> Iterator[Any]:
 
 
 @pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    """A page at 1280x900 that fails the test on any script error or unexpected dialog."""
+    yield from _page(browser, {"viewport": {"width": 1280, "height": 900}})
+
+
+@pytest.fixture
+def dark_page(browser: Any) -> Iterator[Any]:
+    """The same, in a browser that prefers a dark colour scheme."""
+    yield from _page(browser, {"viewport": {"width": 1280, "height": 900}, "color_scheme": "dark"})
+
+
+@pytest.fixture
+def phone_page(browser: Any) -> Iterator[Any]:
+    """The same, 390 px wide (a phone), with a touch screen."""
+    yield from _page(
+        browser,
+        {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True},
+    )
+
+
+def _page(browser: Any, options: dict[str, Any]) -> Iterator[Any]:
+    context = browser.new_context(**options)
+    pg = context.new_page()
+    errors: list[str] = []
+    pg.on("pageerror", lambda exc: errors.append(str(exc)))
+    pg.on("dialog", lambda d: errors.append(f"unexpected dialog: {d.message}"))
+    pg.set_default_timeout(10_000)
+    try:
+        yield pg
+    finally:
+        context.close()
+    assert errors == [], errors  # no script errors, no alert() from page data
+
+
+@pytest.fixture
 def screenshots() -> Path:
     """Where screenshots go (``test-artifacts/console``, gitignored)."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     return ARTIFACTS
 
 
-class Runtime:
-    """A swarm and (optionally) a worker on an event loop in a background thread, so the
-    synchronous Playwright test can enqueue work and stop the worker while pages run."""
+WIDTHS = (1280, 800, 390)
 
-    def __init__(self, settings: RoostSettings) -> None:
-        self.settings = settings
-        self.registry = Registry.load(get_plugin_manager(autoload=False))
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
-        self.swarm = RedisSwarm(settings, registry=self.registry)
-        self.call(self.swarm.connect())
-        self._worker: RedisSwarm | None = None
-        self._task: Future[None] | None = None
 
-    def call(self, coro: Coroutine[Any, Any, T], timeout: float = 30.0) -> T:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+class PageTools:
+    """Screenshots that also check for sideways scrolling, and a reload detector."""
 
-    def start_worker(self) -> None:
-        worker = RedisSwarm(self.settings, registry=self.registry)
-        self.call(worker.connect())
-        self._worker = worker
-        self._task = asyncio.run_coroutine_threadsafe(
-            worker.run_worker([HashChainEngine()], concurrency=4, install_signal_handlers=False),
-            self.loop,
-        )
+    def __init__(self, root: Path) -> None:
+        self.root = root
 
-    def stop_worker(self) -> None:
-        if self._worker is None or self._task is None:
-            return
-        self.loop.call_soon_threadsafe(self._worker.stop_worker)
-        self._task.result(30)
-        self.call(self._worker.close())
-        self._worker = self._task = None
+    @staticmethod
+    def overflow(page: Any) -> int:
+        """How far the page scrolls sideways (0: not at all)."""
+        return int(page.evaluate("document.documentElement.scrollWidth - window.innerWidth"))
 
-    def enqueue(self, payload: dict[str, Any], **kw: Any) -> str:
-        return self.call(self.swarm.enqueue("hashchain", payload, **kw))
+    def shoot(self, page: Any, name: str, widths: tuple[int, ...] = WIDTHS) -> None:
+        """Full-page screenshots at each width; the page must not scroll sideways at any."""
+        height = page.viewport_size["height"] if page.viewport_size else 900
+        original = page.viewport_size
+        for width in widths:
+            page.set_viewport_size({"width": width, "height": height})
+            page.wait_for_timeout(150)
+            overflow = self.overflow(page)
+            assert overflow <= 0, f"{name} scrolls sideways at {width}px by {overflow}px"
+            path = self.root / f"{name}-{width}.png"
+            page.screenshot(path=str(path), full_page=True)
+            assert path.stat().st_size > 5_000
+        if original:
+            page.set_viewport_size(original)
 
-    def state(self, work_id: str) -> str:
-        return str(self.call(self.swarm.status(work_id)).meta.state)
+    @staticmethod
+    def mark(page: Any) -> None:
+        """Set a marker that a reload would erase."""
+        page.evaluate("window.__noReload = 42")
 
-    def wait_state(self, work_id: str, state: str, timeout: float = 20.0) -> None:
-        async def wait() -> None:
-            while (await self.swarm.status(work_id)).meta.state != state:
-                await asyncio.sleep(0.02)
+    @staticmethod
+    def not_reloaded(page: Any) -> None:
+        assert page.evaluate("window.__noReload") == 42, "the page was reloaded"
 
-        self.call(asyncio.wait_for(wait(), timeout), timeout + 5)
 
-    def close(self) -> None:
-        try:
-            self.stop_worker()
-            self.call(self.swarm.close())
-        finally:
-            self.loop.call_soon_threadsafe(self.loop.stop)
-            self.thread.join(10)
-            self.loop.close()
+@pytest.fixture
+def tools(screenshots: Path) -> PageTools:
+    return PageTools(screenshots)
+
+
+HOSTILE_MD = """# Weekly report
+
+Checked **3** sources; see the [summary](#summary) and the table.
+
+| source | status |
+|---|---|
+| a | ok |
+
+<script>window.__pwned = 1</script>
+<img src=x onerror="window.__pwned = 2">
+[click me](javascript:window.__pwned=3)
+
+## Summary
+
+All reachable.
+"""
+
+
+class NotesEngine:
+    """One step that stores a Markdown report (with hostile HTML in it) and finishes."""
+
+    engine_id = "notes"
+
+    async def init_snapshot(self, item: WorkItem) -> Snapshot:
+        return Snapshot(work_id=item.work_id, engine=self.engine_id, data={})
+
+    async def step(self, snapshot: Snapshot, item: WorkItem) -> Snapshot:
+        art = await step_context().put_artifact(HOSTILE_MD, kind="md", metadata={"pages": 1})
+        return snapshot.model_copy(update={"step": "done", "is_finished": True, "artifacts": [art]})
 
 
 @pytest.fixture
@@ -152,8 +206,10 @@ def settings(redis_url: str, tmp_path: Path) -> RoostSettings:
 
 
 @pytest.fixture
-def runtime(settings: RoostSettings) -> Iterator[Runtime]:
-    rt = Runtime(settings)
+def runtime(settings: RoostSettings) -> Iterator[Background]:
+    """A swarm, and a worker (hash-chain and notes engines) once started, in the background."""
+    registry = Registry.load(get_plugin_manager(autoload=False))
+    rt = Background(settings, registry, [HashChainEngine(), NotesEngine()])
     try:
         yield rt
     finally:

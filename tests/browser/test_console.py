@@ -3,65 +3,27 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from playwright.sync_api import Page, expect
 
+from roost.console import queries
 from roost.redis import RedisSwarm
 from roost.runtime import RuntimeEvent
 
 pytestmark = pytest.mark.browser
 
-WIDTHS = (1280, 800)
 SLOW = {"mode": "sleep", "seconds": 0.35, "steps": 8}
 
 
-@pytest.fixture
-def page(browser: Any) -> Iterator[Page]:
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    pg = context.new_page()
-    errors: list[str] = []
-    pg.on("pageerror", lambda exc: errors.append(str(exc)))
-    pg.on("dialog", lambda d: errors.append(f"unexpected dialog: {d.message}"))
-    pg.set_default_timeout(10_000)
-    try:
-        yield pg
-    finally:
-        context.close()
-    assert errors == [], errors  # no script errors, no alert() from page data
-
-
-def mark(page: Page) -> None:
-    """Set a marker that a reload would erase."""
-    page.evaluate("window.__noReload = 42")
-
-
-def assert_not_reloaded(page: Page) -> None:
-    assert page.evaluate("window.__noReload") == 42
-
-
-def shoot(page: Page, path: Path, name: str) -> None:
-    """Full-page screenshots at 1280 and 800 px; no horizontal scrolling at either."""
-    for width in WIDTHS:
-        page.set_viewport_size({"width": width, "height": 900})
-        page.wait_for_timeout(150)
-        overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
-        assert overflow <= 0, f"{name} scrolls sideways at {width}px by {overflow}px"
-        page.screenshot(path=str(path / f"{name}-{width}.png"), full_page=True)
-        assert (path / f"{name}-{width}.png").stat().st_size > 10_000
-    page.set_viewport_size({"width": 1280, "height": 900})
-
-
 def test_overview_shows_work_and_updates_live(
-    runtime: Any, console_url: str, page: Page, screenshots: Path
+    runtime: Any, console_url: str, page: Page, tools: Any
 ) -> None:
     page.goto(console_url + "/")
     expect(page.locator("#live")).to_have_attribute("data-status", "on")
     expect(page.locator("#live-work")).to_contain_text("Nothing is running or waiting")
-    mark(page)
+    tools.mark(page)
 
     runtime.start_worker()
     work_id = runtime.enqueue(SLOW)
@@ -70,17 +32,17 @@ def test_overview_shows_work_and_updates_live(
     expect(row.locator(".badge")).to_have_text("running")
     expect(page.locator("#recent-events")).to_contain_text("saved v2")
     expect(page.locator('[data-count="running"] .tile-n')).to_have_text("1")
-    shoot(page, screenshots, "overview")
+    tools.shoot(page, "overview")
 
     runtime.wait_state(work_id, "done")
     expect(row).to_have_count(0)
     expect(page.locator('[data-count="done"] .tile-n')).to_have_text("1")
     expect(page.locator("#tp-summary")).to_contain_text("1 items finished")
-    assert_not_reloaded(page)
+    tools.not_reloaded(page)
 
 
 def test_detail_updates_live_as_steps_commit(
-    runtime: Any, console_url: str, page: Page, screenshots: Path
+    runtime: Any, console_url: str, page: Page, tools: Any
 ) -> None:
     runtime.start_worker()
     work_id = runtime.enqueue({**SLOW, "steps": 10, "note": "watch me"})
@@ -89,7 +51,7 @@ def test_detail_updates_live_as_steps_commit(
     expect(page.locator("h1")).to_have_text(work_id)
     expect(page.locator("#live")).to_have_attribute("data-status", "on")
     start = int(page.locator('[data-f="version"]').first.inner_text())
-    mark(page)
+    tools.mark(page)
 
     # versions climb on the page as the worker commits steps
     page.wait_for_function(
@@ -103,18 +65,18 @@ def test_detail_updates_live_as_steps_commit(
     # kept versions (ROOST_HISTORY=2) and the replay choices follow too
     expect(page.locator("#versions-box ol.versions > li")).to_have_count(2)
     expect(page.locator("#replay-version option").first).not_to_have_text("latest snapshot (v1)")
-    shoot(page, screenshots, "work-detail")
+    tools.shoot(page, "work-detail")
 
     runtime.wait_state(work_id, "done")
     expect(page.locator('[data-f="state"] .badge')).to_have_text("done")
     expect(page.locator('[data-f="version"]').first).to_have_text("11")
     expect(page.locator("#item-events li.ev").first).to_contain_text("finished at v11")
     expect(page.locator('form.action[action^="/actions/cancel/"]')).to_be_hidden()
-    assert_not_reloaded(page)
+    tools.not_reloaded(page)
 
 
 def test_retry_button_moves_dead_work_back_to_queued(
-    runtime: Any, console_url: str, page: Page, screenshots: Path
+    runtime: Any, console_url: str, page: Page, tools: Any
 ) -> None:
     runtime.start_worker()
     work_id = runtime.enqueue({"mode": "raise", "steps": 2}, max_attempts=1)
@@ -125,7 +87,7 @@ def test_retry_button_moves_dead_work_back_to_queued(
     expect(page.locator(f'tr[data-work="{work_id}"] .badge')).to_have_text("dead")
     page.locator(f'tr[data-work="{work_id}"] a.wid').click()
     expect(page.locator("#last-error")).to_contain_text("failed on purpose")
-    shoot(page, screenshots, "work-dead")
+    tools.shoot(page, "work-dead")
 
     retry = page.locator('form.action[action^="/actions/retry/"] button')
     retry.click()
@@ -176,7 +138,7 @@ def test_timeline_loads_after_the_page_when_events_are_slow(
 
     monkeypatch.setattr(RedisSwarm, "events", slow_events)
     response = page.goto(f"{console_url}/work/{work_id}")
-    assert response is not None and 'data-pending="200"' in response.text()
+    assert response is not None and f'data-pending="{queries.ITEM_EVENTS}"' in response.text()
     timeline = page.locator("#item-events li.ev")
     expect(timeline).to_have_count(5)  # enqueued, started, committed, committed, done
     expect(timeline.first).to_contain_text("finished at v3")

@@ -38,6 +38,7 @@ from roost.runtime import (
     get_plugin_manager,
     step_context,
 )
+from roost_testkit.background import Background
 from roost_testkit.engines import HashChainEngine
 
 PORT = 8766
@@ -45,8 +46,20 @@ BASE = f"http://127.0.0.1:{PORT}"
 ORIGIN = {"origin": BASE}
 
 
+MARKDOWN = """# Report <em>one</em>
+
+| check | result |
+|---|---|
+| dns | ok |
+
+<script>alert('md')</script>
+<img src=x onerror="alert('img')">
+[run](javascript:alert('link')) [docs](https://example.com/docs)
+"""
+
+
 class ArtifactEngine:
-    """One step that stores a JSON, a text and a binary artifact, then finishes."""
+    """One step that stores a JSON, a text, a binary and a Markdown artifact, then finishes."""
 
     engine_id = "artifacts"
 
@@ -63,6 +76,7 @@ class ArtifactEngine:
             ),
             await ctx.put_artifact("line one\n<script>alert('txt')</script>\n", kind="txt"),
             await ctx.put_artifact(b"\x89PNG\r\n\x1a\n<script>alert(1)</script>", kind="png"),
+            await ctx.put_artifact(MARKDOWN, kind="md"),
         ]
         return snapshot.model_copy(
             update={
@@ -72,6 +86,23 @@ class ArtifactEngine:
                 "artifacts": [*snapshot.artifacts, *arts],
             }
         )
+
+
+class ChattyEngine:
+    """One step that reports progress three times (the runtime keeps at most two a second),
+    then finishes."""
+
+    engine_id = "chatty"
+
+    async def init_snapshot(self, item: WorkItem) -> Snapshot:
+        return Snapshot(work_id=item.work_id, engine=self.engine_id, data={})
+
+    async def step(self, snapshot: Snapshot, item: WorkItem) -> Snapshot:
+        for i in range(3):
+            if i:
+                await asyncio.sleep(0.55)
+            await step_context().progress((i + 1) / 3, f"part {i + 1}")
+        return snapshot.model_copy(update={"step": "done", "is_finished": True})
 
 
 def registry() -> Registry:
@@ -145,7 +176,7 @@ def seed(settings: RoostSettings) -> Seeder:
         wait_for: Callable[[list[str]], Any] | None = None,
         timeout: float = 20.0,
     ) -> list[str]:
-        chosen = list(engines) or [HashChainEngine(), ArtifactEngine()]
+        chosen = list(engines) or [HashChainEngine(), ArtifactEngine(), ChattyEngine()]
         return asyncio.run(_settle(settings, items, chosen, wait_for, timeout))
 
     return run
@@ -245,3 +276,13 @@ def wclient(world: World) -> Iterator[TestClient]:
     """A TestClient on the shared namespace (no token)."""
     with TestClient(create_app(world.settings, port=PORT), base_url=BASE) as c:
         yield c
+
+
+@pytest.fixture
+def background(settings: RoostSettings) -> Iterator[Background]:
+    """A swarm and a hash-chain worker on a background loop, on the test's namespace."""
+    bg = Background(settings, registry())
+    try:
+        yield bg
+    finally:
+        bg.close()

@@ -6,11 +6,12 @@ import asyncio
 import re
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 from starlette.testclient import TestClient
 
-from roost.console import queries
+from roost.console import worklist
 from roost.redis import RedisSwarm
 from roost.runtime import RoostSettings, WorkItem
 
@@ -65,13 +66,13 @@ def test_search_is_bounded_and_resumable(client: TestClient, settings: RoostSett
     async def fill() -> list[str]:
         async with RedisSwarm(settings) as swarm:
             return await swarm.enqueue_many(
-                [WorkItem(engine="hashchain") for _ in range(queries.SCAN_BUDGET + 700)]
+                [WorkItem(engine="hashchain") for _ in range(worklist.SCAN_BUDGET + 700)]
             )
 
     ids = asyncio.run(fill())
     oldest = ids[0]  # enqueued first: updated longest ago, at the end of the listing
     first = client.get(f"/api/work?q={oldest[4:14]}").json()
-    assert first["scanned"] == queries.SCAN_BUDGET
+    assert first["scanned"] == worklist.SCAN_BUDGET
     assert first["items"] == [] and first["next_cursor"]
     more = client.get(f"/api/work?q={oldest[4:14]}&cursor={first['next_cursor']}").json()
     assert [w["work_id"] for w in more["items"]] == [oldest]
@@ -174,3 +175,83 @@ def test_health(client: TestClient, settings: RoostSettings) -> None:
     h = client.get("/api/health").json()
     assert h["ok"] is True and h["namespace"] == settings.namespace
     assert re.fullmatch(r"redis://127\.0\.0\.1:\d+/0", h["redis"])
+
+
+def test_bulk_retry_reports_each_item(client: TestClient, seed: Seeder, post: Post) -> None:
+    dead1, dead2, done = seed([DEAD, DEAD, {"engine": "hashchain", "payload": {"steps": 1}}])
+    r = post(client, "/api/bulk/retry", json={"work_ids": [dead1, done, "no-such-item", dead2]})
+    assert r.status_code == 200, r.text
+    report = r.json()
+    assert report["action"] == "retry" and report["more"] is False
+    by_id = {x["work_id"]: x for x in report["results"]}
+    assert [x["work_id"] for x in report["results"]] == [dead1, done, "no-such-item", dead2]
+    assert by_id[dead1]["ok"] and by_id[dead1]["state"] == "queued"
+    assert by_id[dead2]["ok"] and by_id[dead2]["state"] == "queued"
+    assert not by_id[done]["ok"] and by_id[done]["kind"] == "conflict"
+    assert "only failed or dead work can be retried" in by_id[done]["error"]
+    assert by_id["no-such-item"]["kind"] == "not_found"
+    assert client.get("/api/counts").json()["dead"] == 0
+
+
+def test_bulk_retry_of_every_dead_item_of_an_engine(
+    client: TestClient, seed: Seeder, post: Post
+) -> None:
+    dead = seed([DEAD, DEAD, DEAD])
+    other = post(client, "/api/bulk/retry", json={"state": "dead", "engine": "other"})
+    assert other.status_code == 400 and "no dead work of engine other" in other.json()["error"]
+    wrong = post(client, "/api/bulk/retry", json={"state": "done"})
+    assert wrong.status_code == 400 and "dead or failed" in wrong.json()["error"]
+    r = post(client, "/api/bulk/retry", data={"state": "dead", "engine": "hashchain"})
+    assert r.status_code == 200, r.text
+    results = r.json()["results"]
+    assert sorted(x["work_id"] for x in results) == sorted(dead)
+    assert all(x["ok"] and x["state"] == "queued" for x in results)
+
+
+def test_bulk_cancel_of_a_selection(
+    client: TestClient, enqueue: Callable[..., str], post: Post
+) -> None:
+    a, b, keep = enqueue(), enqueue(), enqueue()
+    form = urlencode([("work_id", a), ("work_id", b), ("work_id", a)])
+    ctype = {"content-type": "application/x-www-form-urlencoded"}
+    r = post(client, "/api/bulk/cancel", content=form, headers=ctype)
+    assert r.status_code == 200
+    assert [(x["work_id"], x["state"]) for x in r.json()["results"]] == [
+        (a, "cancelled"),
+        (b, "cancelled"),
+    ]
+    assert client.get(f"/api/work/{keep}").json()["meta"]["state"] == "queued"
+
+
+def test_bulk_actions_need_csrf_and_valid_input(
+    client: TestClient, enqueue: Callable[..., str], post: Post
+) -> None:
+    work_id = enqueue()
+    r = client.post(
+        "/api/bulk/cancel",
+        json={"work_ids": [work_id]},
+        headers={"origin": "http://127.0.0.1:8766"},
+    )
+    assert r.status_code == 403
+    assert client.get(f"/api/work/{work_id}").json()["meta"]["state"] == "queued"
+    assert post(client, "/api/bulk/replay", json={"work_ids": [work_id]}).status_code == 400
+    assert post(client, "/api/bulk/cancel", json={}).status_code == 400
+    assert post(client, "/api/bulk/cancel", json={"state": "bogus"}).status_code == 400
+    too_many = post(client, "/api/bulk/cancel", json={"work_ids": [f"w{i}" for i in range(1001)]})
+    assert too_many.status_code in (400, 413)
+
+
+def test_an_engine_filter_reads_one_stretch_per_page(
+    client: TestClient, settings: RoostSettings
+) -> None:
+    async def fill() -> list[str]:
+        async with RedisSwarm(settings) as swarm:
+            return await swarm.enqueue_many(
+                [WorkItem(engine="hashchain") for _ in range(worklist.SCAN_BUDGET + 700)]
+            )
+
+    asyncio.run(fill())
+    first = client.get("/api/work?engine=absent").json()
+    assert first["items"] == [] and first["next_cursor"]  # one stretch read, more to go
+    rest = client.get(f"/api/work?engine=absent&cursor={first['next_cursor']}").json()
+    assert rest["items"] == [] and rest["next_cursor"] is None

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
-from roost.console import create_app
+from roost.console import create_app, queries
 from roost.redis import RedisSwarm
 from roost.runtime import RoostSettings, RuntimeEvent
 
@@ -139,7 +139,9 @@ def test_detail_of_dead_work_shows_the_error(wclient: TestClient, world: Any) ->
     page = text_of(html)
     assert "RuntimeError: step from version 1 failed on purpose" in page
     assert "Traceback (most recent call last)" in html  # the excerpt is shown as text
-    assert 'id="last-error" aria-labelledby="err-h">' in html  # not hidden
+    card = re.search(r'<section class="([^"]*)" id="last-error"[^>]*>', html)
+    assert card and " hidden" not in card.group(0)  # shown
+    assert card.group(1) == "card error-card"  # and current: nothing succeeded after it
     retry_form = re.search(r'<form class="action" [^>]*action="/actions/retry/[^>]*>', html)
     assert retry_form and " hidden" not in retry_form.group(0)
 
@@ -148,7 +150,7 @@ def test_detail_lists_artifacts_with_viewer_links(wclient: TestClient, world: An
     client, work_id = wclient, world.artifacts
     html = client.get(f"/work/{work_id}").text
     links = re.findall(r'href="(/artifacts/[0-9a-f]{64}\?kind=(\w+)&amp;work=[^"]+)"', html)
-    assert sorted(k for _, k in links) == ["json", "png", "txt"]
+    assert sorted(k for _, k in links) == ["json", "md", "png", "txt"]
     json_view = next(url for url, k in links if k == "json").replace("&amp;", "&")
     view = client.get(json_view)
     assert view.status_code == 200
@@ -282,5 +284,5 @@ def test_slow_event_reads_do_not_hold_the_page(
     html = wclient.get(f"/work/{world.done}").text
     assert time.monotonic() - t0 < 1.5
     assert "Loading this item's events" in html
-    assert 'data-pending="200"' in html
+    assert f'data-pending="{queries.ITEM_EVENTS}"' in html
     assert 'data-state="done"' in html  # the rest of the page is there

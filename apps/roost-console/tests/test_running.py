@@ -8,7 +8,6 @@ import re
 import signal
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -16,7 +15,6 @@ import httpx
 import pytest
 from starlette.testclient import TestClient
 
-from roost.redis import RedisSwarm
 from roost.runtime import (
     Registry,
     RoostSettings,
@@ -25,6 +23,7 @@ from roost.runtime import (
     get_plugin_manager,
     step_context,
 )
+from roost_testkit.background import Background
 
 BASE = "http://127.0.0.1:8766"
 
@@ -51,37 +50,14 @@ class ProgressEngine:
 def running(settings: RoostSettings) -> Iterator[str]:
     """An item of ProgressEngine, running (with its progress saved) on a background worker."""
     registry = Registry.load(get_plugin_manager(autoload=False))
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-
-    def call(coro: Any) -> Any:
-        return asyncio.run_coroutine_threadsafe(coro, loop).result(30)
-
-    swarm = RedisSwarm(settings, registry=registry)
-    worker = RedisSwarm(settings, registry=registry)
-    call(swarm.connect())
-    call(worker.connect())
-    task = asyncio.run_coroutine_threadsafe(
-        worker.run_worker([ProgressEngine()], install_signal_handlers=False), loop
-    )
+    bg = Background(settings, registry, [ProgressEngine()])
     try:
-        work_id = call(swarm.enqueue("progress", {}))
-
-        async def wait() -> None:
-            while (await swarm.status(work_id)).meta.progress is None:
-                await asyncio.sleep(0.02)
-
-        call(asyncio.wait_for(wait(), 25))
+        bg.start_worker()
+        work_id = bg.enqueue({}, engine="progress")
+        bg.wait(work_id, lambda m: m.progress is not None, timeout=25)
         yield work_id
     finally:
-        loop.call_soon_threadsafe(worker.stop_worker)
-        task.result(30)
-        call(worker.close())
-        call(swarm.close())
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(10)
-        loop.close()
+        bg.close()
 
 
 def test_running_item_shows_lease_and_progress(client: TestClient, running: str) -> None:

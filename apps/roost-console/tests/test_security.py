@@ -10,9 +10,9 @@ import pytest
 from starlette.testclient import TestClient
 
 from roost.console import check_bind, create_app, serve
-from roost.console.app import make_templates
 from roost.console.security import CSP
 from roost.console.server import bind_socket, is_loopback
+from roost.console.state import make_templates
 from roost.runtime import BadInput, RoostError, RoostSettings
 
 BASE = "http://127.0.0.1:8766"
@@ -118,6 +118,9 @@ def tclient(world: Any) -> Iterator[TestClient]:
         "/api/csrf",
         "/api/artifacts/" + "a" * 64,
         "/artifacts/" + "a" * 64 + "/raw",
+        "/fragments/overview",
+        "/fragments/work",
+        "/fragments/timeline/abc",
     ],
 )
 def test_token_is_required_on_api_stream_and_artifacts(tclient: TestClient, path: str) -> None:
@@ -138,6 +141,8 @@ def test_pages_without_token_redirect_to_login(tclient: TestClient, path: str) -
 def test_posts_without_token_are_refused(tclient: TestClient, world: Any) -> None:
     work_id = world.dead
     r = tclient.post(f"/api/retry/{work_id}", headers=ORIGIN)
+    assert r.status_code == 401
+    r = tclient.post("/actions/bulk", data={"action": "retry", "state": "dead"}, headers=ORIGIN)
     assert r.status_code == 401
     with TestClient(tclient.app, base_url=BASE) as c:
         r = c.get(f"/api/work/{work_id}", headers={"authorization": f"Bearer {TOKEN}"})
@@ -358,7 +363,9 @@ def test_unknown_artifact_is_404_in_words(client: TestClient) -> None:
     assert "Traceback" not in r.text
 
 
-@pytest.mark.parametrize("path", ["/", "/work", "/events", "/failed", "/api/counts", "/nope"])
+@pytest.mark.parametrize(
+    "path", ["/", "/work", "/events", "/failed", "/api/counts", "/nope", "/fragments/overview"]
+)
 def test_security_headers_everywhere(client: TestClient, path: str) -> None:
     r = client.get(path)
     assert r.headers["content-security-policy"] == CSP
@@ -378,12 +385,19 @@ def test_pages_have_no_inline_script(wclient: TestClient, world: Any) -> None:
         "/events",
         "/failed",
         f"/artifacts/{arts['json']}",
+        f"/artifacts/{arts['md']}",
+        "/fragments/overview",
+        f"/fragments/timeline/{world.dead}",
     ]
     for path in pages:
         html = wclient.get(path).text
         scripts = re.findall(r"<script\b[^>]*>", html)
-        assert scripts == ['<script src="/static/console.js" defer>'], (path, scripts)
+        expected = (
+            [] if path.startswith("/fragments/") else ['<script src="/static/console.js" defer>']
+        )
+        assert scripts == expected, (path, scripts)
         assert not re.search(r"<[^>]+\son[a-z]+=", html), path
+        assert not re.search(r"<[^>]+\sstyle=", html), path  # the CSP allows no inline style
 
 
 def test_every_template_autoescapes() -> None:

@@ -16,16 +16,20 @@ Entry points (what ``roost ui`` calls)::
 - :func:`check_bind` and :func:`new_token` let a CLI validate flags and make a token.
 
 Pages: ``/`` overview, ``/work`` list (``state``, ``engine``, ``q``, ``cursor``),
-``/work/{id}`` detail, ``/events``, ``/failed``, ``/artifacts/{id}`` viewer and
-``/artifacts/{id}/raw`` content, ``/login``.
+``/work/{id}`` detail with its timeline, ``/events`` (``type``, ``work_id``), ``/failed``,
+``/artifacts/{id}`` viewer and ``/artifacts/{id}/raw`` content, ``/login``; the forms
+``POST /actions/{cancel|retry|replay}/{id}`` and ``POST /actions/bulk``; and the fragments
+their live regions reload, ``/fragments/{overview,work,failed,timeline/{id}}``.
 
 JSON API (``GET`` unless noted; errors are ``{"error": ..., "kind": ...}``):
 ``/api/health``, ``/api/overview``, ``/api/counts``, ``/api/stats?minutes=``,
 ``/api/workers``, ``/api/work?state=&engine=&q=&limit=&cursor=``, ``/api/work/{id}``,
-``/api/versions/{id}``, ``/api/events?work_id=&after=&limit=``, ``/api/dead``,
+``/api/versions/{id}``, ``/api/events?work_id=&type=&after=&limit=``, ``/api/dead``,
 ``/api/failed``, ``/api/artifacts/{id}?kind=``, ``/api/csrf``, ``/api/stream?work_id=&after=``
 (server-sent events), and ``POST /api/cancel/{id}``, ``POST /api/retry/{id}``,
-``POST /api/replay/{id}`` (body ``{"version": null|N, "as_new": false}``).
+``POST /api/replay/{id}`` (body ``{"version": null|N, "as_new": false}``),
+``POST /api/bulk/{cancel|retry}`` (body ``{"work_ids": [...]}`` or ``{"state": ...,
+"engine": ...}``).
 
 Security model: see :mod:`roost.console.security`.
 """

@@ -1,6 +1,6 @@
 """The JSON API under ``/api/``: what the pages use for live updates, and what scripts use.
 
-Reads are ``GET``; the three operator actions are ``POST`` and need the CSRF token and a
+Reads are ``GET``; the operator actions are ``POST`` and need the CSRF token and a
 same-origin ``Origin`` (see :mod:`roost.console.security`). Errors are JSON objects
 ``{"error": "<what went wrong, in words>", "kind": "<not_found|bad_input|conflict|...>"}``.
 """
@@ -12,41 +12,30 @@ from typing import TYPE_CHECKING, Any
 from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
 
-from roost.console import queries
-from roost.console.app import console_of
+from roost.console import actions, queries, worklist
 from roost.console.params import (
-    body_fields,
+    body_pairs,
     event_id,
     int_param,
     name_param,
-    replay_args,
     state_param,
+    types_param,
 )
 from roost.console.present import event_json
-from roost.runtime.artifacts import validate_artifact_id, validate_kind
-from roost.runtime.errors import NotFound
-from roost.runtime.models import WorkState, validate_name
+from roost.console.state import console_of
+from roost.runtime.errors import BadInput
+from roost.runtime.models import WorkState
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
     from starlette.requests import Request
 
-    from roost.redis import RedisSwarm
-
-__all__ = ["perform", "routes"]
+__all__ = ["routes"]
 
 
 def _json(model: BaseModel | dict[str, Any], status_code: int = 200) -> JSONResponse:
     content = model if isinstance(model, dict) else model.model_dump(mode="json")
     return JSONResponse(content, status_code=status_code)
-
-
-def _work_id(request: Request) -> str:
-    raw: str = request.path_params["work_id"]
-    try:
-        return validate_name("work id", raw)
-    except ValueError:
-        raise NotFound(f"no work item has the id {raw!r}") from None
 
 
 async def overview(request: Request) -> JSONResponse:
@@ -61,8 +50,7 @@ async def overview(request: Request) -> JSONResponse:
 
 async def counts(request: Request) -> JSONResponse:
     """``GET /api/counts``: items per state."""
-    swarm = await console_of(request).swarm()
-    return _json(await swarm.counts())
+    return _json(await queries.counts(await console_of(request).swarm()))
 
 
 async def stats(request: Request) -> JSONResponse:
@@ -75,14 +63,13 @@ async def stats(request: Request) -> JSONResponse:
 
 async def workers(request: Request) -> JSONResponse:
     """``GET /api/workers``: live workers."""
-    swarm = await console_of(request).swarm()
-    return _json({"workers": await swarm.workers()})
+    return _json({"workers": await queries.workers(await console_of(request).swarm())})
 
 
 async def work_list(request: Request) -> JSONResponse:
     """``GET /api/work?state=&engine=&q=&limit=50&cursor=``: one page of the work list."""
     swarm = await console_of(request).swarm()
-    listing = await queries.find_work(
+    listing = await worklist.find_work(
         swarm,
         state=state_param(request),
         engine=name_param(request, "engine", "engine"),
@@ -96,32 +83,42 @@ async def work_list(request: Request) -> JSONResponse:
 async def work_status(request: Request) -> JSONResponse:
     """``GET /api/work/{work_id}``: meta, latest snapshot and the work item."""
     swarm = await console_of(request).swarm()
-    return _json(await swarm.status(_work_id(request)))
+    return _json(await queries.status(swarm, request.path_params["work_id"]))
 
 
 async def versions(request: Request) -> JSONResponse:
     """``GET /api/versions/{work_id}``: the latest snapshot and the kept earlier ones."""
     swarm = await console_of(request).swarm()
-    work_id = _work_id(request)
-    await swarm.status(work_id)  # NotFound for an unknown id
-    snaps = await swarm.snapshot_versions(work_id)
+    snaps = await queries.versions(swarm, request.path_params["work_id"])
     return _json({"versions": [s.model_dump(mode="json") for s in snaps]})
 
 
 async def events(request: Request) -> JSONResponse:
-    """``GET /api/events?work_id=&after=&limit=100``: events, oldest first."""
+    """``GET /api/events?work_id=&type=&after=&limit=100``: events, oldest first.
+
+    With ``type`` (repeatable) the latest matching events are searched for (a bounded scan,
+    see :func:`queries.recent_events`); ``after`` then is not allowed.
+    """
     swarm = await console_of(request).swarm()
     work_id = name_param(request, "work_id", "work id")
     after = event_id(request.query_params.get("after"))
     limit = int_param(request, "limit", 100, 1, 1000)
-    found = await swarm.events(work_id=work_id, after=after, limit=limit)
+    types = types_param(request)
+    if types:
+        if after is not None:
+            raise BadInput("type and after cannot be used together")
+        page = await queries.recent_events(swarm, types=types, work_id=work_id, limit=limit)
+        found = list(reversed(page.events))
+    else:
+        found = await queries.events(swarm, work_id=work_id, after=after, limit=limit)
     return _json({"events": [event_json(e) for e in found]})
 
 
 async def _state_page(request: Request, state: WorkState) -> JSONResponse:
     swarm = await console_of(request).swarm()
-    page = await swarm.list_work(
-        state=state,
+    page = await queries.state_page(
+        swarm,
+        state,
         limit=int_param(request, "limit", 50, 1, 500),
         cursor=request.query_params.get("cursor") or None,
     )
@@ -141,11 +138,8 @@ async def failed(request: Request) -> JSONResponse:
 async def artifact(request: Request) -> JSONResponse:
     """``GET /api/artifacts/{artifact_id}?kind=``: an artifact's description."""
     swarm = await console_of(request).swarm()
-    artifact_id = validate_artifact_id(request.path_params["artifact_id"])
     kind = request.query_params.get("kind") or None
-    if kind is not None:
-        validate_kind(kind)
-    return _json(await swarm.artifacts.stat(artifact_id, kind))
+    return _json(await queries.artifact(swarm, request.path_params["artifact_id"], kind))
 
 
 async def csrf(request: Request) -> JSONResponse:
@@ -156,8 +150,7 @@ async def csrf(request: Request) -> JSONResponse:
 async def health(request: Request) -> JSONResponse:
     """``GET /api/health``: whether Redis answers, and which namespace the console shows."""
     console = console_of(request)
-    swarm = await console.swarm()
-    await swarm.client.ping()
+    await queries.ping(await console.swarm())
     s = console.settings
     return _json(
         {
@@ -170,35 +163,27 @@ async def health(request: Request) -> JSONResponse:
     )
 
 
-async def perform(
-    swarm: RedisSwarm, action: str, work_id: str, fields: dict[str, str]
-) -> dict[str, Any]:
-    """Run an operator action; return ``{"work_id", "action", "meta"}`` of the resulting item.
-
-    Raises:
-        NotFound: unknown work id or snapshot version.
-        ConflictError: the item is not in a state that allows the action.
-        BadInput: unknown action or malformed replay arguments.
-    """
-    if action == "cancel":
-        meta = await swarm.cancel(work_id)
-    elif action == "retry":
-        meta = await swarm.retry(work_id)
-    elif action == "replay":
-        args = replay_args(fields)
-        work_id = await swarm.replay(work_id, version=args.version, as_new=args.as_new)
-        meta = (await swarm.status(work_id)).meta
-    else:
-        raise NotFound(f"unknown action {action!r} (cancel, retry or replay)")
-    return {"work_id": work_id, "action": action, "meta": meta.model_dump(mode="json")}
-
-
 async def act(request: Request) -> JSONResponse:
     """``POST /api/{cancel|retry|replay}/{work_id}``; replay takes ``version``, ``as_new``."""
     swarm = await console_of(request).swarm()
     action = request.url.path.split("/")[2]
-    result = await perform(swarm, action, _work_id(request), await body_fields(request))
+    fields = dict(await body_pairs(request))
+    result = await actions.perform(swarm, action, request.path_params["work_id"], fields)
     return _json(result)
+
+
+async def bulk(request: Request) -> JSONResponse:
+    """``POST /api/bulk/{cancel|retry}``: act on many items, one result per item.
+
+    The body names the items, ``{"work_ids": [...]}``, or a state (and engine) to act on
+    every item in it, ``{"state": "dead", "engine": "watchlist"}`` (up to
+    :data:`~roost.console.actions.BULK_LIMIT`; ``more`` says when more remain). Answers
+    ``{"action", "results": [{"work_id", "ok", "state", "error", "kind"}], "more"}``.
+    """
+    swarm = await console_of(request).swarm()
+    action: str = request.path_params["action"]
+    report = await actions.bulk_from_fields(swarm, action, await body_pairs(request))
+    return _json(report)
 
 
 def routes() -> list[BaseRoute]:
@@ -220,4 +205,5 @@ def routes() -> list[BaseRoute]:
         Route("/api/cancel/{work_id:path}", act, methods=["POST"]),
         Route("/api/retry/{work_id:path}", act, methods=["POST"]),
         Route("/api/replay/{work_id:path}", act, methods=["POST"]),
+        Route("/api/bulk/{action}", bulk, methods=["POST"]),
     ]

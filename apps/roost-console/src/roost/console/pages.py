@@ -1,319 +1,276 @@
-"""The HTML pages and the form actions behind their buttons."""
+"""The HTML pages that show work, and the fragments their live regions reload.
+
+A live region is an element with ``data-live="<fragment URL>"``: when the event stream says
+something changed, the page's script fetches that URL and puts the HTML it returns in place.
+Each fragment is the same template the page includes, rendered alone, so a row or a chart is
+written once, in Jinja2 (autoescaped), and never rebuilt in JavaScript.
+"""
 
 from __future__ import annotations
 
-import json
+import time
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
-from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from roost.console import queries
-from roost.console.api import perform
-from roost.console.app import console_of
-from roost.console.params import ACTIONS, body_fields, int_param, name_param, state_param
-from roost.console.present import TEXT_KINDS, work_url
-from roost.console.security import RAW_CSP
-from roost.runtime.artifacts import validate_artifact_id, validate_kind
-from roost.runtime.errors import NotFound
-from roost.runtime.models import WorkState, validate_name
-
-STATE_ORDER = tuple(WorkState)
+from roost.console import actions, forms, queries, timeline, viewer, worklist
+from roost.console.params import int_param, name_param, state_param, types_param
+from roost.console.present import chart
+from roost.console.state import console_of
+from roost.console.worklist import Listing
+from roost.runtime.models import EventType, WorkState, validate_name
 
 if TYPE_CHECKING:
     from starlette.requests import Request
+    from starlette.responses import Response
 
 __all__ = ["routes"]
 
-INLINE_VIEW_BYTES = 1_000_000
-"""Artifacts up to this size are shown in the viewer; larger ones are download-only."""
-
+STATE_ORDER = tuple(WorkState)
 NOTICES = {
     "cancelled": "Cancelled. A running step is told to stop and its commit will be refused.",
     "retried": "Queued again with fresh attempts, from its latest snapshot.",
     "replayed": "Replaying: the chosen snapshot is now the latest version and the item is queued.",
     "replayed_new": "This is a new work item, replayed from a copy of another one.",
 }
+PANELS = (
+    ("work", "Steps saved and items finished", (("committed", "saved"), ("done", "finished"))),
+    (
+        "trouble",
+        "Failed attempts",
+        (("retried", "retried"), ("dead", "dead"), ("failed", "failed")),
+    ),
+)
+"""The overview's charts: id, title and (counter, label) series; the second one stacked."""
+EVENT_PRESETS = (
+    ("failures", ("retrying", "dead", "failed", "lease_expired", "stale_commit")),
+    ("lifecycle", ("enqueued", "done", "cancelled", "retried", "replayed")),
+    ("progress", ("progress",)),
+)
 
 
-def _work_id(request: Request) -> str:
-    raw: str = request.path_params["work_id"]
-    try:
-        return validate_name("work id", raw)
-    except ValueError:
-        raise NotFound(f"no work item has the id {raw!r}") from None
+# -- the overview ---------------------------------------------------------------------------
 
 
-async def overview(request: Request) -> Response:
+def _throughput(minutes: list[queries.Minute]) -> dict[str, Any]:
+    rows = [m.counts for m in minutes]
+    panels: list[dict[str, Any]] = []
+    for i, (panel_id, title, series) in enumerate(PANELS):
+        keys = [k for k, _ in series]
+        stacked = i > 0
+        bars = chart(rows, keys, stacked=stacked, height=70)
+        heights = [
+            sum(r.get(k, 0) for k in keys) if stacked else max(r.get(k, 0) for k in keys)
+            for r in rows
+        ]
+        peak = max(heights, default=0)
+        panels.append(
+            {
+                "id": panel_id,
+                "title": title,
+                "series": series,
+                "labels": dict(series),
+                "bars": bars,
+                "peak": peak,
+            }
+        )
+    totals = {k: sum(r.get(k, 0) for r in rows) for k in queries.STAT_KINDS}
+    return {"minutes": minutes, "panels": panels, "totals": totals}
+
+
+async def _overview_context(request: Request) -> dict[str, Any]:
     """``GET /``: counts, throughput, live work, workers and the latest events."""
-    console = console_of(request)
-    ov = await queries.overview(await console.swarm())
-    return console.render(
-        request,
-        "overview.html",
-        {
-            "page": "overview",
-            "ov": ov,
-            "states": STATE_ORDER,
-            "live_states": queries.LIVE_STATES,
-            "live_limit": queries.LIVE_LIMIT,
-        },
-    )
+    ov = await queries.overview(await console_of(request).swarm())
+    return {
+        "page": "overview",
+        "ov": ov,
+        "tp": _throughput(ov.throughput),
+        "states": STATE_ORDER,
+        "live_states": queries.LIVE_STATES,
+        "live_limit": queries.LIVE_LIMIT,
+        "live_items": [w for items in ov.live.values() for w in items],
+    }
 
 
-def _engines(registry_engines: Any) -> list[str]:
-    try:
-        return sorted(registry_engines)
-    except Exception:  # a broken plugin must not break the work list
-        return []
+# -- the work list ------------------------------------------------------------------------------
 
 
-async def work_list(request: Request) -> Response:
+async def _work_context(request: Request) -> dict[str, Any]:
     """``GET /work?state=&engine=&q=&cursor=``: the work list with filters and paging."""
-    console = console_of(request)
-    swarm = await console.swarm()
+    swarm = await console_of(request).swarm()
     state = state_param(request)
     engine = name_param(request, "engine", "engine")
     query = request.query_params.get("q", "").strip()
     limit = int_param(request, "limit", 50, 1, 500)
     cursor = request.query_params.get("cursor") or None
-    listing = await queries.find_work(
+    listing: Listing = await worklist.find_work(
         swarm, state=state, engine=engine, query=query, limit=limit, cursor=cursor
     )
-    try:
-        known = _engines(swarm.registry.engines)
-    except Exception:
-        known = []
     filters = {"state": state.value if state else "", "engine": engine or "", "q": query}
     keep = {k: v for k, v in filters.items() if v}
     if limit != 50:
         keep["limit"] = str(limit)
+    here = {**keep, "cursor": cursor} if cursor else keep
     next_url = None
     if listing.next_cursor:
         next_url = "/work?" + urlencode({**keep, "cursor": listing.next_cursor})
-    return console.render(
-        request,
-        "work_list.html",
-        {
-            "page": "work",
-            "listing": listing,
-            "filters": filters,
-            "states": STATE_ORDER,
-            "engines": known,
-            "first_url": "/work?" + urlencode(keep) if cursor else None,
-            "next_url": next_url,
-            "scan_budget": queries.SCAN_BUDGET,
-        },
-    )
+    return {
+        "page": "work",
+        "listing": listing,
+        "filters": filters,
+        "states": STATE_ORDER,
+        "engines": queries.engines(swarm),
+        "first_url": "/work?" + urlencode(keep) if cursor else None,
+        "next_url": next_url,
+        "scan_budget": worklist.SCAN_BUDGET,
+        "live_url": "/fragments/work?" + urlencode(here),
+        "back_url": "/work?" + urlencode(here),
+    }
+
+
+# -- failed and dead ----------------------------------------------------------------------------
+
+
+async def _failed_context(request: Request) -> dict[str, Any]:
+    """``GET /failed?dead=&failed=``: dead and failed work, with their errors and retry."""
+    swarm = await console_of(request).swarm()
+    cursors = {k: request.query_params.get(k) or None for k in ("dead", "failed")}
+    dead = await queries.state_page(swarm, WorkState.DEAD, cursor=cursors["dead"])
+    failed = await queries.state_page(swarm, WorkState.FAILED, cursor=cursors["failed"])
+    here = urlencode({k: v for k, v in cursors.items() if v})
+    return {
+        "page": "failed",
+        "dead": dead,
+        "failed": failed,
+        "counts": await queries.counts(swarm),
+        "engines": sorted({*queries.engines(swarm), *(m.engine for m in dead.items)}),
+        "bulk_limit": actions.BULK_LIMIT,
+        "live_url": "/fragments/failed?" + here,
+        "back_url": "/failed" + (f"?{here}" if here else ""),
+    }
+
+
+# -- one item -----------------------------------------------------------------------------------
 
 
 async def work_detail(request: Request) -> Response:
-    """``GET /work/{work_id}``: meta, snapshot, versions, artifacts, events and actions."""
+    """``GET /work/{work_id}``: meta, snapshot, versions, artifacts, timeline, events, actions."""
     console = console_of(request)
-    work_id = _work_id(request)
-    d = await queries.detail(await console.swarm(), work_id)
-    notice_key = request.query_params.get("done", "")
+    d = await queries.detail(await console.swarm(), request.path_params["work_id"])
+    meta = d.status.meta
     source = request.query_params.get("from", "")
     try:
         source = validate_name("work id", source) if source else ""
     except ValueError:
         source = ""
-    snapshot = d.status.snapshot
+    resolved_event = timeline.resolved_by(meta.last_error, d.events)
+    tl = timeline.build(d.events, meta, time.time()) if d.events_complete else None
     return console.render(
         request,
         "work_detail.html",
         {
             "page": "work",
             "d": d,
-            "meta": d.status.meta,
-            "snapshot": snapshot,
+            "meta": meta,
+            "snapshot": d.status.snapshot,
             "item": d.status.item,
-            "notice": NOTICES.get(notice_key, ""),
+            "notice": NOTICES.get(request.query_params.get("done", ""), ""),
             "source": source,
-            "older_versions": [v for v in d.versions[1:]],
+            "older_versions": d.versions[1:],
             "history": console.settings.history,
             "event_limit": queries.ITEM_EVENTS,
+            "tl": tl,
+            "resolved_event": resolved_event,
+            "resolved": meta.last_error is not None
+            and (resolved_event is not None or meta.state == WorkState.DONE),
         },
     )
+
+
+async def timeline_fragment(request: Request) -> Response:
+    """``GET /fragments/timeline/{work_id}``: an item's timeline (read without a time limit)."""
+    console = console_of(request)
+    d = await queries.detail(await console.swarm(), request.path_params["work_id"], budget=None)
+    tl = timeline.build(d.events, d.status.meta, time.time())
+    return console.render(request, "_timeline.html", {"tl": tl})
+
+
+# -- events -------------------------------------------------------------------------------------
 
 
 async def events_page(request: Request) -> Response:
-    """``GET /events?limit=100``: the latest events across the namespace, newest first."""
+    """``GET /events?type=&work_id=&limit=100``: the latest events, filtered, newest first.
+
+    Without ``type`` every type but progress is shown.
+    """
     console = console_of(request)
     swarm = await console.swarm()
     limit = int_param(request, "limit", 100, 1, 1000)
-    found = await swarm.events(limit=limit)
+    work_id = name_param(request, "work_id", "work id")
+    chosen = types_param(request)
+    all_types = [str(t) for t in EventType]
+    all_types += [t for t in chosen if t not in all_types]
+    default = not chosen
+    found = await queries.recent_events(
+        swarm,
+        types=chosen or None,
+        exclude=queries.QUIET_TYPES if default else frozenset(),
+        work_id=work_id,
+        limit=limit,
+    )
     return console.render(
         request,
         "events.html",
-        {"page": "events", "events": list(reversed(found)), "limit": limit},
-    )
-
-
-async def failed_page(request: Request) -> Response:
-    """``GET /failed``: dead and failed work, each with its last error and a retry button."""
-    console = console_of(request)
-    swarm = await console.swarm()
-    dead = await swarm.dead_letters(limit=50, cursor=request.query_params.get("dead") or None)
-    failed = await swarm.list_work(
-        state=WorkState.FAILED, limit=50, cursor=request.query_params.get("failed") or None
-    )
-    return console.render(
-        request,
-        "failed.html",
-        {"page": "failed", "dead": dead, "failed": failed},
-    )
-
-
-def _artifact_args(request: Request) -> tuple[str, str | None]:
-    artifact_id = validate_artifact_id(request.path_params["artifact_id"])
-    kind = request.query_params.get("kind") or None
-    return artifact_id, validate_kind(kind) if kind is not None else None
-
-
-async def artifact_view(request: Request) -> Response:
-    """``GET /artifacts/{id}?kind=``: an artifact's metadata and, for JSON/text, its content."""
-    console = console_of(request)
-    swarm = await console.swarm()
-    artifact_id, kind = _artifact_args(request)
-    art = await swarm.artifacts.stat(artifact_id, kind)
-    text: str | None = None
-    is_json = False
-    if art.kind in TEXT_KINDS and art.size <= INLINE_VIEW_BYTES:
-        raw = (await swarm.artifacts.read(artifact_id, art.kind)).decode("utf-8", "replace")
-        text = raw
-        if art.kind == "json":
-            try:
-                text = json.dumps(json.loads(raw), indent=2, ensure_ascii=False)
-                is_json = True
-            except ValueError:
-                text = raw
-    work = request.query_params.get("work", "")
-    try:
-        work = validate_name("work id", work) if work else ""
-    except ValueError:
-        work = ""
-    return console.render(
-        request,
-        "artifact.html",
         {
-            "page": "work",
-            "art": art,
-            "text": text,
-            "is_json": is_json,
-            "inline_limit": INLINE_VIEW_BYTES,
-            "work": work,
+            "page": "events",
+            "page_events": found,
+            "limit": limit,
+            "work_id": work_id,
+            "all_types": all_types,
+            "chosen": [t for t in all_types if t not in queries.QUIET_TYPES] if default else chosen,
+            "default_types": default,
+            "presets": EVENT_PRESETS,
         },
     )
 
 
-async def artifact_raw(request: Request) -> Response:
-    """``GET /artifacts/{id}/raw?kind=&download=1``: the content.
-
-    JSON and text kinds are served inline (unless ``download=1``); every other kind is an
-    attachment of type ``application/octet-stream``. Always with ``nosniff`` and a sandbox
-    Content-Security-Policy.
-    """
-    swarm = await console_of(request).swarm()
-    artifact_id, kind = _artifact_args(request)
-    art = await swarm.artifacts.stat(artifact_id, kind)
-    content = await swarm.artifacts.read(artifact_id, art.kind)
-    download = request.query_params.get("download") == "1"
-    inline = art.kind in TEXT_KINDS and not download
-    media = TEXT_KINDS[art.kind] if inline else "application/octet-stream"
-    name = f"{artifact_id[:16]}.{art.kind}"
-    disposition = f'{"inline" if inline else "attachment"}; filename="{name}"'
-    return Response(
-        content,
-        media_type=media,
-        headers={
-            "content-disposition": disposition,
-            "content-security-policy": RAW_CSP,
-            "x-content-type-options": "nosniff",
-        },
-    )
+Context = Callable[["Request"], Awaitable[dict[str, Any]]]
+"""What a page is rendered with, read for one request."""
 
 
-async def action(request: Request) -> Response:
-    """``POST /actions/{cancel|retry|replay}/{work_id}``: the buttons' form target.
+def _rendering(template: str, context: Context) -> Callable[[Request], Awaitable[Response]]:
+    """An endpoint rendering ``template`` with ``context(request)``."""
 
-    Without ``confirmed=1`` it answers with a confirmation page (the page's script asks in
-    a dialog first and sets it); with it, it acts and redirects to the item's page.
-    """
-    console = console_of(request)
-    name: str = request.path_params["action"]
-    if name not in ACTIONS:
-        raise NotFound(f"unknown action {name!r} (cancel, retry or replay)")
-    work_id = _work_id(request)
-    fields = await body_fields(request)
-    if fields.get("confirmed") != "1":
-        status = (await (await console.swarm()).status(work_id)).meta
-        return console.render(
-            request,
-            "confirm.html",
-            {
-                "page": "work",
-                "action": name,
-                "meta": status,
-                "fields": {k: v for k, v in fields.items() if k in ("version", "as_new")},
-            },
-        )
-    result = await perform(await console.swarm(), name, work_id, fields)
-    done = {"cancel": "cancelled", "retry": "retried", "replay": "replayed"}[name]
-    if result["work_id"] != work_id:
-        return RedirectResponse(
-            work_url(result["work_id"], done="replayed_new", **{"from": work_id}), 303
-        )
-    return RedirectResponse(work_url(work_id, done=done), 303)
+    async def endpoint(request: Request) -> Response:
+        return console_of(request).render(request, template, await context(request))
+
+    endpoint.__doc__ = context.__doc__
+    return endpoint
 
 
-async def login(request: Request) -> Response:
-    """``GET|POST /login``: trade the access token for a session cookie."""
-    console = console_of(request)
-    guard = console.guard
-    nxt = request.query_params.get("next", "/")
-    if not nxt.startswith("/") or nxt.startswith("//") or "\\" in nxt:
-        nxt = "/"
-    if guard.token is None:
-        return RedirectResponse(nxt, 303)
-    error = ""
-    if request.method == "POST":
-        fields = await body_fields(request)
-        if guard.token_matches(fields.get("token", "")):
-            response = RedirectResponse(nxt, 303)
-            response.set_cookie(
-                guard.auth_cookie, guard.session_value(), httponly=True, samesite="strict"
-            )
-            return response
-        error = "That is not this console's token."
-    return console.render(
-        request,
-        "login.html",
-        {"page": "login", "next": nxt, "error": error},
-        status_code=401 if error else 200,
-    )
-
-
-async def logout(request: Request) -> Response:
-    """``POST /logout``: forget the session cookie."""
-    guard = console_of(request).guard
-    response = RedirectResponse("/login", 303)
-    response.delete_cookie(guard.auth_cookie, httponly=True, samesite="strict")
-    return response
+LIVE_PAGES = (
+    ("/", "overview.html", "/fragments/overview", "_overview_live.html", _overview_context),
+    ("/work", "work_list.html", "/fragments/work", "_work_page.html", _work_context),
+    ("/failed", "failed.html", "/fragments/failed", "_failed_lists.html", _failed_context),
+)
+"""Pages with a live region: path, template, fragment path, fragment template, context."""
 
 
 def routes() -> list[BaseRoute]:
-    """The pages' routes."""
+    """The pages' routes (with the forms' and the artifact viewer's)."""
+    live: list[BaseRoute] = []
+    for path, template, fragment, part, context in LIVE_PAGES:
+        live += [
+            Route(path, _rendering(template, context)),
+            Route(fragment, _rendering(part, context)),
+        ]
     return [
-        Route("/", overview),
-        Route("/work", work_list),
+        *live,
         Route("/work/{work_id:path}", work_detail),
         Route("/events", events_page),
-        Route("/failed", failed_page),
-        Route("/artifacts/{artifact_id}/raw", artifact_raw),
-        Route("/artifacts/{artifact_id}", artifact_view),
-        Route("/actions/{action}/{work_id:path}", action, methods=["POST"]),
-        Route("/login", login, methods=["GET", "POST"]),
-        Route("/logout", logout, methods=["POST"]),
+        Route("/fragments/timeline/{work_id:path}", timeline_fragment),
+        *viewer.routes(),
+        *forms.routes(),
     ]

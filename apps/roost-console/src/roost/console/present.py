@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit, urlunsplit
+
+from markdown_it import MarkdownIt
+from markupsafe import Markup
 
 from roost.runtime.models import RuntimeEvent
 
@@ -15,13 +19,17 @@ __all__ = [
     "TEXT_KINDS",
     "abs_time",
     "ago",
-    "bars",
+    "chart",
     "describe_event",
+    "duration",
+    "error_text",
     "event_json",
     "filesize",
     "iso",
+    "markdown",
     "pretty_json",
     "redact_url",
+    "seconds",
     "work_url",
 ]
 
@@ -31,6 +39,7 @@ TEXT_KINDS = {
     "text": "text/plain; charset=utf-8",
     "log": "text/plain; charset=utf-8",
     "md": "text/plain; charset=utf-8",
+    "markdown": "text/plain; charset=utf-8",
     "csv": "text/plain; charset=utf-8",
 }
 """Artifact kinds shown inline (as JSON or plain text); every other kind is an attachment."""
@@ -100,14 +109,31 @@ def pretty_json(value: Any) -> str:
     return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=False, default=str)
 
 
-def _seconds(value: Any) -> str:
+def seconds(value: Any) -> str:
+    """A number of seconds from event data, e.g. ``"0.5 s"`` (as it came if not a number)."""
     try:
         return f"{float(value):g} s"
     except (TypeError, ValueError):
         return str(value)
 
 
-def _error(d: dict[str, Any]) -> str:
+def duration(value: float | None) -> str:
+    """A span of time, short: ``"350 ms"``, ``"4.2 s"``, ``"3 min 5 s"``, ``"2 h 10 min"``."""
+    if value is None:
+        return "—"
+    if value < 1:
+        return f"{value * 1000:.0f} ms"
+    if value < 60:
+        return f"{value:.1f} s"
+    if value < 3600:
+        return f"{int(value // 60)} min {int(value % 60)} s"
+    if value < 86400:
+        return f"{int(value // 3600)} h {int(value % 3600 // 60)} min"
+    return f"{int(value // 86400)} d {int(value % 86400 // 3600)} h"
+
+
+def error_text(d: dict[str, Any]) -> str:
+    """``"Type: message"`` from an event's error data."""
     return f"{d.get('error', 'error')}: {d.get('message', '')}".rstrip(": ")
 
 
@@ -117,19 +143,27 @@ def _step(ev: RuntimeEvent) -> str:
 
 def _enqueued(ev: RuntimeEvent) -> str:
     delay = ev.data.get("delay_ms") or 0
-    later = f", starts in {_seconds(delay / 1000)}" if delay else ""
+    later = f", starts in {seconds(delay / 1000)}" if delay else ""
     return f"enqueued for engine {ev.data.get('engine', '?')}{later}"
+
+
+def _delayed(ev: RuntimeEvent) -> str:
+    return f"saved v{ev.version}{_step(ev)}, next step in {seconds(ev.data.get('delay', '?'))}"
 
 
 def _committed(ev: RuntimeEvent) -> str:
     nxt = ev.data.get("next")
+    if nxt == "delay":
+        return _delayed(ev)
     return f"saved v{ev.version}{_step(ev)}" + (f", next: {nxt}" if nxt else "")
 
 
 def _dead(ev: RuntimeEvent) -> str:
+    # The data of a dead event is that of the failed attempt; its "delay" is never used.
     d = ev.data
-    why = _error(d) if "error" in d else str(d.get("reason", "attempts exhausted"))
-    return f"dead after attempt {d.get('attempt', '?')}: {why}"
+    why = error_text(d) if "error" in d else str(d.get("reason", "attempts exhausted"))
+    attempt = f" after attempt {d['attempt']}" if "attempt" in d else ""
+    return f"dead{attempt}, no attempts left: {why}"
 
 
 def _waiting(ev: RuntimeEvent) -> str:
@@ -148,17 +182,15 @@ _DESCRIBE: dict[str, Callable[[RuntimeEvent], str]] = {
     "enqueued": _enqueued,
     "started": lambda ev: f"step started from v{ev.version}, attempt {ev.data.get('attempt', '?')}",
     "committed": _committed,
-    "scheduled": lambda ev: (
-        f"saved v{ev.version}{_step(ev)}, next step in " + _seconds(ev.data.get("delay", "?"))
-    ),
+    "scheduled": _delayed,
     "done": lambda ev: f"finished at v{ev.version}{_step(ev)}",
     "retrying": lambda ev: (
-        f"attempt {ev.data.get('attempt', '?')} failed ({_error(ev.data)}); "
-        f"retry in {_seconds(ev.data.get('delay', '?'))}"
+        f"attempt {ev.data.get('attempt', '?')} failed ({error_text(ev.data)}); "
+        f"retry in {seconds(ev.data.get('delay', '?'))}"
     ),
     "dead": _dead,
-    "failed": lambda ev: f"failed: {_error(ev.data)}",
-    "step_failed": lambda ev: f"failed: {_error(ev.data)}",
+    "failed": lambda ev: f"failed: {error_text(ev.data)}",
+    "step_failed": lambda ev: f"failed: {error_text(ev.data)}",
     "waiting": _waiting,
     "progress": _progress,
     "cancelled": lambda ev: f"cancelled by an operator (was {ev.data.get('previous', '?')})",
@@ -190,20 +222,70 @@ def event_json(ev: RuntimeEvent) -> dict[str, Any]:
     return {**ev.model_dump(mode="json"), "summary": describe_event(ev)}
 
 
-def bars(
-    values: list[int], *, width: int = 600, height: int = 90, gap: int = 3
-) -> list[dict[str, float]]:
-    """Geometry of a bar chart: one ``{x, y, w, h}`` per value, scaled to the largest."""
-    if not values:
+def chart(
+    rows: Sequence[dict[str, int]],
+    series: Sequence[str],
+    *,
+    stacked: bool = False,
+    width: int = 600,
+    height: int = 90,
+    gap: int = 3,
+) -> list[dict[str, Any]]:
+    """Geometry of a bar chart with one slot per row and one bar per series in each slot.
+
+    Bars of a slot stand side by side, or on top of each other with ``stacked``; all are
+    scaled to the tallest slot. Each bar is ``{x, y, w, h, series, value, slot}``; empty
+    bars are left out.
+    """
+    if not rows or not series:
         return []
-    top = max(max(values), 1)
-    w = (width - gap * (len(values) - 1)) / len(values)
-    out: list[dict[str, float]] = []
-    for i, v in enumerate(values):
-        h = 0.0 if v == 0 else max(2.0, (height - 2) * v / top)
-        x, y = round(i * (w + gap), 2), round(height - h, 2)
-        out.append({"x": x, "y": y, "w": round(w, 2), "h": round(h, 2)})
+    if stacked:
+        top = max(sum(r.get(k, 0) for k in series) for r in rows)
+    else:
+        top = max(r.get(k, 0) for r in rows for k in series)
+    scale = (height - 2) / max(top, 1)
+    slot = (width - gap * (len(rows) - 1)) / len(rows)
+    sub = slot if stacked else slot / len(series)
+    out: list[dict[str, Any]] = []
+    for i, row in enumerate(rows):
+        base = float(height)
+        for j, key in enumerate(series):
+            value = row.get(key, 0)
+            if value <= 0:
+                continue
+            h = max(2.0, value * scale)
+            x = i * (slot + gap) + (0 if stacked else j * sub)
+            y = base - h
+            if stacked:
+                base = y
+            out.append(
+                {
+                    "x": round(x, 2),
+                    "y": round(y, 2),
+                    "w": round(sub, 2),
+                    "h": round(h, 2),
+                    "series": key,
+                    "value": value,
+                    "slot": i,
+                }
+            )
     return out
+
+
+@functools.cache
+def _markdown_parser() -> MarkdownIt:
+    return MarkdownIt("js-default")
+
+
+def markdown(text: str) -> Markup:
+    """Markdown (CommonMark and tables) as HTML that is safe to put in a page.
+
+    markdown-it-py's ``js-default`` preset: HTML in the source is escaped, never passed
+    through, and a link or image whose URL is ``javascript:``, ``vbscript:``, ``file:`` or
+    ``data:`` (but for ``data:image/...``) is left as text. The page's CSP also keeps
+    images from other sites from loading.
+    """
+    return Markup(_markdown_parser().render(text))  # the parser escaped everything it copied
 
 
 def work_url(work_id: str, **query: str) -> str:

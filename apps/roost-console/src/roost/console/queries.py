@@ -1,7 +1,10 @@
-"""What the console reads from a :class:`~roost.redis.RedisSwarm`, shaped for pages and the API.
+"""Everything the console reads, shaped for pages and the API.
 
-Everything here is a thin composition of the swarm's public API; nothing touches Redis keys
-directly.
+Every read of the console goes through this module (actions through :mod:`.actions`), as a
+composition of :class:`~roost.redis.RedisSwarm`'s public API; nothing here touches Redis keys.
+Where the swarm lacks a read the console needs, it is built here and its docstring says so:
+those are the candidates to move into the runtime. The work list's order is in
+:mod:`.worklist`.
 """
 
 from __future__ import annotations
@@ -9,15 +12,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import AsyncIterator, Iterable
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
-from roost.runtime.errors import BadInput, NotFound
+from roost.console import worklist
+from roost.runtime.artifacts import validate_artifact_id, validate_kind
+from roost.runtime.errors import NotFound
 from roost.runtime.models import (
+    Artifact,
     RuntimeEvent,
     Snapshot,
     WorkMeta,
+    WorkPage,
     WorkState,
     WorkStatus,
     validate_name,
@@ -27,18 +35,35 @@ if TYPE_CHECKING:
     from roost.redis import RedisSwarm
 
 __all__ = [
+    "EVENT_SCAN",
     "ITEM_EVENTS",
+    "QUIET_TYPES",
     "LIVE_LIMIT",
     "LIVE_STATES",
-    "SCAN_BUDGET",
+    "STAT_KINDS",
     "Detail",
-    "Listing",
+    "EventsPage",
     "Minute",
     "Overview",
+    "Owner",
+    "artifact",
+    "artifact_content",
+    "artifact_owner",
+    "counts",
     "detail",
-    "find_work",
+    "engines",
+    "events",
+    "follow",
+    "last_event_id",
     "overview",
+    "ping",
+    "recent_events",
+    "state_page",
+    "status",
     "throughput",
+    "versions",
+    "work_id",
+    "workers",
 ]
 
 LIVE_STATES: tuple[WorkState, ...] = (
@@ -53,12 +78,8 @@ LIVE_STATES: tuple[WorkState, ...] = (
 LIVE_LIMIT = 20
 """How many items of each live state the overview lists."""
 
-SCAN_BUDGET = 5_000
-"""A text search examines at most this many items per request (newest update first)."""
-
-SCAN_PAGE = 1000
-ITEM_EVENTS = 200
-"""How many of an item's most recent events the detail page shows."""
+ITEM_EVENTS = 500
+"""How many of an item's most recent events the detail page reads (timeline and list)."""
 
 EVENTS_BUDGET = 0.25
 """Seconds the detail page waits for an item's events before it renders without them.
@@ -67,7 +88,29 @@ EVENTS_BUDGET = 0.25
 creation on, so for an old item in a busy namespace it takes long (about 1 s per 100,000
 later events). The page then loads the timeline from the API after it has rendered."""
 
+EVENT_SCAN = 10_000
+"""At most this many of the latest events are read to find the ones a filter asks for (first
+ten times as many as asked for, then this many if that did not find enough)."""
+
+QUIET_TYPES = frozenset({"progress"})
+"""Event types lists leave out unless asked for: they would drown the rest."""
+
 STAT_KINDS = ("enqueued", "committed", "done", "retried", "dead", "failed", "cancelled")
+
+
+def work_id(raw: str) -> str:
+    """A work id from a URL; a malformed one is reported as not found.
+
+    Raises:
+        NotFound: ``raw`` cannot be a work id.
+    """
+    try:
+        return validate_name("work id", raw)
+    except ValueError:
+        raise NotFound(f"no work item has the id {raw!r}") from None
+
+
+# -- counters, workers, health ------------------------------------------------------------
 
 
 class Minute(BaseModel):
@@ -75,6 +118,41 @@ class Minute(BaseModel):
 
     start: float
     counts: dict[str, int]
+
+
+async def counts(swarm: RedisSwarm) -> dict[str, int]:
+    """Items per state."""
+    return await swarm.counts()
+
+
+async def throughput(swarm: RedisSwarm, minutes: int = 15) -> list[Minute]:
+    """Counters of the last ``minutes`` minutes of the server's clock, oldest first."""
+    raw = await swarm.stats(minutes=minutes)
+    return [
+        Minute(start=float(start), counts={k: raw[start].get(k, 0) for k in STAT_KINDS})
+        for start in sorted(raw)
+    ]
+
+
+async def workers(swarm: RedisSwarm) -> list[dict[str, Any]]:
+    """Live workers, as their heartbeats describe them (``healthy``/``problem`` when sent)."""
+    return await swarm.workers()
+
+
+async def ping(swarm: RedisSwarm) -> None:
+    """Check that Redis answers."""
+    await swarm.client.ping()
+
+
+def engines(swarm: RedisSwarm) -> list[str]:
+    """Names of the engines installed here (empty when a plugin cannot be loaded)."""
+    try:
+        return sorted(swarm.registry.engines)
+    except Exception:  # a broken plugin must not break a page that offers engine names
+        return []
+
+
+# -- the overview --------------------------------------------------------------------------
 
 
 class Overview(BaseModel):
@@ -86,21 +164,52 @@ class Overview(BaseModel):
     live: dict[str, list[WorkMeta]]
     workers: list[dict[str, Any]]
     events: list[RuntimeEvent]
+    latest_event: str | None = None
 
 
-class Listing(BaseModel):
-    """One page of the work list.
+async def overview(swarm: RedisSwarm, *, minutes: int = 15, events: int = 12) -> Overview:
+    """Counts, throughput, live work, workers and the latest events, in one round of reads."""
+    live_pages = asyncio.gather(
+        *(worklist.find_work(swarm, state=s, limit=LIVE_LIMIT) for s in LIVE_STATES)
+    )
+    counts_, minutes_, workers_, recent, pages = await asyncio.gather(
+        swarm.counts(),
+        throughput(swarm, minutes),
+        swarm.workers(),
+        recent_events(swarm, exclude=QUIET_TYPES, limit=events),
+        live_pages,
+    )
+    return Overview(
+        now=time.time(),
+        counts=counts_,
+        throughput=minutes_,
+        live={str(s): p.items for s, p in zip(LIVE_STATES, pages, strict=True)},
+        workers=workers_,
+        events=recent.events,
+        latest_event=recent.latest,
+    )
 
-    ``next_cursor`` continues the listing (or the search). With a text search, ``scanned``
-    says how many items this page examined; a page may hold no matches and still have a
-    ``next_cursor`` (the search goes on further back).
+
+# -- one item ------------------------------------------------------------------------------
+
+
+async def status(swarm: RedisSwarm, work_id_: str) -> WorkStatus:
+    """Meta, latest snapshot and work item of one item.
+
+    Raises:
+        NotFound: no such work id (a malformed id is not found either).
     """
+    return await swarm.status(work_id(work_id_))
 
-    items: list[WorkMeta]
-    next_cursor: str | None = None
-    query: str = ""
-    scanned: int | None = None
-    exact: bool = False
+
+async def versions(swarm: RedisSwarm, work_id_: str) -> list[Snapshot]:
+    """The latest snapshot and the kept earlier ones, newest first.
+
+    Raises:
+        NotFound: no such work id.
+    """
+    await status(swarm, work_id_)
+    return await swarm.snapshot_versions(work_id_)
 
 
 class Detail(BaseModel):
@@ -116,112 +225,22 @@ class Detail(BaseModel):
     events_complete: bool = True
 
 
-async def throughput(
-    swarm: RedisSwarm, minutes: int = 15, now: float | None = None
-) -> list[Minute]:
-    """Counters of the last ``minutes`` wall-clock minutes, oldest first, zeros filled in."""
-    now = time.time() if now is None else now
-    current = int(now // 60) * 60
-    raw = await swarm.stats(minutes=minutes)
-    out: list[Minute] = []
-    for i in range(minutes - 1, -1, -1):
-        start = current - 60 * i
-        counts = {k: 0 for k in STAT_KINDS}
-        counts.update(raw.get(start, {}))
-        out.append(Minute(start=float(start), counts=counts))
-    return out
-
-
-async def overview(swarm: RedisSwarm, *, minutes: int = 15, events: int = 12) -> Overview:
-    """Counts, throughput, live work, workers and the latest events, in one round of reads."""
-    now = time.time()
-    live_pages = asyncio.gather(*(swarm.list_work(state=s, limit=LIVE_LIMIT) for s in LIVE_STATES))
-    counts, minutes_, workers, recent, pages = await asyncio.gather(
-        swarm.counts(),
-        throughput(swarm, minutes, now),
-        swarm.workers(),
-        swarm.events(limit=events),
-        live_pages,
-    )
-    return Overview(
-        now=now,
-        counts=counts,
-        throughput=minutes_,
-        live={str(s): p.items for s, p in zip(LIVE_STATES, pages, strict=True)},
-        workers=workers,
-        events=list(reversed(recent)),
-    )
-
-
-def _matches(meta: WorkMeta, state: WorkState | None, engine: str | None) -> bool:
-    return (state is None or meta.state == state) and (engine is None or meta.engine == engine)
-
-
-async def find_work(
-    swarm: RedisSwarm,
-    *,
-    state: WorkState | None = None,
-    engine: str | None = None,
-    query: str = "",
-    limit: int = 50,
-    cursor: str | None = None,
-) -> Listing:
-    """List work, most recently updated first, filtered by state, engine and text in the id.
-
-    Without ``query`` this is one :meth:`RedisSwarm.list_work` page (index reads). With it,
-    a query that is the id of an item (matching the filters) returns that item alone, at
-    once. Otherwise at most :data:`SCAN_BUDGET` items, newest update first, are examined for
-    ids containing ``query`` (case-insensitive); ``next_cursor`` continues the scan further
-    back.
-    """
-    query = query.strip()
-    if not query:
-        page = await swarm.list_work(state=state, engine=engine, limit=limit, cursor=cursor)
-        return Listing(items=page.items, next_cursor=page.next_cursor)
-    if len(query) > 200:
-        raise BadInput("search text is longer than a work id can be (200 characters)")
-    found: list[WorkMeta] = []
-    if cursor is None:
-        try:
-            validate_name("work id", query)
-        except ValueError:
-            pass
-        else:
-            exact = (await swarm.metas([query]))[0]
-            if exact is not None and _matches(exact, state, engine):
-                return Listing(items=[exact], query=query, scanned=0, exact=True)
-    needle = query.lower()
-    scanned = 0
-    next_cursor = cursor
-    for _ in range(SCAN_BUDGET // SCAN_PAGE):
-        if scanned >= SCAN_BUDGET or len(found) >= limit:
-            break
-        page = await swarm.list_work(
-            state=state, engine=engine, limit=SCAN_PAGE, cursor=next_cursor
-        )
-        scanned += len(page.items)
-        found += [m for m in page.items if needle in m.work_id.lower() and m.work_id != query]
-        next_cursor = page.next_cursor
-        if next_cursor is None:
-            break
-    return Listing(items=found, next_cursor=next_cursor, query=query, scanned=scanned)
-
-
-async def detail(swarm: RedisSwarm, work_id: str) -> Detail:
+async def detail(
+    swarm: RedisSwarm, work_id_: str, *, budget: float | None = EVENTS_BUDGET
+) -> Detail:
     """Status, kept snapshot versions and recent events of one item.
+
+    The events are waited for at most ``budget`` seconds (``None``: as long as they take).
 
     Raises:
         NotFound: no such work id (bad ids are reported as not found too).
     """
+    wid = work_id(work_id_)
+    reading = asyncio.ensure_future(swarm.events(work_id=wid, limit=ITEM_EVENTS))
     try:
-        validate_name("work id", work_id)
-    except ValueError:
-        raise NotFound(f"no work item has the id {work_id!r}") from None
-    reading = asyncio.ensure_future(swarm.events(work_id=work_id, limit=ITEM_EVENTS))
-    try:
-        status = await swarm.status(work_id)
-        versions = await swarm.snapshot_versions(work_id)
-        await asyncio.wait({reading}, timeout=EVENTS_BUDGET)
+        status_ = await swarm.status(wid)
+        versions_ = await swarm.snapshot_versions(wid)
+        await asyncio.wait({reading}, timeout=budget)
     finally:
         if not reading.done():
             reading.cancel()
@@ -230,5 +249,132 @@ async def detail(swarm: RedisSwarm, work_id: str) -> Detail:
         elif not reading.cancelled():
             reading.exception()  # mark it retrieved; a failure is raised below
     if reading.cancelled():
-        return Detail(status=status, versions=versions, events=[], events_complete=False)
-    return Detail(status=status, versions=versions, events=reading.result())
+        return Detail(status=status_, versions=versions_, events=[], events_complete=False)
+    return Detail(status=status_, versions=versions_, events=reading.result())
+
+
+# -- events ---------------------------------------------------------------------------------
+
+
+async def events(
+    swarm: RedisSwarm, *, work_id: str | None = None, after: str | None = None, limit: int = 100
+) -> list[RuntimeEvent]:
+    """Events, oldest first (one item's with ``work_id``; after a position with ``after``)."""
+    return await swarm.events(work_id=work_id, after=after, limit=limit)
+
+
+async def last_event_id(swarm: RedisSwarm) -> str:
+    """The position of the newest stored event (``0-0`` for an empty stream)."""
+    latest = await swarm.events(limit=1)
+    return latest[-1].id if latest else "0-0"
+
+
+def follow(swarm: RedisSwarm, after: str) -> AsyncIterator[RuntimeEvent]:
+    """Every event stored after position ``after``, as it is stored (one blocking reader)."""
+    return swarm.follow_events(after=after)
+
+
+class EventsPage(BaseModel):
+    """A filtered list of events, newest first.
+
+    ``scanned`` is how many of the latest events were read to find them; ``complete`` says
+    whether that reached the start of the stream (or of the item's life), i.e. whether older
+    matching events can exist. ``latest`` is the position of the newest event read (a live
+    page follows the stream from there).
+    """
+
+    events: list[RuntimeEvent]
+    scanned: int
+    complete: bool
+    latest: str | None = None
+
+
+async def recent_events(
+    swarm: RedisSwarm,
+    *,
+    types: Iterable[str] | None = None,
+    exclude: Iterable[str] = (),
+    work_id: str | None = None,
+    limit: int = 100,
+) -> EventsPage:
+    """The latest ``limit`` events of the given types (any), not of ``exclude``, newest first.
+
+    A bounded scan: at most the latest :data:`EVENT_SCAN` events are read and filtered here.
+    ``RedisSwarm.events`` filters by item but not by type and reads no further back than its
+    ``limit``; ``events(types=..., before=...)`` in the runtime would make this an exact
+    backward scan (a candidate to move there).
+    """
+    wanted = None if types is None else frozenset(types)
+    unwanted = frozenset(exclude)
+    found: list[RuntimeEvent] = []
+    read: list[RuntimeEvent] = []
+    for window in sorted({min(max(limit * 10, 100), EVENT_SCAN), EVENT_SCAN}):
+        read = await swarm.events(work_id=work_id, limit=window)
+        found = [e for e in read if (wanted is None or e.type in wanted) and e.type not in unwanted]
+        if len(found) >= limit or len(read) < window:
+            break
+    found.reverse()
+    return EventsPage(
+        events=found[:limit],
+        scanned=len(read),
+        complete=len(read) < EVENT_SCAN,
+        latest=read[-1].id if read else None,
+    )
+
+
+# -- lists by state ---------------------------------------------------------------------------
+
+
+async def state_page(
+    swarm: RedisSwarm, state: WorkState, *, limit: int = 50, cursor: str | None = None
+) -> WorkPage:
+    """One page of the items in ``state``, most recent first."""
+    return await swarm.list_work(state=state, limit=limit, cursor=cursor)
+
+
+# -- artifacts ---------------------------------------------------------------------------------
+
+
+async def artifact(swarm: RedisSwarm, artifact_id: str, kind: str | None = None) -> Artifact:
+    """An artifact's description, its id and kind validated before the store is asked.
+
+    Raises:
+        BadInput: a malformed id or kind.
+        NotFound: no such artifact.
+    """
+    validate_artifact_id(artifact_id)
+    if kind is not None:
+        validate_kind(kind)
+    return await swarm.artifacts.stat(artifact_id, kind)
+
+
+async def artifact_content(swarm: RedisSwarm, art: Artifact) -> bytes:
+    """The content of an artifact described by :func:`artifact`."""
+    return await swarm.artifacts.read(art.artifact_id, art.kind)
+
+
+class Owner(BaseModel):
+    """The work item an artifact belongs to, as found in the item's snapshots."""
+
+    work_id: str
+    version: int
+    step: str
+    latest: bool
+
+
+async def artifact_owner(swarm: RedisSwarm, artifact_id: str, candidate: str) -> Owner | None:
+    """Whether ``candidate`` (a work id) produced the artifact: its snapshots list it.
+
+    Artifacts are content-addressed and record no work item, and no event names them, so the
+    console checks a claimed owner (from the link it followed, or the artifact's own
+    ``work_id`` metadata) against that item's latest and kept snapshots. An artifact ->
+    item reference (in the artifact record or the commit event) would belong in the runtime.
+    """
+    try:
+        snaps = await versions(swarm, candidate)
+    except NotFound:
+        return None
+    for i, snap in enumerate(snaps):
+        if any(a.artifact_id == artifact_id for a in snap.artifacts):
+            return Owner(work_id=candidate, version=snap.version, step=snap.step, latest=i == 0)
+    return None

@@ -1,4 +1,4 @@
-"""The console's guard: Host check, access token, CSRF and same-origin checks, headers.
+r"""The console's guard: Host check, access token, CSRF and same-origin checks, headers.
 
 One pure ASGI middleware, :class:`Guard`, runs before every route:
 
@@ -15,9 +15,18 @@ One pure ASGI middleware, :class:`Guard`, runs before every route:
    ``X-CSRF-Token`` header or a ``csrf_token`` form field. The token is the HMAC of the
    browser's ``roost_csrf`` cookie under a per-process secret (signed double submit); pages
    embed it and ``GET /api/csrf`` returns it.
-4. **Headers** on every response: a Content-Security-Policy without inline script,
-   ``X-Content-Type-Options: nosniff``, ``X-Frame-Options: DENY``, ``Referrer-Policy:
-   same-origin`` and ``Cache-Control: no-store`` (static files may be cached).
+
+:class:`SecureHeaders` wraps the whole application, outside Starlette's own error handling,
+and puts the security headers on **every** response: pages, the guard's refusals, Starlette's
+413 and 500, and a plain 500 of its own for an exception that escapes everything else. They
+are a Content-Security-Policy without inline script or style, ``X-Content-Type-Options:
+nosniff``, ``X-Frame-Options: DENY``, ``Referrer-Policy: same-origin``, the cross-origin
+opener and resource policies, and ``Cache-Control: no-store`` (static files may be cached).
+:data:`SECURITY_HEADERS` is that list; the server adds it to the few answers uvicorn makes
+before the application sees a request (a malformed request line, for one).
+
+Redirects go only to a path on this console (:func:`local_path`): never ``//host``,
+``/\host`` or anything a browser could read as another site.
 
 Request bodies are capped by Starlette's ``max_body_size`` (see :func:`create_app`).
 """
@@ -40,11 +49,16 @@ if TYPE_CHECKING:
 __all__ = [
     "CSP",
     "DEFAULT_HOSTS",
+    "RAW_CSP",
+    "SECURITY_HEADERS",
     "Guard",
     "GuardConfig",
+    "SecureHeaders",
     "check_token",
+    "local_path",
     "new_token",
 ]
+
 
 DEFAULT_HOSTS = ("127.0.0.1", "localhost", "[::1]")
 """Host names the console answers to unless told otherwise."""
@@ -58,7 +72,22 @@ CSP = (
 RAW_CSP = "default-src 'none'; sandbox"
 """The policy of raw artifact content: nothing runs, even if a browser renders it."""
 
+SECURITY_HEADERS: tuple[tuple[bytes, bytes], ...] = (
+    (b"content-security-policy", CSP.encode()),
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"same-origin"),
+    (b"cross-origin-opener-policy", b"same-origin"),
+    (b"cross-origin-resource-policy", b"same-origin"),
+)
+"""The headers every response carries (a response may set a stricter CSP of its own)."""
+
+NO_STORE = (b"cache-control", b"no-store")
+
 MIN_TOKEN_LENGTH = 16
+_PATH_CHARS = frozenset(
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~!$&'()*+,;=:@/%?"
+)
 SAFE_METHODS = frozenset({"GET", "HEAD"})
 OPEN_PATHS = ("/login", "/static/")
 
@@ -83,6 +112,25 @@ def check_token(token: str | None) -> str | None:
             "print(secrets.token_urlsafe())')"
         )
     return token
+
+
+def local_path(target: str) -> str:
+    r"""``target`` if it is a path on this console, else ``"/"``: the only safe redirect.
+
+    Accepted: an absolute path (with an optional query) of URL-safe ASCII characters whose
+    second character is not ``/``. Everything a browser could read as another site is
+    refused: ``//host``, ``/\host`` (browsers read ``\`` as ``/``), a scheme, and control or
+    space characters (browsers drop tabs and newlines, so ``/<TAB>/host`` is ``//host``).
+    Percent-encoded characters stay encoded, so ``/%2F%2Fhost`` is a path on this console.
+    """
+    if (
+        len(target) > 2000
+        or not target.startswith("/")
+        or target.startswith("//")
+        or not _PATH_CHARS.issuperset(target)
+    ):
+        return "/"
+    return target
 
 
 def _split_host(value: str) -> tuple[str, int | None] | None:
@@ -194,51 +242,66 @@ def _cookie_header(name: str, value: str) -> tuple[bytes, bytes]:
     )
 
 
-async def _plain(send: Send, status: int, text: str, extra: list[tuple[bytes, bytes]]) -> None:
-    body = text.encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"text/plain; charset=utf-8"),
-                (b"content-length", str(len(body)).encode()),
-                *extra,
-            ],
-        }
-    )
+async def _answer(
+    send: Send, status: int, body: bytes, ctype: bytes, extra: list[tuple[bytes, bytes]]
+) -> None:
+    headers = [(b"content-type", ctype), (b"content-length", str(len(body)).encode()), *extra]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
+
+
+async def _plain(send: Send, status: int, text: str) -> None:
+    await _answer(send, status, text.encode(), b"text/plain; charset=utf-8", [])
 
 
 async def _json(
     send: Send, status: int, payload: dict[str, str], extra: list[tuple[bytes, bytes]]
 ) -> None:
-    body = json.dumps(payload).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-                *extra,
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
+    await _answer(send, status, json.dumps(payload).encode(), b"application/json", extra)
 
 
-def _security_headers(path: str) -> list[tuple[bytes, bytes]]:
-    headers = [
-        (b"x-content-type-options", b"nosniff"),
-        (b"x-frame-options", b"DENY"),
-        (b"referrer-policy", b"same-origin"),
-        (b"cross-origin-opener-policy", b"same-origin"),
-        (b"cross-origin-resource-policy", b"same-origin"),
-    ]
-    if not path.startswith("/static/"):
-        headers.append((b"cache-control", b"no-store"))
-    return headers
+async def _redirect(send: Send, location: str, extra: list[tuple[bytes, bytes]]) -> None:
+    headers = [(b"location", local_path(location).encode("ascii")), *extra]
+    await _answer(send, 303, b"", b"text/plain; charset=utf-8", headers)
+
+
+class SecureHeaders:
+    """The outermost layer: :data:`SECURITY_HEADERS` on every response, whoever sends it.
+
+    Headers a response already has are kept (raw artifacts set a stricter CSP). An
+    exception that reaches this layer before a response started is answered with a plain
+    500 (with the headers) and re-raised, so the server logs it.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Serve the request; add the headers to its response start."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        cache = scope.get("path", "").startswith("/static/")
+        started = False
+
+        async def send_with_headers(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                headers = list(message.get("headers", []))
+                have = {k.lower() for k, _ in headers}
+                headers += [h for h in SECURITY_HEADERS if h[0] not in have]
+                if not cache and NO_STORE[0] not in have:
+                    headers.append(NO_STORE)
+                message["headers"] = headers
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_headers)
+        except Exception:
+            if not started:
+                await _plain(send_with_headers, 500, "Internal Server Error")
+            raise
 
 
 class Guard:
@@ -249,7 +312,7 @@ class Guard:
         self.config = config
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Check the request, then pass it on with the security headers added."""
+        """Check the request, then pass it on (with a new CSRF cookie if it had none)."""
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -257,11 +320,9 @@ class Guard:
         path: str = scope["path"]
         method: str = scope["method"]
         headers = _headers(scope)
-        base = _security_headers(path)
-        base.append((b"content-security-policy", CSP.encode()))
 
         if not cfg.host_ok(headers.get("host", "")):
-            await _plain(send, 400, "Bad Request: unknown Host header", base)
+            await _plain(send, 400, "Bad Request: unknown Host header")
             return
 
         cookies = _cookies(headers)
@@ -275,38 +336,30 @@ class Guard:
         state["authenticated"] = cfg.token is None
 
         if cfg.token is not None and not path.startswith(OPEN_PATHS):
-            verdict = await self._authenticate(scope, headers, cookies, send, base)
-            if verdict is None:
+            if not await self._authenticate(scope, headers, cookies, send):
                 return
         state["authenticated"] = True
 
         if method not in SAFE_METHODS:
             if method != "POST":
-                await _plain(send, 405, "Method Not Allowed", base)
+                await _plain(send, 405, "Method Not Allowed")
                 return
-            replay = await self._check_post(scope, headers, receive, send, base, state)
+            replay = await self._check_post(scope, headers, receive, send, state)
             if replay is None:
                 return
             receive = replay
 
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                existing = {k.lower() for k, _ in message.get("headers", [])}
-                extra = [h for h in base if h[0] not in existing] + set_cookies
-                message["headers"] = list(message.get("headers", [])) + extra
+        async def send_with_cookies(message: Message) -> None:
+            if message["type"] == "http.response.start" and set_cookies:
+                message["headers"] = list(message.get("headers", [])) + set_cookies
             await send(message)
 
-        await self.app(scope, receive, send_with_headers)
+        await self.app(scope, receive, send_with_cookies)
 
     async def _authenticate(
-        self,
-        scope: Scope,
-        headers: dict[str, str],
-        cookies: dict[str, str],
-        send: Send,
-        base: list[tuple[bytes, bytes]],
-    ) -> bool | None:
-        """Return True when the request carries the token; else answer it and return None."""
+        self, scope: Scope, headers: dict[str, str], cookies: dict[str, str], send: Send
+    ) -> bool:
+        """Return True when the request carries the token; else answer it and return False."""
         cfg = self.config
         auth = headers.get("authorization", "")
         if auth[:7].lower() == "bearer " and cfg.token_matches(auth[7:].strip()):
@@ -318,41 +371,26 @@ class Guard:
         path: str = scope["path"]
         if scope["method"] in SAFE_METHODS and "token" in query:
             if cfg.token_matches(query["token"]):
-                # Trade the URL parameter for a cookie, and drop it from the address bar.
+                # Trade the URL parameter for a cookie, and drop it from the address bar:
+                # back to the same path, as the browser sent it (still percent-encoded).
+                raw = scope.get("raw_path") or path.encode()
                 rest = urlencode([(k, v) for k, v in query.items() if k != "token"])
-                location = path + (f"?{rest}" if rest else "")
-                await send(
-                    {
-                        "type": "http.response.start",
-                        "status": 303,
-                        "headers": [
-                            (b"location", location.encode("latin-1")),
-                            (b"content-length", b"0"),
-                            _cookie_header(cfg.auth_cookie, cfg.session_value()),
-                            *base,
-                        ],
-                    }
-                )
-                await send({"type": "http.response.body", "body": b""})
-                return None
-        if path.startswith(("/api/", "/artifacts/")) or scope["method"] not in SAFE_METHODS:
+                location = raw.decode("latin-1") + (f"?{rest}" if rest else "")
+                cookie = _cookie_header(cfg.auth_cookie, cfg.session_value())
+                await _redirect(send, location, [cookie])
+                return False
+        if path.startswith(("/api/", "/artifacts/", "/fragments/")) or (
+            scope["method"] not in SAFE_METHODS
+        ):
             await _json(
                 send,
                 401,
                 {"error": "this console needs its access token", "kind": "unauthorized"},
-                [(b"www-authenticate", b'Bearer realm="roost"'), *base],
+                [(b"www-authenticate", b'Bearer realm="roost"')],
             )
-            return None
-        location = "/login?" + urlencode({"next": path})
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 303,
-                "headers": [(b"location", location.encode()), (b"content-length", b"0"), *base],
-            }
-        )
-        await send({"type": "http.response.body", "body": b""})
-        return None
+            return False
+        await _redirect(send, "/login?" + urlencode({"next": path}), [])
+        return False
 
     async def _check_post(
         self,
@@ -360,7 +398,6 @@ class Guard:
         headers: dict[str, str],
         receive: Receive,
         send: Send,
-        base: list[tuple[bytes, bytes]],
         state: dict[str, object],
     ) -> Receive | None:
         """Check Origin/Referer and the CSRF token; return a receive that replays the body."""
@@ -381,7 +418,7 @@ class Guard:
                     "error": "cross-origin request refused (Origin must be this console)",
                     "kind": "forbidden",
                 },
-                base,
+                [],
             )
             return None
 
@@ -408,7 +445,7 @@ class Guard:
                     "error": "missing or wrong CSRF token; reload the page and try again",
                     "kind": "forbidden",
                 },
-                base,
+                [],
             )
             return None
 

@@ -13,10 +13,12 @@ from collections.abc import Generator, Iterable
 from typing import TYPE_CHECKING
 from urllib.parse import urlencode
 
+import h11
 import uvicorn
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from roost.console.app import create_app
-from roost.console.security import DEFAULT_HOSTS, check_token
+from roost.console.security import DEFAULT_HOSTS, NO_STORE, SECURITY_HEADERS, check_token
 from roost.runtime.errors import BadInput, RoostError
 
 if TYPE_CHECKING:
@@ -28,6 +30,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_HOST",
     "DEFAULT_PORT",
+    "GuardedH11Protocol",
     "bind_socket",
     "check_bind",
     "console_url",
@@ -121,9 +124,36 @@ def console_url(host: str, port: int, token: str | None = None) -> str:
     return f"http://{name}:{port}/{tail}"
 
 
+class GuardedH11Protocol(H11Protocol):
+    """uvicorn's HTTP/1.1 protocol, with the security headers on the 400 it sends itself.
+
+    uvicorn answers a request it cannot parse (a malformed request line or header, a header
+    too large) before any application code runs; everything else reaches the app, whose
+    outermost layer adds the headers.
+    """
+
+    def send_400_response(self, msg: str) -> None:
+        """Answer an unparseable request with 400, the security headers, and close."""
+        headers = [
+            (b"content-type", b"text/plain; charset=utf-8"),
+            (b"connection", b"close"),
+            *SECURITY_HEADERS,
+            NO_STORE,
+        ]
+        for event in (
+            h11.Response(status_code=400, headers=headers, reason=b"Bad Request"),
+            h11.Data(data=msg.encode("ascii", "replace")),
+            h11.EndOfMessage(),
+        ):
+            self.transport.write(self.conn.send(event) or b"")
+        self.transport.close()
+
+
 def _server(app: ASGIApp, log_level: str) -> uvicorn.Server:
     config = uvicorn.Config(
         app,
+        http=GuardedH11Protocol,
+        ws="none",
         log_level=log_level,
         lifespan="on",
         timeout_graceful_shutdown=2,

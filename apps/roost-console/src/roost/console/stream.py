@@ -5,85 +5,93 @@ with a summary line>``. A comment line is sent every :data:`HEARTBEAT_SECONDS` s
 connection is noticed; a stream ends after :data:`MAX_STREAM_SECONDS` (browsers reconnect
 on their own and resume from ``Last-Event-ID``). When Redis goes away the stream sends an
 ``event: problem`` with the reason and ends.
+
+Every stream is fed by the console's one reader (:class:`~roost.console.hub.EventHub`). A
+stream that resumes (``after`` or ``Last-Event-ID``) first reads what it missed, page by
+page, then joins the live feed without a gap or a repeat.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-import logging
-from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING
+from collections.abc import AsyncIterator, Callable
+from typing import TYPE_CHECKING, Any
 
 from redis.exceptions import RedisError
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
-from roost.console.app import console_of
+from roost.console import queries
+from roost.console.hub import HubBusy, Subscription, position, publish
 from roost.console.params import event_id, name_param
-from roost.console.present import event_json
-from roost.runtime.errors import RoostError
+from roost.console.state import console_of
+from roost.runtime.errors import NotFound, RoostError
 
 if TYPE_CHECKING:
     from starlette.requests import Request
+    from starlette.types import Receive, Scope, Send
 
     from roost.redis import RedisSwarm
-    from roost.runtime.models import RuntimeEvent
 
-__all__ = ["HEARTBEAT_SECONDS", "MAX_STREAMS", "MAX_STREAM_SECONDS", "routes"]
-
-log = logging.getLogger("roost.console")
+__all__ = ["HEARTBEAT_SECONDS", "MAX_STREAM_SECONDS", "routes"]
 
 HEARTBEAT_SECONDS = 15.0
 MAX_STREAM_SECONDS = 300.0
-MAX_STREAMS = 64
-"""Live streams served at once; more get 503 (each holds a Redis connection)."""
-_DONE = object()
+BACKLOG_PAGE = 500
 
 
-async def _events(swarm: RedisSwarm, work_id: str | None, after: str | None) -> AsyncIterator[str]:
-    queue: asyncio.Queue[RuntimeEvent | BaseException | object] = asyncio.Queue(maxsize=1000)
+def _problem(message: str) -> str:
+    return f"event: problem\ndata: {json.dumps({'error': message})}\n\n"
 
-    async def pump() -> None:
+
+async def _backlog(
+    swarm: RedisSwarm, work_id: str | None, after: str
+) -> AsyncIterator[tuple[str, str]]:
+    """``(id, data)`` of the events stored after ``after`` (of ``work_id``), oldest first."""
+    while True:
         try:
-            async for ev in swarm.follow_events(work_id=work_id, after=after):
-                await queue.put(ev)
-        except asyncio.CancelledError:
-            raise
-        except (RedisError, OSError, RoostError) as exc:
-            await queue.put(exc)
-        finally:
-            with contextlib.suppress(asyncio.QueueFull):
-                queue.put_nowait(_DONE)
+            page = await queries.events(swarm, work_id=work_id, after=after, limit=BACKLOG_PAGE)
+        except NotFound:
+            return  # no such item (yet): nothing to catch up on
+        for ev in page:
+            yield ev.id, publish(ev).data
+        if len(page) < BACKLOG_PAGE:
+            return
+        after = page[-1].id
 
-    task = asyncio.create_task(pump())
+
+async def _events(
+    swarm: RedisSwarm, sub: Subscription, work_id: str | None, after: str | None
+) -> AsyncIterator[str]:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + MAX_STREAM_SECONDS
-    try:
-        yield "retry: 2000\n: connected\n\n"
-        while True:
-            left = deadline - loop.time()
-            if left <= 0:
-                break
-            try:
-                item = await asyncio.wait_for(queue.get(), timeout=min(HEARTBEAT_SECONDS, left))
-            except TimeoutError:
-                yield ": ping\n\n"
-                continue
-            if item is _DONE:
-                break
-            if isinstance(item, BaseException):
-                problem = json.dumps({"error": f"lost the connection to Redis: {item}"})
-                yield f"event: problem\ndata: {problem}\n\n"
-                break
-            ev: RuntimeEvent = item  # type: ignore[assignment]
-            data = json.dumps(event_json(ev), separators=(",", ":"))
-            yield f"id: {ev.id}\nevent: runtime\ndata: {data}\n\n"
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await task
+    yield "retry: 2000\n: connected\n\n"
+    sent = position(after) if after else (0, 0)
+    if after is not None:
+        try:
+            async for eid, data in _backlog(swarm, work_id, after):
+                sent = position(eid)
+                yield f"id: {eid}\nevent: runtime\ndata: {data}\n\n"
+        except (RedisError, OSError, RoostError) as exc:
+            yield _problem(f"lost the connection to Redis: {exc}")
+            return
+    while True:
+        left = deadline - loop.time()
+        if left <= 0:
+            return
+        try:
+            item = await sub.next(min(HEARTBEAT_SECONDS, left))
+        except EOFError as end:
+            if not sub.lagging:
+                yield _problem(str(end))
+            return
+        if item is None:
+            yield ": ping\n\n"
+            continue
+        if position(item.event.id) <= sent:
+            continue  # already sent from the backlog
+        yield f"id: {item.event.id}\nevent: runtime\ndata: {item.data}\n\n"
 
 
 async def stream(request: Request) -> Response:
@@ -97,26 +105,35 @@ async def stream(request: Request) -> Response:
     after = event_id(request.headers.get("last-event-id"), "Last-Event-ID") or event_id(
         request.query_params.get("after")
     )
-    if console.streams >= MAX_STREAMS:
-        return JSONResponse(
-            {"error": f"too many live streams open (at most {MAX_STREAMS})", "kind": "busy"},
-            status_code=503,
-        )
     swarm = await console.swarm()
+    try:
+        sub = await console.hub.subscribe(swarm, work_id)
+    except HubBusy as exc:
+        return JSONResponse({"error": str(exc), "kind": "busy"}, status_code=503)
 
-    async def body() -> AsyncIterator[str]:
-        console.streams += 1
-        try:
-            async for chunk in _events(swarm, work_id, after):
-                yield chunk
-        finally:
-            console.streams -= 1
-
-    return StreamingResponse(
-        body(),
+    return _Stream(
+        _events(swarm, sub, work_id, after),
         media_type="text/event-stream",
         headers={"cache-control": "no-store", "x-accel-buffering": "no"},
+        done=lambda: console.hub.unsubscribe(sub),
     )
+
+
+class _Stream(StreamingResponse):
+    """A streaming response that always calls ``done`` when it ends, however it ends.
+
+    (A client that leaves before the body starts never runs the body's ``finally``.)
+    """
+
+    def __init__(self, content: AsyncIterator[str], *, done: Callable[[], None], **kw: Any):
+        super().__init__(content, **kw)
+        self._done = done
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self._done()
 
 
 def routes() -> list[BaseRoute]:

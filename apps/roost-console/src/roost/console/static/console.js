@@ -1,16 +1,27 @@
-/* Roost console: live updates, relative times, confirmations. No framework, no build.
+/* Roost console: live updates, relative times, selections, confirmations. No framework, no build.
  *
- * Data comes from the console's own JSON API (/api/...) and its event stream
- * (/api/stream, server-sent events). Everything user-provided is written with
- * textContent, never as HTML.
+ * Data comes from the console itself: its event stream (/api/stream, server-sent events),
+ * its JSON API (/api/...) and its page fragments (/fragments/...). Fragments are HTML the
+ * server rendered with autoescaping, put in place as they came; everything else that is
+ * user-provided is written with textContent, never as HTML.
  */
 (function () {
   "use strict";
 
   var body = document.body;
   var page = body.dataset.page || "";
-  var skewMs = (parseFloat(body.dataset.now || "0") * 1000 || Date.now()) - Date.now();
+  /* The server's clock minus this browser's: the page says when the server rendered it,
+   * which is when this browser received the response (not when this script runs). */
+  var skewMs = 0;
+  (function () {
+    var rendered = parseFloat(body.dataset.now || "0") * 1000;
+    if (!rendered) return;
+    var nav = performance.getEntriesByType ? performance.getEntriesByType("navigation")[0] : null;
+    var received = nav ? performance.timeOrigin + nav.responseStart : Date.now();
+    skewMs = rendered - received;
+  })();
   function nowS() { return (Date.now() + skewMs) / 1000; }
+  var SAVES = ["committed", "scheduled", "done"];
 
   /* ---- small DOM helpers ------------------------------------------------------------ */
 
@@ -33,17 +44,18 @@
     return node;
   }
 
-  function workUrl(id) {
-    return "/work/" + encodeURIComponent(id).replace(/%2F/g, "/").replace(/%3A/g, ":").replace(/%40/g, "@");
+  function pathId(id) {
+    return encodeURIComponent(id).replace(/%2F/g, "/").replace(/%3A/g, ":").replace(/%40/g, "@");
   }
+  function workUrl(id) { return "/work/" + pathId(id); }
 
-  function getJSON(url) {
-    return fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } })
-      .then(function (r) {
-        if (!r.ok) throw new Error("HTTP " + r.status);
-        return r.json();
-      });
+  function fetchOk(url, accept) {
+    return fetch(url, { credentials: "same-origin", headers: { Accept: accept } }).then(function (r) {
+      if (!r.ok) throw new Error("HTTP " + r.status);
+      return r;
+    });
   }
+  function getJSON(url) { return fetchOk(url, "application/json").then(function (r) { return r.json(); }); }
 
   /* ---- times ------------------------------------------------------------------------ */
 
@@ -62,8 +74,7 @@
   }
 
   function localTime(ts) {
-    var d = new Date(ts * 1000);
-    return d.toLocaleString(undefined, {
+    return new Date(ts * 1000).toLocaleString(undefined, {
       year: "numeric", month: "short", day: "numeric",
       hour: "2-digit", minute: "2-digit", second: "2-digit", timeZoneName: "short"
     });
@@ -99,35 +110,13 @@
     return el("span", { cls: "badge st-" + state, "data-state": state, text: state });
   }
 
-  function workLink(id) {
-    return el("a", { cls: "mono wid", href: workUrl(id), title: id, text: id });
-  }
-
-  function workRow(w) {
-    var step = el("td", { cls: "step", text: w.step || "—" });
-    if (w.progress && w.progress.fraction !== null && w.progress.fraction !== undefined) {
-      step.appendChild(document.createTextNode(" "));
-      step.appendChild(el("progress", { max: "1", value: w.progress.fraction }));
-    }
-    return el("tr", { "data-work": w.work_id },
-      el("td", null, workLink(w.work_id)),
-      el("td", null, badge(w.state)),
-      el("td", { cls: "opt", text: w.engine }),
-      step,
-      el("td", { cls: "num", text: String(w.version) }),
-      el("td", { cls: "num opt", text: w.attempts + "/" + w.max_attempts }),
-      el("td", { cls: "opt mono small", text: w.lease ? w.lease.worker_id : "" }),
-      el("td", null, when(w.updated_at)));
-  }
-
   function eventItem(ev, showWork) {
-    var li = el("li", { cls: "ev ev-" + ev.type + " fresh", "data-id": ev.id },
+    return el("li", { cls: "ev ev-" + ev.type + " fresh", "data-id": ev.id, "data-type": ev.type, "data-ts": ev.ts },
       el("span", { cls: "ev-time" }, when(ev.ts)),
       el("span", { cls: "ev-type", text: ev.type }),
-      showWork ? workLink(ev.work_id) : null,
+      showWork ? el("a", { cls: "mono wid", href: workUrl(ev.work_id), title: ev.work_id, text: ev.work_id }) : null,
       el("span", { cls: "ev-text", text: ev.summary || ev.type }),
       ev.worker ? el("span", { cls: "ev-worker mono small", title: "worker", text: ev.worker }) : null);
-    return li;
   }
 
   function scalar(v) {
@@ -174,8 +163,7 @@
       open.known.add(d.dataset.path);
       if (d.open) open.add(d.dataset.path);
     });
-    var fresh = tree(data, null, 0, "$", open);
-    container.replaceChildren(fresh);
+    container.replaceChildren(tree(data, null, 0, "$", open));
   }
 
   function setField(name, node) {
@@ -207,8 +195,11 @@
     liveDot.textContent = status === "on" ? "live" : status === "retry" ? "reconnecting" : "polling";
   }
 
+  /* Run fn at most once per `ms` milliseconds (a number, or a function giving one), and
+   * once more after the last call that came while it waited or ran. */
   function throttle(fn, ms) {
     var timer = null, again = false, last = 0;
+    var every = typeof ms === "function" ? ms : function () { return ms; };
     function run() {
       timer = null;
       last = Date.now();
@@ -219,7 +210,7 @@
     }
     function schedule() {
       if (timer) { again = true; return; }
-      var wait = Math.max(150, ms - (Date.now() - last));
+      var wait = Math.max(150, every() - (Date.now() - last));
       timer = setTimeout(run, wait);
     }
     return schedule;
@@ -253,6 +244,8 @@
 
   function prependEvent(list, ev, showWork) {
     if (!list) return;
+    var skip = (list.dataset.skip || "").split(" ");
+    if (skip.indexOf(ev.type) >= 0) return;
     if (list.querySelector('li[data-id="' + CSS.escape(ev.id) + '"]')) return;
     var empty = list.querySelector("li.empty");
     if (empty) empty.remove();
@@ -261,105 +254,151 @@
     while (limit && list.children.length > limit) list.removeChild(list.lastChild);
   }
 
+  /* ---- live regions: server-rendered fragments, reloaded when events arrive ------------ */
+
+  /* A region is reloaded at most every data-live-ms, and never more often than five times
+   * what its last reload took (an old item's timeline in a busy namespace is slow to read). */
+  function liveRegion(region) {
+    var base = parseInt(region.dataset.liveMs || "1500", 10);
+    var cost = 0;
+    return throttle(function () {
+      var started = Date.now();
+      return fetchOk(region.dataset.live, "text/html").then(function (r) { return r.text(); }).then(function (html) {
+        cost = Date.now() - started;
+        var fresh = document.createElement("template");
+        fresh.innerHTML = html;  /* the console's own autoescaped template output */
+        var chosen = selectedIds();
+        region.replaceChildren(fresh.content);
+        restoreSelection(chosen);
+        refreshTimes(region);
+        region.dataset.loaded = String(Date.now());
+      });
+    }, function () { return Math.max(base, 5 * cost); });
+  }
+
+  function liveRegions() {
+    var refreshers = [];
+    document.querySelectorAll("[data-live]").forEach(function (region) {
+      var refresh = liveRegion(region);
+      refreshers.push(refresh);
+      if (region.dataset.liveNow) refresh();
+    });
+    return function () { refreshers.forEach(function (r) { r(); }); };
+  }
+
+  /* ---- selections and bulk actions ------------------------------------------------------ */
+
+  function boxes() {
+    return Array.prototype.slice.call(document.querySelectorAll('input[type="checkbox"][name="work_id"][form="bulk"]'));
+  }
+
+  function selectedIds() {
+    return boxes().filter(function (b) { return b.checked; }).map(function (b) { return b.value; });
+  }
+
+  function restoreSelection(ids) {
+    boxes().forEach(function (b) { b.checked = ids.indexOf(b.value) >= 0; });
+    updateBulk();
+  }
+
+  function updateBulk() {
+    var form = document.getElementById("bulk");
+    if (!form) return;
+    var n = selectedIds().length;
+    form.querySelectorAll("button[name=action]").forEach(function (b) { b.disabled = n === 0; });
+    var count = document.getElementById("bulk-count");
+    if (count) count.textContent = n ? n + " selected" : "Select items with the boxes to act on several at once.";
+    form.classList.toggle("active", n > 0);
+    document.querySelectorAll("input.select-all").forEach(function (all) {
+      var own = all.closest("table").querySelectorAll('input[name="work_id"]');
+      var on = Array.prototype.filter.call(own, function (b) { return b.checked; }).length;
+      all.checked = own.length > 0 && on === own.length;
+      all.indeterminate = on > 0 && on < own.length;
+    });
+  }
+
+  document.addEventListener("change", function (e) {
+    var t = e.target;
+    if (!(t instanceof HTMLInputElement)) return;
+    if (t.classList.contains("select-all")) {
+      t.closest("table").querySelectorAll('input[name="work_id"]').forEach(function (b) { b.checked = t.checked; });
+    }
+    if (t.classList.contains("select-all") || t.name === "work_id") updateBulk();
+  });
+
+  /* ---- confirmations ------------------------------------------------------------------ */
+
+  function confirmText(form, submitter) {
+    var text = (submitter && submitter.dataset.confirm) || form.dataset.confirm || "";
+    var engine = form.querySelector('[data-confirm-field="engine"]');
+    var name = engine && engine.value ? " of engine " + engine.value : "";
+    return text.replace("{n}", String(selectedIds().length)).replace("{engine}", name);
+  }
+
+  var dialog = document.getElementById("confirm-dialog");
+  document.addEventListener("submit", function (e) {
+    var form = e.target;
+    var submitter = e.submitter || null;
+    if (!(form instanceof HTMLFormElement)) return;
+    if (!form.dataset.confirm && !(submitter && submitter.dataset.confirm)) return;
+    var confirmed = form.querySelector('input[name="confirmed"]');
+    if (!confirmed || confirmed.value === "1") return;
+    if (!dialog || typeof dialog.showModal !== "function") return; /* the server asks instead */
+    e.preventDefault();
+    document.getElementById("confirm-text").textContent = confirmText(form, submitter);
+    dialog.returnValue = "";
+    dialog.onclose = function () {
+      if (dialog.returnValue !== "ok") return;
+      confirmed.value = "1";
+      if (form.requestSubmit) form.requestSubmit(submitter || undefined);
+      else form.submit();
+      confirmed.value = "";  /* the form data is taken: back in history it asks again */
+    };
+    dialog.showModal();
+    var ok = document.getElementById("confirm-ok");
+    if (ok) ok.focus();
+  });
+
   /* ---- overview ---------------------------------------------------------------------- */
 
-  function renderOverview(ov) {
-    Object.keys(ov.counts).forEach(function (state) {
-      var tile = document.querySelector('[data-count="' + state + '"] .tile-n');
-      if (tile) tile.textContent = String(ov.counts[state]);
-    });
-    var liveStates = ["running", "waiting", "retrying", "scheduled", "queued"];
-    var items = [];
-    liveStates.forEach(function (s) { (ov.live[s] || []).forEach(function (w) { items.push(w); }); });
-    var tbody = document.querySelector("#live-work tbody");
-    if (tbody) {
-      var rows = items.map(workRow);
-      if (!rows.length) {
-        rows = [el("tr", { cls: "empty" }, el("td", { colspan: "9", text: "Nothing is running or waiting. Finished work is under Work; failures under Failed & dead." }))];
-      }
-      tbody.replaceChildren.apply(tbody, rows);
-    }
-    var more = document.getElementById("live-more");
-    if (more) {
-      var links = [];
-      liveStates.forEach(function (s) {
-        var n = ov.counts[s] || 0;
-        if (n > (ov.live[s] || []).length) {
-          links.push(el("a", { href: "/work?state=" + s, text: "all " + n + " " + s + " →" }));
-          links.push(document.createTextNode(" "));
-        }
-      });
-      more.replaceChildren.apply(more, links);
-    }
-    var wb = document.getElementById("workers-body");
-    if (wb) {
-      var wrows = ov.workers.map(function (w) {
-        return el("tr", null,
-          el("td", { cls: "mono small", text: w.worker_id }),
-          el("td", { text: (w.engines || []).join(", ") }),
-          el("td", { cls: "num", text: (w.running === undefined ? "?" : w.running) + "/" + (w.concurrency === undefined ? "?" : w.concurrency) }),
-          el("td", { cls: "num opt", text: w.steps === undefined ? "" : String(w.steps) }),
-          el("td", null, when(w.started)));
-      });
-      if (!wrows.length) {
-        wrows = [el("tr", { cls: "empty" }, el("td", { colspan: "5", text: "No worker is running on this queue. Start one with roost worker." }))];
-      }
-      wb.replaceChildren.apply(wb, wrows);
-    }
-    renderChart(ov.throughput);
-  }
-
-  function renderChart(minutes) {
-    var svg = document.getElementById("tp-chart");
-    if (!svg) return;
-    var ns = "http://www.w3.org/2000/svg";
-    var W = 600, H = 90, gap = 3;
-    var values = minutes.map(function (m) { return m.counts.committed || 0; });
-    var top = Math.max.apply(null, values.concat([1]));
-    var w = (W - gap * (values.length - 1)) / values.length;
-    var nodes = [];
-    values.forEach(function (v, i) {
-      var h = v === 0 ? 0 : Math.max(2, (H - 2) * v / top);
-      var r = document.createElementNS(ns, "rect");
-      r.setAttribute("x", (i * (w + gap)).toFixed(2));
-      r.setAttribute("y", (H - h).toFixed(2));
-      r.setAttribute("width", w.toFixed(2));
-      r.setAttribute("height", h.toFixed(2));
-      r.setAttribute("class", "bar");
-      var t = document.createElementNS(ns, "title");
-      var c = minutes[i].counts;
-      t.textContent = localTime(minutes[i].start) + ": " + (c.committed || 0) + " saved, " + (c.done || 0) + " done, " + (c.retried || 0) + " retried, " + (c.dead || 0) + " dead";
-      r.appendChild(t);
-      nodes.push(r);
-    });
-    var axis = document.createElementNS(ns, "line");
-    axis.setAttribute("x1", "0"); axis.setAttribute("y1", "89.5");
-    axis.setAttribute("x2", "600"); axis.setAttribute("y2", "89.5");
-    axis.setAttribute("class", "axis");
-    nodes.push(axis);
-    svg.replaceChildren.apply(svg, nodes);
-    var sum = function (k) { return minutes.reduce(function (a, m) { return a + (m.counts[k] || 0); }, 0); };
-    var peak = document.getElementById("tp-peak");
-    var most = Math.max.apply(null, values);
-    if (peak) peak.textContent = "steps saved per minute" + (most > 0 ? " · peak " + most : "");
-    var summary = document.getElementById("tp-summary");
-    if (summary) {
-      summary.textContent = sum("committed") + " steps saved, " + sum("done") + " items finished, " + sum("dead") + " dead in the last " + minutes.length + " minutes.";
-    }
-  }
-
-  function startOverview() {
-    var refresh = throttle(function () {
-      return getJSON("/api/overview").then(function (ov) { renderOverview(ov); refreshTimes(); });
-    }, 1000);
+  function startOverview(refreshRegions) {
     var list = document.getElementById("recent-events");
     var params = {};
     if (body.dataset.after) params.after = body.dataset.after;
-    follow(params, function (ev) { prependEvent(list, ev, true); refresh(); }, refresh, 5000);
-    setInterval(refresh, 15000);
+    follow(params, function (ev) { prependEvent(list, ev, true); refreshRegions(); }, refreshRegions, 5000);
+    setInterval(refreshRegions, 15000);
+  }
+
+  /* ---- lists (work, failed) ------------------------------------------------------------ */
+
+  function startList(refreshRegions) {
+    if (!document.querySelector("[data-live]")) return;
+    follow({}, function () { refreshRegions(); }, refreshRegions, 5000);
+    setInterval(refreshRegions, 30000);
   }
 
   /* ---- work detail ------------------------------------------------------------------- */
+
+  /* An error is history once a step was saved after it: the oldest such event in the
+   * item's list (newest first) says which. */
+  function markErrorPast(meta) {
+    var card = document.getElementById("last-error");
+    if (!card || !meta.last_error) return;
+    var ts = meta.last_error.ts;
+    var saved = null;
+    document.querySelectorAll("#item-events li.ev").forEach(function (li) {
+      if (SAVES.indexOf(li.dataset.type) >= 0 && parseFloat(li.dataset.ts) > ts) saved = li;
+    });
+    var past = saved !== null || meta.state === "done";
+    card.classList.toggle("past", past);
+    setField("err-title", past ? "Earlier error" : "Last error");
+    var note = document.getElementById("err-past");
+    if (!note) return;
+    note.hidden = !past;
+    var text = saved ? saved.querySelector(".ev-text") : null;
+    note.textContent = "A later attempt succeeded" + (text ? " (" + text.textContent + ")" : "") +
+      ": this error is history.";
+  }
 
   function renderDetail(status) {
     var meta = status.meta;
@@ -401,6 +440,7 @@
         setField("err-attempt", String(meta.last_error.attempt));
         setField("err-when", when(meta.last_error.ts, true));
         setField("err-tb", meta.last_error.traceback || "");
+        markErrorPast(meta);
       }
     }
     document.querySelectorAll("form.action[data-states]").forEach(function (f) {
@@ -424,7 +464,7 @@
   }
 
   function refreshVersions(workId) {
-    getJSON("/api/versions/" + encodeURIComponent(workId).replace(/%2F/g, "/")).then(function (r) {
+    getJSON("/api/versions/" + pathId(workId)).then(function (r) {
       var versions = r.versions || [];
       if (!versions.length) return;
       var select = document.getElementById("replay-version");
@@ -476,7 +516,7 @@
 
   /* The page rendered before the item's events were read: read them now, and put them
    * after any that already arrived on the live stream. */
-  function loadPendingEvents(list, workId) {
+  function loadPendingEvents(list, workId, then) {
     var url = "/api/events?work_id=" + encodeURIComponent(workId) + "&limit=" + list.dataset.pending;
     getJSON(url).then(function (r) {
       var placeholder = list.querySelector("li.empty");
@@ -492,61 +532,50 @@
         else placeholder.textContent = "No events for this item (they may have been trimmed from the stream).";
       }
       delete list.dataset.pending;
+      then();
     }).catch(function () {
       var placeholder = list.querySelector("li.empty");
       if (placeholder) placeholder.textContent = "Could not load this item's events; reload the page to try again.";
     });
   }
 
-  function startDetail() {
+  function startDetail(refreshRegions) {
     var workId = body.dataset.work;
     var refresh = throttle(function () {
-      return getJSON("/api/work/" + encodeURIComponent(workId).replace(/%2F/g, "/")).then(renderDetail);
+      return getJSON("/api/work/" + pathId(workId)).then(renderDetail);
     }, 500);
     var list = document.getElementById("item-events");
     var params = { work_id: workId };
     if (body.dataset.after) params.after = body.dataset.after;
-    if (list && list.dataset.pending) loadPendingEvents(list, workId);
-    follow(params, function (ev) { prependEvent(list, ev, false); refresh(); }, refresh, 3000);
+    if (list && list.dataset.pending) loadPendingEvents(list, workId, refresh);
+    follow(params, function (ev) { prependEvent(list, ev, false); refresh(); refreshRegions(); },
+      function () { refresh(); refreshRegions(); }, 3000);
   }
 
   /* ---- events page ------------------------------------------------------------------- */
 
   function startEvents() {
     var list = document.getElementById("all-events");
+    if (!list) return;
+    var types = list.dataset.types ? list.dataset.types.split(" ") : null;
+    var work = list.dataset.work || "";
     var params = {};
     if (body.dataset.after) params.after = body.dataset.after;
-    follow(params, function (ev) { prependEvent(list, ev, true); }, function () { /* nothing to refetch */ }, 5000);
+    if (work) params.work_id = work;
+    follow(params, function (ev) {
+      if (types && types.indexOf(ev.type) < 0) return;
+      prependEvent(list, ev, !work);
+    }, function () { /* nothing to refetch */ }, 5000);
   }
-
-  /* ---- confirmations ----------------------------------------------------------------- */
-
-  var dialog = document.getElementById("confirm-dialog");
-  document.addEventListener("submit", function (e) {
-    var form = e.target;
-    if (!(form instanceof HTMLFormElement) || !form.dataset.confirm) return;
-    var confirmed = form.querySelector('input[name="confirmed"]');
-    if (!confirmed || confirmed.value === "1") return;
-    if (!dialog || typeof dialog.showModal !== "function") return; /* the server asks instead */
-    e.preventDefault();
-    document.getElementById("confirm-text").textContent = form.dataset.confirm;
-    dialog.returnValue = "";
-    dialog.onclose = function () {
-      if (dialog.returnValue === "ok") {
-        confirmed.value = "1";
-        form.submit();
-      }
-    };
-    dialog.showModal();
-    var ok = document.getElementById("confirm-ok");
-    if (ok) ok.focus();
-  });
 
   /* ---- start ------------------------------------------------------------------------- */
 
   refreshTimes();
+  updateBulk();
   setInterval(function () { refreshTimes(); }, 5000);
-  if (page === "overview") startOverview();
-  else if (page === "work" && body.dataset.work) startDetail();
+  var refreshRegions = liveRegions();
+  if (page === "overview") startOverview(refreshRegions);
+  else if (page === "work" && body.dataset.work) startDetail(refreshRegions);
+  else if (page === "work" || page === "failed") startList(refreshRegions);
   else if (page === "events") startEvents();
 })();

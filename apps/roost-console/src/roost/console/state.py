@@ -1,0 +1,137 @@
+"""What every request shares: :class:`Console` (the swarm, the live-event hub, the templates)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
+
+import jinja2
+from redis.exceptions import RedisError
+from starlette.templating import Jinja2Templates
+
+from roost.console import present
+from roost.console.hub import EventHub
+from roost.redis import RedisSwarm
+from roost.runtime.errors import RoostError
+from roost.runtime.settings import RoostSettings
+
+if TYPE_CHECKING:
+    from starlette.requests import Request
+    from starlette.responses import Response
+
+    from roost.console.security import GuardConfig
+
+__all__ = ["HERE", "Console", "RedisUnavailable", "console_of", "make_templates"]
+
+HERE = Path(__file__).parent
+
+
+class RedisUnavailable(RoostError):
+    """The console cannot reach (or use) its Redis server; the message says why."""
+
+
+class Console:
+    """What every request shares: the swarm (connected on first use), the hub, the templates.
+
+    A :class:`RedisSwarm` passed in is used as it is and stays the caller's to close; one
+    built from settings is connected on the first request (so the console starts, and
+    explains the problem, even while Redis is down) and closed at shutdown.
+    """
+
+    def __init__(self, source: RedisSwarm | RoostSettings, guard: GuardConfig) -> None:
+        if isinstance(source, RedisSwarm):
+            self._swarm: RedisSwarm | None = source
+            self._owned = False
+            self.settings = source.settings
+        else:
+            self._swarm = None
+            self._owned = True
+            self.settings = source
+        self.guard = guard
+        self.templates = make_templates()
+        self.hub = EventHub()
+        self._lock: asyncio.Lock | None = None
+
+    @property
+    def redis_label(self) -> str:
+        """Where the console's Redis is, password hidden (``embedded`` before connecting)."""
+        url = self._swarm.url if self._swarm is not None and self._swarm.url else None
+        url = url or self.settings.redis_url
+        return present.redact_url(url) if url else f"embedded ({self.settings.home})"
+
+    async def swarm(self) -> RedisSwarm:
+        """The connected swarm.
+
+        Raises:
+            RedisUnavailable: Redis cannot be reached or used; the message says why.
+        """
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        async with self._lock:
+            if self._swarm is None:
+                self._swarm = RedisSwarm(self.settings)
+            try:
+                await self._swarm.connect()
+            except (RoostError, OSError, RedisError) as exc:
+                raise RedisUnavailable(self._redact(str(exc))) from None
+        return self._swarm
+
+    def _redact(self, message: str) -> str:
+        """Hide the Redis password in a message (RedisSwarm's errors quote the full URL)."""
+        for url in {self.settings.redis_url or "", self._swarm.url if self._swarm else ""}:
+            if url:
+                message = message.replace(url, present.redact_url(url))
+        return message
+
+    async def close(self) -> None:
+        """Stop the hub; close the swarm if the console built it."""
+        await self.hub.close()
+        if self._owned and self._swarm is not None:
+            await self._swarm.close()
+            self._swarm = None
+
+    def render(
+        self, request: Request, name: str, context: dict[str, Any], status_code: int = 200
+    ) -> Response:
+        """Render a page (or a fragment of one) with the context every template expects."""
+        ctx: dict[str, Any] = {
+            "csrf_token": getattr(request.state, "csrf_token", ""),
+            "now": time.time(),
+            "settings": self.settings,
+            "redis_label": self.redis_label,
+            "token_mode": self.guard.token is not None,
+            "page": "",
+            **context,
+        }
+        return self.templates.TemplateResponse(request, name, ctx, status_code=status_code)
+
+
+def make_templates() -> Jinja2Templates:
+    """The Jinja2 environment: autoescape on for every template, strict undefined."""
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(HERE / "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters.update(
+        ago=present.ago,
+        abs_time=present.abs_time,
+        iso=present.iso,
+        filesize=present.filesize,
+        duration=present.duration,
+        pretty_json=present.pretty_json,
+        describe=present.describe_event,
+    )
+    extra: dict[str, Any] = {"work_url": present.work_url}
+    cast("dict[str, Any]", env.globals).update(extra)
+    return Jinja2Templates(env=env)
+
+
+def console_of(request: Request) -> Console:
+    """The :class:`Console` of the app serving ``request``."""
+    console: Console = request.app.state.console
+    return console
