@@ -91,16 +91,27 @@ class ExitDeadline:
 class StopSignals:
     """Sees SIGINT and SIGTERM in the main thread, below the event loop.
 
-    The event loop's own handler (``loop.add_signal_handler``) starts the graceful stop; this
-    notes the first signal as it arrives, and ends the process on a second one (after
-    :data:`SAME_SIGNAL_WINDOW`) with status 128 + the signal number, even while a step blocks
-    the loop, and after the loop's handlers are gone (:meth:`keep`).
+    The event loop's own handler (``loop.add_signal_handler``) starts the graceful stop. This
+    notes the first signal as it arrives (even while a step blocks the loop) and from then
+    on bounds the process's life with an :class:`ExitDeadline` (grace period +
+    :data:`STOP_BOUND`); a second signal (after :data:`SAME_SIGNAL_WINDOW`) ends the process
+    at once with status 128 + the signal number, also after the loop's handlers are gone
+    (:meth:`keep`).
     """
 
-    def __init__(self, signums: Sequence[int] = (signal.SIGINT, signal.SIGTERM)) -> None:
-        """Watch ``signums``."""
+    def __init__(
+        self,
+        grace_period: float,
+        signums: Sequence[int] = (signal.SIGINT, signal.SIGTERM),
+        *,
+        second: str = "roost: second signal, exiting now (leases will expire)",
+    ) -> None:
+        """Watch ``signums`` of a worker with ``grace_period``; ``second`` is the last word."""
+        self.grace_period = grace_period
         self.signums = tuple(signums)
+        self.second = second
         self.first_at: float | None = None
+        self.deadline: ExitDeadline | None = None
 
     def install(self) -> None:
         """Take the Python-level handlers (call after ``loop.add_signal_handler``).
@@ -112,13 +123,45 @@ class StopSignals:
             signal.signal(signum, self._handle)
 
     def keep(self) -> None:
-        """After the loop's handlers are removed: if a stop began, a second signal still exits."""
-        if self.first_at is not None:
+        """After the loop's handlers are removed: if a stop began, a second signal still exits.
+
+        Within :data:`SAME_SIGNAL_WINDOW` of the first signal, its echo may still come while
+        the interpreter shuts down, where Python-level handlers are reset to the default
+        (which would end the process by the signal): the signals are ignored then, and the
+        :class:`ExitDeadline` ends a process that lingers.
+        """
+        if self.first_at is None:
+            return
+        if time.monotonic() - self.first_at <= SAME_SIGNAL_WINDOW:
+            for signum in self.signums:
+                signal.signal(signum, signal.SIG_IGN)
+        else:
             self.install()
+
+    def stopped(self, failed: bool) -> None:
+        """The worker has stopped: the process gets :data:`EXIT_AFTER_STOP` more to exit.
+
+        What can still hold it are threads or tasks its steps left behind; the exit status
+        is then 0, or 1 when the worker stopped because it ``failed``.
+        """
+        if self.deadline is not None:
+            self.deadline.tighten(
+                EXIT_AFTER_STOP,
+                1 if failed else 0,
+                "roost: the worker stopped, but threads or tasks its steps left behind hold "
+                "the process; exiting",
+            )
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         now = time.monotonic()
         if self.first_at is None:
             self.first_at = now
+            bound = self.grace_period + STOP_BOUND
+            self.deadline = ExitDeadline(
+                bound,
+                1,
+                f"roost: the worker did not stop within {bound:g}s of "
+                f"{signal.Signals(signum).name}; exiting (leases of running steps expire)",
+            )
         elif now - self.first_at > SAME_SIGNAL_WINDOW:
-            exit_now(128 + signum, "roost: second signal, exiting now (leases will expire)")
+            exit_now(128 + signum, self.second)

@@ -22,7 +22,7 @@ from roost.redis.connection import (
     redact_url,
 )
 from roost.redis.keys import STATE_ORDER, Keys, new_token
-from roost.redis.listing import item_events, list_page
+from roost.redis.listing import item_events, list_page, stream_pos
 from roost.redis.operations import enqueue_items
 from roost.redis.operations import replay as replay_item
 from roost.redis.scripts import Scripts
@@ -371,11 +371,13 @@ class RedisSwarm:
         Args:
             work_id: only this item's events.
             after: a stream position (an event ``id``); only later events. Without it, the
-                most recent ``limit`` events.
+                most recent ``limit`` events. A malformed one is :class:`BadInput`.
             limit: at most this many events.
         """
         if not 1 <= limit <= 10_000:
             raise BadInput("limit must be between 1 and 10000")
+        if after is not None:
+            stream_pos(after)
         if work_id is None:
             if after is None:
                 rows = await self.client.xrevrange(self.keys.events, count=limit)
@@ -389,6 +391,8 @@ class RedisSwarm:
         self, *, work_id: str | None = None, after: str | None = None
     ) -> AsyncIterator[RuntimeEvent]:
         """Yield events as they are stored, starting after ``after`` (default: from now)."""
+        if after is not None:
+            stream_pos(after)
         last = after or "$"
         while True:
             reply = await self.blocking_client.xread(

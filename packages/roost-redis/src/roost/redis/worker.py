@@ -21,12 +21,7 @@ from roost.redis.faults import describe, is_outage
 from roost.redis.holder import Held, commit, fail, interrupted, progress, release
 from roost.redis.keys import new_token
 from roost.redis.maintenance import Clock
-from roost.redis.stopping import (
-    EXIT_AFTER_STOP,
-    STOP_BOUND,
-    ExitDeadline,
-    StopSignals,
-)
+from roost.redis.stopping import StopSignals
 from roost.redis.supervise import (
     Health,
     RedisUnavailable,
@@ -139,7 +134,6 @@ class Worker:
         self.next_promote = 0.0
         self.started = self.clock.now_ms() / 1000.0
         self._signals: StopSignals | None = None
-        self._deadline: ExitDeadline | None = None
         limits = {eid: getattr(eng, "max_attempts", None) for eid, eng in engines.items()}
         self.engine_limits = " ".join(
             f"{eid}={n}" for eid, n in limits.items() if isinstance(n, int) and n >= 1
@@ -163,18 +157,7 @@ class Worker:
         self.stop()
 
     def _on_signal(self, signum: int) -> None:
-        """The first SIGINT/SIGTERM: stop gracefully, and bound how long the process may take.
-
-        A second signal is :class:`StopSignals`'s: it ends the process at once.
-        """
-        if self._deadline is None:
-            bound = self.settings.grace_period + STOP_BOUND
-            self._deadline = ExitDeadline(
-                bound,
-                1,
-                f"roost: the worker did not stop within {bound:g}s of "
-                f"{signal.Signals(signum).name}; exiting (leases of running steps expire)",
-            )
+        """SIGINT/SIGTERM in the loop: stop gracefully (:class:`StopSignals` does the rest)."""
         self.stop()
 
     async def run(self, *, install_signal_handlers: bool = True) -> None:
@@ -188,7 +171,7 @@ class Worker:
         for signum in signals:
             loop.add_signal_handler(signum, self._on_signal, signum)
         if signals:
-            self._signals = StopSignals(signals)
+            self._signals = StopSignals(self.settings.grace_period, signals)
             self._signals.install()
         sent_ms = self.clock.local_ms()
         seconds, micros = await self.swarm.client.time()
@@ -221,13 +204,7 @@ class Worker:
                 loop.remove_signal_handler(signum)
             if self._signals is not None:
                 self._signals.keep()
-            if self._deadline is not None:
-                self._deadline.tighten(
-                    EXIT_AFTER_STOP,
-                    1 if self.failure else 0,
-                    "roost: the worker stopped but threads or tasks its steps left behind "
-                    "hold the process; exiting",
-                )
+                self._signals.stopped(failed=self.failure is not None)
         if self.failure is not None:
             raise WorkerStuck(f"worker {self.swarm.worker_id} gave up: {self.failure}")
 

@@ -22,13 +22,13 @@ local woken = release_lease(meta, work_id, res_keys, resw_keys)
 local version = tonumber(f.v)
 if terminal == '1' then
   set_state(meta, work_id, 'running', 'failed')
-  emit('failed', work_id, f.step, version, data)
+  emit_final(meta, 'failed', work_id, f.step, version, data)
   stat('failed')
   return {'FAILED', woken}
 end
 if tonumber(f.att) >= tonumber(f.maxatt) then
   set_state(meta, work_id, 'running', 'dead')
-  emit('dead', work_id, f.step, version, data)
+  emit_final(meta, 'dead', work_id, f.step, version, data)
   stat('dead')
   return {'DEAD', woken}
 end
