@@ -39,6 +39,8 @@ log = logging.getLogger("roost.worker")
 
 BACKOFF_MIN = 0.05
 BACKOFF_MAX = 5.0
+RELOG_AFTER = 300.0
+"""A kind of failure seen again after this long without it is logged again."""
 RETRY_MAX = 2.0
 """A call that holds a lease retries more often: its lease keeps running meanwhile."""
 T = TypeVar("T")
@@ -79,42 +81,51 @@ class Loop:
         self.problem: str | None = None
         self.failures = 0
         self._backoff = BACKOFF_MIN
-        self._logged: set[str] = set()
+        self._logged: dict[str, float] = {}
+        """Kinds of unexpected failure, with when they last happened (logged once each)."""
+        self._said = False
 
     def ok(self) -> None:
         """Record a pass that went through."""
         if self.failing_since is None:
             return
-        log.warning(
-            "%s: working again after %.1fs (%d failed passes)",
-            self.name,
-            time.monotonic() - self.failing_since,
-            self.failures,
-        )
+        if self._said:
+            log.warning(
+                "%s: working again after %.1fs (%d failed passes)",
+                self.name,
+                time.monotonic() - self.failing_since,
+                self.failures,
+            )
         self.failing_since = self.problem = None
         self.failures = 0
         self._backoff = BACKOFF_MIN
-        self._logged.clear()
+        self._said = False
         self._health.changed.set()
 
     def failed(self, exc: BaseException) -> float:
         """Record a failed pass, log it once per kind, and return how long to back off.
 
-        An outage is logged as a warning; anything else as an error with its traceback. A
-        missing script (``NOSCRIPT``) is retried at once: the script is loaded again.
+        An outage is logged as a warning, once per streak of failed passes. Anything else is
+        logged as an error with its traceback, and again only after RELOG_AFTER without it,
+        so a loop that fails now and then on the same cause says so once. A missing script
+        (``NOSCRIPT``) is retried at once: the script is loaded again.
         """
+        now = time.monotonic()
         if self.failing_since is None:
-            self.failing_since = time.monotonic()
+            self.failing_since = now
             self._health.changed.set()
         self.failures += 1
         self.problem = describe(exc)
         kind = _kind(exc)
-        if kind not in self._logged:
-            self._logged.add(kind)
-            if is_outage(exc):
+        if is_outage(exc):
+            if self.failures == 1:
+                self._said = True
                 log.warning("%s: %s; retrying", self.name, self.problem)
-            else:
+        else:
+            if now - self._logged.get(kind, -RELOG_AFTER) >= RELOG_AFTER:
+                self._said = True
                 log.error("%s failed: %s", self.name, self.problem, exc_info=exc)
+            self._logged[kind] = now
         if isinstance(exc, NoScriptError):
             return 0.0
         delay = self._backoff
