@@ -15,12 +15,13 @@ from pydantic import ValidationError
 from roost.redis.codec import META_FIELDS, event_from_entry, meta_from_hash
 from roost.redis.connection import (
     BLOCK_SECONDS,
-    INFRA_ERRORS,
     ServerInfo,
     check_server,
     make_client,
     redact_url,
 )
+from roost.redis.faults import describe as describe_redis_error
+from roost.redis.faults import error_code, is_unreachable
 from roost.redis.keys import STATE_ORDER, Keys, new_token
 from roost.redis.listing import item_events, list_page, stream_pos
 from roost.redis.operations import enqueue_items
@@ -143,14 +144,16 @@ class RedisSwarm:
             self.server = await check_server(
                 client, url=self.url, strict=self.settings.strict_durability
             )
-        except INFRA_ERRORS as exc:
-            await client.aclose()
-            raise RedisUnreachable(f"cannot reach Redis at {redact_url(self.url)}: {exc}") from None
         except Exception as exc:
             await client.aclose()
             if isinstance(exc, RoostError):
                 raise
-            raise RoostError(f"cannot use Redis at {redact_url(self.url)}: {exc}") from None
+            if is_unreachable(exc) and error_code(exc) is None:
+                url = redact_url(self.url)
+                raise RedisUnreachable(f"cannot reach Redis at {url}: {exc}") from None
+            raise RoostError(
+                f"cannot use Redis at {redact_url(self.url)}: {describe_redis_error(exc)}"
+            ) from None
         self._client = client
         self._blocking = make_client(self.url, blocking=True)
         self._scripts = Scripts(client)
