@@ -19,6 +19,10 @@ Every other error (``WRONGTYPE``, a script error, bad arguments) is a real failu
 
 from __future__ import annotations
 
+import ast
+import re
+from typing import cast
+
 from redis.exceptions import AuthenticationError, NoScriptError, RedisError, ResponseError
 
 from roost.redis.connection import INFRA_ERRORS
@@ -61,6 +65,25 @@ _MEANING = {
 }
 
 
+_PIPELINE = re.compile(r"Command # \d+ \(.*\) of pipeline caused error: ", re.DOTALL)
+
+
+def _reply(exc: BaseException) -> str:
+    """The error text Redis sent (without redis-py's note of where in a pipeline it came)."""
+    text = str(exc.args[0]) if exc.args else ""
+    match = _PIPELINE.match(text)
+    if match is None:
+        return text
+    rest = text[match.end() :]
+    try:  # redis-py writes the original args tuple: ('BUSY ...',)
+        original: object = ast.literal_eval(rest)
+    except (ValueError, SyntaxError):
+        return rest
+    if isinstance(original, tuple) and original:
+        return str(cast(tuple[object, ...], original)[0])
+    return rest
+
+
 def error_code(exc: BaseException) -> str | None:
     """The error code Redis answered with (``OOM``, ``BUSY``...), or None.
 
@@ -72,8 +95,8 @@ def error_code(exc: BaseException) -> str | None:
     code: object = getattr(exc, "status_code", None)
     if isinstance(code, str) and code:
         return code
-    if isinstance(exc, ResponseError) and exc.args:
-        first = str(exc.args[0]).split(" ", 1)[0]
+    if isinstance(exc, ResponseError):
+        first = _reply(exc).split(" ", 1)[0]
         if first.isupper() and first.isalpha():
             return first
     return None
@@ -91,8 +114,8 @@ def is_outage(exc: BaseException) -> bool:
     return is_unreachable(exc) or error_code(exc) in OUTAGE_CODES
 
 
-def _message(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
+def _message(exc: BaseException, *, reply_only: bool = False) -> str:
+    text = " ".join((_reply(exc) if reply_only else str(exc)).split())
     return text[:300] + ("..." if len(text) > 300 else "")
 
 
@@ -105,7 +128,8 @@ def describe(exc: BaseException) -> str:
     """
     code = error_code(exc)
     if code in _MEANING:
-        detail = _message(exc)
+        # An outage is the same whatever the command; for anything else, keep which it was.
+        detail = _message(exc, reply_only=code in OUTAGE_CODES)
         if detail.startswith(f"{code} "):
             detail = detail[len(code) + 1 :]
         return f"{_MEANING[code]}: {detail}" if detail else _MEANING[code]
