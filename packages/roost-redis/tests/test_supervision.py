@@ -253,3 +253,26 @@ async def test_a_replica_is_refused_at_start_with_one_line(settings, redis_serve
         await swarm.connect()
     message = str(caught_exc.value)
     assert "is a replica" in message and "\n" not in message
+
+
+async def test_one_items_trouble_is_logged_once_and_leaves_the_worker_healthy(
+    swarm, spawn_worker, until, tmp_path: Path
+):
+    # An item whose stored WorkItem is not JSON: every handler that takes it fails.
+    corrupt = await swarm.enqueue("hashchain", {"steps": 1}, max_attempts=2)
+    await swarm.client.set(swarm.keys.item(corrupt), "{not json")
+    proc = spawn_worker(concurrency=2, env={"ROOST_STUCK_AFTER": "2s"}, lease_ttl=1.0)
+    # Its lease lapses after each failure; recovery counts the attempt, like a crash.
+    async def dead() -> bool:
+        (meta,) = await swarm.metas([corrupt])
+        return meta is not None and meta.state == WorkState.DEAD
+
+    await until(dead, 20.0)
+    fresh = await swarm.enqueue("hashchain", {"steps": 1})
+    await until(lambda: state_is(swarm, fresh, WorkState.DONE))
+    await asyncio.sleep(3.0)  # past ROOST_STUCK_AFTER
+    assert proc.poll() is None
+    (info,) = await swarm.workers()
+    assert info["healthy"] is True
+    log = (tmp_path / "worker-0.log").read_text()
+    assert log.count("Traceback") == 1 and "ValidationError" in log

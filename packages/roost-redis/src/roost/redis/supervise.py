@@ -84,6 +84,8 @@ class Loop:
         self._logged: dict[str, float] = {}
         """Kinds of unexpected failure, with when they last happened (logged once each)."""
         self._said = False
+        self.retrying = 0
+        """Calls of this loop retrying through an outage now (:func:`retry_outages`)."""
 
     def ok(self) -> None:
         """Record a pass that went through."""
@@ -96,41 +98,51 @@ class Loop:
                 time.monotonic() - self.failing_since,
                 self.failures,
             )
-        self.failing_since = self.problem = None
-        self.failures = 0
-        self._backoff = BACKOFF_MIN
-        self._said = False
-        self._health.changed.set()
+        self.clear()
 
     def failed(self, exc: BaseException) -> float:
-        """Record a failed pass, log it once per kind, and return how long to back off.
+        """Record a failed pass, log it (see :meth:`report`), and return how long to back off.
 
-        An outage is logged as a warning, once per streak of failed passes. Anything else is
-        logged as an error with its traceback, and again only after RELOG_AFTER without it,
-        so a loop that fails now and then on the same cause says so once. A missing script
-        (``NOSCRIPT``) is retried at once: the script is loaded again.
+        A missing script (``NOSCRIPT``) is retried at once: the script is loaded again.
         """
-        now = time.monotonic()
         if self.failing_since is None:
-            self.failing_since = now
+            self.failing_since = time.monotonic()
             self._health.changed.set()
         self.failures += 1
         self.problem = describe(exc)
-        kind = _kind(exc)
-        if is_outage(exc):
-            if self.failures == 1:
-                self._said = True
-                log.warning("%s: %s; retrying", self.name, self.problem)
-        else:
-            if now - self._logged.get(kind, -RELOG_AFTER) >= RELOG_AFTER:
-                self._said = True
-                log.error("%s failed: %s", self.name, self.problem, exc_info=exc)
-            self._logged[kind] = now
+        self.report(exc)
         if isinstance(exc, NoScriptError):
             return 0.0
         delay = self._backoff
         self._backoff = min(self._backoff * 2, BACKOFF_MAX)
         return delay
+
+    def report(self, exc: BaseException) -> None:
+        """Log a failure, without recording a failed pass.
+
+        An outage is a warning, once per streak of failed passes. Anything else is an error
+        with its traceback, logged again only after RELOG_AFTER without it, so a loop that
+        fails now and then on the same cause says so once.
+        """
+        if is_outage(exc):
+            if self.failures <= 1:
+                self._said = True
+                log.warning("%s: %s; retrying", self.name, describe(exc))
+            return
+        kind, now = _kind(exc), time.monotonic()
+        if now - self._logged.get(kind, -RELOG_AFTER) >= RELOG_AFTER:
+            self._said = True
+            log.error("%s failed: %s", self.name, describe(exc), exc_info=exc)
+        self._logged[kind] = now
+
+    def clear(self) -> None:
+        """Forget the current streak without a word (nothing is retrying any more)."""
+        if self.failing_since is not None:
+            self.failing_since = self.problem = None
+            self.failures = 0
+            self._backoff = BACKOFF_MIN
+            self._said = False
+            self._health.changed.set()
 
     async def backoff(self, exc: BaseException) -> None:
         """:meth:`failed`, then sleep for the backoff (a cancel is never taken for a failure)."""
@@ -214,22 +226,32 @@ async def retry_outages(
             became true while Redis was unavailable.
     """
     backoff = BACKOFF_MIN
-    while True:
-        try:
-            result = await call()
-        except Exception as exc:
-            if not is_outage(exc):
-                raise
-            raise_if_cancelling()
-            if (deadline is not None and time.monotonic() > deadline) or giving_up():
-                raise RedisUnavailable(describe(exc)) from exc
-            # The loop records and logs it; this call keeps its own, shorter backoff.
-            if loop.failed(exc) > 0:
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, RETRY_MAX)
-            continue
-        loop.ok()
-        return result
+    failing = False
+    try:
+        while True:
+            try:
+                result = await call()
+            except Exception as exc:
+                if not is_outage(exc):
+                    raise
+                raise_if_cancelling()
+                if (deadline is not None and time.monotonic() > deadline) or giving_up():
+                    raise RedisUnavailable(describe(exc)) from exc
+                if not failing:
+                    failing = True
+                    loop.retrying += 1
+                # The loop records and logs it; this call keeps its own, shorter backoff.
+                if loop.failed(exc) > 0:
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, RETRY_MAX)
+                continue
+            loop.ok()
+            return result
+    finally:
+        if failing:
+            loop.retrying -= 1
+            if not loop.retrying:
+                loop.clear()  # the calls that failed gave up: no pass is failing now
 
 
 async def watch(health: Health, limit: float, give_up: Callable[[str], None]) -> None:

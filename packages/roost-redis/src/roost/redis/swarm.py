@@ -432,7 +432,13 @@ class RedisSwarm:
         return out
 
     async def workers(self) -> list[dict[str, Any]]:
-        """Live workers: id, queue, engines, concurrency, pid, host, steps, started."""
+        """Live workers, as their heartbeats describe them.
+
+        Each: ``worker_id``, ``queue``, ``engines``, ``concurrency``, ``pid``, ``host``,
+        ``started`` (epoch seconds), ``running`` (items held), ``steps`` (committed),
+        ``healthy`` (every loop's last pass went through) and, when not, ``problem`` (one
+        line: which loop fails, for how long, and why).
+        """
         now_ms = int((await self.client.time())[0]) * 1000
         ids = await self.client.zrange(self.keys.workers, now_ms, "+inf", byscore=True)
         async with self.client.pipeline(transaction=False) as pipe:

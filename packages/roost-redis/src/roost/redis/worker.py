@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from roost.redis.connection import BLOCK_SECONDS
-from roost.redis.faults import describe, is_outage
+from roost.redis.faults import describe
 from roost.redis.holder import Held, commit, fail, interrupted, progress, release
 from roost.redis.keys import new_token
 from roost.redis.maintenance import Clock
@@ -328,17 +328,15 @@ class Worker:
         """Run one delivery; whatever goes wrong is logged and ends this delivery only.
 
         An item whose handling failed unexpectedly keeps its lease until it expires; recovery
-        then hands it on, counting the attempt, as after a crash.
+        then hands it on, counting the attempt, as after a crash. One item's trouble does not
+        make the worker unhealthy.
         """
         try:
             await self._handle_delivery(job_id)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            if is_outage(exc):
-                log.warning("delivery %s given up: %s", job_id, describe(exc))
-            else:
-                self.health.loop("steps").failed(exc)
+            self.health.loop("steps").report(exc)
 
     async def _handle_delivery(self, job_id: str) -> None:
         parsed = self.keys.parse_job(job_id)
