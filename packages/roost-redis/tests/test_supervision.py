@@ -262,6 +262,7 @@ async def test_one_items_trouble_is_logged_once_and_leaves_the_worker_healthy(
     corrupt = await swarm.enqueue("hashchain", {"steps": 1}, max_attempts=2)
     await swarm.client.set(swarm.keys.item(corrupt), "{not json")
     proc = spawn_worker(concurrency=2, env={"ROOST_STUCK_AFTER": "2s"}, lease_ttl=1.0)
+
     # Its lease lapses after each failure; recovery counts the attempt, like a crash.
     async def dead() -> bool:
         (meta,) = await swarm.metas([corrupt])

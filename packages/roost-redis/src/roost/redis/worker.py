@@ -583,8 +583,8 @@ class Worker:
         for sink in self.sinks:
             try:
                 await sink(event)
-            except Exception:
-                log.exception("event sink %r failed", sink)
+            except Exception as exc:  # a sink's failure is logged once per kind, never fatal
+                self.health.loop(f"event sink {sink!r}").report(exc)
 
     async def _flush_sinks(self) -> None:
         while not self.events.empty():
