@@ -13,7 +13,6 @@ import asyncio
 import random
 import threading
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import redis
@@ -21,7 +20,7 @@ import redis
 from roost.redis import RedisSwarm
 from roost.redis.process import free_port
 from roost.redis.server import ServerProcess
-from roost_testkit.chaos.base import ChaosEnv, Result, audit, stop_workers, until
+from roost_testkit.chaos.base import ChaosEnv, Result, audit, persist, stop_workers, until
 from roost_testkit.chaos.history import COMMITS
 from roost_testkit.chaos.invariants import Sampler
 from roost_testkit.chaos.soak import (
@@ -36,6 +35,9 @@ BUSY_THRESHOLD_MS = 200
 """``busy-reply-threshold`` during the run: after this long, a looping script makes every
 other client's command answer ``BUSY`` (the default, 5 s, only stalls them)."""
 
+WARMUP = 3.0
+"""Load before the first fault: the commit rate over it is the baseline."""
+
 SPIN_LIBRARY = """#!lua name=roostchaos
 redis.register_function{function_name='spin', flags={'no-writes'},
   callback=function() while true do end end}
@@ -44,18 +46,45 @@ redis.register_function{function_name='spin', flags={'no-writes'},
 
 @dataclass(frozen=True)
 class MisbehaveConfig:
-    items: int = 300
     steps: int = 5
     workers: int = 2
     concurrency: int = 8
+    open_items: int = 48
+    """Unfinished items kept in the system (more than the slots): the workers stay busy."""
     lease_ttl: float = 30.0
     fault_seconds: float = 3.0
+    settle: float = 3.0
+    """Load between the end of one fault and the start of the next."""
     faults: tuple[str, ...] = ("busy-script", "oom", "readonly", "script-flush", "busy-function")
     step_seconds: tuple[float, float] = (0.05, 0.15)
     delayed: float = 0.2
     recovery_bound: float = 15.0
     timeout: float = 240.0
     seed: int = 11
+
+
+class Feeder:
+    """Enqueues items as others finish, keeping ``open_items`` unfinished, until stopped."""
+
+    def __init__(self, swarm: RedisSwarm, cfg: MisbehaveConfig, rng: random.Random) -> None:
+        self.swarm = swarm
+        self.cfg = cfg
+        self.rng = rng
+        self.enqueued: list[str] = []
+        self.stopping = asyncio.Event()
+
+    async def run(self) -> None:
+        cfg = self.cfg
+        while not self.stopping.is_set():
+            room = cfg.open_items - (len(self.enqueued) - await persist(self._done))
+            if room > 0:
+                batch = chain_items(room, cfg.steps, cfg.step_seconds, self.rng, cfg.delayed)
+                await persist(lambda batch=batch: self.swarm.enqueue_many(batch))
+                self.enqueued += [i.work_id for i in batch]
+            await asyncio.sleep(0.05)
+
+    async def _done(self) -> int:
+        return await done_count(self.swarm)
 
 
 class Spinner:
@@ -132,49 +161,38 @@ def prepare(server: ServerProcess) -> None:
         admin.close()
 
 
-def progressed(swarm: RedisSwarm, commits: int) -> Callable[[], Awaitable[bool]]:
-    """A predicate: at least ``commits`` commits so far."""
-
-    async def check() -> bool:
-        stats = await swarm.stats(60)
-        return sum(v.get("committed", 0) for v in stats.values()) >= commits
-
-    return check
-
-
 async def redis_misbehaves(env: ChaosEnv, cfg: MisbehaveConfig) -> Result:
-    """Scenario: each of ``cfg.faults`` for ``cfg.fault_seconds`` while work runs."""
-    result = Result("redis misbehaves", items=cfg.items)
-    rng = random.Random(cfg.seed)
+    """Scenario: each of ``cfg.faults`` in turn, ``cfg.fault_seconds`` long, under load."""
+    result = Result("redis misbehaves")
     server = env.server(appendonly=True, appendfsync="everysec")
     prepare(server)
     settings = env.settings(server, lease_ttl=cfg.lease_ttl)
-    items = chain_items(cfg.items, cfg.steps, cfg.step_seconds, rng, delayed=cfg.delayed)
-    steps = {i.work_id: cfg.steps for i in items}
-    commits_total = cfg.items * (cfg.steps + 1)
     workers = await env.workers(settings, cfg.workers, cfg.concurrency)
     windows: list[tuple[str, float, float]] = []
     async with env.swarm(settings) as swarm:
-        await swarm.enqueue_many(items)
+        feeder = Feeder(swarm, cfg, random.Random(cfg.seed))
+        producer = asyncio.create_task(feeder.run())
         probe = Sampler(swarm)
         probe.start()
-        # Faults start at 10%, 20%... of the commits: half the work is left after the last.
-        for n, fault in enumerate(cfg.faults, start=1):
-            share = n / (2 * len(cfg.faults))
-            far = await until(progressed(swarm, int(share * commits_total)), cfg.timeout / 2)
-            result.check(far, f"the run never got to {share:.0%} before {fault}")
+        await asyncio.sleep(WARMUP)
+        for fault in cfg.faults:
             down_at = time.time()
             said = await asyncio.to_thread(inject, server.url, fault, cfg.fault_seconds)
             windows.append((fault, down_at, time.time()))
             result.notes[fault] = said
             exited = {p.name: p.returncode for p in workers if not p.alive()}
             result.check(not exited, f"workers exited during {fault}: {exited}")
+            await asyncio.sleep(cfg.settle)  # the recovery shows before the next fault
+        feeder.stopping.set()
+        await producer
+        steps = {work_id: cfg.steps for work_id in feeder.enqueued}
+        result.items = len(steps)
 
         async def all_done() -> bool:
-            return await done_count(swarm) >= cfg.items
+            return await done_count(swarm) >= len(steps)
 
         finished = await until(all_done, cfg.timeout, interval=0.25)
-        result.check(finished, f"not all {cfg.items} items done after the faults")
+        result.check(finished, f"not all {len(steps)} items done after the faults")
         await probe.stop()
         probe.report(result)
 
@@ -192,7 +210,7 @@ async def redis_misbehaves(env: ChaosEnv, cfg: MisbehaveConfig) -> Result:
     no_attempts_used(result, events, steps, "the faults")
     backs: list[float] = []
     first_down = windows[0][1] if windows else time.time()
-    before = commit_rate(events, first_down - 3.0, first_down)
+    before = commit_rate(events, first_down - WARMUP + 1.0, first_down)
     for fault, down_at, up_at in windows:
         back = back_after(events, before, up_at)
         result.notes[f"{fault}_back_s"] = None if back is None else round(back, 2)

@@ -57,7 +57,7 @@ def tier(full: bool) -> list[Scenario]:
         Scenario(
             "misbehave",
             redis_misbehaves,
-            MisbehaveConfig(items=600, workers=3, fault_seconds=6.0, timeout=600.0),
+            MisbehaveConfig(workers=3, open_items=72, fault_seconds=6.0, settle=4.0),
         ),
         Scenario("stall", stalled_worker, StallConfig(others=6)),
         Scenario("poison", poison_items, PoisonConfig(healthy=20, workers=3)),
