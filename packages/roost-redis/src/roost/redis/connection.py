@@ -34,7 +34,7 @@ BLOCK_SECONDS = 1.0
 """How long a blocking read (BLMOVE, XREAD) waits server-side before returning empty."""
 
 INFRA_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError, TimeoutError)
-"""Errors that mean "Redis is unreachable": they never use up an attempt."""
+"""Errors that mean "Redis is unreachable" (one kind of outage: see roost.redis.faults)."""
 
 COMMAND_TIMEOUT = 5.0
 """Socket timeout of ordinary commands: a hung server is noticed after this long."""

@@ -169,11 +169,6 @@ class Health:
         bad = [loop for loop in self.loops.values() if loop.failing_since is not None]
         return sorted(bad, key=lambda loop: loop.failing_since or 0.0)
 
-    @property
-    def healthy(self) -> bool:
-        """True when every loop's last pass went through."""
-        return not self.failing()
-
     def problem(self) -> str | None:
         """One line about the loop failing longest, or None when healthy."""
         bad = self.failing()
