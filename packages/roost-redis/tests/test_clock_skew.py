@@ -80,7 +80,7 @@ async def test_a_worker_days_ahead_never_purges_work_early(
     await until(lambda: is_state(swarm, later, WorkState.DONE), 20.0)
     events = [e for e in await swarm.events(work_id=later) if e.type in ("committed", "done")]
     gap = events[-1].ts - events[-2].ts
-    assert 1.0 <= gap < 3.0, gap
+    assert 1.0 <= gap < 10.0, gap  # neither early nor days late
     await asyncio.sleep(1.0)  # its maintenance has made its purge pass by now
     assert proc.poll() is None
     for key, work_id in keys.items():
