@@ -10,11 +10,13 @@ run them (``.ci/run`` installs it).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import glob
 import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 
 import pytest
 
@@ -42,20 +44,33 @@ def shifted(faketime: str, offset: str) -> dict[str, str]:
     return {"LD_PRELOAD": faketime, "FAKETIME": offset}
 
 
+@pytest.fixture
+def shm_of() -> Iterator[list[int]]:
+    """PIDs of processes run with libfaketime: the shared-memory files it leaves in /dev/shm
+    (named by PID) are removed after the test."""
+    pids: list[int] = []
+    yield pids
+    for pid in pids:
+        for name in (f"faketime_shm_{pid}", f"sem.faketime_sem_{pid}"):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(f"/dev/shm/{name}")
+
+
 async def is_state(swarm: RedisSwarm, work_id: str, state: WorkState) -> bool:
     return (await swarm.status(work_id)).meta.state == state
 
 
-def test_faketime_shifts_a_python_process(faketime: str):
+def test_faketime_shifts_a_python_process(faketime: str, shm_of: list[int]):
     for offset, days in (("+3d", 3), ("-3d", -3)):
-        out = subprocess.run(
+        proc = subprocess.Popen(
             [sys.executable, "-c", "import time; print(time.time())"],
             env={**os.environ, **shifted(faketime, offset)},
-            capture_output=True,
+            stdout=subprocess.PIPE,
             text=True,
-            check=True,
         )
-        assert float(out.stdout) - time.time() == pytest.approx(days * DAY, abs=60)
+        shm_of.append(proc.pid)
+        out, _ = proc.communicate(timeout=30)
+        assert float(out) - time.time() == pytest.approx(days * DAY, abs=60)
 
 
 async def finished_items(swarm: RedisSwarm, running_worker, until, n: int) -> dict[str, str]:
@@ -71,10 +86,11 @@ async def finished_items(swarm: RedisSwarm, running_worker, until, n: int) -> di
 
 
 async def test_a_worker_days_ahead_never_purges_work_early(
-    swarm, running_worker, spawn_worker, until, faketime
+    shm_of, swarm, running_worker, spawn_worker, until, faketime
 ):
     keys = await finished_items(swarm, running_worker, until, 3)
     proc = spawn_worker(env=shifted(faketime, "+3d"), retention=DAY)
+    shm_of.append(proc.pid)
     # The shifted worker runs work, delays included, by the server's clock.
     later = await swarm.enqueue("hashchain", {"steps": 2, "delay": 1.0})
     await until(lambda: is_state(swarm, later, WorkState.DONE), 20.0)
@@ -92,11 +108,11 @@ async def test_a_worker_days_ahead_never_purges_work_early(
 
 
 async def test_a_worker_days_behind_still_purges_on_time(
-    swarm, running_worker, spawn_worker, until, faketime
+    shm_of, swarm, running_worker, spawn_worker, until, faketime
 ):
     keys = await finished_items(swarm, running_worker, until, 3)
     await asyncio.sleep(2.5)  # older than the 2 s retention by the server's clock
-    spawn_worker(env=shifted(faketime, "-3d"), retention=2.0)
+    shm_of.append(spawn_worker(env=shifted(faketime, "-3d"), retention=2.0).pid)
 
     async def purged() -> bool:
         for work_id in keys.values():
