@@ -94,3 +94,17 @@ async def test_idempotent_enqueue_under_concurrency(tmp_path: Path):
     result = await scenario("enqueue", tmp_path)
     assert result.notes["clients"] == 20
     assert result.commits == cfg.keys * 2
+
+
+async def test_redis_misbehaving_costs_no_attempts_and_no_workers(tmp_path: Path):
+    """BUSY, OOM, READONLY and NOSCRIPT under load: ridden out like an outage, nothing lost."""
+    cfg = QUICK["misbehave"].config
+    result = await scenario("misbehave", tmp_path)
+    assert result.items >= cfg.open_items
+    assert result.commits == result.items * (cfg.steps + 1)
+    assert result.dead == 0 and result.duplicates == 0
+    assert result.notes["i3_samples"] > 0
+    for fault in cfg.faults:
+        assert result.notes[f"{fault}_back_s"] <= cfg.recovery_bound
+    assert "killed" in result.notes["busy-script"].lower()
+    assert "killed" in result.notes["busy-function"].lower()

@@ -27,6 +27,7 @@ VALID: list[tuple[str, str, str, Any]] = [
     ("ROOST_STRICT_DURABILITY", "yes", "strict_durability", True),
     ("ROOST_GRACE_PERIOD", "2h", "grace_period", 7200.0),
     ("ROOST_INLINE_STEPS", "0", "inline_steps", 0),
+    ("ROOST_STUCK_AFTER", "2m", "stuck_after", 120.0),
 ]
 
 INVALID: list[tuple[str, str]] = [
@@ -60,6 +61,7 @@ INVALID: list[tuple[str, str]] = [
     ("ROOST_STRICT_DURABILITY", "maybe"),
     ("ROOST_GRACE_PERIOD", "-30"),
     ("ROOST_INLINE_STEPS", "-1"),
+    ("ROOST_STUCK_AFTER", "0"),
 ]
 
 

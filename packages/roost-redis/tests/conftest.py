@@ -119,6 +119,7 @@ def spawn_worker(
             "ROOST_GRACE_PERIOD": str(s.grace_period),
             "ROOST_MAX_ATTEMPTS": str(s.max_attempts),
             "ROOST_INLINE_STEPS": str(s.inline_steps),
+            "ROOST_RETENTION": str(s.retention),
             **(env or {}),
         }
         stderr = open(tmp_path / f"worker-{len(procs)}.log", "w")  # noqa: SIM115

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from roost.redis import RedisSwarm
-from roost.redis.maintenance import purge_expired
+from roost.redis.maintenance import Clock, purge_expired
 from roost.redis.process import ServerProcess
 from roost.runtime import (
     RedisUnreachable,
@@ -165,7 +165,7 @@ async def test_retention_deletes_finished_items_with_their_index_entries(
         await asyncio.sleep(1.1)
         short = settings.model_copy(update={"retention": 1.0})
         async with RedisSwarm(short, registry=registry()) as purger:
-            deleted = await purge_expired(purger, purger.keys)
+            deleted = await purge_expired(purger, purger.keys, Clock())
         assert deleted == 3
         assert (await swarm.counts())["done"] == 0
         for i, work_id in enumerate(ids):

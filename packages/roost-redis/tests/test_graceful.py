@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import subprocess
 import time
 from pathlib import Path
 
@@ -144,3 +145,67 @@ async def test_cancel_all_ends_a_task_that_swallows_its_cancel():
     await asyncio.sleep(0.02)
     await asyncio.wait_for(_cancel_all([task]), 5)
     assert swallowed.is_set() and task.cancelled()
+
+
+# -- I9: the stop is bounded whatever the steps do ---------------------------------------------
+
+
+async def _sigterm_exits_in_bound(proc: subprocess.Popen[str], grace: float) -> None:
+    """SIGTERM: the process exits 0 within the grace period plus STOP_BOUND."""
+    from roost.redis.stopping import STOP_BOUND
+
+    sent = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    rc = await asyncio.to_thread(proc.wait, grace + STOP_BOUND + 5)
+    took = time.monotonic() - sent
+    assert rc == 0
+    assert took <= grace + STOP_BOUND, took
+
+
+async def _released_with_attempt_refunded(swarm: RedisSwarm, work_id: str) -> None:
+    meta = (await swarm.status(work_id)).meta
+    assert meta.state == WorkState.QUEUED and meta.attempts == 0 and meta.lease is None
+    kinds = [e.type for e in await swarm.events(work_id=work_id)]
+    assert kinds[-1] == "released"
+
+
+async def test_sigterm_exits_within_the_bound_when_a_step_blocks_in_a_thread(
+    swarm, spawn_worker, until, tmp_path: Path
+):
+    log = tmp_path / "attempts.jsonl"
+    work_id = await swarm.enqueue("hashchain", {"steps": 1, "mode": "thread", "seconds": 40})
+    proc = spawn_worker(concurrency=1, env={"ROOST_TEST_LOG": str(log)}, grace_period=1.0)
+    await until(lambda: _count(log, 1))
+    await _sigterm_exits_in_bound(proc, grace=1.0)
+    await _released_with_attempt_refunded(swarm, work_id)
+
+
+async def test_sigterm_exits_within_the_bound_when_a_step_swallows_its_cancel(
+    swarm, spawn_worker, until, tmp_path: Path
+):
+    log = tmp_path / "attempts.jsonl"
+    work_id = await swarm.enqueue("hashchain", {"steps": 1, "mode": "swallow", "seconds": 120})
+    other = await swarm.enqueue("hashchain", {"steps": 1, "mode": "sleep", "seconds": 0.5})
+    proc = spawn_worker(concurrency=2, env={"ROOST_TEST_LOG": str(log)}, grace_period=1.0)
+    await until(lambda: _count(log, 2))
+    await _sigterm_exits_in_bound(proc, grace=1.0)
+    # The step that ignored its cancel: its item is released all the same (documented).
+    await _released_with_attempt_refunded(swarm, work_id)
+    assert (await swarm.status(other)).meta.state == WorkState.DONE
+
+
+async def test_a_second_signal_exits_at_once_while_a_step_blocks_the_event_loop(
+    swarm, spawn_worker, until, tmp_path: Path
+):
+    log = tmp_path / "attempts.jsonl"
+    await swarm.enqueue("hashchain", {"steps": 1, "mode": "block", "seconds": 30})
+    proc = spawn_worker(concurrency=1, env={"ROOST_TEST_LOG": str(log)}, grace_period=60.0)
+    await until(lambda: _count(log, 1))
+    proc.send_signal(signal.SIGTERM)
+    await asyncio.sleep(1.0)
+    assert proc.poll() is None
+    sent = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    rc = await asyncio.to_thread(proc.wait, 10)
+    assert time.monotonic() - sent < 2.0
+    assert rc == 128 + signal.SIGTERM

@@ -8,7 +8,13 @@ behaviour per step (``mode`` for every step, or ``modes`` = {"<version>": mode})
   with ``fail_times`` set, ``sleep`` and ``block`` apply only to the first attempts too;
 - ``raise`` (raise on the first ``fail_times`` attempts, every attempt when it is absent);
 - ``exit`` (``os._exit(3)`` on the first ``fail_times`` attempts: kills the worker);
-- ``oversize`` (puts ``size`` bytes in the snapshot).
+- ``escape`` (raise the ``BaseException`` named by ``exception``: ``SystemExit``,
+  ``KeyboardInterrupt``, ``GeneratorExit``, ``CancelledError`` or ``BaseException``);
+- ``thread`` (``asyncio.to_thread(time.sleep, seconds)``: a step that cannot be cancelled);
+- ``swallow`` (sleep ``seconds`` and swallow every cancellation meanwhile);
+- ``oversize`` (puts ``size`` bytes in the snapshot);
+
+and ``init: "escape"`` makes ``init_snapshot`` raise ``exception`` too.
 
 Every attempt appends one JSON line to ``$ROOST_TEST_LOG`` (if set): item, version it started
 from, lease epoch, worker pid, attempt, start and end times, and ``committed`` is left to the
@@ -63,6 +69,25 @@ def read_log(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
         return []
 
 
+ESCAPES: dict[str, type[BaseException]] = {
+    "SystemExit": SystemExit,
+    "KeyboardInterrupt": KeyboardInterrupt,
+    "GeneratorExit": GeneratorExit,
+    "CancelledError": asyncio.CancelledError,
+    "BaseException": BaseException,
+}
+
+
+async def swallow_cancellation(seconds: float) -> None:
+    """Sleep ``seconds`` of wall time, ignoring every cancel (a misbehaving engine)."""
+    until = time.monotonic() + seconds
+    while (left := until - time.monotonic()) > 0:
+        try:
+            await asyncio.sleep(left)
+        except asyncio.CancelledError:
+            pass
+
+
 class HashChainEngine:
     engine_id = "hashchain"
 
@@ -71,6 +96,8 @@ class HashChainEngine:
             self.max_attempts = max_attempts
 
     async def init_snapshot(self, item: WorkItem) -> Snapshot:
+        if item.payload.get("init") == "escape":
+            raise ESCAPES[str(item.payload.get("exception", "SystemExit"))]("escaped from init")
         return Snapshot(
             work_id=item.work_id,
             engine=self.engine_id,
@@ -108,6 +135,12 @@ class HashChainEngine:
             raise RuntimeError(f"step from version {snapshot.version} failed on purpose")
         elif mode == "exit" and failing:
             os._exit(3)
+        elif mode == "escape" and failing:
+            raise ESCAPES[str(payload.get("exception", "SystemExit"))]("escaped on purpose")
+        elif mode == "thread" and failing:
+            await asyncio.to_thread(time.sleep, seconds)
+        elif mode == "swallow" and failing:
+            await swallow_cancellation(seconds)
         data = dict(snapshot.data)
         data["state"] = chain_next(data["state"], item.work_id, snapshot.version)
         data["done"] = int(data["done"]) + 1

@@ -14,10 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
-
 from roost.redis import RedisSwarm
+from roost.redis.faults import is_outage
 from roost.redis.server import AppendFsync, ServerProcess
 from roost.redis.testing import ServerPool
 from roost.runtime import Registry, RoostSettings, RuntimeEvent, get_plugin_manager
@@ -35,7 +33,6 @@ from roost_testkit.chaos.procs import Proc, ProcessGroup, worker_env
 
 T = TypeVar("T")
 
-REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, OSError, asyncio.TimeoutError)
 BIG_STREAM = 10_000_000
 """Event stream cap for the suite: the audits read the whole history of a run."""
 
@@ -192,15 +189,16 @@ async def until(
 ) -> bool:
     """Poll ``predicate`` until it holds (True) or ``timeout`` passes (False).
 
-    A Redis outage while polling counts as "not yet".
+    A Redis outage (unreachable, busy, read-only...) while polling counts as "not yet".
     """
     deadline = time.monotonic() + timeout
     while True:
         try:
             if await predicate():
                 return True
-        except REDIS_DOWN:
-            pass
+        except Exception as exc:
+            if not is_outage(exc):
+                raise
         if time.monotonic() > deadline:
             return False
         await asyncio.sleep(interval)
@@ -212,8 +210,8 @@ async def persist(call: Callable[[], Awaitable[T]], timeout: float = 60.0) -> T:
     while True:
         try:
             return await call()
-        except REDIS_DOWN:
-            if time.monotonic() > deadline:
+        except Exception as exc:
+            if not is_outage(exc) or time.monotonic() > deadline:
                 raise
             await asyncio.sleep(0.1)
 

@@ -19,7 +19,8 @@ import asyncio
 from typing import Any
 
 from roost.redis import RedisSwarm
-from roost_testkit.chaos.base import REDIS_DOWN, Result
+from roost.redis.faults import is_outage
+from roost_testkit.chaos.base import Result
 
 PROBE = """
 local queued, scheduled, retrying, waiting, running = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
@@ -91,7 +92,9 @@ class Sampler:
         while True:
             try:
                 _seen, problems = await unfindable(self.swarm)
-            except REDIS_DOWN:
+            except Exception as exc:
+                if not is_outage(exc):
+                    raise
                 problems = None
             if problems is not None:
                 self.samples += 1

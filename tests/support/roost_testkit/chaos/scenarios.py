@@ -18,6 +18,7 @@ from roost_testkit.chaos.contention import (
 )
 from roost_testkit.chaos.drain import DrainConfig, InflightConfig, drain_in_flight, graceful_drain
 from roost_testkit.chaos.faults import PoisonConfig, StallConfig, poison_items, stalled_worker
+from roost_testkit.chaos.misbehave import MisbehaveConfig, redis_misbehaves
 from roost_testkit.chaos.soak import AwayConfig, SoakConfig, kill_soak, redis_away
 
 
@@ -36,6 +37,7 @@ def tier(full: bool) -> list[Scenario]:
             Scenario("drain", graceful_drain, DrainConfig()),
             Scenario("drain-inflight", drain_in_flight, InflightConfig()),
             Scenario("redis-away", redis_away, AwayConfig(how="pause")),
+            Scenario("misbehave", redis_misbehaves, MisbehaveConfig()),
             Scenario("stall", stalled_worker, StallConfig()),
             Scenario("poison", poison_items, PoisonConfig()),
             Scenario("resources", resource_contention, ResourceConfig()),
@@ -52,6 +54,11 @@ def tier(full: bool) -> list[Scenario]:
         Scenario("drain-load", drain_in_flight, InflightConfig(how="load", rounds=10)),
         Scenario("redis-away", redis_away, AwayConfig(how="pause", items=400)),
         Scenario("redis-away-stop", redis_away, AwayConfig(how="stop", items=400)),
+        Scenario(
+            "misbehave",
+            redis_misbehaves,
+            MisbehaveConfig(workers=3, open_items=72, fault_seconds=6.0, settle=4.0),
+        ),
         Scenario("stall", stalled_worker, StallConfig(others=6)),
         Scenario("poison", poison_items, PoisonConfig(healthy=20, workers=3)),
         Scenario("resources", resource_contention, ResourceConfig(steps=3, disk_only=40)),

@@ -282,6 +282,28 @@ def commit_rate(events: list[RuntimeEvent], start: float, end: float) -> float:
     return n / max(end - start, 1e-9)
 
 
+def back_after(events: list[RuntimeEvent], before: float, up_at: float) -> float | None:
+    """Seconds from ``up_at`` until commits run at half the rate ``before`` (None: never)."""
+    t = up_at
+    while t < up_at + 60.0:
+        if commit_rate(events, t, t + 1.0) >= 0.5 * before:
+            return t + 1.0 - up_at
+        t += 0.25
+    return None
+
+
+def no_attempts_used(
+    result: Result, events: list[RuntimeEvent], steps: dict[str, int], cause: str
+) -> None:
+    """Every lease grant of the items was a first attempt; nothing expired or failed."""
+    mine = [e for e in events if e.work_id in steps]
+    extra = [e for e in mine if e.type == "started" and e.data.get("attempt", 1) != 1]
+    result.check(not extra, f"{len(extra)} attempts beyond the first were used")
+    for kind in ("lease_expired", "retrying", "dead", "failed"):
+        n = sum(1 for e in mine if e.type == kind)
+        result.check(n == 0, f"{n} {kind} events caused by {cause}")
+
+
 async def redis_away(env: ChaosEnv, cfg: AwayConfig) -> Result:
     """Scenario 3: Redis unreachable for ``cfg.outage`` seconds in the middle of a run."""
     result = Result(f"redis away ({cfg.how})", items=cfg.items)
@@ -329,21 +351,9 @@ async def redis_away(env: ChaosEnv, cfg: AwayConfig) -> Result:
         codes = await stop_workers(env, workers, settings.grace_period + 10)
         result.check(all(c == 0 for c in codes.values()), f"bad exit on SIGTERM: {codes}")
         events = await audit(swarm, env, result, steps)
-    mine = [e for e in events if e.work_id in steps]
-    # No attempts used: every lease grant is a first attempt; nothing expired or failed.
-    extra = [e for e in mine if e.type == "started" and e.data.get("attempt", 1) != 1]
-    result.check(not extra, f"{len(extra)} attempts beyond the first were used")
-    for kind in ("lease_expired", "retrying", "dead", "failed"):
-        n = sum(1 for e in mine if e.type == kind)
-        result.check(n == 0, f"{n} {kind} events caused by the outage")
+    no_attempts_used(result, events, steps, "the outage")
     before = commit_rate(events, max(started, down_at - 5.0), down_at)
-    back = None
-    t = up_at
-    while t < up_at + 60.0:
-        if commit_rate(events, t, t + 1.0) >= 0.5 * before:
-            back = t + 1.0 - up_at
-            break
-        t += 0.25
+    back = back_after(events, before, up_at)
     result.check(
         back is not None and back <= cfg.recovery_bound,
         f"throughput not back to half its pre-outage rate within {cfg.recovery_bound}s "

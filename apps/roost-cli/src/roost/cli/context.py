@@ -18,7 +18,7 @@ from typing import Any, NoReturn, TypeVar
 import typer
 from redis.exceptions import RedisError
 
-from roost.redis import EmbeddedServerFailed, RedisSwarm
+from roost.redis import EmbeddedServerFailed, RedisSwarm, describe_redis_error
 from roost.redis.server import EmbeddedServer, ServerError
 from roost.runtime import (
     BadInput,
@@ -187,7 +187,7 @@ def handle_errors() -> Generator[None]:
     except ServerError as exc:
         fail(str(exc), EXIT_RUNTIME)
     except (RedisError, OSError) as exc:
-        fail(f"lost the connection to Redis: {type(exc).__name__}: {exc}", EXIT_RUNTIME)
+        fail(describe_redis_error(exc), EXIT_RUNTIME)
 
 
 def run(main: Callable[[], Coroutine[Any, Any, T]]) -> T:

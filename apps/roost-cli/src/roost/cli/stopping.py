@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import signal
-import sys
 import time
 from collections.abc import Generator, Sequence
 from typing import TYPE_CHECKING
@@ -14,7 +12,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from roost.cli import render
-from roost.redis.worker import SAME_SIGNAL_WINDOW
+from roost.redis.stopping import SAME_SIGNAL_WINDOW, StopSignals
 
 if TYPE_CHECKING:
     from roost.redis import RedisSwarm
@@ -27,30 +25,28 @@ class GracefulStop:
     """SIGINT/SIGTERM: the first stops the worker gracefully, a second one exits at once.
 
     Like ``run_worker(install_signal_handlers=True)`` (including its
-    :data:`SAME_SIGNAL_WINDOW` against one interrupt delivered twice), plus a message on
-    the first signal.
+    :data:`SAME_SIGNAL_WINDOW` against one interrupt delivered twice, and the bound on how
+    long the stopping process may take), plus a message on the first signal.
     """
 
     def __init__(self, grace_period: float) -> None:
         self.grace_period = grace_period
         self.requested = asyncio.Event()
         self.first_at: float | None = None
+        self.signals = StopSignals(
+            grace_period, second="second interrupt: exiting now (leases of running steps expire)"
+        )
 
     def on_signal(self, signum: int) -> None:
-        """Handle one delivery of ``signum``."""
-        now = time.monotonic()
+        """Handle one delivery of ``signum`` (a second one is :class:`StopSignals`'s)."""
         if self.first_at is None:
-            self.first_at = now
+            self.first_at = time.monotonic()
             typer.echo(
                 f"{render.clock(time.time())}  {signal.Signals(signum).name}: stopping; running "
                 f"steps get {self.grace_period:g}s to finish (Ctrl-C again to exit at once)",
                 err=True,
             )
             self.requested.set()
-        elif now - self.first_at > SAME_SIGNAL_WINDOW:
-            sys.stderr.write("second interrupt: exiting now (leases of running steps expire)\n")
-            sys.stderr.flush()
-            os._exit(128 + signum)
 
     @contextlib.contextmanager
     def installed(self) -> Generator[None]:
@@ -59,15 +55,13 @@ class GracefulStop:
         signums = (signal.SIGINT, signal.SIGTERM)
         for signum in signums:
             loop.add_signal_handler(signum, self.on_signal, signum)
+        self.signals.install()  # a second signal exits even while a step blocks the loop
         try:
             yield
         finally:
             for signum in signums:
                 loop.remove_signal_handler(signum)
-                if self.first_at is not None:
-                    # Stopped on a signal: ignore an echo of it (SAME_SIGNAL_WINDOW) even while
-                    # the interpreter shuts down, where Python-level handlers are reset.
-                    signal.signal(signum, signal.SIG_IGN)
+            self.signals.keep()  # stopped on a signal: a second one still exits at once
 
     async def run(
         self,
@@ -91,4 +85,6 @@ class GracefulStop:
         while not task.done():
             swarm.stop_worker()  # the worker may not exist yet when the signal came
             await asyncio.wait({task}, timeout=0.05)
+        # Threads or tasks a step left behind must not keep the stopped process alive.
+        self.signals.stopped(failed=task.exception() is not None)
         await task

@@ -87,6 +87,10 @@ class RoostSettings(BaseModel):
     inline_steps: int = 16
     """``ROOST_INLINE_STEPS``. Zero-delay continuations run on the same lease before the
     item goes back through the queue (0: always through the queue)."""
+    stuck_after: float = 300.0
+    """``ROOST_STUCK_AFTER``. A worker whose loops (taking work, renewing leases, recovery,
+    heartbeat...) have failed for this long without a pass going through exits non-zero, so
+    that its process supervisor restarts it."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> RoostSettings:
@@ -145,7 +149,14 @@ class RoostSettings(BaseModel):
                     f"{ENV_VARS[field][0]}: {value!r} must be 1-64 characters from "
                     "A-Z a-z 0-9 _ . -"
                 )
-        positive = ("lease_ttl", "retry_delay", "retry_max_delay", "retention", "grace_period")
+        positive = (
+            "lease_ttl",
+            "retry_delay",
+            "retry_max_delay",
+            "retention",
+            "grace_period",
+            "stuck_after",
+        )
         for field in positive:
             if not getattr(self, field) > 0:
                 raise SettingsError(f"{ENV_VARS[field][0]}: must be greater than 0")
@@ -229,5 +240,6 @@ ENV_VARS: dict[str, tuple[str, Any]] = {
     "strict_durability": ("ROOST_STRICT_DURABILITY", _bool),
     "grace_period": ("ROOST_GRACE_PERIOD", parse_duration),
     "inline_steps": ("ROOST_INLINE_STEPS", _int),
+    "stuck_after": ("ROOST_STUCK_AFTER", parse_duration),
 }
 """Setting name -> (environment variable, parser)."""

@@ -34,7 +34,7 @@ BLOCK_SECONDS = 1.0
 """How long a blocking read (BLMOVE, XREAD) waits server-side before returning empty."""
 
 INFRA_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError, TimeoutError)
-"""Errors that mean "Redis is unreachable": they never use up an attempt."""
+"""Errors that mean "Redis is unreachable" (one kind of outage: see roost.redis.faults)."""
 
 COMMAND_TIMEOUT = 5.0
 """Socket timeout of ordinary commands: a hung server is noticed after this long."""
@@ -128,8 +128,9 @@ class ServerInfo:
 async def check_server(client: AsyncRedis, *, url: str, strict: bool) -> ServerInfo:
     """Check that the server can hold Roost's guarantees.
 
-    Refuses a ``maxmemory-policy`` other than ``noeviction`` (an evicted lease, index or
-    snapshot silently breaks them) and, with strict durability, a server without an
+    Refuses a replica (it refuses writes, or would drop them at its next sync: Roost needs
+    the primary), a ``maxmemory-policy`` other than ``noeviction`` (an evicted lease, index
+    or snapshot silently breaks them) and, with strict durability, a server without an
     append-only file or without WAITAOF (Redis 7.2+). Warns when persistence is off.
 
     Raises:
@@ -138,6 +139,12 @@ async def check_server(client: AsyncRedis, *, url: str, strict: bool) -> ServerI
     url = redact_url(url)
     info = await client.info()
     version = tuple(int(p) for p in str(info.get("redis_version", "0")).split(".") if p.isdigit())
+    if str(info.get("role", "master")) != "master":
+        primary = f"{info.get('master_host', '?')}:{info.get('master_port', '?')}"
+        raise RoostError(
+            f"Redis at {url} is a replica (of {primary}), which refuses or loses writes; "
+            "point ROOST_REDIS_URL at the primary"
+        )
     try:
         policy = (await client.config_get("maxmemory-policy")).get("maxmemory-policy", "")
         save = (await client.config_get("save")).get("save", "")

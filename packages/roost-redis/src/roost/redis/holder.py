@@ -17,8 +17,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from roost.redis.codec import error_info
-from roost.redis.connection import INFRA_ERRORS
+from roost.redis.faults import describe
 from roost.redis.keys import Keys, new_token
+from roost.redis.supervise import RedisUnavailable
 from roost.runtime.models import Snapshot, WorkItem
 
 if TYPE_CHECKING:
@@ -124,15 +125,14 @@ async def commit(
     sent_ms = worker.clock.local_ms()
     try:
         reply = await worker.retrying(
-            "commit",
-            lambda: _durable(worker, "commit", item_keys, args),
-            deadline=held.deadline,
+            lambda: _durable(worker, "commit", item_keys, args), deadline=held.deadline
         )
-    except INFRA_ERRORS:
+    except RedisUnavailable as exc:
         log.error(
-            "commit of %s v%d failed: Redis unreachable until the lease lapsed",
+            "commit of %s v%d failed: Redis could not take it before the lease lapsed (%s)",
             held.work_id,
             final,
+            exc,
         )
         return None
     code = reply[0]
@@ -170,19 +170,18 @@ async def _durable(worker: Worker, name: str, item_keys: list[str], args: list[A
 async def fail(
     worker: Worker, held: Held, item: WorkItem, exc: BaseException, attempt: int, *, terminal: bool
 ) -> None:
-    """Record a failed attempt: retry after a backoff with jitter, or fail/dead the item."""
-    info = error_info(exc, attempt, time.time())
+    """Record a failed attempt: retry after a backoff with jitter, or fail/dead the item.
+
+    The event of a retry says when it comes (``delay``); a ``dead`` or ``failed`` event has
+    no delay: nothing follows it.
+    """
+    info = error_info(exc, attempt, worker.clock.now_ms() / 1000.0)
     s = worker.settings
     delay = min(s.retry_delay * 2 ** (attempt - 1), s.retry_max_delay)
     backoff_ms = int((delay / 2 + random.uniform(0, delay / 2)) * 1000)
-    data = json.dumps(
-        {
-            "error": info.type,
-            "message": info.message[:200],
-            "attempt": attempt,
-            "delay": backoff_ms / 1000.0,
-        }
-    )
+    final = {"error": info.type, "message": info.message[:200], "attempt": attempt}
+    data = json.dumps(final)
+    retry_data = json.dumps({**final, "delay": backoff_ms / 1000.0})
     keys = worker.keys
     item_keys = [keys.meta(held.work_id), *keys.res_block(held.resources)]
     args = [
@@ -195,6 +194,7 @@ async def fail(
         "1" if terminal else "0",
         len(held.resources),
         data,
+        retry_data,
     ]
     log.warning(
         "work %s attempt %d failed: %s: %s",
@@ -205,13 +205,14 @@ async def fail(
     )
     try:
         reply = await worker.retrying(
-            "fail", lambda: _durable(worker, "fail", item_keys, args), deadline=held.deadline
+            lambda: _durable(worker, "fail", item_keys, args), deadline=held.deadline
         )
-    except INFRA_ERRORS:
+    except RedisUnavailable:
         return
     kinds = {"RETRYING": "retrying", "DEAD": "dead", "FAILED": "failed"}
     if reply[0] in kinds:
-        worker.event(kinds[reply[0]], held.work_id, None, None, json.loads(data))
+        body = retry_data if reply[0] == "RETRYING" else data
+        worker.event(kinds[reply[0]], held.work_id, None, None, json.loads(body))
         if int(reply[-1]):
             worker.wake.set()
         if reply[0] == "RETRYING":
@@ -229,8 +230,14 @@ async def interrupted(worker: Worker, held: Held) -> None:
         await release(worker, held, "worker stopping")
 
 
-async def release(worker: Worker, held: Held, reason: str) -> None:
-    """Give the item back to the queue's front without using an attempt."""
+async def release(
+    worker: Worker, held: Held, reason: str, *, deadline: float | None = None
+) -> None:
+    """Give the item back to the queue's front without using an attempt.
+
+    Tried until Redis takes it, the lease lapses or ``deadline`` (monotonic) passes; then the
+    item is left to its lease, which recovery hands on when it expires.
+    """
     keys = worker.keys
     dispatch = new_token()
     suffix = Keys.job_suffix(held.work_id, dispatch)
@@ -247,11 +254,10 @@ async def release(worker: Worker, held: Held, reason: str) -> None:
     ]
     try:
         reply = await worker.retrying(
-            "release",
             lambda: worker.swarm.run_script("release", item_keys, args),
-            deadline=held.deadline,
+            deadline=held.deadline if deadline is None else min(deadline, held.deadline),
         )
-    except INFRA_ERRORS:
+    except RedisUnavailable:
         return
     if reply[0] in ("OK", "CANCELLED"):
         worker.event("released", held.work_id, None, None, {"reason": reason})
@@ -267,12 +273,13 @@ async def progress(
     if now - held.last_progress < PROGRESS_MIN_INTERVAL and fraction != 1.0:
         return
     held.last_progress = now
-    body = json.dumps({"fraction": fraction, "message": message, "data": data, "ts": time.time()})
+    ts = worker.clock.now_ms() / 1000.0
+    body = json.dumps({"fraction": fraction, "message": message, "data": data, "ts": ts})
     try:
         await worker.swarm.run_script(
             "progress",
             [worker.keys.meta(held.work_id)],
             [held.work_id, held.token, held.epoch, body],
         )
-    except INFRA_ERRORS as exc:
-        log.warning("progress of %s not saved: %s", held.work_id, exc)
+    except Exception as exc:  # progress is best effort: it never fails the step reporting it
+        log.warning("progress of %s not saved: %s", held.work_id, describe(exc))

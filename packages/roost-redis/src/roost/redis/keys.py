@@ -4,15 +4,39 @@ Roost's keys live under ``{prefix}:{{{namespace}}}:``; the braces are a Redis Cl
 tag, so every key of a namespace (and the SAQ queue of each of its queues, whose name carries
 the same tag) hashes to one slot and every script's keys share it. Per-queue structures
 (SAQ's lists, the lease and due indexes) carry the queue name.
+
+Names inside keys (work ids, idempotency keys, resources, queues, worker ids, and the prefix
+and namespace themselves) are encoded, so that no name can form another name's key. The
+grammar of a key is::
+
+    key     = base family [":" part] [":" suffix]
+    base    = part ":{" part "}:"          (prefix, namespace)
+    part    = *( safe / "%" HEX HEX )      (a name, encoded)
+    safe    = ALPHA / DIGIT / "_" / "." / "-"
+    family  = "w:" / "idem:" / "res:" / "resw:" / "worker:" / "state:" / "q:" / ...
+    suffix  = "item" / "snap" / "hist" / "leases" / "due" / ...  (fixed words)
+
+Every UTF-8 byte of a name that is not ``safe`` is written as ``%`` and two uppercase hex
+digits (``%`` itself included), so an encoded part never contains ``:``, ``|``, ``{`` or
+``}``: ``X`` and ``X:item`` are ``w:X`` and ``w:X%3Aitem``, and ``w:X:item`` can only be the
+item key of ``X``. The encoding is one-to-one, so two different names never share a key.
+
+Names made only of ``safe`` characters (generated work ids, ``[A-Za-z0-9_.-]`` queue names,
+prefixes and namespaces) encode to themselves: their keys are those of the earlier layout,
+which wrote names as they were, and existing data stays readable with no migration. Only
+names holding other characters (``:``, ``/``, ``@``, an idempotency key with spaces...) have
+new keys; items stored under such names by the earlier layout are not found under the new.
 """
 
 from __future__ import annotations
 
+import re
 import secrets
+from urllib.parse import quote, unquote_to_bytes
 
 from roost.runtime.models import WorkState
 
-__all__ = ["JOB_SEPARATOR", "STATE_ORDER", "Keys"]
+__all__ = ["JOB_SEPARATOR", "STATE_ORDER", "Keys", "decode_part", "encode_part"]
 
 STATE_ORDER: tuple[WorkState, ...] = (
     WorkState.QUEUED,
@@ -28,7 +52,28 @@ STATE_ORDER: tuple[WorkState, ...] = (
 """The order of the state indexes in every script's KEYS (see lua/_prelude.lua)."""
 
 JOB_SEPARATOR = "|"
-"""Separates work id and dispatch token in a SAQ job key (never part of a work id)."""
+"""Separates the encoded work id and the dispatch token in a SAQ job key."""
+
+_SAFE = re.compile(r"[A-Za-z0-9_.-]*")
+_ENCODED = re.compile(r"(?:[A-Za-z0-9_.-]|%[0-9A-F]{2})*")
+
+
+def encode_part(name: str) -> str:
+    """A name as it appears inside a key: ``[A-Za-z0-9_.-]`` kept, every other byte ``%XX``."""
+    if _SAFE.fullmatch(name):
+        return name
+    return quote(name, safe="", encoding="utf-8", errors="surrogatepass").replace("~", "%7E")
+
+
+def decode_part(part: str) -> str | None:
+    """The name an encoded part stands for, or None if ``part`` is not an encoding."""
+    if not _ENCODED.fullmatch(part):
+        return None
+    try:
+        name = unquote_to_bytes(part).decode("utf-8", errors="surrogatepass")
+    except UnicodeDecodeError:
+        return None
+    return name if encode_part(name) == part else None
 
 
 class Keys:
@@ -38,10 +83,10 @@ class Keys:
         self.prefix = prefix
         self.namespace = namespace
         self.queue = queue
-        self.base = f"{prefix}:{{{namespace}}}:"
-        self.saq_name = f"{prefix}:{{{namespace}}}:{queue}"
+        self.base = f"{encode_part(prefix)}:{{{encode_part(namespace)}}}:"
+        self.saq_name = f"{self.base}{encode_part(queue)}"
         """The SAQ queue name: carries the namespace's hash tag."""
-        q = f"{self.base}q:{queue}:"
+        q = f"{self.base}q:{encode_part(queue)}:"
         self.leases = q + "leases"
         self.due = q + "due"
         self.strand = q + "strand"
@@ -71,43 +116,44 @@ class Keys:
 
     def state(self, state: WorkState | str) -> str:
         """Sorted set of the items in ``state``, scored by last update (ms)."""
-        return f"{self.base}state:{state}"
+        return f"{self.base}state:{encode_part(str(state))}"
 
     def meta(self, work_id: str) -> str:
         """Hash of the item's runtime fields (state, version, lease, attempts...)."""
-        return f"{self.base}w:{work_id}"
+        return f"{self.base}w:{encode_part(work_id)}"
 
     def item(self, work_id: str) -> str:
         """The WorkItem as JSON."""
-        return f"{self.base}w:{work_id}:item"
+        return f"{self.meta(work_id)}:item"
 
     def snap(self, work_id: str) -> str:
         """The latest snapshot as JSON."""
-        return f"{self.base}w:{work_id}:snap"
+        return f"{self.meta(work_id)}:snap"
 
     def hist(self, work_id: str) -> str:
         """List of earlier snapshots, newest first (only with history on)."""
-        return f"{self.base}w:{work_id}:hist"
+        return f"{self.meta(work_id)}:hist"
 
     def idem(self, key: str) -> str:
         """Maps an idempotency key to its work id."""
-        return f"{self.base}idem:{key}"
+        return f"{self.base}idem:{encode_part(key)}"
 
     def res(self, name: str) -> str:
         """A resource claim: holds the holder's work id, expires with its lease."""
-        return f"{self.base}res:{name}"
+        return f"{self.base}res:{encode_part(name)}"
 
     def resw(self, name: str) -> str:
         """Sorted set of items waiting for a resource, oldest first."""
-        return f"{self.base}resw:{name}"
+        return f"{self.base}resw:{encode_part(name)}"
 
     def worker(self, worker_id: str) -> str:
         """Hash describing a live worker."""
-        return f"{self.base}worker:{worker_id}"
+        return f"{self.base}worker:{encode_part(worker_id)}"
 
     def item_keys(self, work_id: str) -> list[str]:
         """meta, item, snap, hist."""
-        return [self.meta(work_id), self.item(work_id), self.snap(work_id), self.hist(work_id)]
+        meta = self.meta(work_id)
+        return [meta, f"{meta}:item", f"{meta}:snap", f"{meta}:hist"]
 
     def res_block(self, resources: list[str]) -> list[str]:
         """Resource keys followed by their waiter keys, as scripts expect them."""
@@ -116,7 +162,7 @@ class Keys:
     @staticmethod
     def job_suffix(work_id: str, dispatch: str) -> str:
         """The SAQ job key of one delivery of an item."""
-        return f"{work_id}{JOB_SEPARATOR}{dispatch}"
+        return f"{encode_part(work_id)}{JOB_SEPARATOR}{dispatch}"
 
     def job(self, suffix: str) -> str:
         """The full SAQ job id (``saq:job:<queue>:<key>``) for a job key."""
@@ -127,8 +173,9 @@ class Keys:
         prefix = f"saq:job:{self.saq_name}:"
         if not job_id.startswith(prefix):
             return None
-        work_id, sep, dispatch = job_id[len(prefix) :].rpartition(JOB_SEPARATOR)
-        return (work_id, dispatch) if sep and work_id and dispatch else None
+        part, sep, dispatch = job_id[len(prefix) :].rpartition(JOB_SEPARATOR)
+        work_id = decode_part(part) if sep and part and dispatch else None
+        return (work_id, dispatch) if work_id else None
 
 
 def new_token() -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -12,7 +13,7 @@ from roost.runtime.models import RuntimeEvent, WorkMeta, WorkPage, WorkState
 if TYPE_CHECKING:
     from roost.redis.swarm import RedisSwarm
 
-__all__ = ["EVENT_SCAN_CHUNK", "item_events", "list_page"]
+__all__ = ["EVENT_SCAN_CHUNK", "item_events", "list_page", "stream_pos"]
 
 SCAN_BUDGET = 5_000
 """With an engine filter, at most this many index entries are examined per page."""
@@ -109,12 +110,19 @@ async def list_page(
 EVENT_SCAN_CHUNK = 1000
 
 
-def _stream_pos(entry_id: str) -> tuple[int, int]:
-    ms, _, seq = entry_id.partition("-")
-    try:
-        return int(ms), int(seq or 0)
-    except ValueError:
-        raise BadInput(f"invalid event position {entry_id!r}") from None
+_EVENT_ID = re.compile(r"([0-9]{1,20})(?:-([0-9]{1,20}))?")
+
+
+def stream_pos(entry_id: str) -> tuple[int, int]:
+    """An event id (``<ms>-<seq>``, or ``<ms>``) as a pair of numbers.
+
+    Raises:
+        BadInput: ``entry_id`` is not a stream position.
+    """
+    match = _EVENT_ID.fullmatch(entry_id)
+    if match is None or max(int(match[1]), int(match[2] or 0)) >= 2**64:
+        raise BadInput(f"invalid event id {entry_id!r}: use an event's id, like 1764600000000-0")
+    return int(match[1]), int(match[2] or 0)
 
 
 async def item_events(
@@ -123,18 +131,20 @@ async def item_events(
     """One item's events, oldest first, read from the namespace's stream.
 
     The scan is bounded by the item's life: its events lie between its creation and (for
-    a finished item) its last update, so only that window of the stream is read. With
-    ``after``: the first ``limit`` events after that position, scanning forward; without:
-    the last ``limit`` events, scanning backward from the end of the window.
+    a finished item) the event that finished it, whose stream id the item keeps, so only
+    that window of the stream is read. With ``after``: the first ``limit`` events after that
+    position, scanning forward; without: the last ``limit`` events, scanning backward from
+    the end of the window. An item finished before the id was kept is read to the stream's
+    end.
     """
-    first, last = await swarm.client.hmget(swarm.keys.meta(work_id), ["created", "finished"])
+    first, last = await swarm.client.hmget(swarm.keys.meta(work_id), ["created", "fev"])
     if first is None:
         raise NotFound(f"unknown work id {work_id!r}")
     low = f"{int(first)}-0"
-    high = f"{int(last)}-18446744073709551615" if last else "+"
+    high = last or "+"
     found: list[RuntimeEvent] = []
     if after is not None:
-        start = f"({after}" if _stream_pos(after) >= _stream_pos(low) else low
+        start = f"({after}" if stream_pos(after) >= stream_pos(low) else low
         while len(found) < limit:
             rows = await swarm.client.xrange(
                 swarm.keys.events, min=start, max=high, count=EVENT_SCAN_CHUNK

@@ -163,9 +163,15 @@ async def reclaim_stranded(swarm: RedisSwarm, keys: Keys) -> tuple[int, int]:
     return redispatched, cleaned
 
 
-async def purge_expired(swarm: RedisSwarm, keys: Keys) -> int:
-    """Delete finished items older than ``ROOST_RETENTION`` with their index entries."""
-    cutoff = int((time.time() - swarm.settings.retention) * 1000)
+async def purge_expired(swarm: RedisSwarm, keys: Keys, clock: Clock) -> int:
+    """Delete finished items older than ``ROOST_RETENTION`` with their index entries.
+
+    Age is judged by the server's clock: the candidates are read by ``clock``'s estimate of
+    it, and the purge script deletes only items that finished ``ROOST_RETENTION`` before its
+    own ``TIME``, so a worker whose clock runs ahead never deletes work early.
+    """
+    retention_ms = int(swarm.settings.retention * 1000)
+    cutoff = int(clock.now_ms()) - retention_ms
     deleted = 0
     for state in STATE_ORDER:
         if not state.is_terminal:
@@ -183,7 +189,9 @@ async def purge_expired(swarm: RedisSwarm, keys: Keys) -> int:
             item_keys: list[str] = []
             for work_id, idem in zip(ids, idems, strict=True):
                 item_keys += [*keys.item_keys(work_id), keys.idem(idem or "")]
-            n = await swarm.run_script("purge", item_keys, [len(ids), cutoff, *ids], keys=keys)
+            n = await swarm.run_script(
+                "purge", item_keys, [len(ids), retention_ms, *ids], keys=keys
+            )
             deleted += int(n)
             if len(ids) < BATCH or int(n) == 0:
                 break

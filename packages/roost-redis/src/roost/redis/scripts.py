@@ -18,6 +18,8 @@ __all__ = ["SCRIPT_NAMES", "Scripts"]
 log = logging.getLogger("roost.redis")
 
 WAITAOF_TIMEOUT_MS = 5000
+LOAD_TRIES = 3
+"""How many times a call loads its script again when the server keeps answering NOSCRIPT."""
 
 SCRIPT_NAMES = (
     "dequeue",
@@ -47,8 +49,9 @@ def _source(name: str) -> str:
 class Scripts:
     """The registered scripts of one client.
 
-    Scripts run by EVALSHA; redis-py loads a script again when the server answers NOSCRIPT
-    (for example after a restart), so callers never see that error.
+    Scripts run by EVALSHA; a script the server does not have (``NOSCRIPT``: after a restart,
+    a failover or ``SCRIPT FLUSH``) is loaded again and the call repeated at once, so callers
+    do not see that error unless the cache keeps being flushed under them.
     """
 
     def __init__(self, client: AsyncRedis) -> None:
@@ -60,6 +63,11 @@ class Scripts:
     async def __call__(self, name: str, keys: list[str], args: list[Any]) -> Any:
         """Run script ``name`` with ``keys`` and ``args`` (both already including the block)."""
         script: Any = self._scripts[name]
+        for _ in range(LOAD_TRIES - 1):
+            try:
+                return await script(keys=keys, args=args)  # reloads once on NOSCRIPT itself
+            except NoScriptError:
+                continue  # flushed again between the load and the call
         return await script(keys=keys, args=args)
 
     def sha(self, name: str) -> str:
@@ -73,7 +81,7 @@ class Scripts:
         WAITAOF covers exactly this script's writes.
         """
         script = self._scripts[name]
-        for _ in range(2):
+        for _ in range(LOAD_TRIES):
             async with self._client.pipeline(transaction=False) as pipe:
                 pipe.evalsha(script.sha, len(keys), *keys, *args)
                 pipe.execute_command("WAITAOF", 1, 0, WAITAOF_TIMEOUT_MS)

@@ -15,14 +15,15 @@ from pydantic import ValidationError
 from roost.redis.codec import META_FIELDS, event_from_entry, meta_from_hash
 from roost.redis.connection import (
     BLOCK_SECONDS,
-    INFRA_ERRORS,
     ServerInfo,
     check_server,
     make_client,
     redact_url,
 )
+from roost.redis.faults import describe as describe_redis_error
+from roost.redis.faults import error_code, is_unreachable
 from roost.redis.keys import STATE_ORDER, Keys, new_token
-from roost.redis.listing import item_events, list_page
+from roost.redis.listing import item_events, list_page, stream_pos
 from roost.redis.operations import enqueue_items
 from roost.redis.operations import replay as replay_item
 from roost.redis.scripts import Scripts
@@ -143,14 +144,16 @@ class RedisSwarm:
             self.server = await check_server(
                 client, url=self.url, strict=self.settings.strict_durability
             )
-        except INFRA_ERRORS as exc:
-            await client.aclose()
-            raise RedisUnreachable(f"cannot reach Redis at {redact_url(self.url)}: {exc}") from None
         except Exception as exc:
             await client.aclose()
             if isinstance(exc, RoostError):
                 raise
-            raise RoostError(f"cannot use Redis at {redact_url(self.url)}: {exc}") from None
+            if is_unreachable(exc) and error_code(exc) is None:
+                url = redact_url(self.url)
+                raise RedisUnreachable(f"cannot reach Redis at {url}: {exc}") from None
+            raise RoostError(
+                f"cannot use Redis at {redact_url(self.url)}: {describe_redis_error(exc)}"
+            ) from None
         self._client = client
         self._blocking = make_client(self.url, blocking=True)
         self._scripts = Scripts(client)
@@ -371,11 +374,13 @@ class RedisSwarm:
         Args:
             work_id: only this item's events.
             after: a stream position (an event ``id``); only later events. Without it, the
-                most recent ``limit`` events.
+                most recent ``limit`` events. A malformed one is :class:`BadInput`.
             limit: at most this many events.
         """
         if not 1 <= limit <= 10_000:
             raise BadInput("limit must be between 1 and 10000")
+        if after is not None:
+            stream_pos(after)
         if work_id is None:
             if after is None:
                 rows = await self.client.xrevrange(self.keys.events, count=limit)
@@ -389,6 +394,8 @@ class RedisSwarm:
         self, *, work_id: str | None = None, after: str | None = None
     ) -> AsyncIterator[RuntimeEvent]:
         """Yield events as they are stored, starting after ``after`` (default: from now)."""
+        if after is not None:
+            stream_pos(after)
         last = after or "$"
         while True:
             reply = await self.blocking_client.xread(
@@ -425,7 +432,13 @@ class RedisSwarm:
         return out
 
     async def workers(self) -> list[dict[str, Any]]:
-        """Live workers: id, queue, engines, concurrency, pid, host, steps, started."""
+        """Live workers, as their heartbeats describe them.
+
+        Each: ``worker_id``, ``queue``, ``engines``, ``concurrency``, ``pid``, ``host``,
+        ``started`` (epoch seconds), ``running`` (items held), ``steps`` (committed),
+        ``healthy`` (every loop's last pass went through) and, when not, ``problem`` (one
+        line: which loop fails, for how long, and why).
+        """
         now_ms = int((await self.client.time())[0]) * 1000
         ids = await self.client.zrange(self.keys.workers, now_ms, "+inf", byscore=True)
         async with self.client.pipeline(transaction=False) as pipe:

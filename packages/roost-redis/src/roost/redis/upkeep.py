@@ -1,4 +1,9 @@
-"""A worker's background loops: lease renewal, due promotion, recovery, heartbeat."""
+"""A worker's background loops: lease renewal, due promotion, recovery, heartbeat.
+
+Each loop is a pass function run under :func:`roost.redis.supervise.supervise`: a pass does
+its work and returns how long to wait before the next one; a pass that raises is logged (once
+per kind of failure) and tried again after a backoff, so no Redis error ends a loop.
+"""
 
 from __future__ import annotations
 
@@ -10,24 +15,23 @@ import socket
 import time
 from typing import TYPE_CHECKING, Any
 
-from roost.redis.connection import INFRA_ERRORS
 from roost.redis.maintenance import (
     promote_due,
     purge_expired,
     reclaim_stranded,
     recover_expired,
 )
+from roost.redis.supervise import raise_if_cancelling
 
 if TYPE_CHECKING:
     from roost.redis.worker import Worker
 
 __all__ = [
     "deregister",
-    "heartbeat_loop",
-    "maintenance_loop",
-    "promote_loop",
-    "raise_if_cancelling",
-    "renew_leases",
+    "heartbeat_pass",
+    "maintenance_pass",
+    "promote_pass",
+    "renew_pass",
 ]
 
 log = logging.getLogger("roost.worker")
@@ -40,126 +44,118 @@ HEARTBEAT_INTERVAL = 5.0
 PROMOTE_IDLE = 0.25
 
 
-def raise_if_cancelling() -> None:
-    """Re-raise a cancellation that arrived disguised as a timeout.
+async def renew_pass(worker: Worker) -> float:
+    """Renew every lease the worker holds in one call; return the wait until the next pass.
 
-    On Python 3.11, a cancel that lands while redis-py waits inside ``asyncio.wait_for`` or
-    ``asyncio.timeout`` can come out as ``TimeoutError``, which the loops below catch as
-    "Redis is unreachable"; a stopping worker then waited forever for such a loop.
-    """
-    task = asyncio.current_task()
-    if task is not None and task.cancelling():
-        raise asyncio.CancelledError
-
-
-async def renew_leases(worker: Worker) -> None:
-    """Renew every lease the worker holds, in one call every third of the lease TTL.
-
-    A lease reported lost (or not renewed before its local deadline while Redis is away)
-    interrupts its step; a cancelled item interrupts its step too.
+    A lease reported lost (or not renewed before its local deadline while the renewal
+    fails) interrupts its step; a cancelled item interrupts its step too.
     """
     interval = max(worker.ttl / 3.0, 0.1)
-    while not worker.closing:
-        await asyncio.sleep(interval)
-        batch = [h for h in worker.held.values() if not h.lost]
-        if not batch:
-            continue
-        sent = time.monotonic()
-        item_keys: list[str] = []
-        args: list[Any] = [len(batch)]
+    batch = [h for h in worker.held.values() if not h.lost]
+    if not batch:
+        return interval
+    sent = time.monotonic()
+    item_keys: list[str] = []
+    args: list[Any] = [len(batch)]
+    for h in batch:
+        item_keys += [worker.keys.meta(h.work_id), *(worker.keys.res(r) for r in h.resources)]
+        args += [h.work_id, h.token, h.epoch, len(h.resources)]
+    sent_ms = worker.clock.local_ms()
+    try:
+        reply = await worker.swarm.run_script("renew", item_keys, args)
+    except Exception:
         for h in batch:
-            item_keys += [worker.keys.meta(h.work_id), *(worker.keys.res(r) for r in h.resources)]
-            args += [h.work_id, h.token, h.epoch, len(h.resources)]
-        sent_ms = worker.clock.local_ms()
-        try:
-            reply = await worker.swarm.run_script("renew", item_keys, args)
-        except INFRA_ERRORS as exc:
-            raise_if_cancelling()
-            log.warning("lease renewal failed: %s", exc)
-            for h in batch:
-                if time.monotonic() > h.deadline:
-                    h.lost = True
-                    h.interrupt()
-            continue
-        worker.clock.observe(float(reply[0]), sent_ms)
-        for h, status in zip(batch, reply[1:], strict=True):
-            if status == "OK":
-                h.deadline = sent + worker.ttl
-            elif status == "CANCELLED":
-                h.deadline = sent + worker.ttl
-                if not h.cancelled:
-                    h.cancelled = True
-                    h.interrupt()
-            else:
+            if time.monotonic() > h.deadline:
                 h.lost = True
                 h.interrupt()
+        raise
+    worker.clock.observe(float(reply[0]), sent_ms)
+    for h, status in zip(batch, reply[1:], strict=True):
+        if status == "OK":
+            h.deadline = sent + worker.ttl
+        elif status == "CANCELLED":
+            h.deadline = sent + worker.ttl
+            if not h.cancelled:
+                h.cancelled = True
+                h.interrupt()
+        else:
+            h.lost = True
+            h.interrupt()
+    return interval
 
 
-async def promote_loop(worker: Worker) -> None:
+async def promote_pass(worker: Worker) -> float:
     """Queue due items, then sleep until the next due time known (at most PROMOTE_IDLE)."""
-    while not worker.closing:
-        # Clear before the pass, and take any wake_at during it: a wake that arrives while
-        # the pass is in flight must not be lost (it used to be cleared afterwards).
-        worker.wake.clear()
-        worker.next_promote = float("inf")
+    # Clear before the pass, and take any wake_at during it: a wake that arrives while the
+    # pass is in flight must not be lost.
+    worker.wake.clear()
+    worker.next_promote = float("inf")
+    next_due = await promote_due(worker.swarm, worker.keys, worker.clock)
+    now = worker.clock.now_ms()
+    idle_until = now + PROMOTE_IDLE * 1000
+    target = idle_until if next_due < 0 else min(max(next_due, now), idle_until)
+    worker.next_promote = target
+    if target > now and not worker.wake.is_set():
         try:
-            next_due = await promote_due(worker.swarm, worker.keys, worker.clock)
-        except INFRA_ERRORS as exc:
+            await asyncio.wait_for(worker.wake.wait(), (target - now) / 1000.0)
+        except TimeoutError:
             raise_if_cancelling()
-            log.debug("promote: %s", exc)
-            next_due = -1.0
-        now = worker.clock.now_ms()
-        idle_until = now + PROMOTE_IDLE * 1000
-        target = idle_until if next_due < 0 else min(max(next_due, now), idle_until)
-        worker.next_promote = target
-        if target > now and not worker.wake.is_set():
-            try:
-                await asyncio.wait_for(worker.wake.wait(), (target - now) / 1000.0)
-            except TimeoutError:
-                raise_if_cancelling()
+    return 0.0
 
 
-async def maintenance_loop(worker: Worker) -> None:
-    """Recover orphans and purge old work, when this worker wins the queue's lock.
+class Maintenance:
+    """Recovers orphans and purges old work, when this worker wins the queue's lock.
 
-    It wakes at the earliest lease expiry it knows of (at most every MAINTENANCE_INTERVAL):
-    expired leases are recovered and stranded deliveries re-dispatched; every
-    PURGE_INTERVAL, finished work past its retention is deleted. The lock only keeps
-    workers from doing the same pass at once; it is released after each pass, so a crashed
-    worker's lock never delays the next pass by more than its short expiry.
+    Each pass wakes at the earliest lease expiry known (at most every MAINTENANCE_INTERVAL):
+    expired leases are recovered and stranded deliveries re-dispatched; every PURGE_INTERVAL,
+    finished work past its retention is deleted. The lock only keeps workers from doing the
+    same pass at once; it is released after each pass, so a crashed worker's lock never
+    delays the next pass by more than its short expiry.
     """
-    last_purge = 0.0
-    client, keys = worker.swarm.client, worker.keys
-    while not worker.closing:
-        delay = MAINTENANCE_INTERVAL
-        try:
-            got = await client.set(
-                keys.recover_lock, worker.swarm.worker_id, nx=True, px=MAINTENANCE_LOCK_MS
-            )
-            if got:
-                requeued, dead = await recover_expired(worker.swarm, keys, worker.clock)
-                redispatched, _ = await reclaim_stranded(worker.swarm, keys)
-                if requeued or dead or redispatched:
-                    log.info(
-                        "recovered %d expired leases (%d dead), re-dispatched %d deliveries",
-                        requeued,
-                        dead,
-                        redispatched,
-                    )
-                    worker.wake.set()
-                if time.monotonic() - last_purge > PURGE_INTERVAL:
-                    last_purge = time.monotonic()
-                    await purge_expired(worker.swarm, keys)
-                    await prune(worker)
+
+    def __init__(self, worker: Worker) -> None:
+        self.worker = worker
+        self.last_purge = 0.0
+
+    async def __call__(self) -> float:
+        """One pass; returns the wait until the next."""
+        worker = self.worker
+        client, keys = worker.swarm.client, worker.keys
+        got = await client.set(
+            keys.recover_lock, worker.swarm.worker_id, nx=True, px=MAINTENANCE_LOCK_MS
+        )
+        if got:
+            try:
+                await self._recover()
+            finally:
                 await client.delete(keys.recover_lock)
-            head: list[tuple[str, float]] = await client.zrange(keys.leases, 0, 0, withscores=True)
-            if head:
-                until_expiry = (head[0][1] - worker.clock.now_ms()) / 1000.0 + 0.005
-                delay = min(max(until_expiry, MAINTENANCE_MIN_SLEEP), MAINTENANCE_INTERVAL)
-        except INFRA_ERRORS as exc:
-            raise_if_cancelling()
-            log.debug("maintenance: %s", exc)
-        await asyncio.sleep(delay)
+        head: list[tuple[str, float]] = await client.zrange(keys.leases, 0, 0, withscores=True)
+        if not head:
+            return MAINTENANCE_INTERVAL
+        until_expiry = (head[0][1] - worker.clock.now_ms()) / 1000.0 + 0.005
+        return min(max(until_expiry, MAINTENANCE_MIN_SLEEP), MAINTENANCE_INTERVAL)
+
+    async def _recover(self) -> None:
+        worker, keys = self.worker, self.worker.keys
+        requeued, dead = await recover_expired(worker.swarm, keys, worker.clock)
+        redispatched, _ = await reclaim_stranded(worker.swarm, keys)
+        if requeued or dead or redispatched:
+            log.info(
+                "recovered %d expired leases (%d dead), re-dispatched %d deliveries",
+                requeued,
+                dead,
+                redispatched,
+            )
+            worker.wake.set()
+        if time.monotonic() - self.last_purge > PURGE_INTERVAL:
+            self.last_purge = time.monotonic()
+            await purge_expired(worker.swarm, keys, worker.clock)
+            await prune(worker)
+
+
+def maintenance_pass(worker: Worker) -> Maintenance:
+    """The maintenance loop's pass function for ``worker``."""
+    return Maintenance(worker)
 
 
 async def prune(worker: Worker) -> None:
@@ -175,32 +171,40 @@ async def prune(worker: Worker) -> None:
         await client.hdel(worker.keys.stats, *old)
 
 
-async def heartbeat_loop(worker: Worker) -> None:
-    """Publish this worker's description (engines, queue, load) for ``RedisSwarm.workers``."""
-    info = {
+def worker_info(worker: Worker) -> dict[str, Any]:
+    """What the heartbeat publishes about ``worker`` (``RedisSwarm.workers`` returns it)."""
+    problem = worker.health.problem()
+    return {
         "queue": worker.settings.queue,
         "engines": sorted(worker.engines),
         "concurrency": worker.concurrency,
         "pid": os.getpid(),
         "host": socket.gethostname(),
         "started": worker.started,
+        "running": len(worker.held),
+        "steps": worker.steps_committed,
+        "healthy": problem is None,
+        **({"problem": problem} if problem else {}),
     }
+
+
+async def heartbeat_pass(worker: Worker) -> float:
+    """Publish this worker's description; the next pass comes sooner if its health changes."""
     key = worker.keys.worker(worker.swarm.worker_id)
-    while not worker.closing:
-        body = json.dumps({**info, "running": len(worker.held), "steps": worker.steps_committed})
-        try:
-            async with worker.swarm.client.pipeline(transaction=False) as pipe:
-                pipe.hset(key, "info", body)
-                pipe.pexpire(key, int(HEARTBEAT_INTERVAL * 3000))
-                pipe.zadd(
-                    worker.keys.workers,
-                    {worker.swarm.worker_id: worker.clock.now_ms() + HEARTBEAT_INTERVAL * 3000},
-                )
-                await pipe.execute()
-        except INFRA_ERRORS as exc:
-            raise_if_cancelling()
-            log.debug("heartbeat: %s", exc)
-        await asyncio.sleep(HEARTBEAT_INTERVAL)
+    worker.health.changed.clear()
+    async with worker.swarm.client.pipeline(transaction=False) as pipe:
+        pipe.hset(key, "info", json.dumps(worker_info(worker)))
+        pipe.pexpire(key, int(HEARTBEAT_INTERVAL * 3000))
+        pipe.zadd(
+            worker.keys.workers,
+            {worker.swarm.worker_id: worker.clock.now_ms() + HEARTBEAT_INTERVAL * 3000},
+        )
+        await pipe.execute()
+    try:
+        await asyncio.wait_for(worker.health.changed.wait(), HEARTBEAT_INTERVAL)
+    except TimeoutError:
+        raise_if_cancelling()
+    return 0.0
 
 
 async def deregister(worker: Worker) -> None:
@@ -208,5 +212,5 @@ async def deregister(worker: Worker) -> None:
     try:
         await worker.swarm.client.zrem(worker.keys.workers, worker.swarm.worker_id)
         await worker.swarm.client.delete(worker.keys.worker(worker.swarm.worker_id))
-    except INFRA_ERRORS:
-        pass
+    except Exception as exc:
+        log.debug("deregister: %s", exc)

@@ -11,23 +11,31 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import os
 import signal
-import sys
 import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from roost.redis.connection import BLOCK_SECONDS, INFRA_ERRORS
+from roost.redis.connection import BLOCK_SECONDS
+from roost.redis.faults import describe
 from roost.redis.holder import Held, commit, fail, interrupted, progress, release
 from roost.redis.keys import new_token
 from roost.redis.maintenance import Clock
+from roost.redis.stopping import StopSignals
+from roost.redis.supervise import (
+    Health,
+    RedisUnavailable,
+    WorkerStuck,
+    retry_outages,
+    supervise,
+    watch,
+)
 from roost.redis.upkeep import (
     deregister,
-    heartbeat_loop,
-    maintenance_loop,
-    promote_loop,
-    raise_if_cancelling,
-    renew_leases,
+    heartbeat_pass,
+    maintenance_pass,
+    promote_pass,
+    renew_pass,
 )
 from roost.runtime.context import StepContext, use_step_context
 from roost.runtime.contract import accept
@@ -44,24 +52,51 @@ __all__ = ["Worker"]
 log = logging.getLogger("roost.worker")
 
 
-SAME_SIGNAL_WINDOW = 0.5
-"""A repeated signal within this many seconds is the same one delivered twice (``uv run``
-forwards a SIGINT its child already got from the process group), not a second Ctrl-C."""
-
 WAIT_BASE_MS = 50
 WAIT_CAP_MS = 1000
 
+STEP_STOP_WAIT = 2.0
+"""After the grace period, how long a cancelled step has to end (and its item released)."""
+RELEASE_WAIT = 2.0
+"""How long the release of an item whose step did not end may take before it is given up."""
+CLEANUP_WAIT = 1.0
+"""How long each closing chore (background loops, event sinks, deregistering) may take."""
 
-async def _cancel_all(tasks: list[asyncio.Task[None]]) -> None:
-    """Cancel ``tasks`` and wait for them, cancelling again any that swallowed a cancel."""
+T = TypeVar("T")
+
+
+class StepEscaped(Exception):  # noqa: N818 (it carries, it is not an error of its own)
+    """Carries a ``BaseException`` an engine raised (``SystemExit``, ``KeyboardInterrupt``...).
+
+    Raised out of the step's task in its place, so that it fails that attempt only: it never
+    reaches the event loop (where ``SystemExit`` and ``KeyboardInterrupt`` end the process) and
+    is never taken for the runtime's own cancel.
+    """
+
+    def __init__(self, original: BaseException) -> None:
+        super().__init__(f"{type(original).__qualname__}: {original}")
+        self.original = original
+
+
+async def _bounded(what: str, awaitable: Awaitable[None], seconds: float) -> None:
+    try:
+        await asyncio.wait_for(awaitable, seconds)
+    except TimeoutError:
+        log.warning("%s did not finish within %.1fs; going on", what, seconds)
+    except Exception as exc:
+        log.warning("%s failed: %s", what, describe(exc))
+
+
+async def _cancel_all(tasks: list[asyncio.Task[None]], seconds: float = CLEANUP_WAIT) -> None:
+    """Cancel ``tasks`` and wait for them a while, cancelling again any that swallowed it."""
     pending = {t for t in tasks if not t.done()}
-    for _ in range(20):
-        if not pending:
-            return
+    deadline = time.monotonic() + seconds
+    while pending and (left := deadline - time.monotonic()) > 0:
         for task in pending:
             task.cancel()
-        _done, pending = await asyncio.wait(pending, timeout=0.5)
-    log.error("background tasks did not stop: %s", sorted(t.get_name() for t in pending))
+        _done, pending = await asyncio.wait(pending, timeout=min(left, 0.2))
+    if pending:
+        log.error("tasks did not stop: %s", sorted(t.get_name() for t in pending))
 
 
 class Worker:
@@ -85,6 +120,9 @@ class Worker:
         self.held: dict[str, Held] = {}
         self.handlers: set[asyncio.Task[None]] = set()
         self.clock = Clock()
+        self.health = Health()
+        self.failure: str | None = None
+        """Why the worker gave up (it then exits non-zero), or None."""
         self.stopping = False
         self.closing = False
         """Set when the worker shuts its background loops down (they end at their next turn)."""
@@ -94,8 +132,8 @@ class Worker:
         self.events: asyncio.Queue[RuntimeEvent] = asyncio.Queue(maxsize=10_000)
         self.steps_committed = 0
         self.next_promote = 0.0
-        self.started = time.time()
-        self._first_signal: float | None = None
+        self.started = self.clock.now_ms() / 1000.0
+        self._signals: StopSignals | None = None
         limits = {eid: getattr(eng, "max_attempts", None) for eid, eng in engines.items()}
         self.engine_limits = " ".join(
             f"{eid}={n}" for eid, n in limits.items() if isinstance(n, int) and n >= 1
@@ -111,63 +149,122 @@ class Worker:
         self.stop_event.set()
         self.slot_free.set()
 
+    def give_up(self, reason: str) -> None:
+        """Stop because the worker cannot make progress; :meth:`run` then raises."""
+        if self.failure is None:
+            self.failure = reason
+            log.error("worker %s gives up: %s", self.swarm.worker_id, reason)
+        self.stop()
+
     def _on_signal(self, signum: int) -> None:
-        now = time.monotonic()
-        if self._first_signal is None:
-            self._first_signal = now
-        elif now - self._first_signal > SAME_SIGNAL_WINDOW:
-            sys.stderr.write("roost: second signal, exiting now (leases will expire)\n")
-            sys.stderr.flush()
-            os._exit(128 + signum)
+        """SIGINT/SIGTERM in the loop: stop gracefully (:class:`StopSignals` does the rest)."""
         self.stop()
 
     async def run(self, *, install_signal_handlers: bool = True) -> None:
-        """Work until :meth:`stop` (or a signal), then drain gracefully."""
+        """Work until :meth:`stop` (or a signal), then drain gracefully.
+
+        Raises:
+            WorkerStuck: the worker's loops failed for longer than ``ROOST_STUCK_AFTER``.
+        """
         loop = asyncio.get_running_loop()
         signals = (signal.SIGINT, signal.SIGTERM) if install_signal_handlers else ()
         for signum in signals:
             loop.add_signal_handler(signum, self._on_signal, signum)
+        if signals:
+            self._signals = StopSignals(self.settings.grace_period, signals)
+            self._signals.install()
         sent_ms = self.clock.local_ms()
         seconds, micros = await self.swarm.client.time()
         self.clock.observe(seconds * 1000.0 + micros / 1000.0, sent_ms)
+        self.started = self.clock.now_ms() / 1000.0
         background = [
-            asyncio.create_task(renew_leases(self), name="roost-renewer"),
-            asyncio.create_task(promote_loop(self), name="roost-promoter"),
-            asyncio.create_task(maintenance_loop(self), name="roost-maintenance"),
-            asyncio.create_task(heartbeat_loop(self), name="roost-heartbeat"),
-            asyncio.create_task(self._sink_pump(), name="roost-sinks"),
+            self._loop("renewer", lambda: renew_pass(self)),
+            self._loop("promoter", lambda: promote_pass(self)),
+            self._loop("maintenance", maintenance_pass(self)),
+            self._loop("heartbeat", lambda: heartbeat_pass(self)),
+            self._loop("sinks", self._sink_pass),
+            asyncio.create_task(
+                watch(self.health, self.settings.stuck_after, self.give_up), name="roost-watch"
+            ),
         ]
-        dispatcher = asyncio.create_task(self._dispatcher(), name="roost-dispatcher")
+        dispatcher = asyncio.create_task(
+            supervise(self.health.loop("dispatcher"), self._dispatcher, lambda: not self.stopping),
+            name="roost-dispatcher",
+        )
         try:
             await self.stop_event.wait()
-            await dispatcher
+            await asyncio.wait({dispatcher}, timeout=BLOCK_SECONDS + 1.0)
             await self._drain()
         finally:
             self.closing = True
             await _cancel_all([dispatcher, *background])
-            await self._flush_sinks()
-            await deregister(self)
+            await _bounded("event sinks", self._flush_sinks(), CLEANUP_WAIT)
+            await _bounded("deregistering", deregister(self), CLEANUP_WAIT)
             for signum in signals:
                 loop.remove_signal_handler(signum)
+            if self._signals is not None:
+                self._signals.keep()
+                self._signals.stopped(failed=self.failure is not None)
+        if self.failure is not None:
+            raise WorkerStuck(f"worker {self.swarm.worker_id} gave up: {self.failure}")
+
+    def _loop(self, name: str, body: Callable[[], Awaitable[float | None]]) -> asyncio.Task[None]:
+        task = asyncio.create_task(
+            supervise(self.health.loop(name), body, lambda: not self.closing), name=f"roost-{name}"
+        )
+        task.add_done_callback(self._loop_ended)
+        return task
+
+    def _loop_ended(self, task: asyncio.Task[None]) -> None:
+        if not self.closing and not task.cancelled():
+            # supervise() outlives every Exception; only a BaseException ends it early.
+            self.give_up(f"{task.get_name()} ended: {task.exception()!r}")
 
     async def _drain(self) -> None:
-        if self.handlers:
-            log.info(
-                "waiting up to %.0fs for %d running steps",
-                self.settings.grace_period,
-                len(self.handlers),
-            )
-            _done, pending = await asyncio.wait(self.handlers, timeout=self.settings.grace_period)
-            if pending:
-                log.warning("grace period over: releasing %d items to other workers", len(pending))
-                for held in list(self.held.values()):
-                    held.interrupt()  # neither lost nor cancelled: released as stopping
-                await asyncio.wait(pending, timeout=10.0)
+        """Let running steps finish within the grace period, then release their items.
+
+        A step still running when the grace period ends is cancelled and its item released
+        (its attempt refunded). A step that does not end when cancelled (it blocks in a
+        thread, or swallows the cancel) has its item released all the same once
+        STEP_STOP_WAIT has passed: the process is about to exit and take the step with it.
+        Only when Redis cannot take the release is an item left to its lease, which recovery
+        hands on when it expires (counting that attempt, like a crash).
+        """
+        if not self.handlers:
+            return
+        log.info(
+            "waiting up to %.0fs for %d running steps",
+            self.settings.grace_period,
+            len(self.handlers),
+        )
+        _done, pending = await asyncio.wait(self.handlers, timeout=self.settings.grace_period)
+        if not pending:
+            return
+        log.warning("grace period over: releasing %d items to other workers", len(pending))
+        for held in list(self.held.values()):
+            held.interrupt()  # neither lost nor cancelled: released as stopping
+        _done, pending = await asyncio.wait(pending, timeout=STEP_STOP_WAIT)
+        if not pending:
+            return
+        stuck = list(self.held.values())
+        log.warning(
+            "%d steps did not stop when cancelled (%s); releasing their items anyway",
+            len(stuck),
+            ", ".join(h.work_id for h in stuck),
+        )
+        deadline = time.monotonic() + RELEASE_WAIT
+        releases = [
+            asyncio.create_task(release(self, h, "worker stopping", deadline=deadline))
+            for h in stuck
+        ]
+        if releases:
+            await asyncio.wait(releases, timeout=RELEASE_WAIT + 0.5)
+        await _cancel_all(list(pending))
 
     # -- taking deliveries --------------------------------------------------------------
 
     async def _dispatcher(self) -> None:
-        backoff = 0.1
+        loop = self.health.loop("dispatcher")
         while not self.stopping:
             free = self.concurrency - len(self.handlers)
             if free <= 0:
@@ -181,12 +278,9 @@ class Worker:
                         self.keys.saq_queued, self.keys.saq_active, BLOCK_SECONDS, "LEFT", "RIGHT"
                     )
                     jobs = [job] if job else []
-                backoff = 0.1
-            except INFRA_ERRORS as exc:
-                raise_if_cancelling()
-                log.warning("cannot reach Redis (%s); retrying in %.1fs", exc, backoff)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
+                loop.ok()
+            except Exception as exc:
+                await loop.backoff(exc)
                 continue
             if self.stopping and jobs:
                 await self._undeliver(jobs)
@@ -203,32 +297,48 @@ class Worker:
     def _handler_done(self, task: asyncio.Task[None]) -> None:
         self.handlers.discard(task)
         self.slot_free.set()
-        if not task.cancelled() and task.exception() is not None:
-            log.error("step handler crashed", exc_info=task.exception())
 
     async def _undeliver(self, jobs: list[str]) -> None:
         try:
             await self.swarm.run_script("undeliver", [], jobs)
-        except INFRA_ERRORS:
-            log.warning("could not put %d deliveries back; they will be re-dispatched", len(jobs))
+        except Exception as exc:
+            log.warning(
+                "could not put %d deliveries back (%s); they will be re-dispatched",
+                len(jobs),
+                describe(exc),
+            )
 
-    async def retrying(self, what: str, call: Any, *, deadline: float | None = None) -> Any:
-        """Run ``call()`` until it gets through to Redis (scripts tolerate a repeat)."""
-        backoff = 0.05
-        while True:
-            try:
-                return await call()
-            except INFRA_ERRORS as exc:
-                raise_if_cancelling()
-                if deadline is not None and time.monotonic() > deadline:
-                    raise
-                if self.stopping and deadline is None:
-                    raise
-                log.warning("%s: cannot reach Redis (%s); retrying", what, exc)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 2.0)
+    async def retrying(
+        self, call: Callable[[], Awaitable[T]], *, deadline: float | None = None
+    ) -> T:
+        """Run ``call()`` until Redis serves it (scripts tolerate a repeat); outages only.
+
+        Raises:
+            RedisUnavailable: the outage outlasted ``deadline`` (monotonic) or, without one,
+                the worker began to stop.
+        """
+        return await retry_outages(
+            self.health.loop("steps"),
+            call,
+            deadline=deadline,
+            giving_up=lambda: deadline is None and self.stopping,
+        )
 
     async def _handle(self, job_id: str) -> None:
+        """Run one delivery; whatever goes wrong is logged and ends this delivery only.
+
+        An item whose handling failed unexpectedly keeps its lease until it expires; recovery
+        then hands it on, counting the attempt, as after a crash. One item's trouble does not
+        make the worker unhealthy.
+        """
+        try:
+            await self._handle_delivery(job_id)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self.health.loop("steps").report(exc)
+
+    async def _handle_delivery(self, job_id: str) -> None:
         parsed = self.keys.parse_job(job_id)
         if parsed is None:
             log.warning("ignoring a foreign job on the queue: %s", job_id)
@@ -241,10 +351,9 @@ class Worker:
             sent_ms = self.clock.local_ms()
             try:
                 reply = await self.retrying(
-                    "acquire",
-                    functools.partial(self._acquire, work_id, dispatch, token, job_id, resources),
+                    functools.partial(self._acquire, work_id, dispatch, token, job_id, resources)
                 )
-            except INFRA_ERRORS:
+            except RedisUnavailable:
                 return  # stopping; the delivery is reclaimed later
             if reply[0] == "NEEDRES":
                 resources = reply[1]
@@ -355,11 +464,15 @@ class Worker:
 
             held.task = asyncio.create_task(self._call(ctx, engine, item, snapshot, version + 1))
             await asyncio.wait({held.task})
-            if held.task.cancelled():
+            exc = None if held.task.cancelled() else held.task.exception()
+            if held.task.cancelled() or (exc is not None and held.cancel_event.is_set()):
+                # Told to stop (worker stopping, lease lost, item cancelled): however the
+                # step ended, that is an interruption, not a failure of the step.
                 await interrupted(self, held)
                 return
-            exc = held.task.exception()
             if exc is not None:
+                if isinstance(exc, StepEscaped):
+                    exc = exc.original
                 if pending is not None:
                     # Keep the init snapshot (only the step failed) and the lease and claims,
                     # so the failure below is recorded against this attempt.
@@ -400,13 +513,26 @@ class Worker:
         """Run init_snapshot or step under the step context; check the result as ``version``.
 
         Returns the accepted snapshot (a fresh copy), the JSON text to commit and the
-        time the engine returned (:meth:`Clock.local_ms`).
+        time the engine returned (:meth:`Clock.local_ms`). Whatever the engine raises fails
+        this attempt only: a ``BaseException`` (``SystemExit``, ``KeyboardInterrupt``,
+        ``GeneratorExit``, a ``CancelledError`` the runtime did not ask for) comes out as
+        :class:`StepEscaped`; only the runtime's own cancel comes out as a cancel.
         """
         with use_step_context(ctx):
-            if snap is None:
-                result: object = await engine.init_snapshot(item)
-            else:
-                result = await engine.step(snap, item)
+            try:
+                if snap is None:
+                    result: object = await engine.init_snapshot(item)
+                else:
+                    result = await engine.step(snap, item)
+            except asyncio.CancelledError as exc:
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
+                    raise
+                raise StepEscaped(exc) from exc
+            except Exception:
+                raise
+            except BaseException as exc:
+                raise StepEscaped(exc) from exc
             ended = Clock.local_ms()
             return (*accept(result, item, version=version, previous=snap), ended)
 
@@ -449,17 +575,16 @@ class Worker:
         except asyncio.QueueFull:
             log.warning("event sinks are too slow; dropped a %s event", etype)
 
-    async def _sink_pump(self) -> None:
-        while True:
-            event = await self.events.get()
-            await self._deliver(event)
+    async def _sink_pass(self) -> float:
+        await self._deliver(await self.events.get())
+        return 0.0
 
     async def _deliver(self, event: RuntimeEvent) -> None:
         for sink in self.sinks:
             try:
                 await sink(event)
-            except Exception:
-                log.exception("event sink %r failed", sink)
+            except Exception as exc:  # a sink's failure is logged once per kind, never fatal
+                self.health.loop(f"event sink {sink!r}").report(exc)
 
     async def _flush_sinks(self) -> None:
         while not self.events.empty():

@@ -41,6 +41,15 @@ local function emit(etype, work_id, step, version, data)
   return redis.call('XADD', EVENTS, 'MAXLEN', '~', EVENTS_MAXLEN, '*', unpack(f))
 end
 
+-- Append the event that finishes an item (or follows its finish) and keep its stream id in
+-- the meta ('fev'): the item's events end there. The id's time can be later than NOW (an
+-- event id never goes below the stream's last one), so 'finished' cannot mark that end.
+local function emit_final(meta, etype, work_id, step, version, data)
+  local eid = emit(etype, work_id, step, version, data)
+  redis.call('HSET', meta, 'fev', eid)
+  return eid
+end
+
 -- Per-minute counters for the console's throughput figures.
 local function stat(kind, n)
   redis.call('HINCRBY', STATS, tostring(math.floor(NOW / 60000)) .. ':' .. kind, n or 1)
@@ -53,7 +62,7 @@ local function set_state(meta, work_id, old, new)
   if TERMINAL[new] then
     redis.call('HSET', meta, 'finished', NOW)
   elseif old and TERMINAL[old] then
-    redis.call('HDEL', meta, 'finished')
+    redis.call('HDEL', meta, 'finished', 'fev')
   end
 end
 
@@ -156,9 +165,9 @@ end
 local function finish_cancel(meta, work_id, res_keys, resw_keys)
   local woken = release_lease(meta, work_id, res_keys, resw_keys)
   redis.call('HDEL', meta, 'cxl')
-  -- The item finishes now, when its holder lets go (its event window ends here).
+  -- The item finishes now, when its holder lets go (its events end with this one).
   redis.call('HSET', meta, 'updated', NOW, 'finished', NOW)
-  emit('released', work_id, meta_get(meta, 'step'), tonumber(meta_get(meta, 'v')),
+  emit_final(meta, 'released', work_id, meta_get(meta, 'step'), tonumber(meta_get(meta, 'v')),
     '{"reason":"cancelled"}')
   return woken
 end

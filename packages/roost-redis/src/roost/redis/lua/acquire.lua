@@ -68,7 +68,7 @@ if #busy > 0 then
 end
 if attempt >= max_attempts then
   set_state(meta, work_id, 'queued', 'dead')
-  emit('dead', work_id, f[8], tonumber(f[6]), '{"reason":"attempts exhausted"}')
+  emit_final(meta, 'dead', work_id, f[8], tonumber(f[6]), '{"reason":"attempts exhausted"}')
   stat('dead')
   return {'DEAD'}
 end

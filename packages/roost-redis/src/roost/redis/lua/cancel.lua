@@ -13,6 +13,6 @@ else
   redis.call('HDEL', meta, 'due')
 end
 set_state(meta, work_id, state, 'cancelled')
-emit('cancelled', work_id, f[2], tonumber(f[3]), cjson.encode({previous = state}))
+emit_final(meta, 'cancelled', work_id, f[2], tonumber(f[3]), cjson.encode({previous = state}))
 stat('cancelled')
 return {'OK', state}

@@ -73,5 +73,10 @@ else
   end
 end
 stat('committed')
-local eid = emit(etype, work_id, step, version, data)
+local eid
+if etype == 'done' then
+  eid = emit_final(meta, etype, work_id, step, version, data)
+else
+  eid = emit(etype, work_id, step, version, data)
+end
 return {'OK', version, eid, woken, NOW, due}

@@ -1,7 +1,8 @@
 -- Record a failed attempt; the snapshot is not touched. Item keys: meta, then nres
 -- resource keys and nres waiter keys.
 -- ARGV: work_id, token, epoch, op, error_json, backoff_ms, terminal ('1': the item cannot
--- run, go to 'failed' at once), nres, event data json.
+-- run, go to 'failed' at once), nres, event data json of a final failure ('failed' or
+-- 'dead': no retry follows, so it carries no delay), event data json of a retry.
 -- Returns {'RETRYING', due_ms, woken} / {'DEAD', woken} / {'FAILED', woken} or
 -- {'DUP'} / {'STALE'} / {'GONE'} / {'CANCELLED', woken}.
 local meta = KEYS[NS_KEYS + 1]
@@ -9,6 +10,7 @@ local work_id, token, epoch, op = ARGV[NS_ARGS + 1], ARGV[NS_ARGS + 2], ARGV[NS_
   ARGV[NS_ARGS + 4]
 local error_json, backoff = ARGV[NS_ARGS + 5], tonumber(ARGV[NS_ARGS + 6])
 local terminal, nres, data = ARGV[NS_ARGS + 7], tonumber(ARGV[NS_ARGS + 8]), ARGV[NS_ARGS + 9]
+local retry_data = ARGV[NS_ARGS + 10]
 local res_keys, resw_keys = res_block(NS_KEYS + 2, nres)
 
 local early, f = holder_call(meta, work_id, token, epoch, op, {'att', 'maxatt', 'step', 'v'},
@@ -20,18 +22,18 @@ local woken = release_lease(meta, work_id, res_keys, resw_keys)
 local version = tonumber(f.v)
 if terminal == '1' then
   set_state(meta, work_id, 'running', 'failed')
-  emit('failed', work_id, f.step, version, data)
+  emit_final(meta, 'failed', work_id, f.step, version, data)
   stat('failed')
   return {'FAILED', woken}
 end
 if tonumber(f.att) >= tonumber(f.maxatt) then
   set_state(meta, work_id, 'running', 'dead')
-  emit('dead', work_id, f.step, version, data)
+  emit_final(meta, 'dead', work_id, f.step, version, data)
   stat('dead')
   return {'DEAD', woken}
 end
 local due = NOW + backoff
 schedule_item(meta, work_id, 'running', 'retrying', due)
-emit('retrying', work_id, f.step, version, data)
+emit('retrying', work_id, f.step, version, retry_data)
 stat('retried')
 return {'RETRYING', due, woken}

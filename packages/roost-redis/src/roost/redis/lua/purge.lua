@@ -1,7 +1,8 @@
--- Delete finished items older than the retention cutoff, with their index entries (no
--- dangling entries). Item keys per item: meta, item, snap, hist, idem (or a placeholder).
--- ARGV: count, cutoff_ms, then per item: work_id. Returns the number deleted.
-local n, cutoff = tonumber(ARGV[NS_ARGS + 1]), tonumber(ARGV[NS_ARGS + 2])
+-- Delete finished items older than the retention, with their index entries (no dangling
+-- entries). Item keys per item: meta, item, snap, hist, idem (or a placeholder).
+-- ARGV: count, retention_ms, then per item: work_id. Returns the number deleted.
+-- Age is judged by the server's clock: an item must have finished retention_ms before NOW.
+local n, cutoff = tonumber(ARGV[NS_ARGS + 1]), NOW - tonumber(ARGV[NS_ARGS + 2])
 local deleted = 0
 for i = 0, n - 1 do
   local k = NS_KEYS + 1 + i * 5

@@ -23,13 +23,13 @@ for _ = 1, n do
     if f[1] == 'cancelled' then
       redis.call('HDEL', meta, 'cxl')
       redis.call('HSET', meta, 'updated', NOW, 'finished', NOW)
-      emit('released', work_id, f[8], version, '{"reason":"cancelled"}')
+      emit_final(meta, 'released', work_id, f[8], version, '{"reason":"cancelled"}')
     elseif tonumber(f[4]) >= tonumber(f[5]) then
       redis.call('HSET', meta, 'err', cjson.encode({type = 'WorkerLost',
         message = 'lease expired during attempt ' .. f[4] .. ' on worker ' .. (f[7] or '?'),
         attempt = tonumber(f[4]), ts = NOW / 1000}))
       set_state(meta, work_id, f[1], 'dead')
-      emit('dead', work_id, f[8], version, info)
+      emit_final(meta, 'dead', work_id, f[8], version, info)
       stat('dead')
       dead = dead + 1
     else
