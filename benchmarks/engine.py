@@ -22,6 +22,13 @@ from typing import Any
 from roost.runtime import Snapshot, WorkItem, step_context
 
 ENGINE_ID = "bench"
+STATE_PAD = 200
+"""Padding that makes the state a step carries about 220 bytes of JSON."""
+
+
+def bench_state(pad: int = STATE_PAD) -> dict[str, Any]:
+    """The state an item starts with: a step counter and ``pad`` characters."""
+    return {"n": 0, "pad": "x" * pad} if pad else {"n": 0}
 
 
 def _record(data: dict[str, Any], payload: dict[str, Any], start: float) -> dict[str, Any]:
@@ -38,9 +45,7 @@ class BenchEngine:
     async def init_snapshot(self, item: WorkItem) -> Snapshot:
         start = time.time()
         payload = item.payload
-        data: dict[str, Any] = {"n": 0}
-        if payload.get("pad"):
-            data["pad"] = "x" * int(payload["pad"])
+        data = bench_state(int(payload.get("pad", 0)))
         steps = int(payload.get("steps", 5))
         return Snapshot(
             work_id=item.work_id,

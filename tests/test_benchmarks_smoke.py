@@ -21,6 +21,7 @@ BENCHMARKS = ["enqueue", "throughput", "latency", "delay", "scale", "cost", "cra
 ROW_KEYS = {"group", "name", "value", "unit", "baseline", "baseline_name", "ratio", "target"}
 EXPECTED = {
     "steps/s, 1 process, c10",
+    "steps/s, roost worker CLI, 1 process, c50",
     "steps/s, 2 processes, c10 each",
     "enqueue, one at a time",
     "enqueue_many, one call",
@@ -98,9 +99,20 @@ def test_quick_run_writes_a_table_and_well_formed_json(tmp_path: Path) -> None:
             assert row["met"] is None, row
         else:
             assert isinstance(row["met"], bool), row
-    for name in ("steps/s, 1 process, c10", "enqueue to step start, p50"):
+    for name in (
+        "steps/s, 1 process, c10",
+        "steps/s, roost worker CLI, 1 process, c50",
+        "enqueue to step start, p50",
+    ):
         row = next(r for r in rows if r["name"] == name)
         assert row["value"] > 0 and row["baseline"] > 0
+    steps = next(r for r in rows if r["name"] == "steps/s, 1 process, c10")
+    assert steps["baseline_name"].startswith("SAQ chained jobs")
+    (roost_run,) = steps["extra"]["runs"]
+    (saq_run,) = steps["extra"]["baseline_runs"]
+    # User steps only on both sides: Roost's init commits are left out of its count.
+    assert roost_run["steps"] == 60 * 2 == roost_run["units"] - 60
+    assert saq_run["jobs"] == 60 * 2
 
     table = md.read_text().splitlines()
     assert table[0].startswith("| group | measurement | value | unit | baseline")
