@@ -11,6 +11,7 @@ Payload keys (all optional):
   item goes straight to ``failed``.
 - ``hang``: seconds the step at ``hang_at`` (a call index, default 1) sleeps on its first
   attempt (the crash benchmark kills the worker meanwhile).
+- ``sleep``: seconds every step sleeps (the peers' crash runs give steps a duration).
 """
 
 from __future__ import annotations
@@ -19,16 +20,10 @@ import asyncio
 import time
 from typing import Any
 
+from benchmarks.core import bench_state
 from roost.runtime import Snapshot, WorkItem, step_context
 
 ENGINE_ID = "bench"
-STATE_PAD = 200
-"""Padding that makes the state a step carries about 220 bytes of JSON."""
-
-
-def bench_state(pad: int = STATE_PAD) -> dict[str, Any]:
-    """The state an item starts with: a step counter and ``pad`` characters."""
-    return {"n": 0, "pad": "x" * pad} if pad else {"n": 0}
 
 
 def _record(data: dict[str, Any], payload: dict[str, Any], start: float) -> dict[str, Any]:
@@ -63,6 +58,8 @@ class BenchEngine:
         if payload.get("hang") and n == int(payload.get("hang_at", 1)):
             if step_context().attempt == 1:
                 await asyncio.sleep(float(payload["hang"]))
+        if payload.get("sleep"):
+            await asyncio.sleep(float(payload["sleep"]))
         data = dict(snapshot.data)
         data["n"] = n
         return Snapshot(

@@ -22,7 +22,8 @@ from typing import TYPE_CHECKING, Any
 import redis.asyncio as aioredis
 import saq
 
-from benchmarks.engine import ENGINE_ID, bench_state
+from benchmarks.core import bench_state
+from benchmarks.engine import ENGINE_ID
 from benchmarks.procs import (
     AnyWorker,
     cpu_seconds,

@@ -12,8 +12,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from benchmarks.core import Row, Target, median
-from benchmarks.engine import STATE_PAD, bench_state
+from benchmarks.core import STATE_PAD, Row, Target, bench_state, median
 from benchmarks.runs import RunResult, roost_drain, saq_drain
 
 if TYPE_CHECKING:
