@@ -1,12 +1,12 @@
 """The DBOS peer: the benchmark workload as DBOS workflows on a DBOS queue.
 
-``python -m benchmarks.peer_dbos enqueue|work URL ...`` (see :mod:`benchmarks.peers` for the
-protocol). An item is a workflow of ``steps`` steps, each a ``@DBOS.step`` that returns the
-next state; DBOS checkpoints every step's output in its system database before the workflow
-goes on. ``enqueue`` puts the items on a queue without taking any (it listens to no queue);
-``work`` launches a worker that takes them ``concurrency`` at a time. A restarted ``work``
-process has the same executor id (DBOS's ``local``), so DBOS recovers its predecessor's
-workflows at launch.
+``python -m benchmarks.peer_dbos enqueue|work URL ...`` (see :mod:`benchmarks.peer_proto`
+for the protocol). An item is a workflow of ``steps`` steps, each a ``@DBOS.step`` that
+returns the next state; DBOS checkpoints every step's output in its system database before
+the workflow goes on. ``enqueue`` puts the items on a queue without taking any (it listens to
+no queue); ``work`` launches a worker that takes them ``concurrency`` at a time. A restarted
+``work`` process has the same executor id (DBOS's ``local``), so DBOS recovers its
+predecessor's workflows at launch.
 """
 
 from __future__ import annotations

@@ -1,12 +1,12 @@
 """The LangGraph peer: the benchmark workload as a LangGraph graph with its SQLite checkpointer.
 
-``python -m benchmarks.peer_langgraph work PATH ...`` (see :mod:`benchmarks.peer_proto`). An
-item is a thread of a one-node graph that loops ``steps`` times; LangGraph saves a checkpoint
-of the state after every super-step (its default ``async`` durability). LangGraph has no
-queue and no worker: the program runs items ``concurrency`` at a time with
-``asyncio.gather``. On a restart it does what a user has to: asks the checkpointer for every
-item's state, resumes the unfinished ones (``ainvoke(None)``), first those that had
-started, and starts the rest.
+``python -m benchmarks.peer_langgraph work sqlite:///PATH ...`` (see
+:mod:`benchmarks.peer_proto`). An item is a thread of a one-node graph that loops ``steps``
+times; LangGraph saves a checkpoint of the state after every super-step (its default
+``async`` durability). LangGraph has no queue and no worker: the program runs items
+``concurrency`` at a time with ``asyncio.gather``. On a restart it does what a user has to:
+asks the checkpointer for every item's state, resumes the unfinished ones (``ainvoke(None)``),
+first those that had started, and starts the rest.
 """
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ async def plan(graph: Any, items: int) -> list[tuple[int, bool]]:
 async def work(argv: list[str]) -> None:
     args = parse_args(argv)
     PROGRESS.open(args)
-    async with aiosqlite.connect(args.url) as conn:
+    async with aiosqlite.connect(args.url.removeprefix("sqlite:///")) as conn:
         if not args.fsync:
             # Commits reach the OS at once and the disk at WAL checkpoints, as Redis with
             # appendfsync everysec does, instead of an fsync per commit.

@@ -71,8 +71,7 @@ class Stores:
         if peer.store == "postgres":
             assert self.postgres_url is not None
             return f"{self.postgres_url}_{self.n}", log
-        path = self.dir / f"{name}.sqlite"
-        return (f"sqlite:///{path}" if peer.queue else str(path)), log
+        return f"sqlite:///{self.dir / name}.sqlite", log
 
 
 async def run(ctx: Context) -> None:
