@@ -226,30 +226,24 @@ async def roost_crash(ctx: Context, work: Workload, ttl: float) -> dict[str, flo
             async with swarm_for(server.url, ctx) as swarm:
                 await swarm.enqueue_many(bench_items(work.items, payload))
                 workers[0].go()
+                progress = _RoostProgress(swarm)
                 kill_at = work.items * work.steps // 3
-                while await _roost_steps(swarm) < kill_at:
+                while sum(progress.steps.values()) < kill_at:
                     workers[0].check()
+                    await progress.read()
                     await asyncio.sleep(0.01)
                 t_kill = time.time()
                 workers[0].kill()
-                events = await _all_events(swarm)
-                done: dict[str, int] = {}
-                for e in events:
-                    if e.type in ("committed", "done") and e.version is not None:
-                        done[e.work_id] = max(done.get(e.work_id, 0), e.version - 1)
-                under_way = _under_way(done, work.steps)
-                last = events[-1].id if events else "0-0"
+                await progress.read()
+                under_way = _under_way(progress.steps, work.steps)
                 t_restart = time.time()
                 workers += spawn_workers(ctx.log_dir, [cfg], label="peer-crash")
                 workers[-1].go()  # returns once the worker takes work
                 ready = time.time() - t_restart
-                any_step: float | None = None
                 deadline = time.monotonic() + ttl * 3 + 60
+                any_step: float | None = None
                 while time.monotonic() < deadline:
-                    for e in await _all_events(swarm, after=last):
-                        last = e.id
-                        if e.type not in ("committed", "done"):
-                            continue
+                    for e in await progress.read():
                         any_step = any_step or e.ts
                         if e.work_id in under_way:
                             return {
@@ -265,9 +259,23 @@ async def roost_crash(ctx: Context, work: Workload, ttl: float) -> dict[str, flo
             stop_all(workers, graceful=False)
 
 
-async def _roost_steps(swarm: RedisSwarm) -> int:
-    stats: dict[str, str] = await swarm.client.hgetall(swarm.keys.stats)
-    return sum(int(v) for k, v in stats.items() if k.endswith(":committed"))
+class _RoostProgress:
+    """Steps done per item, from the event stream, read on from where it left off."""
+
+    def __init__(self, swarm: RedisSwarm) -> None:
+        self.swarm = swarm
+        self.steps: dict[str, int] = {}
+        self.last = "0-0"
+
+    async def read(self) -> list[RuntimeEvent]:
+        """Read the new events; return the user steps among them (init commits left out)."""
+        new: list[RuntimeEvent] = []
+        for e in await _all_events(self.swarm, after=self.last):
+            self.last = e.id
+            if e.type in ("committed", "done") and e.version is not None and e.version > 1:
+                self.steps[e.work_id] = max(self.steps.get(e.work_id, 0), e.version - 1)
+                new.append(e)
+        return new
 
 
 async def _all_events(swarm: RedisSwarm, after: str = "0-0") -> list[RuntimeEvent]:
