@@ -100,16 +100,19 @@ class PeerProc:
             try:
                 report = self.reports.get(timeout=0.02)
             except queue.Empty:
-                if self.proc.poll() is not None and self.reports.empty():
-                    tail = self.log.read_text(errors="replace")[-3000:]
-                    raise RuntimeError(
-                        f"{self.proc.args} exited with {self.proc.returncode}:\n{tail}"
-                    ) from None
+                if self.reports.empty():
+                    self.check()
                 continue
             if report.get("event") != event:
                 raise RuntimeError(f"expected {event!r}, got {report}")
             return report
         raise TimeoutError(f"no {event!r} from {self.proc.args} within {timeout:g} s")
+
+    def check(self) -> None:
+        """Raise (with the end of its log) if the process has exited."""
+        if self.proc.poll() is not None:
+            tail = self.log.read_text(errors="replace")[-3000:]
+            raise RuntimeError(f"{self.proc.args} exited with {self.proc.returncode}:\n{tail}")
 
     def kill(self) -> None:
         """SIGKILL (a crash, or the end of a run: the store is thrown away)."""
@@ -174,6 +177,7 @@ def peer_crash(peer: Peer, url: str, work: Workload, log: Path) -> dict[str, flo
         kill_at = work.items * work.steps // 3
         deadline = time.monotonic() + RUN_TIMEOUT
         while len(_progress(path)) < kill_at:
+            first.check()
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{peer.label} made {len(_progress(path))} steps")
             time.sleep(0.01)
@@ -185,24 +189,20 @@ def peer_crash(peer: Peer, url: str, work: Workload, log: Path) -> dict[str, flo
         under_way = _under_way(done, work.steps)
         t_restart = time.time()
         second = PeerProc(peer, "work", url, args, log)
-        ready = 0.0
         while time.monotonic() < deadline:
-            if not ready and not second.reports.empty():
-                ready = second.wait_for("ready")["received"] - t_restart
-            moved = [t for item, _s, t, pid in _progress(path) if pid == second.pid]
-            resumed = [
-                t for item, _s, t, pid in _progress(path) if pid == second.pid and item in under_way
-            ]
+            mine = [(item, t) for item, _s, t, pid in _progress(path) if pid == second.pid]
+            resumed = [t for item, t in mine if item in under_way]
             if resumed:
+                # DBOS may step recovered workflows before it reports ready.
+                ready = second.wait_for("ready", timeout=30)["received"]
                 return {
                     "resume": min(resumed) - t_restart,
                     "after_kill": min(resumed) - t_kill,
-                    "any_step": min(moved) - t_restart,
-                    "ready": ready,
+                    "any_step": min(t for _item, t in mine) - t_restart,
+                    "ready": ready - t_restart,
                     "under_way": len(under_way),
                 }
-            if second.proc.poll() is not None:
-                second.wait_for("ready", timeout=0)  # raises with its log
+            second.check()
             time.sleep(0.01)
         raise TimeoutError(f"{peer.label}: no item under way at the kill moved again")
     finally:
