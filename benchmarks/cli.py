@@ -21,7 +21,7 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-from benchmarks import cost, crash, delay, enqueue, latency, profile, scale, throughput
+from benchmarks import cost, crash, delay, enqueue, latency, peers, profile, scale, throughput
 from benchmarks.core import Context
 from benchmarks.procs import ROOT, start_fork_server
 from benchmarks.report import markdown_table
@@ -34,10 +34,11 @@ BENCHMARKS: dict[str, Callable[[Context], Awaitable[None]]] = {
     "scale": scale.run,
     "cost": cost.run,
     "crash": crash.run,
+    "peers": peers.run,
     "profile": profile.run,
 }
-DEFAULT = ["enqueue", "throughput", "latency", "delay", "scale", "cost", "crash"]
-"""What runs without names: every benchmark but ``profile``."""
+DEFAULT = ["enqueue", "throughput", "latency", "delay", "scale", "cost", "crash", "peers"]
+"""What runs without names: every benchmark but ``profile`` (``peers`` only if installed)."""
 
 FULL: dict[str, Any] = {
     "items": 2000,
@@ -62,6 +63,11 @@ FULL: dict[str, Any] = {
     "crash_trials": 3,
     "kill_after": 0.1,
     "profile_concurrency": 10,
+    "peer_dbos_poll": 0.1,
+    "peer_fsync": False,
+    "peer_crash_items": 200,
+    "peer_crash_pause": 0.1,
+    "peer_crash_trials": 3,
 }
 
 QUICK: dict[str, Any] = {
@@ -86,6 +92,8 @@ QUICK: dict[str, Any] = {
     "crash_ttl": 1.0,
     "crash_trials": 1,
     "kill_after": 0.1,
+    "peer_crash_items": 60,
+    "peer_crash_trials": 1,
 }
 
 

@@ -9,6 +9,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+STATE_PAD = 200
+"""Padding that makes the state a step carries about 220 bytes of JSON."""
+
+
+def bench_state(pad: int = STATE_PAD) -> dict[str, Any]:
+    """The state an item starts with: a step counter and ``pad`` characters."""
+    return {"n": 0, "pad": "x" * pad} if pad else {"n": 0}
+
 
 @dataclass(frozen=True)
 class Target:

@@ -11,6 +11,7 @@ Payload keys (all optional):
   item goes straight to ``failed``.
 - ``hang``: seconds the step at ``hang_at`` (a call index, default 1) sleeps on its first
   attempt (the crash benchmark kills the worker meanwhile).
+- ``sleep``: seconds every step sleeps (the peers' crash runs give steps a duration).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import asyncio
 import time
 from typing import Any
 
+from benchmarks.core import bench_state
 from roost.runtime import Snapshot, WorkItem, step_context
 
 ENGINE_ID = "bench"
@@ -38,9 +40,7 @@ class BenchEngine:
     async def init_snapshot(self, item: WorkItem) -> Snapshot:
         start = time.time()
         payload = item.payload
-        data: dict[str, Any] = {"n": 0}
-        if payload.get("pad"):
-            data["pad"] = "x" * int(payload["pad"])
+        data = bench_state(int(payload.get("pad", 0)))
         steps = int(payload.get("steps", 5))
         return Snapshot(
             work_id=item.work_id,
@@ -58,6 +58,8 @@ class BenchEngine:
         if payload.get("hang") and n == int(payload.get("hang_at", 1)):
             if step_context().attempt == 1:
                 await asyncio.sleep(float(payload["hang"]))
+        if payload.get("sleep"):
+            await asyncio.sleep(float(payload["sleep"]))
         data = dict(snapshot.data)
         data["n"] = n
         return Snapshot(

@@ -7,6 +7,8 @@ import json
 import multiprocessing
 import os
 import signal
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
@@ -162,7 +164,117 @@ class WorkerProc:
         self._conn.close()
 
 
-def stop_all(procs: Sequence[WorkerProc], graceful: bool = True) -> list[dict[str, Any]]:
+CLI_BANNER = "Ctrl-C stops gracefully"
+"""The last line ``roost worker`` prints before it takes work."""
+
+ENTRY_POINTS = """[roost.engines]
+bench = benchmarks.engine:build_engine
+"""
+
+
+def cli_plugin_path(tmp: Path) -> Path:
+    """A directory holding the metadata of a distribution that registers the bench engine.
+
+    On ``PYTHONPATH`` it makes ``roost worker`` find the engine through its entry point,
+    as it finds any installed engine.
+    """
+    info = tmp / "cli-plugin" / "roost_bench_engine-0.dist-info"
+    if not info.is_dir():
+        info.mkdir(parents=True)
+        (info / "METADATA").write_text(
+            "Metadata-Version: 2.1\nName: roost-bench-engine\nVersion: 0\n"
+        )
+        (info / "entry_points.txt").write_text(ENTRY_POINTS)
+    return info.parent
+
+
+class CliWorkerProc:
+    """A ``roost worker`` process: the CLI users run, started on ``go()``.
+
+    It takes work as soon as it is connected, so it is started only when the run begins;
+    ``go()`` returns once it has printed its banner (imports and connecting done). Its
+    output, a line per step, goes to a log file as it would under a process supervisor.
+    """
+
+    def __init__(self, log_dir: Path, label: str, cfg: dict[str, Any]) -> None:
+        self.label = label
+        self.log_path = log_dir / f"worker-{label}-{time.monotonic_ns()}.log"
+        self.cfg = cfg
+        self.counters: dict[str, Any] = {}
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc is not None else None
+
+    def wait_connected(self, timeout: float = 60.0) -> None:
+        """Nothing to wait for: the process starts on ``go()``."""
+
+    def go(self, timeout: float = 60.0) -> None:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("ROOST_")}
+        env.update(self.cfg["env"])
+        env.pop("ROOST_DISABLE_PLUGIN_AUTOLOAD", None)
+        plugin = cli_plugin_path(Path(self.cfg["env"]["ROOST_HOME"]).parent)
+        env["PYTHONPATH"] = os.pathsep.join([str(plugin), str(ROOT)])
+        command = [sys.executable, "-m", "roost.cli", "worker", "--engines", "bench"]
+        command += ["--concurrency", str(self.cfg["concurrency"])]
+        with self.log_path.open("wb") as log:
+            self.proc = subprocess.Popen(
+                command, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=ROOT
+            )
+        deadline = time.monotonic() + timeout
+        while CLI_BANNER not in self._log_tail():
+            self.check()
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"worker {self.label} printed no banner; {self.log_path}")
+            time.sleep(0.005)
+
+    def _log_tail(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-3000:]
+        except OSError:
+            return "(no log)"
+
+    def check(self) -> None:
+        """Raise (with the end of its log) if the process has exited."""
+        if self.proc is not None and self.proc.poll() is not None:
+            raise RuntimeError(
+                f"worker {self.label} exited with {self.proc.returncode}; {self.log_path}:\n"
+                + self._log_tail()
+            )
+
+    def cpu(self) -> float:
+        return cpu_seconds(self.pid)
+
+    def cpu_wait(self) -> float:
+        return cpu_wait_seconds(self.pid)
+
+    def terminate(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+
+    def stop(self, timeout: float = 20.0) -> dict[str, Any]:
+        """SIGTERM (graceful stop) and wait; a process that outstays ``timeout`` is killed."""
+        self.terminate()
+        if self.proc is not None:
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        return self.counters
+
+    def kill(self) -> None:
+        """SIGKILL (a crash)."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+        if self.proc is not None:
+            self.proc.wait(10)
+
+
+AnyWorker = WorkerProc | CliWorkerProc
+
+
+def stop_all(procs: Sequence[AnyWorker], graceful: bool = True) -> list[dict[str, Any]]:
     """Stop workers together; return their counters.
 
     A graceful stop takes up to a second (a Roost worker notices SIGTERM when its blocking
@@ -180,12 +292,18 @@ def stop_all(procs: Sequence[WorkerProc], graceful: bool = True) -> list[dict[st
 
 def spawn_workers(
     log_dir: Path, cfgs: Sequence[dict[str, Any]], label: str = "w"
-) -> list[WorkerProc]:
-    """Spawn one child per config at once; their imports overlap whatever runs next."""
-    return [WorkerProc(log_dir, f"{label}{i}", cfg) for i, cfg in enumerate(cfgs)]
+) -> list[AnyWorker]:
+    """Spawn one child per config at once; their imports overlap whatever runs next.
+
+    A ``roost worker`` CLI config (``kind`` ``roost-cli``) only starts on ``go()``.
+    """
+    return [
+        (CliWorkerProc if cfg["kind"] == "roost-cli" else WorkerProc)(log_dir, f"{label}{i}", cfg)
+        for i, cfg in enumerate(cfgs)
+    ]
 
 
-def wait_connected(procs: Sequence[WorkerProc]) -> None:
+def wait_connected(procs: Sequence[AnyWorker]) -> None:
     """Wait until every child is connected; kill them all if one fails."""
     try:
         for proc in procs:
@@ -200,7 +318,7 @@ def start_workers(
     log_dir: Path, cfgs: Sequence[dict[str, Any]], label: str = "w"
 ) -> list[WorkerProc]:
     """Spawn one child per config and wait until all are connected."""
-    procs = spawn_workers(log_dir, cfgs, label)
+    procs = [WorkerProc(log_dir, f"{label}{i}", cfg) for i, cfg in enumerate(cfgs)]
     wait_connected(procs)
     return procs
 
@@ -211,11 +329,15 @@ def roost_cfg(
     namespace: str = "bench",
     concurrency: int = 10,
     count: bool = False,
+    cli: bool = False,
     **env: str,
 ) -> dict[str, Any]:
-    """The config of a Roost worker child: settings as ROOST_* variables."""
+    """The config of a Roost worker child (``cli``: a ``roost worker`` process instead).
+
+    Settings go as ROOST_* variables.
+    """
     return {
-        "kind": "roost",
+        "kind": "roost-cli" if cli else "roost",
         "url": url,
         "concurrency": concurrency,
         "count": count,

@@ -1,11 +1,13 @@
 """Drain runs: enqueue everything, start the workers together, time until all is done.
 
 A Roost run enqueues ``items`` items of ``steps`` no-op steps with ``enqueue_many``, then
-releases the workers at once. Its throughput is *commits* (``init_snapshot`` and every
-``step``: ``steps + 1`` per item) per second from the first step start (the first event after
-the release) to the last commit (the last event), both stamped by the server. A SAQ run
-enqueues ``jobs`` no-op jobs and times them the same way from the jobs' own ``started`` and
-``completed`` stamps. Workers, and the measuring process, each have their own process.
+releases the workers at once. It commits ``steps + 1`` snapshots per item (``init_snapshot``
+and every ``step``); its throughput is user *steps* (the init commit is not one) per second
+from the first step start (the first event after the release) to the last commit (the last
+event), both stamped by the server. A SAQ run enqueues ``jobs`` no-op jobs, or ``items``
+chains of ``steps`` jobs that carry a state from one job to the next, and times them the same
+way from the jobs' own ``started`` and ``completed`` stamps. Workers, and the measuring
+process, each have their own process.
 """
 
 from __future__ import annotations
@@ -20,9 +22,10 @@ from typing import TYPE_CHECKING, Any
 import redis.asyncio as aioredis
 import saq
 
+from benchmarks.core import bench_state
 from benchmarks.engine import ENGINE_ID
 from benchmarks.procs import (
-    WorkerProc,
+    AnyWorker,
     cpu_seconds,
     cpu_wait_seconds,
     private_server,
@@ -49,6 +52,7 @@ class RunResult:
 
     kind: str
     units: int  # commits (Roost) or jobs (SAQ)
+    steps: int  # user steps: commits less init commits (Roost) or jobs (SAQ)
     wall: float  # first start -> last commit/completion, seconds
     worker_cpu: float
     server_cpu: float
@@ -66,7 +70,13 @@ class RunResult:
 
     @property
     def rate(self) -> float:
+        """Commits (Roost) or jobs (SAQ) per second."""
         return self.units / self.wall if self.wall > 0 else 0.0
+
+    @property
+    def step_rate(self) -> float:
+        """User steps per second."""
+        return self.steps / self.wall if self.wall > 0 else 0.0
 
 
 def settings_for(url: str, ctx: Context, namespace: str = "bench", **over: Any) -> RoostSettings:
@@ -144,7 +154,7 @@ def stats_delta(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]
 
 
 async def poll_until(
-    check: Any, within: float = DRAIN_TIMEOUT, workers: Sequence[WorkerProc] = ()
+    check: Any, within: float = DRAIN_TIMEOUT, workers: Sequence[AnyWorker] = ()
 ) -> int:
     """Poll ``check()`` every POLL seconds until true; return the number of polls.
 
@@ -197,7 +207,9 @@ async def roost_drain(
     count: bool = False,
     payload: dict[str, Any] | None = None,
     slowlog: bool = False,
-    on_start: Callable[[list[WorkerProc]], Any] | None = None,
+    on_start: Callable[[list[AnyWorker]], Any] | None = None,
+    appendonly: bool = False,
+    cli: bool = False,
     **env: str,
 ) -> RunResult:
     """Drain ``items`` items through ``procs`` Roost worker processes.
@@ -205,11 +217,15 @@ async def roost_drain(
     With ``count``, workers count what they send; with ``count`` or ``slowlog`` the server
     logs every command's time (SLOWLOG with a 0 threshold), kept in ``extra["slowlog"]``.
     ``on_start(workers)`` runs just before the workers are released (a profiler attaches).
+    ``appendonly`` turns the server's append-only file on (``appendfsync everysec``);
+    ``cli`` runs ``roost worker`` processes instead of library workers (``run_worker``).
     """
     payload = {"steps": steps, **(payload or {})}
     slowlog = slowlog or count
-    with private_server(ctx.tmp) as server:
-        cfg = roost_cfg(server.url, ctx.tmp / "home", concurrency=concurrency, count=count, **env)
+    with private_server(ctx.tmp, appendonly=appendonly) as server:
+        cfg = roost_cfg(
+            server.url, ctx.tmp / "home", concurrency=concurrency, count=count, cli=cli, **env
+        )
         workers = spawn_workers(ctx.log_dir, [cfg] * procs, label="roost")
         try:
             async with swarm_for(server.url, ctx) as swarm:
@@ -227,12 +243,13 @@ async def roost_drain(
                     await on_start(workers)
                 await client.config_resetstat()
                 before = await server_stats(client)
-                cpu0 = [w.cpu() for w in workers]
                 scpu0 = cpu_seconds(server.pid)
-                wait0 = sum(w.cpu_wait() for w in workers) + cpu_wait_seconds(server.pid)
+                swait0 = cpu_wait_seconds(server.pid)
                 t_go = time.time()
                 for w in workers:
-                    w.go()
+                    w.go()  # a CLI worker starts here, and returns once it takes work
+                cpu0 = [w.cpu() for w in workers]
+                wait0 = sum(w.cpu_wait() for w in workers) + swait0
 
                 async def finished() -> bool:
                     return int(await client.zcard(done_key)) >= items
@@ -252,8 +269,9 @@ async def roost_drain(
     t_first = int(first[0][0].split("-")[0]) / 1000.0
     t_last = int(last[0][0].split("-")[0]) / 1000.0
     return RunResult(
-        kind="roost",
+        kind="roost-cli" if cli else "roost",
         units=commits,
+        steps=commits - items,
         wall=t_last - t_first,
         worker_cpu=worker_cpu,
         server_cpu=server_cpu,
@@ -279,6 +297,23 @@ async def saq_enqueue_all(queue: saq.Queue, n: int, function: str = "noop") -> l
     return ids
 
 
+async def saq_enqueue_chains(queue: saq.Queue, items: int, steps: int) -> list[str]:
+    """Enqueue the first job of ``items`` chains; return the ids of all their jobs.
+
+    Each job runs one step and enqueues the next (``benchmarks.worker.chain``), under the
+    key ``<item>.<step>``, so every id is known in advance.
+    """
+    state = bench_state()
+    for start in range(0, items, 500):
+        await asyncio.gather(
+            *(
+                queue.enqueue("chain", key=f"{i}.1", item=i, step=1, steps=steps, state=state)
+                for i in range(start, min(items, start + 500))
+            )
+        )
+    return [queue.job_id(f"{i}.{s}") for i in range(items) for s in range(1, steps + 1)]
+
+
 async def saq_job_times(client: aioredis.Redis, ids: list[str]) -> tuple[float, float, int, int]:
     """(first started, last completed, completed, not completed) of SAQ job records.
 
@@ -300,10 +335,23 @@ async def saq_job_times(client: aioredis.Redis, ids: list[str]) -> tuple[float, 
 
 
 async def saq_drain(
-    ctx: Context, *, jobs: int, procs: int = 1, concurrency: int = 10, count: bool = False
+    ctx: Context,
+    *,
+    jobs: int = 0,
+    items: int = 0,
+    steps: int = 0,
+    procs: int = 1,
+    concurrency: int = 10,
+    count: bool = False,
+    appendonly: bool = False,
 ) -> RunResult:
-    """Drain ``jobs`` no-op jobs through ``procs`` stock ``saq.Worker`` processes."""
-    with private_server(ctx.tmp) as server:
+    """Drain jobs through ``procs`` stock ``saq.Worker`` processes.
+
+    Either ``jobs`` independent no-op jobs, or ``items`` chains of ``steps`` jobs, each job
+    one step that hands its state to the next (see ``benchmarks.worker.chain``).
+    ``appendonly`` turns the server's append-only file on (``appendfsync everysec``).
+    """
+    with private_server(ctx.tmp, appendonly=appendonly) as server:
         cfg = saq_cfg(server.url, concurrency=concurrency, count=count)
         workers = spawn_workers(ctx.log_dir, [cfg] * procs, label="saq")
         try:
@@ -312,7 +360,10 @@ async def saq_drain(
             try:
                 before_mem = await server_stats(client)
                 keyspace0 = await keyspace_bytes(client) if count else 0
-                ids = await saq_enqueue_all(queue, jobs)
+                if items:
+                    ids = await saq_enqueue_chains(queue, items, steps)
+                else:
+                    ids = await saq_enqueue_all(queue, jobs)
                 wait_connected(workers)
                 incomplete = queue.namespace("incomplete")  # type: ignore[attr-defined]
                 await client.config_resetstat()
@@ -342,6 +393,7 @@ async def saq_drain(
     return RunResult(
         kind="saq",
         units=complete,
+        steps=complete,
         wall=t_last - t_first,
         worker_cpu=worker_cpu,
         server_cpu=server_cpu,

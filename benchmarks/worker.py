@@ -94,6 +94,33 @@ async def noop(ctx: dict[str, Any]) -> None:
     """The raw SAQ baseline job: does nothing."""
 
 
+async def chain(
+    ctx: dict[str, Any], *, item: int, step: int, steps: int, state: dict[str, Any]
+) -> dict[str, Any]:
+    """One step of a SAQ chain: the step's state goes to the job of the next step.
+
+    SAQ writes a job, its arguments included, to Redis when it is enqueued, so handing the
+    state to the next job is how a SAQ user persists it: one write per step, which also
+    schedules the next step. The key ``<item>.<step>`` makes a retried step's enqueue of
+    the next one a no-op while that job is pending. The last state is the last job's result.
+    """
+    state = {**state, "n": int(state["n"]) + 1}
+    if step < steps:
+        await (
+            ctx["job"]
+            .get_queue()
+            .enqueue(
+                "chain",
+                key=f"{item}.{step + 1}",
+                item=item,
+                step=step + 1,
+                steps=steps,
+                state=state,
+            )
+        )
+    return state
+
+
 async def stamp(ctx: dict[str, Any]) -> float:
     """A SAQ job that returns when it started (latency baseline)."""
     return time.time()
@@ -118,7 +145,7 @@ async def run_saq(cfg: dict[str, Any], conn: Connection) -> None:
 
     queue = saq.Queue.from_url(cfg["url"], name=cfg.get("queue", "default"))
     await queue.connect()
-    worker = saq.Worker(queue, functions=[noop, stamp], concurrency=int(cfg["concurrency"]))
+    worker = saq.Worker(queue, functions=[noop, chain, stamp], concurrency=int(cfg["concurrency"]))
     conn.send_bytes(b"connected")
     await asyncio.to_thread(conn.recv_bytes)
     COUNTER.reset()
