@@ -13,7 +13,8 @@ import pytest
 from cli_support import Cli, Target, read_until, start_worker, stop
 
 from roost.redis.server import EmbeddedServer
-from roost.runtime import WorkState
+from roost.runtime import WorkItem, WorkState
+from roost.runtime.workspace import workspace_name
 
 WORK_ID = re.compile(r"[0-9a-f]{32}")
 
@@ -305,3 +306,17 @@ def test_engines_with_an_unreachable_url_still_lists_engines(cli: Cli) -> None:
     body = json.loads(result.stdout)
     assert body["workers"] is None and "cannot reach Redis" in body["note"]
     assert [e["engine"] for e in body["engines"]] == ["watchlist"]
+
+
+@pytest.mark.parametrize("work_id", ["A:B/C", "x/../../../escaped", "Upper.Case@host"])
+def test_workspace_path_of_an_odd_id_is_one_directory_under_the_root(
+    cli: Cli, work_id: str
+) -> None:
+    cli.swarm_call(lambda s: s.enqueue_many([WorkItem(work_id=work_id, engine="watchlist")]))
+    result = cli("workspace-path", work_id)
+    assert result.code == 0, result.stderr
+    path = Path(result.stdout.strip())
+    root = cli.settings().workspaces
+    assert path.parent == root
+    assert path.name == workspace_name(work_id) and "/" not in path.name
+    assert json.loads(cli("workspace-path", work_id, "--json").stdout)["path"] == str(path)

@@ -21,6 +21,7 @@ from roost.cli.context import (
 from roost.redis.server import EmbeddedServer
 from roost.runtime import Registry, RoostSettings, RuntimeEvent, WorkState
 from roost.runtime.models import validate_name
+from roost.runtime.workspace import workspace_dir
 
 __all__ = [
     "artifact_show",
@@ -240,14 +241,18 @@ def workspace_path(
         bool, typer.Option("--json", help='Print {"work_id", "path", "exists"} as JSON.')
     ] = False,
 ) -> None:
-    """Print the work item's workspace directory (its engine's scratch space)."""
+    """Print the work item's workspace directory (its engine's scratch space).
+
+    Each work id has one directory directly under ROOST_WORKSPACE_ROOT: the id itself when
+    it is plain (lowercase letters, digits, - and _), else a readable slug and a hash.
+    """
     settings = settings_of(ctx)
 
     async def main() -> None:
         wid = _work_id(work_id)
         async with open_swarm(settings) as swarm:
             await swarm.status(wid)  # unknown ids are bad input
-        path = settings.workspaces / wid
+        path = workspace_dir(settings.workspaces, wid)
         if as_json:
             render.echo_json({"work_id": wid, "path": str(path), "exists": path.is_dir()})
             return
