@@ -117,12 +117,18 @@ def test_human_forms(cli: Cli, target: Target) -> None:
 
     engines = cli("engines")
     assert engines.code == 0
-    assert re.search(r"^watchlist\s+roost_watchlist\.engine\.build_engine$", engines.stdout, re.M)
+    assert re.search(
+        r"^watchlist\s+roost_watchlist\.engine\.build_engine\s+ok$", engines.stdout, re.M
+    )
     assert "live workers (namespace" in engines.stdout
     listed = json.loads(cli("engines", "--json").stdout)
-    assert {"engine": "watchlist", "source": "roost_watchlist.engine.build_engine"} in listed[
-        "engines"
-    ]
+    assert {
+        "engine": "watchlist",
+        "source": "roost_watchlist.engine.build_engine",
+        "status": "ok",
+        "error": None,
+    } in listed["engines"]
+    assert listed["broken_plugins"] == []
     [live] = listed["workers"]
     assert live["pid"] == worker.pid and live["engines"] == ["watchlist"]
 

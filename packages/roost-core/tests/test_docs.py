@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from roost.runtime import hookspecs
+from roost.runtime.limits import DOCUMENTED
 from roost.runtime.plugins import get_plugin_manager
 
 REPO = Path(__file__).resolve().parents[3]
@@ -87,3 +88,9 @@ def test_plugin_hooks_have_tests(name: str, func: Callable[..., Any]) -> None:
     tests = collect_test_names()
     assert "test_plugin_hooks_have_tests" in tests  # the scan sees this very file
     assert any(name in test for test in tests), f"no test function name mentions {name}"
+
+
+def test_readme_lists_every_limit_as_the_code_has_it() -> None:
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    for what, allowed, where in DOCUMENTED:
+        assert f"| {what} | {allowed.describe()} | {where} |" in readme, what

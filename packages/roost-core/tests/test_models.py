@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 
 import pytest
 from pydantic import ValidationError
@@ -91,7 +92,9 @@ def test_snapshot_defaults() -> None:
     assert json.loads(snapshot.model_dump_json())["next_step_delay_seconds"] == 0.0
 
 
-@pytest.mark.parametrize("delay", [-1, -0.001, math.nan, math.inf, -math.inf])
+@pytest.mark.parametrize(
+    "delay", [-1, -0.001, math.nan, math.inf, -math.inf, 1e306, 365 * 86400 + 0.5]
+)
 def test_bad_delays_are_rejected(delay: float) -> None:
     with pytest.raises(ValidationError, match="next_step_delay_seconds"):
         Snapshot(work_id="w", engine="e", next_step_delay_seconds=delay)
@@ -137,7 +140,50 @@ def test_idempotency_key_and_max_attempts_bounds() -> None:
         WorkItem(engine="e", idempotency_key="k" * 201)
     with pytest.raises(ValidationError):
         WorkItem(engine="e", max_attempts=0)
+    with pytest.raises(ValidationError, match="max_attempts must be between 1 and 1,000"):
+        WorkItem(engine="e", max_attempts=1001)
     assert WorkItem(engine="e", idempotency_key="k" * 200, max_attempts=1).max_attempts == 1
+
+
+@pytest.mark.parametrize("priority", [10**6 + 1, -(10**6) - 1, 10**400])
+def test_priority_out_of_range(priority: int) -> None:
+    with pytest.raises(ValidationError, match="priority must be between -1,000,000 and 1,000,000"):
+        WorkItem(engine="e", priority=priority)
+    assert WorkItem(engine="e", priority=10**6).priority == 10**6
+
+
+@pytest.mark.parametrize(
+    ("payload", "where"),
+    [
+        ({"x": math.nan}, "payload.x is nan"),
+        ({"x": [1, math.inf]}, "payload.x[1] is inf"),
+        ({"deep": {"er": -math.inf}}, "payload.deep.er is -inf"),
+        ({"s": "\ud800"}, "payload.s holds a lone surrogate"),
+        ({"o": object()}, "payload.o is a object"),
+        ({"k": {1: "a"}}, "payload.k has a key that is not a string"),
+    ],
+)
+def test_payload_is_strict_json(payload: dict[str, object], where: str) -> None:
+    with pytest.raises(ValidationError, match=re.escape(where)):
+        WorkItem(engine="e", payload=payload)
+
+
+def test_payload_nan_from_json_text_is_refused_too() -> None:
+    """pydantic's JSON parser reads NaN; the item must not take it (it would be stored as null)."""
+    with pytest.raises(ValidationError, match="payload.x is nan"):
+        WorkItem.model_validate_json('{"engine": "e", "payload": {"x": NaN}}')
+
+
+def test_deep_payloads_do_not_exhaust_the_stack() -> None:
+    deep: dict[str, object] = {}
+    node = deep
+    for _ in range(5000):
+        child: dict[str, object] = {}
+        node["a"] = child
+        node = child
+    node["x"] = math.nan
+    with pytest.raises(ValidationError, match="is nan"):
+        WorkItem(engine="e", payload=deep)
 
 
 def test_lease_is_frozen() -> None:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +61,18 @@ INVALID: list[tuple[str, str]] = [
     ("ROOST_STRICT_DURABILITY", "maybe"),
     ("ROOST_GRACE_PERIOD", "-30"),
     ("ROOST_INLINE_STEPS", "-1"),
+    # In form but out of range: refused at start, before anything is written.
+    ("ROOST_EVENTS_MAXLEN", str(10**19)),
+    ("ROOST_EVENTS_MAXLEN", "1000000001"),
+    ("ROOST_LEASE_TTL", "2d"),
+    ("ROOST_MAX_ATTEMPTS", "1001"),
+    ("ROOST_RETRY_DELAY", "366d"),
+    ("ROOST_RETRY_DELAY", "0.0001"),
+    ("ROOST_RETRY_MAX_DELAY", "1e300"),
+    ("ROOST_RETENTION", "3651d"),
+    ("ROOST_HISTORY", "1001"),
+    ("ROOST_GRACE_PERIOD", "25h"),
+    ("ROOST_INLINE_STEPS", "10001"),
 ]
 
 
@@ -100,6 +113,32 @@ def test_malformed_values_name_the_variable(var: str, raw: str) -> None:
     assert message.startswith(f"{var}: "), message
     assert "\n" not in message
     assert isinstance(excinfo.value, BadInput)
+
+
+@pytest.mark.parametrize(
+    ("var", "raw", "message"),
+    [
+        ("ROOST_EVENTS_MAXLEN", "1000000001", "must be between 1 and 1,000,000,000, not"),
+        ("ROOST_LEASE_TTL", "2d", "must be between 1s and 1d, not 2d"),
+        ("ROOST_RETENTION", "1e300", "must be between 1s and 3650d, not 1e+300s"),
+    ],
+)
+def test_out_of_range_values_say_the_range(var: str, raw: str, message: str) -> None:
+    with pytest.raises(SettingsError, match=f"^{var}: {re.escape(message)}"):
+        RoostSettings.from_env({var: raw})
+
+
+def test_the_largest_values_in_range_are_accepted() -> None:
+    settings = RoostSettings.from_env(
+        {
+            "ROOST_EVENTS_MAXLEN": "1000000000",
+            "ROOST_LEASE_TTL": "1d",
+            "ROOST_RETENTION": "3650d",
+            "ROOST_RETRY_MAX_DELAY": "365d",
+            "ROOST_MAX_ATTEMPTS": "1000",
+        }
+    )
+    assert settings.events_maxlen == 1_000_000_000 and settings.max_attempts == 1000
 
 
 def test_empty_values_are_ignored() -> None:

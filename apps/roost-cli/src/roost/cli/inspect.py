@@ -286,24 +286,51 @@ async def _live_workers(
 
 
 def engines(ctx: typer.Context, as_json: JsonFlag = False) -> None:
-    """List installed engines, and the live workers if Redis is reachable."""
+    """List installed engines (and any that failed to load), and the live workers."""
     settings = settings_of(ctx)
 
     async def main() -> None:
         registry = load_registry()
-        installed = [
-            {"engine": eid, "source": _source(f)} for eid, f in sorted(registry.engines.items())
+        registry.probe()
+        installed: list[dict[str, Any]] = [
+            {"engine": eid, "source": _source(f), "status": "ok", "error": None}
+            for eid, f in registry.engines.items()
+        ]
+        installed += [
+            {"engine": b.name, "source": b.source, "status": "broken", "error": b.error}
+            for b in registry.broken.values()
+            if b.engine
+        ]
+        installed.sort(key=lambda e: e["engine"])
+        plugins = [
+            {"plugin": b.name, "source": b.source, "error": b.error}
+            for b in registry.broken.values()
+            if not b.engine
         ]
         url, workers, note = await _live_workers(settings, registry)
         if as_json:
-            body = {"engines": installed, "redis": url, "workers": workers, "note": note or None}
+            body = {
+                "engines": installed,
+                "broken_plugins": plugins,
+                "redis": url,
+                "workers": workers,
+                "note": note or None,
+            }
             render.echo_json(body)
             return
         if installed:
-            rows = [[e["engine"], e["source"]] for e in installed]
-            typer.echo(render.table(("ENGINE", "SOURCE"), rows))
+            rows = [
+                [e["engine"], e["source"], "ok" if e["error"] is None else f"broken: {e['error']}"]
+                for e in installed
+            ]
+            typer.echo(render.table(("ENGINE", "SOURCE", "STATUS"), rows))
         else:
             typer.echo("no engines installed (install a plugin, e.g. roost-watchlist)")
+        if plugins:
+            typer.echo("")
+            typer.echo("plugins that failed to load (the engines they provide are missing):")
+            for p in plugins:
+                typer.echo(f"  {p['plugin']}  {p['error']}  ({p['source']})")
         typer.echo("")
         if workers is None:
             typer.echo(f"live workers: unknown ({note})")

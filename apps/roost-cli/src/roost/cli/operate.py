@@ -2,53 +2,68 @@
 
 from __future__ import annotations
 
-import json
+import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 import typer
 
 from roost.cli import render
 from roost.cli.context import EXIT_BAD_INPUT, CliError, load_registry, open_swarm, run, settings_of
-from roost.runtime import UnknownEngine
+from roost.runtime import BadInput, strictjson
+from roost.runtime.limits import ATTEMPTS, DELAY, PRIORITY
 from roost.runtime.settings import parse_duration
 
-__all__ = ["cancel", "enqueue", "parse_payload", "replay", "retry"]
+__all__ = ["cancel", "enqueue", "parse_delay", "parse_payload", "replay", "retry"]
 
 
 def parse_payload(text: str) -> dict[str, Any]:
-    """Parse ``--payload``: a JSON object, or ``@path`` to read one from a file.
+    """Parse ``--payload``: a JSON object, ``@path`` (a file) or ``-``/``@-`` (stdin).
+
+    The text must be strict JSON (RFC 8259: no NaN or Infinity) in UTF-8.
 
     Raises:
-        CliError: not JSON, or not an object (exit 2).
+        CliError: unreadable, not UTF-8, not JSON, or not an object (exit 2).
     """
     source = "--payload"
-    if text.startswith("@"):
+    data: str | bytes = text
+    if text in ("-", "@-"):
+        data = sys.stdin.buffer.read()
+        source = "--payload from stdin"
+    elif text.startswith("@"):
         path = Path(text[1:])
         try:
-            text = path.read_text()
+            data = path.read_bytes()
         except OSError as exc:
             raise CliError(
                 f"--payload: cannot read {path}: {exc.strerror}", EXIT_BAD_INPUT
             ) from None
         source = f"--payload {path}"
     try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise CliError(f"{source} is not JSON: {exc}", EXIT_BAD_INPUT) from None
+        value = strictjson.loads(data, where=source)
+    except BadInput as exc:
+        raise CliError(str(exc), EXIT_BAD_INPUT) from None
     if not isinstance(value, dict):
         kind = type(value).__name__
         raise CliError(f"{source} must be a JSON object, not a {kind}", EXIT_BAD_INPUT)
-    return value  # pyright: ignore[reportUnknownVariableType]
+    return cast("dict[str, Any]", value)
 
 
-def _seconds(flag: str, text: str | None) -> float:
+def parse_delay(flag: str, text: str | None) -> float:
+    """Parse a delay flag (``90``, ``500ms``, ``5m``): 0 to 365 days.
+
+    Raises:
+        CliError: malformed or out of range (exit 2).
+    """
     if text is None:
         return 0.0
     try:
-        return parse_duration(text)
+        return DELAY.check(parse_duration(text), flag)
     except ValueError as exc:
-        raise CliError(f"{flag}: {exc}", EXIT_BAD_INPUT) from None
+        message = str(exc)
+        raise CliError(
+            message if message.startswith(flag) else f"{flag}: {message}", EXIT_BAD_INPUT
+        ) from None
 
 
 def enqueue(
@@ -56,7 +71,10 @@ def enqueue(
     engine: Annotated[str, typer.Option("--engine", help="The engine that runs the item.")],
     payload: Annotated[
         str,
-        typer.Option("--payload", help="A JSON object handed to the engine (or @file.json)."),
+        typer.Option(
+            "--payload",
+            help="A JSON object handed to the engine; @file.json reads a file, - reads stdin.",
+        ),
     ] = "{}",
     resource: Annotated[
         list[str] | None,
@@ -73,11 +91,22 @@ def enqueue(
         typer.Option("--delay", help="Start after this long: seconds or 500ms, 30s, 5m..."),
     ] = None,
     priority: Annotated[
-        int, typer.Option("--priority", help="Above 0 goes to the front of the queue.")
+        int,
+        typer.Option(
+            "--priority",
+            min=int(PRIORITY.low),
+            max=int(PRIORITY.high),
+            help="Above 0 goes to the front of the queue.",
+        ),
     ] = 0,
     max_attempts: Annotated[
         int | None,
-        typer.Option("--max-attempts", min=1, help="Attempts per step before the item is dead."),
+        typer.Option(
+            "--max-attempts",
+            min=int(ATTEMPTS.low),
+            max=int(ATTEMPTS.high),
+            help="Attempts per step before the item is dead.",
+        ),
     ] = None,
 ) -> None:
     """Create a work item and print its work id (only the id, on stdout)."""
@@ -85,11 +114,9 @@ def enqueue(
 
     async def main() -> None:
         body = parse_payload(payload)
-        delay_seconds = _seconds("--delay", delay)
+        delay_seconds = parse_delay("--delay", delay)
         registry = load_registry()
-        if engine not in registry.engines:  # refuse before touching Redis
-            known = ", ".join(sorted(registry.engines)) or "none"
-            raise UnknownEngine(f"unknown engine {engine!r} (installed: {known})")
+        registry.require(engine)  # unknown or broken: refused before touching Redis
         async with open_swarm(settings, registry=registry, validate_engines=True) as swarm:
             work_id = await swarm.enqueue(
                 engine,

@@ -47,10 +47,10 @@ def ago(ts: float, now: float | None = None) -> str:
     if seconds < 1:
         text = "now" if not future else "in <1s"
         return text
-    for size, unit in ((86400, "d"), (3600, "h"), (60, "m"), (1, "s")):
+    for size, unit in ((365 * 86400, "y"), (86400, "d"), (3600, "h"), (60, "m"), (1, "s")):
         if seconds >= size:
-            value = int(seconds // size)
-            text = f"{value}{unit}"
+            value = seconds // size
+            text = f"{int(value)}{unit}" if value < 10_000 else f">9999{unit}"
             break
     else:  # pragma: no cover
         text = f"{seconds:.0f}s"
@@ -59,7 +59,10 @@ def ago(ts: float, now: float | None = None) -> str:
 
 def clock(ts: float, now: float | None = None) -> str:
     """Local wall-clock time: ``14:03:07``, with the date when it is not today."""
-    moment = datetime.fromtimestamp(ts)
+    try:
+        moment = datetime.fromtimestamp(ts)
+    except (OverflowError, OSError, ValueError):  # stored before times were range-checked
+        return f"{ts:g} (epoch seconds)"
     today = datetime.fromtimestamp(time.time() if now is None else now).date()
     if moment.date() == today:
         return moment.strftime("%H:%M:%S")

@@ -18,9 +18,11 @@ from roost.cli.context import (
     open_swarm,
     run,
     settings_of,
+    warn,
 )
 from roost.cli.stopping import GracefulStop
-from roost.runtime import RuntimeEvent, UnknownEngine
+from roost.runtime import RuntimeEvent
+from roost.runtime.limits import CONCURRENCY
 
 __all__ = ["StepPrinter", "parse_engines", "worker"]
 
@@ -81,13 +83,21 @@ def worker(
         ),
     ] = None,
     concurrency: Annotated[
-        int, typer.Option("--concurrency", min=1, help="How many steps run at once.")
+        int,
+        typer.Option(
+            "--concurrency",
+            min=int(CONCURRENCY.low),
+            max=int(CONCURRENCY.high),
+            help="How many steps run at once.",
+        ),
     ] = 10,
 ) -> None:
     """Run a worker until Ctrl-C (or SIGTERM).
 
     The first Ctrl-C stops taking work and lets running steps finish within
-    ROOST_GRACE_PERIOD; a second one exits at once (leases then expire).
+    ROOST_GRACE_PERIOD; a second one exits at once (leases then expire). An engine named
+    in --engines that is not installed or failed to load stops the worker at start (exit
+    2); without --engines, engines that failed to load are left out with a warning.
     """
     settings = settings_of(ctx)
     wanted = parse_engines(engines)
@@ -101,9 +111,11 @@ def worker(
     async def serve(stopper: GracefulStop) -> None:
         registry = load_registry()
         for name in wanted or []:
-            if name not in registry.engines:
-                known = ", ".join(sorted(registry.engines)) or "none"
-                raise UnknownEngine(f"unknown engine {name!r} (installed: {known})")
+            registry.require(name)  # unknown or broken: exit 2 before connecting
+        if wanted is None:
+            registry.probe()
+            for broken in registry.broken.values():
+                warn(f"warning: {broken.name} failed to load and is not run: {broken.error}")
         served = wanted or sorted(registry.engines)
         printer = StepPrinter()
         async with open_swarm(settings, registry=registry) as swarm:

@@ -8,7 +8,6 @@ contract (``work_id``, ``engine``, ``payload``, ``resources``, ``priority``,
 
 from __future__ import annotations
 
-import math
 import re
 import time
 import uuid
@@ -16,6 +15,8 @@ from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from roost.runtime import limits, strictjson
 
 __all__ = [
     "Artifact",
@@ -109,7 +110,11 @@ class Artifact(BaseModel):
 
 
 class WorkItem(BaseModel):
-    """A durable unit of work: which engine runs it, with what payload and resources."""
+    """A durable unit of work: which engine runs it, with what payload and resources.
+
+    ``payload`` is strict JSON (RFC 8259: no NaN or Infinity, valid Unicode);
+    ``priority`` and ``max_attempts`` are range-checked (:mod:`roost.runtime.limits`).
+    """
 
     work_id: str = Field(default_factory=new_work_id)
     engine: str
@@ -117,7 +122,7 @@ class WorkItem(BaseModel):
     resources: list[str] = Field(default_factory=list[str])
     priority: int = 0
     idempotency_key: str | None = None
-    max_attempts: int | None = Field(default=None, ge=1)
+    max_attempts: int | None = None
     queue: str | None = None
     created_at: float = Field(default_factory=time.time)
 
@@ -130,6 +135,25 @@ class WorkItem(BaseModel):
     @classmethod
     def _work_id(cls, value: str) -> str:
         return validate_name("work id", value)
+
+    @field_validator("payload")
+    @classmethod
+    def _payload(cls, value: dict[str, Any]) -> dict[str, Any]:
+        strictjson.check(value, where="payload")
+        return value
+
+    @field_validator("priority")
+    @classmethod
+    def _priority(cls, value: int) -> int:
+        limits.PRIORITY.check(value, "priority")
+        return value
+
+    @field_validator("max_attempts")
+    @classmethod
+    def _max_attempts(cls, value: int | None) -> int | None:
+        if value is not None:
+            limits.ATTEMPTS.check(value, "max_attempts")
+        return value
 
     @field_validator("resources")
     @classmethod
@@ -153,8 +177,8 @@ class Snapshot(BaseModel):
 
     The runtime sets ``version``: the snapshot written by ``init_snapshot`` is version 1 and
     each committed step adds exactly one. An engine sets ``step``, ``data``,
-    ``is_finished``, ``next_step_delay_seconds`` (a float; 0 continues at once) and appends
-    to ``artifacts``.
+    ``is_finished``, ``next_step_delay_seconds`` (a float, 0 to 365 days; 0 continues at
+    once) and appends to ``artifacts``.
     """
 
     work_id: str
@@ -169,8 +193,7 @@ class Snapshot(BaseModel):
     @field_validator("next_step_delay_seconds")
     @classmethod
     def _delay(cls, value: float) -> float:
-        if not math.isfinite(value) or value < 0:
-            raise ValueError("next_step_delay_seconds must be a finite number >= 0")
+        limits.DELAY.check(value, "next_step_delay_seconds")
         return value
 
 

@@ -1,8 +1,8 @@
 """One settings object, read from ``ROOST_*`` environment variables; flags override it.
 
 Durations accept plain seconds (``30``, ``0.5``) or a number with a unit (``500ms``,
-``30s``, ``5m``, ``2h``, ``7d``). A malformed value fails at start with one line that names
-the variable.
+``30s``, ``5m``, ``2h``, ``7d``). A malformed or out-of-range value (see
+:mod:`roost.runtime.limits`) fails at start with one line that names the variable.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from roost.runtime.errors import SettingsError
+from roost.runtime.limits import SETTING_RANGES, format_seconds
 
 __all__ = ["ENV_VARS", "RoostSettings", "parse_duration"]
 
@@ -145,18 +146,13 @@ class RoostSettings(BaseModel):
                     f"{ENV_VARS[field][0]}: {value!r} must be 1-64 characters from "
                     "A-Z a-z 0-9 _ . -"
                 )
-        positive = ("lease_ttl", "retry_delay", "retry_max_delay", "retention", "grace_period")
-        for field in positive:
-            if not getattr(self, field) > 0:
-                raise SettingsError(f"{ENV_VARS[field][0]}: must be greater than 0")
-        if self.lease_ttl < 1.0:
-            raise SettingsError(f"{ENV_VARS['lease_ttl'][0]}: must be at least 1 second")
-        for field in ("max_attempts", "events_maxlen"):
-            if getattr(self, field) < 1:
-                raise SettingsError(f"{ENV_VARS[field][0]}: must be at least 1")
-        for field in ("history", "inline_steps"):
-            if getattr(self, field) < 0:
-                raise SettingsError(f"{ENV_VARS[field][0]}: must be 0 or more")
+        for field, allowed in SETTING_RANGES.items():
+            value = getattr(self, field)
+            if not allowed.contains(value):
+                shown = format_seconds(value) if allowed.seconds else value
+                raise SettingsError(
+                    f"{ENV_VARS[field][0]}: must be {allowed.describe()}, not {shown}"
+                )
 
     @property
     def artifact_url(self) -> str:
