@@ -75,7 +75,7 @@ def test_worker_without_engines_runs_the_healthy_ones(cli: Cli, broken_site: Pat
     proc = start_worker(cli, env=with_site(broken_site))
     out = stop(proc)
     assert proc.returncode == 0, out
-    assert f"warning: bad-engine failed to load and is not run: {ERROR}" in out
-    assert f"warning: bad-plugin failed to load and is not run: {ERROR}" in out
+    assert f"  bad-engine failed to load and is not run: {ERROR}" in out
+    assert f"  bad-plugin failed to load and is not run: {ERROR}" in out
     assert "engines      watchlist" in out
     assert "Traceback" not in out

@@ -9,9 +9,11 @@ from pydantic import ValidationError
 
 from roost.runtime.models import (
     Artifact,
+    ErrorInfo,
     Lease,
     Snapshot,
     WorkItem,
+    WorkMeta,
     WorkState,
     new_work_id,
     validate_name,
@@ -196,3 +198,33 @@ def test_terminal_states() -> None:
     terminal = {s for s in WorkState if s.is_terminal}
     assert terminal == {WorkState.DONE, WorkState.FAILED, WorkState.DEAD, WorkState.CANCELLED}
     assert WorkState("queued") is WorkState.QUEUED
+
+
+@pytest.mark.parametrize(
+    ("state", "attempts", "error_attempt", "past"),
+    [
+        ("retrying", 1, 1, False),  # the first attempt failed; waiting for its backoff
+        ("queued", 1, 1, False),  # back in the queue for its retry
+        ("running", 2, 1, False),  # the retry is running
+        ("dead", 3, 3, False),
+        ("failed", 1, 1, False),
+        ("cancelled", 1, 1, False),
+        ("done", 0, 2, True),  # a later attempt succeeded and the item finished
+        ("running", 1, 1, True),  # the retry committed; the next step runs inline
+        ("queued", 0, 2, True),  # the retry committed; the next step is queued
+        ("scheduled", 0, 1, True),  # the retry committed a delayed continuation
+        ("running", 1, 2, True),
+    ],
+)
+def test_error_is_past_once_a_later_attempt_succeeded(
+    state: str, attempts: int, error_attempt: int, past: bool
+) -> None:
+    meta = WorkMeta(
+        work_id="w",
+        engine="e",
+        state=WorkState(state),
+        attempts=attempts,
+        last_error=ErrorInfo(type="ValueError", message="boom", attempt=error_attempt),
+    )
+    assert meta.error_is_past is past
+    assert not WorkMeta(work_id="w", engine="e", state=WorkState.DONE).error_is_past

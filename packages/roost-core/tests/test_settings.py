@@ -28,6 +28,8 @@ VALID: list[tuple[str, str, str, Any]] = [
     ("ROOST_STRICT_DURABILITY", "yes", "strict_durability", True),
     ("ROOST_GRACE_PERIOD", "2h", "grace_period", 7200.0),
     ("ROOST_INLINE_STEPS", "0", "inline_steps", 0),
+    ("ROOST_LOG_LEVEL", " DEBUG ", "log_level", "debug"),
+    ("ROOST_LOG_FORMAT", "json", "log_format", "json"),
 ]
 
 INVALID: list[tuple[str, str]] = [
@@ -61,6 +63,8 @@ INVALID: list[tuple[str, str]] = [
     ("ROOST_STRICT_DURABILITY", "maybe"),
     ("ROOST_GRACE_PERIOD", "-30"),
     ("ROOST_INLINE_STEPS", "-1"),
+    ("ROOST_LOG_LEVEL", "loud"),
+    ("ROOST_LOG_FORMAT", "xml"),
     # In form but out of range: refused at start, before anything is written.
     ("ROOST_EVENTS_MAXLEN", str(10**19)),
     ("ROOST_EVENTS_MAXLEN", "1000000001"),

@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import signal
-import sys
 from collections.abc import AsyncGenerator, Callable, Coroutine, Generator
 from dataclasses import dataclass
 from typing import Any, NoReturn, TypeVar
@@ -34,7 +32,6 @@ __all__ = [
     "EXIT_RUNTIME",
     "CliError",
     "GlobalOptions",
-    "configure_logging",
     "describe_redis",
     "fail",
     "handle_errors",
@@ -42,7 +39,6 @@ __all__ = [
     "load_registry",
     "open_swarm",
     "options",
-    "quiet_logging",
     "run",
     "settings_of",
     "warn",
@@ -89,6 +85,9 @@ class GlobalOptions:
     namespace: str | None = None
     queue: str | None = None
     prefix: str | None = None
+    log_level: str | None = None
+    log_format: str | None = None
+    verbose: bool = False
 
     def settings(self, **overrides: Any) -> RoostSettings:
         """Settings from the environment with these flags (and ``overrides``) on top.
@@ -205,25 +204,6 @@ def ignore_further_interrupts() -> None:
     with status 130 instead of the quiet exit 0 of an interrupted ``--follow``.
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-
-def quiet_logging() -> None:
-    """Short-lived commands print only errors of Roost's loggers (``roost worker`` more).
-
-    The runtime warns, for instance, when a Redis keeps nothing on disk; a worker shows that
-    once at start, while ``roost status`` would repeat it on every call.
-    """
-    configure_logging(logging.ERROR)
-
-
-def configure_logging(level: int) -> None:
-    """Send Roost's log records at ``level`` and above to stderr, one line each."""
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s  %(message)s", datefmt="%H:%M:%S"))
-    logger = logging.getLogger("roost")
-    logger.handlers[:] = [handler]
-    logger.setLevel(level)
-    logger.propagate = False
 
 
 def describe_redis(settings: RoostSettings, url: str) -> str:

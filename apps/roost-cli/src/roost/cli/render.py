@@ -28,7 +28,12 @@ __all__ = [
 
 META_HEADERS = ("WORK ID", "ENGINE", "STATE", "STEP", "VER", "ATT", "UPDATED")
 EVENT_HEADERS = ("TIME", "TYPE", "WORK ID", "VER", "STEP", "WORKER", "DETAILS")
-_NEXT = {"inline": "next step at once", "queue": "requeued", "done": "finished"}
+_NEXT = {
+    "inline": "next step at once",
+    "queue": "requeued",
+    "done": "finished",
+    "hold": "saved; the step failed",
+}
 
 
 def echo_json(value: BaseModel | Any, *, indent: int | None = 2) -> None:
@@ -172,10 +177,11 @@ def _meta_lines(status: WorkStatus, now: float | None) -> list[str]:
         rows.append(("progress", f"{frac}{m.progress.message or ''}".strip()))
     if m.last_error:
         err = m.last_error
-        text = (
-            f"{err.type}: {compact(err.message, 100)} (attempt {err.attempt}, {ago(err.ts, now)})"
-        )
-        rows.append(("last error", text))
+        text = f"{err.type}: {compact(err.message, 100)} (attempt {err.attempt}, {ago(err.ts, now)}"
+        if m.error_is_past:
+            rows.append(("past error", f"{text}; a later attempt succeeded)"))
+        else:
+            rows.append(("last error", f"{text})"))
     return [f"  {label:<11} {value}" for label, value in rows]
 
 

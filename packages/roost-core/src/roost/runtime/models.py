@@ -303,6 +303,25 @@ class WorkMeta(BaseModel):
     progress: Progress | None = None
     cancel_requested: bool = False
 
+    @property
+    def error_is_past(self) -> bool:
+        """Whether ``last_error`` is from an earlier attempt that a later one got past.
+
+        The error stays on the item after a retry succeeds. It is current while the step it
+        came from is still being tried (``retrying``, or back in the queue or running with
+        the attempts it used), and the cause of a ``failed`` or ``dead`` item; it is past
+        once the item is ``done``, or once a commit has reset ``attempts`` below it.
+        """
+        err = self.last_error
+        if err is None:
+            return False
+        if self.state == WorkState.DONE:
+            return True
+        if self.state in (WorkState.RETRYING, WorkState.FAILED, WorkState.DEAD):
+            return False
+        used = self.attempts - (1 if self.state == WorkState.RUNNING else 0)
+        return used < err.attempt
+
 
 class WorkStatus(BaseModel):
     """What ``roost status`` prints: the runtime meta, the latest snapshot, the item."""

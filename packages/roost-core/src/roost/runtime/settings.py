@@ -12,7 +12,7 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -20,12 +20,17 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from roost.runtime.errors import SettingsError
 from roost.runtime.limits import SETTING_RANGES, format_seconds
 
-__all__ = ["ENV_VARS", "RoostSettings", "parse_duration"]
+__all__ = ["ENV_VARS", "LOG_FORMATS", "LOG_LEVELS", "RoostSettings", "parse_duration", "read_env"]
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _DURATION = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*(ms|s|m|h|d)?\s*$")
 _KEY_PART = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 _REDIS_SCHEMES = ("redis", "rediss", "unix")
+
+LogLevel = Literal["debug", "info", "warning", "error", "critical"]
+LogFormat = Literal["text", "json"]
+LOG_LEVELS: tuple[str, ...] = get_args(LogLevel)
+LOG_FORMATS: tuple[str, ...] = get_args(LogFormat)
 
 
 def parse_duration(text: str) -> float:
@@ -88,6 +93,11 @@ class RoostSettings(BaseModel):
     inline_steps: int = 16
     """``ROOST_INLINE_STEPS``. Zero-delay continuations run on the same lease before the
     item goes back through the queue (0: always through the queue)."""
+    log_level: LogLevel | None = None
+    """``ROOST_LOG_LEVEL``. ``debug``, ``info``, ``warning``, ``error`` or ``critical``;
+    unset: each command's own (``roost worker`` shows info, other commands errors only)."""
+    log_format: LogFormat = "text"
+    """``ROOST_LOG_FORMAT``. ``text`` (one line per record) or ``json`` (JSON Lines)."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> RoostSettings:
@@ -101,16 +111,11 @@ class RoostSettings(BaseModel):
         Raises:
             SettingsError: a value is malformed; the message names the variable.
         """
-        env = os.environ if environ is None else environ
         values: dict[str, Any] = {}
-        for field, (var, parse) in ENV_VARS.items():
-            raw = env.get(var)
-            if raw is None or raw == "":
-                continue
-            try:
-                values[field] = parse(raw)
-            except ValueError as exc:
-                raise SettingsError(f"{var}: {exc}") from None
+        for field in ENV_VARS:
+            value = read_env(field, environ)
+            if value is not None:
+                values[field] = value
         for field, value in overrides.items():
             if field not in cls.model_fields:
                 raise SettingsError(f"unknown setting {field!r}")
@@ -207,6 +212,34 @@ def _path(text: str) -> Path:
     return Path(text).expanduser()
 
 
+def _choice(choices: tuple[str, ...]) -> Any:
+    def parse(text: str) -> str:
+        value = text.strip().lower()
+        if value not in choices:
+            raise ValueError(f"{text!r} is not one of {', '.join(choices)}")
+        return value
+
+    return parse
+
+
+def read_env(field: str, environ: Mapping[str, str] | None = None) -> Any:
+    """Parse the one variable of setting ``field`` (``None`` when unset or empty).
+
+    For what must be known before the other settings are read (how to log).
+
+    Raises:
+        SettingsError: the value is malformed; the message names the variable.
+    """
+    var, parse = ENV_VARS[field]
+    raw = (os.environ if environ is None else environ).get(var)
+    if raw is None or raw == "":
+        return None
+    try:
+        return parse(raw)
+    except ValueError as exc:
+        raise SettingsError(f"{var}: {exc}") from None
+
+
 ENV_VARS: dict[str, tuple[str, Any]] = {
     "redis_url": ("ROOST_REDIS_URL", _url),
     "queue": ("ROOST_QUEUE", str.strip),
@@ -225,5 +258,7 @@ ENV_VARS: dict[str, tuple[str, Any]] = {
     "strict_durability": ("ROOST_STRICT_DURABILITY", _bool),
     "grace_period": ("ROOST_GRACE_PERIOD", parse_duration),
     "inline_steps": ("ROOST_INLINE_STEPS", _int),
+    "log_level": ("ROOST_LOG_LEVEL", _choice(LOG_LEVELS)),
+    "log_format": ("ROOST_LOG_FORMAT", _choice(LOG_FORMATS)),
 }
 """Setting name -> (environment variable, parser)."""
