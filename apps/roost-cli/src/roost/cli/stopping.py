@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import signal
 import sys
@@ -11,9 +12,6 @@ import time
 from collections.abc import Generator, Sequence
 from typing import TYPE_CHECKING
 
-import typer
-
-from roost.cli import render
 from roost.redis.worker import SAME_SIGNAL_WINDOW
 
 if TYPE_CHECKING:
@@ -21,6 +19,8 @@ if TYPE_CHECKING:
     from roost.runtime import EventSink
 
 __all__ = ["SAME_SIGNAL_WINDOW", "GracefulStop"]
+
+log = logging.getLogger("roost.cli")
 
 
 class GracefulStop:
@@ -41,10 +41,10 @@ class GracefulStop:
         now = time.monotonic()
         if self.first_at is None:
             self.first_at = now
-            typer.echo(
-                f"{render.clock(time.time())}  {signal.Signals(signum).name}: stopping; running "
-                f"steps get {self.grace_period:g}s to finish (Ctrl-C again to exit at once)",
-                err=True,
+            log.warning(
+                "%s: stopping; running steps get %gs to finish (Ctrl-C again to exit at once)",
+                signal.Signals(signum).name,
+                self.grace_period,
             )
             self.requested.set()
         elif now - self.first_at > SAME_SIGNAL_WINDOW:
