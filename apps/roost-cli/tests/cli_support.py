@@ -48,12 +48,22 @@ class Cli:
         )
         return Result(result.exit_code, result.stdout, result.stderr)
 
-    def proc(self, *args: str, env: Mapping[str, str] | None = None, timeout: float = 60) -> Result:
-        """As a real process: ``python -m roost.cli ...``."""
+    def proc(
+        self,
+        *args: str,
+        env: Mapping[str, str] | None = None,
+        timeout: float = 60,
+        cwd: Path | None = None,
+        unset: tuple[str, ...] = (),
+    ) -> Result:
+        """As a real process: ``python -m roost.cli ...`` (``unset``: variables to drop)."""
+        environ = {**os.environ, **self.env, **(env or {})}
+        for name in unset:
+            environ.pop(name, None)
         done = subprocess.run(
             [sys.executable, "-m", "roost.cli", *args],
-            env={**os.environ, **self.env, **(env or {})},
-            cwd=self.cwd,
+            env=environ,
+            cwd=cwd or self.cwd,
             capture_output=True,
             text=True,
             timeout=timeout,

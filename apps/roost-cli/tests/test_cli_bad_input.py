@@ -104,22 +104,36 @@ def test_as_a_real_process_no_traceback(cli: Cli) -> None:
 
 
 @pytest.mark.parametrize(
-    "args",
+    ("args", "message"),
     [
-        ("enqueue",),  # --engine missing
-        ("enqueue", "--engine", "watchlist", "--bogus"),
-        ("list", "--state", "sleeping"),
-        ("list", "--limit", "0"),
-        ("worker", "--concurrency", "0"),
-        ("no-such-command",),
+        (("enqueue",), "Missing option '--engine'"),
+        (("enqueue", "--engine", "watchlist", "--bogus"), "No such option: --bogus"),
+        (("list", "--state", "sleeping"), "Invalid value for '--state'"),
+        (("list", "--limit", "0"), "Invalid value for '--limit'"),
+        (("worker", "--concurrency", "0"), "Invalid value for '--concurrency'"),
+        (("worker", "--concurrency", "10001"), "less than or equal to 10000"),
+        ((*ENQUEUE, "--priority", "10000000"), "Invalid value for '--priority'"),
+        ((*ENQUEUE, "--max-attempts", "1001"), "Invalid value for '--max-attempts'"),
+        (("status",), "Missing argument 'WORK_ID'"),
+        (("server", "restart"), "No such command 'restart'"),
+        (("no-such-command",), "No such command 'no-such-command'"),
+        (("retry",), "give a WORK_ID or --all-dead"),
+        (("retry", "abc", "--all-dead"), "give a WORK_ID or --all-dead"),
+        (("retry", "abc", "--engine", "x"), "--engine goes with --all-dead"),
+        ((*ENQUEUE, "--wait-timeout", "5s"), "--wait-timeout needs --wait"),
+        (("events", "--type", "commited"), "--type: unknown event type 'commited'"),
     ],
 )
-def test_usage_errors_exit_2_without_traceback(cli: Cli, args: tuple[str, ...]) -> None:
+def test_usage_errors_are_one_error_line_and_exit_2(
+    cli: Cli, args: tuple[str, ...], message: str
+) -> None:
     before = cli.counts()
     result = cli(*args)
     assert result.code == 2
-    assert "Traceback" not in result.stderr
     assert result.stdout == ""
+    [line] = result.stderr.splitlines()  # one line: no usage block, no box
+    assert line.startswith("error: ") and message in line, line
+    assert "╭" not in result.stderr and "Traceback" not in result.stderr
     assert cli.counts() == before
 
 

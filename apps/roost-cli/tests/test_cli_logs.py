@@ -138,11 +138,10 @@ def deep(n: int) -> None:
 
 
 def test_tracebacks_are_cut_at_a_frame() -> None:
-    try:
+    with pytest.raises(RuntimeError) as info:
         deep(10)
-    except RuntimeError as exc:
-        short = format_traceback(exc, 8).splitlines()
-        whole = format_traceback(exc, None).splitlines()
+    short = format_traceback(info.value, 8).splitlines()
+    whole = format_traceback(info.value, None).splitlines()
     assert whole[0] == "Traceback (most recent call last):"
     assert short[0].startswith("... ") and short[0].endswith(" earlier lines (--full-tracebacks)")
     assert short[1].lstrip().startswith("File ")

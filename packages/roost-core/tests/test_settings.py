@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from roost.runtime.errors import BadInput, SettingsError
-from roost.runtime.settings import ENV_VARS, RoostSettings, parse_duration
+from roost.runtime.settings import ENV_VARS, RoostSettings, find_home, parse_duration
 
 # (variable, raw value, field, expected parsed value); relative paths are checked separately.
 VALID: list[tuple[str, str, str, Any]] = [
@@ -89,6 +89,7 @@ def test_every_variable_has_a_valid_and_an_invalid_case() -> None:
 
 
 def test_defaults(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / ".git").mkdir()  # a project root: the search for .roost stops here
     monkeypatch.chdir(tmp_path)
     settings = RoostSettings.from_env({})
     assert settings.redis_url is None
@@ -217,3 +218,60 @@ def test_parse_duration(text: str, seconds: float) -> None:
 def test_parse_duration_rejects(text: str) -> None:
     with pytest.raises(ValueError):
         parse_duration(text)
+
+
+def workspace(root: Path) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "pyproject.toml").write_text('[tool.uv.workspace]\nmembers = ["plugins/*"]\n')
+    return root
+
+
+def test_find_home_walks_up_to_the_workspace_root(tmp_path: Path) -> None:
+    root = workspace(tmp_path / "proj")
+    deep = root / "plugins" / "mine" / "src"
+    deep.mkdir(parents=True)
+    (root / "plugins" / "mine" / "pyproject.toml").write_text('[project]\nname = "mine"\n')
+    assert find_home(deep) == root / ".roost"  # not created, just found
+    assert not (root / ".roost").exists()
+    assert find_home(root) == root / ".roost"
+
+
+def test_find_home_prefers_the_nearest_existing_roost_dir(tmp_path: Path) -> None:
+    root = workspace(tmp_path / "proj")
+    (root / "sub" / ".roost").mkdir(parents=True)
+    (root / "sub" / "deeper").mkdir()
+    assert find_home(root / "sub" / "deeper") == root / "sub" / ".roost"
+    (root / "other").mkdir()
+    (root / ".roost").mkdir()
+    assert find_home(root / "other") == root / ".roost"
+
+
+def test_find_home_stops_at_a_git_root(tmp_path: Path) -> None:
+    (tmp_path / ".roost").mkdir()  # above the repository: not used
+    repo = tmp_path / "repo"
+    (repo / ".git").mkdir(parents=True)
+    (repo / "a" / "b").mkdir(parents=True)
+    assert find_home(repo / "a" / "b") == repo / ".roost"
+
+
+def test_find_home_never_uses_the_users_home(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    user = tmp_path / "user"
+    (user / ".roost").mkdir(parents=True)
+    (user / "scratch").mkdir()
+    monkeypatch.setenv("HOME", str(user))
+    assert find_home(user / "scratch") == user / "scratch" / ".roost"
+    assert find_home(user) == user / ".roost"  # run from the home directory itself
+
+
+def test_from_env_finds_home_unless_roost_home_is_set(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = workspace(tmp_path / "proj")
+    (root / "plugins").mkdir()
+    monkeypatch.chdir(root / "plugins")
+    assert RoostSettings.from_env({}).home == root / ".roost"
+    assert RoostSettings.from_env({}).workspaces == root / ".roost" / "workspaces"
+    assert RoostSettings.from_env({"ROOST_HOME": "here"}).home == root / "plugins" / "here"
+    assert RoostSettings.from_env({}, home=Path("flag")).home == root / "plugins" / "flag"

@@ -17,6 +17,7 @@ import typer
 from redis.exceptions import RedisError
 
 from roost.redis import EmbeddedServerFailed, RedisSwarm
+from roost.redis.connection import redact_url
 from roost.redis.server import EmbeddedServer, ServerError
 from roost.runtime import (
     BadInput,
@@ -41,6 +42,7 @@ __all__ = [
     "options",
     "run",
     "settings_of",
+    "where",
     "warn",
 ]
 
@@ -126,10 +128,29 @@ def options(ctx: typer.Context) -> GlobalOptions:
 
 
 def settings_of(ctx: typer.Context, **overrides: Any) -> RoostSettings:
-    """The settings for this command; a malformed one exits 2 with one line."""
+    """The settings for this command; a malformed one exits 2 with one line.
+
+    With ``-v``, says on stderr which server, namespace and ``ROOST_HOME`` they point to.
+    """
     with handle_errors():
-        return options(ctx).settings(**overrides)
-    raise AssertionError("unreachable")  # pragma: no cover
+        settings = options(ctx).settings(**overrides)
+    if options(ctx).verbose:
+        warn(f"roost: {where(settings)}")
+    return settings
+
+
+def where(settings: RoostSettings) -> str:
+    """Which server, namespace, queue and home a command uses, in one line."""
+    if settings.redis_url:
+        server = describe_redis(settings, settings.redis_url)
+    else:
+        embedded = EmbeddedServer(settings.home / "redis").status()
+        url = embedded.url if embedded.running and embedded.url else "not running yet"
+        server = describe_redis(settings, url)
+    return (
+        f"redis {server}; namespace {settings.namespace}; queue {settings.queue}; "
+        f"home {settings.home}"
+    )
 
 
 def load_registry() -> Registry:
@@ -209,6 +230,6 @@ def ignore_further_interrupts() -> None:
 def describe_redis(settings: RoostSettings, url: str) -> str:
     """Say which Redis a process uses: the embedded one (and where) or ROOST_REDIS_URL."""
     if settings.redis_url:
-        return f"{url} (ROOST_REDIS_URL)"
+        return f"{redact_url(url)} (ROOST_REDIS_URL)"
     directory = EmbeddedServer(settings.home / "redis").directory
     return f"embedded at {url} (data in {directory}; stop it with `roost server stop`)"

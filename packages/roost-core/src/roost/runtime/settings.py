@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal, get_args
@@ -20,10 +21,19 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from roost.runtime.errors import SettingsError
 from roost.runtime.limits import SETTING_RANGES, format_seconds
 
-__all__ = ["ENV_VARS", "LOG_FORMATS", "LOG_LEVELS", "RoostSettings", "parse_duration", "read_env"]
+__all__ = [
+    "ENV_VARS",
+    "LOG_FORMATS",
+    "LOG_LEVELS",
+    "RoostSettings",
+    "find_home",
+    "parse_duration",
+    "read_env",
+]
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _DURATION = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*(ms|s|m|h|d)?\s*$")
+HOME_DIR = ".roost"
 _KEY_PART = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 _REDIS_SCHEMES = ("redis", "rediss", "unix")
 
@@ -66,7 +76,8 @@ class RoostSettings(BaseModel):
     namespace: str = "default"
     """``ROOST_NAMESPACE``. Second part of every Redis key; isolates deployments."""
     home: Path = Path(".roost")
-    """``ROOST_HOME``. Project-local directory: embedded server data, artifacts, workspaces."""
+    """``ROOST_HOME``. Project-local directory: embedded server data, artifacts, workspaces.
+    Unset, :meth:`from_env` finds it the way git finds a repository (:func:`find_home`)."""
     artifact_root: str | None = None
     """``ROOST_ARTIFACT_ROOT``. A directory or a store URL; default ``{home}/artifacts``."""
     workspace_root: Path | None = None
@@ -116,6 +127,8 @@ class RoostSettings(BaseModel):
             value = read_env(field, environ)
             if value is not None:
                 values[field] = value
+        if "home" not in values and overrides.get("home") is None:
+            values["home"] = find_home()
         for field, value in overrides.items():
             if field not in cls.model_fields:
                 raise SettingsError(f"unknown setting {field!r}")
@@ -168,6 +181,45 @@ class RoostSettings(BaseModel):
     def workspaces(self) -> Path:
         """The directory holding per-item workspaces."""
         return self.workspace_root or self.home / "workspaces"
+
+
+def find_home(start: Path | None = None) -> Path:
+    """Where ``ROOST_HOME`` is when it is not set: the project's ``.roost``, found like git.
+
+    From ``start`` (default: the current directory) upwards, the first directory that
+    has a ``.roost`` directory gives it; else the first that is a project root (a
+    ``pyproject.toml`` with ``[tool.uv.workspace]``, or a ``.git``) gets ``.roost`` there;
+    else ``start/.roost``. The search never goes up to the user's home directory or the
+    file system root, so every ``roost`` command in one project shares one embedded server
+    and its data, from any of its directories.
+    """
+    here = (start or Path.cwd()).resolve()
+    stops = {Path.home().resolve(), Path(here.anchor)}
+    for directory in (here, *here.parents):
+        if directory in stops and directory != here:
+            break
+        candidate = directory / HOME_DIR
+        if _exists(candidate, directory=True) or _is_project_root(directory):
+            return candidate
+    return here / HOME_DIR
+
+
+def _exists(path: Path, *, directory: bool = False) -> bool:
+    try:
+        return path.is_dir() if directory else path.exists()
+    except OSError:  # unreadable: as if absent
+        return False
+
+
+def _is_project_root(directory: Path) -> bool:
+    if _exists(directory / ".git"):
+        return True
+    try:
+        with (directory / "pyproject.toml").open("rb") as f:
+            project = tomllib.load(f)
+    except (OSError, tomllib.TOMLDecodeError):
+        return False
+    return "workspace" in project.get("tool", {}).get("uv", {})
 
 
 def _check_redis_url(url: str) -> None:
