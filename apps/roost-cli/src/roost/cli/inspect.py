@@ -22,6 +22,7 @@ from roost.redis import RedisSwarm
 from roost.redis.server import EmbeddedServer
 from roost.runtime import EventType, Registry, RoostSettings, RuntimeEvent, WorkState
 from roost.runtime.models import validate_name
+from roost.runtime.plugins import source_of
 from roost.runtime.workspace import workspace_dir
 
 __all__ = [
@@ -358,15 +359,6 @@ def workspace_path(
     run(main)
 
 
-def _source(factory: Any) -> str:
-    explicit = getattr(factory, "roost_source", None)
-    if explicit:
-        return str(explicit)
-    module = getattr(factory, "__module__", "?")
-    name = getattr(factory, "__qualname__", type(factory).__qualname__)
-    return f"{module}.{name}"
-
-
 async def _live_workers(
     settings: RoostSettings, registry: Registry
 ) -> tuple[str | None, list[dict[str, Any]] | None, str]:
@@ -388,7 +380,7 @@ def engines(ctx: typer.Context, as_json: JsonFlag = False) -> None:
         registry = load_registry()
         registry.probe()
         installed: list[dict[str, Any]] = [
-            {"engine": eid, "source": _source(f), "status": "ok", "error": None}
+            {"engine": eid, "source": source_of(f), "status": "ok", "error": None}
             for eid, f in registry.engines.items()
         ]
         installed += [

@@ -6,7 +6,8 @@ summary line (``-v`` prints every step). A failed attempt is one line with its o
 (``retrying``, ``dead``, ``failed``) followed by the last lines of its traceback (all of them
 with ``--full-tracebacks``): the runtime's log record of the failure (which has the
 traceback) is taken off the log and printed with the event that says what became of it.
-Lines are written in batches, a few times a second, so printing costs the worker little.
+A quiet worker's lines are written as they come; a busy worker's in batches, at most
+:data:`FLUSH_INTERVAL` apart, so printing costs it little.
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ class StepPrinter(logging.Filter):
         traceback_lines: last lines of a failure's traceback shown in text (``None``: all).
         out: where lines go (default: ``sys.stdout`` when the printer is made).
         rate: step lines (and failure lines) per second before summarising.
+        orphan_after: seconds after which a failure with no outcome event is printed alone.
     """
 
     def __init__(
@@ -58,6 +60,7 @@ class StepPrinter(logging.Filter):
         traceback_lines: int | None = 6,
         out: TextIO | None = None,
         rate: int = LINES_PER_SECOND,
+        orphan_after: float = ORPHAN_AFTER,
     ) -> None:
         super().__init__()
         self.verbose = verbose
@@ -65,11 +68,13 @@ class StepPrinter(logging.Filter):
         self.traceback_lines = traceback_lines
         self.out = out or sys.stdout
         self.rate = rate
+        self.orphan_after = orphan_after
         self.steps = 0
         """Steps committed, for the last line."""
         self.buffer: list[str] = []
         self.failures: dict[tuple[str, int], tuple[float, logging.LogRecord]] = {}
         self.window = time.monotonic()
+        self.flushed = 0.0
         self.shown: Counter[str] = Counter()
         self.hidden: Counter[str] = Counter()
 
@@ -96,10 +101,13 @@ class StepPrinter(logging.Filter):
         if kind in FAILURE_EVENTS:
             _, record = self.failures.pop((event.work_id, _attempt(event)), (0.0, None))
         budget = "failure" if kind in FAILURE_EVENTS else "step"
-        self._roll(time.monotonic())
+        now = time.monotonic()
+        self._roll(now)
         if self.verbose or self.shown[budget] < self.rate:
             self.shown[budget] += 1
             self.buffer.append(self.line(event, record))
+            if now - self.flushed >= FLUSH_INTERVAL:  # a quiet worker prints as it happens
+                self.flush()
         else:
             self.hidden[kind] += 1
 
@@ -168,7 +176,7 @@ class StepPrinter(logging.Filter):
     def _orphans(self, now: float) -> None:
         """Failures whose outcome never came (Redis was unreachable): print them alone."""
         for key, (seen, record) in list(self.failures.items()):
-            if now - seen >= ORPHAN_AFTER:
+            if now - seen >= self.orphan_after:
                 del self.failures[key]
                 event = RuntimeEvent(
                     type="step_failed",
@@ -178,7 +186,7 @@ class StepPrinter(logging.Filter):
                     data={
                         "attempt": key[1],
                         "error": getattr(record, "error", None) or _exc_name(record),
-                        "message": "its outcome was not recorded",
+                        "message": f"{_exc_text(record)} (its outcome was not recorded)",
                     },
                 )
                 self.buffer.append(self.line(event, record))
@@ -192,6 +200,7 @@ class StepPrinter(logging.Filter):
             self.out.write("\n".join(self.buffer) + "\n")
             self.buffer.clear()
             self.out.flush()
+        self.flushed = now
 
     def close(self) -> None:
         """Write out everything, the summary of the last partial second included."""
@@ -229,6 +238,11 @@ def _attempt(event: RuntimeEvent) -> int:
 def _exc_name(record: logging.LogRecord) -> str:
     exc = record.exc_info[1] if record.exc_info else None
     return type(exc).__qualname__ if exc is not None else "error"
+
+
+def _exc_text(record: logging.LogRecord) -> str:
+    exc = record.exc_info[1] if record.exc_info else None
+    return str(exc) if exc is not None else record.getMessage()
 
 
 def _text(event: RuntimeEvent) -> str:

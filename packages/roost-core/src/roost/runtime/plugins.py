@@ -37,6 +37,7 @@ __all__ = [
     "PluginManager",
     "Registry",
     "get_plugin_manager",
+    "source_of",
 ]
 
 log = logging.getLogger("roost.plugins")
@@ -129,7 +130,7 @@ def get_plugin_manager(
     return pm
 
 
-def _source(obj: object) -> str:
+def source_of(obj: object) -> str:
     """Describe where a factory comes from: its ``roost_source``, else ``module.qualname``."""
     explicit = getattr(obj, "roost_source", None)
     if explicit:
@@ -206,7 +207,7 @@ class Registry:
         if engine_id in self.engines:
             raise BadInput(
                 f"engine {engine_id!r} is registered twice: by "
-                f"{_source(self.engines[engine_id])} and by {_source(factory)}"
+                f"{source_of(self.engines[engine_id])} and by {source_of(factory)}"
             )
         self.engines[engine_id] = factory
 
