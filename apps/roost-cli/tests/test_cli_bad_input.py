@@ -33,7 +33,7 @@ CASES: list[tuple[tuple[str, ...], dict[str, str], str]] = [
     ((*ENQUEUE, "--payload", '{"x": NaN}'), {}, "--payload: NaN is not JSON (RFC 8259"),
     ((*ENQUEUE, "--payload", '{"x": -Infinity}'), {}, "--payload: -Infinity is not JSON"),
     ((*ENQUEUE, "--payload", '{"x": 1e400}'), {}, "the number 1e400 is too large"),
-    ((*ENQUEUE, "--payload", '{"x": "\\ud800"}'), {}, "--payload.x holds a lone surrogate"),
+    ((*ENQUEUE, "--payload", '{"x": "\\ud800"}'), {}, "--payload: x holds a lone surrogate"),
     ((*ENQUEUE, "--payload", "[" * 100_000), {}, "--payload is nested too deeply"),
     (
         (*ENQUEUE, "--payload", '{"url": "http://127.0.0.1:1/"}'),

@@ -15,8 +15,10 @@ from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic_core import PydanticCustomError
 
 from roost.runtime import limits, strictjson
+from roost.runtime.errors import BadInput
 
 __all__ = [
     "Artifact",
@@ -58,6 +60,11 @@ def validate_name(kind: str, value: str) -> str:
             "starting with a letter or digit"
         )
     return value
+
+
+def _invalid(exc: BadInput) -> PydanticCustomError:
+    """A validation error whose message is ``exc``'s alone (no "Value error, " before it)."""
+    return PydanticCustomError("roost_invalid", "{message}", {"message": str(exc)})
 
 
 def new_work_id() -> str:
@@ -139,21 +146,27 @@ class WorkItem(BaseModel):
     @field_validator("payload")
     @classmethod
     def _payload(cls, value: dict[str, Any]) -> dict[str, Any]:
-        strictjson.check(value, where="payload")
+        try:
+            strictjson.check(value)
+        except BadInput as exc:
+            raise _invalid(exc) from None
         return value
 
     @field_validator("priority")
     @classmethod
     def _priority(cls, value: int) -> int:
-        limits.PRIORITY.check(value, "priority")
-        return value
+        try:
+            return int(limits.PRIORITY.check(value, "priority"))
+        except BadInput as exc:
+            raise _invalid(exc) from None
 
     @field_validator("max_attempts")
     @classmethod
     def _max_attempts(cls, value: int | None) -> int | None:
-        if value is not None:
-            limits.ATTEMPTS.check(value, "max_attempts")
-        return value
+        try:
+            return None if value is None else int(limits.ATTEMPTS.check(value, "max_attempts"))
+        except BadInput as exc:
+            raise _invalid(exc) from None
 
     @field_validator("resources")
     @classmethod
@@ -193,8 +206,10 @@ class Snapshot(BaseModel):
     @field_validator("next_step_delay_seconds")
     @classmethod
     def _delay(cls, value: float) -> float:
-        limits.DELAY.check(value, "next_step_delay_seconds")
-        return value
+        try:
+            return limits.DELAY.check(value, "next_step_delay_seconds")
+        except BadInput as exc:
+            raise _invalid(exc) from None
 
 
 class Lease(BaseModel):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from typing import Any, cast
+from typing import Any, NoReturn, cast
 
 from roost.runtime.errors import BadInput
 
@@ -61,49 +61,66 @@ def loads(text: str | bytes, *, where: str = "JSON") -> Any:
     return value
 
 
-def check(value: Any, *, where: str = "value") -> None:
+def check(value: Any, *, where: str = "") -> None:
     """Check that ``value`` is plain JSON data that encodes and decodes to itself.
 
     Allowed: dicts with string keys, lists, strings (valid Unicode), finite floats, ints,
     booleans and None. Iterative, so deep nesting cannot exhaust the stack.
 
+    Args:
+        value: the value to check.
+        where: what the value is (``--payload``); the message starts with ``{where}: ``.
+
     Raises:
-        BadInput: the message names the first offending place (``payload.a[2]``).
+        BadInput: the message names the first offending place (``a[2] is nan, ...``).
     """
-    stack: list[tuple[str, Any]] = [(where, value)]
+    stack: list[tuple[str, Any]] = [("", value)]
     while stack:
         path, item = stack.pop()
         if item is None or isinstance(item, bool | int):
             continue
         if isinstance(item, str):
-            _check_text(item, path)
+            if not item.isascii() and not _is_unicode(item):
+                _fail(where, path, "holds a lone surrogate, which is not Unicode text")
         elif isinstance(item, float):
             if not math.isfinite(item):
-                raise BadInput(f"{path} is {item}, which is not JSON (RFC 8259)")
+                _fail(where, path, f"is {item}, which is not JSON (RFC 8259)")
         elif isinstance(item, dict):
-            for key, child in cast("dict[Any, Any]", item).items():
-                if not isinstance(key, str):
-                    raise BadInput(f"{path} has a key that is not a string: {key!r}")
-                _check_text(key, path)
-                stack.append((_member(path, key), child))
+            stack += _members(where, path, cast("dict[Any, Any]", item))
         elif isinstance(item, list | tuple):
             for i, child in enumerate(cast("list[Any]", item)):
                 stack.append((f"{path}[{i}]", child))
         else:
-            raise BadInput(f"{path} is a {type(item).__name__}, which is not JSON")
+            _fail(where, path, f"is a {type(item).__name__}, which is not JSON-serializable")
+
+
+def _fail(where: str, path: str, problem: str) -> NoReturn:
+    subject = path or "the value"
+    raise BadInput(f"{where}: {subject} {problem}" if where else f"{subject} {problem}")
+
+
+def _members(where: str, path: str, item: dict[Any, Any]) -> list[tuple[str, Any]]:
+    """The members of a dict to check next; its keys are checked here."""
+    members: list[tuple[str, Any]] = []
+    for key, child in item.items():
+        if not isinstance(key, str):
+            _fail(where, path, f"has a key that is not a string: {key!r}")
+        if not key.isascii() and not _is_unicode(key):
+            _fail(where, path, "has a key with a lone surrogate, which is not Unicode")
+        members.append((_member(path, key), child))
+    return members
 
 
 def _member(path: str, key: str) -> str:
     if _SIMPLE_KEY.fullmatch(key):
-        return f"{path}.{key}"
+        return f"{path}.{key}" if path else key
     shown = json.dumps(key)
     return f"{path}[{shown if len(shown) <= 40 else shown[:38] + '…'}]"
 
 
-def _check_text(text: str, path: str) -> None:
-    if text.isascii():
-        return
+def _is_unicode(text: str) -> bool:
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
-        raise BadInput(f"{path} holds a lone surrogate, which is not Unicode text") from None
+        return False
+    return True
