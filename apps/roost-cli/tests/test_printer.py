@@ -5,8 +5,8 @@ from __future__ import annotations
 import io
 import json
 import logging
-import sys
 
+from roost.cli.logs import JsonFormatter, TextFormatter
 from roost.cli.printer import StepPrinter
 from roost.runtime import RuntimeEvent
 
@@ -16,16 +16,17 @@ def committed(i: int) -> RuntimeEvent:
 
 
 def failure_record(work_id: str, attempt: int) -> logging.LogRecord:
+    """The record the runtime logs for a failed attempt: the exception as an extra field."""
     try:
         raise ValueError(f"boom {attempt}")
-    except ValueError:
-        exc_info = sys.exc_info()
+    except ValueError as caught:
+        exc = caught
     return logging.makeLogRecord(
         {
             "name": "roost.worker",
             "msg": "work %s attempt %d failed",
             "args": (work_id, attempt),
-            "exc_info": exc_info,
+            "exception": exc,
             "event": "step_failed",
             "work_id": work_id,
             "engine": "e",
@@ -98,3 +99,13 @@ async def test_json_lines() -> None:
     assert records[0]["traceback"].endswith("ValueError: boom 1")
     assert records[1]["event"] == "committed" and records[1]["version"] == 2
     assert records[-1]["event"] == "summary" and records[-1]["steps"] == 2
+
+
+def test_the_log_formatters_show_an_exception_given_as_an_extra_field() -> None:
+    record = failure_record("w1", 3)
+    text = TextFormatter().format(record).splitlines()
+    assert text[0].endswith("  work w1 attempt 3 failed")
+    assert text[-1] == "    ValueError: boom 3"
+    fields = json.loads(JsonFormatter().format(record))
+    assert fields["traceback"].endswith("ValueError: boom 3") and "exception" not in fields
+    assert fields["work_id"] == "w1" and fields["attempt"] == 3 and fields["engine"] == "e"

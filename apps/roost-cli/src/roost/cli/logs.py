@@ -22,6 +22,7 @@ __all__ = [
     "JsonFormatter",
     "TextFormatter",
     "configure",
+    "exception_of",
     "extras",
     "format_traceback",
     "iso",
@@ -40,6 +41,18 @@ _STANDARD = frozenset({*vars(logging.makeLogRecord({})), "message", "asctime", "
 def extras(record: logging.LogRecord) -> dict[str, Any]:
     """The fields a record got through ``extra=`` (``work_id``, ``attempt``...)."""
     return {k: v for k, v in vars(record).items() if k not in _STANDARD and not k.startswith("_")}
+
+
+def exception_of(record: logging.LogRecord) -> BaseException | None:
+    """The exception a record carries: its ``exc_info``, or an ``exception`` extra field.
+
+    The runtime logs a failed step with the exception as an extra field, so that logging
+    set up elsewhere prints one line for it, not a traceback per attempt.
+    """
+    if record.exc_info and record.exc_info[1] is not None:
+        return record.exc_info[1]
+    extra = getattr(record, "exception", None)
+    return extra if isinstance(extra, BaseException) else None
 
 
 def format_traceback(exc_info: BaseException | tuple[Any, ...], lines: int | None) -> str:
@@ -84,8 +97,10 @@ class JsonFormatter(logging.Formatter):
             "message": record.getMessage(),
             **extras(record),
         }
-        if record.exc_info:
-            fields["traceback"] = format_traceback(record.exc_info, None)
+        exc = exception_of(record)
+        if exc is not None:
+            fields.pop("exception", None)
+            fields["traceback"] = format_traceback(exc, None)
         return json_line(fields)
 
 
@@ -96,10 +111,18 @@ class TextFormatter(logging.Formatter):
         super().__init__("%(asctime)s  %(message)s", datefmt="%H:%M:%S")
         self.traceback_lines = traceback_lines
 
-    def formatException(self, ei: Any) -> str:  # noqa: N802 (logging's name)
-        """The traceback, cut to ``traceback_lines`` and indented under its record."""
-        text = format_traceback(ei, self.traceback_lines)
-        return "\n".join(f"    {line}" for line in text.splitlines())
+    def format(self, record: logging.LogRecord) -> str:
+        """The record's line, then its traceback (from ``exc_info`` or ``exception``)."""
+        exc = exception_of(record)
+        saved, record.exc_info, record.exc_text = record.exc_info, None, None
+        try:
+            line = super().format(record)
+        finally:
+            record.exc_info = saved
+        if exc is None:
+            return line
+        trace = format_traceback(exc, self.traceback_lines)
+        return line + "".join(f"\n    {t}" for t in trace.splitlines())
 
 
 def configure(

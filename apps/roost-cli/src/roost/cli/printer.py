@@ -22,7 +22,7 @@ from collections.abc import AsyncGenerator
 from typing import Any, TextIO
 
 from roost.cli import render
-from roost.cli.logs import format_traceback, iso, json_line
+from roost.cli.logs import exception_of, format_traceback, iso, json_line
 from roost.runtime import RuntimeEvent
 
 __all__ = ["FLUSH_INTERVAL", "LINES_PER_SECOND", "StepPrinter"]
@@ -129,12 +129,14 @@ class StepPrinter(logging.Filter):
             }
             if record is not None:
                 fields["engine"] = getattr(record, "engine", None)
-                if record.exc_info:
-                    fields["traceback"] = format_traceback(record.exc_info, None)
+                exc = exception_of(record)
+                if exc is not None:
+                    fields["traceback"] = format_traceback(exc, None)
             return json_line({k: v for k, v in fields.items() if v is not None})
         line = f"{render.clock(event.ts)}  {text}"
-        if record is not None and record.exc_info:
-            trace = format_traceback(record.exc_info, self.traceback_lines)
+        exc = exception_of(record) if record is not None else None
+        if exc is not None:
+            trace = format_traceback(exc, self.traceback_lines)
             line += "".join(f"\n    {t}" for t in trace.splitlines())
         return line
 
@@ -236,12 +238,12 @@ def _attempt(event: RuntimeEvent) -> int:
 
 
 def _exc_name(record: logging.LogRecord) -> str:
-    exc = record.exc_info[1] if record.exc_info else None
+    exc = exception_of(record)
     return type(exc).__qualname__ if exc is not None else "error"
 
 
 def _exc_text(record: logging.LogRecord) -> str:
-    exc = record.exc_info[1] if record.exc_info else None
+    exc = exception_of(record)
     return str(exc) if exc is not None else record.getMessage()
 
 

@@ -202,7 +202,6 @@ async def fail(
         attempt,
         info.type,
         info.message[:200],
-        exc_info=exc,
         extra={
             "event": "step_failed",
             "work_id": held.work_id,
@@ -210,6 +209,7 @@ async def fail(
             "attempt": attempt,
             "worker": worker.swarm.worker_id,
             "error": info.type,
+            "exception": exc,
         },
     )
     try:
