@@ -122,6 +122,10 @@ def remember(
 def verb(default_level: int = logging.ERROR) -> Callable[[F], F]:
     """Give a command the common options, and configure logging before it runs.
 
+    Short-lived commands show only errors by default: the runtime warns, for instance, when
+    a Redis keeps nothing on disk; ``roost worker`` shows that once at start (it defaults to
+    info), while ``roost status`` would repeat it on every call.
+
     Args:
         default_level: the level shown when neither a flag nor ``ROOST_LOG_LEVEL`` says.
     """
