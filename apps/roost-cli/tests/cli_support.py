@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -37,20 +38,32 @@ class Cli:
         self.cwd = cwd
         self.procs: list[Spawned] = []
 
-    def __call__(self, *args: str, env: Mapping[str, str] | None = None) -> Result:
+    def __call__(
+        self, *args: str, env: Mapping[str, str] | None = None, input: str | None = None
+    ) -> Result:
         """In-process (fast): typer's CliRunner with the test environment."""
         runner = CliRunner()
         result = runner.invoke(
-            app, list(args), env={**self.env, **(env or {})}, catch_exceptions=False
+            app, list(args), input=input, env={**self.env, **(env or {})}, catch_exceptions=False
         )
         return Result(result.exit_code, result.stdout, result.stderr)
 
-    def proc(self, *args: str, env: Mapping[str, str] | None = None, timeout: float = 60) -> Result:
-        """As a real process: ``python -m roost.cli ...``."""
+    def proc(
+        self,
+        *args: str,
+        env: Mapping[str, str] | None = None,
+        timeout: float = 60,
+        cwd: Path | None = None,
+        unset: tuple[str, ...] = (),
+    ) -> Result:
+        """As a real process: ``python -m roost.cli ...`` (``unset``: variables to drop)."""
+        environ = {**os.environ, **self.env, **(env or {})}
+        for name in unset:
+            environ.pop(name, None)
         done = subprocess.run(
             [sys.executable, "-m", "roost.cli", *args],
-            env={**os.environ, **self.env, **(env or {})},
-            cwd=self.cwd,
+            env=environ,
+            cwd=cwd or self.cwd,
             capture_output=True,
             text=True,
             timeout=timeout,
@@ -180,3 +193,18 @@ def stop(proc: Spawned, signum: int = signal.SIGINT, timeout: float = 30) -> str
         raise AssertionError(f"did not exit within {timeout}s:\n{proc.output}") from None
     proc.reader.join(10)
     return proc.output
+
+
+def fake_distribution(site: Path, module_source: str, entry_points: str) -> str:
+    """Write a module and its *.dist-info (with entry points) into ``site``; return its name.
+
+    Put ``site`` on ``PYTHONPATH`` (a process) or ``sys.path`` (in-process) to install it.
+    """
+    module = f"fake_roost_plugin_{uuid.uuid4().hex[:12]}"
+    site.mkdir(parents=True, exist_ok=True)
+    (site / f"{module}.py").write_text(module_source)
+    dist_info = site / f"{module}-0.1.dist-info"
+    dist_info.mkdir()
+    (dist_info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {module}\nVersion: 0.1\n")
+    (dist_info / "entry_points.txt").write_text(entry_points.format(module=module))
+    return module

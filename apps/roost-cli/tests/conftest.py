@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import uuid
 from collections.abc import Iterator
@@ -11,7 +12,34 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from cli_support import Cli, Target  # noqa: E402
+from cli_support import Cli, Target, fake_distribution  # noqa: E402
+
+FAILING_ENGINE = """
+from roost.runtime import Snapshot, step_context
+
+
+def check(payload, attempt, depth=4):
+    if depth:  # a few frames deep, so that the traceback is longer than what is shown
+        return check(payload, attempt, depth - 1)
+    mode = payload.get("mode", "always")
+    if mode == "always" or (mode == "once" and attempt == 1):
+        raise ValueError(f"boom on attempt {attempt}")
+
+
+class Engine:
+    engine_id = "fails"
+
+    async def init_snapshot(self, item):
+        return Snapshot(work_id=item.work_id, engine="fails", step="go")
+
+    async def step(self, snapshot, item):
+        check(item.payload, step_context().attempt)
+        return snapshot.model_copy(update={"is_finished": True, "step": "done"})
+
+
+def build(**kwargs):
+    return Engine()
+"""
 
 
 @pytest.fixture
@@ -43,3 +71,18 @@ def target() -> Iterator[Target]:
     t = Target()
     yield t
     t.close()
+
+
+@pytest.fixture
+def failing_engine(
+    cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[dict[str, str]]:
+    """Install an engine ``fails`` (payload ``{"mode": "always"}``, ``"once"`` or ``"ok"``).
+
+    Its step raises ``ValueError`` on every attempt, on the first one only, or never. In-process
+    commands see it at once; pass the returned environment to processes (``roost worker``).
+    """
+    site = tmp_path / "failing-site"
+    fake_distribution(site, FAILING_ENGINE, "[roost.engines]\nfails = {module}:build\n")
+    monkeypatch.syspath_prepend(str(site))
+    yield {"PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])}

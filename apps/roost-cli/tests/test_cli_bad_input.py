@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import socket
+from pathlib import Path
 
 import pytest
 from cli_support import Cli
@@ -26,6 +28,18 @@ CASES: list[tuple[tuple[str, ...], dict[str, str], str]] = [
     ((*ENQUEUE, "--resource", "bad resource"), {}, "invalid resource 'bad resource'"),
     ((*ENQUEUE, "--resource", "a", "--resource", "a"), {}, "duplicate resources"),
     ((*ENQUEUE, "--delay", "soon"), {}, "--delay: not a duration"),
+    ((*ENQUEUE, "--delay", "1e300"), {}, "--delay must be between 0 and 365d, not 1e+300 seconds"),
+    ((*ENQUEUE, "--delay", "366d"), {}, "--delay must be between 0 and 365d"),
+    ((*ENQUEUE, "--payload", '{"x": NaN}'), {}, "--payload: NaN is not JSON (RFC 8259"),
+    ((*ENQUEUE, "--payload", '{"x": -Infinity}'), {}, "--payload: -Infinity is not JSON"),
+    ((*ENQUEUE, "--payload", '{"x": 1e400}'), {}, "the number 1e400 is too large"),
+    ((*ENQUEUE, "--payload", '{"x": "\\ud800"}'), {}, "--payload: x holds a lone surrogate"),
+    ((*ENQUEUE, "--payload", "[" * 100_000), {}, "--payload is nested too deeply"),
+    (
+        (*ENQUEUE, "--payload", '{"url": "http://127.0.0.1:1/"}'),
+        {"ROOST_EVENTS_MAXLEN": str(10**19)},
+        "ROOST_EVENTS_MAXLEN: must be between 1 and 1,000,000,000",
+    ),
     ((*ENQUEUE, "--idempotency-key", "x" * 300), {}, "idempotency_key"),
     (("status", "0123456789abcdef0123456789abcdef"), {}, "unknown work id"),
     (("status", "not a work id"), {}, "invalid work id"),
@@ -90,22 +104,36 @@ def test_as_a_real_process_no_traceback(cli: Cli) -> None:
 
 
 @pytest.mark.parametrize(
-    "args",
+    ("args", "message"),
     [
-        ("enqueue",),  # --engine missing
-        ("enqueue", "--engine", "watchlist", "--bogus"),
-        ("list", "--state", "sleeping"),
-        ("list", "--limit", "0"),
-        ("worker", "--concurrency", "0"),
-        ("no-such-command",),
+        (("enqueue",), "Missing option '--engine'"),
+        (("enqueue", "--engine", "watchlist", "--bogus"), "No such option: --bogus"),
+        (("list", "--state", "sleeping"), "Invalid value for '--state'"),
+        (("list", "--limit", "0"), "Invalid value for '--limit'"),
+        (("worker", "--concurrency", "0"), "Invalid value for '--concurrency'"),
+        (("worker", "--concurrency", "10001"), "less than or equal to 10000"),
+        ((*ENQUEUE, "--priority", "10000000"), "Invalid value for '--priority'"),
+        ((*ENQUEUE, "--max-attempts", "1001"), "Invalid value for '--max-attempts'"),
+        (("status",), "Missing argument 'WORK_ID'"),
+        (("server", "restart"), "No such command 'restart'"),
+        (("no-such-command",), "No such command 'no-such-command'"),
+        (("retry",), "give a WORK_ID or --all-dead"),
+        (("retry", "abc", "--all-dead"), "give a WORK_ID or --all-dead"),
+        (("retry", "abc", "--engine", "x"), "--engine goes with --all-dead"),
+        ((*ENQUEUE, "--wait-timeout", "5s"), "--wait-timeout needs --wait"),
+        (("events", "--type", "commited"), "--type: unknown event type 'commited'"),
     ],
 )
-def test_usage_errors_exit_2_without_traceback(cli: Cli, args: tuple[str, ...]) -> None:
+def test_usage_errors_are_one_error_line_and_exit_2(
+    cli: Cli, args: tuple[str, ...], message: str
+) -> None:
     before = cli.counts()
     result = cli(*args)
     assert result.code == 2
-    assert "Traceback" not in result.stderr
     assert result.stdout == ""
+    [line] = result.stderr.splitlines()  # one line: no usage block, no box
+    assert line.startswith("error: ") and message in line, line
+    assert "╭" not in result.stderr and "Traceback" not in result.stderr
     assert cli.counts() == before
 
 
@@ -119,3 +147,29 @@ def test_runtime_conflicts_exit_1(cli: Cli) -> None:
     assert again.stderr.strip() == f"error: work {work_id} is already cancelled; nothing to cancel"
     retry = cli("retry", work_id)
     assert retry.code == 1 and "only failed or dead work can be retried" in retry.stderr
+
+
+def test_a_payload_file_that_is_not_utf8_exits_2(cli: Cli, tmp_path: Path) -> None:
+    path = tmp_path / "payload.json"
+    path.write_bytes('{"claim": "caf\u00e9"}'.encode("latin-1"))
+    result = cli(*ENQUEUE, "--payload", f"@{path}")
+    assert result.code == 2
+    assert result.stderr.splitlines() == [
+        f"error: --payload {path} is not UTF-8 text: invalid continuation byte at byte 14"
+    ]
+    assert sum(cli.counts().values()) == 0
+
+
+@pytest.mark.parametrize("flag", ["-", "@-"])
+def test_payload_from_stdin(cli: Cli, flag: str) -> None:
+    body = '{"url": "http://127.0.0.1:1/", "checks_required": 2}'
+    result = cli(*ENQUEUE, "--payload", flag, "--delay", "1h", input=body)
+    assert result.code == 0, result.stderr
+    work_id = result.stdout.strip()
+    assert cli.status(work_id).item.payload == json.loads(body)  # type: ignore[union-attr]
+    bad = cli(*ENQUEUE, "--payload", flag, input='{"x": NaN}')
+    assert bad.code == 2
+    assert (
+        bad.stderr.strip()
+        == "error: --payload from stdin: NaN is not JSON (RFC 8259 has no NaN or Infinity)"
+    )

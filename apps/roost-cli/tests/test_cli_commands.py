@@ -13,7 +13,8 @@ import pytest
 from cli_support import Cli, Target, read_until, start_worker, stop
 
 from roost.redis.server import EmbeddedServer
-from roost.runtime import WorkState
+from roost.runtime import WorkItem, WorkState
+from roost.runtime.workspace import workspace_name
 
 WORK_ID = re.compile(r"[0-9a-f]{32}")
 
@@ -116,12 +117,18 @@ def test_human_forms(cli: Cli, target: Target) -> None:
 
     engines = cli("engines")
     assert engines.code == 0
-    assert re.search(r"^watchlist\s+roost_watchlist\.engine\.build_engine$", engines.stdout, re.M)
+    assert re.search(
+        r"^watchlist\s+roost_watchlist\.engine\.build_engine\s+ok$", engines.stdout, re.M
+    )
     assert "live workers (namespace" in engines.stdout
     listed = json.loads(cli("engines", "--json").stdout)
-    assert {"engine": "watchlist", "source": "roost_watchlist.engine.build_engine"} in listed[
-        "engines"
-    ]
+    assert {
+        "engine": "watchlist",
+        "source": "roost_watchlist.engine.build_engine",
+        "status": "ok",
+        "error": None,
+    } in listed["engines"]
+    assert listed["broken_plugins"] == []
     [live] = listed["workers"]
     assert live["pid"] == worker.pid and live["engines"] == ["watchlist"]
 
@@ -185,18 +192,20 @@ def test_payload_from_a_file(cli: Cli, tmp_path: Path) -> None:
     assert item is not None and item.payload["checks_required"] == 2
 
 
-def test_cancel_retry_replay_and_dead(cli: Cli, target: Target) -> None:
+def test_cancel_retry_replay_and_dead(
+    cli: Cli, target: Target, failing_engine: dict[str, str]
+) -> None:
     waiting = enqueue(cli, "--payload", payload(target), "--delay", "1h")
     cancelled = cli("cancel", waiting)
     assert cancelled.code == 0 and cancelled.stdout.startswith(f"{waiting}: cancelled")
 
-    worker = start_worker(cli, env={"ROOST_MAX_ATTEMPTS": "1"})
-    broken = enqueue(cli, "--payload", '{"url": "ftp://nowhere"}')
+    worker = start_worker(cli, env={**failing_engine, "ROOST_MAX_ATTEMPTS": "1"})
+    broken = cli("enqueue", "--engine", "fails").stdout.strip()
     cli.wait(broken, lambda s: s.meta.state == WorkState.DEAD)
     dead = cli("dead")
     assert dead.code == 0
     row = next(line for line in dead.stdout.splitlines() if broken in line)
-    assert "BadInput: watchlist payload: url 'ftp://nowhere'" in row
+    assert "ValueError: boom on attempt 1" in row
     assert json.loads(cli("dead", "--json").stdout)["items"][0]["work_id"] == broken
     retried = json.loads(cli("retry", broken, "--json").stdout)
     assert retried["work_id"] == broken and retried["state"] in ("queued", "running", "dead")
@@ -305,3 +314,33 @@ def test_engines_with_an_unreachable_url_still_lists_engines(cli: Cli) -> None:
     body = json.loads(result.stdout)
     assert body["workers"] is None and "cannot reach Redis" in body["note"]
     assert [e["engine"] for e in body["engines"]] == ["watchlist"]
+
+
+@pytest.mark.parametrize("work_id", ["A:B/C", "x/../../../escaped", "Upper.Case@host"])
+def test_workspace_path_of_an_odd_id_is_one_directory_under_the_root(
+    cli: Cli, work_id: str
+) -> None:
+    cli.swarm_call(lambda s: s.enqueue_many([WorkItem(work_id=work_id, engine="watchlist")]))
+    result = cli("workspace-path", work_id)
+    assert result.code == 0, result.stderr
+    path = Path(result.stdout.strip())
+    root = cli.settings().workspaces
+    assert path.parent == root
+    assert path.name == workspace_name(work_id) and "/" not in path.name
+    assert json.loads(cli("workspace-path", work_id, "--json").stdout)["path"] == str(path)
+
+
+def test_status_human_shows_an_error_a_later_attempt_got_past_as_past(
+    cli: Cli, failing_engine: dict[str, str]
+) -> None:
+    worker = start_worker(cli, env=failing_engine)
+    work_id = cli("enqueue", "--engine", "fails", "--payload", '{"mode": "once"}').stdout.strip()
+    cli.wait(work_id, lambda s: s.meta.state == WorkState.DONE)
+    stop(worker)
+    tree = cli("status", work_id, "--human").stdout
+    [line] = [line for line in tree.splitlines() if "error" in line]
+    assert line.split()[:2] == ["past", "error"]
+    assert "ValueError: boom on attempt 1 (attempt 1," in line
+    assert line.endswith("a later attempt succeeded)")
+    raw = json.loads(cli("status", work_id).stdout)
+    assert raw["meta"]["last_error"]["type"] == "ValueError"  # the JSON keeps it as it was

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import signal
 import time
 
@@ -10,7 +11,7 @@ import pytest
 from cli_support import Cli, Target, read_until, start_worker, stop
 
 from roost.cli.worker import parse_engines
-from roost.runtime import WorkState
+from roost.runtime import WorkItem, WorkState
 
 
 def slow_item(cli: Cli, target: Target) -> str:
@@ -35,20 +36,103 @@ def test_banner_says_which_redis_namespace_queue_engines(cli: Cli) -> None:
     assert proc.returncode == 0
 
 
-def test_one_line_per_step_and_failures(cli: Cli, target: Target) -> None:
-    proc = start_worker(cli, env={"ROOST_MAX_ATTEMPTS": "1"})
+def test_one_line_per_step(cli: Cli, target: Target) -> None:
+    proc = start_worker(cli)
     body = {"url": target.url, "checks_required": 2, "delay_seconds": 0.1}
     good = cli("enqueue", "--engine", "watchlist", "--payload", json.dumps(body)).stdout.strip()
     lines = read_until(proc, f"done        {good}")
     mine = [line for line in lines if good in line]
     assert len(mine) == 3  # init, two checks (the last one is "done")
     assert "next step in 0.1s" in mine[1]
-    bad = cli("enqueue", "--engine", "watchlist", "--payload", '{"url": "ftp://x"}').stdout.strip()
-    read_until(proc, f"dead        {bad}")
-    [dead] = [line for line in proc.lines if f"dead        {bad}" in line]
-    assert "attempt 1 failed: BadInput: watchlist payload: url 'ftp://x'" in dead
     out = stop(proc)
-    assert "2 steps committed" in out.splitlines()[-1] or "3 steps committed" in out
+    assert out.splitlines()[-1].endswith("3 steps committed")
+
+
+def failure_lines(out: str, work_id: str) -> list[str]:
+    return [line for line in out.splitlines() if work_id in line and " failed: " in line]
+
+
+def test_one_line_per_failure_with_the_end_of_its_traceback(
+    cli: Cli, failing_engine: dict[str, str]
+) -> None:
+    proc = start_worker(cli, env={**failing_engine, "ROOST_MAX_ATTEMPTS": "2"})
+    work_id = cli("enqueue", "--engine", "fails", "--payload", '{"mode": "always"}').stdout.strip()
+    read_until(proc, f"dead        {work_id}")
+    out = stop(proc)
+    lines = out.splitlines()
+    first, second = failure_lines(out, work_id)  # one line per failed attempt, not two
+    assert first.split()[1:3] == ["retrying", work_id]
+    assert "attempt 1 failed: ValueError: boom on attempt 1  (retry in 0.0" in first
+    assert second.split()[1:3] == ["dead", work_id]
+    assert "attempt 2 failed: ValueError: boom on attempt 2" in second
+    trace = lines[lines.index(first) + 1 : lines.index(second)]
+    assert trace[0].startswith("    ... ") and trace[0].endswith(
+        "earlier lines (--full-tracebacks)"
+    )
+    assert trace[1].startswith('      File "') and all(t.startswith("    ") for t in trace)
+    assert trace[-2].strip() == 'raise ValueError(f"boom on attempt {attempt}")'
+    assert trace[-1] == "    ValueError: boom on attempt 1"
+    assert 8 <= len(trace) <= 10
+    assert "Traceback (most recent call last)" not in out
+    assert f"work {work_id} attempt" not in out  # the runtime's own line is not printed too
+
+
+def test_full_tracebacks(cli: Cli, failing_engine: dict[str, str]) -> None:
+    proc = start_worker(cli, "--full-tracebacks", env={**failing_engine, "ROOST_MAX_ATTEMPTS": "1"})
+    work_id = cli("enqueue", "--engine", "fails").stdout.strip()
+    read_until(proc, f"dead        {work_id}")
+    out = stop(proc)
+    [line] = failure_lines(out, work_id)
+    lines = out.splitlines()
+    assert lines[lines.index(line) + 1] == "    Traceback (most recent call last):"
+    assert "more lines (--full-tracebacks)" not in out
+
+
+def test_an_invalid_watchlist_payload_fails_at_once(cli: Cli) -> None:
+    proc = start_worker(cli, env={"ROOST_MAX_ATTEMPTS": "3"})
+    bad = cli("enqueue", "--engine", "watchlist", "--payload", '{"url": "ftp://x"}').stdout.strip()
+    read_until(proc, f"failed      {bad}")
+    out = stop(proc)
+    [line] = failure_lines(out, bad)
+    assert "attempt 1 failed: PermanentError: watchlist payload: url 'ftp://x'" in line
+    meta = cli.status(bad).meta
+    assert meta.state == WorkState.FAILED and meta.attempts == 1
+    assert "retrying" not in out
+
+
+def test_high_rates_print_a_summary_line_and_v_prints_every_step(
+    cli: Cli, failing_engine: dict[str, str]
+) -> None:
+    items = [WorkItem(engine="fails", payload={"mode": "ok"}) for _ in range(300)]
+    cli.swarm_call(lambda s: s.enqueue_many(items))
+    proc = start_worker(cli, "--concurrency", "20", env=failing_engine)
+    cli.wait(items[-1].work_id, lambda s: s.meta.state == WorkState.DONE)
+    cli.swarm_call(lambda s: s.counts())
+    out = stop(proc)
+    step_lines = [
+        line for line in out.splitlines() if line.split()[1:2] in (["committed"], ["done"])
+    ]
+    summaries = [line for line in out.splitlines() if " more events in " in line]
+    assert summaries, out
+    hidden = sum(
+        int(re.search(r"\.\.\. ([\d,]+) more events", s).group(1).replace(",", ""))  # type: ignore[union-attr]
+        for s in summaries
+    )
+    assert len(step_lines) + hidden == 600  # init + step of 300 items, each counted once
+    assert len(step_lines) < 600
+    assert "-v prints every step" in summaries[0]
+
+    items = [WorkItem(engine="fails", payload={"mode": "ok"}) for _ in range(300)]
+    cli.swarm_call(lambda s: s.enqueue_many(items))
+    proc = start_worker(cli, "-v", "--concurrency", "20", env=failing_engine)
+    cli.wait(items[-1].work_id, lambda s: s.meta.state == WorkState.DONE)
+    out = stop(proc)
+    ids = {i.work_id for i in items}
+    verbose_lines = [
+        line for line in out.splitlines() if line.split()[2:3] and line.split()[2] in ids
+    ]
+    assert len(verbose_lines) == 600
+    assert " more events in " not in out
 
 
 def test_ctrl_c_lets_the_running_step_finish(cli: Cli, target: Target) -> None:

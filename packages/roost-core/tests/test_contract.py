@@ -93,6 +93,8 @@ def test_changed_work_id_or_engine(item: WorkItem) -> None:
         ("next_step_delay_seconds", -1.0),
         ("next_step_delay_seconds", float("nan")),
         ("next_step_delay_seconds", float("inf")),
+        ("next_step_delay_seconds", 1e306),
+        ("next_step_delay_seconds", 365 * 86400.0 + 1),
         ("data", "not a dict"),
         ("is_finished", "maybe"),
         ("artifacts", [{"kind": "json"}]),
@@ -147,3 +149,23 @@ def test_json_round_trip_and_fresh_copy(item: WorkItem) -> None:
 def test_snapshot_to_json_refuses_nan(item: WorkItem) -> None:
     with pytest.raises(EngineContractError):
         snapshot_to_json(snap(item, data={"x": float("nan")}))
+
+
+def test_a_delay_out_of_range_is_a_contract_error_naming_the_range(item: WorkItem) -> None:
+    previous = accept_init(snap(item), item)
+    result = previous.model_copy()
+    result.next_step_delay_seconds = 1e306
+    with pytest.raises(EngineContractError) as excinfo:
+        accept_step(result, previous, item)
+    message = str(excinfo.value)
+    assert "\n" not in message
+    expected = "next_step_delay_seconds must be between 0 and 365d, not 1e+306 seconds"
+    assert message.endswith(expected)
+    longest = previous.model_copy()
+    longest.next_step_delay_seconds = 365 * 86400.0
+    assert accept_step(longest, previous, item).next_step_delay_seconds == 365 * 86400.0
+
+
+def test_a_lone_surrogate_in_data_is_a_contract_error(item: WorkItem) -> None:
+    with pytest.raises(EngineContractError, match="does not read back as JSON"):
+        accept_init(snap(item, data={"text": "\ud800"}), item)

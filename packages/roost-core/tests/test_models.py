@@ -2,15 +2,18 @@ from __future__ import annotations
 
 import json
 import math
+import re
 
 import pytest
 from pydantic import ValidationError
 
 from roost.runtime.models import (
     Artifact,
+    ErrorInfo,
     Lease,
     Snapshot,
     WorkItem,
+    WorkMeta,
     WorkState,
     new_work_id,
     validate_name,
@@ -91,7 +94,9 @@ def test_snapshot_defaults() -> None:
     assert json.loads(snapshot.model_dump_json())["next_step_delay_seconds"] == 0.0
 
 
-@pytest.mark.parametrize("delay", [-1, -0.001, math.nan, math.inf, -math.inf])
+@pytest.mark.parametrize(
+    "delay", [-1, -0.001, math.nan, math.inf, -math.inf, 1e306, 365 * 86400 + 0.5]
+)
 def test_bad_delays_are_rejected(delay: float) -> None:
     with pytest.raises(ValidationError, match="next_step_delay_seconds"):
         Snapshot(work_id="w", engine="e", next_step_delay_seconds=delay)
@@ -137,7 +142,50 @@ def test_idempotency_key_and_max_attempts_bounds() -> None:
         WorkItem(engine="e", idempotency_key="k" * 201)
     with pytest.raises(ValidationError):
         WorkItem(engine="e", max_attempts=0)
+    with pytest.raises(ValidationError, match="max_attempts must be between 1 and 1,000"):
+        WorkItem(engine="e", max_attempts=1001)
     assert WorkItem(engine="e", idempotency_key="k" * 200, max_attempts=1).max_attempts == 1
+
+
+@pytest.mark.parametrize("priority", [10**6 + 1, -(10**6) - 1, 10**400])
+def test_priority_out_of_range(priority: int) -> None:
+    with pytest.raises(ValidationError, match="priority must be between -1,000,000 and 1,000,000"):
+        WorkItem(engine="e", priority=priority)
+    assert WorkItem(engine="e", priority=10**6).priority == 10**6
+
+
+@pytest.mark.parametrize(
+    ("payload", "where"),
+    [
+        ({"x": math.nan}, "x is nan"),
+        ({"x": [1, math.inf]}, "x[1] is inf"),
+        ({"deep": {"er": -math.inf}}, "deep.er is -inf"),
+        ({"s": "\ud800"}, "s holds a lone surrogate"),
+        ({"o": object()}, "o is a object, which is not JSON-serializable"),
+        ({"k": {1: "a"}}, "k has a key that is not a string"),
+    ],
+)
+def test_payload_is_strict_json(payload: dict[str, object], where: str) -> None:
+    with pytest.raises(ValidationError, match=re.escape(where)):
+        WorkItem(engine="e", payload=payload)
+
+
+def test_payload_nan_from_json_text_is_refused_too() -> None:
+    """pydantic's JSON parser reads NaN; the item must not take it (it would be stored as null)."""
+    with pytest.raises(ValidationError, match="x is nan"):
+        WorkItem.model_validate_json('{"engine": "e", "payload": {"x": NaN}}')
+
+
+def test_deep_payloads_do_not_exhaust_the_stack() -> None:
+    deep: dict[str, object] = {}
+    node = deep
+    for _ in range(5000):
+        child: dict[str, object] = {}
+        node["a"] = child
+        node = child
+    node["x"] = math.nan
+    with pytest.raises(ValidationError, match="is nan"):
+        WorkItem(engine="e", payload=deep)
 
 
 def test_lease_is_frozen() -> None:
@@ -150,3 +198,33 @@ def test_terminal_states() -> None:
     terminal = {s for s in WorkState if s.is_terminal}
     assert terminal == {WorkState.DONE, WorkState.FAILED, WorkState.DEAD, WorkState.CANCELLED}
     assert WorkState("queued") is WorkState.QUEUED
+
+
+@pytest.mark.parametrize(
+    ("state", "attempts", "error_attempt", "past"),
+    [
+        ("retrying", 1, 1, False),  # the first attempt failed; waiting for its backoff
+        ("queued", 1, 1, False),  # back in the queue for its retry
+        ("running", 2, 1, False),  # the retry is running
+        ("dead", 3, 3, False),
+        ("failed", 1, 1, False),
+        ("cancelled", 1, 1, False),
+        ("done", 0, 2, True),  # a later attempt succeeded and the item finished
+        ("running", 1, 1, True),  # the retry committed; the next step runs inline
+        ("queued", 0, 2, True),  # the retry committed; the next step is queued
+        ("scheduled", 0, 1, True),  # the retry committed a delayed continuation
+        ("running", 1, 2, True),
+    ],
+)
+def test_error_is_past_once_a_later_attempt_succeeded(
+    state: str, attempts: int, error_attempt: int, past: bool
+) -> None:
+    meta = WorkMeta(
+        work_id="w",
+        engine="e",
+        state=WorkState(state),
+        attempts=attempts,
+        last_error=ErrorInfo(type="ValueError", message="boom", attempt=error_attempt),
+    )
+    assert meta.error_is_past is past
+    assert not WorkMeta(work_id="w", engine="e", state=WorkState.DONE).error_is_past

@@ -10,6 +10,7 @@ import pluggy
 import pytest
 
 from roost.runtime import (
+    BrokenEngine,
     EngineContractError,
     Registry,
     RuntimeEvent,
@@ -166,7 +167,7 @@ def test_misspelled_hookimpl_fails_check_pending() -> None:
         get_plugin_manager(plugins=[Misspelled()], autoload=False)
 
 
-def test_misspelled_hookimpl_in_an_entry_point_fails(
+def test_misspelled_hookimpl_in_an_entry_point_is_broken_not_fatal(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, no_autoload: None
 ) -> None:
     source = (
@@ -174,8 +175,11 @@ def test_misspelled_hookimpl_in_an_entry_point_fails(
         "@hookimpl\ndef roost_register_sinks(register):\n    pass\n"
     )
     install_fake_distribution(tmp_path, monkeypatch, source, "[roost]\nbad = {module}\n")
-    with pytest.raises(pluggy.PluginValidationError, match="roost_register_sinks"):
-        get_plugin_manager()
+    pm = get_plugin_manager()
+    assert pm.get_plugin("bad") is None
+    [broken] = [b for b in pm.broken if b.name == "bad"]
+    assert "unknown hook roost_register_sinks" in broken.error
+    assert "watchlist" in Registry.load(pm).engines  # the healthy plugins still load
 
 
 def test_wrong_hook_argument_name_fails_registration() -> None:
@@ -283,7 +287,7 @@ def test_duplicate_artifact_scheme() -> None:
 
 def test_unknown_engine_lists_registered() -> None:
     registry = Registry.load(get_plugin_manager(plugins=[EnginePlugin()], autoload=False))
-    with pytest.raises(UnknownEngine, match=r"unknown engine 'nope' \(registered: tiny\)"):
+    with pytest.raises(UnknownEngine, match=r"unknown engine 'nope' \(installed: tiny\)$"):
         registry.build_engine("nope")
     assert issubclass(UnknownEngine, LookupError)
 
@@ -323,9 +327,19 @@ class NoEngineId:
         raise NotImplementedError
 
 
+class TooManyAttempts(TinyEngine):
+    max_attempts = 1_000_000
+
+
+class FloatAttempts(TinyEngine):
+    max_attempts = 2.5
+
+
 @pytest.mark.parametrize(
     ("cls", "match"),
     [
+        (TooManyAttempts, "max_attempts must be a whole number between 1 and 1,000, not 1000000"),
+        (FloatAttempts, "max_attempts must be a whole number between 1 and 1,000, not 2.5"),
         (SyncStep, "step must be an async method"),
         (SyncInit, "init_snapshot must be an async method"),
         (NoStep, "returned NoStep, which lacks"),
@@ -342,3 +356,70 @@ def test_build_engine_rejects_non_engines(cls: type, match: str) -> None:
     )
     with pytest.raises(EngineContractError, match=match):
         registry.build_engine("bad")
+
+
+# -- plugins that fail to load ----------------------------------------------------------------
+
+RAISES_ON_IMPORT = """
+raise ImportError("needs a library that is not installed")
+"""
+
+RAISES_IN_HOOK = """
+from roost.runtime import hookimpl
+
+
+@hookimpl
+def roost_register_engines(register):
+    register("half-registered", None)
+    raise RuntimeError("config file missing")
+"""
+
+
+def test_a_plugin_that_raises_on_import_is_broken_and_the_rest_load(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, no_autoload: None
+) -> None:
+    install_fake_distribution(
+        tmp_path, monkeypatch, RAISES_ON_IMPORT, "[roost]\nbroken = {module}\n"
+    )
+    registry = Registry.load(get_plugin_manager())
+    assert "watchlist" in registry.engines
+    broken = registry.broken["broken"]
+    assert broken.error == "ImportError: needs a library that is not installed"
+    assert broken.source.startswith("entry point roost: broken = fake_roost_plugin_")
+    assert not broken.engine
+    with pytest.raises(UnknownEngine) as excinfo:
+        registry.require("nope")
+    assert "plugins that failed to load: broken (roost engines)" in str(excinfo.value)
+
+
+def test_a_seed_style_engine_that_raises_on_import_is_a_broken_engine(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, no_autoload: None
+) -> None:
+    install_fake_distribution(
+        tmp_path, monkeypatch, RAISES_ON_IMPORT, "[roost.engines]\nbad-engine = {module}:build\n"
+    )
+    registry = Registry.load(get_plugin_manager())
+    assert "bad-engine" in registry.engines  # imported lazily: not known to be broken yet
+    registry.probe()
+    assert "bad-engine" not in registry.engines and "watchlist" in registry.engines
+    assert registry.broken["bad-engine"].engine
+    with pytest.raises(
+        BrokenEngine,
+        match=r"^engine 'bad-engine' is installed but failed to load: "
+        r"ImportError: needs a library that is not installed \(entry point ",
+    ):
+        registry.require("bad-engine")
+    fresh = Registry.load(get_plugin_manager())
+    with pytest.raises(BrokenEngine):  # build_engine probes too
+        fresh.build_engine("bad-engine")
+    assert issubclass(BrokenEngine, UnknownEngine)
+
+
+def test_a_hook_that_raises_registers_nothing_and_the_rest_load(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, no_autoload: None
+) -> None:
+    install_fake_distribution(tmp_path, monkeypatch, RAISES_IN_HOOK, "[roost]\nhalf = {module}\n")
+    registry = Registry.load(get_plugin_manager(plugins=[EnginePlugin()]))
+    assert "half-registered" not in registry.engines
+    assert {"tiny", "watchlist"} <= set(registry.engines)
+    assert registry.broken["half"].error == "RuntimeError: config file missing"

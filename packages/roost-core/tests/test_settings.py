@@ -1,12 +1,13 @@
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from roost.runtime.errors import BadInput, SettingsError
-from roost.runtime.settings import ENV_VARS, RoostSettings, parse_duration
+from roost.runtime.settings import ENV_VARS, RoostSettings, find_home, parse_duration
 
 # (variable, raw value, field, expected parsed value); relative paths are checked separately.
 VALID: list[tuple[str, str, str, Any]] = [
@@ -28,6 +29,8 @@ VALID: list[tuple[str, str, str, Any]] = [
     ("ROOST_GRACE_PERIOD", "2h", "grace_period", 7200.0),
     ("ROOST_INLINE_STEPS", "0", "inline_steps", 0),
     ("ROOST_STUCK_AFTER", "2m", "stuck_after", 120.0),
+    ("ROOST_LOG_LEVEL", " DEBUG ", "log_level", "debug"),
+    ("ROOST_LOG_FORMAT", "json", "log_format", "json"),
 ]
 
 INVALID: list[tuple[str, str]] = [
@@ -62,6 +65,20 @@ INVALID: list[tuple[str, str]] = [
     ("ROOST_GRACE_PERIOD", "-30"),
     ("ROOST_INLINE_STEPS", "-1"),
     ("ROOST_STUCK_AFTER", "0"),
+    ("ROOST_LOG_LEVEL", "loud"),
+    ("ROOST_LOG_FORMAT", "xml"),
+    # In form but out of range: refused at start, before anything is written.
+    ("ROOST_EVENTS_MAXLEN", str(10**19)),
+    ("ROOST_EVENTS_MAXLEN", "1000000001"),
+    ("ROOST_LEASE_TTL", "2d"),
+    ("ROOST_MAX_ATTEMPTS", "1001"),
+    ("ROOST_RETRY_DELAY", "366d"),
+    ("ROOST_RETRY_DELAY", "0.0001"),
+    ("ROOST_RETRY_MAX_DELAY", "1e300"),
+    ("ROOST_RETENTION", "3651d"),
+    ("ROOST_HISTORY", "1001"),
+    ("ROOST_GRACE_PERIOD", "25h"),
+    ("ROOST_INLINE_STEPS", "10001"),
 ]
 
 
@@ -74,6 +91,7 @@ def test_every_variable_has_a_valid_and_an_invalid_case() -> None:
 
 
 def test_defaults(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / ".git").mkdir()  # a project root: the search for .roost stops here
     monkeypatch.chdir(tmp_path)
     settings = RoostSettings.from_env({})
     assert settings.redis_url is None
@@ -102,6 +120,32 @@ def test_malformed_values_name_the_variable(var: str, raw: str) -> None:
     assert message.startswith(f"{var}: "), message
     assert "\n" not in message
     assert isinstance(excinfo.value, BadInput)
+
+
+@pytest.mark.parametrize(
+    ("var", "raw", "message"),
+    [
+        ("ROOST_EVENTS_MAXLEN", "1000000001", "must be between 1 and 1,000,000,000, not"),
+        ("ROOST_LEASE_TTL", "2d", "must be between 1s and 1d, not 2d"),
+        ("ROOST_RETENTION", "1e300", "must be between 1s and 3650d, not 1e+300s"),
+    ],
+)
+def test_out_of_range_values_say_the_range(var: str, raw: str, message: str) -> None:
+    with pytest.raises(SettingsError, match=f"^{var}: {re.escape(message)}"):
+        RoostSettings.from_env({var: raw})
+
+
+def test_the_largest_values_in_range_are_accepted() -> None:
+    settings = RoostSettings.from_env(
+        {
+            "ROOST_EVENTS_MAXLEN": "1000000000",
+            "ROOST_LEASE_TTL": "1d",
+            "ROOST_RETENTION": "3650d",
+            "ROOST_RETRY_MAX_DELAY": "365d",
+            "ROOST_MAX_ATTEMPTS": "1000",
+        }
+    )
+    assert settings.events_maxlen == 1_000_000_000 and settings.max_attempts == 1000
 
 
 def test_empty_values_are_ignored() -> None:
@@ -176,3 +220,60 @@ def test_parse_duration(text: str, seconds: float) -> None:
 def test_parse_duration_rejects(text: str) -> None:
     with pytest.raises(ValueError):
         parse_duration(text)
+
+
+def workspace(root: Path) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "pyproject.toml").write_text('[tool.uv.workspace]\nmembers = ["plugins/*"]\n')
+    return root
+
+
+def test_find_home_walks_up_to_the_workspace_root(tmp_path: Path) -> None:
+    root = workspace(tmp_path / "proj")
+    deep = root / "plugins" / "mine" / "src"
+    deep.mkdir(parents=True)
+    (root / "plugins" / "mine" / "pyproject.toml").write_text('[project]\nname = "mine"\n')
+    assert find_home(deep) == root / ".roost"  # not created, just found
+    assert not (root / ".roost").exists()
+    assert find_home(root) == root / ".roost"
+
+
+def test_find_home_prefers_the_nearest_existing_roost_dir(tmp_path: Path) -> None:
+    root = workspace(tmp_path / "proj")
+    (root / "sub" / ".roost").mkdir(parents=True)
+    (root / "sub" / "deeper").mkdir()
+    assert find_home(root / "sub" / "deeper") == root / "sub" / ".roost"
+    (root / "other").mkdir()
+    (root / ".roost").mkdir()
+    assert find_home(root / "other") == root / ".roost"
+
+
+def test_find_home_stops_at_a_git_root(tmp_path: Path) -> None:
+    (tmp_path / ".roost").mkdir()  # above the repository: not used
+    repo = tmp_path / "repo"
+    (repo / ".git").mkdir(parents=True)
+    (repo / "a" / "b").mkdir(parents=True)
+    assert find_home(repo / "a" / "b") == repo / ".roost"
+
+
+def test_find_home_never_uses_the_users_home(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    user = tmp_path / "user"
+    (user / ".roost").mkdir(parents=True)
+    (user / "scratch").mkdir()
+    monkeypatch.setenv("HOME", str(user))
+    assert find_home(user / "scratch") == user / "scratch" / ".roost"
+    assert find_home(user) == user / ".roost"  # run from the home directory itself
+
+
+def test_from_env_finds_home_unless_roost_home_is_set(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = workspace(tmp_path / "proj")
+    (root / "plugins").mkdir()
+    monkeypatch.chdir(root / "plugins")
+    assert RoostSettings.from_env({}).home == root / ".roost"
+    assert RoostSettings.from_env({}).workspaces == root / ".roost" / "workspaces"
+    assert RoostSettings.from_env({"ROOST_HOME": "here"}).home == root / "plugins" / "here"
+    assert RoostSettings.from_env({}, home=Path("flag")).home == root / "plugins" / "flag"

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from roost.runtime import BadInput, Registry, get_plugin_manager
+from roost.runtime import PermanentError, Registry, get_plugin_manager
 from roost.runtime.testing import EngineRunner
 from roost_watchlist import WatchlistEngine, build_engine, verdict_of
 
@@ -215,6 +215,7 @@ async def test_defaults_match_the_seed(target: Target) -> None:
         ({"url": "http://x", "checks_required": True}, "checks_required must be an integer"),
         ({"url": "http://x", "delay_seconds": -1}, "delay_seconds must be a finite number"),
         ({"url": "http://x", "delay_seconds": "5"}, "delay_seconds must be a number"),
+        ({"url": "http://x", "delay_seconds": 1e306}, "delay_seconds must be between 0 and 365d"),
         ({"url": "http://x", "timeout_seconds": 0}, "timeout_seconds must be greater than 0"),
         ({"url": "http://x", "claim": ""}, "claim must be a non-empty string"),
         ({"url": "http://x", "check_required": 3}, "unknown field(s) check_required"),
@@ -222,7 +223,7 @@ async def test_defaults_match_the_seed(target: Target) -> None:
 )
 async def test_bad_payload_fails_clearly_at_init(bad: dict[str, Any], message: str) -> None:
     async with EngineRunner(build_engine()) as runner:
-        with pytest.raises(BadInput, match="watchlist payload") as info:
+        with pytest.raises(PermanentError, match="watchlist payload") as info:
             await runner.init(runner.work_item(bad))
     assert message in str(info.value)
 

@@ -8,12 +8,19 @@ from dataclasses import asdict, dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from roost.runtime import BadInput
+from roost.runtime import PermanentError
+from roost.runtime.limits import DELAY
 
 __all__ = ["MAX_CHECKS", "WatchConfig"]
 
 MAX_CHECKS = 1000
 """Upper bound of ``checks_required``: every observation lives in the snapshot."""
+
+
+def invalid(message: str) -> PermanentError:
+    """The error for an invalid payload: retrying cannot fix it, so the item fails at once."""
+    return PermanentError(f"watchlist payload: {message}")
+
 
 _FIELDS = ("url", "claim", "checks_required", "delay_seconds", "timeout_seconds")
 
@@ -21,10 +28,10 @@ _FIELDS = ("url", "claim", "checks_required", "delay_seconds", "timeout_seconds"
 def _number(payload: Mapping[str, Any], name: str, default: float) -> float:
     value = payload.get(name, default)
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise BadInput(f"watchlist payload: {name} must be a number, not {value!r}")
+        raise invalid(f"{name} must be a number, not {value!r}")
     number = float(value)
     if not math.isfinite(number) or number < 0:
-        raise BadInput(f"watchlist payload: {name} must be a finite number >= 0, not {value!r}")
+        raise invalid(f"{name} must be a finite number >= 0, not {value!r}")
     return number
 
 
@@ -56,34 +63,32 @@ class WatchConfig:
             timeout: the default fetch timeout.
 
         Raises:
-            BadInput: a field is missing, unknown or of the wrong type; the message names it.
+            PermanentError: a field is missing, unknown or of the wrong type; the message
+                names it. Retrying cannot fix a payload, so the item fails at once.
         """
         unknown = sorted(set(payload) - set(_FIELDS))
         if unknown:
-            raise BadInput(
-                f"watchlist payload: unknown field(s) {', '.join(unknown)} "
-                f"(known: {', '.join(_FIELDS)})"
-            )
+            raise invalid(f"unknown field(s) {', '.join(unknown)} (known: {', '.join(_FIELDS)})")
         url = payload.get("url")
         if not isinstance(url, str) or not url:
-            raise BadInput("watchlist payload: url is required (an http:// or https:// URL)")
+            raise invalid("url is required (an http:// or https:// URL)")
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise BadInput(f"watchlist payload: url {url!r} must be an http:// or https:// URL")
+            raise invalid(f"url {url!r} must be an http:// or https:// URL")
         claim = payload.get("claim", f"{url} is reachable")
         if not isinstance(claim, str) or not claim.strip():
-            raise BadInput("watchlist payload: claim must be a non-empty string")
+            raise invalid("claim must be a non-empty string")
         checks = payload.get("checks_required", 3)
         if isinstance(checks, bool) or not isinstance(checks, int):
-            raise BadInput(f"watchlist payload: checks_required must be an integer, not {checks!r}")
+            raise invalid(f"checks_required must be an integer, not {checks!r}")
         if not 1 <= checks <= MAX_CHECKS:
-            raise BadInput(
-                f"watchlist payload: checks_required must be 1-{MAX_CHECKS}, not {checks}"
-            )
+            raise invalid(f"checks_required must be 1-{MAX_CHECKS}, not {checks}")
         delay = _number(payload, "delay_seconds", 5.0)
+        if not DELAY.contains(delay):
+            raise invalid(f"delay_seconds must be {DELAY.describe()}, not {delay:g}")
         fetch_timeout = _number(payload, "timeout_seconds", timeout)
         if fetch_timeout <= 0:
-            raise BadInput("watchlist payload: timeout_seconds must be greater than 0")
+            raise invalid("timeout_seconds must be greater than 0")
         return cls(url, claim, checks, delay, fetch_timeout)
 
     def to_data(self) -> dict[str, Any]:

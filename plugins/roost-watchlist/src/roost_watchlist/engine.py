@@ -73,7 +73,8 @@ class WatchlistEngine:
         """Validate the payload and return a snapshot with no observations yet.
 
         Raises:
-            BadInput: the payload is not a valid watchlist payload (the message says why).
+            PermanentError: the payload is not a valid watchlist payload (the message says
+                why); the item fails at once instead of being retried.
         """
         config = WatchConfig.from_payload(item.payload, timeout=self.timeout)
         return Snapshot(

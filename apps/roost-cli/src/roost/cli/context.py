@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import signal
-import sys
 from collections.abc import AsyncGenerator, Callable, Coroutine, Generator
 from dataclasses import dataclass
 from typing import Any, NoReturn, TypeVar
@@ -19,6 +17,7 @@ import typer
 from redis.exceptions import RedisError
 
 from roost.redis import EmbeddedServerFailed, RedisSwarm, describe_redis_error
+from roost.redis.connection import redact_url
 from roost.redis.server import EmbeddedServer, ServerError
 from roost.runtime import (
     BadInput,
@@ -34,7 +33,6 @@ __all__ = [
     "EXIT_RUNTIME",
     "CliError",
     "GlobalOptions",
-    "configure_logging",
     "describe_redis",
     "fail",
     "handle_errors",
@@ -42,9 +40,9 @@ __all__ = [
     "load_registry",
     "open_swarm",
     "options",
-    "quiet_logging",
     "run",
     "settings_of",
+    "where",
     "warn",
 ]
 
@@ -89,6 +87,9 @@ class GlobalOptions:
     namespace: str | None = None
     queue: str | None = None
     prefix: str | None = None
+    log_level: str | None = None
+    log_format: str | None = None
+    verbose: bool = False
 
     def settings(self, **overrides: Any) -> RoostSettings:
         """Settings from the environment with these flags (and ``overrides``) on top.
@@ -127,10 +128,29 @@ def options(ctx: typer.Context) -> GlobalOptions:
 
 
 def settings_of(ctx: typer.Context, **overrides: Any) -> RoostSettings:
-    """The settings for this command; a malformed one exits 2 with one line."""
+    """The settings for this command; a malformed one exits 2 with one line.
+
+    With ``-v``, says on stderr which server, namespace and ``ROOST_HOME`` they point to.
+    """
     with handle_errors():
-        return options(ctx).settings(**overrides)
-    raise AssertionError("unreachable")  # pragma: no cover
+        settings = options(ctx).settings(**overrides)
+    if options(ctx).verbose:
+        warn(f"roost: {where(settings)}")
+    return settings
+
+
+def where(settings: RoostSettings) -> str:
+    """Which server, namespace, queue and home a command uses, in one line."""
+    if settings.redis_url:
+        server = describe_redis(settings, settings.redis_url)
+    else:
+        embedded = EmbeddedServer(settings.home / "redis").status()
+        url = embedded.url if embedded.running and embedded.url else "not running yet"
+        server = describe_redis(settings, url)
+    return (
+        f"redis {server}; namespace {settings.namespace}; queue {settings.queue}; "
+        f"home {settings.home}"
+    )
 
 
 def load_registry() -> Registry:
@@ -207,28 +227,9 @@ def ignore_further_interrupts() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def quiet_logging() -> None:
-    """Short-lived commands print only errors of Roost's loggers (``roost worker`` more).
-
-    The runtime warns, for instance, when a Redis keeps nothing on disk; a worker shows that
-    once at start, while ``roost status`` would repeat it on every call.
-    """
-    configure_logging(logging.ERROR)
-
-
-def configure_logging(level: int) -> None:
-    """Send Roost's log records at ``level`` and above to stderr, one line each."""
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s  %(message)s", datefmt="%H:%M:%S"))
-    logger = logging.getLogger("roost")
-    logger.handlers[:] = [handler]
-    logger.setLevel(level)
-    logger.propagate = False
-
-
 def describe_redis(settings: RoostSettings, url: str) -> str:
     """Say which Redis a process uses: the embedded one (and where) or ROOST_REDIS_URL."""
     if settings.redis_url:
-        return f"{url} (ROOST_REDIS_URL)"
+        return f"{redact_url(url)} (ROOST_REDIS_URL)"
     directory = EmbeddedServer(settings.home / "redis").directory
     return f"embedded at {url} (data in {directory}; stop it with `roost server stop`)"

@@ -18,9 +18,12 @@ from roost.cli.context import (
     settings_of,
     warn,
 )
+from roost.redis import RedisSwarm
 from roost.redis.server import EmbeddedServer
-from roost.runtime import Registry, RoostSettings, RuntimeEvent, WorkState
+from roost.runtime import EventType, Registry, RoostSettings, RuntimeEvent, WorkState
 from roost.runtime.models import validate_name
+from roost.runtime.plugins import source_of
+from roost.runtime.workspace import workspace_dir
 
 __all__ = [
     "artifact_show",
@@ -48,14 +51,18 @@ def status(
     as_json: Annotated[
         bool,
         typer.Option(
-            "--json/--human", help="JSON (the default, as the seed shows) or a readable tree."
+            "--json/--human",
+            help="JSON for scripts (the default) or --human for a readable summary.",
         ),
     ] = True,
 ) -> None:
     """Show a work item: its runtime meta, latest snapshot and the item itself.
 
-    The default output is JSON with top-level `meta` (state, step, attempts, lease, last
-    error, times), `snapshot` (version, step, data, artifacts) and `item`.
+    Unlike the other commands, status prints JSON unless you ask for --human: scripts read
+    it (for example to get the artifact id of a finished job), so its default stays
+    machine-readable. The JSON has `meta` (state, step, attempts, lease, last error,
+    times), `snapshot` (version, step, data, artifacts) and `item`. Add --human for a short
+    readable summary with local times.
     """
     settings = settings_of(ctx)
 
@@ -66,7 +73,7 @@ def status(
         if as_json:
             render.echo_json(result)
         else:
-            typer.echo(render.status_tree(result))
+            render.print_status(result)
 
     run(main)
 
@@ -99,7 +106,7 @@ def list_work(
         else:
             now = time.time()
             rows = [render.meta_row(m, now) for m in page.items]
-            typer.echo(render.table(render.META_HEADERS, rows))
+            render.print_table(render.META_HEADERS, rows)
         if page.next_cursor:
             warn(f"more: roost list --cursor {page.next_cursor}")
 
@@ -143,37 +150,127 @@ def dead(
                     ]
                 )
             headers = ("WORK ID", "ENGINE", "STEP", "VER", "ATT", "DIED", "LAST ERROR")
-            typer.echo(render.table(headers, rows))
-            warn("retry one with: roost retry <work_id>")
+            render.print_table(headers, rows)
+            warn("retry one with: roost retry <work_id>, or all with: roost retry --all-dead")
         if page.next_cursor:
             warn(f"more: roost dead --cursor {page.next_cursor}")
 
     run(main)
 
 
-def _print_events(batch: list[RuntimeEvent], as_json: bool, header: bool) -> None:
-    if as_json:
-        for event in batch:
-            typer.echo(event.model_dump_json())
-        return
+EVENT_SCAN = 10_000
+"""Events read per call when filtering by type (the most the runtime returns at once)."""
+
+
+def parse_types(values: list[str] | None) -> frozenset[str] | None:
+    """``--type committed,done --type dead`` -> the set; nothing given -> ``None`` (all).
+
+    Raises:
+        CliError: an unknown event type (exit 2).
+    """
+    names = {n.strip() for v in values or [] for n in v.split(",") if n.strip()}
+    known = {str(t) for t in EventType}
+    unknown = sorted(names - known)
+    if unknown:
+        raise CliError(
+            f"--type: unknown event type {unknown[0]!r} (known: {', '.join(sorted(known))})",
+            EXIT_BAD_INPUT,
+        )
+    return frozenset(names) or None
+
+
+async def read_events(
+    swarm: RedisSwarm,
+    work_id: str | None,
+    after: str | None,
+    limit: int,
+    types: frozenset[str] | None,
+) -> tuple[list[RuntimeEvent], str]:
+    """The events to show, and the stream position to follow from.
+
+    With ``types``, the latest :data:`EVENT_SCAN` events (or, with ``after``, the events
+    after it, page by page) are read and the matching ones kept, at most ``limit``.
+    """
+    if types is None:
+        batch = await swarm.events(work_id=work_id, after=after, limit=limit)
+        return batch, batch[-1].id if batch else (after or "0-0")
+    if after is None:
+        raw = await swarm.events(work_id=work_id, limit=EVENT_SCAN)
+        matched = [e for e in raw if e.type in types][-limit:]
+        return matched, raw[-1].id if raw else "0-0"
+    matched: list[RuntimeEvent] = []
+    cursor = after
+    while len(matched) < limit:
+        page = await swarm.events(work_id=work_id, after=cursor, limit=EVENT_SCAN)
+        matched += [e for e in page if e.type in types]
+        if page:
+            cursor = page[-1].id
+        if len(page) < EVENT_SCAN:
+            break
+    if len(matched) > limit:
+        matched = matched[:limit]
+        cursor = matched[-1].id
+    return matched, cursor
+
+
+def _print_event_table(batch: list[RuntimeEvent]) -> None:
     now = time.time()
-    rows = [render.event_row(e, now) for e in batch]
-    text = render.table(render.EVENT_HEADERS, rows)
-    lines = text.splitlines()
-    typer.echo("\n".join(lines if header else lines[1:]))
+    render.print_table(render.EVENT_HEADERS, [render.event_row(e, now) for e in batch])
+
+
+def _print_event_line(columns: render.EventColumns, event: RuntimeEvent) -> None:
+    console = render.terminal()
+    if console is None:
+        typer.echo(columns.line(event))
+    else:
+        console.print(columns.styled(event))
+
+
+async def _follow(
+    swarm: RedisSwarm,
+    work_id: str | None,
+    batch: list[RuntimeEvent],
+    last: str,
+    types: frozenset[str] | None,
+    as_json: bool,
+) -> None:
+    """Print ``batch`` in fixed columns, then every new event until Ctrl-C."""
+    columns = render.EventColumns(batch)
+    if not as_json:
+        typer.echo(columns.header())
+        for event in batch:
+            _print_event_line(columns, event)
+        warn("following new events; Ctrl-C to stop")
+    async for event in swarm.follow_events(work_id=work_id, after=last):
+        if types is not None and event.type not in types:
+            continue
+        if as_json:
+            typer.echo(event.model_dump_json())
+        else:
+            _print_event_line(columns, event)
 
 
 def events(
     ctx: typer.Context,
     work_id: Annotated[
-        str | None, typer.Argument(help="Only this item's events (default: all).")
+        str | None,
+        typer.Argument(metavar="[WORK_ID]", help="Only this item's events (default: all)."),
     ] = None,
     after: Annotated[
-        str | None, typer.Option("--after", help="Only events after this event id.")
+        str | None,
+        typer.Option("--after", metavar="EVENT_ID", help="Only events after this event id."),
     ] = None,
     limit: Annotated[
         int, typer.Option("--limit", min=1, max=10000, help="At most this many events.")
     ] = 50,
+    types: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--type",
+            metavar="TYPE",
+            help="Only events of these types: repeat it or use commas (--type retrying,dead).",
+        ),
+    ] = None,
     follow: Annotated[
         bool, typer.Option("--follow", "-f", help="Keep printing new events until Ctrl-C.")
     ] = False,
@@ -186,20 +283,20 @@ def events(
 
     async def main() -> None:
         wid = _work_id(work_id) if work_id is not None else None
+        wanted = parse_types(types)
         async with open_swarm(settings) as swarm:
-            batch = await swarm.events(work_id=wid, after=after, limit=limit)
-            if batch or not follow:
+            batch, last = await read_events(swarm, wid, after, limit, wanted)
+            if as_json:
+                for event in batch:
+                    typer.echo(event.model_dump_json())
+            elif not follow:
                 if batch:
-                    _print_events(batch, as_json, header=True)
-                elif not as_json:
+                    _print_event_table(batch)
+                else:
                     typer.echo("no events")
-            if not follow:
                 return
-            last = batch[-1].id if batch else (after or "0-0")
-            if not as_json:
-                warn("following new events; Ctrl-C to stop")
-            async for event in swarm.follow_events(work_id=wid, after=last):
-                _print_events([event], as_json, header=False)
+            if follow:
+                await _follow(swarm, wid, batch, last, wanted, as_json)
 
     try:
         run(main)
@@ -240,14 +337,18 @@ def workspace_path(
         bool, typer.Option("--json", help='Print {"work_id", "path", "exists"} as JSON.')
     ] = False,
 ) -> None:
-    """Print the work item's workspace directory (its engine's scratch space)."""
+    """Print the work item's workspace directory (its engine's scratch space).
+
+    Each work id has one directory directly under ROOST_WORKSPACE_ROOT: the id itself when
+    it is plain (lowercase letters, digits, - and _), else a readable slug and a hash.
+    """
     settings = settings_of(ctx)
 
     async def main() -> None:
         wid = _work_id(work_id)
         async with open_swarm(settings) as swarm:
             await swarm.status(wid)  # unknown ids are bad input
-        path = settings.workspaces / wid
+        path = workspace_dir(settings.workspaces, wid)
         if as_json:
             render.echo_json({"work_id": wid, "path": str(path), "exists": path.is_dir()})
             return
@@ -256,15 +357,6 @@ def workspace_path(
             warn("(not created yet: the engine has not used its workspace)")
 
     run(main)
-
-
-def _source(factory: Any) -> str:
-    explicit = getattr(factory, "roost_source", None)
-    if explicit:
-        return str(explicit)
-    module = getattr(factory, "__module__", "?")
-    name = getattr(factory, "__qualname__", type(factory).__qualname__)
-    return f"{module}.{name}"
 
 
 async def _live_workers(
@@ -281,24 +373,51 @@ async def _live_workers(
 
 
 def engines(ctx: typer.Context, as_json: JsonFlag = False) -> None:
-    """List installed engines, and the live workers if Redis is reachable."""
+    """List installed engines (and any that failed to load), and the live workers."""
     settings = settings_of(ctx)
 
     async def main() -> None:
         registry = load_registry()
-        installed = [
-            {"engine": eid, "source": _source(f)} for eid, f in sorted(registry.engines.items())
+        registry.probe()
+        installed: list[dict[str, Any]] = [
+            {"engine": eid, "source": source_of(f), "status": "ok", "error": None}
+            for eid, f in registry.engines.items()
+        ]
+        installed += [
+            {"engine": b.name, "source": b.source, "status": "broken", "error": b.error}
+            for b in registry.broken.values()
+            if b.engine
+        ]
+        installed.sort(key=lambda e: e["engine"])
+        plugins = [
+            {"plugin": b.name, "source": b.source, "error": b.error}
+            for b in registry.broken.values()
+            if not b.engine
         ]
         url, workers, note = await _live_workers(settings, registry)
         if as_json:
-            body = {"engines": installed, "redis": url, "workers": workers, "note": note or None}
+            body = {
+                "engines": installed,
+                "broken_plugins": plugins,
+                "redis": url,
+                "workers": workers,
+                "note": note or None,
+            }
             render.echo_json(body)
             return
         if installed:
-            rows = [[e["engine"], e["source"]] for e in installed]
-            typer.echo(render.table(("ENGINE", "SOURCE"), rows))
+            rows = [
+                [e["engine"], e["source"], "ok" if e["error"] is None else f"broken: {e['error']}"]
+                for e in installed
+            ]
+            render.print_table(("ENGINE", "SOURCE", "STATUS"), rows)
         else:
             typer.echo("no engines installed (install a plugin, e.g. roost-watchlist)")
+        if plugins:
+            typer.echo("")
+            typer.echo("plugins that failed to load (the engines they provide are missing):")
+            for p in plugins:
+                typer.echo(f"  {p['plugin']}  {p['error']}  ({p['source']})")
         typer.echo("")
         if workers is None:
             typer.echo(f"live workers: unknown ({note})")
@@ -320,6 +439,6 @@ def engines(ctx: typer.Context, as_json: JsonFlag = False) -> None:
             ]
             typer.echo(f"live workers (namespace {settings.namespace}):")
             headers = ("WORKER", "QUEUE", "ENGINES", "CONC", "RUNNING", "STEPS", "STARTED")
-            typer.echo(render.table(headers, rows))
+            render.print_table(headers, rows)
 
     run(main)

@@ -1,8 +1,14 @@
-"""Human output: times (absolute and relative), plain-text tables, a status tree, JSON."""
+"""Human output: times (absolute and relative), tables, a status tree, JSON.
+
+On a terminal, tables are drawn with rich and states are coloured (``NO_COLOR`` turns the
+colours off); when the output is piped or redirected it stays plain, aligned text, stable
+for scripts and ``grep``.
+"""
 
 from __future__ import annotations
 
 import json
+import sys
 import time
 from collections.abc import Sequence
 from datetime import datetime
@@ -10,10 +16,15 @@ from typing import Any, cast
 
 import typer
 from pydantic import BaseModel
+from rich import box
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
 
 from roost.runtime import Artifact, RuntimeEvent, WorkMeta, WorkStatus
 
 __all__ = [
+    "EventColumns",
     "ago",
     "clock",
     "compact",
@@ -21,14 +32,68 @@ __all__ = [
     "event_details",
     "event_row",
     "meta_row",
+    "print_status",
+    "print_table",
+    "show_value",
     "status_tree",
     "table",
+    "terminal",
     "when",
 ]
 
 META_HEADERS = ("WORK ID", "ENGINE", "STATE", "STEP", "VER", "ATT", "UPDATED")
 EVENT_HEADERS = ("TIME", "TYPE", "WORK ID", "VER", "STEP", "WORKER", "DETAILS")
-_NEXT = {"inline": "next step at once", "queue": "requeued", "done": "finished"}
+_NEXT = {
+    "inline": "next step at once",
+    "queue": "requeued",
+    "done": "finished",
+    "hold": "saved; the step failed",
+}
+
+
+STYLES = {
+    "queued": "cyan",
+    "scheduled": "blue",
+    "retrying": "yellow",
+    "waiting": "magenta",
+    "running": "bold green",
+    "done": "green",
+    "failed": "red",
+    "dead": "bold red",
+    "cancelled": "dim",
+    "committed": "green",
+    "enqueued": "cyan",
+    "step_failed": "red",
+    "stale_commit": "yellow",
+    "lease_expired": "yellow",
+    "broken": "red",
+    "ok": "green",
+}
+"""Colours of states, event types and statuses on a terminal."""
+
+
+def terminal() -> Console | None:
+    """A rich console on stdout when it is a terminal, else ``None`` (print plain text)."""
+    console = Console(file=sys.stdout, highlight=False, soft_wrap=False)
+    return console if console.is_terminal else None
+
+
+def print_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+    """Print a table: drawn with rich on a terminal, plain aligned text otherwise.
+
+    A cell whose text is a state, an event type or a status gets its colour.
+    """
+    console = terminal()
+    if console is None:
+        typer.echo(table(headers, rows))
+        return
+    grid = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, header_style="bold")
+    for header in headers:
+        last = header == headers[-1]
+        grid.add_column(header, no_wrap=not last, overflow="fold" if last else "ellipsis")
+    for row in rows:
+        grid.add_row(*(Text(cell, style=STYLES.get(cell.split(":")[0], "")) for cell in row))
+    console.print(grid)
 
 
 def echo_json(value: BaseModel | Any, *, indent: int | None = 2) -> None:
@@ -47,10 +112,10 @@ def ago(ts: float, now: float | None = None) -> str:
     if seconds < 1:
         text = "now" if not future else "in <1s"
         return text
-    for size, unit in ((86400, "d"), (3600, "h"), (60, "m"), (1, "s")):
+    for size, unit in ((365 * 86400, "y"), (86400, "d"), (3600, "h"), (60, "m"), (1, "s")):
         if seconds >= size:
-            value = int(seconds // size)
-            text = f"{value}{unit}"
+            value = seconds // size
+            text = f"{int(value)}{unit}" if value < 10_000 else f">9999{unit}"
             break
     else:  # pragma: no cover
         text = f"{seconds:.0f}s"
@@ -59,7 +124,10 @@ def ago(ts: float, now: float | None = None) -> str:
 
 def clock(ts: float, now: float | None = None) -> str:
     """Local wall-clock time: ``14:03:07``, with the date when it is not today."""
-    moment = datetime.fromtimestamp(ts)
+    try:
+        moment = datetime.fromtimestamp(ts)
+    except (OverflowError, OSError, ValueError):  # stored before times were range-checked
+        return f"{ts:g} (epoch seconds)"
     today = datetime.fromtimestamp(time.time() if now is None else now).date()
     if moment.date() == today:
         return moment.strftime("%H:%M:%S")
@@ -71,6 +139,27 @@ def when(ts: float | None, now: float | None = None) -> str:
     if not ts:
         return "-"
     return f"{clock(ts, now)} ({ago(ts, now)})"
+
+
+_TIME_KEYS = ("ts", "time", "due")
+_EPOCH_S = (1e9, 1e11)
+"""Numbers in this range under a time-like key are epoch seconds (2001 to 5138)."""
+
+
+def show_value(key: str, value: Any, limit: int = 80, now: float | None = None) -> str:
+    """A data value for people: epoch times under time-like keys as ``14:03:07 (3m ago)``.
+
+    A key is time-like when it is ``ts``, ``time``, ``due`` or ends in ``_at``; its value is
+    read as epoch seconds, or milliseconds when it is a thousand times too large.
+    """
+    if (key in _TIME_KEYS or key.endswith("_at")) and isinstance(value, int | float):
+        if not isinstance(value, bool):
+            seconds = float(value)
+            if _EPOCH_S[0] * 1000 <= seconds < _EPOCH_S[1] * 1000:
+                seconds /= 1000
+            if _EPOCH_S[0] <= seconds < _EPOCH_S[1]:
+                return when(seconds, now)
+    return compact(value, limit)
 
 
 def compact(value: Any, limit: int = 80) -> str:
@@ -116,10 +205,10 @@ def event_details(event: RuntimeEvent) -> str:
         parts.append(f"next step in {delay:g}s")
     elif nxt is not None:
         parts.append(_NEXT.get(str(nxt), f"next={nxt}"))
-    elif delay is not None:
+    elif delay is not None and event.type == "retrying":
         parts.append(f"retry in {delay:g}s")
     for key, value in data.items():
-        parts.append(f"{key}={compact(value, 60)}")
+        parts.append(f"{key}={show_value(key, value, 60)}")
     return " ".join(parts)
 
 
@@ -169,10 +258,11 @@ def _meta_lines(status: WorkStatus, now: float | None) -> list[str]:
         rows.append(("progress", f"{frac}{m.progress.message or ''}".strip()))
     if m.last_error:
         err = m.last_error
-        text = (
-            f"{err.type}: {compact(err.message, 100)} (attempt {err.attempt}, {ago(err.ts, now)})"
-        )
-        rows.append(("last error", text))
+        text = f"{err.type}: {compact(err.message, 100)} (attempt {err.attempt}, {ago(err.ts, now)}"
+        if m.error_is_past:
+            rows.append(("past error", f"{text}; a later attempt succeeded)"))
+        else:
+            rows.append(("last error", f"{text})"))
     return [f"  {label:<11} {value}" for label, value in rows]
 
 
@@ -192,9 +282,25 @@ def _snapshot_lines(status: WorkStatus) -> list[str]:
             lines.append(f"    {key}: [{len(items)} items]")
             lines += [f"      - {compact(entry, 100)}" for entry in items[-5:]]
         else:
-            lines.append(f"    {key}: {compact(value, 100)}")
+            lines.append(f"    {key}: {show_value(key, value, 100)}")
     lines += [f"  artifact    {_artifact_line(a)}" for a in snap.artifacts]
     return lines
+
+
+def print_status(status: WorkStatus) -> None:
+    """Print :func:`status_tree`; on a terminal the state and a current error are coloured."""
+    text = status_tree(status)
+    console = terminal()
+    if console is None:
+        typer.echo(text)
+        return
+    lines = [Text(line) for line in text.splitlines()]
+    state = str(status.meta.state)
+    lines[0].highlight_words([state], style=STYLES.get(state, ""))
+    for line in lines:
+        if line.plain.startswith("  last error"):
+            line.stylize("red")
+        console.print(line)
 
 
 def status_tree(status: WorkStatus, now: float | None = None) -> str:
@@ -202,3 +308,64 @@ def status_tree(status: WorkStatus, now: float | None = None) -> str:
     m = status.meta
     head = f"{m.work_id}  {m.engine}  {m.state}"
     return "\n".join([head, *_meta_lines(status, now), *_snapshot_lines(status)])
+
+
+class EventColumns:
+    """Fixed columns for events, so that lines printed one by one (``--follow``) align.
+
+    Widths come from the first batch (at least :data:`MIN_WIDTHS`); a longer step or
+    worker is cut with ``…``, a longer work id pushes the line (ids are never cut).
+    """
+
+    MIN_WIDTHS: dict[str, int] = {
+        "TIME": 8,
+        "TYPE": 13,
+        "WORK ID": 32,
+        "VER": 4,
+        "STEP": 14,
+        "WORKER": 24,
+    }
+
+    def __init__(self, first: Sequence[RuntimeEvent] = (), now: float | None = None) -> None:
+        self.now = now
+        self.widths = dict(self.MIN_WIDTHS)
+        for event in first:
+            self.widths["TIME"] = max(self.widths["TIME"], len(clock(event.ts, now)))
+            self.widths["WORK ID"] = max(self.widths["WORK ID"], len(event.work_id))
+
+    def cells(self, event: RuntimeEvent) -> list[str]:
+        """The event's cells, padded or cut to the column widths (details unpadded)."""
+        values = [
+            clock(event.ts, self.now),
+            event.type,
+            event.work_id,
+            "-" if event.version is None else str(event.version),
+            event.step or "-",
+            event.worker or "-",
+        ]
+        cells: list[str] = []
+        for (name, width), value in zip(self.widths.items(), values, strict=True):
+            if len(value) > width and name in ("STEP", "WORKER"):
+                value = value[: width - 1] + "…"
+            cells.append(value.ljust(width))
+        return [*cells, event_details(event)]
+
+    def header(self) -> str:
+        """The header line."""
+        names = [name.ljust(width) for name, width in self.widths.items()]
+        return "  ".join([*names, "DETAILS"])
+
+    def line(self, event: RuntimeEvent) -> str:
+        """One event as a line of plain text."""
+        return "  ".join(self.cells(event)).rstrip()
+
+    def styled(self, event: RuntimeEvent) -> Text:
+        """One event as a line for a terminal, its type coloured."""
+        cells = self.cells(event)
+        text = Text()
+        for i, cell in enumerate(cells):
+            if i:
+                text.append("  ")
+            text.append(cell, style=STYLES.get(event.type, "") if i == 1 else "")
+        text.rstrip()
+        return text

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from roost.cli import render
+from roost.cli.common import RoostGroup, verb
 from roost.cli.context import (
     EXIT_RUNTIME,
     fail,
@@ -23,6 +24,7 @@ __all__ = ["CONSOLE_INSTALL", "server_app", "ui"]
 CONSOLE_INSTALL = "run `uv sync` in the Roost workspace, or `pip install 'roost-cli[console]'`"
 
 server_app = typer.Typer(
+    cls=RoostGroup,
     help="Manage the embedded Redis server of this directory (ROOST_HOME).",
     no_args_is_help=True,
 )
@@ -34,6 +36,7 @@ def _embedded(ctx: typer.Context) -> tuple[EmbeddedServer, str | None]:
 
 
 @server_app.command("status")
+@verb()
 def server_status(
     ctx: typer.Context,
     as_json: Annotated[bool, typer.Option("--json", help="Print the status as JSON.")] = False,
@@ -51,6 +54,7 @@ def server_status(
 
 
 @server_app.command("start")
+@verb()
 def server_start(ctx: typer.Context) -> None:
     """Start the embedded server (roost commands also start it on demand)."""
     with handle_errors():
@@ -63,6 +67,7 @@ def server_start(ctx: typer.Context) -> None:
 
 
 @server_app.command("stop")
+@verb()
 def server_stop(ctx: typer.Context) -> None:
     """Stop the embedded server (its data stays on disk for the next start)."""
     with handle_errors():

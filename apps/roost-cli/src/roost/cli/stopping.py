@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import signal
 import time
 from collections.abc import Generator, Sequence
 from typing import TYPE_CHECKING
 
-import typer
-
-from roost.cli import render
 from roost.redis.stopping import SAME_SIGNAL_WINDOW, StopSignals
 
 if TYPE_CHECKING:
@@ -19,6 +17,8 @@ if TYPE_CHECKING:
     from roost.runtime import EventSink
 
 __all__ = ["SAME_SIGNAL_WINDOW", "GracefulStop"]
+
+log = logging.getLogger("roost.cli")
 
 
 class GracefulStop:
@@ -41,10 +41,10 @@ class GracefulStop:
         """Handle one delivery of ``signum`` (a second one is :class:`StopSignals`'s)."""
         if self.first_at is None:
             self.first_at = time.monotonic()
-            typer.echo(
-                f"{render.clock(time.time())}  {signal.Signals(signum).name}: stopping; running "
-                f"steps get {self.grace_period:g}s to finish (Ctrl-C again to exit at once)",
-                err=True,
+            log.warning(
+                "%s: stopping; running steps get %gs to finish (Ctrl-C again to exit at once)",
+                signal.Signals(signum).name,
+                self.grace_period,
             )
             self.requested.set()
 

@@ -1,4 +1,4 @@
-"""``roost worker``: run steps, print one line per step, stop gracefully on Ctrl-C."""
+"""``roost worker``: run steps, print what happens (:mod:`roost.cli.printer`), stop gracefully."""
 
 from __future__ import annotations
 
@@ -6,25 +6,28 @@ import logging
 import os
 import sys
 import time
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
-from roost.cli import render
+from roost.cli.common import setup_logging
 from roost.cli.context import (
-    configure_logging,
     describe_redis,
     load_registry,
     open_swarm,
+    options,
     run,
     settings_of,
 )
+from roost.cli.logs import DEFAULT_TRACEBACK_LINES as TRACEBACK_LINES
+from roost.cli.logs import iso, json_line
+from roost.cli.printer import StepPrinter
 from roost.cli.stopping import GracefulStop
-from roost.runtime import RuntimeEvent, UnknownEngine
+from roost.runtime.limits import CONCURRENCY
 
-__all__ = ["StepPrinter", "parse_engines", "worker"]
+__all__ = ["parse_engines", "worker"]
 
-QUIET_EVENTS = frozenset({"started"})
+log = logging.getLogger("roost.cli")
 
 
 def parse_engines(values: list[str] | None) -> list[str] | None:
@@ -38,39 +41,6 @@ def parse_engines(values: list[str] | None) -> list[str] | None:
     return names or None
 
 
-class StepPrinter:
-    """An event sink that prints one line per step outcome as it happens."""
-
-    def __init__(self) -> None:
-        self.steps = 0
-
-    def line(self, event: RuntimeEvent) -> str:
-        """The line printed for ``event``."""
-        version = "" if event.version is None else f"v{event.version}"
-        parts = [render.clock(event.ts), f"{event.type:<10}", event.work_id, version]
-        if event.type in ("committed", "done"):
-            parts.append(event.step or "")
-        if event.type in ("retrying", "dead", "failed"):
-            data = event.data
-            message = render.compact(str(data.get("message", "")), 120)
-            attempt, error = data.get("attempt", "?"), data.get("error", "?")
-            parts.append(f"attempt {attempt} failed: {error}: {message}")
-            if event.type == "retrying" and "delay" in data:
-                parts.append(f"(retry in {float(data['delay']):.1f}s)")
-        else:
-            parts.append(render.event_details(event))
-        return "  ".join(p for p in parts if p)
-
-    async def __call__(self, event: RuntimeEvent) -> None:
-        """Print the event's line (step starts are not printed: their outcome is)."""
-        if event.type in QUIET_EVENTS:
-            return
-        if event.type in ("committed", "done"):
-            self.steps += 1
-        typer.echo(self.line(event))
-        sys.stdout.flush()
-
-
 def worker(
     ctx: typer.Context,
     engines: Annotated[
@@ -81,19 +51,52 @@ def worker(
         ),
     ] = None,
     concurrency: Annotated[
-        int, typer.Option("--concurrency", min=1, help="How many steps run at once.")
+        int,
+        typer.Option(
+            "--concurrency",
+            min=int(CONCURRENCY.low),
+            max=int(CONCURRENCY.high),
+            help="How many steps run at once.",
+        ),
     ] = 10,
+    full_tracebacks: Annotated[
+        bool,
+        typer.Option(
+            "--full-tracebacks",
+            help=f"Print whole tracebacks of failed steps (default: the last {TRACEBACK_LINES} "
+            "lines).",
+        ),
+    ] = False,
 ) -> None:
     """Run a worker until Ctrl-C (or SIGTERM).
 
+    Prints one line per step while that is readable (up to 20 a second, then one summary
+    line a second; -v prints every step), and one line per failed attempt with the end of
+    its traceback.
+
     The first Ctrl-C stops taking work and lets running steps finish within
-    ROOST_GRACE_PERIOD; a second one exits at once (leases then expire).
+    ROOST_GRACE_PERIOD; a second one exits at once (leases then expire). An engine named
+    in --engines that is not installed or failed to load stops the worker at start (exit
+    2); without --engines, engines that failed to load are left out with a warning.
     """
     settings = settings_of(ctx)
     wanted = parse_engines(engines)
+    opts = options(ctx)
+    printer = StepPrinter(
+        verbose=opts.verbose,
+        fmt=opts.log_format or settings.log_format,
+        traceback_lines=None if full_tracebacks else TRACEBACK_LINES,
+    )
+    # Before connecting: the runtime's warnings are worth seeing; failed steps' records
+    # go to the printer, which prints each with its outcome.
+    setup_logging(
+        ctx,
+        logging.INFO,
+        traceback_lines=printer.traceback_lines,
+        record_filter=printer,
+    )
 
     async def main() -> None:
-        configure_logging(logging.INFO)  # before connecting: its warnings are worth seeing
         stopper = GracefulStop(settings.grace_period)
         with stopper.installed():
             await serve(stopper)
@@ -101,26 +104,51 @@ def worker(
     async def serve(stopper: GracefulStop) -> None:
         registry = load_registry()
         for name in wanted or []:
-            if name not in registry.engines:
-                known = ", ".join(sorted(registry.engines)) or "none"
-                raise UnknownEngine(f"unknown engine {name!r} (installed: {known})")
+            registry.require(name)  # unknown or broken: exit 2 before connecting
+        if wanted is None:
+            registry.probe()
+            for broken in registry.broken.values():
+                log.warning("%s failed to load and is not run: %s", broken.name, broken.error)
         served = wanted or sorted(registry.engines)
-        printer = StepPrinter()
         async with open_swarm(settings, registry=registry) as swarm:
-            grace = f"{settings.grace_period:g}s"
-            typer.echo(f"roost worker (pid {os.getpid()})")
-            typer.echo(f"  redis        {describe_redis(settings, swarm.url)}")
-            typer.echo(f"  namespace    {settings.namespace}   queue {settings.queue}")
-            typer.echo(f"  engines      {', '.join(served) or 'none'}")
-            typer.echo(f"  concurrency  {concurrency}   grace period {grace}")
-            typer.echo(
-                f"Ctrl-C stops gracefully (running steps get {grace}); "
-                "a second Ctrl-C exits at once."
-            )
-            sys.stdout.flush()
+            banner = {
+                "pid": os.getpid(),
+                "redis": describe_redis(settings, swarm.url),
+                "namespace": settings.namespace,
+                "queue": settings.queue,
+                "engines": served,
+                "concurrency": concurrency,
+                "grace_period": settings.grace_period,
+            }
+            say(printer, "worker_started", _banner(banner), banner)
             started = time.monotonic()
-            await stopper.run(swarm, wanted, concurrency=concurrency, sinks=[printer])
+            async with printer.running():
+                await stopper.run(swarm, wanted, concurrency=concurrency, sinks=[printer])
         elapsed = time.monotonic() - started
-        typer.echo(f"worker stopped after {elapsed:.1f}s: {printer.steps} steps committed")
+        text = f"worker stopped after {elapsed:.1f}s: {printer.steps} steps committed"
+        say(printer, "worker_stopped", text, {"seconds": elapsed, "steps": printer.steps})
 
     run(main)
+
+
+def _banner(fields: dict[str, Any]) -> str:
+    grace = f"{fields['grace_period']:g}s"
+    return "\n".join(
+        [
+            f"roost worker (pid {fields['pid']})",
+            f"  redis        {fields['redis']}",
+            f"  namespace    {fields['namespace']}   queue {fields['queue']}",
+            f"  engines      {', '.join(fields['engines']) or 'none'}",
+            f"  concurrency  {fields['concurrency']}   grace period {grace}",
+            f"Ctrl-C stops gracefully (running steps get {grace}); a second Ctrl-C exits at once.",
+        ]
+    )
+
+
+def say(printer: StepPrinter, event: str, text: str, fields: dict[str, Any]) -> None:
+    """Print a line about the worker itself: as it is, or as one JSON object."""
+    if printer.json:
+        body = {"ts": iso(time.time()), "level": "info", "logger": "roost.worker"}
+        text = json_line({**body, "message": text.splitlines()[0], "event": event, **fields})
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()

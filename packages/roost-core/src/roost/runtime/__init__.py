@@ -5,6 +5,7 @@ from roost.runtime.context import StepContext, step_context, use_step_context
 from roost.runtime.engine import Engine, EngineFactory
 from roost.runtime.errors import (
     BadInput,
+    BrokenEngine,
     ConflictError,
     EngineContractError,
     NotFound,
@@ -31,7 +32,7 @@ from roost.runtime.models import (
     WorkState,
     WorkStatus,
 )
-from roost.runtime.plugins import Registry, get_plugin_manager
+from roost.runtime.plugins import BrokenPlugin, Registry, get_plugin_manager
 from roost.runtime.settings import RoostSettings
 from roost.runtime.stores import ArtifactStore, ArtifactStoreFactory, EventSink, WorkStore
 
@@ -40,6 +41,8 @@ __all__ = [
     "ArtifactStore",
     "ArtifactStoreFactory",
     "BadInput",
+    "BrokenEngine",
+    "BrokenPlugin",
     "ConflictError",
     "Engine",
     "EngineContractError",

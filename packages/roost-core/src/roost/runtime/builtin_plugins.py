@@ -36,11 +36,22 @@ class EntryPointEngine:
     def __init__(self, entry_point: EntryPoint) -> None:
         self.entry_point = entry_point
         self.roost_source = f"entry point {entry_point.name} = {entry_point.value}"
+        self._factory: EngineFactory | None = None
+
+    def load(self) -> EngineFactory:
+        """Import the entry point (once) and return the ``build_engine`` it names.
+
+        Raises:
+            Exception: whatever importing the module raises.
+        """
+        factory = self._factory
+        if factory is None:
+            factory = self._factory = self.entry_point.load()
+        return factory
 
     def __call__(self, **kwargs: Any) -> Engine:
         """Load the entry point and call the ``build_engine`` it names."""
-        factory: EngineFactory = self.entry_point.load()
-        return factory(**kwargs)
+        return self.load()(**kwargs)
 
 
 class EntryPointEngines:

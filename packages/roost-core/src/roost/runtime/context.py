@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from roost.runtime.errors import BadInput
+from roost.runtime.workspace import workspace_dir
 
 if TYPE_CHECKING:
     from roost.runtime.models import Artifact, Lease
@@ -64,8 +65,12 @@ class StepContext:
 
     @property
     def workspace(self) -> Path:
-        """This item's scratch directory, created on first use. It outlives the step."""
-        path = self.workspace_root / self.work_id
+        """This item's scratch directory, created on first use. It outlives the step.
+
+        One directory directly under ``workspace_root`` per work id, whatever characters
+        the id holds (see :func:`roost.runtime.workspace.workspace_name`).
+        """
+        path = workspace_dir(self.workspace_root, self.work_id)
         path.mkdir(parents=True, exist_ok=True)
         return path
 

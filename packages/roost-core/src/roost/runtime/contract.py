@@ -46,6 +46,15 @@ def _describe(result: object) -> str:
     return f"{type(result).__name__}{hint}"
 
 
+def _first(exc: ValidationError) -> str:
+    """The first error of ``exc`` on one line: ``field: message``."""
+    err = exc.errors()[0]
+    where = ".".join(str(p) for p in err["loc"]) or "snapshot"
+    message = str(err["msg"]).removeprefix("Value error, ")
+    text = message if message.startswith(where) else f"{where}: {message}"
+    return " ".join(text.split())
+
+
 def _encode(snapshot: Snapshot, where: str, version: int | None = None) -> str:
     """Validate ``snapshot``'s current field values and return its compact JSON text.
 
@@ -54,7 +63,7 @@ def _encode(snapshot: Snapshot, where: str, version: int | None = None) -> str:
     try:
         checked = Snapshot.model_validate(dict(snapshot))
     except ValidationError as exc:
-        raise EngineContractError(f"{where} returned an invalid snapshot: {exc}") from None
+        raise EngineContractError(f"{where} returned an invalid snapshot: {_first(exc)}") from None
     plain = checked.model_dump()
     if version is not None:
         plain["version"] = version
@@ -103,7 +112,12 @@ def accept(
             "set Snapshot.engine to the engine id the item was enqueued with"
         )
     text = _encode(result, where, version)
-    return Snapshot.model_validate_json(text), text
+    try:
+        return Snapshot.model_validate_json(text), text
+    except ValidationError as exc:  # a lone surrogate in a string, which JSON cannot carry
+        raise EngineContractError(
+            f"{where} returned a snapshot that does not read back as JSON: {_first(exc)}"
+        ) from None
 
 
 def accept_init(result: object, item: WorkItem) -> Snapshot:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 __all__ = [
     "BadInput",
+    "BrokenEngine",
     "ConflictError",
     "EngineContractError",
     "NotFound",
@@ -34,6 +35,10 @@ class NotFound(BadInput, LookupError):
 
 class UnknownEngine(BadInput, LookupError):
     """No engine is registered under that id."""
+
+
+class BrokenEngine(UnknownEngine):
+    """The engine is installed, but its plugin failed to load; the message has the error."""
 
 
 class ConflictError(RoostError):

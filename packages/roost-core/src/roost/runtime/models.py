@@ -8,7 +8,6 @@ contract (``work_id``, ``engine``, ``payload``, ``resources``, ``priority``,
 
 from __future__ import annotations
 
-import math
 import re
 import time
 import uuid
@@ -16,6 +15,10 @@ from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic_core import PydanticCustomError
+
+from roost.runtime import limits, strictjson
+from roost.runtime.errors import BadInput
 
 __all__ = [
     "Artifact",
@@ -57,6 +60,11 @@ def validate_name(kind: str, value: str) -> str:
             "starting with a letter or digit"
         )
     return value
+
+
+def _invalid(exc: BadInput) -> PydanticCustomError:
+    """A validation error whose message is ``exc``'s alone (no "Value error, " before it)."""
+    return PydanticCustomError("roost_invalid", "{message}", {"message": str(exc)})
 
 
 def new_work_id() -> str:
@@ -109,7 +117,11 @@ class Artifact(BaseModel):
 
 
 class WorkItem(BaseModel):
-    """A durable unit of work: which engine runs it, with what payload and resources."""
+    """A durable unit of work: which engine runs it, with what payload and resources.
+
+    ``payload`` is strict JSON (RFC 8259: no NaN or Infinity, valid Unicode);
+    ``priority`` and ``max_attempts`` are range-checked (:mod:`roost.runtime.limits`).
+    """
 
     work_id: str = Field(default_factory=new_work_id)
     engine: str
@@ -117,7 +129,7 @@ class WorkItem(BaseModel):
     resources: list[str] = Field(default_factory=list[str])
     priority: int = 0
     idempotency_key: str | None = None
-    max_attempts: int | None = Field(default=None, ge=1)
+    max_attempts: int | None = None
     queue: str | None = None
     created_at: float = Field(default_factory=time.time)
 
@@ -130,6 +142,31 @@ class WorkItem(BaseModel):
     @classmethod
     def _work_id(cls, value: str) -> str:
         return validate_name("work id", value)
+
+    @field_validator("payload")
+    @classmethod
+    def _payload(cls, value: dict[str, Any]) -> dict[str, Any]:
+        try:
+            strictjson.check(value)
+        except BadInput as exc:
+            raise _invalid(exc) from None
+        return value
+
+    @field_validator("priority")
+    @classmethod
+    def _priority(cls, value: int) -> int:
+        try:
+            return int(limits.PRIORITY.check(value, "priority"))
+        except BadInput as exc:
+            raise _invalid(exc) from None
+
+    @field_validator("max_attempts")
+    @classmethod
+    def _max_attempts(cls, value: int | None) -> int | None:
+        try:
+            return None if value is None else int(limits.ATTEMPTS.check(value, "max_attempts"))
+        except BadInput as exc:
+            raise _invalid(exc) from None
 
     @field_validator("resources")
     @classmethod
@@ -153,8 +190,8 @@ class Snapshot(BaseModel):
 
     The runtime sets ``version``: the snapshot written by ``init_snapshot`` is version 1 and
     each committed step adds exactly one. An engine sets ``step``, ``data``,
-    ``is_finished``, ``next_step_delay_seconds`` (a float; 0 continues at once) and appends
-    to ``artifacts``.
+    ``is_finished``, ``next_step_delay_seconds`` (a float, 0 to 365 days; 0 continues at
+    once) and appends to ``artifacts``.
     """
 
     work_id: str
@@ -169,9 +206,10 @@ class Snapshot(BaseModel):
     @field_validator("next_step_delay_seconds")
     @classmethod
     def _delay(cls, value: float) -> float:
-        if not math.isfinite(value) or value < 0:
-            raise ValueError("next_step_delay_seconds must be a finite number >= 0")
-        return value
+        try:
+            return limits.DELAY.check(value, "next_step_delay_seconds")
+        except BadInput as exc:
+            raise _invalid(exc) from None
 
 
 class Lease(BaseModel):
@@ -279,6 +317,25 @@ class WorkMeta(BaseModel):
     last_error: ErrorInfo | None = None
     progress: Progress | None = None
     cancel_requested: bool = False
+
+    @property
+    def error_is_past(self) -> bool:
+        """Whether ``last_error`` is from an earlier attempt that a later one got past.
+
+        The error stays on the item after a retry succeeds. It is current while the step it
+        came from is still being tried (``retrying``, or back in the queue or running with
+        the attempts it used), and the cause of a ``failed`` or ``dead`` item; it is past
+        once the item is ``done``, or once a commit has reset ``attempts`` below it.
+        """
+        err = self.last_error
+        if err is None:
+            return False
+        if self.state == WorkState.DONE:
+            return True
+        if self.state in (WorkState.RETRYING, WorkState.FAILED, WorkState.DEAD):
+            return False
+        used = self.attempts - (1 if self.state == WorkState.RUNNING else 0)
+        return used < err.attempt
 
 
 class WorkStatus(BaseModel):

@@ -1,8 +1,8 @@
 """One settings object, read from ``ROOST_*`` environment variables; flags override it.
 
 Durations accept plain seconds (``30``, ``0.5``) or a number with a unit (``500ms``,
-``30s``, ``5m``, ``2h``, ``7d``). A malformed value fails at start with one line that names
-the variable.
+``30s``, ``5m``, ``2h``, ``7d``). A malformed or out-of-range value (see
+:mod:`roost.runtime.limits`) fails at start with one line that names the variable.
 """
 
 from __future__ import annotations
@@ -10,21 +10,37 @@ from __future__ import annotations
 import math
 import os
 import re
+import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from roost.runtime.errors import SettingsError
+from roost.runtime.limits import SETTING_RANGES, format_seconds
 
-__all__ = ["ENV_VARS", "RoostSettings", "parse_duration"]
+__all__ = [
+    "ENV_VARS",
+    "LOG_FORMATS",
+    "LOG_LEVELS",
+    "RoostSettings",
+    "find_home",
+    "parse_duration",
+    "read_env",
+]
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _DURATION = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*(ms|s|m|h|d)?\s*$")
+HOME_DIR = ".roost"
 _KEY_PART = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 _REDIS_SCHEMES = ("redis", "rediss", "unix")
+
+LogLevel = Literal["debug", "info", "warning", "error", "critical"]
+LogFormat = Literal["text", "json"]
+LOG_LEVELS: tuple[str, ...] = get_args(LogLevel)
+LOG_FORMATS: tuple[str, ...] = get_args(LogFormat)
 
 
 def parse_duration(text: str) -> float:
@@ -60,7 +76,8 @@ class RoostSettings(BaseModel):
     namespace: str = "default"
     """``ROOST_NAMESPACE``. Second part of every Redis key; isolates deployments."""
     home: Path = Path(".roost")
-    """``ROOST_HOME``. Project-local directory: embedded server data, artifacts, workspaces."""
+    """``ROOST_HOME``. Project-local directory: embedded server data, artifacts, workspaces.
+    Unset, :meth:`from_env` finds it the way git finds a repository (:func:`find_home`)."""
     artifact_root: str | None = None
     """``ROOST_ARTIFACT_ROOT``. A directory or a store URL; default ``{home}/artifacts``."""
     workspace_root: Path | None = None
@@ -91,6 +108,11 @@ class RoostSettings(BaseModel):
     """``ROOST_STUCK_AFTER``. A worker whose loops (taking work, renewing leases, recovery,
     heartbeat...) have failed for this long without a pass going through exits non-zero, so
     that its process supervisor restarts it."""
+    log_level: LogLevel | None = None
+    """``ROOST_LOG_LEVEL``. ``debug``, ``info``, ``warning``, ``error`` or ``critical``;
+    unset: each command's own (``roost worker`` shows info, other commands errors only)."""
+    log_format: LogFormat = "text"
+    """``ROOST_LOG_FORMAT``. ``text`` (one line per record) or ``json`` (JSON Lines)."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> RoostSettings:
@@ -104,16 +126,13 @@ class RoostSettings(BaseModel):
         Raises:
             SettingsError: a value is malformed; the message names the variable.
         """
-        env = os.environ if environ is None else environ
         values: dict[str, Any] = {}
-        for field, (var, parse) in ENV_VARS.items():
-            raw = env.get(var)
-            if raw is None or raw == "":
-                continue
-            try:
-                values[field] = parse(raw)
-            except ValueError as exc:
-                raise SettingsError(f"{var}: {exc}") from None
+        for field in ENV_VARS:
+            value = read_env(field, environ)
+            if value is not None:
+                values[field] = value
+        if "home" not in values and overrides.get("home") is None:
+            values["home"] = find_home()
         for field, value in overrides.items():
             if field not in cls.model_fields:
                 raise SettingsError(f"unknown setting {field!r}")
@@ -149,25 +168,13 @@ class RoostSettings(BaseModel):
                     f"{ENV_VARS[field][0]}: {value!r} must be 1-64 characters from "
                     "A-Z a-z 0-9 _ . -"
                 )
-        positive = (
-            "lease_ttl",
-            "retry_delay",
-            "retry_max_delay",
-            "retention",
-            "grace_period",
-            "stuck_after",
-        )
-        for field in positive:
-            if not getattr(self, field) > 0:
-                raise SettingsError(f"{ENV_VARS[field][0]}: must be greater than 0")
-        if self.lease_ttl < 1.0:
-            raise SettingsError(f"{ENV_VARS['lease_ttl'][0]}: must be at least 1 second")
-        for field in ("max_attempts", "events_maxlen"):
-            if getattr(self, field) < 1:
-                raise SettingsError(f"{ENV_VARS[field][0]}: must be at least 1")
-        for field in ("history", "inline_steps"):
-            if getattr(self, field) < 0:
-                raise SettingsError(f"{ENV_VARS[field][0]}: must be 0 or more")
+        for field, allowed in SETTING_RANGES.items():
+            value = getattr(self, field)
+            if not allowed.contains(value):
+                shown = format_seconds(value) if allowed.seconds else value
+                raise SettingsError(
+                    f"{ENV_VARS[field][0]}: must be {allowed.describe()}, not {shown}"
+                )
 
     @property
     def artifact_url(self) -> str:
@@ -178,6 +185,45 @@ class RoostSettings(BaseModel):
     def workspaces(self) -> Path:
         """The directory holding per-item workspaces."""
         return self.workspace_root or self.home / "workspaces"
+
+
+def find_home(start: Path | None = None) -> Path:
+    """Where ``ROOST_HOME`` is when it is not set: the project's ``.roost``, found like git.
+
+    From ``start`` (default: the current directory) upwards, the first directory that
+    has a ``.roost`` directory gives it; else the first that is a project root (a
+    ``pyproject.toml`` with ``[tool.uv.workspace]``, or a ``.git``) gets ``.roost`` there;
+    else ``start/.roost``. The search never goes up to the user's home directory or the
+    file system root, so every ``roost`` command in one project shares one embedded server
+    and its data, from any of its directories.
+    """
+    here = (start or Path.cwd()).resolve()
+    stops = {Path.home().resolve(), Path(here.anchor)}
+    for directory in (here, *here.parents):
+        if directory in stops and directory != here:
+            break
+        candidate = directory / HOME_DIR
+        if _exists(candidate, directory=True) or _is_project_root(directory):
+            return candidate
+    return here / HOME_DIR
+
+
+def _exists(path: Path, *, directory: bool = False) -> bool:
+    try:
+        return path.is_dir() if directory else path.exists()
+    except OSError:  # unreadable: as if absent
+        return False
+
+
+def _is_project_root(directory: Path) -> bool:
+    if _exists(directory / ".git"):
+        return True
+    try:
+        with (directory / "pyproject.toml").open("rb") as f:
+            project = tomllib.load(f)
+    except (OSError, tomllib.TOMLDecodeError):
+        return False
+    return "workspace" in project.get("tool", {}).get("uv", {})
 
 
 def _check_redis_url(url: str) -> None:
@@ -222,6 +268,34 @@ def _path(text: str) -> Path:
     return Path(text).expanduser()
 
 
+def _choice(choices: tuple[str, ...]) -> Any:
+    def parse(text: str) -> str:
+        value = text.strip().lower()
+        if value not in choices:
+            raise ValueError(f"{text!r} is not one of {', '.join(choices)}")
+        return value
+
+    return parse
+
+
+def read_env(field: str, environ: Mapping[str, str] | None = None) -> Any:
+    """Parse the one variable of setting ``field`` (``None`` when unset or empty).
+
+    For what must be known before the other settings are read (how to log).
+
+    Raises:
+        SettingsError: the value is malformed; the message names the variable.
+    """
+    var, parse = ENV_VARS[field]
+    raw = (os.environ if environ is None else environ).get(var)
+    if raw is None or raw == "":
+        return None
+    try:
+        return parse(raw)
+    except ValueError as exc:
+        raise SettingsError(f"{var}: {exc}") from None
+
+
 ENV_VARS: dict[str, tuple[str, Any]] = {
     "redis_url": ("ROOST_REDIS_URL", _url),
     "queue": ("ROOST_QUEUE", str.strip),
@@ -241,5 +315,7 @@ ENV_VARS: dict[str, tuple[str, Any]] = {
     "grace_period": ("ROOST_GRACE_PERIOD", parse_duration),
     "inline_steps": ("ROOST_INLINE_STEPS", _int),
     "stuck_after": ("ROOST_STUCK_AFTER", parse_duration),
+    "log_level": ("ROOST_LOG_LEVEL", _choice(LOG_LEVELS)),
+    "log_format": ("ROOST_LOG_FORMAT", _choice(LOG_FORMATS)),
 }
 """Setting name -> (environment variable, parser)."""

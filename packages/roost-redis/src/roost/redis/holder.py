@@ -202,6 +202,15 @@ async def fail(
         attempt,
         info.type,
         info.message[:200],
+        extra={
+            "event": "step_failed",
+            "work_id": held.work_id,
+            "engine": item.engine,
+            "attempt": attempt,
+            "worker": worker.swarm.worker_id,
+            "error": info.type,
+            "exception": exc,
+        },
     )
     try:
         reply = await worker.retrying(
