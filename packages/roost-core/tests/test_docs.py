@@ -14,7 +14,6 @@ import pytest
 from roost.runtime import hookspecs
 from roost.runtime.limits import DOCUMENTED
 from roost.runtime.plugins import get_plugin_manager
-from roost.runtime.settings import ENV_VARS
 
 REPO = Path(__file__).resolve().parents[3]
 TEST_DIRS = [
@@ -95,11 +94,3 @@ def test_readme_lists_every_limit_as_the_code_has_it() -> None:
     readme = (REPO / "README.md").read_text(encoding="utf-8")
     for what, allowed, where in DOCUMENTED:
         assert f"| {what} | {allowed.describe()} | {where} |" in readme, what
-
-
-def test_readme_documents_every_setting_variable() -> None:
-    readme = (REPO / "README.md").read_text(encoding="utf-8")
-    start = readme.index("\n## Configuration\n")
-    table = [line for line in readme[start:].splitlines() if line.startswith("| `ROOST_")]
-    for var, _ in ENV_VARS.values():
-        assert any(f"`{var}`" in line.split(" | ")[0] for line in table), var
