@@ -303,7 +303,6 @@ def test_installed_roost_runs_the_demo_on_the_embedded_server(
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(reason="the roost command has no --version flag yet", strict=True)
 def test_installed_roost_reports_its_version(dist: Path, user_venv: Path, roost_home: Path) -> None:
     version = metadata_of(wheel_of(dist, "roost_cli"))["Version"]
     shown = roost_in(user_venv, "--version", home=roost_home)
