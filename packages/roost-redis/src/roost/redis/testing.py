@@ -46,7 +46,7 @@ from roost.redis.testing_sentinel import SentinelGroup
 from roost.runtime.plugins import DISABLE_AUTOLOAD_ENV, Registry, get_plugin_manager
 from roost.runtime.settings import ENV_VARS, RoostSettings
 from roost.runtime.testing.backend_conformance import ConformanceBackend
-from roost.runtime.testing.worker import WorkerProcess
+from roost.runtime.testing.processes import WorkerPool, WorkerProcess
 
 __all__ = [
     "SERVER_BINARY_ENV",
@@ -246,14 +246,16 @@ class RedisConformanceBackend(ConformanceBackend):
     Args:
         url: the server (or Sentinel, Cluster... URL) to run on.
         root: a directory of the test's own (``ROOST_HOME`` and worker logs go there).
+        pool: warm worker processes to start workers from (the suite's ``worker_pool``).
     """
 
     store_factory = "roost.redis:RedisSwarm"
     """What the worker processes run (``--store`` of ``roost.runtime.testing.worker``)."""
 
-    def __init__(self, url: str, root: Path) -> None:
+    def __init__(self, url: str, root: Path, pool: WorkerPool | None = None) -> None:
         """Use a new namespace on ``url``."""
         self.root = root
+        self.pool = pool
         self.settings = RoostSettings.from_env(
             {}, redis_url=url, home=root / "home", namespace=f"c{uuid.uuid4().hex[:8]}"
         )
@@ -277,6 +279,7 @@ class RedisConformanceBackend(ConformanceBackend):
             label=label,
             env=env,
             log=self.root / f"worker-{label}.log",
+            pool=self.pool,
         )
 
 

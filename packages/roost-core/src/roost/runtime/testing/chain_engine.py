@@ -25,7 +25,8 @@ Actions: ``plain``; ``sleep:S`` (await S seconds); ``block:S`` (``time.sleep``: 
 event loop stalls for S seconds); ``raise`` (``RuntimeError``); ``permanent``
 (:class:`~roost.runtime.errors.PermanentError`); ``exit`` (``os._exit(3)``: the worker
 process dies mid-step); ``gate:NAME`` (wait until the gate file NAME exists);
-``raise-unless:NAME`` (raise unless the gate file NAME exists).
+``block-until:NAME`` (the same, stalling the event loop meanwhile); ``raise-unless:NAME``
+(raise unless the gate file NAME exists).
 """
 
 from __future__ import annotations
@@ -95,6 +96,22 @@ def _append(path: str, record: Mapping[str, Any]) -> None:
         os.write(fd, line)
     finally:
         os.close(fd)
+
+
+def _is_open(gate: Path) -> bool:
+    return gate.exists()  # one stat call: not worth a thread
+
+
+async def _pass_gate(gate: Path, *, stall: bool) -> None:
+    """Wait until ``gate`` exists; with ``stall``, without yielding to the event loop."""
+    deadline = time.monotonic() + GATE_LIMIT
+    while not _is_open(gate):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"gate {gate.name!r} never opened")
+        if stall:
+            time.sleep(GATE_POLL)  # noqa: ASYNC251 (stalling the loop is the point)
+        else:
+            await asyncio.sleep(GATE_POLL)
 
 
 class ChainEngine:
@@ -172,14 +189,10 @@ class ChainEngine:
             raise PermanentError(f"step from version {version} cannot succeed")
         elif name == "exit":
             os._exit(3)
-        elif name == "gate":
-            deadline = time.monotonic() + GATE_LIMIT
-            while not (gates / arg).exists():
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"gate {arg!r} never opened")
-                await asyncio.sleep(GATE_POLL)
+        elif name in ("gate", "block-until"):
+            await _pass_gate(gates / arg, stall=name == "block-until")
         elif name == "raise-unless":
-            if not (gates / arg).exists():
+            if not _is_open(gates / arg):
                 raise RuntimeError(f"gate {arg!r} is closed")
         else:
             raise PermanentError(f"unknown action {action!r}")

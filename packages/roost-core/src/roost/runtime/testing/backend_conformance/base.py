@@ -6,7 +6,7 @@ import asyncio
 import inspect
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from enum import StrEnum
 from pathlib import Path
@@ -17,6 +17,7 @@ import pytest
 from roost.runtime.models import WorkState, WorkStatus
 from roost.runtime.stores import WorkStore
 from roost.runtime.testing.chain_engine import CHAIN, Journal, chain_payload
+from roost.runtime.testing.processes import WorkerPool
 
 __all__ = [
     "REQUIRED",
@@ -165,6 +166,16 @@ class ConformanceSuite:
 
     wait_timeout: ClassVar[float] = 30.0
     """How long a scenario waits for anything before it fails."""
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def worker_pool(cls) -> Iterator[WorkerPool]:
+        """Warm worker processes shared by the class's tests (for ``WorkerProcess``)."""
+        pool = WorkerPool()
+        try:
+            yield pool
+        finally:
+            pool.close()
 
     def run_async(self, main: Callable[[], Awaitable[None]]) -> None:
         """Run one test's async body to completion (default: :func:`asyncio.run`)."""

@@ -30,11 +30,12 @@ class CancellationConformance(ConformanceSuite):
         result is not committed and the lease is released.
         """
         await sc.start_worker(concurrency=1)
-        work_id = await sc.enqueue(steps=2, plan={1: ["block:1.5"]})
+        work_id = await sc.enqueue(steps=2, plan={1: ["block-until:cancelled"]})
         await sc.until(lambda: sc.journal.starts(work_id, 1), "the step starts")
         before = (await sc.store.status(work_id)).meta.version
         meta = await sc.store.cancel(work_id)
         assert meta.state == WorkState.CANCELLED
+        sc.open_gate("cancelled")
         await sc.until(lambda: sc.journal.ends(work_id, 1), "the step returns")
         released = await sc.until(
             lambda: _unleased(sc, work_id), "the lease is released", timeout=self.lease_ttl * 2

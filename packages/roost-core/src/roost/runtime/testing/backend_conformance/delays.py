@@ -43,7 +43,7 @@ class DelayConformance(ConformanceSuite):
     @scenario(Capability.DURABLE_DELAYS)
     async def test_a_delayed_continuation_survives_a_worker_restart(self, sc: Scenario) -> None:
         """The only worker dies while the item is scheduled; a new worker runs it when due."""
-        delay = 2.5
+        delay = 1.5
         first = await sc.start_worker()
         work_id = await sc.enqueue(steps=2, delay=delay)
         scheduled = await sc.until_state(work_id, WorkState.SCHEDULED)

@@ -65,7 +65,7 @@ class ResourceConformance(ConformanceSuite):
     async def test_claims_are_held_only_during_steps(self, sc: Scenario) -> None:
         """Between two steps of A (a delayed continuation), B takes A's resource and runs."""
         await sc.start_worker(concurrency=2)
-        a = await sc.enqueue(steps=2, delay=1.5, resources=["gpu"])
+        a = await sc.enqueue(steps=2, delay=1.0, resources=["gpu"])
         await sc.until_state(a, WorkState.SCHEDULED)
         b = await sc.enqueue(resources=["gpu"])
         await sc.until_state(b, WorkState.DONE)
