@@ -2,7 +2,7 @@
 
 ::
 
-    python -m roost.runtime.testing.worker --store roost.redis:RedisSwarm \
+    python -m roost.runtime.testing.worker --store my_backend:MyStore \
         --engines conformance,conformance-other --concurrency 4 --label w0
 
 ``--store`` names a zero-argument callable (``module:attribute``, or

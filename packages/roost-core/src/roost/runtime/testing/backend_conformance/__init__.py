@@ -1,6 +1,6 @@
 """Conformance suite for Roost backends: the runtime's invariants, written once as tests.
 
-Every backend (the Redis one, a Redis layout such as Sentinel or Cluster, a third party's)
+Every backend (the built-in one, each server layout it supports, a third party's)
 proves itself by subclassing :class:`BackendConformance` and giving it a ``backend``
 fixture::
 
@@ -96,6 +96,7 @@ pytest.register_assert_rewrite(
 )
 
 from roost.runtime.testing.backend_conformance.base import (  # noqa: E402
+    CAPABILITY_ATTRIBUTE,
     REQUIRED,
     Capability,
     ConformanceBackend,
@@ -107,6 +108,7 @@ from roost.runtime.testing.backend_conformance.base import (  # noqa: E402
 from roost.runtime.testing.backend_conformance.suite import BackendConformance  # noqa: E402
 
 __all__ = [
+    "CAPABILITY_ATTRIBUTE",
     "REQUIRED",
     "BackendConformance",
     "Capability",

@@ -20,6 +20,7 @@ from roost.runtime.testing.chain_engine import CHAIN, Journal, chain_payload
 from roost.runtime.testing.processes import WorkerPool
 
 __all__ = [
+    "CAPABILITY_ATTRIBUTE",
     "REQUIRED",
     "Capability",
     "ConformanceBackend",
@@ -73,6 +74,9 @@ class Capability(StrEnum):
 
 REQUIRED = frozenset(c for c in Capability if c.required)
 """The capabilities every backend must pass."""
+
+CAPABILITY_ATTRIBUTE = "roost_capability"
+"""The attribute naming the :class:`Capability` of each test :func:`scenario` makes."""
 
 
 class WorkerHandle(Protocol):
@@ -226,6 +230,7 @@ def scenario(capability: Capability) -> Callable[[_Body], Callable[..., None]]:
         test.__qualname__ = body.__qualname__
         test.__doc__ = body.__doc__
         test.__module__ = body.__module__
+        setattr(test, CAPABILITY_ATTRIBUTE, capability)  # noqa: B010 (a function attribute)
         return test
 
     return decorate
