@@ -359,6 +359,16 @@ class Scenario:
         wanted = " or ".join(states)
         return await self.until(reached, f"{work_id} is {wanted}", timeout)
 
+    async def until_done_at(self, work_id: str, version: int) -> WorkStatus:
+        """Wait until the item is done at ``version`` (after a replay, say); return it."""
+
+        async def done() -> WorkStatus | None:
+            status = await self.store.status(work_id)
+            meta = status.meta
+            return status if meta.state == WorkState.DONE and meta.version == version else None
+
+        return await self.until(done, f"{work_id} is done at version {version}")
+
     async def committed_versions(
         self, work_id: str, types: Sequence[str] = ("committed", "done")
     ) -> list[int]:

@@ -7,14 +7,39 @@ from roost.runtime.testing.backend_conformance.base import (
     Capability,
     ConformanceSuite,
     Scenario,
+    WorkerHandle,
     scenario,
 )
 
 __all__ = ["FencingConformance"]
 
 
-def _authors(trail: list[dict[str, object]]) -> list[object]:
-    return [entry["label"] for entry in trail]
+async def _take_over(sc: Scenario, work_id: str, ttl: float) -> WorkerHandle:
+    """Start a second worker and wait until it runs the item's first step."""
+    taker = await sc.start_worker(concurrency=1, lease_ttl=ttl)
+    await sc.until(
+        lambda: [r for r in sc.journal.starts(work_id, 1) if r.label == taker.label],
+        "another worker takes the item over",
+    )
+    return taker
+
+
+async def _assert_fenced_then_finished(
+    sc: Scenario, work_id: str, taker: WorkerHandle, gate: str
+) -> None:
+    """Assert the fenced worker committed nothing; then the taker commits every step.
+
+    The taker is held at ``gate`` until the check is done.
+    """
+    mid = await sc.store.status(work_id)
+    assert mid.meta.state == WorkState.RUNNING, mid.meta
+    assert mid.meta.version <= 1, mid.meta  # no step committed: at most the init snapshot
+    sc.open_gate(gate)
+    status = await sc.until_state(work_id, WorkState.DONE)
+    await sc.assert_contiguous(work_id, steps=2)
+    assert status.snapshot is not None
+    authors = [entry["label"] for entry in status.snapshot.data["trail"]]
+    assert authors == [taker.label, taker.label]
 
 
 class FencingConformance(ConformanceSuite):
@@ -33,22 +58,11 @@ class FencingConformance(ConformanceSuite):
         stalled = await sc.start_worker(concurrency=1, lease_ttl=ttl)
         work_id = await sc.enqueue(steps=2, plan={1: ["block-until:taken", "gate:answered"]})
         await sc.until(lambda: sc.journal.starts(work_id, 1), "the first attempt starts")
-        taker = await sc.start_worker(concurrency=1, lease_ttl=ttl)
-        await sc.until(
-            lambda: [r for r in sc.journal.starts(work_id, 1) if r.label == taker.label],
-            "another worker takes the item over",
-        )
+        taker = await _take_over(sc, work_id, ttl)
         sc.open_gate("taken")
         await sc.until(lambda: sc.journal.ends(work_id, 1), "the stalled step returns")
         await stalled.stop()  # its late commit has been answered by now
-        mid = await sc.store.status(work_id)
-        assert mid.meta.state == WorkState.RUNNING, mid.meta
-        assert mid.meta.version <= 1, mid.meta  # the stalled worker committed no step
-        sc.open_gate("answered")
-        status = await sc.until_state(work_id, WorkState.DONE)
-        await sc.assert_contiguous(work_id, steps=2)
-        assert status.snapshot is not None
-        assert _authors(status.snapshot.data["trail"]) == [taker.label, taker.label]
+        await _assert_fenced_then_finished(sc, work_id, taker, "answered")
         starts = sc.journal.starts(work_id, 1)
         assert [r.label for r in starts] == [stalled.label, taker.label], starts
         assert [r.label for r in sc.journal.ends(work_id, 1)] == [stalled.label, taker.label]
@@ -64,21 +78,10 @@ class FencingConformance(ConformanceSuite):
         await sc.until(lambda: sc.journal.starts(work_id, 1), "the first attempt starts")
         await paused.pause()
         sc.open_gate("paused")  # the frozen step returns as soon as it runs again
-        taker = await sc.start_worker(concurrency=1, lease_ttl=ttl)
-        await sc.until(
-            lambda: [r for r in sc.journal.starts(work_id, 1) if r.label == taker.label],
-            "another worker takes the item over",
-        )
+        taker = await _take_over(sc, work_id, ttl)
         await paused.resume()
         await paused.stop()  # whatever it does on waking is done once it has exited
-        mid = await sc.store.status(work_id)
-        assert mid.meta.state == WorkState.RUNNING, mid.meta
-        assert mid.meta.version <= 1, mid.meta  # the paused worker committed no step
-        sc.open_gate("woken")
-        status = await sc.until_state(work_id, WorkState.DONE)
-        await sc.assert_contiguous(work_id, steps=2)
-        assert status.snapshot is not None
-        assert _authors(status.snapshot.data["trail"]) == [taker.label, taker.label]
+        await _assert_fenced_then_finished(sc, work_id, taker, "woken")
 
     @scenario(Capability.FENCING)
     async def test_a_step_longer_than_the_lease_keeps_its_lease(self, sc: Scenario) -> None:

@@ -30,13 +30,7 @@ class SnapshotHistoryConformance(ConformanceSuite):
         await sc.until_state(work_id, WorkState.DONE)
         await sc.assert_contiguous(work_id, steps=3)
         assert await sc.store.replay(work_id, version=2) == work_id
-
-        async def done_again() -> bool:
-            meta = (await sc.store.status(work_id)).meta
-            return meta.state == WorkState.DONE and meta.version == 7
-
-        await sc.until(done_again, "the replay finishes at version 7")
-        status = await sc.store.status(work_id)
+        status = await sc.until_done_at(work_id, 7)
         assert status.snapshot is not None
         # Version 5 is version 2 again (one step done); steps from 5 and 6 finish it.
         assert [entry["v"] for entry in status.snapshot.data["trail"]] == [1, 5, 6]

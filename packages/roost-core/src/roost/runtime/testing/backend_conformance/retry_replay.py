@@ -65,13 +65,7 @@ class RetryReplayConformance(ConformanceSuite):
         work_id = await sc.enqueue(steps=2)
         await sc.until_state(work_id, WorkState.DONE)
         assert await sc.store.replay(work_id, version=0) == work_id
-
-        async def done_again() -> bool:
-            meta = (await sc.store.status(work_id)).meta
-            return meta.state == WorkState.DONE and meta.version == 6
-
-        await sc.until(done_again, "the replay finishes at version 6")
-        status = await sc.store.status(work_id)
+        status = await sc.until_done_at(work_id, 6)
         assert status.snapshot is not None
         assert [entry["v"] for entry in status.snapshot.data["trail"]] == [4, 5]
         assert await sc.committed_versions(work_id) == [1, 2, 3, 4, 5, 6]
