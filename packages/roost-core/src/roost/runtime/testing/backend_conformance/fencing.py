@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from roost.runtime.models import WorkState
 from roost.runtime.testing.backend_conformance.base import (
     Capability,
@@ -90,8 +92,7 @@ class FencingConformance(ConformanceSuite):
         The step commits on its first attempt, and the other worker never runs it.
         """
         ttl = self.expiry_ttl
-        await sc.start_worker(concurrency=1, lease_ttl=ttl)
-        await sc.start_worker(concurrency=1, lease_ttl=ttl)
+        await asyncio.gather(*(sc.start_worker(concurrency=1, lease_ttl=ttl) for _ in range(2)))
         work_id = await sc.enqueue(steps=2, plan={1: [f"sleep:{2 * ttl}"]})
         await sc.until_state(work_id, WorkState.DONE)
         await sc.assert_contiguous(work_id, steps=2)
