@@ -240,7 +240,7 @@ class RedisConformanceBackend(ConformanceBackend):
     """Roost on Redis, for the backend conformance suite: one fresh namespace per instance.
 
     Stores are :class:`RedisSwarm` objects; workers are
-    :class:`~roost.runtime.testing.worker.WorkerProcess` subprocesses running
+    :class:`~roost.runtime.testing.processes.WorkerProcess` subprocesses running
     ``RedisSwarm().run_worker`` configured by ``ROOST_*`` variables, as ``roost worker`` is.
 
     Args:

@@ -29,7 +29,7 @@ stops through the fixture, so it never names a backend. The ``backend`` fixture 
   once it takes work: ``stop()`` (graceful, as SIGTERM), ``kill()`` (abrupt: nothing
   released), ``pause()``/``resume()`` (frozen: nothing renewed), ``wait(timeout)``.
 
-:class:`~roost.runtime.testing.worker.WorkerProcess` is a ready handle: a subprocess running
+:class:`~roost.runtime.testing.processes.WorkerProcess` is a ready handle: a subprocess running
 ``python -m roost.runtime.testing.worker --store module:factory``, where the factory returns
 the backend's operator API configured from ``ROOST_*`` environment variables, as
 ``roost worker`` would be. Subprocesses make ``kill`` and ``pause`` faithful (SIGKILL,

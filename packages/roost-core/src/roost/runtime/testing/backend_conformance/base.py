@@ -82,7 +82,7 @@ CAPABILITY_ATTRIBUTE = "roost_capability"
 class WorkerHandle(Protocol):
     """A running worker, as :meth:`ConformanceBackend.start_worker` returns it.
 
-    :class:`roost.runtime.testing.worker.WorkerProcess` is one (a subprocess).
+    :class:`roost.runtime.testing.processes.WorkerProcess` is one (a subprocess).
     """
 
     label: str
