@@ -17,6 +17,9 @@ Load it with ``pytest_plugins = ["roost.redis.testing"]`` in the root ``conftest
 - ``tcp_proxy_factory``: ``make(target_port)`` starts a
   :class:`~roost.redis.testing_proxy.TcpProxy` in front of a port.
 
+:class:`RedisConformanceBackend` runs :mod:`roost.runtime.testing.backend_conformance` on a
+server: give it the server's URL in a subclass's ``backend`` fixture.
+
 Every group, proxy and server a fixture started is stopped at teardown, pass or fail.
 
 No test should rely on a server on port 6379. Set ``ROOST_TEST_SERVER_BINARY`` to run the
@@ -27,20 +30,27 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Callable, Iterator
+import uuid
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 import pytest
 
 from roost.redis.server import AppendFsync, ConfigValue, EmbeddedServer, ServerProcess
+from roost.redis.swarm import RedisSwarm
 from roost.redis.testing_cluster import ClusterGroup
 from roost.redis.testing_nodes import NodeGroup, close_all
 from roost.redis.testing_proxy import TcpProxy
 from roost.redis.testing_sentinel import SentinelGroup
+from roost.runtime.plugins import DISABLE_AUTOLOAD_ENV, Registry, get_plugin_manager
+from roost.runtime.settings import ENV_VARS, RoostSettings
+from roost.runtime.testing.backend_conformance import ConformanceBackend
+from roost.runtime.testing.processes import WorkerPool, WorkerProcess
 
 __all__ = [
     "SERVER_BINARY_ENV",
+    "RedisConformanceBackend",
     "RedisServerFactory",
     "ServerPool",
     "redis_cluster",
@@ -224,3 +234,64 @@ def tcp_proxy_factory() -> Iterator[Callable[[int], TcpProxy]]:
         yield make
     finally:
         close_all(proxies)
+
+
+class RedisConformanceBackend(ConformanceBackend):
+    """Roost on Redis, for the backend conformance suite: one fresh namespace per instance.
+
+    Stores are :class:`RedisSwarm` objects; workers are
+    :class:`~roost.runtime.testing.processes.WorkerProcess` subprocesses running
+    ``RedisSwarm().run_worker`` configured by ``ROOST_*`` variables, as ``roost worker`` is.
+
+    Args:
+        url: the server (or Sentinel, Cluster... URL) to run on.
+        root: a directory of the test's own (``ROOST_HOME`` and worker logs go there).
+        pool: warm worker processes to start workers from (the suite's ``worker_pool``).
+    """
+
+    store_factory = "roost.redis:RedisSwarm"
+    """What the worker processes run (``--store`` of ``roost.runtime.testing.worker``)."""
+
+    def __init__(self, url: str, root: Path, pool: WorkerPool | None = None) -> None:
+        """Use a new namespace on ``url``."""
+        self.root = root
+        self.pool = pool
+        self.settings = RoostSettings.from_env(
+            {}, redis_url=url, home=root / "home", namespace=f"c{uuid.uuid4().hex[:8]}"
+        )
+
+    def open_store(self) -> RedisSwarm:
+        """A swarm on the namespace (connects on ``async with``)."""
+        return RedisSwarm(self.settings, registry=Registry.load(get_plugin_manager(autoload=False)))
+
+    async def start_worker(
+        self, engines: Sequence[str], *, concurrency: int, label: str, **settings: Any
+    ) -> WorkerProcess:
+        """Start a worker process with the namespace's settings and ``settings``."""
+        merged = RoostSettings.from_env({}, **{**self.settings.model_dump(), **settings})
+        env = {k: v for k, v in os.environ.items() if k not in _ROOST_VARIABLES}
+        env.update(_environment(merged))
+        env[DISABLE_AUTOLOAD_ENV] = "1"
+        return await WorkerProcess.start(
+            self.store_factory,
+            engines,
+            concurrency=concurrency,
+            label=label,
+            env=env,
+            log=self.root / f"worker-{label}.log",
+            pool=self.pool,
+        )
+
+
+_ROOST_VARIABLES = frozenset(var for var, _ in ENV_VARS.values())
+
+
+def _environment(settings: RoostSettings) -> dict[str, str]:
+    """``settings`` as the ``ROOST_*`` variables that read back to them."""
+    out: dict[str, str] = {}
+    for field, (var, _parse) in ENV_VARS.items():
+        value = getattr(settings, field)
+        if value is None:
+            continue
+        out[var] = ("1" if value else "0") if isinstance(value, bool) else str(value)
+    return out
