@@ -28,7 +28,7 @@ with warnings.catch_warnings():
 
 from roost.console import create_app
 from roost.redis import RedisSwarm
-from roost.redis.testing import ServerPool
+from roost.redis.server.pool import ServerPool
 from roost.runtime import (
     Engine,
     Registry,

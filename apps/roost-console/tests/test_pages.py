@@ -199,7 +199,7 @@ def test_redis_password_is_not_shown(tmp_path: Any) -> None:
     with TestClient(create_app(settings, port=8766), base_url=BASE) as c:
         r = c.get("/")
         assert "hunter2" not in r.text
-        assert "user:***@127.0.0.1:1" in r.text
+        assert "redis://***@127.0.0.1:1/0" in r.text
 
 
 def test_confirmation_page_without_script(client: TestClient, seed: Seeder) -> None:

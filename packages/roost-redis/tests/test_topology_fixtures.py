@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 import redis
 
-from roost.redis.process import HOST, free_port, pid_alive
+from roost.redis.server import HOST, free_port, pid_alive
+from roost.redis.server.nodes import wait_until
+from roost.redis.server.proxy import TcpProxy
 from roost.redis.testing import RedisServerFactory
-from roost.redis.testing_nodes import wait_until
-from roost.redis.testing_proxy import TcpProxy
 
 Pair = tuple[redis.Redis, redis.Redis, TcpProxy]
 
