@@ -13,9 +13,10 @@ from urllib.parse import quote, urlencode
 from markdown_it import MarkdownIt
 from markupsafe import Markup
 
-from roost.runtime.models import RuntimeEvent
+from roost.runtime.models import RuntimeEvent, WorkState
 
 __all__ = [
+    "ACTION_STATES",
     "TEXT_KINDS",
     "abs_time",
     "ago",
@@ -31,6 +32,12 @@ __all__ = [
     "seconds",
     "work_url",
 ]
+
+ACTION_STATES: dict[str, tuple[WorkState, ...]] = {
+    "cancel": tuple(state for state in WorkState if not state.is_terminal),
+    "retry": tuple(state for state in WorkState if state.is_failure),
+}
+"""The states cancel and retry apply to (replay applies to any); pages offer them only there."""
 
 TEXT_KINDS = {
     "json": "application/json",

@@ -127,7 +127,7 @@ def make_templates() -> Jinja2Templates:
         pretty_json=present.pretty_json,
         describe=present.describe_event,
     )
-    extra: dict[str, Any] = {"work_url": present.work_url}
+    extra: dict[str, Any] = {"work_url": present.work_url, "action_states": present.ACTION_STATES}
     cast("dict[str, Any]", env.globals).update(extra)
     return Jinja2Templates(env=env)
 
