@@ -18,7 +18,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from roost.redis.process import free_port
+from roost.redis.server import free_port
 
 
 def find_postgres() -> Path | None:

@@ -1,8 +1,9 @@
 """The documentation site's generated pages and its example engine stay true to the code.
 
-The CLI and settings references are generated at build time by ``docs/_hooks/reference.py``
-(``.ci/run`` builds the site with ``mkdocs build --strict``); these tests check that every
-command, option and variable reaches the generated text, without needing MkDocs installed.
+The CLI, settings and state references are generated at build time by
+``docs/_hooks/reference.py`` (``.ci/run`` builds the site with ``mkdocs build --strict``);
+these tests check that every command, option, variable and state reaches the generated text,
+without needing MkDocs installed.
 The engine of "Writing an engine" lives in ``docs/examples/roost-digest``; its own tests run
 here, and its ``pyproject.toml`` builds into a wheel that declares the engine's entry point.
 """
@@ -21,6 +22,7 @@ import pytest
 import typer
 
 from roost.cli.commands import app
+from roost.runtime.models import WorkState
 from roost.runtime.plugins import DISABLE_AUTOLOAD_ENV
 from roost.runtime.settings import ENV_VARS, RoostSettings
 from roost_testkit.venvs import clean_env, run_uv
@@ -71,6 +73,14 @@ def test_settings_reference_has_every_variable(hook: ModuleType) -> None:
     assert f"`{DISABLE_AUTOLOAD_ENV}`" in text
     assert "| `ROOST_LEASE_TTL` | duration | `30s` |" in text
     assert "| `ROOST_STRICT_DURABILITY` | boolean | `0` |" in text
+
+
+def test_states_reference_has_every_state(hook: ModuleType) -> None:
+    text = hook.states_reference()
+    for state in WorkState:
+        [row] = [line for line in text.splitlines() if line.startswith(f"| `{state.value}` |")]
+        assert row.split(" | ")[1] == ("yes" if state.is_terminal else "no"), row
+    assert "<!-- generated: states -->" in (REPO / "docs" / "concepts.md").read_text()
 
 
 def test_markers_are_replaced_and_unknown_ones_fail(hook: ModuleType) -> None:

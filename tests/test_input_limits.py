@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-import uuid
 from pathlib import Path
 
 import pytest
@@ -20,6 +19,7 @@ from roost.runtime import (
     WorkState,
     get_plugin_manager,
 )
+from roost_testkit.settings import fast_settings
 
 
 class HugeDelayEngine:
@@ -49,14 +49,7 @@ class FinishEngine:
 
 @pytest.fixture
 def settings(redis_url: str, tmp_path: Path) -> RoostSettings:
-    return RoostSettings.from_env(
-        {},
-        redis_url=redis_url,
-        home=tmp_path / "home",
-        namespace=f"t{uuid.uuid4().hex[:8]}",
-        retry_delay=0.05,
-        retry_max_delay=0.2,
-    )
+    return fast_settings(redis_url, tmp_path / "home", lease_ttl=30.0, grace_period=30.0)
 
 
 def registry() -> Registry:

@@ -1,4 +1,4 @@
-"""MkDocs hook: the CLI and settings references, generated from the code at build time.
+"""MkDocs hook: the CLI, settings and state references, generated from the code at build time.
 
 A page asks for a reference with a marker line, replaced when the site is built:
 
@@ -6,10 +6,12 @@ A page asks for a reference with a marker line, replaced when the site is built:
   walked recursively, with its usage line, help text, arguments and options;
 - ``<!-- generated: settings -->``: every field of :class:`roost.runtime.RoostSettings` with
   its environment variable (``roost.runtime.settings.ENV_VARS``), kind, default and
-  description, then the variables read outside the settings object.
+  description, then the variables read outside the settings object;
+- ``<!-- generated: states -->``: every :class:`roost.runtime.WorkState`, whether it is
+  finished, and what it means (its member docstrings).
 
-A new verb, option or setting appears in the docs without anyone editing them; a marker that
-names no generator fails the build.
+A new verb, option, setting or state appears in the docs without anyone editing them; a
+marker that names no generator fails the build.
 """
 
 from __future__ import annotations
@@ -26,10 +28,11 @@ from typing import Any
 import typer
 
 from roost.cli.commands import app
+from roost.runtime.models import WorkState
 from roost.runtime.plugins import DISABLE_AUTOLOAD_ENV
 from roost.runtime.settings import ENV_VARS, RoostSettings, parse_duration
 
-__all__ = ["cli_reference", "on_page_markdown", "settings_reference"]
+__all__ = ["cli_reference", "on_page_markdown", "settings_reference", "states_reference"]
 
 MARKER = re.compile(r"^<!-- generated: ([a-z-]+) -->$", re.M)
 
@@ -126,14 +129,16 @@ def _attribute_docs(cls: type) -> dict[str, str]:
     body = tree.body[0].body if tree.body and isinstance(tree.body[0], ast.ClassDef) else []
     docs: dict[str, str] = {}
     for node, following in zip(body, body[1:], strict=False):
+        targets = [node.target] if isinstance(node, ast.AnnAssign) else []
+        targets += node.targets if isinstance(node, ast.Assign) else []
         if (
-            isinstance(node, ast.AnnAssign)
-            and isinstance(node.target, ast.Name)
+            len(targets) == 1
+            and isinstance(targets[0], ast.Name)
             and isinstance(following, ast.Expr)
             and isinstance(following.value, ast.Constant)
             and isinstance(following.value.value, str)
         ):
-            docs[node.target.id] = inspect.cleandoc(following.value.value)
+            docs[targets[0].id] = inspect.cleandoc(following.value.value)
     return docs
 
 
@@ -197,9 +202,23 @@ def settings_reference() -> str:
     return "\n".join(rows) + "\n\n" + other + "\n"
 
 
+def states_reference() -> str:
+    """Markdown table of every work state, from ``WorkState`` and its member docstrings."""
+    docs = _attribute_docs(WorkState)
+    rows = ["| state | finished | meaning |", "|---|---|---|"]
+    for state in WorkState:
+        meaning = " ".join(_rst_to_markdown(docs.get(state.name, "")).split())
+        if not meaning:
+            raise ValueError(f"work state {state.value!r} has no description")
+        finished = "yes" if state.is_terminal else "no"
+        rows.append(f"| `{state.value}` | {finished} | {meaning} |")
+    return "\n".join(rows) + "\n"
+
+
 GENERATORS: dict[str, Callable[[], str]] = {
     "cli": cli_reference,
     "settings": settings_reference,
+    "states": states_reference,
 }
 
 

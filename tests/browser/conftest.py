@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,7 @@ from roost.runtime import (
 )
 from roost_testkit.background import Background
 from roost_testkit.engines import HashChainEngine
+from roost_testkit.settings import fast_settings
 
 CHROMIUM = os.environ.get("ROOST_TEST_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -192,17 +192,7 @@ class NotesEngine:
 
 @pytest.fixture
 def settings(redis_url: str, tmp_path: Path) -> RoostSettings:
-    return RoostSettings.from_env(
-        {},
-        redis_url=redis_url,
-        home=tmp_path / "home",
-        namespace=f"b{uuid.uuid4().hex[:8]}",
-        lease_ttl=3.0,
-        retry_delay=0.05,
-        retry_max_delay=0.2,
-        grace_period=2.0,
-        history=2,
-    )
+    return fast_settings(redis_url, tmp_path / "home", history=2)
 
 
 @pytest.fixture

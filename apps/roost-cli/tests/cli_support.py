@@ -12,7 +12,6 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +20,7 @@ from typer.testing import CliRunner
 from roost.cli.commands import app
 from roost.redis import RedisSwarm
 from roost.runtime import RoostSettings, WorkStatus
+from roost_testkit.http import LocalHttp, Reply
 
 
 @dataclass
@@ -116,31 +116,18 @@ class Target:
 
     def __init__(self, slow: float = 5.0) -> None:
         self.hits = 0
-        target = self
+        self.slow = slow
+        self.http = LocalHttp(self.respond)
+        self.url = self.http.url()
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                target.hits += 1
-                if self.path == "/slow":
-                    time.sleep(slow)
-                self.send_response(200)
-                self.send_header("Content-Length", "2")
-                self.end_headers()
-                self.wfile.write(b"ok")
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        threading.Thread(
-            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        ).start()
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/"
+    def respond(self, path: str) -> Reply:
+        self.hits += 1
+        if path == "/slow":
+            time.sleep(self.slow)
+        return 200, {}, b"ok"
 
     def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self.http.close()
 
 
 class Spawned(subprocess.Popen[str]):

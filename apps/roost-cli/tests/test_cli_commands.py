@@ -269,6 +269,21 @@ def test_server_status_names_roost_redis_url(cli: Cli) -> None:
     assert "ROOST_REDIS_URL is set" in result.stdout
 
 
+def test_server_commands_never_show_the_redis_password(cli: Cli) -> None:
+    env = {"ROOST_REDIS_URL": "redis://user:hunter2@127.0.0.1:1/0"}
+    start = cli("server", "start", env=env)
+    assert (
+        start.stdout
+        == "ROOST_REDIS_URL is set: Roost uses redis://***@127.0.0.1:1/0; nothing to start\n"
+    )
+    status = cli("server", "status", env=env)
+    assert "Roost uses redis://***@127.0.0.1:1/0, not this server" in status.stdout
+    as_json = cli("server", "status", "--json", env=env)
+    assert json.loads(as_json.stdout)["redis_url"] == "redis://***@127.0.0.1:1/0"
+    for result in (start, status, as_json):
+        assert result.code == 0 and "hunter2" not in result.stdout + result.stderr
+
+
 def test_ui_without_the_console_says_how_to_install(
     cli: Cli, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -8,7 +8,7 @@ import time
 import redis
 from cli_support import Cli
 
-from roost.redis.process import free_port
+from roost.redis.server import free_port
 
 ENQUEUE = ("enqueue", "--engine", "watchlist", "--payload", '{"url": "http://127.0.0.1:1/"}')
 

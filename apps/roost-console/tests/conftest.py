@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -28,7 +27,7 @@ with warnings.catch_warnings():
 
 from roost.console import create_app
 from roost.redis import RedisSwarm
-from roost.redis.testing import ServerPool
+from roost.redis.server.pool import ServerPool
 from roost.runtime import (
     Engine,
     Registry,
@@ -40,6 +39,7 @@ from roost.runtime import (
 )
 from roost_testkit.background import Background
 from roost_testkit.engines import HashChainEngine
+from roost_testkit.settings import fast_settings
 
 PORT = 8766
 BASE = f"http://127.0.0.1:{PORT}"
@@ -109,24 +109,10 @@ def registry() -> Registry:
     return Registry.load(get_plugin_manager(autoload=False))
 
 
-def make_settings(redis_url: str, home: Path) -> RoostSettings:
-    return RoostSettings.from_env(
-        {},
-        redis_url=redis_url,
-        home=home,
-        namespace=f"c{uuid.uuid4().hex[:8]}",
-        lease_ttl=3.0,
-        retry_delay=0.05,
-        retry_max_delay=0.2,
-        grace_period=2.0,
-        history=3,
-    )
-
-
 @pytest.fixture
 def settings(redis_url: str, tmp_path: Path) -> RoostSettings:
     """A fresh namespace on the test's private server; history on, fast retries."""
-    return make_settings(redis_url, tmp_path / "home")
+    return fast_settings(redis_url, tmp_path / "home", history=3)
 
 
 async def _settle(
@@ -259,7 +245,7 @@ class World:
 @pytest.fixture(scope="module")
 def world(shared_redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> World:
     """The module's shared, read-only namespace. Do not change its work in a test."""
-    settings = make_settings(shared_redis_url, tmp_path_factory.mktemp("world") / "home")
+    settings = fast_settings(shared_redis_url, tmp_path_factory.mktemp("world") / "home", history=3)
     items = [
         {"engine": "hashchain", "payload": {"steps": 3, "who": "ops"}},
         DEAD,

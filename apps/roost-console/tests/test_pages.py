@@ -13,7 +13,7 @@ from starlette.testclient import TestClient
 
 from roost.console import create_app, queries
 from roost.redis import RedisSwarm
-from roost.runtime import RoostSettings, RuntimeEvent
+from roost.runtime import RoostSettings, RuntimeEvent, WorkState
 
 BASE = "http://127.0.0.1:8766"
 ORIGIN = {"origin": BASE}
@@ -144,6 +144,12 @@ def test_detail_of_dead_work_shows_the_error(wclient: TestClient, world: Any) ->
     assert card.group(1) == "card error-card"  # and current: nothing succeeded after it
     retry_form = re.search(r'<form class="action" [^>]*action="/actions/retry/[^>]*>', html)
     assert retry_form and " hidden" not in retry_form.group(0)
+    assert 'data-states="failed dead"' in retry_form.group(0)  # the script hides it elsewhere
+    cancel_form = re.search(r'<form class="action" [^>]*action="/actions/cancel/[^>]*>', html)
+    assert cancel_form and " hidden" in cancel_form.group(0)
+    live = " ".join(state for state in WorkState if not state.is_terminal)
+    assert f'data-states="{live}"' in cancel_form.group(0)
+    assert re.search(r"<details open><summary>Traceback", html)
 
 
 def test_detail_lists_artifacts_with_viewer_links(wclient: TestClient, world: Any) -> None:
@@ -199,7 +205,7 @@ def test_redis_password_is_not_shown(tmp_path: Any) -> None:
     with TestClient(create_app(settings, port=8766), base_url=BASE) as c:
         r = c.get("/")
         assert "hunter2" not in r.text
-        assert "user:***@127.0.0.1:1" in r.text
+        assert "redis://***@127.0.0.1:1/0" in r.text
 
 
 def test_confirmation_page_without_script(client: TestClient, seed: Seeder) -> None:
@@ -262,7 +268,10 @@ def test_events_page_lists_latest_first(client: TestClient, seed: Seeder) -> Non
 
 def test_static_assets_are_served(client: TestClient) -> None:
     css = client.get("/static/console.css")
-    assert css.status_code == 200 and "--st-dead" in css.text
+    assert css.status_code == 200
+    for state in WorkState:  # every state has its colour, light and dark
+        assert css.text.count(f"--st-{state}:") == 2, state
+        assert f".st-{state} {{ --c: var(--st-{state}); }}" in css.text, state
     js = client.get("/static/console.js")
     assert js.status_code == 200 and "EventSource" in js.text
     assert "cache-control" not in js.headers or js.headers["cache-control"] != "no-store"

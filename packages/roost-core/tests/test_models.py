@@ -198,6 +198,7 @@ def test_terminal_states() -> None:
     terminal = {s for s in WorkState if s.is_terminal}
     assert terminal == {WorkState.DONE, WorkState.FAILED, WorkState.DEAD, WorkState.CANCELLED}
     assert WorkState("queued") is WorkState.QUEUED
+    assert {s for s in WorkState if s.is_failure} == {WorkState.FAILED, WorkState.DEAD}
 
 
 @pytest.mark.parametrize(

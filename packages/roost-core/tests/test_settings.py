@@ -123,6 +123,50 @@ def test_malformed_values_name_the_variable(var: str, raw: str) -> None:
 
 
 @pytest.mark.parametrize(
+    "url",
+    [
+        "redis+sentinel://127.0.0.1:26379/mymaster",
+        "redis+sentinel://:hunter2@h1:26379,h2:26380,[::1]:26381/svc/2?sentinel_password=x",
+        "REDIS+CLUSTER://a:7000,b:7001,c",
+        "redis+cluster://user:hunter2@a:7000,b:7001/",
+        "rediss://user:hunter2@[::1]:6380/0",
+        "unix:///run/redis/redis-server@main.sock?db=1",
+    ],
+)
+def test_sentinel_and_cluster_host_lists_are_accepted(url: str) -> None:
+    assert RoostSettings.from_env({"ROOST_REDIS_URL": url}).redis_url == url
+
+
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("redis+cluster://user:hunter2@a:1,,b", "has an empty entry in its host list"),
+        ("redis+sentinel://:hunter2@a:1,:2/s", "has an empty host"),
+        ("redis+sentinel://:hunter2@a:1,b:x/s", "has a bad port (use 1-65535)"),
+        ("redis+cluster://:hunter2@a:65536", "has a bad port (use 1-65535)"),
+        ("redis+cluster://a:7²", "has a bad port (use 1-65535)"),
+        ("redis+cluster://:hunter2@::1:7000", "has a host it cannot read (IPv6 goes in ["),
+        ("redis+cluster://:hunter2@", "names no host"),
+        ("redis://:hunter2@a:1,b:2/0", "names several hosts; only redis+sentinel:// and"),
+        ("redis://user:hunter2@localhost:0/0", "has a bad port (use 1-65535)"),
+        ("redis://user:hunter2@/0", "names no host"),
+        ("http://user:hunter2@localhost:6379", "must start with redis://, rediss://, unix://,"),
+        ("user:hunter2@localhost:6379", "must start with redis://"),
+        # An unencoded '/' in the password ends the host part early: the hint says so.
+        ("redis://user:hun/ter2@localhost:6379/0", "percent-encode '/', '?', '#' and '@'"),
+        ("redis+sentinel://:hun?ter2@a:1/s", "has an empty host; percent-encode"),
+    ],
+)
+def test_redis_url_errors_name_the_problem_and_never_the_password(url: str, problem: str) -> None:
+    with pytest.raises(SettingsError) as excinfo:
+        RoostSettings.from_env({"ROOST_REDIS_URL": url})
+    message = str(excinfo.value)
+    assert message.startswith("ROOST_REDIS_URL: ") and problem in message, message
+    assert "hunter2" not in message and "hun" not in message and "ter2" not in message
+    assert "\n" not in message
+
+
+@pytest.mark.parametrize(
     ("var", "raw", "message"),
     [
         ("ROOST_EVENTS_MAXLEN", "1000000001", "must be between 1 and 1,000,000,000, not"),

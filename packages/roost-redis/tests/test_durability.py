@@ -12,7 +12,7 @@ import pytest
 
 from roost.redis import RedisSwarm
 from roost.redis.maintenance import Clock, purge_expired
-from roost.redis.process import ServerProcess
+from roost.redis.server import ServerProcess
 from roost.runtime import (
     RedisUnreachable,
     RoostError,

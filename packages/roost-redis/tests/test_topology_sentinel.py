@@ -14,8 +14,8 @@ import pytest
 import redis
 from redis.asyncio import Redis
 
-from roost.redis.testing_nodes import Node, wait_until
-from roost.redis.testing_sentinel import SentinelGroup
+from roost.redis.server.nodes import Node, wait_until
+from roost.redis.server.sentinel import SentinelGroup
 from roost.redis.topology import topology_client
 from roost_testkit.outage import Writer
 

@@ -77,6 +77,7 @@ def test_only_the_two_schemes_are_topology_urls() -> None:
         ("redis+cluster://a:0", "bad port in 'a:0' (use 1-65535)"),
         ("redis+cluster://a:65536", "bad port in 'a:65536' (use 1-65535)"),
         ("redis+cluster://a:-1", "bad port in 'a:-1' (use 1-65535)"),
+        ("redis+cluster://a:7²", "bad port in 'a:7²' (use 1-65535)"),
         ("redis+cluster://[::1:7000", "cannot read host '[::1:7000' (IPv6 goes in [brackets])"),
         ("redis+cluster://::1:7000", "cannot read host '::1:7000' (IPv6 goes in [brackets])"),
         ("redis+sentinel://user@a/svc", "names a user but no password (use USER:PASSWORD@)"),
@@ -84,6 +85,7 @@ def test_only_the_two_schemes_are_topology_urls() -> None:
         ("redis+sentinel://a:1/", "names no service (…/SERVICE after the sentinels)"),
         ("redis+sentinel://a:1/svc/x", "db must be a whole number 0 or more, not 'x'"),
         ("redis+sentinel://a:1/svc/-1", "db must be a whole number 0 or more, not '-1'"),
+        ("redis+sentinel://a:1/svc/²", "db must be a whole number 0 or more, not '²'"),
         ("redis+sentinel://a:1/svc/0/more", "the path is /SERVICE or /SERVICE/DB, not"),
         ("redis+sentinel://a:1/svc/", "the path is /SERVICE or /SERVICE/DB, not '/svc/'"),
         ("redis+cluster://a:1/2", "a cluster has only db 0; drop the path '/2'"),
@@ -92,6 +94,7 @@ def test_only_the_two_schemes_are_topology_urls() -> None:
         ("redis+sentinel://a/s?min_other_sentinels=1&min_other_sentinels=2", "given twice"),
         ("redis+sentinel://a/s?sentinel_password=", "option 'sentinel_password' has no value"),
         ("redis+sentinel://a/s?min_other_sentinels=two", "must be 0 or more, not 'two'"),
+        ("redis+sentinel://a/s?min_other_sentinels=%C2%B2", "must be 0 or more, not '²'"),
         ("redis+sentinel://a/s#frag", "has a '#' fragment; remove it"),
     ],
 )

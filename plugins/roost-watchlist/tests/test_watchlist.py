@@ -7,13 +7,13 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
 
 from roost.runtime import PermanentError, Registry, get_plugin_manager
 from roost.runtime.testing import EngineRunner
+from roost_testkit.http import LocalHttp, Reply
 from roost_watchlist import WatchlistEngine, build_engine, verdict_of
 
 
@@ -23,43 +23,26 @@ class Target:
     def __init__(self) -> None:
         self.hits: list[str] = []
         self.lock = threading.Lock()
-        target = self
+        self.http = LocalHttp(self.respond)
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                with target.lock:
-                    target.hits.append(self.path)
-                    n = sum(1 for p in target.hits if p == self.path)
-                if self.path == "/slow":
-                    time.sleep(1.0)
-                status = {"/ok": 200, "/fail": 500, "/redirect": 302}.get(self.path, 404)
-                if self.path == "/alternate":
-                    status = 200 if n % 2 == 1 else 503
-                if self.path == "/slow":
-                    status = 200
-                self.send_response(status)
-                if status == 302:
-                    self.send_header("Location", "/ok")
-                self.send_header("Content-Length", "2")
-                self.end_headers()
-                self.wfile.write(b"ok")
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.thread = threading.Thread(
-            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self.thread.start()
+    def respond(self, path: str) -> Reply:
+        with self.lock:
+            self.hits.append(path)
+            n = sum(1 for p in self.hits if p == path)
+        if path == "/slow":
+            time.sleep(1.0)
+        status = {"/ok": 200, "/fail": 500, "/redirect": 302}.get(path, 404)
+        if path == "/alternate":
+            status = 200 if n % 2 == 1 else 503
+        if path == "/slow":
+            status = 200
+        return status, {"Location": "/ok"} if status == 302 else {}, b"ok"
 
     def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}{path}"
+        return self.http.url(path)
 
     def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self.http.close()
 
 
 @pytest.fixture

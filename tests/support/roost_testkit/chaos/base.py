@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 from roost.redis import RedisSwarm
 from roost.redis.faults import is_outage
 from roost.redis.server import AppendFsync, ServerProcess
-from roost.redis.testing import ServerPool
+from roost.redis.server.pool import ServerPool
 from roost.runtime import Registry, RoostSettings, RuntimeEvent, get_plugin_manager
 from roost_testkit.chaos.history import (
     COMMITS,

@@ -18,8 +18,7 @@ from dataclasses import dataclass
 import redis
 
 from roost.redis import RedisSwarm
-from roost.redis.process import free_port
-from roost.redis.server import ServerProcess
+from roost.redis.server import ServerProcess, free_port
 from roost_testkit.chaos.base import ChaosEnv, Result, audit, persist, stop_workers, until
 from roost_testkit.chaos.history import COMMITS
 from roost_testkit.chaos.invariants import Sampler

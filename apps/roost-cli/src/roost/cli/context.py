@@ -17,7 +17,6 @@ import typer
 from redis.exceptions import RedisError
 
 from roost.redis import EmbeddedServerFailed, RedisSwarm, describe_redis_error
-from roost.redis.connection import redact_url
 from roost.redis.server import EmbeddedServer, ServerError
 from roost.runtime import (
     BadInput,
@@ -27,6 +26,7 @@ from roost.runtime import (
     SettingsError,
     get_plugin_manager,
 )
+from roost.runtime.urls import redact_url
 
 __all__ = [
     "EXIT_BAD_INPUT",

@@ -21,9 +21,11 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from roost.runtime import Artifact, RuntimeEvent, WorkMeta, WorkStatus
+from roost.runtime import Artifact, RuntimeEvent, WorkMeta, WorkState, WorkStatus
 
 __all__ = [
+    "STATE_STYLES",
+    "STYLES",
     "EventColumns",
     "ago",
     "clock",
@@ -51,16 +53,21 @@ _NEXT = {
 }
 
 
-STYLES = {
-    "queued": "cyan",
-    "scheduled": "blue",
-    "retrying": "yellow",
-    "waiting": "magenta",
-    "running": "bold green",
-    "done": "green",
-    "failed": "red",
-    "dead": "bold red",
-    "cancelled": "dim",
+STATE_STYLES: dict[WorkState, str] = {
+    WorkState.QUEUED: "cyan",
+    WorkState.SCHEDULED: "blue",
+    WorkState.RETRYING: "yellow",
+    WorkState.WAITING: "magenta",
+    WorkState.RUNNING: "bold green",
+    WorkState.DONE: "green",
+    WorkState.FAILED: "red",
+    WorkState.DEAD: "bold red",
+    WorkState.CANCELLED: "dim",
+}
+"""The colour of each work state on a terminal."""
+
+STYLES: dict[str, str] = {
+    **STATE_STYLES,
     "committed": "green",
     "enqueued": "cyan",
     "step_failed": "red",
@@ -69,7 +76,7 @@ STYLES = {
     "broken": "red",
     "ok": "green",
 }
-"""Colours of states, event types and statuses on a terminal."""
+"""Colours of states, event types and statuses on a terminal (cells are looked up here)."""
 
 
 def terminal() -> Console | None:

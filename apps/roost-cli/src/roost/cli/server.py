@@ -17,7 +17,7 @@ from roost.cli.context import (
     ignore_further_interrupts,
     settings_of,
 )
-from roost.redis.server import EmbeddedServer
+from roost.redis.server.control import ServerCommand, run_server_command
 
 __all__ = ["CONSOLE_INSTALL", "server_app", "ui"]
 
@@ -30,9 +30,14 @@ server_app = typer.Typer(
 )
 
 
-def _embedded(ctx: typer.Context) -> tuple[EmbeddedServer, str | None]:
-    settings = settings_of(ctx)
-    return EmbeddedServer(settings.home / "redis"), settings.redis_url
+def _run(ctx: typer.Context, command: ServerCommand, as_json: bool = False) -> None:
+    with handle_errors():
+        report = run_server_command(command, settings_of(ctx))
+    if as_json:
+        render.echo_json(report.to_dict())
+        return
+    for line in report.lines():
+        typer.echo(line)
 
 
 @server_app.command("status")
@@ -42,38 +47,21 @@ def server_status(
     as_json: Annotated[bool, typer.Option("--json", help="Print the status as JSON.")] = False,
 ) -> None:
     """Say whether the embedded server runs, on which URL, with its data where."""
-    with handle_errors():
-        server, url = _embedded(ctx)
-        status = server.status()
-        if as_json:
-            render.echo_json({**status.to_dict(), "redis_url": url})
-            return
-        typer.echo(f"embedded server: {status.describe()}")
-        if url:
-            typer.echo(f"note: ROOST_REDIS_URL is set, so Roost uses {url}, not this server")
+    _run(ctx, "status", as_json)
 
 
 @server_app.command("start")
 @verb()
 def server_start(ctx: typer.Context) -> None:
     """Start the embedded server (roost commands also start it on demand)."""
-    with handle_errors():
-        server, url = _embedded(ctx)
-        if url:
-            typer.echo(f"ROOST_REDIS_URL is set: Roost uses {url}; nothing to start")
-            return
-        server.ensure_running()
-        typer.echo(f"embedded server: {server.status().describe()}")
+    _run(ctx, "start")
 
 
 @server_app.command("stop")
 @verb()
 def server_stop(ctx: typer.Context) -> None:
     """Stop the embedded server (its data stays on disk for the next start)."""
-    with handle_errors():
-        server, _ = _embedded(ctx)
-        pid = server.stop()
-        typer.echo(f"embedded server stopped (pid {pid})" if pid else "embedded server not running")
+    _run(ctx, "stop")
 
 
 def _console_entry() -> Callable[..., Any]:

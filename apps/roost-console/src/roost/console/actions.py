@@ -17,6 +17,7 @@ from redis.exceptions import RedisError
 
 from roost.console import queries, worklist
 from roost.console.params import parse_state, replay_args
+from roost.console.present import ACTION_STATES
 from roost.runtime.errors import BadInput, ConflictError, NotFound
 from roost.runtime.models import WorkMeta, WorkState, validate_name
 
@@ -41,7 +42,6 @@ BULK_ACTIONS = ("cancel", "retry")
 BULK_LIMIT = 1000
 """Items one bulk request acts on; the report says when more matched."""
 BULK_CONCURRENCY = 16
-RETRYABLE = (WorkState.DEAD, WorkState.FAILED)
 
 
 async def _act(swarm: RedisSwarm, action: str, work_id: str) -> WorkMeta:
@@ -147,9 +147,9 @@ async def bulk_in_state(
     Raises:
         BadInput: an action that does not apply to ``state``, or nothing in that state.
     """
-    if action == "retry" and state not in RETRYABLE:
+    if action == "retry" and state not in ACTION_STATES["retry"]:
         raise BadInput("retry applies to dead or failed work")
-    if action == "cancel" and state.is_terminal:
+    if action == "cancel" and state not in ACTION_STATES["cancel"]:
         raise BadInput(f"{state} work cannot be cancelled")
     ids, more = await worklist.select(swarm, state=state, engine=engine, cap=BULK_LIMIT)
     of_engine = f" of engine {engine}" if engine else ""

@@ -8,14 +8,15 @@ import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import quote, urlencode, urlsplit, urlunsplit
+from urllib.parse import quote, urlencode
 
 from markdown_it import MarkdownIt
 from markupsafe import Markup
 
-from roost.runtime.models import RuntimeEvent
+from roost.runtime.models import RuntimeEvent, WorkState
 
 __all__ = [
+    "ACTION_STATES",
     "TEXT_KINDS",
     "abs_time",
     "ago",
@@ -28,10 +29,15 @@ __all__ = [
     "iso",
     "markdown",
     "pretty_json",
-    "redact_url",
     "seconds",
     "work_url",
 ]
+
+ACTION_STATES: dict[str, tuple[WorkState, ...]] = {
+    "cancel": tuple(state for state in WorkState if not state.is_terminal),
+    "retry": tuple(state for state in WorkState if state.is_failure),
+}
+"""The states cancel and retry apply to (replay applies to any); pages offer them only there."""
 
 TEXT_KINDS = {
     "json": "application/json",
@@ -89,19 +95,6 @@ def filesize(n: int | None) -> str:
             return f"{int(value)} {unit}" if unit == "B" else f"{value:.1f} {unit}"
         value /= 1000
     return f"{n} B"  # pragma: no cover
-
-
-def redact_url(url: str) -> str:
-    """The URL with any password replaced by ``***``."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "(unparseable URL)"
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.rsplit("@", 1)[1]
-    user = parts.username or ""
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))
 
 
 def pretty_json(value: Any) -> str:

@@ -66,14 +66,8 @@ __all__ = [
     "workers",
 ]
 
-LIVE_STATES: tuple[WorkState, ...] = (
-    WorkState.RUNNING,
-    WorkState.WAITING,
-    WorkState.RETRYING,
-    WorkState.SCHEDULED,
-    WorkState.QUEUED,
-)
-"""The unfinished states the overview lists, in the order it shows them."""
+LIVE_STATES: tuple[WorkState, ...] = tuple(s for s in reversed(WorkState) if not s.is_terminal)
+"""The unfinished states the overview lists, closest to done first (running ... queued)."""
 
 LIVE_LIMIT = 20
 """How many items of each live state the overview lists."""

@@ -149,6 +149,23 @@ class GuardedH11Protocol(H11Protocol):
         self.transport.close()
 
 
+def _bound_server(
+    settings: RoostSettings | RedisSwarm,
+    host: str,
+    port: int,
+    token: str | None,
+    allowed_hosts: Iterable[str] | None,
+    log_level: str,
+) -> tuple[socket.socket, int, uvicorn.Server]:
+    """Check the address, bind it, and build the server: its socket, port and server."""
+    check_bind(host, token)
+    sock = bind_socket(host, port)
+    port = sock.getsockname()[1]
+    names = _host_names(host, allowed_hosts)
+    app = create_app(settings, token=token, allowed_hosts=names, port=port)
+    return sock, port, _server(app, log_level)
+
+
 def _server(app: ASGIApp, log_level: str) -> uvicorn.Server:
     config = uvicorn.Config(
         app,
@@ -194,12 +211,7 @@ def serve(
         BadInput: a non-loopback ``host`` without a token, or a bad token.
         RoostError: the address is in use or cannot be bound.
     """
-    check_bind(host, token)
-    sock = bind_socket(host, port)
-    port = sock.getsockname()[1]
-    names = _host_names(host, allowed_hosts)
-    app = create_app(settings, token=token, allowed_hosts=names, port=port)
-    server = _server(app, log_level)
+    sock, port, server = _bound_server(settings, host, port, token, allowed_hosts, log_level)
     url = console_url(host, port, token)
 
     def announce() -> None:
@@ -235,12 +247,7 @@ def serve_in_thread(
     :func:`serve`. A :class:`RedisSwarm` passed here is used from the server's own event
     loop, so pass settings unless the swarm is not connected yet.
     """
-    check_bind(host, token)
-    sock = bind_socket(host, port)
-    port = sock.getsockname()[1]
-    names = _host_names(host, allowed_hosts)
-    app = create_app(settings, token=token, allowed_hosts=names, port=port)
-    server = _server(app, log_level)
+    sock, port, server = _bound_server(settings, host, port, token, allowed_hosts, log_level)
     thread = threading.Thread(
         target=server.run, kwargs={"sockets": [sock]}, name="roost-console", daemon=True
     )

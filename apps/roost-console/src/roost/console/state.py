@@ -16,6 +16,7 @@ from roost.console.hub import EventHub
 from roost.redis import RedisSwarm
 from roost.runtime.errors import RoostError
 from roost.runtime.settings import RoostSettings
+from roost.runtime.urls import redact_url
 
 if TYPE_CHECKING:
     from starlette.requests import Request
@@ -59,7 +60,7 @@ class Console:
         """Where the console's Redis is, password hidden (``embedded`` before connecting)."""
         url = self._swarm.url if self._swarm is not None and self._swarm.url else None
         url = url or self.settings.redis_url
-        return present.redact_url(url) if url else f"embedded ({self.settings.home})"
+        return redact_url(url) if url else f"embedded ({self.settings.home})"
 
     async def swarm(self) -> RedisSwarm:
         """The connected swarm.
@@ -82,7 +83,7 @@ class Console:
         """Hide the Redis password in a message (RedisSwarm's errors quote the full URL)."""
         for url in {self.settings.redis_url or "", self._swarm.url if self._swarm else ""}:
             if url:
-                message = message.replace(url, present.redact_url(url))
+                message = message.replace(url, redact_url(url))
         return message
 
     async def close(self) -> None:
@@ -126,7 +127,7 @@ def make_templates() -> Jinja2Templates:
         pretty_json=present.pretty_json,
         describe=present.describe_event,
     )
-    extra: dict[str, Any] = {"work_url": present.work_url}
+    extra: dict[str, Any] = {"work_url": present.work_url, "action_states": present.ACTION_STATES}
     cast("dict[str, Any]", env.globals).update(extra)
     return Jinja2Templates(env=env)
 

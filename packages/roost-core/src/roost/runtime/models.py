@@ -73,32 +73,44 @@ def new_work_id() -> str:
 
 
 class WorkState(StrEnum):
-    """Where a work item is in its life.
+    """Where a work item is in its life: always exactly one of these.
 
-    ``queued``: waiting for a worker. ``scheduled``: waiting for a delayed continuation.
-    ``retrying``: a step failed and waits for its backoff. ``waiting``: a resource it needs
-    is held by another item. ``running``: leased to a worker. ``done``: the engine finished it.
-    ``failed``: it cannot run (unknown engine, the engine broke the contract). ``dead``: a
-    step failed on every allowed attempt. ``cancelled``: an operator cancelled it.
+    The last four (``done``, ``failed``, ``dead``, ``cancelled``) are finished
+    (:attr:`is_terminal`): no worker picks the item up again without an operator.
     """
 
     QUEUED = "queued"
+    """Waiting for a worker."""
     SCHEDULED = "scheduled"
+    """Waiting for a delayed continuation (``next_step_delay_seconds``)."""
     RETRYING = "retrying"
+    """A step failed; waiting for its backoff before the next attempt."""
     WAITING = "waiting"
+    """A resource it needs is held by another item."""
     RUNNING = "running"
+    """Leased to a worker."""
     DONE = "done"
+    """The engine finished it."""
     FAILED = "failed"
+    """It cannot run: an unknown engine, a broken engine contract, a ``PermanentError``."""
     DEAD = "dead"
+    """A step failed on every allowed attempt."""
     CANCELLED = "cancelled"
+    """An operator cancelled it."""
 
     @property
     def is_terminal(self) -> bool:
         """True for states that no worker will pick up again without an operator."""
         return self in _TERMINAL
 
+    @property
+    def is_failure(self) -> bool:
+        """True for ``failed`` and ``dead``: it ended unfinished, and a retry takes it back."""
+        return self in _FAILURES
+
 
 _TERMINAL = frozenset({WorkState.DONE, WorkState.FAILED, WorkState.DEAD, WorkState.CANCELLED})
+_FAILURES = frozenset({WorkState.FAILED, WorkState.DEAD})
 
 
 class Artifact(BaseModel):

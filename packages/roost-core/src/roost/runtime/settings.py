@@ -14,12 +14,12 @@ import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal, get_args
-from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from roost.runtime.errors import SettingsError
 from roost.runtime.limits import SETTING_RANGES, format_seconds
+from roost.runtime.urls import redact_url
 
 __all__ = [
     "ENV_VARS",
@@ -35,7 +35,9 @@ _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _DURATION = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*(ms|s|m|h|d)?\s*$")
 HOME_DIR = ".roost"
 _KEY_PART = re.compile(r"[A-Za-z0-9_.-]{1,64}")
-_REDIS_SCHEMES = ("redis", "rediss", "unix")
+_HOST_LIST_SCHEMES = ("redis+sentinel", "redis+cluster")
+_REDIS_SCHEMES = ("redis", "rediss", "unix", *_HOST_LIST_SCHEMES)
+_HOST = re.compile(r"(?:\[[^\[\]/]+\]|[^\[\]:/]+)(?::(?P<port>[^:]*))?")
 
 LogLevel = Literal["debug", "info", "warning", "error", "critical"]
 LogFormat = Literal["text", "json"]
@@ -227,21 +229,55 @@ def _is_project_root(directory: Path) -> bool:
 
 
 def _check_redis_url(url: str) -> None:
+    """Refuse a URL no Redis client could use; the message shows it redacted.
+
+    ``redis+sentinel://`` and ``redis+cluster://`` take a host list (``HOST[:PORT],...``);
+    their paths and options are checked where they are parsed, by the backend.
+    """
     var = "ROOST_REDIS_URL"
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError as exc:
-        raise SettingsError(f"{var}: cannot parse {url!r}: {exc}") from None
-    if parts.scheme not in _REDIS_SCHEMES:
-        raise SettingsError(f"{var}: {url!r} must start with redis://, rediss:// or unix://")
-    if parts.scheme == "unix":
-        if not parts.path:
-            raise SettingsError(f"{var}: {url!r} names no socket path")
-    elif not parts.hostname:
-        raise SettingsError(f"{var}: {url!r} names no host")
-    if port is not None and port == 0:
-        raise SettingsError(f"{var}: {url!r} has port 0")
+    shown = repr(redact_url(url))
+    scheme, sep, rest = url.partition("://")
+    scheme = scheme.lower()
+    if not sep or scheme not in _REDIS_SCHEMES:
+        names = [f"{name}://" for name in _REDIS_SCHEMES]
+        raise SettingsError(
+            f"{var}: {shown} must start with {', '.join(names[:-1])} or {names[-1]}"
+        )
+    end = min((i for i in map(rest.find, "/?#") if i >= 0), default=len(rest))
+    hosts, path = rest[:end].rpartition("@")[2], rest[end:]
+    if scheme == "unix":
+        if not path.partition("?")[0].partition("#")[0]:
+            raise SettingsError(f"{var}: {shown} names no socket path")
+        return
+    if not hosts:
+        raise SettingsError(f"{var}: {shown} names no host")
+    entries = hosts.split(",")
+    if len(entries) > 1 and scheme not in _HOST_LIST_SCHEMES:
+        raise SettingsError(
+            f"{var}: {shown} names several hosts; only "
+            f"{' and '.join(f'{name}://' for name in _HOST_LIST_SCHEMES)} take a host list"
+        )
+    for entry in entries:
+        problem = _host_problem(entry)
+        if problem and "@" in path:  # the host part may be the end of a password
+            problem += "; percent-encode '/', '?', '#' and '@' in a user name or password"
+        if problem:
+            raise SettingsError(f"{var}: {shown} {problem}")
+
+
+def _host_problem(entry: str) -> str | None:
+    """What is wrong with one ``HOST[:PORT]`` of a URL, or ``None``."""
+    if not entry:
+        return "has an empty entry in its host list (two commas?)"
+    found = _HOST.fullmatch(entry)
+    if found is None:
+        if entry.startswith(":") and entry.count(":") == 1:
+            return "has an empty host"
+        return "has a host it cannot read (IPv6 goes in [brackets])"
+    port = found["port"]
+    if port is not None and not (port.isascii() and port.isdigit() and 0 < int(port) < 65536):
+        return "has a bad port (use 1-65535)"
+    return None
 
 
 def _url(text: str) -> str:

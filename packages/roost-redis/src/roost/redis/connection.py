@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from typing import Any, cast
-from urllib.parse import urlsplit, urlunsplit
 
 import hiredis
 from redis.asyncio import Redis
@@ -18,6 +17,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from roost.redis.aio import AsyncRedis, typed
 from roost.runtime.errors import RoostError
+from roost.runtime.urls import redact_url
 
 __all__ = [
     "BLOCK_SECONDS",
@@ -77,18 +77,6 @@ _CONNECTION_CLASSES: dict[str, type[Connection] | type[UnixDomainSocketConnectio
     "rediss": FastSSLConnection,
     "unix": FastUnixConnection,
 }
-
-
-def redact_url(url: str) -> str:
-    """The URL with its password (and user) replaced by ``***``, for messages and logs."""
-    parts = urlsplit(url)
-    if parts.password is None and parts.username is None:
-        return url
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    netloc = f"***@{host}" + (f":{parts.port}" if parts.port is not None else "")
-    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def make_client(url: str, *, blocking: bool = False) -> AsyncRedis:

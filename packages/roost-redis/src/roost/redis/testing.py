@@ -4,18 +4,19 @@ Load it with ``pytest_plugins = ["roost.redis.testing"]`` in the root ``conftest
 
 - ``redis_server_factory``: ``make(appendonly=False, appendfsync="everysec", **config)``
   starts a private :class:`~roost.redis.server.ServerProcess` in its own directory under
-  ``tmp_path``; every server it started is stopped at teardown, paused or not, pass or fail.
+  ``tmp_path`` (a :class:`~roost.redis.server.pool.ServerPool`); every server it started is
+  stopped at teardown, paused or not, pass or fail.
 - ``redis_server``: one fresh server for the test; ``redis_url``: its URL.
 - ``roost_home``: a fresh ``ROOST_HOME`` (and no ``ROOST_REDIS_URL``) for code that uses the
   embedded default; the embedded server started there is stopped at teardown.
 - ``redis_sentinel_factory``: ``make(**options)`` starts a
-  :class:`~roost.redis.testing_sentinel.SentinelGroup` (a primary, a replica, three
+  :class:`~roost.redis.server.sentinel.SentinelGroup` (a primary, a replica, three
   sentinels; options as its constructor's); ``redis_sentinel``: one started group.
 - ``redis_cluster_factory``: ``make(**options)`` starts a
-  :class:`~roost.redis.testing_cluster.ClusterGroup` (three primaries, three replicas);
+  :class:`~roost.redis.server.cluster.ClusterGroup` (three primaries, three replicas);
   ``redis_cluster``: one started cluster.
 - ``tcp_proxy_factory``: ``make(target_port)`` starts a
-  :class:`~roost.redis.testing_proxy.TcpProxy` in front of a port.
+  :class:`~roost.redis.server.proxy.TcpProxy` in front of a port.
 
 :class:`RedisConformanceBackend` runs :mod:`roost.runtime.testing.backend_conformance` on a
 server: give it the server's URL in a subclass's ``backend`` fixture.
@@ -28,7 +29,6 @@ tests against another server binary (e.g. ``/usr/bin/redis-server``).
 
 from __future__ import annotations
 
-import contextlib
 import os
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -38,21 +38,20 @@ from typing import Any, Protocol, TypeVar
 import pytest
 
 from roost.redis.server import AppendFsync, ConfigValue, EmbeddedServer, ServerProcess
+from roost.redis.server.cluster import ClusterGroup
+from roost.redis.server.nodes import NodeGroup, close_all
+from roost.redis.server.pool import ServerPool, configured_binary
+from roost.redis.server.proxy import TcpProxy
+from roost.redis.server.sentinel import SentinelGroup
 from roost.redis.swarm import RedisSwarm
-from roost.redis.testing_cluster import ClusterGroup
-from roost.redis.testing_nodes import NodeGroup, close_all
-from roost.redis.testing_proxy import TcpProxy
-from roost.redis.testing_sentinel import SentinelGroup
 from roost.runtime.plugins import DISABLE_AUTOLOAD_ENV, Registry, get_plugin_manager
 from roost.runtime.settings import ENV_VARS, RoostSettings
 from roost.runtime.testing.backend_conformance import ConformanceBackend
 from roost.runtime.testing.processes import WorkerPool, WorkerProcess
 
 __all__ = [
-    "SERVER_BINARY_ENV",
     "RedisConformanceBackend",
     "RedisServerFactory",
-    "ServerPool",
     "redis_cluster",
     "redis_cluster_factory",
     "redis_sentinel",
@@ -65,16 +64,7 @@ __all__ = [
 ]
 
 
-SERVER_BINARY_ENV = "ROOST_TEST_SERVER_BINARY"
-"""Environment variable naming the server binary test fixtures launch."""
-
 _Group = TypeVar("_Group", bound=NodeGroup)
-
-
-def _configured_binary() -> Path | None:
-    """The binary ``ROOST_TEST_SERVER_BINARY`` names, or ``None`` for the default one."""
-    binary = os.environ.get(SERVER_BINARY_ENV)
-    return Path(binary) if binary else None
 
 
 class RedisServerFactory(Protocol):
@@ -88,57 +78,6 @@ class RedisServerFactory(Protocol):
     ) -> ServerProcess:
         """Start a private server and return it (already answering PING)."""
         ...
-
-
-class ServerPool:
-    """Starts servers in subdirectories of ``root`` and stops all of them on :meth:`close`."""
-
-    def __init__(self, root: Path) -> None:
-        """Keep servers under ``root`` (created on demand)."""
-        self._root = root
-        self._servers: list[ServerProcess] = []
-
-    @property
-    def servers(self) -> list[ServerProcess]:
-        """The servers started so far (including stopped ones)."""
-        return list(self._servers)
-
-    def make(
-        self,
-        appendonly: bool = False,
-        appendfsync: AppendFsync = "everysec",
-        **config: ConfigValue,
-    ) -> ServerProcess:
-        """Start a server on a free port in a new subdirectory and return it.
-
-        Args:
-            appendonly: turn the append-only file on.
-            appendfsync: ``always``, ``everysec`` or ``no``.
-            **config: extra directives, e.g. ``maxmemory_policy="allkeys-lru"``.
-        """
-        server = ServerProcess(
-            self._root / f"server-{len(self._servers)}",
-            appendonly=appendonly,
-            appendfsync=appendfsync,
-            config=config,
-            binary=_configured_binary(),
-        )
-        self._servers.append(server)  # before start: a half-started server is cleaned too
-        return server.start()
-
-    def close(self) -> None:
-        """Stop every server (resuming paused ones first); SIGKILL those that resist."""
-        failures: list[Exception] = []
-        while self._servers:
-            server = self._servers.pop()
-            try:
-                server.stop(timeout=5.0)
-            except Exception as exc:  # keep stopping the others
-                failures.append(exc)
-                with contextlib.suppress(Exception):
-                    server.kill()
-        if failures:
-            raise failures[0]
 
 
 @pytest.fixture
@@ -186,7 +125,7 @@ def _groups(root: Path, kind: Callable[..., _Group]) -> Iterator[Callable[..., _
     groups: list[_Group] = []
 
     def make(**options: Any) -> _Group:
-        group = kind(root / f"group-{len(groups)}", binary=_configured_binary(), **options)
+        group = kind(root / f"group-{len(groups)}", binary=configured_binary(), **options)
         groups.append(group)  # before start: a half-started group is closed too
         return group.start()
 

@@ -183,7 +183,7 @@ def parse_topology_url(url: str) -> SentinelUrl | ClusterUrl:
             f"{where}: unknown option {unknown[0]!r} (supported: {', '.join(_SENTINEL_OPTIONS)})"
         )
     minimum = options.get("min_other_sentinels", "0")
-    if not minimum.isdigit():
+    if not (minimum.isascii() and minimum.isdigit()):
         raise SettingsError(f"{where}: min_other_sentinels must be 0 or more, not {minimum!r}")
     return SentinelUrl(
         sentinels=hosts,
@@ -216,7 +216,7 @@ def _address(where: str, item: str, default_port: int) -> Address:
     port = match["port"]
     if port is None:
         return host, default_port
-    if not port.isdigit() or not 1 <= int(port) <= 65535:
+    if not (port.isascii() and port.isdigit()) or not 1 <= int(port) <= 65535:
         raise SettingsError(f"{where}: bad port in {item!r} (use 1-65535)")
     return host, int(port)
 
@@ -239,7 +239,7 @@ def _service_and_db(where: str, path: str) -> tuple[str, int]:
     if len(segments) > 2 or (len(segments) == 2 and not segments[1]):
         raise SettingsError(f"{where}: the path is /SERVICE or /SERVICE/DB, not {path!r}")
     db = segments[1] if len(segments) == 2 else "0"
-    if not db.isdigit():
+    if not (db.isascii() and db.isdigit()):
         raise SettingsError(f"{where}: db must be a whole number 0 or more, not {db!r}")
     return unquote(segments[0]), int(db)
 

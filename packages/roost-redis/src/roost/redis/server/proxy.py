@@ -32,7 +32,7 @@ from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeAlias, TypeVar
 
-from roost.redis.process import HOST
+from roost.redis.server.process import HOST
 
 __all__ = ["TcpProxy", "Traffic"]
 

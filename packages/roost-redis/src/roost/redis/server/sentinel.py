@@ -24,7 +24,7 @@ starts more or different ones. Helpers:
   others, and a quorum of sentinels sees every live replica as fit to promote.
 
 With ``proxied=True`` each data node sits behind its own
-:class:`~roost.redis.testing_proxy.TcpProxy` and is known to everyone (sentinels, clients,
+:class:`~roost.redis.server.proxy.TcpProxy` and is known to everyone (sentinels, clients,
 replicas) by the proxy's port, so a replica's link to its primary goes through the
 primary's proxy: ``group.primary().proxy.pause()`` stalls it.
 
@@ -37,8 +37,7 @@ from __future__ import annotations
 import os
 from typing import Any, Unpack
 
-from roost.redis.process import HOST, ConfigValue, ServerError, ServerProcess
-from roost.redis.testing_nodes import (
+from roost.redis.server.nodes import (
     Address,
     Node,
     NodeGroup,
@@ -48,6 +47,7 @@ from roost.redis.testing_nodes import (
     resolve_binary,
     wait_until,
 )
+from roost.redis.server.process import HOST, ConfigValue, ServerError, ServerProcess
 
 __all__ = ["SentinelGroup"]
 

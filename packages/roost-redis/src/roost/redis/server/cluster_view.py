@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from roost.redis.testing_nodes import Node
+from roost.redis.server.nodes import Node
 
 __all__ = ["SLOTS", "NodeView", "Ranges", "cluster_view", "covers"]
 

@@ -1,24 +1,22 @@
-"""The embedded default: one shared server per project directory, and its CLI.
+"""The embedded default: one shared server per project directory.
 
 :class:`EmbeddedServer` keeps one detached server per project directory, shared by every Roost
 process that works there; :func:`redis_url_for` picks between ``ROOST_REDIS_URL`` and that
-embedded server. ``python -m roost.redis.server start|stop|status`` manages it by hand. The
-process launcher itself (:class:`ServerProcess`) is in :mod:`roost.redis.process` and
-re-exported here.
+embedded server. ``python -m roost.redis.server start|stop|status`` and ``roost server``
+manage it by hand (:mod:`roost.redis.server.control`). The process launcher itself
+(:class:`~roost.redis.server.process.ServerProcess`) is in :mod:`roost.redis.server.process`.
 
 This module imports only the standard library, so test plugins can load it cheaply.
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import fcntl
 import json
 import os
 import re
 import signal
-import sys
 import time
 from collections.abc import Generator
 from dataclasses import asdict, dataclass
@@ -26,17 +24,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from roost.redis.process import (
+from roost.redis.server.process import (
     HOST,
-    AppendFsync,
-    ConfigValue,
     PortInUse,
     ServerError,
-    ServerNotFound,
     ServerProcess,
-    ServerStartError,
-    find_server_binary,
-    free_port,
     is_our_server,
     pid_alive,
     probe_server,
@@ -49,23 +41,7 @@ from roost.redis.process import (
 if TYPE_CHECKING:
     from roost.runtime.settings import RoostSettings
 
-__all__ = [
-    "HOST",
-    "AppendFsync",
-    "ConfigValue",
-    "EmbeddedServer",
-    "EmbeddedStatus",
-    "PortInUse",
-    "ServerError",
-    "ServerNotFound",
-    "ServerProcess",
-    "ServerStartError",
-    "find_server_binary",
-    "free_port",
-    "main",
-    "pid_alive",
-    "redis_url_for",
-]
+__all__ = ["EmbeddedServer", "EmbeddedStatus", "redis_url_for"]
 
 
 @dataclass(frozen=True)
@@ -298,48 +274,3 @@ def redis_url_for(settings: RoostSettings) -> str:
 
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m roost.redis.server start|stop|status``: manage the embedded server.
-
-    Reads settings from the environment (``ROOST_HOME``...). Prints one line. Exit codes:
-    0 ok, 1 runtime error, 2 bad settings or usage.
-    """
-    parser = argparse.ArgumentParser(
-        prog="python -m roost.redis.server",
-        description="Start, stop or inspect the embedded Redis server under ROOST_HOME.",
-    )
-    parser.add_argument("command", choices=["start", "stop", "status"])
-    parser.add_argument("--json", action="store_true", help="print the status as JSON")
-    args = parser.parse_args(argv)
-
-    from roost.runtime.errors import SettingsError
-    from roost.runtime.settings import RoostSettings
-
-    try:
-        settings = RoostSettings.from_env()
-    except SettingsError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    server = EmbeddedServer(settings.home / "redis")
-    try:
-        if args.command == "start":
-            if settings.redis_url:
-                print("ROOST_REDIS_URL is set: Roost uses that server; nothing to start")
-                return 0
-            server.ensure_running()
-        elif args.command == "stop":
-            pid = server.stop()
-            print(f"stopped (pid {pid})" if pid else "not running")
-            return 0
-        status = server.status()
-    except ServerError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    print(json.dumps(status.to_dict()) if args.json else status.describe())
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -33,7 +33,7 @@ Nodes run with ``cluster-replica-validity-factor 0`` (a replica always may take 
 long its link was down) and ``cluster-allow-replica-migration no`` (replicas stay where they
 were put). A replica that has not received a write yet is left out of ``CLUSTER SLOTS`` (so
 clients do not see it) until its primary writes something. With ``proxied=True`` each node
-sits behind its own :class:`~roost.redis.testing_proxy.TcpProxy` and announces the proxy's
+sits behind its own :class:`~roost.redis.server.proxy.TcpProxy` and announces the proxy's
 port, so clients and replication links go through it (the cluster bus does not). The
 blocking helpers poll; call them from an async test with ``await asyncio.to_thread(...)``.
 Needs Redis 7+ or Valkey.
@@ -47,9 +47,9 @@ from typing import Unpack
 
 from redis.crc import key_slot
 
-from roost.redis.process import HOST, ConfigValue, ServerError, free_port
-from roost.redis.testing_cluster_view import SLOTS, NodeView, Ranges, cluster_view, covers
-from roost.redis.testing_nodes import Node, NodeGroup, NodeOptions, wait_until
+from roost.redis.server.cluster_view import SLOTS, NodeView, Ranges, cluster_view, covers
+from roost.redis.server.nodes import Node, NodeGroup, NodeOptions, wait_until
+from roost.redis.server.process import HOST, ConfigValue, ServerError, free_port
 
 __all__ = ["ClusterGroup"]
 

@@ -2,7 +2,7 @@
 
 :class:`ServerProcess` runs one ``valkey-server`` (or ``redis-server``) with its data in a
 directory of its own; :func:`find_server_binary` picks the binary. The embedded default that
-shares one detached server per project lives in :mod:`roost.redis.server`.
+shares one detached server per project lives in :mod:`roost.redis.server.embedded`.
 
 This module imports only the standard library, so test plugins can load it cheaply.
 """

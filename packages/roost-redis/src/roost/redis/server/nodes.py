@@ -1,7 +1,7 @@
 """The parts the replicated test topologies share: nodes, how they run, polling.
 
 A :class:`Node` is one server process of a Sentinel group or a Cluster (a data node or a
-sentinel), optionally behind a :class:`~roost.redis.testing_proxy.TcpProxy`. Its admin client
+sentinel), optionally behind a :class:`~roost.redis.server.proxy.TcpProxy`. Its admin client
 talks to the process directly (never through the proxy), never retries, and is closed with
 the node. :func:`launch_node` starts one on a free port. :class:`NodeGroup` is the base of
 both topologies: where the nodes live, how their data nodes run (:class:`NodeOptions`:
@@ -24,7 +24,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from roost.redis.process import (
+from roost.redis.server.process import (
     HOST,
     ConfigValue,
     PortInUse,
@@ -33,7 +33,7 @@ from roost.redis.process import (
     find_server_binary,
     free_port,
 )
-from roost.redis.testing_proxy import TcpProxy
+from roost.redis.server.proxy import TcpProxy
 
 __all__ = [
     "REPLICATION_DEFAULTS",
