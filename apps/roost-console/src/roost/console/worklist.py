@@ -15,7 +15,7 @@ takes, so a page continues strictly after the item it ended on.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import TYPE_CHECKING
 
 from pydantic import BaseModel
@@ -102,7 +102,7 @@ class _Walk:
         self.position: str | None = _cursor(after) if after else None
         self.finished = False
 
-    async def items(self) -> AsyncIterator[WorkMeta]:
+    async def items(self) -> AsyncGenerator[WorkMeta]:
         """Yield the items in order (see the class docstring)."""
         running: list[WorkMeta] | None = None
         if self.state in (None, WorkState.RUNNING):
