@@ -41,6 +41,8 @@ class Held:
     resources: list[str]
     deadline: float
     """Local monotonic time after which the lease must be assumed lost."""
+    keys: Keys
+    """The route of the item's engine: a continuation or release is queued on its list."""
     cancel_event: asyncio.Event = field(default_factory=asyncio.Event)
     task: asyncio.Task[tuple[Snapshot, str, float]] | None = None
     lost: bool = False
@@ -88,7 +90,7 @@ async def commit(
     """
     assert new is not None
     outcome, delay_ms = ("hold", 0) if hold else _outcome(worker, new, item, inline)
-    keys = worker.keys
+    keys = held.keys
     dispatch = new_token()
     suffix = Keys.job_suffix(held.work_id, dispatch)
     data = json.dumps(
@@ -125,7 +127,7 @@ async def commit(
     try:
         reply = await worker.retrying(
             "commit",
-            lambda: _durable(worker, "commit", item_keys, args),
+            lambda: _durable(worker, held, "commit", item_keys, args),
             deadline=held.deadline,
         )
     except INFRA_ERRORS:
@@ -160,11 +162,13 @@ async def commit(
     return None
 
 
-async def _durable(worker: Worker, name: str, item_keys: list[str], args: list[Any]) -> Any:
+async def _durable(
+    worker: Worker, held: Held, name: str, item_keys: list[str], args: list[Any]
+) -> Any:
     """Run a lease-holder script, waiting for its fsync under strict durability."""
     if worker.settings.strict_durability:
-        return await worker.swarm.run_script_durable(name, item_keys, args)
-    return await worker.swarm.run_script(name, item_keys, args)
+        return await worker.swarm.run_script_durable(name, item_keys, args, keys=held.keys)
+    return await worker.swarm.run_script(name, item_keys, args, keys=held.keys)
 
 
 async def fail(
@@ -183,7 +187,7 @@ async def fail(
             "delay": backoff_ms / 1000.0,
         }
     )
-    keys = worker.keys
+    keys = held.keys
     item_keys = [keys.meta(held.work_id), *keys.res_block(held.resources)]
     args = [
         held.work_id,
@@ -205,7 +209,7 @@ async def fail(
     )
     try:
         reply = await worker.retrying(
-            "fail", lambda: _durable(worker, "fail", item_keys, args), deadline=held.deadline
+            "fail", lambda: _durable(worker, held, "fail", item_keys, args), deadline=held.deadline
         )
     except INFRA_ERRORS:
         return
@@ -231,7 +235,7 @@ async def interrupted(worker: Worker, held: Held) -> None:
 
 async def release(worker: Worker, held: Held, reason: str) -> None:
     """Give the item back to the queue's front without using an attempt."""
-    keys = worker.keys
+    keys = held.keys
     dispatch = new_token()
     suffix = Keys.job_suffix(held.work_id, dispatch)
     item_keys = [keys.meta(held.work_id), keys.job(suffix), *keys.res_block(held.resources)]
@@ -248,7 +252,7 @@ async def release(worker: Worker, held: Held, reason: str) -> None:
     try:
         reply = await worker.retrying(
             "release",
-            lambda: worker.swarm.run_script("release", item_keys, args),
+            lambda: worker.swarm.run_script("release", item_keys, args, keys=keys),
             deadline=held.deadline,
         )
     except INFRA_ERRORS:

@@ -32,6 +32,7 @@ SCRIPT_NAMES = (
     "promote",
     "recover",
     "reclaim",
+    "migrate",
     "purge",
     "cancel",
     "retry",

@@ -169,6 +169,8 @@ async def prune(worker: Worker) -> None:
     dead: list[str] = await client.zrange(worker.keys.workers, "-inf", now_ms, byscore=True)
     if dead:
         await client.zrem(worker.keys.workers, *dead)
+    for engine in await client.smembers(worker.keys.engines):
+        await client.zremrangebyscore(worker.keys.live(engine), "-inf", now_ms)
     fields: list[str] = await client.hkeys(worker.keys.stats)
     old = [f for f in fields if int(f.split(":", 1)[0]) < now_ms // 60000 - 24 * 60]
     if old:
@@ -176,10 +178,15 @@ async def prune(worker: Worker) -> None:
 
 
 async def heartbeat_loop(worker: Worker) -> None:
-    """Publish this worker's description (engines, queue, load) for ``RedisSwarm.workers``."""
+    """Publish this worker's description (engines, queue, load) for ``RedisSwarm.workers``.
+
+    The worker also stands in its queue's live set of each engine it runs, which is how
+    work whose engine no live worker runs is told apart from work that merely waits.
+    """
     info = {
         "queue": worker.settings.queue,
         "engines": sorted(worker.engines),
+        "slots": {e: lane.slots for e, lane in sorted(worker.lanes.items())},
         "concurrency": worker.concurrency,
         "pid": os.getpid(),
         "host": socket.gethostname(),
@@ -187,15 +194,24 @@ async def heartbeat_loop(worker: Worker) -> None:
     }
     key = worker.keys.worker(worker.swarm.worker_id)
     while not worker.closing:
-        body = json.dumps({**info, "running": len(worker.held), "steps": worker.steps_committed})
+        now_ms = worker.clock.now_ms()
+        body = json.dumps(
+            {
+                **info,
+                "running": len(worker.held),
+                "steps": worker.steps_committed,
+                "heartbeat": now_ms / 1000.0,
+            }
+        )
+        expiry = {worker.swarm.worker_id: now_ms + HEARTBEAT_INTERVAL * 3000}
         try:
             async with worker.swarm.client.pipeline(transaction=False) as pipe:
                 pipe.hset(key, "info", body)
                 pipe.pexpire(key, int(HEARTBEAT_INTERVAL * 3000))
-                pipe.zadd(
-                    worker.keys.workers,
-                    {worker.swarm.worker_id: worker.clock.now_ms() + HEARTBEAT_INTERVAL * 3000},
-                )
+                pipe.zadd(worker.keys.workers, expiry)
+                for engine in worker.engines:
+                    pipe.zadd(worker.keys.live(engine), expiry)
+                pipe.sadd(worker.keys.engines, *worker.engines)
                 await pipe.execute()
         except INFRA_ERRORS as exc:
             raise_if_cancelling()
@@ -208,5 +224,7 @@ async def deregister(worker: Worker) -> None:
     try:
         await worker.swarm.client.zrem(worker.keys.workers, worker.swarm.worker_id)
         await worker.swarm.client.delete(worker.keys.worker(worker.swarm.worker_id))
+        for engine in worker.engines:
+            await worker.swarm.client.zrem(worker.keys.live(engine), worker.swarm.worker_id)
     except INFRA_ERRORS:
         pass
