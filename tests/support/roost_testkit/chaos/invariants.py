@@ -3,8 +3,9 @@
 One read-only Lua script (so the snapshot is atomic) lists the unfinished items of the state
 indexes and checks that each one can be picked up again by someone:
 
-- ``queued``: a delivery with the item's *current* dispatch token is on SAQ's queued or
-  active list (a stale delivery is refused by ``acquire``, so it does not count);
+- ``queued``: a delivery with the item's *current* dispatch token is on the queued or
+  active list of its engine (a stale delivery is refused by ``acquire``, and one on another
+  engine's list is never taken, so neither counts);
 - ``scheduled``, ``retrying``, ``waiting``: the item is in the due index;
 - ``running``: the item is in the lease index;
 
@@ -23,13 +24,17 @@ from roost_testkit.chaos.base import REDIS_DOWN, Result
 
 PROBE = """
 local queued, scheduled, retrying, waiting, running = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
-local due, leases, saq_queued, saq_active = KEYS[6], KEYS[7], KEYS[8], KEYS[9]
-local meta_prefix, job_prefix = ARGV[1], ARGV[2]
+local due, leases = KEYS[6], KEYS[7]
+local meta_prefix = ARGV[1]
+-- Per engine route (ARGV: engine, job prefix; KEYS: its queued and active lists).
 local deliveries = {}
-for _, list in ipairs({saq_queued, saq_active}) do
-  for _, job in ipairs(redis.call('LRANGE', list, 0, -1)) do
-    if string.sub(job, 1, #job_prefix) == job_prefix then
-      deliveries[string.sub(job, #job_prefix + 1)] = true
+for r = 0, (#KEYS - 7) / 2 - 1 do
+  local engine, job_prefix = ARGV[2 + r * 2], ARGV[3 + r * 2]
+  for _, list in ipairs({KEYS[8 + r * 2], KEYS[9 + r * 2]}) do
+    for _, job in ipairs(redis.call('LRANGE', list, 0, -1)) do
+      if string.sub(job, 1, #job_prefix) == job_prefix then
+        deliveries[engine .. ' ' .. string.sub(job, #job_prefix + 1)] = true
+      end
     end
   end
 end
@@ -41,11 +46,11 @@ local checks = {{queued, 'queued'}, {scheduled, 'scheduled'}, {retrying, 'retryi
 for _, c in ipairs(checks) do
   for _, work_id in ipairs(redis.call('ZRANGE', c[1], 0, -1)) do
     seen = seen + 1
-    local f = redis.call('HMGET', meta_prefix .. work_id, 'state', 'disp')
+    local f = redis.call('HMGET', meta_prefix .. work_id, 'state', 'disp', 'engine')
     if f[1] ~= c[2] then
       bad(work_id, c[2], 'meta says ' .. tostring(f[1]))
     elseif c[2] == 'queued' then
-      if not (f[2] and deliveries[work_id .. '|' .. f[2]]) then
+      if not (f[2] and deliveries[tostring(f[3]) .. ' ' .. work_id .. '|' .. f[2]]) then
         bad(work_id, 'queued', 'no delivery with its dispatch token')
       end
     elseif c[2] == 'running' then
@@ -70,10 +75,14 @@ async def unfindable(swarm: RedisSwarm) -> tuple[int, list[str]]:
         k.state("running"),
         k.due,
         k.leases,
-        k.saq_queued,
-        k.saq_active,
     ]
-    reply: Any = await swarm.client.eval(PROBE, len(keys), *keys, k.meta(""), k.job(""))
+    args = [k.meta("")]
+    # The set of engines only grows; the scenarios' engines are in it before they start.
+    for engine in sorted(await swarm.client.smembers(k.engines)):
+        route = k.for_engine(engine)
+        keys += [route.saq_queued, route.saq_active]
+        args += [engine, route.job("")]
+    reply: Any = await swarm.client.eval(PROBE, len(keys), *keys, *args)
     return int(reply[0]), [str(p) for p in reply[1]]
 
 

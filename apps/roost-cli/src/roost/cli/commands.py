@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from roost.cli import demo, inspect, operate, server, worker
+from roost.cli import demo, fleet, inspect, operate, server, worker
 from roost.cli.context import GlobalOptions, quiet_logging
 
 __all__ = ["app"]
@@ -63,5 +63,6 @@ app.command("cancel")(operate.cancel)
 app.command("retry")(operate.retry)
 app.command("replay")(operate.replay)
 app.command("dead")(inspect.dead)
+app.command("workers")(fleet.workers)
 app.command("demo")(demo.demo)
 app.add_typer(server.server_app, name="server")

@@ -8,7 +8,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Generator, Sequence
+from collections.abc import Generator, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 import typer
@@ -72,7 +72,7 @@ class GracefulStop:
     async def run(
         self,
         swarm: RedisSwarm,
-        engines: Sequence[str] | None,
+        engines: Sequence[str] | Mapping[str, int] | None,
         *,
         concurrency: int,
         sinks: Sequence[EventSink],

@@ -12,8 +12,11 @@ import typer
 
 from roost.cli import render
 from roost.cli.context import (
+    EXIT_BAD_INPUT,
+    CliError,
     configure_logging,
     describe_redis,
+    handle_errors,
     load_registry,
     open_swarm,
     run,
@@ -27,15 +30,29 @@ __all__ = ["StepPrinter", "parse_engines", "worker"]
 QUIET_EVENTS = frozenset({"started"})
 
 
-def parse_engines(values: list[str] | None) -> list[str] | None:
-    """``--engines a,b --engines c`` -> ``["a", "b", "c"]``; nothing given -> ``None`` (all)."""
-    names: list[str] = []
+def parse_engines(values: list[str] | None, concurrency: int) -> dict[str, int] | None:
+    """``--engines a=4,b --engines c`` -> ``{"a": 4, "b": concurrency, "c": concurrency}``.
+
+    Each engine's slots follow ``=``; a bare name takes ``concurrency``; a name given twice
+    keeps the last slots. Nothing given -> ``None`` (every installed engine).
+
+    Raises:
+        CliError: a malformed entry (exit 2).
+    """
+    slots: dict[str, int] = {}
     for value in values or []:
-        for name in value.split(","):
-            name = name.strip()
-            if name and name not in names:
-                names.append(name)
-    return names or None
+        for entry in value.split(","):
+            name, sep, count = (part.strip() for part in entry.partition("="))
+            if not name and not sep:
+                continue
+            if not name or (sep and not (count.isdigit() and int(count) >= 1)):
+                raise CliError(
+                    f"--engines: {entry.strip()!r} is not ENGINE or ENGINE=SLOTS "
+                    "(SLOTS a whole number of at least 1)",
+                    EXIT_BAD_INPUT,
+                )
+            slots[name] = int(count) if sep else concurrency
+    return slots or None
 
 
 class StepPrinter:
@@ -77,11 +94,17 @@ def worker(
         list[str] | None,
         typer.Option(
             "--engines",
-            help="Engines to run, comma-separated or repeated (default: every installed one).",
+            help=(
+                "Engines to run, comma-separated or repeated, each as ENGINE or ENGINE=SLOTS "
+                "(default: every installed one)."
+            ),
         ),
     ] = None,
     concurrency: Annotated[
-        int, typer.Option("--concurrency", min=1, help="How many steps run at once.")
+        int,
+        typer.Option(
+            "--concurrency", min=1, help="How many steps of each engine run at once (its slots)."
+        ),
     ] = 10,
 ) -> None:
     """Run a worker until Ctrl-C (or SIGTERM).
@@ -90,7 +113,8 @@ def worker(
     ROOST_GRACE_PERIOD; a second one exits at once (leases then expire).
     """
     settings = settings_of(ctx)
-    wanted = parse_engines(engines)
+    with handle_errors():
+        wanted = parse_engines(engines, concurrency)
 
     async def main() -> None:
         configure_logging(logging.INFO)  # before connecting: its warnings are worth seeing

@@ -440,8 +440,13 @@ class RedisSwarm:
         return out
 
     async def workers(self) -> list[dict[str, Any]]:
-        """Live workers: id, queue, engines, concurrency, pid, host, steps, started."""
-        now_ms = int((await self.client.time())[0]) * 1000
+        """Live workers: id, queue, engines, slots, concurrency, pid, host, steps, started.
+
+        ``heartbeat`` is when the worker last reported (server clock, epoch seconds) and
+        ``heartbeat_age`` how long ago that was.
+        """
+        seconds, micros = await self.client.time()
+        now_ms = int(seconds) * 1000
         ids = await self.client.zrange(self.keys.workers, now_ms, "+inf", byscore=True)
         async with self.client.pipeline(transaction=False) as pipe:
             for wid in ids:
@@ -451,6 +456,8 @@ class RedisSwarm:
         for wid, h in zip(ids, rows, strict=True):
             if h:
                 info: dict[str, Any] = json.loads(h.get("info", "{}"))
+                if isinstance(info.get("heartbeat"), int | float):
+                    info["heartbeat_age"] = round(seconds + micros / 1e6 - info["heartbeat"], 3)
                 out.append({"worker_id": wid, **info})
         return out
 
@@ -526,7 +533,7 @@ class RedisSwarm:
 
     async def run_worker(
         self,
-        engines: Sequence[str | Engine] | Mapping[str | Engine, int] | None = None,
+        engines: Sequence[str | Engine] | Mapping[str, int] | Mapping[Engine, int] | None = None,
         *,
         concurrency: int = 10,
         install_signal_handlers: bool = True,
@@ -553,11 +560,13 @@ class RedisSwarm:
         if concurrency < 1:
             raise BadInput("concurrency must be at least 1")
         built = self.build_engines(None if engines is None else list(engines))
-        given = engines if isinstance(engines, Mapping) else {}
+        given: list[tuple[str | Engine, object]] = []
+        if isinstance(engines, Mapping):
+            given = list(engines.items())
         slots = {e: concurrency for e in built}
-        for spec, n in given.items():
+        for spec, n in given:
             eid = spec if isinstance(spec, str) else spec.engine_id
-            if isinstance(n, bool) or not isinstance(n, int) or n < 1:  # pyright: ignore[reportUnnecessaryIsInstance]
+            if isinstance(n, bool) or not isinstance(n, int) or n < 1:
                 raise BadInput(f"engine {eid}: slots must be a whole number of at least 1")
             slots[eid] = n
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{new_token()[:6]}"

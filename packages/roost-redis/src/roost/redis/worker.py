@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from roost.redis.connection import BLOCK_SECONDS, INFRA_ERRORS
+from roost.redis.delivery import migrate_legacy
 from roost.redis.holder import Held, commit, fail, interrupted, progress, release
 from roost.redis.keys import Keys, new_token
 from roost.redis.maintenance import Clock
@@ -146,6 +147,8 @@ class Worker:
         sent_ms = self.clock.local_ms()
         seconds, micros = await self.swarm.client.time()
         self.clock.observe(seconds * 1000.0 + micros / 1000.0, sent_ms)
+        # Deliveries an older version left on the queue's single list go first.
+        await migrate_legacy(self.swarm, self.keys)
         background = [
             asyncio.create_task(renew_leases(self), name="roost-renewer"),
             asyncio.create_task(promote_loop(self), name="roost-promoter"),
