@@ -248,7 +248,7 @@ class RedisSwarm:
             resources: names the item must hold exclusively during each step.
             idempotency_key: the same key always yields the same work id.
             delay_seconds: start after this long (a float).
-            priority: above 0 goes to the front of the queue.
+            priority: above 0 goes to the front of its engine's list in the queue.
             max_attempts: attempts per step before the item is dead (default: the
                 engine's ``max_attempts`` attribute, else ``ROOST_MAX_ATTEMPTS``).
 
