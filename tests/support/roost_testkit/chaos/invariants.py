@@ -10,8 +10,9 @@ indexes and checks that each one can be picked up again by someone:
 - ``running``: the item is in the lease index;
 
 and that its meta hash agrees with the index it is in. It builds the meta keys from a
-prefix, which is fine for this test-only probe on a standalone server (Roost's own scripts
-take every key through KEYS).
+prefix and each engine's list names (the engines come from the queue's set of engines) from
+templates that ``Keys`` made, which is fine for this test-only probe on a standalone server
+(Roost's own scripts take every key through KEYS).
 """
 
 from __future__ import annotations
@@ -24,13 +25,17 @@ from roost_testkit.chaos.base import REDIS_DOWN, Result
 
 PROBE = """
 local queued, scheduled, retrying, waiting, running = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
-local due, leases = KEYS[6], KEYS[7]
-local meta_prefix = ARGV[1]
--- Per engine route (ARGV: engine, job prefix; KEYS: its queued and active lists).
+local due, leases, engines = KEYS[6], KEYS[7], KEYS[8]
+local meta_prefix, mark = ARGV[1], ARGV[2]
+-- Templates of an engine's queued list, active list and job prefix, with mark for the engine.
+local function named(template, engine)
+  local at = string.find(template, mark, 1, true)
+  return string.sub(template, 1, at - 1) .. engine .. string.sub(template, at + #mark)
+end
 local deliveries = {}
-for r = 0, (#KEYS - 7) / 2 - 1 do
-  local engine, job_prefix = ARGV[2 + r * 2], ARGV[3 + r * 2]
-  for _, list in ipairs({KEYS[8 + r * 2], KEYS[9 + r * 2]}) do
+for _, engine in ipairs(redis.call('SMEMBERS', engines)) do
+  local job_prefix = named(ARGV[5], engine)
+  for _, list in ipairs({named(ARGV[3], engine), named(ARGV[4], engine)}) do
     for _, job in ipairs(redis.call('LRANGE', list, 0, -1)) do
       if string.sub(job, 1, #job_prefix) == job_prefix then
         deliveries[engine .. ' ' .. string.sub(job, #job_prefix + 1)] = true
@@ -64,6 +69,10 @@ return {seen, out}
 """
 
 
+MARK = "ENGINE-ID"
+"""Stands for the engine id in the list-name templates the probe gets."""
+
+
 async def unfindable(swarm: RedisSwarm) -> tuple[int, list[str]]:
     """(unfinished items seen, problems) of one atomic look at the namespace."""
     k = swarm.keys
@@ -75,13 +84,10 @@ async def unfindable(swarm: RedisSwarm) -> tuple[int, list[str]]:
         k.state("running"),
         k.due,
         k.leases,
+        k.engines,
     ]
-    args = [k.meta("")]
-    # The set of engines only grows; the scenarios' engines are in it before they start.
-    for engine in sorted(await swarm.client.smembers(k.engines)):
-        route = k.for_engine(engine)
-        keys += [route.saq_queued, route.saq_active]
-        args += [engine, route.job("")]
+    route = k.for_engine(MARK)
+    args = [k.meta(""), MARK, route.saq_queued, route.saq_active, route.job("")]
     reply: Any = await swarm.client.eval(PROBE, len(keys), *keys, *args)
     return int(reply[0]), [str(p) for p in reply[1]]
 
@@ -101,6 +107,11 @@ class Sampler:
             try:
                 _seen, problems = await unfindable(self.swarm)
             except REDIS_DOWN:
+                # On Python 3.11 a cancel landing inside redis-py's timeout can come out as
+                # a TimeoutError: swallowing it kept stop() waiting forever.
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
+                    raise asyncio.CancelledError from None
                 problems = None
             if problems is not None:
                 self.samples += 1
