@@ -18,6 +18,7 @@ templates that ``Keys`` made, which is fine for this test-only probe on a standa
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any
 
 from roost.redis import RedisSwarm
@@ -101,29 +102,29 @@ class Sampler:
         self.samples = 0
         self.problems: list[str] = []
         self._task: asyncio.Task[None] | None = None
+        self._stop = asyncio.Event()
 
     async def _run(self) -> None:
-        while True:
+        # Stopped by an event, not a cancel: on Python 3.11 a cancel landing inside
+        # redis-py's timeout can come out as a TimeoutError (taken for an outage here) or be
+        # retried away, and stop() then waited forever.
+        while not self._stop.is_set():
             try:
                 _seen, problems = await unfindable(self.swarm)
             except REDIS_DOWN:
-                # On Python 3.11 a cancel landing inside redis-py's timeout can come out as
-                # a TimeoutError: swallowing it kept stop() waiting forever.
-                task = asyncio.current_task()
-                if task is not None and task.cancelling():
-                    raise asyncio.CancelledError from None
                 problems = None
             if problems is not None:
                 self.samples += 1
                 self.problems += [f"sample {self.samples}: {p}" for p in problems]
-            await asyncio.sleep(self.interval)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), self.interval)
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run())
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
+            self._stop.set()
             await asyncio.gather(self._task, return_exceptions=True)
 
     def report(self, result: Result) -> None:
