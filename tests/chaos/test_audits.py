@@ -94,8 +94,9 @@ async def test_the_i3_probe_sees_an_item_nobody_can_find(redis_url: str, tmp_pat
         work_id = await swarm.enqueue("hashchain", {"steps": 1})
         assert await unfindable(swarm) == (1, [])
         # Lose its delivery: it is queued, and no worker will ever be handed it.
-        jobs = await swarm.client.lrange(swarm.keys.saq_queued, 0, -1)
-        await swarm.client.lrem(swarm.keys.saq_queued, 0, jobs[0])
+        route = swarm.keys.for_engine("hashchain")
+        jobs = await swarm.client.lrange(route.saq_queued, 0, -1)
+        await swarm.client.lrem(route.saq_queued, 0, jobs[0])
         seen, problems = await unfindable(swarm)
         assert seen == 1 and problems == [f"{work_id} queued: no delivery with its dispatch token"]
 

@@ -31,8 +31,8 @@ def test_banner_says_which_redis_namespace_queue_engines(cli: Cli) -> None:
     settings = cli.settings()
     assert f"redis        {settings.redis_url} (ROOST_REDIS_URL)" in out
     assert f"namespace    {settings.namespace}   queue roost" in out
-    assert "engines      watchlist" in out
-    assert "concurrency  3   grace period 10s" in out
+    assert "engines      watchlist (3 slots)" in out
+    assert "grace period 10s" in out
     assert proc.returncode == 0
 
 
@@ -194,10 +194,23 @@ def test_unknown_engine_exits_2_before_connecting(cli: Cli) -> None:
     [
         (None, None),
         ([], None),
-        (["watchlist"], ["watchlist"]),
-        (["a,b", "c", "a"], ["a", "b", "c"]),
-        ([" a , ,b "], ["a", "b"]),
+        (["watchlist"], {"watchlist": 10}),
+        (["a,b", "c", "a"], {"a": 10, "b": 10, "c": 10}),
+        ([" a , ,b "], {"a": 10, "b": 10}),
+        (["watchlist=4,my-engine=1"], {"watchlist": 4, "my-engine": 1}),
+        (["a=2", "b", "a = 3"], {"a": 3, "b": 10}),
     ],
 )
-def test_parse_engines(values: list[str] | None, expected: list[str] | None) -> None:
-    assert parse_engines(values) == expected
+def test_parse_engines(values: list[str] | None, expected: dict[str, int] | None) -> None:
+    assert parse_engines(values, 10) == expected
+
+
+@pytest.mark.parametrize("value", ["a=0", "a=x", "a=", "=3", "a=-1", "a=1.5"])
+def test_malformed_engine_slots_exit_2_with_one_line(cli: Cli, value: str) -> None:
+    result = cli("worker", "--engines", value, env={"ROOST_REDIS_URL": "redis://127.0.0.1:1/0"})
+    assert result.code == 2
+    assert result.stderr.strip() == (
+        f"error: --engines: {value!r} is not ENGINE or ENGINE=SLOTS "
+        "(SLOTS a whole number of at least 1)"
+    )
+    assert result.stdout == ""

@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -49,18 +49,24 @@ WorkerFactory = Callable[..., contextlib.AbstractAsyncContextManager[RedisSwarm]
 
 @pytest.fixture
 def running_worker(settings: RoostSettings) -> WorkerFactory:
-    """``async with running_worker([engine], concurrency=4, **overrides) as w:``."""
+    """``async with running_worker([engine], concurrency=4, **overrides) as w:``.
+
+    ``engines`` may also map engines to their slots, as ``run_worker`` takes them.
+    """
 
     @contextlib.asynccontextmanager
     async def run(
-        engines: Sequence[Engine], concurrency: int = 4, sinks: Sequence[Any] = (), **overrides: Any
+        engines: Sequence[Engine] | Mapping[Engine, int],
+        concurrency: int = 4,
+        sinks: Sequence[Any] = (),
+        **overrides: Any,
     ) -> AsyncIterator[RedisSwarm]:
         s = settings.model_copy(update=overrides) if overrides else settings
         worker = RedisSwarm(s, registry=registry())
         await worker.connect()
         task = asyncio.create_task(
             worker.run_worker(
-                list(engines), concurrency=concurrency, install_signal_handlers=False, sinks=sinks
+                engines, concurrency=concurrency, install_signal_handlers=False, sinks=sinks
             )
         )
         try:
@@ -105,7 +111,10 @@ def spawn_worker(
     logs: list[Any] = []
 
     def spawn(
-        concurrency: int = 4, env: dict[str, str] | None = None, **overrides: Any
+        concurrency: int = 4,
+        env: dict[str, str] | None = None,
+        engines: str = "hashchain",
+        **overrides: Any,
     ) -> subprocess.Popen[str]:
         s = settings.model_copy(update=overrides)
         full = {
@@ -125,7 +134,15 @@ def spawn_worker(
         stderr = open(tmp_path / f"worker-{len(procs)}.log", "w")  # noqa: SIM115
         logs.append(stderr)
         proc = subprocess.Popen(
-            [sys.executable, "-m", "roost_testkit.worker_main", "--concurrency", str(concurrency)],
+            [
+                sys.executable,
+                "-m",
+                "roost_testkit.worker_main",
+                "--concurrency",
+                str(concurrency),
+                "--engines",
+                engines,
+            ],
             env=full,
             stdout=subprocess.PIPE,
             stderr=stderr,

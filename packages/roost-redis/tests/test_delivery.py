@@ -1,4 +1,8 @@
-"""SAQ as the delivery: its records and lists, stranded deliveries, no lost jobs."""
+"""SAQ as the delivery: its records and lists, stranded deliveries, no lost jobs.
+
+Each engine has its own SAQ queue inside a queue (``Keys.for_engine``); the tests of routing
+itself are in test_routing.py.
+"""
 
 from __future__ import annotations
 
@@ -19,23 +23,28 @@ async def is_state(swarm: RedisSwarm, work_id: str, state: WorkState) -> bool:
 
 async def test_key_names_match_saqs_own_and_share_one_hash_slot(swarm):
     raw = aioredis.from_url(swarm.url)
-    queue = RedisQueue(raw, name=swarm.keys.saq_name)
-    try:
-        assert queue.namespace("queued") == swarm.keys.saq_queued
-        assert queue.namespace("active") == swarm.keys.saq_active
-        assert queue.namespace("incomplete") == swarm.keys.saq_incomplete
-        assert queue.job_id("abc|def") == swarm.keys.job("abc|def")
-    finally:
-        await queue.disconnect()
+    for keys in (swarm.keys, swarm.keys.for_engine("my-engine")):
+        queue = RedisQueue(raw, name=keys.saq_name)
+        try:
+            assert queue.namespace("queued") == keys.saq_queued
+            assert queue.namespace("active") == keys.saq_active
+            assert queue.namespace("incomplete") == keys.saq_incomplete
+            assert queue.job_id("abc|def") == keys.job("abc|def")
+        finally:
+            await queue.disconnect()
     keys = swarm.keys
+    route = keys.for_engine("my-engine")
     names = [
         *keys.ns,
+        *route.ns,
         *keys.item_keys("w1"),
         keys.idem("k"),
         *keys.res_block(["gpu"]),
         keys.job("w1|d"),
+        route.job("w1|d"),
         keys.workers,
         keys.worker("x"),
+        keys.live("my-engine"),
         keys.recover_lock,
     ]
     slots = {await raw_slot(name) for name in names}
@@ -60,12 +69,13 @@ async def raw_slot(key: str) -> int:
 
 async def test_queued_items_are_real_saq_jobs_that_saq_would_never_rerun(swarm):
     work_id = await swarm.enqueue("hashchain", {})
+    route = swarm.keys.for_engine("hashchain")
     raw = aioredis.from_url(swarm.url)
-    queue = RedisQueue(raw, name=swarm.keys.saq_name)
+    queue = RedisQueue(raw, name=route.saq_name)
     try:
-        job_ids = await raw.lrange(swarm.keys.saq_queued, 0, -1)
+        job_ids = await raw.lrange(route.saq_queued, 0, -1)
         assert len(job_ids) == 1
-        parsed = swarm.keys.parse_job(job_ids[0].decode())
+        parsed = route.parse_job(job_ids[0].decode())
         assert parsed is not None and parsed[0] == work_id
         job = await queue.job(queue.job_key_from_id(job_ids[0].decode()))
         assert job is not None
@@ -80,22 +90,21 @@ async def test_queued_items_are_real_saq_jobs_that_saq_would_never_rerun(swarm):
 
 async def test_a_delivery_taken_by_a_dead_worker_is_redispatched(swarm, running_worker, until):
     work_id = await swarm.enqueue("hashchain", {"steps": 1})
-    # A worker took the job off SAQ's queue and died before acquiring the lease.
-    taken = await swarm.client.blmove(
-        swarm.keys.saq_queued, swarm.keys.saq_active, 1.0, "LEFT", "RIGHT"
-    )
+    route = swarm.keys.for_engine("hashchain")
+    # A worker took the job off its engine's queue and died before acquiring the lease.
+    taken = await swarm.client.blmove(route.saq_queued, route.saq_active, 1.0, "LEFT", "RIGHT")
     assert taken is not None
     async with running_worker([HashChainEngine()]):
         await until(lambda: is_state(swarm, work_id, WorkState.DONE), timeout=15)
     kinds = [e.type for e in await swarm.events(work_id=work_id)]
     assert kinds.count("redispatched") == 1
     assert kinds.count("started") == 1
-    assert await swarm.client.llen(swarm.keys.saq_active) == 0
-    assert await swarm.client.get(swarm.keys.job(Keys.job_suffix(*_parsed(swarm, taken)))) is None
+    assert await swarm.client.llen(route.saq_active) == 0
+    assert await swarm.client.get(route.job(Keys.job_suffix(*_parsed(route, taken)))) is None
 
 
-def _parsed(swarm: RedisSwarm, job_id: str) -> tuple[str, str]:
-    parsed = swarm.keys.parse_job(job_id)
+def _parsed(route: Keys, job_id: str) -> tuple[str, str]:
+    parsed = route.parse_job(job_id)
     assert parsed is not None
     return parsed
 
@@ -117,7 +126,7 @@ async def test_an_idle_worker_starts_every_job_within_a_second(swarm, running_wo
         enqueued = next(e.ts for e in events if e.type == "enqueued")
         started = next(e.ts for e in events if e.type == "started")
         assert started - enqueued < 1.0, (work_id, started - enqueued)
-    assert await swarm.client.llen(swarm.keys.saq_active) == 0
+    assert await swarm.client.llen(swarm.keys.for_engine("hashchain").saq_active) == 0
 
 
 async def test_a_stopping_worker_puts_back_what_it_took(swarm, running_worker, until):
@@ -128,6 +137,7 @@ async def test_a_stopping_worker_puts_back_what_it_took(swarm, running_worker, u
         started = time.monotonic()
         while time.monotonic() - started < 2.0:
             await asyncio.sleep(0.1)
+    route = swarm.keys.for_engine("hashchain")
     assert await is_state(swarm, work_id, WorkState.QUEUED)
-    assert await swarm.client.llen(swarm.keys.saq_queued) == 1
-    assert await swarm.client.llen(swarm.keys.saq_active) == 0
+    assert await swarm.client.llen(route.saq_queued) == 1
+    assert await swarm.client.llen(route.saq_active) == 0

@@ -95,7 +95,7 @@ class ContractBreaker:
         return snapshot.model_copy(update={"work_id": "someone-else"})
 
 
-async def test_contract_violations_and_unknown_engines_fail_without_retries(
+async def test_contract_violations_fail_without_retries_and_unknown_engines_wait(
     swarm, running_worker, until
 ):
     returns_none = await swarm.enqueue("breaker", {"bad": "none"})
@@ -103,17 +103,19 @@ async def test_contract_violations_and_unknown_engines_fail_without_retries(
     unknown = await swarm.enqueue("nobody-runs-this", {})
     fine = await swarm.enqueue("hashchain", {"steps": 1})
     async with running_worker([ContractBreaker(), HashChainEngine()], max_attempts=3):
-        for work_id in (returns_none, changes_id, unknown):
+        for work_id in (returns_none, changes_id):
             await until(lambda w=work_id: is_state(swarm, w, WorkState.FAILED))
         await until(lambda: is_state(swarm, fine, WorkState.DONE))
+        # No worker runs its engine: it waits, untouched, and is reported as such.
+        unknown_meta = (await swarm.status(unknown)).meta
+        assert unknown_meta.state == WorkState.QUEUED
+        assert unknown_meta.attempts == 0 and unknown_meta.last_error is None
+        assert await swarm.unserved_engines() == {"nobody-runs-this": 1}
     none_err = (await swarm.status(returns_none)).meta.last_error
     assert none_err is not None and none_err.type == "EngineContractError"
     assert "NoneType" in none_err.message
     id_err = (await swarm.status(changes_id)).meta.last_error
     assert id_err is not None and "work_id" in id_err.message
-    unknown_meta = (await swarm.status(unknown)).meta
-    assert unknown_meta.last_error is not None and unknown_meta.last_error.type == "UnknownEngine"
-    assert unknown_meta.attempts == 1
     for work_id in (returns_none, changes_id):
         status = await swarm.status(work_id)
         assert status.meta.attempts == 1

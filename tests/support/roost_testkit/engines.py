@@ -91,9 +91,11 @@ async def swallow_cancellation(seconds: float) -> None:
 class HashChainEngine:
     engine_id = "hashchain"
 
-    def __init__(self, max_attempts: int | None = None) -> None:
+    def __init__(self, max_attempts: int | None = None, engine_id: str | None = None) -> None:
         if max_attempts is not None:
             self.max_attempts = max_attempts
+        if engine_id is not None:
+            self.engine_id = engine_id  # the same engine under another id (mixed fleets)
 
     async def init_snapshot(self, item: WorkItem) -> Snapshot:
         if item.payload.get("init") == "escape":

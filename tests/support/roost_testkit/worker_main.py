@@ -1,7 +1,8 @@
 """Run a Roost worker with the test engines: ``python -m roost_testkit.worker_main``.
 
-Settings come from ROOST_* variables; ``--concurrency`` and ``--max-attempts`` from flags.
-Prints ``ready`` on stdout once the worker loop starts.
+Settings come from ROOST_* variables; ``--concurrency`` and ``--max-attempts`` from flags;
+``--engines a=2,b`` runs the hash-chain engine under those ids (with those slots; a bare id
+takes ``--concurrency``). Prints ``ready`` on stdout once the worker loop starts.
 """
 
 from __future__ import annotations
@@ -20,7 +21,12 @@ async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--max-attempts", type=int, default=None)
+    parser.add_argument("--engines", default="hashchain")
     args = parser.parse_args()
+    engines: dict[HashChainEngine, int] = {}
+    for entry in args.engines.split(","):
+        name, _, slots = entry.partition("=")
+        engines[HashChainEngine(args.max_attempts, engine_id=name)] = int(slots or args.concurrency)
     logging.basicConfig(
         level=logging.WARNING,
         stream=sys.stderr,
@@ -29,7 +35,7 @@ async def main() -> None:
     registry = Registry.load(get_plugin_manager(autoload=False))
     async with RedisSwarm(registry=registry) as swarm:
         print("ready", flush=True)
-        await swarm.run_worker([HashChainEngine(args.max_attempts)], concurrency=args.concurrency)
+        await swarm.run_worker(engines, concurrency=args.concurrency)
 
 
 if __name__ == "__main__":

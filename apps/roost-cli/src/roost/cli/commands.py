@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from roost.cli import demo, inspect, operate, server, worker
+from roost.cli import demo, fleet, inspect, operate, server, worker
 from roost.cli.common import (
     LogFormatOption,
     LogLevelOption,
@@ -112,5 +112,6 @@ _add("cancel", operate.cancel)
 _add("retry", operate.retry)
 _add("replay", operate.replay)
 _add("dead", inspect.dead)
+_add("workers", fleet.workers)
 _add("demo", demo.demo)
 app.add_typer(server.server_app, name="server")

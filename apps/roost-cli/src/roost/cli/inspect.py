@@ -18,6 +18,7 @@ from roost.cli.context import (
     settings_of,
     warn,
 )
+from roost.cli.fleet import unserved_for, unserved_lines
 from roost.redis import RedisSwarm
 from roost.redis.server import EmbeddedServer
 from roost.runtime import EventType, Registry, RoostSettings, RuntimeEvent, WorkState
@@ -70,6 +71,9 @@ def status(
         wid = _work_id(work_id)
         async with open_swarm(settings) as swarm:
             result = await swarm.status(wid)
+            waiting = await unserved_for(swarm, [result.meta], settings.queue)
+        for line in unserved_lines(waiting):
+            warn(line)
         if as_json:
             render.echo_json(result)
         else:
@@ -98,6 +102,9 @@ def list_work(
     async def main() -> None:
         async with open_swarm(settings) as swarm:
             page = await swarm.list_work(state=state, engine=engine, limit=limit, cursor=cursor)
+            waiting = await unserved_for(swarm, page.items, settings.queue)
+        for line in unserved_lines(waiting):
+            warn(line)
         if as_json:
             render.echo_json(page)
             return

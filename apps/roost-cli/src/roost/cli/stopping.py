@@ -7,7 +7,7 @@ import contextlib
 import logging
 import signal
 import time
-from collections.abc import Generator, Sequence
+from collections.abc import Generator, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from roost.redis.stopping import SAME_SIGNAL_WINDOW, StopSignals
@@ -66,7 +66,7 @@ class GracefulStop:
     async def run(
         self,
         swarm: RedisSwarm,
-        engines: Sequence[str] | None,
+        engines: Sequence[str] | Mapping[str, int] | None,
         *,
         concurrency: int,
         sinks: Sequence[EventSink],

@@ -12,7 +12,10 @@ import typer
 
 from roost.cli.common import setup_logging
 from roost.cli.context import (
+    EXIT_BAD_INPUT,
+    CliError,
     describe_redis,
+    handle_errors,
     load_registry,
     open_swarm,
     options,
@@ -30,15 +33,29 @@ __all__ = ["parse_engines", "worker"]
 log = logging.getLogger("roost.cli")
 
 
-def parse_engines(values: list[str] | None) -> list[str] | None:
-    """``--engines a,b --engines c`` -> ``["a", "b", "c"]``; nothing given -> ``None`` (all)."""
-    names: list[str] = []
+def parse_engines(values: list[str] | None, concurrency: int) -> dict[str, int] | None:
+    """``--engines a=4,b --engines c`` -> ``{"a": 4, "b": concurrency, "c": concurrency}``.
+
+    Each engine's slots follow ``=``; a bare name takes ``concurrency``; a name given twice
+    keeps the last slots. Nothing given -> ``None`` (every installed engine).
+
+    Raises:
+        CliError: a malformed entry (exit 2).
+    """
+    slots: dict[str, int] = {}
     for value in values or []:
-        for name in value.split(","):
-            name = name.strip()
-            if name and name not in names:
-                names.append(name)
-    return names or None
+        for entry in value.split(","):
+            name, sep, count = (part.strip() for part in entry.partition("="))
+            if not name and not sep:
+                continue
+            if not name or (sep and not (count.isdigit() and int(count) >= 1)):
+                raise CliError(
+                    f"--engines: {entry.strip()!r} is not ENGINE or ENGINE=SLOTS "
+                    "(SLOTS a whole number of at least 1)",
+                    EXIT_BAD_INPUT,
+                )
+            slots[name] = int(count) if sep else concurrency
+    return slots or None
 
 
 def worker(
@@ -47,7 +64,10 @@ def worker(
         list[str] | None,
         typer.Option(
             "--engines",
-            help="Engines to run, comma-separated or repeated (default: every installed one).",
+            help=(
+                "Engines to run, comma-separated or repeated, each as ENGINE or ENGINE=SLOTS "
+                "(default: every installed one)."
+            ),
         ),
     ] = None,
     concurrency: Annotated[
@@ -56,7 +76,8 @@ def worker(
             "--concurrency",
             min=int(CONCURRENCY.low),
             max=int(CONCURRENCY.high),
-            help="How many steps run at once.",
+            help="How many steps of each engine run at once (its slots), unless --engines "
+            "gives them.",
         ),
     ] = 10,
     full_tracebacks: Annotated[
@@ -80,7 +101,8 @@ def worker(
     2); without --engines, engines that failed to load are left out with a warning.
     """
     settings = settings_of(ctx)
-    wanted = parse_engines(engines)
+    with handle_errors():
+        wanted = parse_engines(engines, concurrency)
     opts = options(ctx)
     printer = StepPrinter(
         verbose=opts.verbose,
@@ -109,7 +131,7 @@ def worker(
             registry.probe()
             for broken in registry.broken.values():
                 log.warning("%s failed to load and is not run: %s", broken.name, broken.error)
-        served = wanted or sorted(registry.engines)
+        served = {**(wanted or dict.fromkeys(sorted(registry.engines), concurrency))}
         async with open_swarm(settings, registry=registry) as swarm:
             banner = {
                 "pid": os.getpid(),
@@ -117,7 +139,6 @@ def worker(
                 "namespace": settings.namespace,
                 "queue": settings.queue,
                 "engines": served,
-                "concurrency": concurrency,
                 "grace_period": settings.grace_period,
             }
             say(printer, "worker_started", _banner(banner), banner)
@@ -138,11 +159,16 @@ def _banner(fields: dict[str, Any]) -> str:
             f"roost worker (pid {fields['pid']})",
             f"  redis        {fields['redis']}",
             f"  namespace    {fields['namespace']}   queue {fields['queue']}",
-            f"  engines      {', '.join(fields['engines']) or 'none'}",
-            f"  concurrency  {fields['concurrency']}   grace period {grace}",
+            f"  engines      {_slots(fields['engines']) or 'none'}",
+            f"  grace period {grace}",
             f"Ctrl-C stops gracefully (running steps get {grace}); a second Ctrl-C exits at once.",
         ]
     )
+
+
+def _slots(engines: dict[str, int]) -> str:
+    """``watchlist (4 slots), my-engine (1 slot)``."""
+    return ", ".join(f"{e} ({n} slot{'' if n == 1 else 's'})" for e, n in engines.items())
 
 
 def say(printer: StepPrinter, event: str, text: str, fields: dict[str, Any]) -> None:

@@ -80,7 +80,7 @@ class WorkState(StrEnum):
     """
 
     QUEUED = "queued"
-    """Waiting for a worker."""
+    """Waiting for a worker that runs its engine."""
     SCHEDULED = "scheduled"
     """Waiting for a delayed continuation (``next_step_delay_seconds``)."""
     RETRYING = "retrying"
@@ -92,7 +92,7 @@ class WorkState(StrEnum):
     DONE = "done"
     """The engine finished it."""
     FAILED = "failed"
-    """It cannot run: an unknown engine, a broken engine contract, a ``PermanentError``."""
+    """It cannot run: the engine broke its contract or raised ``PermanentError``."""
     DEAD = "dead"
     """A step failed on every allowed attempt."""
     CANCELLED = "cancelled"

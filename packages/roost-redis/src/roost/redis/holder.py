@@ -42,6 +42,8 @@ class Held:
     resources: list[str]
     deadline: float
     """Local monotonic time after which the lease must be assumed lost."""
+    keys: Keys
+    """The route of the item's engine: a continuation or release is queued on its list."""
     cancel_event: asyncio.Event = field(default_factory=asyncio.Event)
     task: asyncio.Task[tuple[Snapshot, str, float]] | None = None
     lost: bool = False
@@ -89,7 +91,7 @@ async def commit(
     """
     assert new is not None
     outcome, delay_ms = ("hold", 0) if hold else _outcome(worker, new, item, inline)
-    keys = worker.keys
+    keys = held.keys
     dispatch = new_token()
     suffix = Keys.job_suffix(held.work_id, dispatch)
     data = json.dumps(
@@ -125,7 +127,7 @@ async def commit(
     sent_ms = worker.clock.local_ms()
     try:
         reply = await worker.retrying(
-            lambda: _durable(worker, "commit", item_keys, args), deadline=held.deadline
+            lambda: _durable(worker, held, "commit", item_keys, args), deadline=held.deadline
         )
     except RedisUnavailable as exc:
         log.error(
@@ -160,11 +162,13 @@ async def commit(
     return None
 
 
-async def _durable(worker: Worker, name: str, item_keys: list[str], args: list[Any]) -> Any:
+async def _durable(
+    worker: Worker, held: Held, name: str, item_keys: list[str], args: list[Any]
+) -> Any:
     """Run a lease-holder script, waiting for its fsync under strict durability."""
     if worker.settings.strict_durability:
-        return await worker.swarm.run_script_durable(name, item_keys, args)
-    return await worker.swarm.run_script(name, item_keys, args)
+        return await worker.swarm.run_script_durable(name, item_keys, args, keys=held.keys)
+    return await worker.swarm.run_script(name, item_keys, args, keys=held.keys)
 
 
 async def fail(
@@ -182,7 +186,7 @@ async def fail(
     final = {"error": info.type, "message": info.message[:200], "attempt": attempt}
     data = json.dumps(final)
     retry_data = json.dumps({**final, "delay": backoff_ms / 1000.0})
-    keys = worker.keys
+    keys = held.keys
     item_keys = [keys.meta(held.work_id), *keys.res_block(held.resources)]
     args = [
         held.work_id,
@@ -214,7 +218,7 @@ async def fail(
     )
     try:
         reply = await worker.retrying(
-            lambda: _durable(worker, "fail", item_keys, args), deadline=held.deadline
+            lambda: _durable(worker, held, "fail", item_keys, args), deadline=held.deadline
         )
     except RedisUnavailable:
         return
@@ -247,7 +251,7 @@ async def release(
     Tried until Redis takes it, the lease lapses or ``deadline`` (monotonic) passes; then the
     item is left to its lease, which recovery hands on when it expires.
     """
-    keys = worker.keys
+    keys = held.keys
     dispatch = new_token()
     suffix = Keys.job_suffix(held.work_id, dispatch)
     item_keys = [keys.meta(held.work_id), keys.job(suffix), *keys.res_block(held.resources)]
@@ -263,7 +267,7 @@ async def release(
     ]
     try:
         reply = await worker.retrying(
-            lambda: worker.swarm.run_script("release", item_keys, args),
+            lambda: worker.swarm.run_script("release", item_keys, args, keys=keys),
             deadline=held.deadline if deadline is None else min(deadline, held.deadline),
         )
     except RedisUnavailable:

@@ -3,7 +3,8 @@
 Roost's keys live under ``{prefix}:{{{namespace}}}:``; the braces are a Redis Cluster hash
 tag, so every key of a namespace (and the SAQ queue of each of its queues, whose name carries
 the same tag) hashes to one slot and every script's keys share it. Per-queue structures
-(SAQ's lists, the lease and due indexes) carry the queue name.
+(the lease and due indexes) carry the queue name; each engine has its own SAQ queue (its
+delivery lists) inside a queue, named after both.
 
 Names inside keys (work ids, idempotency keys, resources, queues, worker ids, and the prefix
 and namespace themselves) are encoded, so that no name can form another name's key. The
@@ -36,7 +37,14 @@ from urllib.parse import quote, unquote_to_bytes
 
 from roost.runtime.models import WorkState
 
-__all__ = ["JOB_SEPARATOR", "STATE_ORDER", "Keys", "decode_part", "encode_part"]
+__all__ = [
+    "JOB_SEPARATOR",
+    "ROUTE_SEPARATOR",
+    "STATE_ORDER",
+    "Keys",
+    "decode_part",
+    "encode_part",
+]
 
 STATE_ORDER: tuple[WorkState, ...] = (
     WorkState.QUEUED,
@@ -76,13 +84,22 @@ def decode_part(part: str) -> str | None:
     return name if encode_part(name) == part else None
 
 
-class Keys:
-    """Key names for one namespace and one queue."""
+ROUTE_SEPARATOR = "#"
+"""Joins a queue and an engine id in per-engine names (never part of an encoded name)."""
 
-    def __init__(self, prefix: str, namespace: str, queue: str) -> None:
+
+class Keys:
+    """Key names for one namespace and one queue, and the delivery lists of one engine.
+
+    With ``engine`` None the SAQ names are the queue's single list of the layout before
+    per-engine delivery (still read, to deliver what it holds after an upgrade).
+    """
+
+    def __init__(self, prefix: str, namespace: str, queue: str, engine: str | None = None) -> None:
         self.prefix = prefix
         self.namespace = namespace
         self.queue = queue
+        self.engine = engine
         self.base = f"{encode_part(prefix)}:{{{encode_part(namespace)}}}:"
         self.saq_name = f"{self.base}{encode_part(queue)}"
         """The SAQ queue name: carries the namespace's hash tag."""
@@ -90,7 +107,14 @@ class Keys:
         self.leases = q + "leases"
         self.due = q + "due"
         self.strand = q + "strand"
+        if engine is not None:
+            self.saq_name += ROUTE_SEPARATOR + encode_part(engine)
+            self.strand += ROUTE_SEPARATOR + encode_part(engine)
         self.recover_lock = q + "lock:recover"
+        self.engines = q + "engines"
+        """Set of the engines with delivery lists (or live workers) in this queue."""
+        self._q = q
+        self._routes: dict[str, Keys] = {}
         self.events = self.base + "events"
         self.stats = self.base + "stats"
         self.workers = self.base + "workers"
@@ -107,12 +131,28 @@ class Keys:
             self.saq_active,
             self.saq_incomplete,
             self.strand,
+            self.engines,
         ]
         """The namespace block that starts every script's KEYS."""
 
     def for_queue(self, queue: str) -> Keys:
-        """Keys of another queue in the same namespace."""
-        return self if queue == self.queue else Keys(self.prefix, self.namespace, queue)
+        """Keys of a queue (this one or another) in the same namespace, no engine's lists."""
+        if queue == self.queue and self.engine is None:
+            return self
+        return Keys(self.prefix, self.namespace, queue)
+
+    def for_engine(self, engine: str) -> Keys:
+        """Keys whose SAQ names are ``engine``'s delivery lists in this queue."""
+        if engine == self.engine:
+            return self
+        routed = self._routes.get(engine)
+        if routed is None:
+            routed = self._routes[engine] = Keys(self.prefix, self.namespace, self.queue, engine)
+        return routed
+
+    def live(self, engine: str) -> str:
+        """Sorted set of the live workers of this queue that run ``engine``, by heartbeat expiry."""
+        return f"{self._q}live{ROUTE_SEPARATOR}{encode_part(engine)}"
 
     def state(self, state: WorkState | str) -> str:
         """Sorted set of the items in ``state``, scored by last update (ms)."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
+from roost.redis.delivery import delivery_routes, migrate_legacy
 from roost.redis.keys import STATE_ORDER, Keys, new_token
 
 if TYPE_CHECKING:
@@ -80,19 +81,37 @@ async def promote_due(swarm: RedisSwarm, keys: Keys, clock: Clock) -> float:
     ready = [member for member, score in rows if score <= horizon]
     if not ready:
         return rows[0][1] if rows else -1.0
-    item_keys: list[str] = []
-    args: list[Any] = [len(ready)]
-    for work_id in ready:
-        dispatch = new_token()
-        suffix = Keys.job_suffix(work_id, dispatch)
-        item_keys += [keys.meta(work_id), keys.job(suffix)]
-        args += [work_id, dispatch, suffix]
-    sent = clock.local_ms()
-    _queued, next_due, now = await swarm.run_script("promote", item_keys, args, keys=keys)
-    clock.observe(now, sent)
+    next_due = now = -1.0
+    for engine, work_ids in (await _by_engine(swarm, keys, ready)).items():
+        item_keys: list[str] = []
+        args: list[Any] = [len(work_ids)]
+        route = keys.for_engine(engine) if engine else keys
+        for work_id in work_ids:
+            dispatch = new_token()
+            suffix = Keys.job_suffix(work_id, dispatch)
+            item_keys += [keys.meta(work_id), route.job(suffix)]
+            args += [work_id, dispatch, suffix]
+        sent = clock.local_ms()
+        _queued, next_due, now = await swarm.run_script("promote", item_keys, args, keys=route)
+        clock.observe(now, sent)
     if len(rows) == BATCH and len(ready) == BATCH:
         return float(now)
     return float(next_due)
+
+
+async def _by_engine(swarm: RedisSwarm, keys: Keys, work_ids: list[str]) -> dict[str, list[str]]:
+    """Group items by engine (each group's script call pushes on that engine's list).
+
+    An item without meta goes with any group: the scripts find it gone and only clean up.
+    """
+    async with swarm.client.pipeline(transaction=False) as pipe:
+        for work_id in work_ids:
+            pipe.hget(keys.meta(work_id), "engine")
+        engines: list[str | None] = await pipe.execute()
+    groups: dict[str, list[str]] = {}
+    for work_id, engine in zip(work_ids, engines, strict=True):
+        groups.setdefault(engine or "", []).append(work_id)
+    return groups
 
 
 async def recover_expired(swarm: RedisSwarm, keys: Keys, clock: Clock) -> tuple[int, int]:
@@ -111,53 +130,76 @@ async def recover_expired(swarm: RedisSwarm, keys: Keys, clock: Clock) -> tuple[
             return requeued, dead
         async with swarm.client.pipeline(transaction=False) as pipe:
             for work_id in expired:
-                pipe.hmget(keys.meta(work_id), ["ltok", "res"])
+                pipe.hmget(keys.meta(work_id), ["ltok", "res", "engine"])
             seen: list[list[str | None]] = await pipe.execute()
-        item_keys: list[str] = []
-        args: list[Any] = [len(expired)]
-        for work_id, (token, res) in zip(expired, seen, strict=True):
+        # One call per engine: each requeues on its engine's list.
+        calls: dict[str, tuple[list[str], list[Any]]] = {}
+        for work_id, (token, res, engine) in zip(expired, seen, strict=True):
+            route = keys.for_engine(engine) if engine else keys
+            item_keys, args = calls.setdefault(engine or "", ([], [0]))
             resources = res.split(" ") if res else []
             dispatch = new_token()
             suffix = Keys.job_suffix(work_id, dispatch)
-            item_keys += [keys.meta(work_id), keys.job(suffix), *keys.res_block(resources)]
+            item_keys += [keys.meta(work_id), route.job(suffix), *keys.res_block(resources)]
             args += [work_id, token or "", dispatch, suffix, res or "", len(resources)]
-        r, d, _woken = await swarm.run_script("recover", item_keys, args, keys=keys)
-        requeued += int(r)
-        dead += int(d)
+            args[0] += 1
+        for engine, (item_keys, args) in calls.items():
+            route = keys.for_engine(engine) if engine else keys
+            r, d, _woken = await swarm.run_script("recover", item_keys, args, keys=route)
+            requeued += int(r)
+            dead += int(d)
         if len(expired) < BATCH:
             return requeued, dead
 
 
 async def reclaim_stranded(swarm: RedisSwarm, keys: Keys) -> tuple[int, int]:
-    """Re-dispatch deliveries taken off SAQ's queue but never acknowledged.
+    """Re-dispatch deliveries that no worker will take.
 
-    SAQ's active list holds only deliveries between a worker's dequeue and its acquire,
-    so this pass costs O(deliveries in flight). Returns (redispatched, cleaned).
+    Those are deliveries taken off a delivery list but never acknowledged (each route's
+    active list holds only deliveries between a worker's dequeue and its acquire, so this
+    costs O(deliveries in flight + engines)), and those left on the queue's single list of
+    the layout before per-engine delivery, which are moved onto their engines' lists.
+    Returns (redispatched or moved, cleaned).
     """
+    routes = await delivery_routes(swarm, keys)
     async with swarm.client.pipeline(transaction=False) as pipe:
-        pipe.lrange(keys.saq_active, 0, -1)
-        pipe.hkeys(keys.strand)
-        active, tracked = await pipe.execute()
-    candidates = list(dict.fromkeys([*active, *tracked]))
+        for route in routes:
+            pipe.lrange(route.saq_active, 0, -1)
+            pipe.hkeys(route.strand)
+        pipe.llen(routes[0].saq_queued)
+        replies: list[Any] = await pipe.execute()
+    redispatched = cleaned = 0
+    for i, route in enumerate(routes):
+        candidates = list(dict.fromkeys([*replies[2 * i], *replies[2 * i + 1]]))
+        r, c = await _reclaim_route(swarm, route, candidates)
+        redispatched += r
+        cleaned += c
+    if replies[-1] or redispatched:
+        redispatched += await migrate_legacy(swarm, keys)
+    return redispatched, cleaned
+
+
+async def _reclaim_route(swarm: RedisSwarm, route: Keys, candidates: list[str]) -> tuple[int, int]:
+    """Re-dispatch the stranded ones among ``candidates`` (job ids of ``route``)."""
     redispatched = cleaned = 0
     for start in range(0, len(candidates), BATCH):
         chunk = candidates[start : start + BATCH]
         item_keys: list[str] = []
         args: list[Any] = [0, STRANDED_GRACE_MS]
         for job_id in chunk:
-            parsed = keys.parse_job(job_id)
+            parsed = route.parse_job(job_id)
             if parsed is None:
                 # Not a Roost delivery: leave SAQ's list alone, forget our tracking of it.
-                await swarm.client.hdel(keys.strand, job_id)
+                await swarm.client.hdel(route.strand, job_id)
                 continue
             work_id, dispatch = parsed
             new_dispatch = new_token()
             suffix = Keys.job_suffix(work_id, new_dispatch)
-            item_keys += [keys.meta(work_id), job_id, keys.job(suffix)]
+            item_keys += [route.meta(work_id), job_id, route.job(suffix)]
             args += [work_id, dispatch, new_dispatch, suffix]
             args[0] += 1
         if args[0]:
-            r, c = await swarm.run_script("reclaim", item_keys, args, keys=keys)
+            r, c = await swarm.run_script("reclaim", item_keys, args, keys=route)
             redispatched += int(r)
             cleaned += int(c)
     return redispatched, cleaned

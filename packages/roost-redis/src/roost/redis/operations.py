@@ -49,6 +49,7 @@ async def replay(
             "item (or use as_new)"
         )
     keys = swarm.keys.for_queue(current.meta.queue or swarm.settings.queue)
+    keys = keys.for_engine(current.meta.engine)
     snap_json = ""
     if source is not None:
         snap_json = source.model_copy(
@@ -119,34 +120,50 @@ async def enqueue_items(
         if seed is not None and (seed.work_id, seed.engine) != (item.work_id, item.engine):
             raise BadInput(f"seed snapshot {offset} does not belong to its item")
         prepared.append((item, item_json, seed.model_dump_json() if seed else ""))
-    ids: list[str] = []
-    for start in range(0, len(prepared), ENQUEUE_CHUNK):
-        item_keys: list[str] = []
-        args: list[Any] = [swarm.settings.queue]
-        for item, item_json, seed_json in prepared[start : start + ENQUEUE_CHUNK]:
-            dispatch = new_token()
-            suffix = Keys.job_suffix(item.work_id, dispatch)
-            idem = item.idempotency_key or ""
-            item_keys += [
-                swarm.keys.meta(item.work_id),
-                swarm.keys.item(item.work_id),
-                swarm.keys.snap(item.work_id),
-                swarm.keys.idem(idem),
-                swarm.keys.job(suffix),
-            ]
-            args += [
-                item.work_id,
-                item_json,
-                item.engine,
-                " ".join(item.resources),
-                item.priority,
-                delay_ms,
-                idem,
-                dispatch,
-                suffix,
-                seed_json,
-                item.max_attempts or "",
-            ]
-        reply = await swarm.run_script("enqueue", item_keys, args)
-        ids += [str(reply[i]) for i in range(0, len(reply), 2)]
+    # One script call per engine (and chunk): each pushes on its engine's delivery list.
+    by_engine: dict[str, list[int]] = {}
+    for offset, (item, _, _) in enumerate(prepared):
+        by_engine.setdefault(item.engine, []).append(offset)
+    ids = [""] * len(prepared)
+    for engine, offsets in by_engine.items():
+        for start in range(0, len(offsets), ENQUEUE_CHUNK):
+            chunk = offsets[start : start + ENQUEUE_CHUNK]
+            reply = await _enqueue_chunk(swarm, engine, [prepared[i] for i in chunk], delay_ms)
+            for i, work_id in zip(chunk, reply, strict=True):
+                ids[i] = work_id
     return ids
+
+
+async def _enqueue_chunk(
+    swarm: RedisSwarm, engine: str, prepared: list[tuple[WorkItem, str, str]], delay_ms: int
+) -> list[str]:
+    """Run the enqueue script for items of one engine; returns their work ids in order."""
+    keys = swarm.keys.for_engine(engine)
+    item_keys: list[str] = []
+    args: list[Any] = [swarm.settings.queue]
+    for item, item_json, seed_json in prepared:
+        dispatch = new_token()
+        suffix = Keys.job_suffix(item.work_id, dispatch)
+        idem = item.idempotency_key or ""
+        item_keys += [
+            keys.meta(item.work_id),
+            keys.item(item.work_id),
+            keys.snap(item.work_id),
+            keys.idem(idem),
+            keys.job(suffix),
+        ]
+        args += [
+            item.work_id,
+            item_json,
+            item.engine,
+            " ".join(item.resources),
+            item.priority,
+            delay_ms,
+            idem,
+            dispatch,
+            suffix,
+            seed_json,
+            item.max_attempts or "",
+        ]
+    reply = await swarm.run_script("enqueue", item_keys, args, keys=keys)
+    return [str(reply[i]) for i in range(0, len(reply), 2)]

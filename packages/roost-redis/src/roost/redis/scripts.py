@@ -34,6 +34,7 @@ SCRIPT_NAMES = (
     "promote",
     "recover",
     "reclaim",
+    "migrate",
     "purge",
     "cancel",
     "retry",

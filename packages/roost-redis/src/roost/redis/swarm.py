@@ -20,6 +20,7 @@ from roost.redis.connection import (
     make_client,
     redact_url,
 )
+from roost.redis.delivery import delivery_routes, unserved_engines
 from roost.redis.faults import describe as describe_redis_error
 from roost.redis.faults import error_code, is_unreachable
 from roost.redis.keys import STATE_ORDER, Keys, new_token
@@ -208,6 +209,7 @@ class RedisSwarm:
             self.settings.events_maxlen,
             self.worker_id,
             int(self.settings.lease_ttl * 1000),
+            keys.engine or "",
         ]
 
     async def run_script(
@@ -249,7 +251,7 @@ class RedisSwarm:
             resources: names the item must hold exclusively during each step.
             idempotency_key: the same key always yields the same work id.
             delay_seconds: start after this long (a float).
-            priority: above 0 goes to the front of the queue.
+            priority: above 0 goes to the front of its engine's list in the queue.
             max_attempts: attempts per step before the item is dead (default: the
                 engine's ``max_attempts`` attribute, else ``ROOST_MAX_ATTEMPTS``).
 
@@ -355,16 +357,29 @@ class RedisSwarm:
         return await self.list_work(state=WorkState.DEAD, limit=limit, cursor=cursor)
 
     async def counts(self) -> dict[str, int]:
-        """Number of items per state, plus SAQ's queued and active list lengths."""
+        """Number of items per state, plus the queue's deliveries queued and in flight."""
+        routes = await delivery_routes(self, self.keys)
         async with self.client.pipeline(transaction=False) as pipe:
             for s in STATE_ORDER:
                 pipe.zcard(self.keys.state(s))
-            pipe.llen(self.keys.saq_queued)
-            pipe.llen(self.keys.saq_active)
-            values = await pipe.execute()
+            for route in routes:
+                pipe.llen(route.saq_queued)
+                pipe.llen(route.saq_active)
+            values: list[int] = await pipe.execute()
         out = {str(s): int(v) for s, v in zip(STATE_ORDER, values, strict=False)}
-        out["saq_queued"], out["saq_active"] = int(values[-2]), int(values[-1])
+        lengths = values[len(STATE_ORDER) :]
+        out["saq_queued"], out["saq_active"] = sum(lengths[0::2]), sum(lengths[1::2])
         return out
+
+    async def unserved_engines(self, queue: str | None = None) -> dict[str, int]:
+        """Engines with queued work in ``queue`` (default: this swarm's) and no live worker.
+
+        Returns ``{engine: deliveries queued}``: that work stays queued until a worker of
+        the queue that runs the engine starts. A few reads, whatever the amount of work.
+        """
+        if queue is not None:
+            self.settings.model_copy(update={"queue": queue}).check()
+        return await unserved_engines(self, self.keys.for_queue(queue or self.settings.queue))
 
     async def events(
         self, *, work_id: str | None = None, after: str | None = None, limit: int = 100
@@ -434,12 +449,15 @@ class RedisSwarm:
     async def workers(self) -> list[dict[str, Any]]:
         """Live workers, as their heartbeats describe them.
 
-        Each: ``worker_id``, ``queue``, ``engines``, ``concurrency``, ``pid``, ``host``,
-        ``started`` (epoch seconds), ``running`` (items held), ``steps`` (committed),
-        ``healthy`` (every loop's last pass went through) and, when not, ``problem`` (one
-        line: which loop fails, for how long, and why).
+        Each: ``worker_id``, ``queue``, ``engines``, ``slots`` (per engine), ``concurrency``,
+        ``pid``, ``host``, ``started`` (epoch seconds), ``running`` (items held), ``steps``
+        (committed), ``healthy`` (every loop's last pass went through) and, when not,
+        ``problem`` (one line: which loop fails, for how long, and why); ``heartbeat`` is when
+        the worker last reported (server clock, epoch seconds) and ``heartbeat_age`` how long
+        ago that was.
         """
-        now_ms = int((await self.client.time())[0]) * 1000
+        seconds, micros = await self.client.time()
+        now_ms = int(seconds) * 1000
         ids = await self.client.zrange(self.keys.workers, now_ms, "+inf", byscore=True)
         async with self.client.pipeline(transaction=False) as pipe:
             for wid in ids:
@@ -449,6 +467,8 @@ class RedisSwarm:
         for wid, h in zip(ids, rows, strict=True):
             if h:
                 info: dict[str, Any] = json.loads(h.get("info", "{}"))
+                if isinstance(info.get("heartbeat"), int | float):
+                    info["heartbeat_age"] = round(seconds + micros / 1e6 - info["heartbeat"], 3)
                 out.append({"worker_id": wid, **info})
         return out
 
@@ -479,7 +499,8 @@ class RedisSwarm:
 
         Raises :class:`ConflictError` when the item is neither failed nor dead.
         """
-        keys, _ = await self._keys_of(work_id)
+        keys, h = await self._keys_of(work_id)
+        keys = keys.for_engine(h.get("engine", ""))
         dispatch = new_token()
         suffix = Keys.job_suffix(work_id, dispatch)
         reply = await self.run_script(
@@ -523,7 +544,7 @@ class RedisSwarm:
 
     async def run_worker(
         self,
-        engines: Sequence[str | Engine] | None = None,
+        engines: Sequence[str | Engine] | Mapping[str, int] | Mapping[Engine, int] | None = None,
         *,
         concurrency: int = 10,
         install_signal_handlers: bool = True,
@@ -531,10 +552,15 @@ class RedisSwarm:
     ) -> None:
         """Run a worker until it is stopped (SIGINT/SIGTERM, or :meth:`stop_worker`).
 
+        The worker takes only items of its engines, from its queue; each engine has its
+        own slots, so a backlog of one never holds up another.
+
         Args:
-            engines: engine ids to build from the registry, or engine objects; default: every
-                registered engine.
-            concurrency: how many steps run at once.
+            engines: engine ids to build from the registry, or engine objects, as a list or
+                as a mapping to each one's slots (``{"watchlist": 4, "my-engine": 1}``);
+                default: every registered engine.
+            concurrency: how many steps of each engine run at once, unless the mapping
+                says otherwise.
             install_signal_handlers: the first SIGINT/SIGTERM stops gracefully (running steps
                 get ``ROOST_GRACE_PERIOD`` to finish, then are released to other workers);
                 a second one exits at once.
@@ -544,9 +570,18 @@ class RedisSwarm:
 
         if concurrency < 1:
             raise BadInput("concurrency must be at least 1")
-        built = self.build_engines(engines)
+        built = self.build_engines(None if engines is None else list(engines))
+        given: list[tuple[str | Engine, object]] = []
+        if isinstance(engines, Mapping):
+            given = list(engines.items())
+        slots = {e: concurrency for e in built}
+        for spec, n in given:
+            eid = spec if isinstance(spec, str) else spec.engine_id
+            if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+                raise BadInput(f"engine {eid}: slots must be a whole number of at least 1")
+            slots[eid] = n
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{new_token()[:6]}"
-        self._worker = Worker(self, built, concurrency=concurrency, sinks=list(sinks))
+        self._worker = Worker(self, built, slots=slots, sinks=list(sinks))
         try:
             await self._worker.run(install_signal_handlers=install_signal_handlers)
         finally:

@@ -165,6 +165,8 @@ async def prune(worker: Worker) -> None:
     dead: list[str] = await client.zrange(worker.keys.workers, "-inf", now_ms, byscore=True)
     if dead:
         await client.zrem(worker.keys.workers, *dead)
+    for engine in await client.smembers(worker.keys.engines):
+        await client.zremrangebyscore(worker.keys.live(engine), "-inf", now_ms)
     fields: list[str] = await client.hkeys(worker.keys.stats)
     old = [f for f in fields if int(f.split(":", 1)[0]) < now_ms // 60000 - 24 * 60]
     if old:
@@ -177,6 +179,7 @@ def worker_info(worker: Worker) -> dict[str, Any]:
     return {
         "queue": worker.settings.queue,
         "engines": sorted(worker.engines),
+        "slots": {e: lane.slots for e, lane in sorted(worker.lanes.items())},
         "concurrency": worker.concurrency,
         "pid": os.getpid(),
         "host": socket.gethostname(),
@@ -192,13 +195,18 @@ async def heartbeat_pass(worker: Worker) -> float:
     """Publish this worker's description; the next pass comes sooner if its health changes."""
     key = worker.keys.worker(worker.swarm.worker_id)
     worker.health.changed.clear()
+    now_ms = worker.clock.now_ms()
+    expiry = {worker.swarm.worker_id: now_ms + HEARTBEAT_INTERVAL * 3000}
+    info = {**worker_info(worker), "heartbeat": now_ms / 1000.0}
     async with worker.swarm.client.pipeline(transaction=False) as pipe:
-        pipe.hset(key, "info", json.dumps(worker_info(worker)))
+        pipe.hset(key, "info", json.dumps(info))
         pipe.pexpire(key, int(HEARTBEAT_INTERVAL * 3000))
-        pipe.zadd(
-            worker.keys.workers,
-            {worker.swarm.worker_id: worker.clock.now_ms() + HEARTBEAT_INTERVAL * 3000},
-        )
+        pipe.zadd(worker.keys.workers, expiry)
+        # Standing in each engine's live set is how work whose engine no live worker runs
+        # is told apart from work that merely waits.
+        for engine in worker.engines:
+            pipe.zadd(worker.keys.live(engine), expiry)
+        pipe.sadd(worker.keys.engines, *worker.engines)
         await pipe.execute()
     try:
         await asyncio.wait_for(worker.health.changed.wait(), HEARTBEAT_INTERVAL)
@@ -212,5 +220,7 @@ async def deregister(worker: Worker) -> None:
     try:
         await worker.swarm.client.zrem(worker.keys.workers, worker.swarm.worker_id)
         await worker.swarm.client.delete(worker.keys.worker(worker.swarm.worker_id))
+        for engine in worker.engines:
+            await worker.swarm.client.zrem(worker.keys.live(engine), worker.swarm.worker_id)
     except Exception as exc:
         log.debug("deregister: %s", exc)

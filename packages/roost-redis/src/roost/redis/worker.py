@@ -1,8 +1,11 @@
-"""The worker: takes deliveries off SAQ's queue, leases items, runs steps, commits them.
+"""The worker: takes deliveries off its engines' lists, leases items, runs steps, commits.
 
 Roost runs its own loop over SAQ's ``RedisQueue`` lists instead of ``saq.Worker``: SAQ's
 worker owns retries, timeouts and a sweep that would re-run jobs behind Roost's back,
-while here the lease is the only authority. A delivery costs one round trip to take a
+while here the lease is the only authority. Each engine the worker runs is a lane: its
+own slots and its own dispatcher over that engine's delivery list (see
+:mod:`roost.redis.delivery`), so a worker only ever takes items it can run, and one
+engine's backlog never holds up another's. A delivery costs one round trip to take a
 batch of jobs, one to acquire (lease + item + snapshot) and one per committed step.
 """
 
@@ -14,12 +17,14 @@ import logging
 import signal
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from roost.redis.connection import BLOCK_SECONDS
+from roost.redis.delivery import migrate_legacy
 from roost.redis.faults import describe
 from roost.redis.holder import Held, commit, fail, interrupted, progress, release
-from roost.redis.keys import new_token
+from roost.redis.keys import Keys, new_token
 from roost.redis.maintenance import Clock
 from roost.redis.stopping import StopSignals
 from roost.redis.supervise import (
@@ -39,7 +44,7 @@ from roost.redis.upkeep import (
 )
 from roost.runtime.context import StepContext, use_step_context
 from roost.runtime.contract import accept
-from roost.runtime.errors import EngineContractError, PermanentError, UnknownEngine
+from roost.runtime.errors import EngineContractError, PermanentError
 from roost.runtime.models import Lease, RuntimeEvent, Snapshot, WorkItem
 
 if TYPE_CHECKING:
@@ -99,6 +104,17 @@ async def _cancel_all(tasks: list[asyncio.Task[None]], seconds: float = CLEANUP_
         log.error("tasks did not stop: %s", sorted(t.get_name() for t in pending))
 
 
+@dataclass
+class Lane:
+    """One engine on this worker: its slots, its delivery route, its running handlers."""
+
+    engine: str
+    slots: int
+    keys: Keys
+    handlers: set[asyncio.Task[None]] = field(default_factory=set[asyncio.Task[None]])
+    slot_free: asyncio.Event = field(default_factory=asyncio.Event)
+
+
 class Worker:
     """Runs steps for one queue of a namespace until stopped."""
 
@@ -107,14 +123,15 @@ class Worker:
         swarm: RedisSwarm,
         engines: dict[str, Engine],
         *,
-        concurrency: int,
+        slots: dict[str, int],
         sinks: list[EventSink],
     ) -> None:
         self.swarm = swarm
         self.settings = swarm.settings
         self.keys = swarm.keys
         self.engines = engines
-        self.concurrency = concurrency
+        self.lanes = {e: Lane(e, slots[e], swarm.keys.for_engine(e)) for e in engines}
+        self.concurrency = sum(lane.slots for lane in self.lanes.values())
         self.sinks = [*swarm.registry.event_sinks, *sinks]
         self.ttl = self.settings.lease_ttl
         self.held: dict[str, Held] = {}
@@ -127,7 +144,6 @@ class Worker:
         self.closing = False
         """Set when the worker shuts its background loops down (they end at their next turn)."""
         self.stop_event = asyncio.Event()
-        self.slot_free = asyncio.Event()
         self.wake = asyncio.Event()
         self.events: asyncio.Queue[RuntimeEvent] = asyncio.Queue(maxsize=10_000)
         self.steps_committed = 0
@@ -147,7 +163,8 @@ class Worker:
             log.info("worker %s stopping", self.swarm.worker_id)
         self.stopping = True
         self.stop_event.set()
-        self.slot_free.set()
+        for lane in self.lanes.values():
+            lane.slot_free.set()
 
     def give_up(self, reason: str) -> None:
         """Stop because the worker cannot make progress; :meth:`run` then raises."""
@@ -177,6 +194,8 @@ class Worker:
         seconds, micros = await self.swarm.client.time()
         self.clock.observe(seconds * 1000.0 + micros / 1000.0, sent_ms)
         self.started = self.clock.now_ms() / 1000.0
+        # Deliveries an older version left on the queue's single list go first.
+        await migrate_legacy(self.swarm, self.keys)
         background = [
             self._loop("renewer", lambda: renew_pass(self)),
             self._loop("promoter", lambda: promote_pass(self)),
@@ -187,17 +206,24 @@ class Worker:
                 watch(self.health, self.settings.stuck_after, self.give_up), name="roost-watch"
             ),
         ]
-        dispatcher = asyncio.create_task(
-            supervise(self.health.loop("dispatcher"), self._dispatcher, lambda: not self.stopping),
-            name="roost-dispatcher",
-        )
+        dispatchers = [
+            asyncio.create_task(
+                supervise(
+                    self.health.loop(f"dispatcher {lane.engine}"),
+                    functools.partial(self._dispatcher, lane),
+                    lambda: not self.stopping,
+                ),
+                name=f"roost-dispatcher-{lane.engine}",
+            )
+            for lane in self.lanes.values()
+        ]
         try:
             await self.stop_event.wait()
-            await asyncio.wait({dispatcher}, timeout=BLOCK_SECONDS + 1.0)
+            await asyncio.wait(dispatchers, timeout=BLOCK_SECONDS + 1.0)
             await self._drain()
         finally:
             self.closing = True
-            await _cancel_all([dispatcher, *background])
+            await _cancel_all([*dispatchers, *background])
             await _bounded("event sinks", self._flush_sinks(), CLEANUP_WAIT)
             await _bounded("deregistering", deregister(self), CLEANUP_WAIT)
             for signum in signals:
@@ -263,19 +289,27 @@ class Worker:
 
     # -- taking deliveries --------------------------------------------------------------
 
-    async def _dispatcher(self) -> None:
-        loop = self.health.loop("dispatcher")
+    async def _dispatcher(self, lane: Lane) -> None:
+        """Take deliveries of ``lane``'s engine while it has free slots.
+
+        BLMOVE moves a delivery to the engine's active list in the same command that hands
+        it over, so one taken by a worker that dies before acquiring it stays findable
+        (reclaim re-dispatches it); each lane blocks on its own list, over its own
+        connection, which is what keeps one engine's backlog from holding up another's.
+        """
+        loop = self.health.loop(f"dispatcher {lane.engine}")
+        keys = lane.keys
         while not self.stopping:
-            free = self.concurrency - len(self.handlers)
+            free = lane.slots - len(lane.handlers)
             if free <= 0:
-                self.slot_free.clear()
-                await self.slot_free.wait()
+                lane.slot_free.clear()
+                await lane.slot_free.wait()
                 continue
             try:
-                jobs: list[str] = await self.swarm.run_script("dequeue", [], [free])
+                jobs: list[str] = await self.swarm.run_script("dequeue", [], [free], keys=keys)
                 if not jobs:
                     job = await self.swarm.blocking_client.blmove(
-                        self.keys.saq_queued, self.keys.saq_active, BLOCK_SECONDS, "LEFT", "RIGHT"
+                        keys.saq_queued, keys.saq_active, BLOCK_SECONDS, "LEFT", "RIGHT"
                     )
                     jobs = [job] if job else []
                 loop.ok()
@@ -283,24 +317,26 @@ class Worker:
                 await loop.backoff(exc)
                 continue
             if self.stopping and jobs:
-                await self._undeliver(jobs)
+                await self._undeliver(keys, jobs)
                 return
             for job_id in jobs:
-                task = asyncio.create_task(self._handle(job_id))
+                task = asyncio.create_task(self._handle(lane, job_id))
+                lane.handlers.add(task)
                 self.handlers.add(task)
-                task.add_done_callback(self._handler_done)
+                task.add_done_callback(functools.partial(self._handler_done, lane))
             # Let the new handlers send their acquire before the next dequeue goes out:
             # on an idle worker that is the difference between the step starting after one
             # round trip or after two.
             await asyncio.sleep(0)
 
-    def _handler_done(self, task: asyncio.Task[None]) -> None:
+    def _handler_done(self, lane: Lane, task: asyncio.Task[None]) -> None:
+        lane.handlers.discard(task)
         self.handlers.discard(task)
-        self.slot_free.set()
+        lane.slot_free.set()
 
-    async def _undeliver(self, jobs: list[str]) -> None:
+    async def _undeliver(self, keys: Keys, jobs: list[str]) -> None:
         try:
-            await self.swarm.run_script("undeliver", [], jobs)
+            await self.swarm.run_script("undeliver", [], jobs, keys=keys)
         except Exception as exc:
             log.warning(
                 "could not put %d deliveries back (%s); they will be re-dispatched",
@@ -324,7 +360,7 @@ class Worker:
             giving_up=lambda: deadline is None and self.stopping,
         )
 
-    async def _handle(self, job_id: str) -> None:
+    async def _handle(self, lane: Lane, job_id: str) -> None:
         """Run one delivery; whatever goes wrong is logged and ends this delivery only.
 
         An item whose handling failed unexpectedly keeps its lease until it expires; recovery
@@ -332,14 +368,14 @@ class Worker:
         make the worker unhealthy.
         """
         try:
-            await self._handle_delivery(job_id)
+            await self._handle_delivery(lane, job_id)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
             self.health.loop("steps").report(exc)
 
-    async def _handle_delivery(self, job_id: str) -> None:
-        parsed = self.keys.parse_job(job_id)
+    async def _handle_delivery(self, lane: Lane, job_id: str) -> None:
+        parsed = lane.keys.parse_job(job_id)
         if parsed is None:
             log.warning("ignoring a foreign job on the queue: %s", job_id)
             return
@@ -351,7 +387,9 @@ class Worker:
             sent_ms = self.clock.local_ms()
             try:
                 reply = await self.retrying(
-                    functools.partial(self._acquire, work_id, dispatch, token, job_id, resources)
+                    functools.partial(
+                        self._acquire, lane.keys, work_id, dispatch, token, job_id, resources
+                    ),
                 )
             except RedisUnavailable:
                 return  # stopping; the delivery is reclaimed later
@@ -363,15 +401,14 @@ class Worker:
             return
         if reply[0] == "OK":
             self.clock.observe(float(reply[3]), sent_ms)
-            await self._run_item(work_id, token, reply, sent)
+            await self._run_item(lane, work_id, token, reply, sent)
         elif reply[0] == "WAIT":
             self.wake_at(self.clock.now_ms() + float(reply[1]))
 
     async def _acquire(
-        self, work_id: str, dispatch: str, token: str, job_id: str, resources: str
+        self, keys: Keys, work_id: str, dispatch: str, token: str, job_id: str, resources: str
     ) -> Any:
         names = resources.split(" ") if resources else []
-        keys = self.keys
         return await self.swarm.run_script(
             "acquire",
             [
@@ -392,14 +429,18 @@ class Worker:
                 WAIT_CAP_MS,
                 self.engine_limits,
             ],
+            keys=keys,
         )
 
     # -- running an item ------------------------------------------------------------------
 
-    async def _run_item(self, work_id: str, token: str, reply: list[Any], sent: float) -> None:
+    async def _run_item(
+        self, lane: Lane, work_id: str, token: str, reply: list[Any], sent: float
+    ) -> None:
         _, epoch, lexp, _now, attempt, version, item_json, snap_json, cxl = reply
         item = WorkItem.model_validate_json(item_json)
-        held = Held(work_id, token, int(epoch), list(item.resources), sent + self.ttl)
+        route = lane.keys if item.engine == lane.engine else self.keys.for_engine(item.engine)
+        held = Held(work_id, token, int(epoch), list(item.resources), sent + self.ttl, route)
         lease = Lease(
             work_id=work_id,
             worker_id=self.swarm.worker_id,
@@ -417,12 +458,10 @@ class Worker:
             snapshot = Snapshot.model_validate_json(snap_json) if snap_json else None
             engine = self.engines.get(item.engine)
             if engine is None:
-                served = ", ".join(sorted(self.engines))
-                exc = UnknownEngine(
-                    f"unknown engine {item.engine!r} on worker "
-                    f"{self.swarm.worker_id} (it runs: {served})"
-                )
-                await fail(self, held, item, exc, int(attempt), terminal=True)
+                # Only a delivery put on the wrong list gets here: send it to its own
+                # engine's list, with its attempt refunded.
+                log.warning("work %s of %s was on %s's list", work_id, item.engine, lane.engine)
+                await release(self, held, "wrong engine's list")
                 return
             await self._steps(held, lease, engine, item, snapshot, int(version), int(attempt))
         finally:

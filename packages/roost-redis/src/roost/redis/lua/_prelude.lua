@@ -1,10 +1,14 @@
 -- Shared prelude, prepended to every Roost script when it is loaded.
 --
 -- KEYS layout (every script): 1-9 the state indexes in STATES order, then the queue's
--- leases and due sorted sets, the event stream, the stats hash, SAQ's queued list, active
--- list and incomplete set for the queue, and the stranded-delivery hash. Item keys follow
--- from KEYS[NS_KEYS + 1]. ARGV: 1 SAQ queue name, 2 event stream cap, 3 worker id ('' for
--- none), 4 lease TTL in ms; script arguments follow from ARGV[NS_ARGS + 1].
+-- leases and due sorted sets, the event stream, the stats hash, then the delivery route:
+-- SAQ's queued list, active list and incomplete set of one engine in the queue (its own
+-- SAQ queue) and that route's stranded-delivery hash, and the queue's set of engines.
+-- Item keys follow from KEYS[NS_KEYS + 1]. ARGV: 1 the route's SAQ queue name, 2 event
+-- stream cap, 3 worker id ('' for none), 4 lease TTL in ms, 5 the route's engine ('' for
+-- the single list of the layout before per-engine delivery); script arguments follow from
+-- ARGV[NS_ARGS + 1]. A script that queues an item pushes it on the route it was given:
+-- the caller picks the route of the item's engine.
 --
 -- Every script validates before its first write: Redis does not roll a script back.
 local STATES = {'queued', 'scheduled', 'retrying', 'waiting', 'running', 'done', 'failed',
@@ -14,10 +18,12 @@ for i, s in ipairs(STATES) do STATE_KEY[s] = KEYS[i] end
 local TERMINAL = {done = true, failed = true, dead = true, cancelled = true}
 local LEASES, DUE, EVENTS, STATS = KEYS[10], KEYS[11], KEYS[12], KEYS[13]
 local SAQ_QUEUED, SAQ_ACTIVE, SAQ_INCOMPLETE, STRAND = KEYS[14], KEYS[15], KEYS[16], KEYS[17]
-local NS_KEYS = 17
+local ENGINES = KEYS[18]
+local NS_KEYS = 18
 local SAQ_NAME, EVENTS_MAXLEN, WORKER = ARGV[1], ARGV[2], ARGV[3]
 local LEASE_TTL = tonumber(ARGV[4])
-local NS_ARGS = 4
+local ENGINE = ARGV[5]
+local NS_ARGS = 5
 
 local function now_ms()
   local t = redis.call('TIME')
@@ -70,8 +76,10 @@ end
 -- enqueue script). Roost is the source of truth, so the job is configured never to be run
 -- twice by SAQ itself: retries=1 (a sweep finishes it instead of re-queueing), timeout=0
 -- and heartbeat=0 (Roost's lease, not SAQ, decides when a step is lost), ttl=-1 (the record
--- is deleted when Roost acknowledges the delivery).
+-- is deleted when Roost acknowledges the delivery). The route's engine joins the queue's
+-- set of engines, so recovery and the fleet view know every list there is.
 local function saq_push(job_key, saq_key, work_id, dispatch, front)
+  if ENGINE ~= '' then redis.call('SADD', ENGINES, ENGINE) end
   redis.call('SET', job_key, cjson.encode({
     ['function'] = 'roost.step', kwargs = {work_id = work_id, dispatch = dispatch},
     queue = SAQ_NAME, key = saq_key, timeout = 0, heartbeat = 0, retries = 1, ttl = -1,
@@ -92,10 +100,10 @@ local function saq_ack(job_key)
   redis.call('HDEL', STRAND, job_key)
 end
 
--- Move an item to 'queued' with a fresh dispatch token and push its SAQ job: to the front
--- for a priority item or when ``resume`` is set (work that was already running and lost its
--- worker goes before the backlog, so it resumes within the lease TTL and a small bound
--- however long the queue is), else to the back.
+-- Move an item to 'queued' with a fresh dispatch token and push its SAQ job on the route's
+-- list (its engine's): to the front for a priority item or when ``resume`` is set (work
+-- that was already running and lost its worker goes before its engine's backlog, so it
+-- resumes within the lease TTL and a small bound however long that is), else to the back.
 local function queue_item(meta, work_id, old_state, job_key, saq_key, dispatch, resume)
   set_state(meta, work_id, old_state, 'queued')
   redis.call('HSET', meta, 'disp', dispatch)

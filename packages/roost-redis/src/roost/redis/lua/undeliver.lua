@@ -1,4 +1,4 @@
--- Put delivered jobs back at the head of SAQ's queue (a stopping worker took them).
+-- Put delivered jobs back at the head of the route's SAQ queue (a stopping worker took them).
 -- ARGV: job ids. Returns how many were put back.
 local n = 0
 for i = NS_ARGS + 1, #ARGV do
