@@ -49,7 +49,7 @@ def test_work_no_live_worker_runs_is_reported_until_a_worker_for_it_starts(
     assert table[0].split() == list(HEADERS)
     row = table[1].split()
     assert row[0] == live["worker_id"] and row[1].endswith(f"/{worker.pid}")
-    assert row[2:5] == ["roost", "watchlist=2", "0/2"] and row[-1] == "-"
+    assert row[2:5] == ["roost", "watchlist=2", "0/2"] and row[-1] == "healthy"
     assert len(table) == 2  # nothing waits for a worker any more
     assert cli("status", work_id).stderr == ""
     stop(worker)
