@@ -4,7 +4,10 @@ where the data lives (-v, the project root)."""
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 import time
 from importlib.metadata import version
 from pathlib import Path
@@ -26,9 +29,16 @@ def test_version(cli: Cli) -> None:
 
 
 def test_shell_completion_is_on(cli: Cli) -> None:
-    result = cli("--show-completion", "bash")
-    assert result.code == 0
-    assert "_roost_completion()" in result.stdout
+    # The installed command, with typer's shell detection off so that the shell is the one
+    # named here, not whichever process happens to have started the tests.
+    roost = Path(sys.executable).with_name("roost")
+    env = {**os.environ, **cli.env, "_TYPER_COMPLETE_TEST_DISABLE_SHELL_DETECTION": "1"}
+    done = subprocess.run(
+        [str(roost), "--show-completion", "bash"], env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert "_roost_completion()" in done.stdout
+    assert "_ROOST_COMPLETE=complete_bash" in done.stdout
 
 
 @pytest.mark.parametrize("name", ["roost", *sorted(commands())])
