@@ -85,11 +85,11 @@ def test_pages_say_which_engine_no_worker_runs(
     assert NOTICE not in client.get("/work?engine=hashchain").text  # a filter on another engine
 
     item = client.get(f"/work/{stranded['waiting']}").text
-    notice = re.search(r'<section class="notice warn" id="item-unserved"[^>]*>', item)
+    notice = re.search(r'<section class="alert" id="item-unserved"[^>]*>', item)
     assert notice is not None and "hidden" not in notice.group(0)
     assert line in text_of(item)
     done = client.get(f"/work/{stranded['served']}").text
-    notice = re.search(r'<section class="notice warn" id="item-unserved"[^>]*>', done)
+    notice = re.search(r'<section class="alert" id="item-unserved"[^>]*>', done)
     assert notice is not None and "hidden" in notice.group(0)
 
 
