@@ -9,6 +9,9 @@ from typing import Any
 import pytest
 from playwright.sync_api import Page, expect
 
+from roost.runtime import Registry, RoostSettings, get_plugin_manager
+from roost_testkit.background import Background
+
 pytestmark = pytest.mark.browser
 
 DEAD = {"mode": "raise", "steps": 2}
@@ -231,3 +234,38 @@ def test_every_page_fits_a_phone(
     page.locator("#confirm-ok").click()
     expect(page.locator("#bulk-summary")).to_have_text("Cancelled 1 of 1")
     tools.shoot(page, "phone-bulk-result", widths=(390,))
+
+
+def test_work_no_worker_runs_is_announced_until_one_starts(
+    runtime: Any, settings: RoostSettings, console_url: str, page: Page, tools: Any
+) -> None:
+    hash_only = Background(settings, Registry.load(get_plugin_manager(autoload=False)))
+    try:
+        hash_only.start_worker(concurrency=3)
+        page.goto(console_url + "/")
+        expect(page.locator("#live")).to_have_attribute("data-status", "on")
+        expect(page.locator("#workers-body")).to_contain_text("hashchain=3")
+        tools.mark(page)
+
+        work_id = runtime.enqueue({}, engine="notes")
+        notice = page.locator("#unserved")
+        expect(notice).to_contain_text("No live worker runs engine notes: 1 queued, waiting for")
+        item = page.context.new_page()
+        errors: list[str] = []
+        item.on("pageerror", lambda exc: errors.append(str(exc)))
+        item.goto(f"{console_url}/work/{work_id}")
+        expect(item.locator("#live")).to_have_attribute("data-status", "on")
+        expect(item.locator("#item-unserved")).to_be_visible()
+        expect(item.locator("#item-unserved")).to_contain_text("No live worker runs engine notes")
+        tools.shoot(page, "overview-unserved")
+        tools.shoot(item, "work-unserved")
+
+        runtime.start_worker()  # runs the notes engine too
+        runtime.wait_state(work_id, "done")
+        expect(notice).to_have_count(0)
+        expect(item.locator('[data-f="state"] .badge')).to_have_text("done")
+        expect(item.locator("#item-unserved")).to_be_hidden()
+        tools.not_reloaded(page)
+        assert errors == []
+    finally:
+        hash_only.close()

@@ -43,7 +43,7 @@ def test_counts_stats_workers(client: TestClient, seed: Seeder) -> None:
     assert client.get("/api/counts").json()["dead"] == 1
     minutes = client.get("/api/stats?minutes=3").json()["minutes"]
     assert len(minutes) == 3 and sum(m["counts"]["dead"] for m in minutes) == 1
-    assert client.get("/api/workers").json() == {"workers": []}
+    assert client.get("/api/workers").json() == {"workers": [], "unserved": {}}
     assert client.get("/api/stats?minutes=0").status_code == 400
 
 
@@ -84,7 +84,8 @@ def test_search_is_bounded_and_resumable(client: TestClient, settings: RoostSett
 def test_status_versions_and_events(wclient: TestClient, world: Any) -> None:
     client, work_id = wclient, world.done
     status = client.get(f"/api/work/{work_id}").json()
-    assert set(status) == {"meta", "snapshot", "item"}
+    assert set(status) == {"meta", "snapshot", "item", "unserved"}
+    assert status["unserved"] == {}  # done: no worker is awaited
     assert status["meta"]["state"] == "done" and status["snapshot"]["version"] == 4
     versions = client.get(f"/api/versions/{work_id}").json()["versions"]
     assert [v["version"] for v in versions] == [4, 3, 2, 1]

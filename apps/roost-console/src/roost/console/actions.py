@@ -17,7 +17,7 @@ from redis.exceptions import RedisError
 
 from roost.console import queries, worklist
 from roost.console.params import parse_state, replay_args
-from roost.console.present import ACTION_STATES
+from roost.console.present import ACTION_STATES, redis_problem
 from roost.runtime.errors import BadInput, ConflictError, NotFound
 from roost.runtime.models import WorkMeta, WorkState, validate_name
 
@@ -111,9 +111,8 @@ async def _one(swarm: RedisSwarm, action: str, work_id: str, gate: asyncio.Semap
         except BadInput as exc:
             return ItemResult(work_id=work_id, ok=False, error=str(exc), kind="bad_input")
         except (RedisError, OSError) as exc:
-            return ItemResult(
-                work_id=work_id, ok=False, error=f"Redis: {exc}", kind="redis_unavailable"
-            )
+            kind, message = redis_problem(exc)
+            return ItemResult(work_id=work_id, ok=False, error=message, kind=kind)
     return ItemResult(work_id=work_id, ok=True, state=str(meta.state))
 
 

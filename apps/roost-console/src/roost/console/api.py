@@ -62,8 +62,8 @@ async def stats(request: Request) -> JSONResponse:
 
 
 async def workers(request: Request) -> JSONResponse:
-    """``GET /api/workers``: live workers."""
-    return _json({"workers": await queries.workers(await console_of(request).swarm())})
+    """``GET /api/workers``: live workers, and the engines with queued work none of them runs."""
+    return _json(await queries.fleet(await console_of(request).swarm()))
 
 
 async def work_list(request: Request) -> JSONResponse:
@@ -81,9 +81,16 @@ async def work_list(request: Request) -> JSONResponse:
 
 
 async def work_status(request: Request) -> JSONResponse:
-    """``GET /api/work/{work_id}``: meta, latest snapshot and the work item."""
+    """``GET /api/work/{work_id}``: meta, latest snapshot, the work item and ``unserved``.
+
+    ``unserved`` names the item's queue and engine when the item is queued and no live
+    worker runs that engine (``{}`` otherwise).
+    """
     swarm = await console_of(request).swarm()
-    return _json(await queries.status(swarm, request.path_params["work_id"]))
+    status = await queries.status(swarm, request.path_params["work_id"])
+    data = status.model_dump(mode="json")
+    data["unserved"] = await queries.unserved_for(swarm, [status.meta])
+    return _json(data)
 
 
 async def versions(request: Request) -> JSONResponse:

@@ -10,10 +10,12 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from roost.console.present import redis_problem
 from roost.console.state import RedisUnavailable, console_of
+from roost.redis.faults import is_unreachable
 from roost.runtime.errors import BadInput, ConflictError, NotFound, RoostError
 
-__all__ = ["error_response", "handlers"]
+__all__ = ["REFUSING", "UNREACHABLE", "error_response", "handlers"]
 
 log = logging.getLogger("roost.console")
 
@@ -23,26 +25,40 @@ _STATUS_TITLES = {
     405: "Method not allowed",
     409: "Not possible right now",
     413: "That request is too large",
-    503: "Redis is not reachable",
+    503: "Not available right now",
     500: "Something went wrong",
 }
 
+UNREACHABLE = (
+    "Redis is not reachable",
+    "Start Redis (or the embedded server), or point the console at the right one with "
+    "ROOST_REDIS_URL. This page works again as soon as Redis answers.",
+)
+REFUSING = (
+    "Redis cannot serve the console right now",
+    "Redis answers, but refuses this for the reason above until it is resolved (memory "
+    "freed, the primary back, the script finished...). The console needs no restart: this "
+    "page works again as soon as Redis serves again.",
+)
+"""Title and hint of the page for a Redis that does not answer, and for one that refuses."""
 
-def error_response(request: Request, status: int, message: str, kind: str) -> Response:
+
+def error_response(
+    request: Request,
+    status: int,
+    message: str,
+    kind: str,
+    *,
+    title: str | None = None,
+    hint: str = "",
+) -> Response:
     """A JSON error under ``/api/``, an HTML page everywhere else."""
     if request.url.path.startswith("/api/"):
         return JSONResponse({"error": message, "kind": kind}, status_code=status)
-    console = console_of(request)
-    hint = ""
-    if status == 503:
-        hint = (
-            "Start Redis (or the embedded server), or point the console at the right one "
-            "with ROOST_REDIS_URL. This page works again as soon as Redis answers."
-        )
-    return console.render(
+    return console_of(request).render(
         request,
         "error.html",
-        {"title": _STATUS_TITLES.get(status, "Error"), "message": message, "hint": hint},
+        {"title": title or _STATUS_TITLES.get(status, "Error"), "message": message, "hint": hint},
         status_code=status,
     )
 
@@ -59,11 +75,21 @@ async def _on_conflict(request: Request, exc: Exception) -> Response:
     return error_response(request, 409, str(exc), "conflict")
 
 
-async def _on_unavailable(request: Request, exc: Exception) -> Response:
-    message = str(exc)
-    if not isinstance(exc, RedisUnavailable):
-        message = f"lost the connection to Redis at {console_of(request).redis_label}: {exc}"
-    return error_response(request, 503, message, "redis_unavailable")
+async def _on_redis(request: Request, exc: Exception) -> Response:
+    """Redis failed: 503 (``redis_unavailable``) while it cannot serve, 500 when a call failed.
+
+    The message names the cause (unreachable, OOM, READONLY, BUSY...) and where Redis is.
+    """
+    console = console_of(request)
+    if isinstance(exc, RedisUnavailable):
+        title, hint = UNREACHABLE if exc.unreachable else REFUSING
+        return error_response(request, 503, str(exc), "redis_unavailable", title=title, hint=hint)
+    kind, message = redis_problem(exc)
+    message = console.redact(f"{message} (Redis at {console.redis_label})")
+    if kind != "redis_unavailable":
+        return error_response(request, 500, message, kind, title="Redis refused this request")
+    title, hint = UNREACHABLE if is_unreachable(exc) else REFUSING
+    return error_response(request, 503, message, kind, title=title, hint=hint)
 
 
 async def _on_roost_error(request: Request, exc: Exception) -> Response:
@@ -100,9 +126,9 @@ def handlers() -> dict[Any, Any]:
         NotFound: _on_not_found,
         BadInput: _on_bad_input,
         ConflictError: _on_conflict,
-        RedisUnavailable: _on_unavailable,
-        RedisError: _on_unavailable,
-        OSError: _on_unavailable,
+        RedisUnavailable: _on_redis,
+        RedisError: _on_redis,
+        OSError: _on_redis,
         RoostError: _on_roost_error,
         HTTPException: _on_http,
         Exception: _on_crash,

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, NamedTuple
 from redis.exceptions import RedisError
 
 from roost.console import queries
-from roost.console.present import event_json
+from roost.console.present import event_json, redis_problem
 from roost.runtime.errors import RoostError
 
 if TYPE_CHECKING:
@@ -165,8 +165,9 @@ class EventHub:
                 for sub in tuple(self._subs):
                     sub.offer(item)
         except (RedisError, OSError, RoostError) as exc:
+            reason = redis_problem(exc)[1]
             for sub in tuple(self._subs):
-                sub.end(f"lost the connection to Redis: {exc}")
+                sub.end(reason)
         except Exception:
             log.exception("the console's event reader failed")
             for sub in tuple(self._subs):

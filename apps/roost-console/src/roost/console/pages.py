@@ -108,6 +108,8 @@ async def _work_context(request: Request) -> dict[str, Any]:
     listing: Listing = await worklist.find_work(
         swarm, state=state, engine=engine, query=query, limit=limit, cursor=cursor
     )
+    queues = sorted({m.queue for m in listing.items if m.queue})
+    waiting = await queries.unserved(swarm, queues, engine=engine)
     filters = {"state": state.value if state else "", "engine": engine or "", "q": query}
     keep = {k: v for k, v in filters.items() if v}
     if limit != 50:
@@ -119,6 +121,7 @@ async def _work_context(request: Request) -> dict[str, Any]:
     return {
         "page": "work",
         "listing": listing,
+        "unserved": waiting,
         "filters": filters,
         "states": STATE_ORDER,
         "engines": queries.engines(swarm),
@@ -183,6 +186,7 @@ async def work_detail(request: Request) -> Response:
             "event_limit": queries.ITEM_EVENTS,
             "tl": tl,
             "resolved_event": resolved_event,
+            "waiting": sum(e.get(meta.engine, 0) for e in d.unserved.values()),
             "resolved": meta.last_error is not None
             and (resolved_event is not None or meta.state == WorkState.DONE),
         },

@@ -13,6 +13,9 @@ from urllib.parse import quote, urlencode
 from markdown_it import MarkdownIt
 from markupsafe import Markup
 
+from roost.redis import describe_redis_error
+from roost.redis.faults import is_outage
+from roost.runtime.errors import RoostError
 from roost.runtime.models import RuntimeEvent, WorkState
 
 __all__ = [
@@ -29,6 +32,7 @@ __all__ = [
     "iso",
     "markdown",
     "pretty_json",
+    "redis_problem",
     "seconds",
     "work_url",
 ]
@@ -123,6 +127,20 @@ def duration(value: float | None) -> str:
     if value < 86400:
         return f"{int(value // 3600)} h {int(value % 3600 // 60)} min"
     return f"{int(value // 86400)} d {int(value % 86400 // 3600)} h"
+
+
+def redis_problem(exc: BaseException) -> tuple[str, str]:
+    """``(kind, message)`` for an error met while talking to Redis.
+
+    ``kind`` is ``redis_unavailable`` when Redis cannot serve right now (unreachable, or
+    answering BUSY, LOADING, OOM, READONLY, ...: an outage, which passes) and ``redis_error``
+    when the call itself failed. The message names the real cause in one line; a Roost error
+    keeps its own message.
+    """
+    if isinstance(exc, RoostError):
+        return "redis_unavailable", str(exc)
+    kind = "redis_unavailable" if is_outage(exc) else "redis_error"
+    return kind, describe_redis_error(exc)
 
 
 def error_text(d: dict[str, Any]) -> str:

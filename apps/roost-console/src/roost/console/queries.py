@@ -19,7 +19,7 @@ from pydantic import BaseModel
 
 from roost.console import worklist
 from roost.runtime.artifacts import validate_artifact_id, validate_kind
-from roost.runtime.errors import NotFound
+from roost.runtime.errors import NotFound, SettingsError
 from roost.runtime.models import (
     Artifact,
     RuntimeEvent,
@@ -43,9 +43,11 @@ __all__ = [
     "STAT_KINDS",
     "Detail",
     "EventsPage",
+    "Fleet",
     "Minute",
     "Overview",
     "Owner",
+    "Unserved",
     "artifact",
     "artifact_content",
     "artifact_owner",
@@ -53,6 +55,7 @@ __all__ = [
     "detail",
     "engines",
     "events",
+    "fleet",
     "follow",
     "last_event_id",
     "overview",
@@ -61,9 +64,10 @@ __all__ = [
     "state_page",
     "status",
     "throughput",
+    "unserved",
+    "unserved_for",
     "versions",
     "work_id",
-    "workers",
 ]
 
 LIVE_STATES: tuple[WorkState, ...] = tuple(s for s in reversed(WorkState) if not s.is_terminal)
@@ -104,7 +108,7 @@ def work_id(raw: str) -> str:
         raise NotFound(f"no work item has the id {raw!r}") from None
 
 
-# -- counters, workers, health ------------------------------------------------------------
+# -- counters, workers and the work none of them takes ---------------------------------------
 
 
 class Minute(BaseModel):
@@ -128,14 +132,78 @@ async def throughput(swarm: RedisSwarm, minutes: int = 15) -> list[Minute]:
     ]
 
 
-async def workers(swarm: RedisSwarm) -> list[dict[str, Any]]:
-    """Live workers, as their heartbeats describe them (``healthy``/``problem`` when sent)."""
-    return await swarm.workers()
-
-
 async def ping(swarm: RedisSwarm) -> None:
     """Check that Redis answers."""
     await swarm.client.ping()
+
+
+Unserved = dict[str, dict[str, int]]
+"""``{queue: {engine: deliveries queued}}``: engines with queued work and no live worker of
+their queue running them (the shape ``roost workers --json`` prints)."""
+
+
+async def _unserved_in(swarm: RedisSwarm, queue: str) -> dict[str, int]:
+    try:
+        return await swarm.unserved_engines(queue)
+    except SettingsError:  # not a queue name (a hostile heartbeat or item): nothing to say
+        return {}
+
+
+def _queues(workers_: Iterable[dict[str, Any]], items: Iterable[WorkMeta]) -> list[str]:
+    """The queues named by workers' heartbeats and by items."""
+    named = {str(w["queue"]) for w in workers_ if w.get("queue")}
+    return sorted(named | {m.queue for m in items if m.queue})
+
+
+async def unserved(
+    swarm: RedisSwarm, queues: Iterable[str] = (), *, engine: str | None = None
+) -> Unserved:
+    """Engines with queued work and no live worker, in the swarm's queue and ``queues``.
+
+    With ``engine``, that engine only. A few reads per queue, whatever the amount of work.
+    Redis keeps no list of a namespace's queues, so pages name the queues they know of:
+    their workers' and their items'.
+    """
+    names = list(dict.fromkeys((swarm.settings.queue, *queues)))
+    found = await asyncio.gather(*(_unserved_in(swarm, q) for q in names))
+    out: Unserved = {}
+    for queue, engines in zip(names, found, strict=True):
+        chosen = {e: n for e, n in engines.items() if engine is None or e == engine}
+        if chosen:
+            out[queue] = chosen
+    return out
+
+
+async def unserved_for(swarm: RedisSwarm, items: Iterable[WorkMeta]) -> Unserved:
+    """Like :func:`unserved`, for the engines of the queued ones among ``items`` only."""
+    default = swarm.settings.queue
+    wanted = {(m.queue or default, m.engine) for m in items if m.state == WorkState.QUEUED}
+    if not wanted:
+        return {}
+    found = await unserved(swarm, sorted({q for q, _ in wanted}))
+    out: Unserved = {}
+    for queue, engines in found.items():
+        for engine, n in engines.items():
+            if (queue, engine) in wanted:
+                out.setdefault(queue, {})[engine] = n
+    return out
+
+
+class Fleet(BaseModel):
+    """The live workers, and the engines with queued work none of them runs.
+
+    Each worker as its heartbeat describes it: engines with their ``slots``,
+    ``healthy``/``problem``, ``heartbeat_age``... (see ``RedisSwarm.workers``).
+    """
+
+    workers: list[dict[str, Any]]
+    unserved: Unserved
+
+
+async def fleet(swarm: RedisSwarm) -> Fleet:
+    """Live workers, and the work of engines no live worker runs (in the workers' queues)."""
+    live = await swarm.workers()
+    return Fleet(workers=live, unserved=await unserved(swarm, _queues(live, ())))
 
 
 def engines(swarm: RedisSwarm) -> list[str]:
@@ -159,28 +227,39 @@ class Overview(BaseModel):
     workers: list[dict[str, Any]]
     events: list[RuntimeEvent]
     latest_event: str | None = None
+    unserved: Unserved = {}
 
 
 async def overview(swarm: RedisSwarm, *, minutes: int = 15, events: int = 12) -> Overview:
-    """Counts, throughput, live work, workers and the latest events, in one round of reads."""
+    """Everything the overview shows, in one round of reads.
+
+    That is counts, throughput, live work, workers, the latest events and the engines no live
+    worker runs (a second round when workers or items use other queues than the swarm's).
+    """
     live_pages = asyncio.gather(
         *(worklist.find_work(swarm, state=s, limit=LIVE_LIMIT) for s in LIVE_STATES)
     )
-    counts_, minutes_, workers_, recent, pages = await asyncio.gather(
+    counts_, minutes_, workers_, recent, pages, waiting = await asyncio.gather(
         swarm.counts(),
         throughput(swarm, minutes),
         swarm.workers(),
         recent_events(swarm, exclude=QUIET_TYPES, limit=events),
         live_pages,
+        unserved(swarm),
     )
+    live = {str(s): p.items for s, p in zip(LIVE_STATES, pages, strict=True)}
+    others = _queues(workers_, live[WorkState.QUEUED.value])
+    if set(others) - {swarm.settings.queue}:
+        waiting = await unserved(swarm, others)
     return Overview(
         now=time.time(),
         counts=counts_,
         throughput=minutes_,
-        live={str(s): p.items for s, p in zip(LIVE_STATES, pages, strict=True)},
+        live=live,
         workers=workers_,
         events=recent.events,
         latest_event=recent.latest,
+        unserved=waiting,
     )
 
 
@@ -217,6 +296,7 @@ class Detail(BaseModel):
     versions: list[Snapshot]
     events: list[RuntimeEvent]
     events_complete: bool = True
+    unserved: Unserved = {}
 
 
 async def detail(
@@ -233,7 +313,9 @@ async def detail(
     reading = asyncio.ensure_future(swarm.events(work_id=wid, limit=ITEM_EVENTS))
     try:
         status_ = await swarm.status(wid)
-        versions_ = await swarm.snapshot_versions(wid)
+        versions_, waiting = await asyncio.gather(
+            swarm.snapshot_versions(wid), unserved_for(swarm, [status_.meta])
+        )
         await asyncio.wait({reading}, timeout=budget)
     finally:
         if not reading.done():
@@ -243,8 +325,10 @@ async def detail(
         elif not reading.cancelled():
             reading.exception()  # mark it retrieved; a failure is raised below
     if reading.cancelled():
-        return Detail(status=status_, versions=versions_, events=[], events_complete=False)
-    return Detail(status=status_, versions=versions_, events=reading.result())
+        return Detail(
+            status=status_, versions=versions_, events=[], events_complete=False, unserved=waiting
+        )
+    return Detail(status=status_, versions=versions_, events=reading.result(), unserved=waiting)
 
 
 # -- events ---------------------------------------------------------------------------------

@@ -13,8 +13,9 @@ from starlette.templating import Jinja2Templates
 
 from roost.console import present
 from roost.console.hub import EventHub
-from roost.redis import RedisSwarm
-from roost.runtime.errors import RoostError
+from roost.redis import EmbeddedServerFailed, RedisSwarm
+from roost.redis.faults import is_unreachable
+from roost.runtime.errors import RedisUnreachable, RoostError
 from roost.runtime.settings import RoostSettings
 from roost.runtime.urls import redact_url
 
@@ -30,7 +31,15 @@ HERE = Path(__file__).parent
 
 
 class RedisUnavailable(RoostError):
-    """The console cannot reach (or use) its Redis server; the message says why."""
+    """The console cannot reach (or use) its Redis server; the message says why.
+
+    ``unreachable`` is true when no server answered at all (rather than one that cannot be
+    used: a replica, a server refusing the connection's commands...).
+    """
+
+    def __init__(self, message: str, *, unreachable: bool) -> None:
+        super().__init__(message)
+        self.unreachable = unreachable
 
 
 class Console:
@@ -75,11 +84,16 @@ class Console:
                 self._swarm = RedisSwarm(self.settings)
             try:
                 await self._swarm.connect()
+            except (RedisUnreachable, EmbeddedServerFailed) as exc:
+                raise RedisUnavailable(self.redact(str(exc)), unreachable=True) from None
             except (RoostError, OSError, RedisError) as exc:
-                raise RedisUnavailable(self._redact(str(exc))) from None
+                _kind, message = present.redis_problem(exc)
+                raise RedisUnavailable(
+                    self.redact(message), unreachable=is_unreachable(exc)
+                ) from None
         return self._swarm
 
-    def _redact(self, message: str) -> str:
+    def redact(self, message: str) -> str:
         """Hide the Redis password in a message (RedisSwarm's errors quote the full URL)."""
         for url in {self.settings.redis_url or "", self._swarm.url if self._swarm else ""}:
             if url:

@@ -25,6 +25,7 @@ from starlette.routing import BaseRoute, Route
 from roost.console import queries
 from roost.console.hub import HubBusy, Subscription, position, publish
 from roost.console.params import event_id, name_param
+from roost.console.present import redis_problem
 from roost.console.state import console_of
 from roost.runtime.errors import NotFound, RoostError
 
@@ -74,7 +75,7 @@ async def _events(
                 sent = position(eid)
                 yield f"id: {eid}\nevent: runtime\ndata: {data}\n\n"
         except (RedisError, OSError, RoostError) as exc:
-            yield _problem(f"lost the connection to Redis: {exc}")
+            yield _problem(redis_problem(exc)[1])
             return
     while True:
         left = deadline - loop.time()

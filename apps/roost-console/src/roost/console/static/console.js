@@ -443,6 +443,14 @@
         markErrorPast(meta);
       }
     }
+    /* No live worker runs the item's engine: the notice says how many items wait for one. */
+    var unserved = document.getElementById("item-unserved");
+    if (unserved) {
+      var waiting = 0;
+      Object.keys(status.unserved || {}).forEach(function (q) { waiting += status.unserved[q][meta.engine] || 0; });
+      unserved.hidden = waiting === 0;
+      if (waiting) setField("unserved-n", String(waiting));
+    }
     document.querySelectorAll("form.action[data-states]").forEach(function (f) {
       var states = f.dataset.states;
       if (states) f.hidden = states.split(" ").indexOf(meta.state) < 0;
