@@ -8,44 +8,18 @@ connection"; once the server serves again the same action works, with no restart
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import Any
 
 import pytest
-import redis
 from starlette.testclient import TestClient
 
-from roost.redis.server import free_port
+from roost_testkit.redis_faults import out_of_memory, read_only
 
 from .conftest import DEAD, ORIGIN  # noqa: TID252
 
 Post = Callable[..., Any]
-
-
-@contextmanager
-def out_of_memory(url: str) -> Iterator[None]:
-    """``maxmemory`` far below what is used, under noeviction: every write is refused."""
-    admin = redis.Redis.from_url(url)
-    assert admin.config_get("maxmemory-policy") == {"maxmemory-policy": "noeviction"}
-    admin.config_set("maxmemory", 1)
-    try:
-        yield
-    finally:
-        admin.config_set("maxmemory", 0)
-        admin.close()
-
-
-@contextmanager
-def read_only(url: str) -> Iterator[None]:
-    """The server becomes a replica of a primary that does not answer (a closed port)."""
-    admin = redis.Redis.from_url(url)
-    admin.execute_command("REPLICAOF", "127.0.0.1", free_port())
-    try:
-        yield
-    finally:
-        admin.execute_command("REPLICAOF", "NO", "ONE")
-        admin.close()
 
 
 FAULTS: dict[str, tuple[Callable[[str], AbstractContextManager[None]], tuple[str, ...]]] = {

@@ -5,10 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -20,66 +17,11 @@ from roost.redis.faults import is_outage
 from roost.redis.server import ServerProcess, free_port
 from roost.runtime import RoostError, WorkItem, WorkState
 from roost_testkit.engines import HashChainEngine, expected_state
+from roost_testkit.redis_faults import busy, out_of_memory, read_only
 
 from .conftest import registry  # noqa: TID252
 
 # -- faults on a real server ------------------------------------------------------------------
-
-
-@contextmanager
-def out_of_memory(url: str) -> Iterator[None]:
-    """``maxmemory`` far below what is used, under noeviction: every write is refused."""
-    admin = redis.Redis.from_url(url)
-    admin.config_set("maxmemory", 1)
-    try:
-        yield
-    finally:
-        admin.config_set("maxmemory", 0)
-        admin.close()
-
-
-@contextmanager
-def read_only(url: str) -> Iterator[None]:
-    """The server becomes a replica of a primary that does not answer (a closed port)."""
-    admin = redis.Redis.from_url(url)
-    admin.execute_command("REPLICAOF", "127.0.0.1", free_port())
-    try:
-        yield
-    finally:
-        admin.execute_command("REPLICAOF", "NO", "ONE")
-        admin.close()
-
-
-@contextmanager
-def busy(url: str) -> Iterator[None]:
-    """Another client runs a script that loops until it is killed; others get BUSY."""
-    admin = redis.Redis.from_url(url)
-    admin.config_set("busy-reply-threshold", 100)
-    errors: list[Exception] = []
-
-    def spin() -> None:
-        looper = redis.Redis.from_url(url)
-        try:
-            looper.eval("while true do end", 0)
-        except redis.ResponseError as exc:  # killed
-            errors.append(exc)
-        finally:
-            looper.close()
-
-    thread = threading.Thread(target=spin)
-    thread.start()
-    time.sleep(0.3)
-    try:
-        yield
-    finally:
-        while thread.is_alive():
-            try:
-                admin.execute_command("SCRIPT", "KILL")
-            except redis.ResponseError:
-                time.sleep(0.05)  # not running yet
-            thread.join(0.5)
-        admin.close()
-    assert errors and "killed" in str(errors[0]).lower()
 
 
 async def caught(call) -> Exception:  # noqa: ANN001

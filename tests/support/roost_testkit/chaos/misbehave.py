@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import random
-import threading
 import time
 from dataclasses import dataclass
 
 import redis
 
 from roost.redis import RedisSwarm
-from roost.redis.server import ServerProcess, free_port
+from roost.redis.server import ServerProcess
 from roost_testkit.chaos.base import ChaosEnv, Result, audit, persist, stop_workers, until
 from roost_testkit.chaos.history import COMMITS
 from roost_testkit.chaos.invariants import Sampler
@@ -29,6 +28,7 @@ from roost_testkit.chaos.soak import (
     done_count,
     no_attempts_used,
 )
+from roost_testkit.redis_faults import busy, out_of_memory, read_only
 
 BUSY_THRESHOLD_MS = 200
 """``busy-reply-threshold`` during the run: after this long, a looping script makes every
@@ -86,69 +86,31 @@ class Feeder:
         return await done_count(self.swarm)
 
 
-class Spinner:
-    """Another client running a script (or function) that loops until it is killed."""
-
-    def __init__(self, url: str, kind: str) -> None:
-        self.url = url
-        self.kind = kind
-        self.error: str | None = None
-        self._thread = threading.Thread(target=self._spin, daemon=True)
-
-    def _spin(self) -> None:
-        client = redis.Redis.from_url(self.url)
-        try:
-            if self.kind == "function":
-                client.execute_command("FCALL_RO", "spin", 0)
-            else:
-                client.eval("while true do end", 0)
-        except redis.ResponseError as exc:
-            self.error = str(exc)
-        finally:
-            client.close()
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def kill(self, admin: redis.Redis) -> None:
-        kill = ("FUNCTION", "KILL") if self.kind == "function" else ("SCRIPT", "KILL")
-        while self._thread.is_alive():
-            try:
-                admin.execute_command(*kill)
-            except redis.ResponseError:
-                time.sleep(0.02)  # not running yet
-            self._thread.join(0.5)
-
-
 def inject(url: str, fault: str, seconds: float) -> str:
     """Make the server at ``url`` misbehave for ``seconds`` (blocking); say what happened."""
-    admin = redis.Redis.from_url(url, socket_timeout=30)
-    try:
-        if fault in ("busy-script", "busy-function"):
-            spinner = Spinner(url, "function" if fault == "busy-function" else "script")
-            spinner.start()
+    if fault in ("busy-script", "busy-function"):
+        kind = "function" if fault == "busy-function" else "script"
+        with busy(url, kind, BUSY_THRESHOLD_MS) as spinner:
             time.sleep(seconds)
-            spinner.kill(admin)
-            return f"spinner ended: {spinner.error}"
-        if fault == "oom":
-            admin.config_set("maxmemory", 1)
+        return f"spinner ended: {spinner.error}"
+    if fault == "oom":
+        with out_of_memory(url):
             time.sleep(seconds)
-            admin.config_set("maxmemory", 0)
-            return "maxmemory 1 byte, then unlimited"
-        if fault == "readonly":
-            port = free_port()  # nothing listens there: the primary never answers
-            admin.execute_command("REPLICAOF", "127.0.0.1", port)
+        return "maxmemory 1 byte, then unlimited"
+    if fault == "readonly":
+        with read_only(url) as port:
             time.sleep(seconds)
-            admin.execute_command("REPLICAOF", "NO", "ONE")
-            return f"replica of 127.0.0.1:{port}, then primary again"
-        if fault == "script-flush":
+        return f"replica of 127.0.0.1:{port}, then primary again"
+    if fault == "script-flush":
+        admin = redis.Redis.from_url(url, socket_timeout=30)
+        try:
             for _ in range(3):
                 admin.execute_command("SCRIPT", "FLUSH")
                 time.sleep(seconds / 3)
-            return "SCRIPT FLUSH x3"
-        raise ValueError(f"unknown fault {fault!r}")
-    finally:
-        admin.close()
+        finally:
+            admin.close()
+        return "SCRIPT FLUSH x3"
+    raise ValueError(f"unknown fault {fault!r}")
 
 
 def prepare(server: ServerProcess) -> None:
