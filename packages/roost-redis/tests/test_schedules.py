@@ -373,3 +373,25 @@ async def test_a_recorded_decision_holds_for_every_later_pass(swarm: RedisSwarm)
     assert tick not in await items_of(swarm, "busy")
     assert after.skipped == 1
     assert after.next_run is not None and after.next_run * 1000 > tick
+
+
+async def test_keys_encode_names_under_the_namespace_tag(
+    swarm: RedisSwarm, settings: RoostSettings
+):
+    keys = swarm.schedules.keys
+    base = swarm.keys.base
+    assert keys.schedule("a:b/c@d") == f"{base}sched:a%3Ab%2Fc%40d"
+    assert keys.schedule("a") != keys.schedule("a:b") and keys.names == f"{base}scheds"
+    assert (
+        keys.due("q.1") == f"{base}q:q.1:sched:due" and keys.clock("q") == f"{base}q:q:sched:clock"
+    )
+    assert all("{" + settings.namespace + "}" in k for k in (keys.names, keys.due("x")))
+
+
+async def test_run_now_from_another_queue_is_refused(swarm: RedisSwarm, settings: RoostSettings):
+    await swarm.schedules.add("elsewhere", "hashchain", every="1m")
+    async with RedisSwarm(settings.model_copy(update={"queue": "other"})) as other:
+        with pytest.raises(BadInput, match="belongs to queue roost"):
+            await other.schedules.run_now("elsewhere")
+        assert (await other.schedules.pause("elsewhere")).paused  # the rest works from anywhere
+    assert (await swarm.counts())["queued"] == 0

@@ -196,8 +196,14 @@ class Schedules:
 
         Raises:
             NotFound: no such schedule.
+            BadInput: the schedule belongs to another queue than this swarm's.
         """
         schedule = await self.get(name)
+        if schedule.queue != self._backend.settings.queue:
+            raise BadInput(
+                f"schedule {name} belongs to queue {schedule.queue}; run it now from that "
+                f"queue (ROOST_QUEUE={schedule.queue} or --queue {schedule.queue})"
+            )
         work_id = (await self._backend.enqueue_many([schedule.item(tick_ms=None)]))[0]
         await self._edit("ran", name, work_id)
         return work_id
