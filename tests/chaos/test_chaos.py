@@ -108,3 +108,13 @@ async def test_redis_misbehaving_costs_no_attempts_and_no_workers(tmp_path: Path
         assert result.notes[f"{fault}_back_s"] <= cfg.recovery_bound
     assert "killed" in result.notes["busy-script"].lower()
     assert "killed" in result.notes["busy-function"].lower()
+
+
+async def test_schedules_make_one_item_per_tick_while_workers_die(tmp_path: Path):
+    """1 s schedules tick while a worker is SIGKILLed every ~1.5 s: no tick lost or doubled."""
+    cfg = QUICK["schedules"].config
+    result = await scenario("schedules", tmp_path)
+    assert result.notes["worker_kills"] >= 3
+    assert result.items >= cfg.schedules * (cfg.seconds - 3)
+    assert result.commits == result.items * 2
+    assert result.duplicates == 0 and result.dead == 0

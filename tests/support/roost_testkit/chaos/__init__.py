@@ -6,6 +6,7 @@
 - :mod:`.procs`: real subprocesses (workers, clients), always cleaned up by PID;
 - :mod:`.history`: reading the event stream and the logs, and auditing what they show;
 - :mod:`.invariants`: a live probe of I3 (every unfinished item is findable);
-- :mod:`.soak`, :mod:`.drain`, :mod:`.faults`, :mod:`.contention`: the scenarios;
+- :mod:`.soak`, :mod:`.drain`, :mod:`.faults`, :mod:`.contention`, :mod:`.schedules`: the
+  scenarios;
 - :mod:`.scenarios`: the scenarios, their CI-size and full-size settings, and their results.
 """

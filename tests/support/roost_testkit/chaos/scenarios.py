@@ -19,6 +19,7 @@ from roost_testkit.chaos.contention import (
 from roost_testkit.chaos.drain import DrainConfig, InflightConfig, drain_in_flight, graceful_drain
 from roost_testkit.chaos.faults import PoisonConfig, StallConfig, poison_items, stalled_worker
 from roost_testkit.chaos.misbehave import MisbehaveConfig, redis_misbehaves
+from roost_testkit.chaos.schedules import ScheduleConfig, scheduled_ticks
 from roost_testkit.chaos.soak import AwayConfig, SoakConfig, kill_soak, redis_away
 
 
@@ -42,6 +43,7 @@ def tier(full: bool) -> list[Scenario]:
             Scenario("poison", poison_items, PoisonConfig()),
             Scenario("resources", resource_contention, ResourceConfig()),
             Scenario("enqueue", idempotent_enqueue, EnqueueConfig()),
+            Scenario("schedules", scheduled_ticks, ScheduleConfig()),
         ]
     return [
         Scenario(
@@ -64,6 +66,11 @@ def tier(full: bool) -> list[Scenario]:
         Scenario("resources", resource_contention, ResourceConfig(steps=3, disk_only=40)),
         Scenario(
             "enqueue", idempotent_enqueue, EnqueueConfig(processes=20, connections=1, keys=50)
+        ),
+        Scenario(
+            "schedules",
+            scheduled_ticks,
+            ScheduleConfig(schedules=20, workers=4, seconds=300.0, timeout=300.0),
         ),
     ]
 

@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from roost.cli import demo, fleet, inspect, operate, server, worker
+from roost.cli import demo, fleet, inspect, operate, schedule, server, worker
 from roost.cli.common import (
     LogFormatOption,
     LogLevelOption,
@@ -115,3 +115,4 @@ _add("dead", inspect.dead)
 _add("workers", fleet.workers)
 _add("demo", demo.demo)
 app.add_typer(server.server_app, name="server")
+app.add_typer(schedule.schedule_app, name="schedule")

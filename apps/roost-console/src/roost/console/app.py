@@ -11,7 +11,7 @@ from starlette.middleware import Middleware
 from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
 
-from roost.console import api, errors, pages, stream
+from roost.console import api, errors, pages, schedules, stream
 from roost.console.security import DEFAULT_HOSTS, Guard, GuardConfig, SecureHeaders
 from roost.console.state import HERE, Console
 
@@ -81,6 +81,7 @@ def create_app(
         *api.routes(),
         *stream.routes(),
         *pages.routes(),
+        *schedules.routes(),
         Mount("/static", app=StaticFiles(directory=HERE / "static"), name="static"),
     ]
     app = ConsoleApp(

@@ -30,6 +30,7 @@ __all__ = [
     "PRIORITY",
     "RETENTION",
     "RETRY_DELAY",
+    "SCHEDULE_EVERY",
     "SETTING_RANGES",
     "STUCK_AFTER",
     "Range",
@@ -114,6 +115,8 @@ INLINE_STEPS = Range(0, 10_000)
 ATTEMPTS = Range(1, 1000)
 PRIORITY = Range(-1_000_000, 1_000_000)
 CONCURRENCY = Range(1, 10_000)
+SCHEDULE_EVERY = Range(1.0, 365 * DAY, seconds=True)
+"""The interval of a schedule that runs every so often."""
 
 DOCUMENTED: list[tuple[str, Range, str]] = [
     ("delay", DELAY, "`enqueue --delay`, `Snapshot.next_step_delay_seconds`"),
@@ -133,6 +136,7 @@ DOCUMENTED: list[tuple[str, Range, str]] = [
     ),
     ("priority", PRIORITY, "`enqueue --priority`, `WorkItem.priority`"),
     ("concurrency", CONCURRENCY, "`worker --concurrency`"),
+    ("schedule interval", SCHEDULE_EVERY, "`schedule add --every`"),
 ]
 """(what, range, where it applies): the README's table of limits."""
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import os
@@ -27,6 +28,7 @@ from roost.redis.keys import STATE_ORDER, Keys, new_token
 from roost.redis.listing import item_events, list_page, stream_pos
 from roost.redis.operations import enqueue_items
 from roost.redis.operations import replay as replay_item
+from roost.redis.schedules import Schedules
 from roost.redis.scripts import Scripts
 from roost.runtime.errors import (
     BadInput,
@@ -201,6 +203,11 @@ class RedisSwarm:
         if self._artifacts is None:
             self._artifacts = self.registry.artifact_store(self.settings.artifact_url)
         return self._artifacts
+
+    @functools.cached_property
+    def schedules(self) -> Schedules:
+        """Recurring work of this namespace: add, list, pause, resume, remove, run now."""
+        return Schedules(self)
 
     def common_args(self, keys: Keys) -> list[Any]:
         """The ARGV block every script starts with (see lua/_prelude.lua)."""

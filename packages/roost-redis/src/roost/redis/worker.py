@@ -201,6 +201,7 @@ class Worker:
             self._loop("promoter", lambda: promote_pass(self)),
             self._loop("maintenance", maintenance_pass(self)),
             self._loop("heartbeat", lambda: heartbeat_pass(self)),
+            self._loop("schedules", self.swarm.schedules.tick),
             self._loop("sinks", self._sink_pass),
             asyncio.create_task(
                 watch(self.health, self.settings.stuck_after, self.give_up), name="roost-watch"

@@ -1,0 +1,40 @@
+-- Change a schedule: pause, resume, remove, or record an item that run-now made.
+-- KEYS: 1 the schedule's hash, 2 the namespace's sorted set of schedule names, 3 the due
+-- index of its queue.
+-- ARGV: 1 op ('pause', 'resume', 'remove', 'ran'), 2 name, 3 its queue as the caller read
+-- it, 4 for 'resume' its next tick (ms; '' for none), for 'ran' the item's work id.
+-- Returns {'OK'}, {'SAME'} (already paused, or already running), {'GONE'} (no such
+-- schedule) or {'RETRY'} (its queue changed since the caller read it).
+local sched, names, due = KEYS[1], KEYS[2], KEYS[3]
+local op, name, queue, arg = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+if redis.call('EXISTS', sched) == 0 then return {'GONE'} end
+if redis.call('HGET', sched, 'queue') ~= queue then return {'RETRY'} end
+local paused = redis.call('HGET', sched, 'paused') == '1'
+
+if op == 'pause' then
+  if paused then return {'SAME'} end
+  redis.call('HSET', sched, 'paused', 1)
+  redis.call('ZREM', due, name)
+elseif op == 'resume' then
+  if not paused then return {'SAME'} end
+  if arg ~= '' and not tonumber(arg) then return redis.error_reply('bad next tick') end
+  redis.call('HSET', sched, 'paused', 0)
+  redis.call('HDEL', sched, 'dtick', 'dout', 'dmark')
+  if arg == '' then
+    redis.call('HDEL', sched, 'next')
+  else
+    redis.call('HSET', sched, 'next', arg)
+    redis.call('ZADD', due, arg, name)
+  end
+elseif op == 'remove' then
+  redis.call('DEL', sched)
+  redis.call('ZREM', names, name)
+  redis.call('ZREM', due, name)
+elseif op == 'ran' then
+  local t = redis.call('TIME')
+  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  redis.call('HSET', sched, 'last', arg, 'lout', 'run-now', 'lat', now)
+else
+  return redis.error_reply('unknown op ' .. op)
+end
+return {'OK'}

@@ -1,0 +1,239 @@
+"""What a schedule is in Redis: its keys, its hash's fields, its scripts, and its public model.
+
+Keys (under the namespace's hash tag, names encoded with :func:`~roost.redis.keys.encode_part`
+like every other key)::
+
+    {base}sched:<name>               hash: the definition and the tick state
+    {base}scheds                     sorted set of every schedule's name (for listing)
+    {base}q:<queue>:sched:due        sorted set: unpaused schedules of the queue, by next tick
+    {base}q:<queue>:sched:clock      hash: ``seen`` (last tick pass, server ms) and ``missed``
+                                     (ticks at or before it were missed; see :mod:`.ticks`)
+
+The scripts live in ``lua/schedules/`` (no shared prelude: they touch only these keys and
+the item meta a schedule's last item has).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping, Sequence
+from importlib.resources import files
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+from pydantic import BaseModel, Field
+
+from roost.redis.keys import Keys, encode_part
+from roost.redis.recurrence import Recurrence
+from roost.runtime.errors import BadInput
+from roost.runtime.models import WorkItem, WorkState
+from roost.runtime.settings import RoostSettings
+
+if TYPE_CHECKING:
+    from roost.redis.aio import AsyncRedis
+
+__all__ = [
+    "MISSED_POLICIES",
+    "Backend",
+    "MissedPolicy",
+    "Schedule",
+    "ScheduleKeys",
+    "ScheduleScripts",
+    "TERMINAL_STATES",
+    "check_schedule_name",
+    "tick_key",
+]
+
+MissedPolicy = Literal["run-once", "skip"]
+MISSED_POLICIES: tuple[MissedPolicy, ...] = ("run-once", "skip")
+TERMINAL_STATES = " ".join(s.value for s in WorkState if s.is_terminal)
+"""Passed to the scripts that judge whether a schedule's last item is finished."""
+
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:@/-]{0,99}")
+
+
+def check_schedule_name(name: str) -> str:
+    """Return ``name`` if it is a valid schedule name (1-100 of ``A-Z a-z 0-9 _ . : @ / -``).
+
+    Raises:
+        BadInput: it is not.
+    """
+    if not isinstance(name, str) or not _NAME.fullmatch(name):  # pyright: ignore[reportUnnecessaryIsInstance]
+        raise BadInput(
+            f"invalid schedule name {name!r}: use 1-100 characters from A-Z a-z 0-9 _ . : @ / -, "
+            "starting with a letter or digit"
+        )
+    return name
+
+
+def tick_key(name: str, tick_ms: int) -> str:
+    """The idempotency key of the item a schedule's tick makes: ``schedule:<name>:<tick ms>``."""
+    return f"schedule:{name}:{tick_ms}"
+
+
+class Backend(Protocol):
+    """What the schedule store needs of :class:`~roost.redis.RedisSwarm`."""
+
+    @property
+    def client(self) -> AsyncRedis:
+        """The connected client."""
+        ...
+
+    keys: Keys
+    settings: RoostSettings
+
+    async def enqueue_many(self, items: Sequence[WorkItem]) -> list[str]:
+        """Create work items; return their ids in order."""
+        ...
+
+
+class ScheduleKeys:
+    """Key names of the schedules of one namespace."""
+
+    def __init__(self, keys: Keys) -> None:
+        self.base = keys.base
+        self.names = f"{keys.base}scheds"
+
+    def schedule(self, name: str) -> str:
+        """Hash of one schedule: its definition and its tick state."""
+        return f"{self.base}sched:{encode_part(name)}"
+
+    def due(self, queue: str) -> str:
+        """Sorted set of the queue's unpaused schedules, scored by next tick (ms)."""
+        return f"{self.base}q:{encode_part(queue)}:sched:due"
+
+    def clock(self, queue: str) -> str:
+        """Hash: when the queue's schedules were last looked at, and the missed-tick mark."""
+        return f"{self.base}q:{encode_part(queue)}:sched:clock"
+
+
+class ScheduleScripts:
+    """The schedule scripts, registered on one client (redis-py reloads one after NOSCRIPT)."""
+
+    NAMES = ("save", "edit", "scan", "decide", "advance")
+
+    def __init__(self, client: AsyncRedis) -> None:
+        lua = files("roost.redis").joinpath("lua", "schedules")
+        self._scripts = {
+            name: client.register_script(lua.joinpath(f"{name}.lua").read_text())
+            for name in self.NAMES
+        }
+
+    async def __call__(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        """Run script ``name``."""
+        script: Any = self._scripts[name]
+        return await script(keys=list(keys), args=list(args))
+
+
+class Schedule(BaseModel):
+    """A schedule: what it enqueues, when, and what its last tick did.
+
+    Times are epoch seconds of the Redis server's clock.
+    """
+
+    name: str
+    engine: str
+    payload: dict[str, Any] = Field(default_factory=dict[str, Any])
+    resources: list[str] = Field(default_factory=list[str])
+    queue: str
+    cron: str | None = None
+    every: float | None = None
+    """Seconds between ticks (interval schedules)."""
+    timezone: str | None = None
+    """The cron expression's timezone."""
+    missed: MissedPolicy = "run-once"
+    """What a worker does with ticks missed while no worker ran: one item for them all, or none."""
+    skip_if_running: bool = False
+    """Skip a tick while the schedule's previous item is unfinished."""
+    paused: bool = False
+    created_at: float = 0.0
+    next_run: float | None = None
+    """The next tick (None when paused or when the expression never matches again)."""
+    last_tick: float | None = None
+    """The tick the last outcome was for."""
+    last_outcome: str | None = None
+    """``fired``, ``fired-missed`` (one item for missed ticks), ``skipped-missed``,
+    ``skipped-running`` or ``run-now``."""
+    last_at: float | None = None
+    """When the last outcome happened."""
+    last_work_id: str | None = None
+    """The last item the schedule made."""
+    last_state: WorkState | None = None
+    """That item's state when the schedule was read (None once it is gone)."""
+    fired: int = 0
+    """Ticks that made an item."""
+    skipped: int = 0
+    """Ticks that made none (missed with ``skip``, or skipped while the last item ran)."""
+
+    @property
+    def recurrence(self) -> Recurrence:
+        """The schedule's rhythm."""
+        if self.cron is not None:
+            return Recurrence(cron=self.cron, timezone=self.timezone or "UTC")
+        return Recurrence(every_ms=round((self.every or 0) * 1000))
+
+    def item(self, *, tick_ms: int | None) -> WorkItem:
+        """The work item a tick (or, with ``tick_ms`` None, a run-now) enqueues."""
+        return WorkItem(
+            engine=self.engine,
+            payload=self.payload,
+            resources=self.resources,
+            idempotency_key=None if tick_ms is None else tick_key(self.name, tick_ms),
+            queue=self.queue,
+        )
+
+
+def _ms(value: str | None) -> float | None:
+    return int(value) / 1000.0 if value else None
+
+
+def schedule_from_hash(name: str, h: Mapping[str, str]) -> Schedule:
+    """Read a schedule's hash (as :func:`definition_fields` and the scripts wrote it)."""
+    every = h.get("every")
+    paused = h.get("paused") == "1"
+    return Schedule(
+        name=name,
+        engine=h["engine"],
+        payload=json.loads(h.get("payload") or "{}"),
+        resources=[r for r in h.get("res", "").split(" ") if r],
+        queue=h["queue"],
+        cron=h.get("cron") or None,
+        every=int(every) / 1000.0 if every else None,
+        timezone=h.get("tz") or None,
+        missed="skip" if h.get("missed") == "skip" else "run-once",
+        skip_if_running=h.get("skiprun") == "1",
+        paused=paused,
+        created_at=_ms(h.get("created")) or 0.0,
+        next_run=None if paused else _ms(h.get("next")),
+        last_tick=_ms(h.get("ltick")),
+        last_outcome=h.get("lout") or None,
+        last_at=_ms(h.get("lat")),
+        last_work_id=h.get("last") or None,
+        fired=int(h.get("fired") or 0),
+        skipped=int(h.get("skipped") or 0),
+    )
+
+
+def definition_fields(schedule: Schedule) -> list[str]:
+    """The definition as field/value pairs for the save script."""
+    recurrence = schedule.recurrence
+    return [
+        "engine",
+        schedule.engine,
+        "payload",
+        json.dumps(schedule.payload, separators=(",", ":"), allow_nan=False),
+        "res",
+        " ".join(schedule.resources),
+        "queue",
+        schedule.queue,
+        "cron",
+        recurrence.cron or "",
+        "every",
+        str(recurrence.every_ms or ""),
+        "tz",
+        recurrence.timezone if recurrence.cron else "",
+        "missed",
+        schedule.missed,
+        "skiprun",
+        "1" if schedule.skip_if_running else "0",
+    ]
