@@ -197,7 +197,8 @@ def settings_reference() -> str:
         rows.append(f"| `{variable}` | {kind} | {default} | {meaning} (`{name}`) |")
     other = (
         f"Read outside the settings object: `{DISABLE_AUTOLOAD_ENV}` (any non-empty value: load"
-        " no installed plugins, only Roost's built-in ones)."
+        " no installed plugins, only Roost's built-in ones); `ROOST_SECRETS_DIR` (a directory"
+        " of files named after the variables above, read after the environment and `.env`)."
     )
     return "\n".join(rows) + "\n\n" + other + "\n"
 

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from roost.runtime.errors import BadInput, SettingsError
-from roost.runtime.settings import ENV_VARS, RoostSettings, find_home, parse_duration
+from roost.runtime.settings import ENV_VARS, RoostSettings, find_home, parse_duration, read_env
 
 # (variable, raw value, field, expected parsed value); relative paths are checked separately.
 VALID: list[tuple[str, str, str, Any]] = [
@@ -83,7 +83,7 @@ INVALID: list[tuple[str, str]] = [
 
 
 def test_every_variable_has_a_valid_and_an_invalid_case() -> None:
-    variables = {var for var, _ in ENV_VARS.values()}
+    variables = set(ENV_VARS.values())
     assert {var for var, *_ in VALID} == variables
     # every variable with a constrained value has at least one malformed example
     unconstrained = {"ROOST_HOME", "ROOST_ARTIFACT_ROOT", "ROOST_WORKSPACE_ROOT"}
@@ -244,6 +244,74 @@ def test_bad_overrides_name_the_variable() -> None:
 def test_reads_os_environ_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ROOST_NAMESPACE", "from-os")
     assert RoostSettings.from_env().namespace == "from-os"
+
+
+def test_a_given_environment_is_the_only_one_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ROOST_NAMESPACE", "from-os")
+    monkeypatch.setenv("ROOST_LEASE_TTL", "not a duration")
+    assert RoostSettings.from_env({}).namespace == "default"
+    assert RoostSettings.from_env({"ROOST_NAMESPACE": "given"}).namespace == "given"
+    # read_env reads one variable: another's bad value is not its problem
+    monkeypatch.setenv("ROOST_LOG_LEVEL", " Debug ")
+    assert read_env("log_level") == "debug"
+    monkeypatch.setenv("ROOST_LOG_LEVEL", "loud")
+    with pytest.raises(SettingsError, match=r"^ROOST_LOG_LEVEL: 'loud' is not one of debug"):
+        read_env("log_level")
+
+
+def _project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A project directory (a git root) as the current directory, with no ROOST_* set."""
+    for var in ENV_VARS.values():
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.delenv("ROOST_SECRETS_DIR", raising=False)
+    (tmp_path / ".git").mkdir()
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def test_dotenv_in_the_project_directory_is_read_from_below(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = _project(tmp_path, monkeypatch)
+    (root / ".env").write_text(
+        "# other programs' variables live here too\n"
+        "OPENAI_API_KEY=sk-not-ours\n"
+        "ROOST_NAMESPACE=from-dotenv\n"
+        "ROOST_LEASE_TTL=45s\n"
+        "ROOST_NOT_A_SETTING=1\n"
+    )
+    (root / "plugins" / "deep").mkdir(parents=True)
+    monkeypatch.chdir(root / "plugins" / "deep")
+    settings = RoostSettings.from_env()
+    assert (settings.namespace, settings.lease_ttl) == ("from-dotenv", 45.0)
+    assert settings.home == root / ".roost"
+    # the environment wins over .env, and a flag over both
+    monkeypatch.setenv("ROOST_NAMESPACE", "from-env")
+    assert RoostSettings.from_env().namespace == "from-env"
+    assert RoostSettings.from_env(namespace="from-flag").namespace == "from-flag"
+
+
+def test_dotenv_values_are_checked_like_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = _project(tmp_path, monkeypatch)
+    (root / ".env").write_text("ROOST_LEASE_TTL=soon\n")
+    with pytest.raises(SettingsError, match=r"^ROOST_LEASE_TTL: not a duration: 'soon'"):
+        RoostSettings.from_env()
+
+
+def test_secrets_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = _project(tmp_path, monkeypatch)
+    secrets = root / "secrets"
+    secrets.mkdir()
+    (secrets / "ROOST_REDIS_URL").write_text("redis://:hunter2@127.0.0.1:6390/0\n")
+    monkeypatch.setenv("ROOST_SECRETS_DIR", str(secrets))
+    assert RoostSettings.from_env().redis_url == "redis://:hunter2@127.0.0.1:6390/0"
+    monkeypatch.setenv("ROOST_REDIS_URL", "redis://127.0.0.1:6391/0")
+    assert RoostSettings.from_env().redis_url == "redis://127.0.0.1:6391/0"
+    monkeypatch.setenv("ROOST_SECRETS_DIR", str(root / "missing"))
+    with pytest.raises(SettingsError, match=r"^ROOST_SECRETS_DIR: .* is not a directory$"):
+        RoostSettings.from_env()
 
 
 def test_settings_are_frozen() -> None:

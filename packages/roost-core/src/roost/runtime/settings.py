@@ -1,5 +1,10 @@
 """One settings object, read from ``ROOST_*`` environment variables; flags override it.
 
+Values come, first match wins, from command-line flags, the environment, a ``.env`` file in
+the project directory (the one :func:`find_home` picks) and, when ``ROOST_SECRETS_DIR`` names
+a directory, files named after the variables in it (Docker and Kubernetes secrets). Parsing is
+pydantic-settings'; each field's annotation says how its text is read.
+
 Durations accept plain seconds (``30``, ``0.5``) or a number with a unit (``500ms``,
 ``30s``, ``5m``, ``2h``, ``7d``). A malformed or out-of-range value (see
 :mod:`roost.runtime.limits`) fails at start with one line that names the variable.
@@ -12,16 +17,19 @@ import os
 import re
 import tomllib
 from collections.abc import Mapping
+from contextvars import ContextVar
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Annotated, Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BeforeValidator, ValidationError
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from roost.runtime.errors import SettingsError
 from roost.runtime.limits import SETTING_RANGES, format_seconds
 from roost.runtime.urls import redact_url
 
 __all__ = [
+    "ENV_PREFIX",
     "ENV_VARS",
     "LOG_FORMATS",
     "LOG_LEVELS",
@@ -31,6 +39,8 @@ __all__ = [
     "read_env",
 ]
 
+ENV_PREFIX = "ROOST_"
+SECRETS_DIR_VAR = "ROOST_SECRETS_DIR"
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _DURATION = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*(ms|s|m|h|d)?\s*$")
 HOME_DIR = ".roost"
@@ -45,12 +55,18 @@ LOG_LEVELS: tuple[str, ...] = get_args(LogLevel)
 LOG_FORMATS: tuple[str, ...] = get_args(LogFormat)
 
 
-def parse_duration(text: str) -> float:
+def parse_duration(text: str | float) -> float:
     """Parse ``"30"``, ``"0.5"``, ``"500ms"``, ``"5m"``, ``"7d"`` into seconds.
+
+    A number (from a flag or the Python API) is taken as seconds.
 
     Raises:
         ValueError: the text is not a non-negative number with an optional unit.
     """
+    if isinstance(text, int | float) and not isinstance(text, bool):
+        return float(text)
+    if not isinstance(text, str):
+        raise ValueError(f"not a duration: {text!r}")
     match = _DURATION.match(text)
     if not match:
         raise ValueError(f"not a duration: {text!r} (use seconds, or a number with ms/s/m/h/d)")
@@ -60,93 +76,187 @@ def parse_duration(text: str) -> float:
     return value
 
 
-class RoostSettings(BaseModel):
+def _strip(value: Any) -> Any:
+    # Spaces around a value are a typo; a newline inside one (a flag with "jobs\n") is not
+    # taken for one, and the name checks refuse it. Secrets files lose their final newline
+    # where pydantic-settings reads them.
+    return value.strip(" \t") if isinstance(value, str) else value
+
+
+def _whole(value: Any) -> Any:
+    if not isinstance(value, str):
+        return value
+    try:
+        return int(value.strip())
+    except ValueError:
+        raise ValueError(f"not a whole number: {value!r}") from None
+
+
+def _flag(value: Any) -> Any:
+    if not isinstance(value, str):
+        return value
+    text = value.strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"not a boolean: {value!r} (use 1/0, true/false, yes/no)")
+
+
+def _path(value: Any) -> Any:
+    return Path(value).expanduser() if isinstance(value, str) else value
+
+
+def _choice(choices: tuple[str, ...]) -> Any:
+    def parse(value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        text = value.strip().lower()
+        if text not in choices:
+            raise ValueError(f"{value!r} is not one of {', '.join(choices)}")
+        return text
+
+    return parse
+
+
+_GIVEN_ONLY: ContextVar[bool] = ContextVar("roost_settings_given_only", default=False)
+"""Set while settings are built from given values only (no environment, .env or secrets)."""
+
+Text = Annotated[str, BeforeValidator(_strip)]
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+Whole = Annotated[int, BeforeValidator(_whole)]
+Flag = Annotated[bool, BeforeValidator(_flag)]
+PathSetting = Annotated[Path, BeforeValidator(_path)]
+
+
+class RoostSettings(BaseSettings):
     """Every knob of a Roost process.
 
     Build it with :meth:`from_env`; pass keyword overrides for values that came from flags.
     Relative paths are resolved against the current directory when the settings are read.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_ignore_empty=True,
+        frozen=True,
+        # A .env file holds other programs' variables too; unknown ROOST_* names in it are
+        # ignored like unknown environment variables.
+        extra="ignore",
+    )
 
-    redis_url: str | None = None
+    redis_url: Text | None = None
     """``ROOST_REDIS_URL``. Unset: run on the embedded server under ``home``."""
-    queue: str = "roost"
+    queue: Text = "roost"
     """``ROOST_QUEUE``. Workers take work only from their queue."""
-    redis_prefix: str = "roost"
+    redis_prefix: Text = "roost"
     """``ROOST_REDIS_PREFIX``. First part of every Redis key."""
-    namespace: str = "default"
+    namespace: Text = "default"
     """``ROOST_NAMESPACE``. Second part of every Redis key; isolates deployments."""
-    home: Path = Path(".roost")
+    home: PathSetting = Path(".roost")
     """``ROOST_HOME``. Project-local directory: embedded server data, artifacts, workspaces.
     Unset, :meth:`from_env` finds it the way git finds a repository (:func:`find_home`)."""
-    artifact_root: str | None = None
+    artifact_root: Text | None = None
     """``ROOST_ARTIFACT_ROOT``. A directory or a store URL; default ``{home}/artifacts``."""
-    workspace_root: Path | None = None
+    workspace_root: PathSetting | None = None
     """``ROOST_WORKSPACE_ROOT``. Per-item scratch directories; default ``{home}/workspaces``."""
-    lease_ttl: float = 30.0
+    lease_ttl: Duration = 30.0
     """``ROOST_LEASE_TTL``. How long a lease lives without renewal (renewed every third)."""
-    max_attempts: int = 3
+    max_attempts: Whole = 3
     """``ROOST_MAX_ATTEMPTS``. Attempts per step before the item is dead (engine and item
     may set their own)."""
-    retry_delay: float = 1.0
+    retry_delay: Duration = 1.0
     """``ROOST_RETRY_DELAY``. Base of the exponential backoff between attempts."""
-    retry_max_delay: float = 300.0
+    retry_max_delay: Duration = 300.0
     """``ROOST_RETRY_MAX_DELAY``. Cap of that backoff."""
-    retention: float = 7 * 86400.0
+    retention: Duration = 7 * 86400.0
     """``ROOST_RETENTION``. How long finished (done, failed, dead, cancelled) work is kept."""
-    events_maxlen: int = 100_000
+    events_maxlen: Whole = 100_000
     """``ROOST_EVENTS_MAXLEN``. Approximate length cap of the namespace's event stream."""
-    history: int = 0
+    history: Whole = 0
     """``ROOST_HISTORY``. Earlier snapshot versions kept per item (0: only the latest)."""
-    strict_durability: bool = False
+    strict_durability: Flag = False
     """``ROOST_STRICT_DURABILITY``. Wait for each commit to reach the append-only file."""
-    grace_period: float = 30.0
+    grace_period: Duration = 30.0
     """``ROOST_GRACE_PERIOD``. On stop, how long running steps may take to finish."""
-    inline_steps: int = 16
+    inline_steps: Whole = 16
     """``ROOST_INLINE_STEPS``. Zero-delay continuations run on the same lease before the
     item goes back through the queue (0: always through the queue)."""
-    stuck_after: float = 300.0
+    stuck_after: Duration = 300.0
     """``ROOST_STUCK_AFTER``. A worker whose loops (taking work, renewing leases, recovery,
     heartbeat...) have failed for this long without a pass going through exits non-zero, so
     that its process supervisor restarts it."""
-    log_level: LogLevel | None = None
+    log_level: Annotated[LogLevel | None, BeforeValidator(_choice(LOG_LEVELS))] = None
     """``ROOST_LOG_LEVEL``. ``debug``, ``info``, ``warning``, ``error`` or ``critical``;
     unset: each command's own (``roost worker`` shows info, other commands errors only)."""
-    log_format: LogFormat = "text"
+    log_format: Annotated[LogFormat, BeforeValidator(_choice(LOG_FORMATS))] = "text"
     """``ROOST_LOG_FORMAT``. ``text`` (one line per record) or ``json`` (JSON Lines)."""
 
     @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Flags, environment, ``.env``, secrets; only the given values inside :func:`given`."""
+        if _GIVEN_ONLY.get():
+            return (init_settings,)
+        return (init_settings, env_settings, dotenv_settings, file_secret_settings)
+
+    @classmethod
+    def given(cls, values: Mapping[str, Any]) -> RoostSettings:
+        """Settings from ``values`` (field name -> value or text) and defaults, nothing else.
+
+        Raises:
+            pydantic.ValidationError: a value is malformed.
+        """
+        token = _GIVEN_ONLY.set(True)
+        try:
+            return cls(**values)
+        finally:
+            _GIVEN_ONLY.reset(token)
+
+    @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> RoostSettings:
-        """Read ``ROOST_*`` variables from ``environ`` (default ``os.environ``).
+        """Read the settings: flags (``overrides``), then the environment, ``.env``, secrets.
 
         Args:
-            environ: the environment to read.
+            environ: read only this mapping instead of the process environment, the ``.env``
+                file and the secrets directory (for tests and embedding).
             **overrides: values that win over the environment (from CLI flags); ``None``
                 values are ignored.
 
         Raises:
             SettingsError: a value is malformed; the message names the variable.
         """
-        values: dict[str, Any] = {}
-        for field in ENV_VARS:
-            value = read_env(field, environ)
-            if value is not None:
-                values[field] = value
-        if "home" not in values and overrides.get("home") is None:
-            values["home"] = find_home()
+        given: dict[str, Any] = {}
         for field, value in overrides.items():
             if field not in cls.model_fields:
                 raise SettingsError(f"unknown setting {field!r}")
             if value is not None:
-                values[field] = value
-        flag_names = {field: var for field, (var, _) in ENV_VARS.items()}
+                given[field] = value
         try:
-            settings = cls(**values)
+            if environ is None:
+                secrets = os.environ.get(SECRETS_DIR_VAR) or None
+                if secrets is not None and not Path(secrets).is_dir():
+                    raise SettingsError(f"{SECRETS_DIR_VAR}: {secrets!r} is not a directory")
+                # pydantic-settings' own arguments, which type checkers do not see on cls
+                sources: dict[str, Any] = {
+                    "_env_file": find_home().parent / ".env",
+                    "_secrets_dir": secrets,
+                }
+                settings = cls(**sources, **given)
+            else:
+                found = {f: environ[v] for f, v in ENV_VARS.items() if environ.get(v)}
+                settings = cls.given({**found, **given})
         except ValidationError as exc:
-            err = exc.errors()[0]
-            field = str(err["loc"][0]) if err["loc"] else "?"
-            raise SettingsError(f"{flag_names.get(field, field)}: {err['msg']}") from None
+            var, message = _problem(exc)
+            raise SettingsError(f"{var}: {message}") from None
+        if "home" not in settings.model_fields_set:
+            settings = settings.model_copy(update={"home": find_home()})
         settings.check()
         return settings.resolved()
 
@@ -167,16 +277,13 @@ class RoostSettings(BaseModel):
             value = getattr(self, field)
             if not _KEY_PART.fullmatch(value):
                 raise SettingsError(
-                    f"{ENV_VARS[field][0]}: {value!r} must be 1-64 characters from "
-                    "A-Z a-z 0-9 _ . -"
+                    f"{ENV_VARS[field]}: {value!r} must be 1-64 characters from A-Z a-z 0-9 _ . -"
                 )
         for field, allowed in SETTING_RANGES.items():
             value = getattr(self, field)
             if not allowed.contains(value):
                 shown = format_seconds(value) if allowed.seconds else value
-                raise SettingsError(
-                    f"{ENV_VARS[field][0]}: must be {allowed.describe()}, not {shown}"
-                )
+                raise SettingsError(f"{ENV_VARS[field]}: must be {allowed.describe()}, not {shown}")
 
     @property
     def artifact_url(self) -> str:
@@ -280,38 +387,13 @@ def _host_problem(entry: str) -> str | None:
     return None
 
 
-def _url(text: str) -> str:
-    return text.strip()
-
-
-def _int(text: str) -> int:
-    try:
-        return int(text.strip())
-    except ValueError:
-        raise ValueError(f"not a whole number: {text!r}") from None
-
-
-def _bool(text: str) -> bool:
-    value = text.strip().lower()
-    if value in ("1", "true", "yes", "on"):
-        return True
-    if value in ("0", "false", "no", "off"):
-        return False
-    raise ValueError(f"not a boolean: {text!r} (use 1/0, true/false, yes/no)")
-
-
-def _path(text: str) -> Path:
-    return Path(text).expanduser()
-
-
-def _choice(choices: tuple[str, ...]) -> Any:
-    def parse(text: str) -> str:
-        value = text.strip().lower()
-        if value not in choices:
-            raise ValueError(f"{text!r} is not one of {', '.join(choices)}")
-        return value
-
-    return parse
+def _problem(exc: ValidationError) -> tuple[str, str]:
+    """The first problem of ``exc``: the setting's variable, and what is wrong with it."""
+    err = exc.errors()[0]
+    field = str(err["loc"][0]) if err["loc"] else "?"
+    cause = err.get("ctx", {}).get("error")
+    message = str(cause) if err["type"] == "value_error" and cause else err["msg"]
+    return ENV_VARS.get(field, field), message
 
 
 def read_env(field: str, environ: Mapping[str, str] | None = None) -> Any:
@@ -322,36 +404,17 @@ def read_env(field: str, environ: Mapping[str, str] | None = None) -> Any:
     Raises:
         SettingsError: the value is malformed; the message names the variable.
     """
-    var, parse = ENV_VARS[field]
+    var = ENV_VARS[field]
     raw = (os.environ if environ is None else environ).get(var)
     if raw is None or raw == "":
         return None
     try:
-        return parse(raw)
-    except ValueError as exc:
-        raise SettingsError(f"{var}: {exc}") from None
+        return getattr(RoostSettings.given({field: raw}), field)
+    except ValidationError as exc:
+        raise SettingsError(f"{var}: {_problem(exc)[1]}") from None
 
 
-ENV_VARS: dict[str, tuple[str, Any]] = {
-    "redis_url": ("ROOST_REDIS_URL", _url),
-    "queue": ("ROOST_QUEUE", str.strip),
-    "redis_prefix": ("ROOST_REDIS_PREFIX", str.strip),
-    "namespace": ("ROOST_NAMESPACE", str.strip),
-    "home": ("ROOST_HOME", _path),
-    "artifact_root": ("ROOST_ARTIFACT_ROOT", str.strip),
-    "workspace_root": ("ROOST_WORKSPACE_ROOT", _path),
-    "lease_ttl": ("ROOST_LEASE_TTL", parse_duration),
-    "max_attempts": ("ROOST_MAX_ATTEMPTS", _int),
-    "retry_delay": ("ROOST_RETRY_DELAY", parse_duration),
-    "retry_max_delay": ("ROOST_RETRY_MAX_DELAY", parse_duration),
-    "retention": ("ROOST_RETENTION", parse_duration),
-    "events_maxlen": ("ROOST_EVENTS_MAXLEN", _int),
-    "history": ("ROOST_HISTORY", _int),
-    "strict_durability": ("ROOST_STRICT_DURABILITY", _bool),
-    "grace_period": ("ROOST_GRACE_PERIOD", parse_duration),
-    "inline_steps": ("ROOST_INLINE_STEPS", _int),
-    "stuck_after": ("ROOST_STUCK_AFTER", parse_duration),
-    "log_level": ("ROOST_LOG_LEVEL", _choice(LOG_LEVELS)),
-    "log_format": ("ROOST_LOG_FORMAT", _choice(LOG_FORMATS)),
+ENV_VARS: dict[str, str] = {
+    name: f"{ENV_PREFIX}{name.upper()}" for name in RoostSettings.model_fields
 }
-"""Setting name -> (environment variable, parser)."""
+"""Setting name -> its environment variable."""

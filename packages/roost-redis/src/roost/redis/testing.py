@@ -222,13 +222,13 @@ class RedisConformanceBackend(ConformanceBackend):
         )
 
 
-_ROOST_VARIABLES = frozenset(var for var, _ in ENV_VARS.values())
+_ROOST_VARIABLES = frozenset(ENV_VARS.values())
 
 
 def _environment(settings: RoostSettings) -> dict[str, str]:
     """``settings`` as the ``ROOST_*`` variables that read back to them."""
     out: dict[str, str] = {}
-    for field, (var, _parse) in ENV_VARS.items():
+    for field, var in ENV_VARS.items():
         value = getattr(settings, field)
         if value is None:
             continue
