@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import uuid
+from importlib.resources import files
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from roost.redis import RedisSwarm
-from roost.redis.keys import Keys, decode_part, encode_part
+from roost.redis.keys import STATE_ORDER, Keys, decode_part, encode_part
 from roost.runtime import RoostSettings, WorkItem, WorkState
 from roost_testkit.engines import HashChainEngine, expected_state
 
@@ -213,3 +215,18 @@ def test_adversarial_names_never_disturb_each_other_on_a_real_server(
             assert (await swarm.counts())["queued"] == len(ids) - 1
 
     asyncio.run(check())
+
+
+def _lua_table(name: str) -> list[str]:
+    """The names in one of the prelude's tables: ``{'a', 'b'}`` or ``{a = true, b = true}``."""
+    prelude = files("roost.redis").joinpath("lua", "_prelude.lua").read_text()
+    body = re.search(rf"local {name} = \{{(.*?)\}}", prelude, re.S)
+    assert body is not None, name
+    return [a or b for a, b in re.findall(r"'([a-z_]+)'|([a-z_]+) = true", body.group(1))]
+
+
+def test_the_scripts_know_the_states_python_knows() -> None:
+    # One state index per state, in the order both sides use for KEYS.
+    assert _lua_table("STATES") == [s.value for s in STATE_ORDER]
+    assert set(STATE_ORDER) == set(WorkState)
+    assert set(_lua_table("TERMINAL")) == {s.value for s in WorkState if s.is_terminal}

@@ -1,4 +1,4 @@
-"""Roost's Redis runtime: ``RedisSwarm`` runs the step cycle on Redis + SAQ."""
+"""Roost's Redis runtime: ``RedisSwarm`` runs the step cycle on Redis."""
 
 from roost.redis.faults import describe as describe_redis_error
 from roost.redis.keys import Keys
