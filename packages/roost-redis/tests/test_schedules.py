@@ -216,6 +216,61 @@ async def test_a_pass_that_died_after_its_enqueue_is_finished_by_the_next(swarm:
     assert (await enqueued_events(swarm))[first] == 1
 
 
+async def _decide_by_hand(swarm: RedisSwarm, name: str) -> tuple[int, str]:
+    """The first half of a pass for ``name``'s next tick: wait for it, decide, enqueue; then
+    nothing, as if the worker was SIGKILLed. Returns the tick and the item's work id."""
+    store, queue = swarm.schedules, swarm.settings.queue
+    await store.tick()  # note a pass, so that the tick below is on time
+    schedule = await store.get(name)
+    assert schedule.next_run is not None
+    tick = int(schedule.next_run * 1000)
+    await asyncio.sleep(max(0.0, tick - await server_ms(swarm)) / 1000 + 0.05)
+    decided = await store.scripts(
+        "decide",
+        [
+            store.keys.schedule(name),
+            store.keys.due(queue),
+            store.keys.clock(queue),
+            store.keys.schedule(name),
+        ],
+        [name, tick, "", "1", "done failed dead cancelled"],
+    )
+    assert list(decided) == ["DECIDED", "fired", ""]
+    return tick, (await swarm.enqueue_many([schedule.item(tick_ms=tick)]))[0]
+
+
+async def test_a_decided_tick_is_carried_out_through_a_pause(swarm: RedisSwarm):
+    store = swarm.schedules
+    await store.add("held", "hashchain", every="1s")
+    tick, first = await _decide_by_hand(swarm, "held")
+    await store.pause("held")
+
+    await store.tick()  # another worker's pass
+    after = await store.get("held")
+    assert (await items_of(swarm, "held"))[tick] == [first]
+    assert after.paused and after.fired == 1 and after.last_work_id == first
+    await asyncio.sleep(1.2)  # a tick's worth: a paused schedule makes nothing more
+    await store.tick()
+    assert list(await items_of(swarm, "held")) == [tick]
+
+
+async def test_a_resume_before_the_decided_tick_ran_goes_on_after_now(swarm: RedisSwarm):
+    store = swarm.schedules
+    await store.add("quick", "hashchain", every="1s")
+    tick, first = await _decide_by_hand(swarm, "quick")
+    await store.pause("quick")
+    await asyncio.sleep(2.5)  # ticks fall in the pause
+    resumed_at = await server_ms(swarm)
+    await store.resume("quick")
+
+    await store.tick()
+    after = await store.get("quick")
+    made = await items_of(swarm, "quick")
+    assert made == {tick: [first]}  # the decided tick, and none of the pause's
+    assert not after.paused and after.fired == 1
+    assert after.next_run is not None and after.next_run * 1000 > resumed_at
+
+
 @pytest.mark.slow
 async def test_ticks_missed_while_no_worker_ran_follow_each_policy(
     swarm: RedisSwarm, running_worker: Any

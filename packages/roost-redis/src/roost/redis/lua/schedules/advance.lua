@@ -17,8 +17,16 @@ if not f[5] then return {'GONE'} end
 if f[1] ~= tick or f[2] ~= tick or f[3] ~= outcome then return {'MOVED'} end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+-- Resumed while this tick was pending: go on from the resume's next tick, not from the
+-- ticks that fell in the pause (see edit.lua).
+local resumed = redis.call('HGET', sched, 'rnext')
+if resumed == '-' then
+  nxt = ''
+elseif resumed and nxt ~= '' and tonumber(nxt) < tonumber(resumed) then
+  nxt = resumed
+end
 
-redis.call('HDEL', sched, 'dtick', 'dout', 'dmark')
+redis.call('HDEL', sched, 'dtick', 'dout', 'dmark', 'rnext')
 if nxt == '' then
   redis.call('HDEL', sched, 'next')
   redis.call('ZREM', due, name)

@@ -10,16 +10,27 @@ local op, name, queue, arg = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 if redis.call('EXISTS', sched) == 0 then return {'GONE'} end
 if redis.call('HGET', sched, 'queue') ~= queue then return {'RETRY'} end
 local paused = redis.call('HGET', sched, 'paused') == '1'
+-- A tick decided but not yet carried out (a worker died between decide and advance) is
+-- carried out whatever happens to the schedule after it came due: it stays in the due index
+-- through a pause, and a resume lets it finish before the schedule goes on ('rnext', read
+-- by advance.lua).
+local d = redis.call('HMGET', sched, 'dtick', 'next')
+local pending = d[1] and d[1] == d[2]
 
 if op == 'pause' then
   if paused then return {'SAME'} end
   redis.call('HSET', sched, 'paused', 1)
-  redis.call('ZREM', due, name)
+  if not pending then redis.call('ZREM', due, name) end
 elseif op == 'resume' then
   if not paused then return {'SAME'} end
   if arg ~= '' and not tonumber(arg) then return redis.error_reply('bad next tick') end
   redis.call('HSET', sched, 'paused', 0)
-  redis.call('HDEL', sched, 'dtick', 'dout', 'dmark')
+  if pending then
+    redis.call('HSET', sched, 'rnext', arg == '' and '-' or arg)
+    redis.call('ZADD', due, d[2], name)
+    return {'OK'}
+  end
+  redis.call('HDEL', sched, 'dtick', 'dout', 'dmark', 'rnext')
   if arg == '' then
     redis.call('HDEL', sched, 'next')
   else
