@@ -1,0 +1,354 @@
+"""Prometheus metrics: a worker's step counters, and the queue's gauges read from Redis.
+
+:class:`WorkerMetrics` is a step observer (:mod:`roost.runtime.observe`): it counts steps,
+times them and counts lease renewals, losses and recoveries in memory, with no Redis call.
+:class:`QueueReader` reads the queue's gauges (items per state, deliveries per engine,
+oldest queued age, live workers) in ONE pipelined round trip per scrape;
+:class:`QueueCollector` serves that reading to a ``prometheus_client`` registry. Labels are
+bounded: ``engine``, ``outcome``, ``state``, ``queue`` and ``kind``, never a work id.
+
+``roost worker --metrics-port N`` serves both on ``/metrics`` (:func:`serve_worker_metrics`);
+the console serves the queue's gauges on its own ``/metrics``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.exposition import generate_latest, start_http_server
+from prometheus_client.registry import Collector
+
+from roost.redis.faults import describe
+from roost.redis.keys import STATE_ORDER
+from roost.runtime.observe import OUTCOMES, StepObserver, StepRecord
+
+if TYPE_CHECKING:
+    from wsgiref.simple_server import WSGIServer
+
+    from prometheus_client.metrics_core import Metric
+
+    from roost.redis.swarm import RedisSwarm
+
+__all__ = [
+    "DURATION_BUCKETS",
+    "LATENCY_BUCKETS",
+    "QueueCollector",
+    "QueueReader",
+    "QueueReading",
+    "WorkerMetrics",
+    "queue_metrics_text",
+    "serve_worker_metrics",
+]
+
+log = logging.getLogger("roost.metrics")
+
+DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900)
+"""Step duration buckets (seconds): agent steps run from milliseconds to many minutes."""
+
+LATENCY_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
+"""Buckets for enqueue-to-start latency and delay lateness (seconds)."""
+
+SCRAPE_TIMEOUT = 5.0
+"""How long a worker's scrape waits for the queue's Redis read."""
+
+
+class WorkerMetrics(StepObserver):
+    """A worker's counters and histograms, kept in memory (one per worker process).
+
+    Args:
+        registry: where the metrics are registered (default: a new one, ``self.registry``).
+        slots: the worker's slots per engine, exported as ``roost_worker_slots``.
+    """
+
+    def __init__(
+        self, registry: CollectorRegistry | None = None, slots: Mapping[str, int] | None = None
+    ) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        r = self.registry
+        self.steps = Counter(
+            "roost_steps",
+            "Step attempts by outcome: committed, retried, failed, dead, interrupted, refused.",
+            ["engine", "outcome"],
+            registry=r,
+        )
+        self.duration = Histogram(
+            "roost_step_duration_seconds",
+            "Time from a step's start to its outcome (engine call and commit).",
+            ["engine"],
+            buckets=DURATION_BUCKETS,
+            registry=r,
+        )
+        self.queued = Histogram(
+            "roost_step_queue_latency_seconds",
+            "Time an item waited queued before a worker took its lease (enqueue to start).",
+            ["engine"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.late = Histogram(
+            "roost_step_lateness_seconds",
+            "How long after its due time a delayed, retried or waiting item started.",
+            ["engine"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.running = Gauge(
+            "roost_worker_steps_running", "Steps this worker is running.", ["engine"], registry=r
+        )
+        self.slots = Gauge(
+            "roost_worker_slots", "Slots this worker has, per engine.", ["engine"], registry=r
+        )
+        self.renewals = Counter("roost_lease_renewals", "Leases this worker renewed.", registry=r)
+        self.lost = Counter(
+            "roost_leases_lost",
+            "Leases this worker lost while its step ran.",
+            ["engine"],
+            registry=r,
+        )
+        self.recoveries = Counter(
+            "roost_recoveries",
+            "What this worker's recovery passes did: requeued and dead expired leases, "
+            "re-dispatched stranded deliveries.",
+            ["kind"],
+            registry=r,
+        )
+        for kind in ("requeued", "dead", "redispatched"):
+            self.recoveries.labels(kind)
+        self._by_engine: dict[str, _EngineMetrics] = {}
+        for engine, n in (slots or {}).items():
+            self.slots.labels(engine).set(n)
+            self._engine(engine)
+
+    def _engine(self, engine: str) -> _EngineMetrics:
+        """The engine's metric children (looked up once: ``labels()`` costs a lock)."""
+        cached = self._by_engine.get(engine)
+        if cached is not None:
+            return cached
+        found = self._by_engine[engine] = _EngineMetrics(
+            outcomes={o: self.steps.labels(engine, o) for o in OUTCOMES},
+            duration=self.duration.labels(engine),
+            queued=self.queued.labels(engine),
+            late=self.late.labels(engine),
+            running=self.running.labels(engine),
+        )
+        return found
+
+    def step_started(self, record: StepRecord) -> None:
+        """Count a running step; observe its queue latency and lateness."""
+        m = self._engine(record.engine)
+        m.running.inc()
+        if record.queued_for is not None:
+            m.queued.observe(record.queued_for)
+        if record.late_by is not None:
+            m.late.observe(record.late_by)
+
+    def step_ended(self, record: StepRecord) -> None:
+        """Count the step's outcome and observe its duration."""
+        m = self._engine(record.engine)
+        m.running.dec()
+        if record.outcome is not None:
+            m.outcomes[record.outcome].inc()
+        m.duration.observe(record.duration)
+
+    def leases_renewed(self, count: int) -> None:
+        """Count renewals."""
+        self.renewals.inc(count)
+
+    def lease_lost(self, engine: str) -> None:
+        """Count a lost lease."""
+        self.lost.labels(engine).inc()
+
+    def recovered(self, requeued: int, dead: int, redispatched: int) -> None:
+        """Count what a recovery pass did."""
+        for kind, n in (("requeued", requeued), ("dead", dead), ("redispatched", redispatched)):
+            if n:
+                self.recoveries.labels(kind).inc(n)
+
+
+@dataclass(slots=True)
+class _EngineMetrics:
+    outcomes: dict[str, Any]
+    duration: Any
+    queued: Any
+    late: Any
+    running: Any
+
+
+# -- the queue's gauges ---------------------------------------------------------------------
+
+
+EngineCounts = tuple[int, int, int]
+
+
+@dataclass
+class QueueReading:
+    """The queue's gauges, as one pipelined read found them."""
+
+    queue: str
+    states: dict[str, int]
+    oldest_queued_age: float
+    """Seconds the oldest queued item has waited (0 when none is queued)."""
+    live_workers: int
+    running: int
+    engines: dict[str, EngineCounts] = field(default_factory=dict[str, "EngineCounts"])
+    """Per engine: deliveries queued, deliveries taken (active), live workers running it."""
+
+
+class QueueReader:
+    """Reads a queue's gauges in one pipelined round trip.
+
+    The engines are those the queue knew at the previous read (its set of engines is read
+    in the same round trip, for the next one): a new engine's per-engine gauges appear from
+    the second scrape after its first item.
+    """
+
+    def __init__(self, swarm: RedisSwarm) -> None:
+        self.swarm = swarm
+        self.engines: list[str] = []
+
+    async def read(self) -> QueueReading:
+        """One round trip: state counts, oldest queued, workers, per-engine lists."""
+        keys = self.swarm.keys
+        engines = list(self.engines)
+        async with self.swarm.client.pipeline(transaction=False) as pipe:
+            pipe.execute_command("TIME")
+            for s in STATE_ORDER:
+                pipe.zcard(keys.state(s))
+            pipe.zrange(keys.state("queued"), 0, 0, withscores=True)
+            pipe.zrange(keys.workers, 0, -1, withscores=True)
+            pipe.smembers(keys.engines)
+            for engine in engines:
+                route = keys.for_engine(engine)
+                pipe.llen(route.saq_queued)
+                pipe.llen(route.saq_active)
+                pipe.zrange(keys.live(engine), 0, -1, withscores=True)
+            replies: list[Any] = await pipe.execute()
+        seconds, micros = replies[0]
+        now_ms = int(seconds) * 1000 + int(micros) // 1000
+        n = len(STATE_ORDER)
+        states = {str(s): int(v) for s, v in zip(STATE_ORDER, replies[1 : n + 1], strict=True)}
+        oldest: list[tuple[str, float]] = replies[n + 1]
+        workers: list[tuple[str, float]] = replies[n + 2]
+        self.engines = sorted(replies[n + 3])
+        per: dict[str, EngineCounts] = {}
+        rest = replies[n + 4 :]
+        for i, engine in enumerate(engines):
+            queued, active, live = rest[i * 3 : i * 3 + 3]
+            per[engine] = (int(queued), int(active), sum(1 for _, exp in live if exp > now_ms))
+        return QueueReading(
+            queue=keys.queue,
+            states=states,
+            oldest_queued_age=max(now_ms - oldest[0][1], 0) / 1000.0 if oldest else 0.0,
+            live_workers=sum(1 for _, exp in workers if exp > now_ms),
+            running=states.get("running", 0),
+            engines=per,
+        )
+
+
+def reading_metrics(reading: QueueReading | None) -> Iterator[Metric]:
+    """The gauges of ``reading`` (only ``roost_redis_up 0`` when Redis could not be read)."""
+    up = GaugeMetricFamily("roost_redis_up", "Whether the last read of the queue's gauges worked.")
+    up.add_metric([], 0 if reading is None else 1)
+    yield up
+    if reading is None:
+        return
+    q = reading.queue
+    items = GaugeMetricFamily(
+        "roost_work_items", "Items per state in the queue's namespace.", labels=["queue", "state"]
+    )
+    for state, count in reading.states.items():
+        items.add_metric([q, state], count)
+    yield items
+    oldest = GaugeMetricFamily(
+        "roost_oldest_queued_age_seconds",
+        "How long the oldest queued item has waited (0 when none is queued).",
+        labels=["queue"],
+    )
+    oldest.add_metric([q], reading.oldest_queued_age)
+    yield oldest
+    workers = GaugeMetricFamily("roost_live_workers", "Live workers.", labels=["queue"])
+    workers.add_metric([q], reading.live_workers)
+    yield workers
+    busy = GaugeMetricFamily(
+        "roost_slots_in_use", "Steps running across the fleet (leases held).", labels=["queue"]
+    )
+    busy.add_metric([q], reading.running)
+    yield busy
+    deliveries = GaugeMetricFamily(
+        "roost_engine_deliveries",
+        "Deliveries per engine: queued on its list, or taken by a worker (active).",
+        labels=["queue", "engine", "list"],
+    )
+    live = GaugeMetricFamily(
+        "roost_engine_live_workers", "Live workers running each engine.", labels=["queue", "engine"]
+    )
+    for engine, (queued, active, n) in sorted(reading.engines.items()):
+        deliveries.add_metric([q, engine, "queued"], queued)
+        deliveries.add_metric([q, engine, "active"], active)
+        live.add_metric([q, engine], n)
+    yield deliveries
+    yield live
+
+
+class QueueCollector(Collector):
+    """Serves a queue's gauges to a registry scraped from a thread (the worker's server).
+
+    Each ``collect`` runs one :meth:`QueueReader.read` on ``loop`` (the worker's event
+    loop) and waits up to SCRAPE_TIMEOUT for it.
+    """
+
+    def __init__(self, reader: QueueReader, loop: asyncio.AbstractEventLoop) -> None:
+        self.reader = reader
+        self.loop = loop
+
+    def collect(self) -> Iterator[Metric]:
+        """Read the queue and yield its gauges."""
+        reading: QueueReading | None
+        try:
+            future = asyncio.run_coroutine_threadsafe(self.reader.read(), self.loop)
+            reading = future.result(SCRAPE_TIMEOUT)
+        except Exception as exc:  # a scrape reports Redis down; it never raises
+            log.warning("metrics: could not read the queue's gauges: %s", describe(exc))
+            reading = None
+        yield from reading_metrics(reading)
+
+
+class _Fixed(Collector):
+    def __init__(self, reading: QueueReading | None) -> None:
+        self.reading = reading
+
+    def collect(self) -> Iterator[Metric]:
+        yield from reading_metrics(self.reading)
+
+
+async def queue_metrics_text(reader: QueueReader) -> bytes:
+    """The queue's gauges in Prometheus's text format (one Redis round trip)."""
+    try:
+        reading: QueueReading | None = await reader.read()
+    except Exception as exc:
+        log.warning("metrics: could not read the queue's gauges: %s", describe(exc))
+        reading = None
+    registry = CollectorRegistry()
+    registry.register(_Fixed(reading))
+    return generate_latest(registry)
+
+
+def serve_worker_metrics(
+    metrics: WorkerMetrics, swarm: RedisSwarm, port: int, host: str = "127.0.0.1"
+) -> WSGIServer:
+    """Serve ``/metrics`` on ``host:port`` from a thread: the worker's and the queue's.
+
+    Call from the worker's event loop. Returns the server; ``shutdown()`` stops it.
+
+    Raises:
+        OSError: the port cannot be bound.
+    """
+    metrics.registry.register(QueueCollector(QueueReader(swarm), asyncio.get_running_loop()))
+    server, _thread = start_http_server(port, addr=host, registry=metrics.registry)
+    return server
