@@ -44,6 +44,7 @@ __all__ = [
     "WorkerMetrics",
     "queue_metrics_text",
     "serve_worker_metrics",
+    "watch_queue",
 ]
 
 log = logging.getLogger("roost.metrics")
@@ -339,16 +340,20 @@ async def queue_metrics_text(reader: QueueReader) -> bytes:
     return generate_latest(registry)
 
 
-def serve_worker_metrics(
-    metrics: WorkerMetrics, swarm: RedisSwarm, port: int, host: str = "127.0.0.1"
-) -> WSGIServer:
-    """Serve ``/metrics`` on ``host:port`` from a thread: the worker's and the queue's.
+def serve_worker_metrics(metrics: WorkerMetrics, port: int, host: str = "127.0.0.1") -> WSGIServer:
+    """Serve ``metrics.registry`` on ``http://host:port/metrics`` from a thread.
 
-    Call from the worker's event loop. Returns the server; ``shutdown()`` stops it.
+    Bind before connecting to Redis (a port in use is the caller's error to report), then
+    :func:`watch_queue` once the swarm is connected. ``shutdown()`` on the returned server
+    stops it.
 
     Raises:
         OSError: the port cannot be bound.
     """
-    metrics.registry.register(QueueCollector(QueueReader(swarm), asyncio.get_running_loop()))
     server, _thread = start_http_server(port, addr=host, registry=metrics.registry)
     return server
+
+
+def watch_queue(metrics: WorkerMetrics, swarm: RedisSwarm) -> None:
+    """Add the queue's gauges to ``metrics``, read on the calling event loop at each scrape."""
+    metrics.registry.register(QueueCollector(QueueReader(swarm), asyncio.get_running_loop()))
