@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Awaitable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
-from prometheus_client.exposition import generate_latest, start_http_server
+from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest, start_http_server
 from prometheus_client.registry import Collector
 
 from roost.redis.faults import describe
@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DURATION_BUCKETS",
     "LATENCY_BUCKETS",
+    "METRICS_CONTENT_TYPE",
     "QueueCollector",
     "QueueReader",
     "QueueReading",
@@ -54,6 +55,9 @@ DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30,
 
 LATENCY_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
 """Buckets for enqueue-to-start latency and delay lateness (seconds)."""
+
+METRICS_CONTENT_TYPE: str = CONTENT_TYPE_LATEST
+"""The media type of Prometheus's text format, as ``/metrics`` answers it."""
 
 SCRAPE_TIMEOUT = 5.0
 """How long a worker's scrape waits for the queue's Redis read."""
@@ -328,9 +332,15 @@ class _Fixed(Collector):
         yield from reading_metrics(self.reading)
 
 
-async def queue_metrics_text(reader: QueueReader) -> bytes:
-    """The queue's gauges in Prometheus's text format (one Redis round trip)."""
+async def queue_metrics_text(reader: QueueReader | Awaitable[QueueReader]) -> bytes:
+    """The queue's gauges in Prometheus's text format (one Redis round trip).
+
+    ``reader`` may be awaitable (a console connecting to Redis on first use): a failure to
+    get it or to read answers ``roost_redis_up 0``, never an error.
+    """
     try:
+        if not isinstance(reader, QueueReader):
+            reader = await reader
         reading: QueueReading | None = await reader.read()
     except Exception as exc:
         log.warning("metrics: could not read the queue's gauges: %s", describe(exc))
