@@ -10,6 +10,7 @@ current span while the engine runs: spans the engine makes nest under it.
 
 from __future__ import annotations
 
+import contextvars
 from typing import TYPE_CHECKING
 
 from opentelemetry import context as otel_context
@@ -72,6 +73,8 @@ class TraceObserver(StepObserver):
             attributes=attributes,
         )
         record.scratch[self] = span
+        if record.context is None:
+            record.context = contextvars.copy_context()
         record.context.run(otel_context.attach, trace.set_span_in_context(span, parent))
 
     def step_ended(self, record: StepRecord) -> None:

@@ -69,8 +69,10 @@ class StepRecord:
         detail: more about the outcome: what follows a commit (``done``, ``inline``,
             ``queue``, ``delay``, ``hold``), the exception type of a failure, why an
             interruption or refusal happened.
-        context: the ``contextvars.Context`` the engine runs in; an observer may set
-            variables in it (``context.run(var.set, value)``) in ``step_started``.
+        context: the ``contextvars.Context`` the engine runs in, or None for a copy of
+            the worker's: an observer that needs to set variables there (a current span)
+            sets it in ``step_started``, once (``record.context = record.context or
+            contextvars.copy_context()``), then ``record.context.run(var.set, value)``.
         scratch: observers' own state for this step, each under its own key.
     """
 
@@ -86,7 +88,7 @@ class StepRecord:
     duration: float = 0.0
     outcome: Outcome | None = None
     detail: str = ""
-    context: contextvars.Context = field(default_factory=contextvars.copy_context)
+    context: contextvars.Context | None = None
     scratch: MutableMapping[object, Any] = field(default_factory=dict[object, Any])
 
 

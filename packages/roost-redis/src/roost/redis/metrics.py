@@ -15,12 +15,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from bisect import bisect_left
 from collections.abc import Awaitable, Iterator, Mapping
 from dataclasses import dataclass, field
+from itertools import accumulate
 from typing import TYPE_CHECKING, Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+)
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest, start_http_server
 from prometheus_client.registry import Collector
 
@@ -44,6 +50,7 @@ __all__ = [
     "QueueReading",
     "WorkerMetrics",
     "queue_metrics_text",
+    "reading_metrics",
     "serve_worker_metrics",
     "watch_queue",
 ]
@@ -63,8 +70,45 @@ SCRAPE_TIMEOUT = 5.0
 """How long a worker's scrape waits for the queue's Redis read."""
 
 
-class WorkerMetrics(StepObserver):
+class _Histogram:
+    """Bucket counts and a sum, in memory: an observation is a bisect and two additions."""
+
+    __slots__ = ("bounds", "counts", "total")
+
+    def __init__(self, bounds: tuple[float, ...]) -> None:
+        self.bounds = bounds
+        self.counts = [0] * (len(bounds) + 1)  # the last one is +Inf
+        self.total = 0.0
+
+    def observe(self, value: float) -> None:
+        self.counts[bisect_left(self.bounds, value)] += 1
+        self.total += value
+
+    def add_to(self, family: HistogramMetricFamily, labels: list[str]) -> None:
+        cumulative = list(accumulate(self.counts))
+        buckets = [(repr(float(b)), c) for b, c in zip(self.bounds, cumulative, strict=False)]
+        family.add_metric(labels, [*buckets, ("+Inf", cumulative[-1])], self.total)
+
+
+class _Engine:
+    """One engine's counters on this worker."""
+
+    __slots__ = ("duration", "ended", "late", "outcomes", "queued", "started")
+
+    def __init__(self) -> None:
+        self.outcomes = dict.fromkeys(OUTCOMES, 0)
+        self.started = 0
+        self.ended = 0
+        self.duration = _Histogram(DURATION_BUCKETS)
+        self.queued = _Histogram(LATENCY_BUCKETS)
+        self.late = _Histogram(LATENCY_BUCKETS)
+
+
+class WorkerMetrics(StepObserver, Collector):
     """A worker's counters and histograms, kept in memory (one per worker process).
+
+    The step path only adds to plain numbers on the worker's event loop (no lock, no
+    Redis); a scrape turns them into metric families (:meth:`collect`).
 
     Args:
         registry: where the metrics are registered (default: a new one, ``self.registry``).
@@ -74,80 +118,24 @@ class WorkerMetrics(StepObserver):
     def __init__(
         self, registry: CollectorRegistry | None = None, slots: Mapping[str, int] | None = None
     ) -> None:
+        self.slots = dict(slots or {})
+        self.engines: dict[str, _Engine] = {e: _Engine() for e in self.slots}
+        self.renewals = 0
+        self.lost: dict[str, int] = {}
+        self.recoveries = {"requeued": 0, "dead": 0, "redispatched": 0}
         self.registry = registry if registry is not None else CollectorRegistry()
-        r = self.registry
-        self.steps = Counter(
-            "roost_steps",
-            "Step attempts by outcome: committed, retried, failed, dead, interrupted, refused.",
-            ["engine", "outcome"],
-            registry=r,
-        )
-        self.duration = Histogram(
-            "roost_step_duration_seconds",
-            "Time from a step's start to its outcome (engine call and commit).",
-            ["engine"],
-            buckets=DURATION_BUCKETS,
-            registry=r,
-        )
-        self.queued = Histogram(
-            "roost_step_queue_latency_seconds",
-            "Time an item waited queued before a worker took its lease (enqueue to start).",
-            ["engine"],
-            buckets=LATENCY_BUCKETS,
-            registry=r,
-        )
-        self.late = Histogram(
-            "roost_step_lateness_seconds",
-            "How long after its due time a delayed, retried or waiting item started.",
-            ["engine"],
-            buckets=LATENCY_BUCKETS,
-            registry=r,
-        )
-        self.running = Gauge(
-            "roost_worker_steps_running", "Steps this worker is running.", ["engine"], registry=r
-        )
-        self.slots = Gauge(
-            "roost_worker_slots", "Slots this worker has, per engine.", ["engine"], registry=r
-        )
-        self.renewals = Counter("roost_lease_renewals", "Leases this worker renewed.", registry=r)
-        self.lost = Counter(
-            "roost_leases_lost",
-            "Leases this worker lost while its step ran.",
-            ["engine"],
-            registry=r,
-        )
-        self.recoveries = Counter(
-            "roost_recoveries",
-            "What this worker's recovery passes did: requeued and dead expired leases, "
-            "re-dispatched stranded deliveries.",
-            ["kind"],
-            registry=r,
-        )
-        for kind in ("requeued", "dead", "redispatched"):
-            self.recoveries.labels(kind)
-        self._by_engine: dict[str, _EngineMetrics] = {}
-        for engine, n in (slots or {}).items():
-            self.slots.labels(engine).set(n)
-            self._engine(engine)
+        self.registry.register(self)
 
-    def _engine(self, engine: str) -> _EngineMetrics:
-        """The engine's metric children (looked up once: ``labels()`` costs a lock)."""
-        cached = self._by_engine.get(engine)
-        if cached is not None:
-            return cached
-        found = self._by_engine[engine] = _EngineMetrics(
-            outcomes={o: self.steps.labels(engine, o) for o in OUTCOMES},
-            duration=self.duration.labels(engine),
-            queued=self.queued.labels(engine),
-            late=self.late.labels(engine),
-            running=self.running.labels(engine),
-        )
+    def _engine(self, engine: str) -> _Engine:
+        found = self.engines.get(engine)
+        if found is None:
+            found = self.engines[engine] = _Engine()
         return found
 
     def step_started(self, record: StepRecord) -> None:
         """Count a running step; observe its queue latency and lateness."""
         m = self._engine(record.engine)
-        m.running.inc()
+        m.started += 1
         if record.queued_for is not None:
             m.queued.observe(record.queued_for)
         if record.late_by is not None:
@@ -156,33 +144,83 @@ class WorkerMetrics(StepObserver):
     def step_ended(self, record: StepRecord) -> None:
         """Count the step's outcome and observe its duration."""
         m = self._engine(record.engine)
-        m.running.dec()
+        m.ended += 1
         if record.outcome is not None:
-            m.outcomes[record.outcome].inc()
+            m.outcomes[record.outcome] += 1
         m.duration.observe(record.duration)
 
     def leases_renewed(self, count: int) -> None:
         """Count renewals."""
-        self.renewals.inc(count)
+        self.renewals += count
 
     def lease_lost(self, engine: str) -> None:
         """Count a lost lease."""
-        self.lost.labels(engine).inc()
+        self.lost[engine] = self.lost.get(engine, 0) + 1
 
     def recovered(self, requeued: int, dead: int, redispatched: int) -> None:
         """Count what a recovery pass did."""
-        for kind, n in (("requeued", requeued), ("dead", dead), ("redispatched", redispatched)):
-            if n:
-                self.recoveries.labels(kind).inc(n)
+        self.recoveries["requeued"] += requeued
+        self.recoveries["dead"] += dead
+        self.recoveries["redispatched"] += redispatched
 
+    def describe(self) -> Iterator[Metric]:
+        """No fixed description: the registry takes the names from the first scrape."""
+        return iter(())
 
-@dataclass(slots=True)
-class _EngineMetrics:
-    outcomes: dict[str, Any]
-    duration: Any
-    queued: Any
-    late: Any
-    running: Any
+    def collect(self) -> Iterator[Metric]:
+        """The counters as metric families (called by the scraping thread)."""
+        engines = sorted(self.engines.items())
+        steps = CounterMetricFamily(
+            "roost_steps",
+            "Step attempts by outcome: committed, retried, failed, dead, interrupted, refused.",
+            labels=["engine", "outcome"],
+        )
+        duration = HistogramMetricFamily(
+            "roost_step_duration_seconds",
+            "Time from a step's start to its outcome (engine call and commit).",
+            labels=["engine"],
+        )
+        queued = HistogramMetricFamily(
+            "roost_step_queue_latency_seconds",
+            "Time an item waited queued before a worker took its lease (enqueue to start).",
+            labels=["engine"],
+        )
+        late = HistogramMetricFamily(
+            "roost_step_lateness_seconds",
+            "How long after its due time a delayed, retried or waiting item started.",
+            labels=["engine"],
+        )
+        running = GaugeMetricFamily(
+            "roost_worker_steps_running", "Steps this worker is running.", labels=["engine"]
+        )
+        for engine, m in engines:
+            for outcome, n in list(m.outcomes.items()):
+                steps.add_metric([engine, outcome], n)
+            m.duration.add_to(duration, [engine])
+            m.queued.add_to(queued, [engine])
+            m.late.add_to(late, [engine])
+            running.add_metric([engine], max(m.started - m.ended, 0))
+        slots = GaugeMetricFamily(
+            "roost_worker_slots", "Slots this worker has, per engine.", labels=["engine"]
+        )
+        for engine, n in sorted(self.slots.items()):
+            slots.add_metric([engine], n)
+        renewals = CounterMetricFamily("roost_lease_renewals", "Leases this worker renewed.")
+        renewals.add_metric([], self.renewals)
+        lost = CounterMetricFamily(
+            "roost_leases_lost", "Leases this worker lost while its step ran.", labels=["engine"]
+        )
+        for engine, n in sorted(self.lost.items()):
+            lost.add_metric([engine], n)
+        recoveries = CounterMetricFamily(
+            "roost_recoveries",
+            "What this worker's recovery passes did: requeued and dead expired leases, "
+            "re-dispatched stranded deliveries.",
+            labels=["kind"],
+        )
+        for kind, n in list(self.recoveries.items()):
+            recoveries.add_metric([kind], n)
+        yield from (steps, duration, queued, late, running, slots, renewals, lost, recoveries)
 
 
 # -- the queue's gauges ---------------------------------------------------------------------
