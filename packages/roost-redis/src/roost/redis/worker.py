@@ -484,7 +484,7 @@ class Worker:
             await self._steps(held, lease, engine, item, snapshot, int(version), int(attempt))
         finally:
             self.held.pop(work_id, None)
-            self.observers.steps_ended(held.records, "interrupted", "handling failed")
+            self.observers.steps_ended(held.records, "interrupted", "not committed")
 
     async def _steps(
         self,
