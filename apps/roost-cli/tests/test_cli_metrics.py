@@ -7,7 +7,9 @@ import socket
 import time
 import urllib.request
 from collections import Counter
+from typing import Any
 
+import pytest
 from cli_support import Cli, Target, start_worker, stop
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -129,3 +131,25 @@ def test_metrics_port_out_of_range_is_bad_input(cli: Cli) -> None:
     assert result.code == 2
     assert result.stderr.startswith("error: Invalid value for '--metrics-port'")
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.slow
+def test_scrape_while_redis_is_down_says_so_and_keeps_the_counters(
+    cli: Cli, target: Target, redis_server: Any
+) -> None:
+    port = free_port()
+    body = {"url": target.url, "checks_required": 1}
+    work_id = cli("enqueue", "--engine", "watchlist", "--payload", json.dumps(body)).stdout.strip()
+    proc = start_worker(cli, "--engines", "watchlist", "--metrics-port", str(port))
+    cli.wait(work_id, lambda s: s.meta.state == WorkState.DONE)
+    before = scrape(port)
+    assert before[("roost_redis_up", ())] == 1
+    assert steps(before, "watchlist", "committed") == 2
+    redis_server.stop()
+    started = time.monotonic()
+    during = scrape(port)
+    assert time.monotonic() - started < 10  # bounded by the scrape's own timeout
+    assert during[("roost_redis_up", ())] == 0
+    assert ("roost_work_items", (("queue", "roost"), ("state", "done"))) not in during
+    assert steps(during, "watchlist", "committed") == 2  # the worker's own counters stay
+    stop(proc)

@@ -14,6 +14,7 @@ the console serves the queue's gauges on its own ``/metrics``.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 from bisect import bisect_left
 from collections.abc import Awaitable, Iterator, Mapping
@@ -352,13 +353,15 @@ class QueueCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         """Read the queue and yield its gauges."""
-        reading: QueueReading | None
+        reading: QueueReading | None = None
+        future: concurrent.futures.Future[QueueReading] | None = None
         try:
             future = asyncio.run_coroutine_threadsafe(self.reader.read(), self.loop)
             reading = future.result(SCRAPE_TIMEOUT)
         except Exception as exc:  # a scrape reports Redis down; it never raises
             log.warning("metrics: could not read the queue's gauges: %s", describe(exc))
-            reading = None
+            if future is not None:
+                future.cancel()  # a read still waiting on Redis ends with the scrape
         yield from reading_metrics(reading)
 
 
