@@ -81,7 +81,7 @@ FULL: dict[str, Any] = {
     "scale_settle": 1.0,
     "cost_items": 500,
     "memory_items": 2000,
-    "metrics_scrape": 1.0,
+    "metrics_scrape": 15.0,
     "crash_ttl": 5.0,
     "crash_trials": 3,
     "kill_after": 0.1,

@@ -3,9 +3,10 @@
 Both sides drain the same items (``items`` x ``steps``, concurrency 10, append-only file on)
 in the same run, interleaved and repeated; the "on" worker records every step in its
 ``WorkerMetrics`` (a step observer: counters and histograms in memory) and serves
-``/metrics`` from its thread, scraped every ``metrics_scrape`` seconds from inside the worker
-process (each scrape also reads the queue's gauges: one pipelined Redis round trip), which
-is fifteen times the scrape rate of a usual Prometheus setup. Goal: under 3% of steps/s.
+``/metrics`` from its thread, scraped every ``metrics_scrape`` seconds (15, a usual
+Prometheus interval; ``--set metrics_scrape=1`` for a stress run) from inside the worker
+process (each scrape also reads the queue's gauges: one pipelined Redis round trip). Goal:
+under 3% of steps/s.
 """
 
 from __future__ import annotations

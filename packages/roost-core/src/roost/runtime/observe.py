@@ -164,7 +164,10 @@ class Observers:
             started=time.perf_counter(),
         )
         for obs in self._all:
-            _safely(obs.step_started, record)
+            try:
+                obs.step_started(record)
+            except Exception as exc:  # an observer's bug never fails a step
+                _failed(obs, exc)
         return record
 
     def step_ended(self, record: StepRecord | None, outcome: Outcome, detail: str = "") -> None:
@@ -175,7 +178,10 @@ class Observers:
         record.outcome = outcome
         record.detail = detail
         for obs in self._all:
-            _safely(obs.step_ended, record)
+            try:
+                obs.step_ended(record)
+            except Exception as exc:
+                _failed(obs, exc)
 
     def steps_ended(
         self,
@@ -221,7 +227,11 @@ def _safely(method: Any, *args: Any) -> None:
     try:
         method(*args)
     except Exception as exc:  # an observer's bug never fails a step
-        log.warning("observer %r failed: %s: %s", method, type(exc).__name__, exc)
+        _failed(method, exc)
+
+
+def _failed(observer: object, exc: Exception) -> None:
+    log.warning("observer %r failed: %s: %s", observer, type(exc).__name__, exc)
 
 
 def enqueue_headers(observers: Iterable[StepObserver]) -> dict[str, str]:
