@@ -21,7 +21,18 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-from benchmarks import cost, crash, delay, enqueue, latency, peers, profile, scale, throughput
+from benchmarks import (
+    cost,
+    crash,
+    delay,
+    enqueue,
+    latency,
+    metrics,
+    peers,
+    profile,
+    scale,
+    throughput,
+)
 from benchmarks.core import Context
 from benchmarks.procs import ROOT, start_fork_server
 from benchmarks.report import markdown_table
@@ -33,11 +44,22 @@ BENCHMARKS: dict[str, Callable[[Context], Awaitable[None]]] = {
     "delay": delay.run,
     "scale": scale.run,
     "cost": cost.run,
+    "metrics": metrics.run,
     "crash": crash.run,
     "peers": peers.run,
     "profile": profile.run,
 }
-DEFAULT = ["enqueue", "throughput", "latency", "delay", "scale", "cost", "crash", "peers"]
+DEFAULT = [
+    "enqueue",
+    "throughput",
+    "latency",
+    "delay",
+    "scale",
+    "cost",
+    "metrics",
+    "crash",
+    "peers",
+]
 """What runs without names: every benchmark but ``profile`` (``peers`` only if installed)."""
 
 FULL: dict[str, Any] = {
@@ -59,6 +81,7 @@ FULL: dict[str, Any] = {
     "scale_settle": 1.0,
     "cost_items": 500,
     "memory_items": 2000,
+    "metrics_scrape": 15.0,
     "crash_ttl": 5.0,
     "crash_trials": 3,
     "kill_after": 0.1,

@@ -134,10 +134,37 @@ async def run_roost(cfg: dict[str, Any], conn: Connection) -> None:
     settings = RoostSettings.from_env({**os.environ, **cfg["env"]})
     registry = Registry.load(get_plugin_manager(autoload=False))
     async with RedisSwarm(settings, registry=registry) as swarm:
+        observers = with_metrics(swarm, cfg) if cfg["env"].get("ROOST_BENCH_METRICS") else []
         conn.send_bytes(b"connected")
         await asyncio.to_thread(conn.recv_bytes)
         COUNTER.reset()
-        await swarm.run_worker([BenchEngine()], concurrency=int(cfg["concurrency"]))
+        await swarm.run_worker(
+            [BenchEngine()], concurrency=int(cfg["concurrency"]), observers=observers
+        )
+
+
+def with_metrics(swarm: Any, cfg: dict[str, Any]) -> list[Any]:
+    """A ``WorkerMetrics`` served on a free port and scraped every ROOST_BENCH_SCRAPE s."""
+    import threading
+    import urllib.request
+
+    from benchmarks.engine import ENGINE_ID
+    from roost.redis.metrics import WorkerMetrics, serve_worker_metrics, watch_queue
+
+    metrics = WorkerMetrics(slots={ENGINE_ID: int(cfg["concurrency"])})
+    server = serve_worker_metrics(metrics, 0)
+    watch_queue(metrics, swarm)
+    url = f"http://127.0.0.1:{server.server_port}/metrics"
+    every = float(cfg["env"].get("ROOST_BENCH_SCRAPE", "1"))
+
+    def scrape() -> None:
+        while True:
+            time.sleep(every)
+            with urllib.request.urlopen(url, timeout=10) as reply:
+                reply.read()
+
+    threading.Thread(target=scrape, daemon=True, name="scraper").start()
+    return [metrics]
 
 
 async def run_saq(cfg: dict[str, Any], conn: Connection) -> None:

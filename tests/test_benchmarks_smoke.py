@@ -17,7 +17,17 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 GROUPS = {"enqueue", "throughput", "latency", "delay", "scale", "cost", "crash"}
-BENCHMARKS = ["enqueue", "throughput", "latency", "delay", "scale", "cost", "crash", "peers"]
+BENCHMARKS = [
+    "enqueue",
+    "throughput",
+    "latency",
+    "delay",
+    "scale",
+    "cost",
+    "metrics",
+    "crash",
+    "peers",
+]
 """The default set; ``profile`` (py-spy) runs only when named."""
 INSTALL_PEERS = "uv run --group bench-peers python -m benchmarks peers"
 PEER_ROWS = {
@@ -45,6 +55,7 @@ EXPECTED = {
     "commands inside scripts per step",
     "Redis memory per finished item",
     "worker CPU per 1,000 steps (c10)",
+    "steps/s with Prometheus metrics on, c10",
     "crash resume (SIGKILL -> step committed elsewhere)",
 }
 # Smaller still than --quick, so the whole suite runs in well under 30 s.

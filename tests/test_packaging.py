@@ -1,4 +1,4 @@
-"""The workspace builds into five wheels that a user can install without the workspace.
+"""The workspace builds into six wheels that a user can install without the workspace.
 
 ``uv build --all-packages`` must give one wheel per member, none shipping
 ``roost/__init__.py``, each with complete metadata at one lockstep version; an application
@@ -26,7 +26,14 @@ import pytest
 from roost_testkit.venvs import clean_env, python_json, run_uv, venv_bin
 
 REPO = Path(__file__).resolve().parents[1]
-DISTRIBUTIONS = {"roost_core", "roost_redis", "roost_cli", "roost_console", "roost_watchlist"}
+DISTRIBUTIONS = {
+    "roost_core",
+    "roost_redis",
+    "roost_cli",
+    "roost_console",
+    "roost_watchlist",
+    "roost_otel",
+}
 
 
 @pytest.fixture(scope="module")
@@ -41,9 +48,9 @@ def wheel_of(dist: Path, name: str) -> Path:
     return wheel
 
 
-def test_five_wheels(dist: Path) -> None:
+def test_six_wheels(dist: Path) -> None:
     wheels = sorted(dist.glob("*.whl"))
-    assert len(wheels) == 5, wheels
+    assert len(wheels) == 6, wheels
     assert {w.name.split("-")[0] for w in wheels} == DISTRIBUTIONS
 
 
@@ -59,7 +66,7 @@ def test_no_wheel_or_sdist_ships_roost_init(dist: Path) -> None:
             names = tar.getnames()
         assert not [n for n in names if n.endswith("src/roost/__init__.py")], sdist.name
         checked += 1
-    assert checked == 10
+    assert checked == 12
 
 
 def test_each_roost_wheel_holds_its_own_subpackage(dist: Path) -> None:
@@ -69,6 +76,7 @@ def test_each_roost_wheel_holds_its_own_subpackage(dist: Path) -> None:
         "roost_cli": "roost/cli/__init__.py",
         "roost_console": "roost/console/__init__.py",
         "roost_watchlist": "roost_watchlist/__init__.py",
+        "roost_otel": "roost_otel/__init__.py",
     }
     for name, module in expected.items():
         names = zipfile.ZipFile(wheel_of(dist, name)).namelist()

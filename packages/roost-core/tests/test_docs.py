@@ -45,6 +45,7 @@ def test_hookspecs_are_found() -> None:
         "roost_register_engines",
         "roost_register_artifact_stores",
         "roost_register_event_sinks",
+        "roost_register_observers",
     } <= set(names)
     assert all(name.startswith("roost_") for name in names)
 

@@ -249,6 +249,49 @@ async def test_roost_register_event_sinks_hook() -> None:
     assert received == [event]
 
 
+def test_roost_register_observers_hook() -> None:
+    from roost.runtime.observe import Observers, StepObserver, StepRecord, enqueue_headers
+
+    seen: list[tuple[str, str | None]] = []
+
+    class Tracer(StepObserver):
+        def step_started(self, record: StepRecord) -> None:
+            seen.append(("start", record.work_id))
+
+        def step_ended(self, record: StepRecord) -> None:
+            seen.append(("end", record.outcome))
+
+        def enqueue_headers(self) -> dict[str, str]:
+            return {"traceparent": "00-abc"}
+
+    class Broken(StepObserver):
+        def step_started(self, record: StepRecord) -> None:
+            raise RuntimeError("observer bug")
+
+    tracer = Tracer()
+
+    class ObserverPlugin:
+        @hookimpl
+        def roost_register_observers(self, register: Callable[[StepObserver], None]) -> None:
+            register(tracer)
+
+    registry = Registry.load(get_plugin_manager(plugins=[ObserverPlugin()], autoload=False))
+    assert registry.observers == [tracer]
+    assert enqueue_headers(registry.observers) == {"traceparent": "00-abc"}
+    observers = Observers([Broken(), *registry.observers], "w1")
+    first = observers.step_started(work_id="a", engine="e", version=1, attempt=1)
+    second = observers.step_started(work_id="a", engine="e", version=2, attempt=1)
+    assert first is not None and second is not None and first.worker_id == "w1"
+    records = [first, second]
+    observers.steps_ended(records, "committed", "hold", upto=1)  # only the init was stored
+    assert records == [second] and first.outcome == "committed" and first.detail == "hold"
+    observers.steps_ended(records, "retried", "RuntimeError")
+    observers.steps_ended([first], "dead")  # a record ends once
+    assert records == [] and second.outcome == "retried"
+    assert seen == [("start", "a"), ("start", "a"), ("end", "committed"), ("end", "retried")]
+    assert Observers([]).step_started(work_id="a", engine="e", version=1, attempt=1) is None
+
+
 # -- the registry -----------------------------------------------------------------------------
 
 

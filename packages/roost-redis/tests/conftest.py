@@ -59,6 +59,7 @@ def running_worker(settings: RoostSettings) -> WorkerFactory:
         engines: Sequence[Engine] | Mapping[Engine, int],
         concurrency: int = 4,
         sinks: Sequence[Any] = (),
+        observers: Sequence[Any] = (),
         **overrides: Any,
     ) -> AsyncIterator[RedisSwarm]:
         s = settings.model_copy(update=overrides) if overrides else settings
@@ -66,7 +67,11 @@ def running_worker(settings: RoostSettings) -> WorkerFactory:
         await worker.connect()
         task = asyncio.create_task(
             worker.run_worker(
-                engines, concurrency=concurrency, install_signal_handlers=False, sinks=sinks
+                engines,
+                concurrency=concurrency,
+                install_signal_handlers=False,
+                sinks=sinks,
+                observers=observers,
             )
         )
         try:

@@ -15,6 +15,7 @@ from roost.redis.stopping import SAME_SIGNAL_WINDOW, StopSignals
 if TYPE_CHECKING:
     from roost.redis import RedisSwarm
     from roost.runtime import EventSink
+    from roost.runtime.observe import StepObserver
 
 __all__ = ["SAME_SIGNAL_WINDOW", "GracefulStop"]
 
@@ -70,13 +71,18 @@ class GracefulStop:
         *,
         concurrency: int,
         sinks: Sequence[EventSink],
+        observers: Sequence[StepObserver] = (),
     ) -> None:
         """Run the worker until a signal (already installed with :meth:`installed`)."""
         if self.requested.is_set():
             return
         task = asyncio.ensure_future(
             swarm.run_worker(
-                engines, concurrency=concurrency, install_signal_handlers=False, sinks=sinks
+                engines,
+                concurrency=concurrency,
+                install_signal_handlers=False,
+                sinks=sinks,
+                observers=observers,
             )
         )
         waiter = asyncio.ensure_future(self.requested.wait())

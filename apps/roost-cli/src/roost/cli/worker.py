@@ -6,7 +6,7 @@ import logging
 import os
 import sys
 import time
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -26,7 +26,13 @@ from roost.cli.logs import DEFAULT_TRACEBACK_LINES as TRACEBACK_LINES
 from roost.cli.logs import iso, json_line
 from roost.cli.printer import StepPrinter
 from roost.cli.stopping import GracefulStop
+from roost.redis.metrics import WorkerMetrics, serve_worker_metrics, watch_queue
 from roost.runtime.limits import CONCURRENCY
+
+if TYPE_CHECKING:
+    from wsgiref.simple_server import WSGIServer
+
+    from roost.runtime import Registry
 
 __all__ = ["parse_engines", "worker"]
 
@@ -88,6 +94,21 @@ def worker(
             "lines).",
         ),
     ] = False,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            "--metrics-port",
+            min=1,
+            max=65535,
+            help="Serve Prometheus metrics on http://HOST:PORT/metrics (off by default).",
+        ),
+    ] = None,
+    metrics_host: Annotated[
+        str,
+        typer.Option(
+            "--metrics-host", help="Interface the metrics listen on (loopback by default)."
+        ),
+    ] = "127.0.0.1",
 ) -> None:
     """Run a worker until Ctrl-C (or SIGTERM).
 
@@ -99,6 +120,9 @@ def worker(
     ROOST_GRACE_PERIOD; a second one exits at once (leases then expire). An engine named
     in --engines that is not installed or failed to load stops the worker at start (exit
     2); without --engines, engines that failed to load are left out with a warning.
+
+    With --metrics-port, the worker serves its step counters and the queue's gauges to
+    Prometheus (see docs/observability.md); a port it cannot listen on exits 2.
     """
     settings = settings_of(ctx)
     with handle_errors():
@@ -132,6 +156,20 @@ def worker(
             for broken in registry.broken.values():
                 log.warning("%s failed to load and is not run: %s", broken.name, broken.error)
         served = {**(wanted or dict.fromkeys(sorted(registry.engines), concurrency))}
+        metrics, server = _metrics(metrics_port, metrics_host, served)
+        try:
+            await work(registry, served, metrics, stopper)
+        finally:
+            if server is not None:
+                server.shutdown()
+                server.server_close()
+
+    async def work(
+        registry: Registry,
+        served: dict[str, int],
+        metrics: WorkerMetrics | None,
+        stopper: GracefulStop,
+    ) -> None:
         async with open_swarm(settings, registry=registry) as swarm:
             banner = {
                 "pid": os.getpid(),
@@ -141,10 +179,19 @@ def worker(
                 "engines": served,
                 "grace_period": settings.grace_period,
             }
+            if metrics is not None:
+                watch_queue(metrics, swarm)
+                banner["metrics"] = f"http://{_hostport(metrics_host, metrics_port)}/metrics"
             say(printer, "worker_started", _banner(banner), banner)
             started = time.monotonic()
             async with printer.running():
-                await stopper.run(swarm, wanted, concurrency=concurrency, sinks=[printer])
+                await stopper.run(
+                    swarm,
+                    wanted,
+                    concurrency=concurrency,
+                    sinks=[printer],
+                    observers=[metrics] if metrics is not None else [],
+                )
         elapsed = time.monotonic() - started
         text = f"worker stopped after {elapsed:.1f}s: {printer.steps} steps committed"
         say(printer, "worker_stopped", text, {"seconds": elapsed, "steps": printer.steps})
@@ -152,8 +199,33 @@ def worker(
     run(main)
 
 
+def _metrics(
+    port: int | None, host: str, served: dict[str, int]
+) -> tuple[WorkerMetrics | None, WSGIServer | None]:
+    """The worker's metrics and their server, listening before Redis is touched (or None).
+
+    Raises:
+        CliError: the port cannot be listened on (exit 2).
+    """
+    if port is None:
+        return None, None
+    metrics = WorkerMetrics(slots=served)
+    try:
+        return metrics, serve_worker_metrics(metrics, port, host)
+    except OSError as exc:
+        raise CliError(
+            f"--metrics-port: cannot listen on {_hostport(host, port)}: {exc.strerror or exc}",
+            EXIT_BAD_INPUT,
+        ) from None
+
+
+def _hostport(host: str, port: int | None) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 def _banner(fields: dict[str, Any]) -> str:
     grace = f"{fields['grace_period']:g}s"
+    metrics = [f"  metrics      {fields['metrics']}"] if "metrics" in fields else []
     return "\n".join(
         [
             f"roost worker (pid {fields['pid']})",
@@ -161,6 +233,7 @@ def _banner(fields: dict[str, Any]) -> str:
             f"  namespace    {fields['namespace']}   queue {fields['queue']}",
             f"  engines      {_slots(fields['engines']) or 'none'}",
             f"  grace period {grace}",
+            *metrics,
             f"Ctrl-C stops gracefully (running steps get {grace}); a second Ctrl-C exits at once.",
         ]
     )

@@ -1,4 +1,4 @@
-"""The JSON API under ``/api/``: what the pages use for live updates, and what scripts use.
+"""The JSON API under ``/api/`` (what pages and scripts use), and ``/metrics``.
 
 Reads are ``GET``; the operator actions are ``POST`` and need the CSRF token and a
 same-origin ``Origin`` (see :mod:`roost.console.security`). Errors are JSON objects
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from roost.console import actions, queries, worklist
@@ -23,6 +23,7 @@ from roost.console.params import (
 )
 from roost.console.present import event_json
 from roost.console.state import console_of
+from roost.redis.metrics import METRICS_CONTENT_TYPE, queue_metrics_text
 from roost.runtime.errors import BadInput
 from roost.runtime.models import WorkState
 
@@ -193,10 +194,21 @@ async def bulk(request: Request) -> JSONResponse:
     return _json(report)
 
 
+async def metrics(request: Request) -> Response:
+    """``GET /metrics``: the queue's gauges for Prometheus (one pipelined Redis read).
+
+    Items per state, deliveries and live workers per engine, oldest queued age, live
+    workers and slots in use; ``roost_redis_up 0`` while Redis cannot be read.
+    """
+    body = await queue_metrics_text(console_of(request).queue_reader())
+    return Response(body, media_type=METRICS_CONTENT_TYPE)
+
+
 def routes() -> list[BaseRoute]:
     """The API's routes (the live stream is in :mod:`roost.console.stream`)."""
     return [
         Route("/api/health", health),
+        Route("/metrics", metrics),
         Route("/api/overview", overview),
         Route("/api/counts", counts),
         Route("/api/stats", stats),

@@ -8,7 +8,8 @@ One pure ASGI middleware, :class:`Guard`, runs before every route:
 2. **Access token** (only when one is configured). Every route except ``/login`` and
    ``/static/`` needs it: an ``Authorization: Bearer <token>`` header, or the session cookie
    that ``/login`` (form) or a ``?token=`` URL parameter sets. Without it, pages redirect to
-   ``/login`` and everything else (the API, the live stream, artifacts) gets 401.
+   ``/login`` and everything else (the API, the live stream, artifacts, ``/metrics``) gets
+   401.
 3. **State changes.** Only ``GET``/``HEAD`` (which never change state) and ``POST`` are
    allowed. A ``POST`` needs an ``Origin`` header equal to the console's own origin (or, if
    the browser sent no ``Origin``, a same-origin ``Referer``) and a CSRF token, in the
@@ -380,7 +381,7 @@ class Guard:
                 await _redirect(send, location, [cookie])
                 return False
         if path.startswith(("/api/", "/artifacts/", "/fragments/")) or (
-            scope["method"] not in SAFE_METHODS
+            path == "/metrics" or scope["method"] not in SAFE_METHODS
         ):
             await _json(
                 send,

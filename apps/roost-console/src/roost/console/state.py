@@ -15,6 +15,7 @@ from roost.console import present
 from roost.console.hub import EventHub
 from roost.redis import EmbeddedServerFailed, RedisSwarm
 from roost.redis.faults import is_unreachable
+from roost.redis.metrics import QueueReader
 from roost.runtime.errors import RedisUnreachable, RoostError
 from roost.runtime.settings import RoostSettings
 from roost.runtime.urls import redact_url
@@ -63,6 +64,7 @@ class Console:
         self.templates = make_templates()
         self.hub = EventHub()
         self._lock: asyncio.Lock | None = None
+        self._queue_reader: QueueReader | None = None
 
     @property
     def redis_label(self) -> str:
@@ -70,6 +72,12 @@ class Console:
         url = self._swarm.url if self._swarm is not None and self._swarm.url else None
         url = url or self.settings.redis_url
         return redact_url(url) if url else f"embedded ({self.settings.home})"
+
+    async def queue_reader(self) -> QueueReader:
+        """The reader of the queue's gauges for ``/metrics`` (it remembers the engines)."""
+        if self._queue_reader is None:
+            self._queue_reader = QueueReader(await self.swarm())
+        return self._queue_reader
 
     async def swarm(self) -> RedisSwarm:
         """The connected swarm.

@@ -22,6 +22,7 @@ import pluggy
 
 if TYPE_CHECKING:
     from roost.runtime.engine import EngineFactory
+    from roost.runtime.observe import StepObserver
     from roost.runtime.stores import ArtifactStoreFactory, EventSink
 
 __all__ = [
@@ -30,6 +31,7 @@ __all__ = [
     "roost_register_artifact_stores",
     "roost_register_engines",
     "roost_register_event_sinks",
+    "roost_register_observers",
 ]
 
 PROJECT_NAME = "roost"
@@ -83,4 +85,19 @@ def roost_register_event_sinks(register: Callable[[EventSink], None]) -> None:
     A sink that raises is logged and skipped.
 
     Signature: ``roost_register_event_sinks(register: Callable[[EventSink], None]) -> None``
+    """
+
+
+@hookspec
+def roost_register_observers(register: Callable[[StepObserver], None]) -> None:
+    """Register step observers (metrics, tracing).
+
+    Call ``register(observer)`` with a :class:`roost.runtime.observe.StepObserver`. A
+    worker tells its observers about every step attempt (start and outcome), lease
+    renewals and losses, and recoveries, synchronously and on the step path: an observer
+    must only record in memory. Any process asks its observers for headers to store on the
+    work it enqueues (:meth:`StepObserver.enqueue_headers`: a trace context, say). An
+    observer that raises is logged and skipped.
+
+    Signature: ``roost_register_observers(register: Callable[[StepObserver], None]) -> None``
     """

@@ -144,6 +144,9 @@ class WorkItem(BaseModel):
     max_attempts: int | None = None
     queue: str | None = None
     created_at: float = Field(default_factory=time.time)
+    headers: dict[str, str] = Field(default_factory=dict[str, str])
+    """Metadata carried with the item, set when it is enqueued: the enqueuing process's trace
+    context (``traceparent``...) from its observers, so the item's steps join that trace."""
 
     @field_validator("engine")
     @classmethod

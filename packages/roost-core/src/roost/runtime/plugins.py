@@ -28,6 +28,7 @@ from roost.runtime.limits import ATTEMPTS
 
 if TYPE_CHECKING:
     from roost.runtime.engine import EngineFactory
+    from roost.runtime.observe import StepObserver
     from roost.runtime.stores import ArtifactStore, ArtifactStoreFactory, EventSink
 
 __all__ = [
@@ -144,7 +145,7 @@ def source_of(obj: object) -> str:
 
 @dataclass
 class Registry:
-    """Engines, artifact stores and event sinks that the plugins registered.
+    """Engines, artifact stores, event sinks and observers that the plugins registered.
 
     ``broken`` holds what failed to load, by name: plugins whose import or registration
     raised, and (after :meth:`probe`) engines whose entry point does not import.
@@ -155,6 +156,7 @@ class Registry:
         default_factory=dict[str, "ArtifactStoreFactory"]
     )
     event_sinks: list[EventSink] = field(default_factory=list["EventSink"])
+    observers: list[StepObserver] = field(default_factory=list["StepObserver"])
     broken: dict[str, BrokenPlugin] = field(default_factory=dict[str, BrokenPlugin])
 
     @classmethod
@@ -181,6 +183,8 @@ class Registry:
                 registry.artifact_stores[scheme] = factory
         for impl in pm.hook.roost_register_event_sinks.get_hookimpls():
             registry.event_sinks += [sink for (sink,) in registry._collect(impl)]
+        for impl in pm.hook.roost_register_observers.get_hookimpls():
+            registry.observers += [obs for (obs,) in registry._collect(impl)]
         return registry
 
     def _collect(self, impl: pluggy.HookImpl) -> list[tuple[Any, ...]]:

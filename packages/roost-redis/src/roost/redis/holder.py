@@ -24,6 +24,7 @@ from roost.runtime.models import Snapshot, WorkItem
 
 if TYPE_CHECKING:
     from roost.redis.worker import Worker
+    from roost.runtime.observe import Outcome, StepRecord
 
 __all__ = ["Held", "commit", "fail", "interrupted", "progress", "release"]
 
@@ -49,6 +50,10 @@ class Held:
     lost: bool = False
     cancelled: bool = False
     last_progress: float = 0.0
+    records: list[StepRecord] = field(default_factory=list["StepRecord"])
+    """Observed step attempts whose outcome is not known yet (none without observers)."""
+    waits: tuple[float | None, float | None] = (None, None)
+    """How long the item waited queued, and how late it started after its due time (s)."""
 
     def interrupt(self) -> None:
         """Tell the running step to stop (it is cancelled)."""
@@ -136,9 +141,11 @@ async def commit(
             final,
             exc,
         )
+        worker.observers.steps_ended(held.records, "refused", "redis unavailable")
         return None
     code = reply[0]
     if code in ("OK", "DUP"):
+        worker.observers.steps_ended(held.records, "committed", outcome, upto=final)
         worker.steps_committed += final - version
         etype = "done" if outcome == "done" else "committed"
         eid = str(reply[2]) if code == "OK" else ""
@@ -154,6 +161,7 @@ async def commit(
         if outcome in ("inline", "hold") and not held.cancel_event.is_set():
             return new  # parsed from the committed text: it shares nothing with the engine
         return None
+    worker.observers.steps_ended(held.records, "refused", code.lower())
     if code == "CANCELLED":
         log.info("work %s was cancelled; its commit was refused", held.work_id)
     else:
@@ -221,8 +229,14 @@ async def fail(
             lambda: _durable(worker, held, "fail", item_keys, args), deadline=held.deadline
         )
     except RedisUnavailable:
+        worker.observers.steps_ended(held.records, "refused", "redis unavailable")
         return
     kinds = {"RETRYING": "retrying", "DEAD": "dead", "FAILED": "failed"}
+    observed: dict[str, Outcome] = {"RETRYING": "retried", "DEAD": "dead", "FAILED": "failed"}
+    if reply[0] in observed:
+        worker.observers.steps_ended(held.records, observed[reply[0]], info.type)
+    else:
+        worker.observers.steps_ended(held.records, "refused", str(reply[0]).lower())
     if reply[0] in kinds:
         body = retry_data if reply[0] == "RETRYING" else data
         worker.event(kinds[reply[0]], held.work_id, None, None, json.loads(body))
@@ -234,6 +248,8 @@ async def fail(
 
 async def interrupted(worker: Worker, held: Held) -> None:
     """A step that was cut short: its lease was lost, it was cancelled, or the worker stops."""
+    why = "lease lost" if held.lost else "cancelled" if held.cancelled else "worker stopping"
+    worker.observers.steps_ended(held.records, "interrupted", why)
     if held.lost:
         log.warning("lease of %s lost; its step was abandoned", held.work_id)
         worker.event("lease_lost", held.work_id, None, None, {})

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from roost.redis.keys import Keys, new_token
 from roost.runtime.errors import BadInput, ConflictError, NotFound, UnknownEngine
 from roost.runtime.models import Snapshot, WorkItem, WorkStatus
+from roost.runtime.observe import enqueue_headers
 
 if TYPE_CHECKING:
     from roost.redis.swarm import RedisSwarm
@@ -107,11 +108,15 @@ async def enqueue_items(
     """Create work items, ENQUEUE_CHUNK per script call; see :meth:`RedisSwarm.enqueue_many`."""
     # Check and serialize everything before the first write: bad input writes nothing.
     prepared: list[tuple[WorkItem, str, str]] = []
+    headers = enqueue_headers(swarm.registry.observers)
     for offset, item in enumerate(items):
         if swarm.validate_engines and item.engine not in swarm.registry.engines:
             known = ", ".join(sorted(swarm.registry.engines)) or "none"
             raise UnknownEngine(f"unknown engine {item.engine!r} (installed: {known})")
-        item = item.model_copy(update={"queue": swarm.settings.queue})
+        update: dict[str, Any] = {"queue": swarm.settings.queue}
+        if headers:
+            update["headers"] = {**headers, **item.headers}
+        item = item.model_copy(update=update)
         try:
             item_json = item.model_dump_json()
         except (TypeError, ValueError) as exc:

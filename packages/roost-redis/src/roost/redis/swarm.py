@@ -52,6 +52,7 @@ from roost.runtime.settings import RoostSettings
 if TYPE_CHECKING:
     from roost.redis.aio import AsyncRedis
     from roost.runtime.engine import Engine
+    from roost.runtime.observe import StepObserver
     from roost.runtime.stores import ArtifactStore, EventSink
 
 __all__ = ["EmbeddedServerFailed", "RedisSwarm"]
@@ -556,6 +557,7 @@ class RedisSwarm:
         concurrency: int = 10,
         install_signal_handlers: bool = True,
         sinks: Sequence[EventSink] = (),
+        observers: Sequence[StepObserver] = (),
     ) -> None:
         """Run a worker until it is stopped (SIGINT/SIGTERM, or :meth:`stop_worker`).
 
@@ -572,6 +574,8 @@ class RedisSwarm:
                 get ``ROOST_GRACE_PERIOD`` to finish, then are released to other workers);
                 a second one exits at once.
             sinks: extra event sinks (besides the registered ones) for this worker.
+            observers: extra step observers (besides the registered ones), such as
+                :class:`roost.redis.metrics.WorkerMetrics`.
         """
         from roost.redis.worker import Worker
 
@@ -588,7 +592,9 @@ class RedisSwarm:
                 raise BadInput(f"engine {eid}: slots must be a whole number of at least 1")
             slots[eid] = n
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{new_token()[:6]}"
-        self._worker = Worker(self, built, slots=slots, sinks=list(sinks))
+        self._worker = Worker(
+            self, built, slots=slots, sinks=list(sinks), observers=list(observers)
+        )
         try:
             await self._worker.run(install_signal_handlers=install_signal_handlers)
         finally:

@@ -68,6 +68,7 @@ async def renew_pass(worker: Worker) -> float:
             if time.monotonic() > h.deadline:
                 h.lost = True
                 h.interrupt()
+                worker.observers.lease_lost(h.keys.engine or "")
         raise
     worker.clock.observe(float(reply[0]), sent_ms)
     for h, status in zip(batch, reply[1:], strict=True):
@@ -81,6 +82,9 @@ async def renew_pass(worker: Worker) -> float:
         else:
             h.lost = True
             h.interrupt()
+            worker.observers.lease_lost(h.keys.engine or "")
+    if worker.observers:
+        worker.observers.leases_renewed(sum(1 for status in reply[1:] if status != "LOST"))
     return interval
 
 
@@ -140,6 +144,7 @@ class Maintenance:
         requeued, dead = await recover_expired(worker.swarm, keys, worker.clock)
         redispatched, _ = await reclaim_stranded(worker.swarm, keys)
         if requeued or dead or redispatched:
+            worker.observers.recovered(requeued, dead, redispatched)
             log.info(
                 "recovered %d expired leases (%d dead), re-dispatched %d deliveries",
                 requeued,

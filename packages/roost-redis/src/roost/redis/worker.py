@@ -46,10 +46,12 @@ from roost.runtime.context import StepContext, use_step_context
 from roost.runtime.contract import accept
 from roost.runtime.errors import EngineContractError, PermanentError
 from roost.runtime.models import Lease, RuntimeEvent, Snapshot, WorkItem
+from roost.runtime.observe import Observers
 
 if TYPE_CHECKING:
     from roost.redis.swarm import RedisSwarm
     from roost.runtime.engine import Engine
+    from roost.runtime.observe import StepObserver
     from roost.runtime.stores import EventSink
 
 __all__ = ["Worker"]
@@ -68,6 +70,17 @@ CLEANUP_WAIT = 1.0
 """How long each closing chore (background loops, event sinks, deregistering) may take."""
 
 T = TypeVar("T")
+
+
+def acquire_waits(reply: list[Any]) -> tuple[float | None, float | None]:
+    """From an acquire reply: seconds the item sat queued, and how late it was (or None)."""
+    now = float(reply[3])
+    queued = float(reply[9]) if len(reply) > 9 and reply[9] else None
+    due = float(reply[10]) if len(reply) > 10 and reply[10] else None
+    return (
+        None if queued is None else max(now - queued, 0.0) / 1000.0,
+        None if due is None else max(now - due, 0.0) / 1000.0,
+    )
 
 
 class StepEscaped(Exception):  # noqa: N818 (it carries, it is not an error of its own)
@@ -125,6 +138,7 @@ class Worker:
         *,
         slots: dict[str, int],
         sinks: list[EventSink],
+        observers: list[StepObserver] | None = None,
     ) -> None:
         self.swarm = swarm
         self.settings = swarm.settings
@@ -133,6 +147,7 @@ class Worker:
         self.lanes = {e: Lane(e, slots[e], swarm.keys.for_engine(e)) for e in engines}
         self.concurrency = sum(lane.slots for lane in self.lanes.values())
         self.sinks = [*swarm.registry.event_sinks, *sinks]
+        self.observers = Observers([*swarm.registry.observers, *(observers or [])], swarm.worker_id)
         self.ttl = self.settings.lease_ttl
         self.held: dict[str, Held] = {}
         self.handlers: set[asyncio.Task[None]] = set()
@@ -438,10 +453,12 @@ class Worker:
     async def _run_item(
         self, lane: Lane, work_id: str, token: str, reply: list[Any], sent: float
     ) -> None:
-        _, epoch, lexp, _now, attempt, version, item_json, snap_json, cxl = reply
+        _, epoch, lexp, _now, attempt, version, item_json, snap_json, cxl = reply[:9]
         item = WorkItem.model_validate_json(item_json)
         route = lane.keys if item.engine == lane.engine else self.keys.for_engine(item.engine)
         held = Held(work_id, token, int(epoch), list(item.resources), sent + self.ttl, route)
+        if self.observers:
+            held.waits = acquire_waits(reply)
         lease = Lease(
             work_id=work_id,
             worker_id=self.swarm.worker_id,
@@ -467,6 +484,7 @@ class Worker:
             await self._steps(held, lease, engine, item, snapshot, int(version), int(attempt))
         finally:
             self.held.pop(work_id, None)
+            self.observers.steps_ended(held.records, "interrupted", "not committed")
 
     async def _steps(
         self,
@@ -502,7 +520,22 @@ class Worker:
                 cancel_event=held.cancel_event,
             )
 
-            held.task = asyncio.create_task(self._call(ctx, engine, item, snapshot, version + 1))
+            record = self.observers.step_started(
+                work_id=item.work_id,
+                engine=item.engine,
+                version=version + 1,
+                attempt=attempt,
+                headers=item.headers,
+                queued_for=held.waits[0],
+                late_by=held.waits[1],
+            )
+            if record is not None:
+                held.records.append(record)
+                held.waits = (None, None)
+            held.task = asyncio.create_task(
+                self._call(ctx, engine, item, snapshot, version + 1),
+                context=record.context if record is not None else None,
+            )
             await asyncio.wait({held.task})
             exc = None if held.task.cancelled() else held.task.exception()
             if held.task.cancelled() or (exc is not None and held.cancel_event.is_set()):

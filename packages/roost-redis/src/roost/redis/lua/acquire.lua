@@ -3,7 +3,9 @@
 -- ARGV: work_id, dispatch, token, default max attempts, nres, resources (space-joined, as
 -- the worker read them), wait_base_ms, wait_cap_ms, per-engine limits ('engine=n ...').
 -- The attempt limit is the item's own, else its engine's on this worker, else the default.
--- Returns {'OK', epoch, lease_expires, now, attempt, version, item_json, snap_json, cxl}
+-- Returns {'OK', epoch, lease_expires, now, attempt, version, item_json, snap_json, cxl,
+-- queued_since, late_due} (queued_since: when the item was last queued, ms; late_due: the
+-- due time it was promoted from, ms, or '')
 -- or {'GONE'} / {'SKIP', state} / {'NEEDRES', resources} / {'WAIT', delay_ms} / {'DEAD'}.
 local meta, item_key, snap_key, job = KEYS[NS_KEYS + 1], KEYS[NS_KEYS + 2],
   KEYS[NS_KEYS + 3], KEYS[NS_KEYS + 4]
@@ -15,13 +17,13 @@ local engine_limits = ARGV[NS_ARGS + 9]
 local res_keys, resw_keys = res_block(NS_KEYS + 5, nres)
 
 local f = redis.call('HMGET', meta, 'state', 'disp', 'ltok', 'att', 'res', 'v', 'wcount',
-  'step', 'cxl', 'lep', 'lexp', 'imax', 'engine')
+  'step', 'cxl', 'lep', 'lexp', 'imax', 'engine', 'updated', 'qdue')
 local state = f[1]
 
 local function granted(epoch, lexp, attempt)
   local snap = redis.call('GET', snap_key)
   return {'OK', epoch, lexp, NOW, attempt, f[6], redis.call('GET', item_key), snap or '',
-    f[9] or ''}
+    f[9] or '', f[14] or '', f[15] or ''}
 end
 
 if not state then
@@ -78,6 +80,7 @@ local epoch = redis.call('HINCRBY', meta, 'lep', 1)
 local lexp = NOW + LEASE_TTL
 redis.call('HSET', meta, 'ltok', token, 'lw', WORKER, 'lexp', lexp, 'att', attempt,
   'maxatt', max_attempts, 'wcount', 0)
+if f[15] then redis.call('HDEL', meta, 'qdue') end
 set_state(meta, work_id, 'queued', 'running')
 redis.call('ZADD', LEASES, lexp, work_id)
 for i, rk in ipairs(res_keys) do

@@ -12,6 +12,8 @@ for i = 0, n - 1 do
     local state = meta_get(meta, 'state')
     if state == 'scheduled' or state == 'retrying' or state == 'waiting' then
       queue_item(meta, work_id, state, job, ARGV[a + 2], ARGV[a + 1])
+      -- The time it was due, for the lateness its worker reports (acquire reads and drops it).
+      redis.call('HSET', meta, 'qdue', due)
       queued = queued + 1
     else
       redis.call('ZREM', DUE, work_id)
