@@ -30,6 +30,7 @@ from roost.redis.operations import enqueue_items
 from roost.redis.operations import replay as replay_item
 from roost.redis.schedules import Schedules
 from roost.redis.scripts import Scripts
+from roost.redis.topology import explain_failure, is_topology_url
 from roost.runtime.errors import (
     BadInput,
     ConflictError,
@@ -142,7 +143,7 @@ class RedisSwarm:
             self.url = await asyncio.to_thread(redis_url_for, self.settings)
         except ServerError as exc:
             raise EmbeddedServerFailed(f"cannot start the embedded Redis: {exc}") from None
-        client = make_client(self.url)
+        client = make_client(self.url, home_key=self.keys.base)
         try:
             self.server = await check_server(
                 client, url=self.url, strict=self.settings.strict_durability
@@ -151,14 +152,16 @@ class RedisSwarm:
             await client.aclose()
             if isinstance(exc, RoostError):
                 raise
+            url = redact_url(self.url)
+            if is_topology_url(self.url):
+                why = await explain_failure(self.url, exc)
+                if why is not None:
+                    raise RedisUnreachable(f"cannot reach Redis at {url}: {why}") from None
             if is_unreachable(exc) and error_code(exc) is None:
-                url = redact_url(self.url)
                 raise RedisUnreachable(f"cannot reach Redis at {url}: {exc}") from None
-            raise RoostError(
-                f"cannot use Redis at {redact_url(self.url)}: {describe_redis_error(exc)}"
-            ) from None
+            raise RoostError(f"cannot use Redis at {url}: {describe_redis_error(exc)}") from None
         self._client = client
-        self._blocking = make_client(self.url, blocking=True)
+        self._blocking = make_client(self.url, blocking=True, home_key=self.keys.base)
         self._scripts = Scripts(client)
 
     async def close(self) -> None:
