@@ -9,7 +9,14 @@ import pytest
 from redis.exceptions import ResponseError
 
 from roost.redis.faults import describe, is_outage
-from roost.redis.scripts import LIBRARY, SCRIPT_NAMES, Scripts, build_library
+from roost.redis.scripts import (
+    LIBRARY,
+    SCRIPT_NAMES,
+    Library,
+    NotReplicated,
+    Scripts,
+    build_library,
+)
 from roost.redis.swarm import RedisSwarm
 
 
@@ -50,3 +57,22 @@ async def test_a_missing_function_is_an_outage_with_its_own_words(swarm: RedisSw
     assert is_outage(caught.value)
     assert "Functions library is missing" in describe(caught.value)
     assert scripts.sha("commit") == LIBRARY.functions["commit"]
+
+
+def touch_library(tmp_path: Path) -> Library:
+    (tmp_path / "touch.lua").write_text("redis.call('SET', KEYS[1], ARGV[1])\nreturn 1\n")
+    return build_library(tmp_path, "touch")
+
+
+async def test_a_write_no_replica_confirms_is_not_acknowledged(
+    swarm: RedisSwarm, tmp_path: Path
+) -> None:
+    scripts = Scripts(swarm.client, touch_library(tmp_path))
+    key = swarm.keys.base + "touched"
+    with pytest.raises(NotReplicated) as caught:
+        await scripts.acked("touch", [key], ["v"], replicas=1, probe_key=swarm.keys.ack, wait_ms=50)
+    assert is_outage(caught.value)  # backed off and retried, never an attempt
+    assert "0 of 1 replicas" in str(caught.value)
+    # without replicas asked for, the same call is acknowledged by the primary alone
+    assert await scripts.acked("touch", [key], ["w"], fsync=False) == 1
+    assert await swarm.client.get(key) == "w"

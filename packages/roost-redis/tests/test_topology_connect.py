@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from roost.redis.scripts import Scripts
 from roost.redis.server import ServerProcess
 from roost.redis.server.cluster import ClusterGroup
 from roost.redis.server.process import free_port
@@ -13,6 +14,8 @@ from roost.redis.server.sentinel import SentinelGroup
 from roost.redis.swarm import RedisSwarm
 from roost.runtime.errors import RedisUnreachable, RoostError
 from roost.runtime.settings import RoostSettings
+
+from .test_functions import touch_library
 
 
 def settings_for(url: str, tmp_path: Path) -> RoostSettings:
@@ -35,6 +38,10 @@ async def test_a_sentinel_url_asks_the_primary_and_names_what_is_wrong(
         assert (await swarm.status(work_id)).meta.state == "queued"
         info = await swarm.client.info("server")
         assert int(info["tcp_port"]) == redis_sentinel.primary().port
+        # the group's replica confirms a write (ROOST_WAIT_REPLICAS=1 can be acknowledged)
+        scripts = Scripts(swarm.client, touch_library(tmp_path))
+        key = swarm.keys.base + "touched"
+        assert await scripts.acked("touch", [key], ["v"], replicas=1, probe_key=swarm.keys.ack)
     # one group serves the error cases too (each group takes seconds to start)
     unknown = await connect_error(redis_sentinel.url.rsplit("/", 1)[0] + "/nosuch", tmp_path)
     assert "monitor no service named 'nosuch'" in str(unknown)

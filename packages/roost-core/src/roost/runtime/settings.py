@@ -101,6 +101,9 @@ class RoostSettings(BaseModel):
     """``ROOST_HISTORY``. Earlier snapshot versions kept per item (0: only the latest)."""
     strict_durability: bool = False
     """``ROOST_STRICT_DURABILITY``. Wait for each commit to reach the append-only file."""
+    wait_replicas: int = 0
+    """``ROOST_WAIT_REPLICAS``. Acknowledge a commit only once this many replicas have it
+    (``WAIT``): a failover then cannot lose it (0: the primary alone acknowledges)."""
     grace_period: float = 30.0
     """``ROOST_GRACE_PERIOD``. On stop, how long running steps may take to finish."""
     inline_steps: int = 16
@@ -348,6 +351,7 @@ ENV_VARS: dict[str, tuple[str, Any]] = {
     "events_maxlen": ("ROOST_EVENTS_MAXLEN", _int),
     "history": ("ROOST_HISTORY", _int),
     "strict_durability": ("ROOST_STRICT_DURABILITY", _bool),
+    "wait_replicas": ("ROOST_WAIT_REPLICAS", _int),
     "grace_period": ("ROOST_GRACE_PERIOD", parse_duration),
     "inline_steps": ("ROOST_INLINE_STEPS", _int),
     "stuck_after": ("ROOST_STUCK_AFTER", parse_duration),

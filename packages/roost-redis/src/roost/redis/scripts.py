@@ -166,6 +166,7 @@ class Scripts:
         fsync: bool = False,
         replicas: int = 0,
         probe_key: str | None = None,
+        wait_ms: int = WAIT_TIMEOUT_MS,
     ) -> Any:
         """Run a script, then wait on the same connection for its fsync and/or replicas.
 
@@ -176,8 +177,8 @@ class Scripts:
         (its first run's reply was lost): the waits then cover everything the node had.
 
         Raises:
-            NotReplicated: fewer than ``replicas`` replicas confirmed within
-                ``WAIT_TIMEOUT_MS``; the write stands on the primary but is not
+            NotReplicated: fewer than ``replicas`` replicas confirmed within ``wait_ms``
+                (at most ``WAIT_TIMEOUT_MS``); the write stands on the primary but is not
                 acknowledged (the caller retries, as for any outage).
         """
         function = self._library.functions[name]
@@ -185,7 +186,7 @@ class Scripts:
         if probe_key is not None:
             commands.append(("SET", probe_key, "1", "PX", 60_000))
         if replicas:
-            commands.append(("WAIT", replicas, WAIT_TIMEOUT_MS))
+            commands.append(("WAIT", replicas, wait_ms))
         if fsync:
             commands.append(("WAITAOF", 1, 0, WAITAOF_TIMEOUT_MS))
         for _ in range(LOAD_TRIES):
@@ -203,7 +204,7 @@ class Scripts:
             if replicas and int(waits[0]) < replicas:
                 raise NotReplicated(
                     f"NOREPLICAS {name}: {waits[0]} of {replicas} replicas confirmed the "
-                    f"write within {WAIT_TIMEOUT_MS} ms"
+                    f"write within {wait_ms} ms"
                 )
             if fsync and int(waits[-1][0]) < 1:
                 log.error(

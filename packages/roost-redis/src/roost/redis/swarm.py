@@ -29,7 +29,7 @@ from roost.redis.listing import item_events, list_page, stream_pos
 from roost.redis.operations import enqueue_items
 from roost.redis.operations import replay as replay_item
 from roost.redis.schedules import Schedules
-from roost.redis.scripts import Scripts
+from roost.redis.scripts import WAIT_TIMEOUT_MS, Scripts
 from roost.redis.topology import explain_failure, is_topology_url
 from roost.runtime.errors import (
     BadInput,
@@ -234,11 +234,24 @@ class RedisSwarm:
     async def run_script_durable(
         self, name: str, item_keys: list[str], args: list[Any], *, keys: Keys | None = None
     ) -> Any:
-        """Like :meth:`run_script`, then wait for the append-only file's fsync (WAITAOF)."""
+        """Like :meth:`run_script`, then wait for what acknowledges a commit.
+
+        That is the append-only file's fsync (``WAITAOF``) under strict durability, and
+        ``ROOST_WAIT_REPLICAS`` replicas (``WAIT``); both on the connection of the call.
+        """
         keys = keys or self.keys
         if self._scripts is None:
             raise RoostError("RedisSwarm is not connected: use 'async with RedisSwarm()'")
-        return await self._scripts.durable(name, keys.ns + item_keys, self.common_args(keys) + args)
+        replicas = self.settings.wait_replicas
+        return await self._scripts.acked(
+            name,
+            keys.ns + item_keys,
+            self.common_args(keys) + args,
+            fsync=self.settings.strict_durability,
+            replicas=replicas,
+            probe_key=keys.ack if replicas else None,
+            wait_ms=min(WAIT_TIMEOUT_MS, int(self.settings.lease_ttl * 250)),
+        )
 
     # -- enqueue --------------------------------------------------------------------------
 
