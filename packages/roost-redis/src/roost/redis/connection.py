@@ -82,7 +82,21 @@ class FastUnixConnection(_HiredisPacking, UnixDomainSocketConnection):
 
 
 class FastSentinelConnection(_HiredisPacking, SentinelManagedConnection):
-    """Connection to the primary a group of sentinels names, with C command packing."""
+    """Connection to the primary a group of sentinels names, with C command packing.
+
+    When the sentinels name a new primary, redis-py closes the pool's idle connections
+    from inside another connection's connect; one just handed out can be closed between
+    its connect and its write, which then fails with ``AttributeError`` (no writer). That
+    is a dropped connection: it is raised as one, so the client's retry (and Roost's
+    outage handling) take it.
+    """
+
+    async def send_packed_command(self, command: Any, check_health: bool = True) -> None:
+        try:
+            await super().send_packed_command(command, check_health)
+        except AttributeError as exc:
+            await self.disconnect()
+            raise RedisConnectionError(f"connection closed while sending: {exc}") from exc
 
 
 _CONNECTION_CLASSES: dict[str, type[Connection] | type[UnixDomainSocketConnection]] = {

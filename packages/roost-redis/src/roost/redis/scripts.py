@@ -202,6 +202,7 @@ class Scripts:
                     raise reply
             waits = replies[2:] if probe_key is not None else replies[1:]
             if replicas and int(waits[0]) < replicas:
+                await self._forget_primary()
                 raise NotReplicated(
                     f"NOREPLICAS {name}: {waits[0]} of {replicas} replicas confirmed the "
                     f"write within {wait_ms} ms"
@@ -215,6 +216,19 @@ class Scripts:
                 )
             return result
         raise ResponseError(f"Function not found: {function} could not be loaded")
+
+    async def _forget_primary(self) -> None:
+        """After a shortfall of replicas, let a Sentinel client ask who the primary is.
+
+        A Sentinel client's connections keep talking to the node they reached: after a
+        manual failover the old primary accepts writes (that no replica confirms, and that
+        the next resync drops) until the sentinels demote it, about 10 s later. Closing the
+        pooled connections (those in use once released) makes new ones ask the sentinels.
+        """
+        pool: Any = getattr(self._client, "connection_pool", None)
+        if pool is not None and hasattr(pool, "sentinel_manager"):
+            await pool.disconnect(inuse_connections=False)
+            await pool.update_active_connections_for_reconnect()  # closed when released
 
     async def _together(self, commands: list[tuple[Any, ...]]) -> list[Any]:
         client: Any = self._client

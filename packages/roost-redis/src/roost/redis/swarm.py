@@ -232,22 +232,32 @@ class RedisSwarm:
         return await self._scripts(name, keys.ns + item_keys, self.common_args(keys) + args)
 
     async def run_script_durable(
-        self, name: str, item_keys: list[str], args: list[Any], *, keys: Keys | None = None
+        self,
+        name: str,
+        item_keys: list[str],
+        args: list[Any],
+        *,
+        keys: Keys | None = None,
+        fsync: bool = True,
     ) -> Any:
         """Like :meth:`run_script`, then wait for what acknowledges a commit.
 
-        That is the append-only file's fsync (``WAITAOF``) under strict durability, and
-        ``ROOST_WAIT_REPLICAS`` replicas (``WAIT``); both on the connection of the call.
+        That is the append-only file's fsync (``WAITAOF``) under strict durability (unless
+        ``fsync`` is False), and ``ROOST_WAIT_REPLICAS`` replicas (``WAIT``); both on the
+        connection of the call. With neither configured it is :meth:`run_script`.
         """
         keys = keys or self.keys
         if self._scripts is None:
             raise RoostError("RedisSwarm is not connected: use 'async with RedisSwarm()'")
         replicas = self.settings.wait_replicas
+        fsync = fsync and self.settings.strict_durability
+        if not (fsync or replicas):
+            return await self.run_script(name, item_keys, args, keys=keys)
         return await self._scripts.acked(
             name,
             keys.ns + item_keys,
             self.common_args(keys) + args,
-            fsync=self.settings.strict_durability,
+            fsync=fsync,
             replicas=replicas,
             probe_key=keys.ack if replicas else None,
             wait_ms=min(WAIT_TIMEOUT_MS, int(self.settings.lease_ttl * 250)),
