@@ -97,7 +97,7 @@ async def test_idempotent_enqueue_under_concurrency(tmp_path: Path):
 
 
 async def test_redis_misbehaving_costs_no_attempts_and_no_workers(tmp_path: Path):
-    """BUSY, OOM, READONLY and NOSCRIPT under load: ridden out like an outage, nothing lost."""
+    """BUSY, OOM, READONLY, a deleted library under load: ridden out like outages, nothing lost."""
     cfg = QUICK["misbehave"].config
     result = await scenario("misbehave", tmp_path)
     assert result.items >= cfg.open_items
