@@ -5,7 +5,7 @@ side, every command they pack and every socket write (a round trip: one command,
 pipeline) to Redis, background tasks included. The server's ``INFO commandstats`` counts
 commands run inside Lua scripts as well, so "commands inside scripts" = all commands the
 server ran minus the commands clients sent (the measuring process's polls and INFO calls
-are taken out). "Script time" is the server's ``evalsha`` time (it includes the commands
+are taken out). "Script time" is the server's ``evalsha``/``fcall`` time (it includes the commands
 the scripts run). The baseline is the same for a stock ``saq.Worker`` per no-op job.
 
 Memory: the growth of the keyspace (``MEMORY USAGE`` of every key, all elements counted)
@@ -59,8 +59,8 @@ def _server(run: RunResult) -> dict[str, float]:
     cmds: dict[str, dict[str, int]] = run.stats["commandstats"]
     executed = sum(v["calls"] for k, v in cmds.items() if k not in SKIP)
     zcard = cmds.get("zcard", {"calls": 0})["calls"] - run.polls
-    scripts = sum(cmds.get(k, {"calls": 0})["calls"] for k in ("evalsha", "eval"))
-    script_usec = sum(cmds.get(k, {"usec": 0})["usec"] for k in ("evalsha", "eval"))
+    scripts = sum(cmds.get(k, {"calls": 0})["calls"] for k in ("evalsha", "eval", "fcall"))
+    script_usec = sum(cmds.get(k, {"usec": 0})["usec"] for k in ("evalsha", "eval", "fcall"))
     return {
         # Blocking reads still waiting at the end were sent but not yet executed.
         "executed": executed + max(zcard, 0) + run.stats["blocked_clients"],

@@ -174,7 +174,7 @@ async def poll_until(
 
 
 def slowlog_by_command(entries: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
-    """Calls and server microseconds per command; EVALSHA split by script name."""
+    """Calls and server microseconds per command; EVALSHA and FCALL split by script name."""
     from roost.redis.scripts import SCRIPT_NAMES, Scripts
 
     names = {Scripts(aioredis.Redis()).sha(n): n for n in SCRIPT_NAMES}
@@ -185,7 +185,7 @@ def slowlog_by_command(entries: list[dict[str, Any]]) -> dict[str, dict[str, flo
             command = command.decode(errors="replace")
         parts = str(command).split()
         name = parts[0].upper() if parts else "?"
-        if name == "EVALSHA" and len(parts) > 1:
+        if name in ("EVALSHA", "FCALL") and len(parts) > 1:
             name = "script " + names.get(parts[1], parts[1][:10])
         agg = out.setdefault(name, {"calls": 0, "usec": 0})
         agg["calls"] += 1

@@ -74,7 +74,7 @@ class CommandCounter:
             self.commands += 1
             name = args[0].decode(errors="replace").upper() if args else "?"
             self.by_command[name] += 1
-            if name == "EVALSHA" and len(args) > 1:
+            if name in ("EVALSHA", "FCALL") and len(args) > 1:  # SAQ: EVALSHA; Roost: FCALL
                 self.evalsha[args[1].decode()] += 1
 
     def reset(self) -> None:

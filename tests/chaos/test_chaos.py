@@ -97,7 +97,7 @@ async def test_idempotent_enqueue_under_concurrency(tmp_path: Path):
 
 
 async def test_redis_misbehaving_costs_no_attempts_and_no_workers(tmp_path: Path):
-    """BUSY, OOM, READONLY and NOSCRIPT under load: ridden out like an outage, nothing lost."""
+    """BUSY, OOM, READONLY, a deleted library under load: ridden out like outages, nothing lost."""
     cfg = QUICK["misbehave"].config
     result = await scenario("misbehave", tmp_path)
     assert result.items >= cfg.open_items
@@ -118,3 +118,16 @@ async def test_schedules_make_one_item_per_tick_while_workers_die(tmp_path: Path
     assert result.items >= cfg.schedules * (cfg.seconds - 3)
     assert result.commits == result.items * 2
     assert result.duplicates == 0 and result.dead == 0
+
+
+@pytest.mark.parametrize("topology", ["sentinel", "cluster"])
+async def test_failover_loses_no_acknowledged_work(topology: str, tmp_path: Path):
+    """The primary SIGKILLed and a manual failover under load, replica-acknowledged commits."""
+    key = f"failover-{topology}"
+    cfg = QUICK[key].config
+    result = await scenario(key, tmp_path)
+    assert result.commits == cfg.items * (cfg.steps + 1)
+    assert result.duplicates == 0
+    assert result.notes["acked_commits_lost"] == 0
+    assert result.notes["faults"] == ["kill", "manual"]
+    assert result.max_resume is not None and result.max_resume <= cfg.lease_ttl + 2.0

@@ -29,6 +29,7 @@ VALID: list[tuple[str, str, str, Any]] = [
     ("ROOST_GRACE_PERIOD", "2h", "grace_period", 7200.0),
     ("ROOST_INLINE_STEPS", "0", "inline_steps", 0),
     ("ROOST_STUCK_AFTER", "2m", "stuck_after", 120.0),
+    ("ROOST_WAIT_REPLICAS", "1", "wait_replicas", 1),
     ("ROOST_LOG_LEVEL", " DEBUG ", "log_level", "debug"),
     ("ROOST_LOG_FORMAT", "json", "log_format", "json"),
 ]
@@ -65,6 +66,9 @@ INVALID: list[tuple[str, str]] = [
     ("ROOST_GRACE_PERIOD", "-30"),
     ("ROOST_INLINE_STEPS", "-1"),
     ("ROOST_STUCK_AFTER", "0"),
+    ("ROOST_WAIT_REPLICAS", "-1"),
+    ("ROOST_WAIT_REPLICAS", "17"),
+    ("ROOST_WAIT_REPLICAS", "one"),
     ("ROOST_LOG_LEVEL", "loud"),
     ("ROOST_LOG_FORMAT", "xml"),
     # In form but out of range: refused at start, before anything is written.

@@ -104,9 +104,10 @@ class ChaosEnv:
     ) -> ServerProcess:
         return self.servers.make(appendonly=appendonly, appendfsync=appendfsync)
 
-    def settings(self, server: ServerProcess, **overrides: Any) -> RoostSettings:
+    def settings(self, server: ServerProcess | str, **overrides: Any) -> RoostSettings:
+        """Settings for a scenario on ``server`` (or any Redis URL: Sentinel, Cluster...)."""
         values: dict[str, Any] = {
-            "redis_url": server.url,
+            "redis_url": server if isinstance(server, str) else server.url,
             "home": self.root / "home",
             "namespace": f"chaos{uuid.uuid4().hex[:6]}",
             "lease_ttl": 3.0,

@@ -1,10 +1,11 @@
-"""Redis misbehaves under load: busy, out of memory, read-only, its script cache flushed.
+"""Redis misbehaves under load: busy, out of memory, read-only, Roost's library deleted.
 
 Unlike an outage (the server gone or frozen), here Redis answers, but with errors that say
 nothing about the command: ``BUSY`` while another client's script or function loops,
 ``OOM`` at ``maxmemory`` under noeviction, ``READONLY`` (and ``UNBLOCKED`` for a blocked
-read) while it is a replica, ``NOSCRIPT`` after ``SCRIPT FLUSH``. Workers must ride each one
-out like an outage: no attempt used, no item stuck, no worker exiting or restarted.
+read) while it is a replica, ``Function not found`` after Roost's Functions library is
+deleted. Workers must ride each one out like an outage: no attempt used, no item stuck, no
+worker exiting or restarted.
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ class MisbehaveConfig:
     fault_seconds: float = 3.0
     settle: float = 3.0
     """Load between the end of one fault and the start of the next."""
-    faults: tuple[str, ...] = ("busy-script", "oom", "readonly", "script-flush", "busy-function")
+    faults: tuple[str, ...] = ("busy-script", "oom", "readonly", "library-gone", "busy-function")
     step_seconds: tuple[float, float] = (0.05, 0.15)
     delayed: float = 0.2
     recovery_bound: float = 15.0
@@ -101,15 +102,20 @@ def inject(url: str, fault: str, seconds: float) -> str:
         with read_only(url) as port:
             time.sleep(seconds)
         return f"replica of 127.0.0.1:{port}, then primary again"
-    if fault == "script-flush":
-        admin = redis.Redis.from_url(url, socket_timeout=30)
+    if fault == "library-gone":
+        admin = redis.Redis.from_url(url, socket_timeout=30, decode_responses=True)
+        deleted = 0
         try:
-            for _ in range(3):
-                admin.execute_command("SCRIPT", "FLUSH")
+            for _ in range(3):  # what FUNCTION FLUSH does to Roost, sparing the spin library
+                for library in admin.execute_command("FUNCTION", "LIST"):
+                    name = dict(zip(library[::2], library[1::2], strict=True))["library_name"]
+                    if str(name).startswith("roost_"):
+                        admin.execute_command("FUNCTION", "DELETE", name)
+                        deleted += 1
                 time.sleep(seconds / 3)
         finally:
             admin.close()
-        return "SCRIPT FLUSH x3"
+        return f"Roost's Functions libraries deleted x3 ({deleted} deletions)"
     raise ValueError(f"unknown fault {fault!r}")
 
 

@@ -40,6 +40,7 @@ def worker_env(settings: RoostSettings, **extra: str) -> dict[str, str]:
             "ROOST_RETRY_MAX_DELAY": str(s.retry_max_delay),
             "ROOST_EVENTS_MAXLEN": str(s.events_maxlen),
             "ROOST_STRICT_DURABILITY": "1" if s.strict_durability else "0",
+            "ROOST_WAIT_REPLICAS": str(s.wait_replicas),
             "ROOST_GRACE_PERIOD": str(s.grace_period),
             "ROOST_INLINE_STEPS": str(s.inline_steps),
             "ROOST_DISABLE_PLUGIN_AUTOLOAD": "1",

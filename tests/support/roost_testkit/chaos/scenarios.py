@@ -17,6 +17,7 @@ from roost_testkit.chaos.contention import (
     resource_contention,
 )
 from roost_testkit.chaos.drain import DrainConfig, InflightConfig, drain_in_flight, graceful_drain
+from roost_testkit.chaos.failover import FailoverConfig, failover_soak
 from roost_testkit.chaos.faults import PoisonConfig, StallConfig, poison_items, stalled_worker
 from roost_testkit.chaos.misbehave import MisbehaveConfig, redis_misbehaves
 from roost_testkit.chaos.schedules import ScheduleConfig, scheduled_ticks
@@ -44,6 +45,8 @@ def tier(full: bool) -> list[Scenario]:
             Scenario("resources", resource_contention, ResourceConfig()),
             Scenario("enqueue", idempotent_enqueue, EnqueueConfig()),
             Scenario("schedules", scheduled_ticks, ScheduleConfig()),
+            Scenario("failover-sentinel", failover_soak, FailoverConfig(topology="sentinel")),
+            Scenario("failover-cluster", failover_soak, FailoverConfig(topology="cluster")),
         ]
     return [
         Scenario(
@@ -71,6 +74,23 @@ def tier(full: bool) -> list[Scenario]:
             "schedules",
             scheduled_ticks,
             ScheduleConfig(schedules=20, workers=4, seconds=300.0, timeout=300.0),
+        ),
+        *(
+            Scenario(
+                f"failover-{topology}{'' if wait else '-async'}",
+                failover_soak,
+                FailoverConfig(
+                    topology=topology,
+                    items=3000,
+                    steps=5,
+                    concurrency=12,
+                    kills=2,
+                    wait_replicas=wait,
+                    timeout=1800.0,
+                ),
+            )
+            for topology in ("sentinel", "cluster")
+            for wait in (1, 0)
         ),
     ]
 

@@ -111,6 +111,7 @@ STUCK_AFTER = Range(1.0, 7 * DAY, seconds=True)
 """How long a worker's loops may fail before it exits for its supervisor to restart it."""
 EVENTS_MAXLEN = Range(1, 1_000_000_000)
 HISTORY = Range(0, 1000)
+WAIT_REPLICAS = Range(0, 16)
 INLINE_STEPS = Range(0, 10_000)
 ATTEMPTS = Range(1, 1000)
 PRIORITY = Range(-1_000_000, 1_000_000)
@@ -148,6 +149,7 @@ SETTING_RANGES: dict[str, Range] = {
     "retention": RETENTION,
     "events_maxlen": EVENTS_MAXLEN,
     "history": HISTORY,
+    "wait_replicas": WAIT_REPLICAS,
     "grace_period": GRACE_PERIOD,
     "inline_steps": INLINE_STEPS,
     "stuck_after": STUCK_AFTER,

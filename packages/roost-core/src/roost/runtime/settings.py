@@ -186,6 +186,9 @@ class RoostSettings(BaseSettings):
     """``ROOST_STUCK_AFTER``. A worker whose loops (taking work, renewing leases, recovery,
     heartbeat...) have failed for this long without a pass going through exits non-zero, so
     that its process supervisor restarts it."""
+    wait_replicas: Whole = 0
+    """``ROOST_WAIT_REPLICAS``. Acknowledge a commit only once this many replicas have it
+    (``WAIT``): a failover then cannot lose it (0: the primary alone acknowledges)."""
     log_level: Annotated[LogLevel | None, BeforeValidator(_choice(LOG_LEVELS))] = None
     """``ROOST_LOG_LEVEL``. ``debug``, ``info``, ``warning``, ``error`` or ``critical``;
     unset: each command's own (``roost worker`` shows info, other commands errors only)."""

@@ -8,14 +8,23 @@ from typing import Any, cast
 
 import hiredis
 from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.connection import Connection, SSLConnection, UnixDomainSocketConnection
 from redis.asyncio.retry import Retry
+from redis.asyncio.sentinel import SentinelManagedConnection
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from roost.redis.aio import AsyncRedis, typed
+from roost.redis.topology import (
+    SentinelUrl,
+    cluster_client,
+    is_topology_url,
+    parse_topology_url,
+    sentinel_client,
+)
 from roost.runtime.errors import RoostError
 from roost.runtime.urls import redact_url
 
@@ -72,6 +81,24 @@ class FastUnixConnection(_HiredisPacking, UnixDomainSocketConnection):
     """Unix socket connection with C command packing."""
 
 
+class FastSentinelConnection(_HiredisPacking, SentinelManagedConnection):
+    """Connection to the primary a group of sentinels names, with C command packing.
+
+    When the sentinels name a new primary, redis-py closes the pool's idle connections
+    from inside another connection's connect; one just handed out can be closed between
+    its connect and its write, which then fails with ``AttributeError`` (no writer). That
+    is a dropped connection: it is raised as one, so the client's retry (and Roost's
+    outage handling) take it.
+    """
+
+    async def send_packed_command(self, command: Any, check_health: bool = True) -> None:
+        try:
+            await super().send_packed_command(command, check_health)
+        except AttributeError as exc:
+            await self.disconnect()
+            raise RedisConnectionError(f"connection closed while sending: {exc}") from exc
+
+
 _CONNECTION_CLASSES: dict[str, type[Connection] | type[UnixDomainSocketConnection]] = {
     "redis": FastConnection,
     "rediss": FastSSLConnection,
@@ -79,8 +106,14 @@ _CONNECTION_CLASSES: dict[str, type[Connection] | type[UnixDomainSocketConnectio
 }
 
 
-def make_client(url: str, *, blocking: bool = False) -> AsyncRedis:
+def make_client(url: str, *, blocking: bool = False, home_key: str | None = None) -> AsyncRedis:
     """Build a client for ``url``.
+
+    ``redis://``, ``rediss://`` and ``unix://`` reach one server; ``redis+sentinel://`` the
+    primary its sentinels name and ``redis+cluster://`` a cluster (see
+    :mod:`roost.redis.topology`). On a cluster, ``home_key`` (any key of the namespace:
+    they all share one hash tag) sends the node-level commands (``TIME``, ``INFO``,
+    ``CONFIG GET``, ``WAIT``, ``WAITAOF``, ``FUNCTION LOAD``) to the primary of its slot.
 
     Replies are decoded as UTF-8. A command that fails on a broken connection is retried
     once on a fresh one; every Roost script tolerates running twice (a lost reply), so
@@ -88,9 +121,30 @@ def make_client(url: str, *, blocking: bool = False) -> AsyncRedis:
     timeout is well above the server-side block time, so an idle wait never times out
     client-side (redis-py 8's default 5 s timeout under a forever-blocking BLMOVE is what
     strands SAQ jobs; Roost blocks for at most ``BLOCK_SECONDS`` and loops).
+
+    Raises:
+        SettingsError: a ``redis+sentinel://`` or ``redis+cluster://`` URL is malformed.
     """
     timeout = BLOCK_SECONDS + 10.0 if blocking else COMMAND_TIMEOUT
     scheme = url.split("://", 1)[0].lower()
+    if is_topology_url(url):
+        target = parse_topology_url(url)
+        if isinstance(target, SentinelUrl):
+            client: Any = sentinel_client(
+                target,
+                socket_timeout=timeout,
+                socket_connect_timeout=COMMAND_TIMEOUT,
+                retry=Retry(NoBackoff(), 1),
+                connection_class=FastSentinelConnection,
+            )
+        else:  # redis-py's own retries: MOVED, TRYAGAIN, a reload after a failover
+            client = cluster_client(
+                target,
+                home_key=home_key,
+                socket_timeout=timeout,
+                socket_connect_timeout=COMMAND_TIMEOUT,
+            )
+        return typed(cast(Redis, client))
     return typed(
         Redis.from_url(
             url,
@@ -127,6 +181,16 @@ async def check_server(client: AsyncRedis, *, url: str, strict: bool) -> ServerI
     url = redact_url(url)
     info = await client.info()
     version = tuple(int(p) for p in str(info.get("redis_version", "0")).split(".") if p.isdigit())
+    if "sentinel" in (info.get("redis_mode"), info.get("server_mode")):
+        raise RoostError(
+            f"{url} is a Sentinel, not a data server: use "
+            "redis+sentinel://HOST:PORT[,HOST:PORT...]/SERVICE"
+        )
+    if str(info.get("cluster_enabled", "0")) == "1" and not isinstance(client, RedisCluster):
+        raise RoostError(
+            f"Redis at {url} is a Cluster node, which answers MOVED for most keys: use "
+            "redis+cluster://HOST:PORT[,HOST:PORT...]"
+        )
     if str(info.get("role", "master")) != "master":
         primary = f"{info.get('master_host', '?')}:{info.get('master_port', '?')}"
         raise RoostError(

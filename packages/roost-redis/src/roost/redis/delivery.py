@@ -78,7 +78,7 @@ async def unserved_engines(swarm: RedisSwarm, keys: Keys) -> dict[str, int]:
     """
     async with swarm.client.pipeline(transaction=False) as pipe:
         pipe.smembers(keys.engines)
-        pipe.time()
+        pipe.execute_command("TIME")  # a cluster pipeline refuses pipe.time()
         members, (seconds, _micros) = await pipe.execute()
     engines: list[str] = sorted(members)
     if not engines:

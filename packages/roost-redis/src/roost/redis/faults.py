@@ -11,8 +11,13 @@ the caller backs off and tries again, and no attempt of any item is used. They a
   freed), ``MISCONF`` (writes refused while the server cannot save to disk);
 - ``READONLY`` (the server became a replica, e.g. during a failover), ``MASTERDOWN``,
   ``NOREPLICAS``, ``TRYAGAIN``, ``CLUSTERDOWN``;
-- ``NOSCRIPT`` (the script cache was flushed or the server replaced): the script is loaded
-  again and the call repeated at once (see :class:`roost.redis.scripts.Scripts`).
+- ``NOSCRIPT``, or ``Function not found`` (Roost's Functions library is missing on the node:
+  it joined empty, or ``FUNCTION FLUSH`` ran): the library is loaded on that node and the call
+  repeated at once (see :class:`roost.redis.scripts.Scripts`); only a library that keeps
+  vanishing reaches the caller;
+- on a cluster, a redirection (``MOVED``, ``ASK``) or ``TRYAGAIN`` the client gave up
+  following, an uncovered slot, or no node reachable to reload the slot map from: the slot
+  map is read again at the next call (redis-py marks it stale on these errors).
 
 Every other error (``WRONGTYPE``, a script error, bad arguments) is a real failure of the call.
 """
@@ -23,11 +28,26 @@ import ast
 import re
 from typing import cast
 
-from redis.exceptions import AuthenticationError, NoScriptError, RedisError, ResponseError
+from redis.exceptions import (
+    AskError,
+    AuthenticationError,
+    ClusterError,
+    NoScriptError,
+    RedisClusterException,
+    RedisError,
+    ResponseError,
+)
 
 from roost.redis.connection import INFRA_ERRORS
 
-__all__ = ["OUTAGE_CODES", "describe", "error_code", "is_outage", "is_unreachable"]
+__all__ = [
+    "OUTAGE_CODES",
+    "describe",
+    "error_code",
+    "is_missing_function",
+    "is_outage",
+    "is_unreachable",
+]
 
 OUTAGE_CODES = frozenset(
     {
@@ -42,6 +62,8 @@ OUTAGE_CODES = frozenset(
         "CLUSTERDOWN",
         "NOSCRIPT",
         "UNBLOCKED",
+        "MOVED",
+        "ASK",
     }
 )
 """Error codes that mean "Redis cannot serve right now", whatever the command was."""
@@ -58,6 +80,8 @@ _MEANING = {
     "CLUSTERDOWN": "Redis Cluster is down (CLUSTERDOWN)",
     "NOSCRIPT": "a Roost script is missing from Redis's script cache (NOSCRIPT)",
     "UNBLOCKED": "a blocking Redis call was cancelled by another client (UNBLOCKED)",
+    "MOVED": "Redis Cluster moved the slot and the client could not follow yet (MOVED)",
+    "ASK": "Redis Cluster is migrating the slot and the client could not follow yet (ASK)",
     "WRONGPASS": "Redis refused the credentials (WRONGPASS)",
     "NOAUTH": "Redis needs a password (NOAUTH)",
     "NOPERM": "Redis refused the command: the user lacks the permission (NOPERM)",
@@ -107,10 +131,24 @@ def is_unreachable(exc: BaseException) -> bool:
     return isinstance(exc, INFRA_ERRORS) and not isinstance(exc, AuthenticationError)
 
 
+def is_missing_function(exc: BaseException) -> bool:
+    """True when the node lacks the function called (Roost's library is not loaded there)."""
+    return isinstance(exc, ResponseError) and "function not found" in str(exc).lower()
+
+
+_CLUSTER_OUTAGES = ("cannot be connected", "not covered", "no targets were found", "ttl exhausted")
+
+
 def is_outage(exc: BaseException) -> bool:
     """True when ``exc`` means Redis cannot serve right now: back off and try again."""
-    if isinstance(exc, NoScriptError):
+    if isinstance(exc, NoScriptError | AskError) or is_missing_function(exc):
         return True
+    if isinstance(exc, ClusterError | RedisClusterException) and not isinstance(exc, ResponseError):
+        # redis-py's own cluster errors: gave up retrying (TTL exhausted), no live node to
+        # read the slot map from, a slot no node covers (a failover under way). A
+        # cross-slot call (a bug, not an outage) is one of these too: it is not matched.
+        text = str(exc).lower()
+        return any(part in text for part in _CLUSTER_OUTAGES)
     return is_unreachable(exc) or error_code(exc) in OUTAGE_CODES
 
 
@@ -126,6 +164,11 @@ def describe(exc: BaseException) -> str:
     memory > 'maxmemory'.``, or for a dropped connection ``lost the connection to Redis:
     ConnectionError: ...``.
     """
+    if is_missing_function(exc):
+        return (
+            "Roost's Functions library is missing on the Redis node (Function not found): "
+            "loading it there"
+        )
     code = error_code(exc)
     if code in _MEANING:
         # An outage is the same whatever the command; for anything else, keep which it was.

@@ -173,8 +173,8 @@ async def commit(
 async def _durable(
     worker: Worker, held: Held, name: str, item_keys: list[str], args: list[Any]
 ) -> Any:
-    """Run a lease-holder script, waiting for its fsync under strict durability."""
-    if worker.settings.strict_durability:
+    """Run a lease-holder script, waiting for its fsync and replicas when configured."""
+    if worker.settings.strict_durability or worker.settings.wait_replicas:
         return await worker.swarm.run_script_durable(name, item_keys, args, keys=held.keys)
     return await worker.swarm.run_script(name, item_keys, args, keys=held.keys)
 

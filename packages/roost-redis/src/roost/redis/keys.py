@@ -118,6 +118,8 @@ class Keys:
         self.events = self.base + "events"
         self.stats = self.base + "stats"
         self.workers = self.base + "workers"
+        self.ack = self.base + "ack"
+        """Scratch string written just before a commit's WAIT/WAITAOF (Scripts.acked)."""
         # SAQ 0.26's RedisQueue names (saq/queue/redis.py: namespace() and job_id()).
         self.saq_queued = f"saq:{self.saq_name}:queued"
         self.saq_active = f"saq:{self.saq_name}:active"

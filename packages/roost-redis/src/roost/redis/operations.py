@@ -170,5 +170,6 @@ async def _enqueue_chunk(
             seed_json,
             item.max_attempts or "",
         ]
-    reply = await swarm.run_script("enqueue", item_keys, args, keys=keys)
+    # With ROOST_WAIT_REPLICAS an enqueue is acknowledged once the replicas have it too.
+    reply = await swarm.run_script_durable("enqueue", item_keys, args, keys=keys, fsync=False)
     return [str(reply[i]) for i in range(0, len(reply), 2)]

@@ -18,13 +18,13 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping, Sequence
-from importlib.resources import files
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from pydantic import BaseModel, Field
 
 from roost.redis.keys import Keys, encode_part
 from roost.redis.recurrence import Recurrence
+from roost.redis.scripts import SCHEDULE_LIBRARY, Scripts
 from roost.runtime.errors import BadInput
 from roost.runtime.models import WorkItem, WorkState
 from roost.runtime.settings import RoostSettings
@@ -108,21 +108,14 @@ class ScheduleKeys:
 
 
 class ScheduleScripts:
-    """The schedule scripts, registered on one client (redis-py reloads one after NOSCRIPT)."""
-
-    NAMES = ("save", "edit", "scan", "decide", "advance")
+    """The schedule scripts: a Functions library of their own (see roost.redis.scripts)."""
 
     def __init__(self, client: AsyncRedis) -> None:
-        lua = files("roost.redis").joinpath("lua", "schedules")
-        self._scripts = {
-            name: client.register_script(lua.joinpath(f"{name}.lua").read_text())
-            for name in self.NAMES
-        }
+        self._scripts = Scripts(client, SCHEDULE_LIBRARY)
 
     async def __call__(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
         """Run script ``name``."""
-        script: Any = self._scripts[name]
-        return await script(keys=list(keys), args=list(args))
+        return await self._scripts(name, list(keys), list(args))
 
 
 class Schedule(BaseModel):

@@ -1,103 +1,240 @@
-"""Loads the Lua scripts once and calls them with the namespace block of KEYS and ARGV."""
+"""Roost's Lua as a Redis Functions library, and the calls into it.
+
+Every ``lua/NAME.lua`` file (``_prelude.lua`` aside) becomes the function ``NAME`` of one
+library: its body, after the prelude, inside ``function(KEYS, ARGV) ... end``, so a script
+reads its keys and arguments just as under ``EVAL``. A new file needs no registration: the
+library is built from the files there are. The library's name (and so every function's)
+carries a hash of its source, so workers of two versions can share a server during an
+upgrade, each calling its own.
+
+A Functions library, unlike the script cache, is replicated to replicas and kept in the
+append-only file: a replica promoted by a failover, or a restarted node, already has it.
+A node that lacks it (it joined empty, lost its data, or ``FUNCTION FLUSH`` ran) answers
+``Function not found``; the call then loads the library on that very node (``FUNCTION LOAD
+REPLACE``) and is repeated at once, so callers never see that error unless the library keeps
+being removed under them.
+
+Redis 7.0+ and Valkey have Functions; Roost needs them (there is no ``EVALSHA`` fallback).
+"""
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import re
+from dataclasses import dataclass
 from importlib.resources import files
+from importlib.resources.abc import Traversable
 from typing import TYPE_CHECKING, Any
 
-from redis.exceptions import NoScriptError
+from redis.exceptions import ResponseError
+
+from roost.redis.faults import is_missing_function
+from roost.redis.topology import ClusterClient
 
 if TYPE_CHECKING:
-    from redis.commands.core import AsyncScript
-
     from roost.redis.aio import AsyncRedis
 
-__all__ = ["SCRIPT_NAMES", "Scripts"]
+__all__ = [
+    "LIBRARY",
+    "SCHEDULE_LIBRARY",
+    "SCRIPT_NAMES",
+    "Library",
+    "NotReplicated",
+    "Scripts",
+    "build_library",
+]
 
 log = logging.getLogger("roost.redis")
 
 WAITAOF_TIMEOUT_MS = 5000
+WAIT_TIMEOUT_MS = 5000
+"""How long a commit waits for its replicas (``ROOST_WAIT_REPLICAS``) before it is retried."""
 LOAD_TRIES = 3
-"""How many times a call loads its script again when the server keeps answering NOSCRIPT."""
+"""How many times a call loads the library again when the server keeps lacking it."""
 
-SCRIPT_NAMES = (
-    "dequeue",
-    "undeliver",
-    "enqueue",
-    "acquire",
-    "renew",
-    "commit",
-    "fail",
-    "release",
-    "progress",
-    "promote",
-    "recover",
-    "reclaim",
-    "migrate",
-    "purge",
-    "cancel",
-    "retry",
-    "replay",
-)
+_LUA = files("roost.redis").joinpath("lua")
+_PRELUDE = "_prelude.lua"
+_NAME = re.compile(r"[A-Za-z0-9_]+")
 
 
-def _source(name: str) -> str:
-    lua = files("roost.redis").joinpath("lua")
-    return lua.joinpath("_prelude.lua").read_text() + "\n" + lua.joinpath(f"{name}.lua").read_text()
+@dataclass(frozen=True)
+class Library:
+    """A Functions library built from a directory of scripts."""
+
+    name: str
+    code: str
+    functions: dict[str, str]
+    """Script name (the file's stem) to the function's name on the server."""
+
+
+def _scripts_in(directory: Traversable) -> dict[str, str]:
+    found: dict[str, str] = {}
+    for entry in sorted(directory.iterdir(), key=lambda e: e.name):
+        if entry.is_file() and entry.name.endswith(".lua") and not entry.name.startswith("_"):
+            found[entry.name.removesuffix(".lua")] = entry.read_text()
+    return found
+
+
+def build_library(directory: Traversable, label: str, *, prelude: str = "") -> Library:
+    """One function per ``*.lua`` file of ``directory``, each starting with ``prelude``.
+
+    Args:
+        directory: where the scripts are.
+        label: the library's name before its hash (letters, digits, ``_``).
+        prelude: Lua run at the start of every function (it may read KEYS and ARGV).
+    """
+    sources = _scripts_in(directory)
+    digest = hashlib.sha1(prelude.encode())
+    for name, body in sources.items():
+        digest.update(f"\0{name}\0{body}".encode())
+    library = f"{label}_{digest.hexdigest()[:12]}"
+    parts = [f"#!lua name={library}"]
+    functions: dict[str, str] = {}
+    for name, body in sources.items():
+        stem = name if _NAME.fullmatch(name) else re.sub(r"[^A-Za-z0-9_]", "_", name)
+        function = f"{library}_{stem}"
+        functions[name] = function
+        parts.append(
+            f"redis.register_function('{function}', function(KEYS, ARGV)\n{prelude}\n{body}\nend)"
+        )
+    return Library(name=library, code="\n".join(parts) + "\n", functions=functions)
+
+
+def _roost_library() -> Library:
+    return build_library(_LUA, "roost", prelude=_LUA.joinpath(_PRELUDE).read_text())
+
+
+LIBRARY = _roost_library()
+SCHEDULE_LIBRARY = build_library(_LUA.joinpath("schedules"), "roost_sched")
+"""The schedule scripts (``lua/schedules``): no prelude, their own KEYS layout."""
+SCRIPT_NAMES = tuple(LIBRARY.functions)
+"""Every script there is (discovered from the ``lua`` directory)."""
+
+
+class NotReplicated(ResponseError):
+    """Fewer replicas than ``ROOST_WAIT_REPLICAS`` confirmed a write in time (an outage).
+
+    Its message starts with ``NOREPLICAS``, the code Redis itself uses when too few
+    replicas are connected, so it is classified like that: back off, try again.
+    """
 
 
 class Scripts:
-    """The registered scripts of one client.
+    """Roost's functions, called through one client.
 
-    Scripts run by EVALSHA; a script the server does not have (``NOSCRIPT``: after a restart,
-    a failover or ``SCRIPT FLUSH``) is loaded again and the call repeated at once, so callers
-    do not see that error unless the cache keeps being flushed under them.
+    ``scripts(name, keys, args)`` runs one; ``scripts.acked(...)`` runs one and waits for
+    its fsync and/or its replicas on the same connection.
     """
 
-    def __init__(self, client: AsyncRedis) -> None:
+    def __init__(self, client: AsyncRedis, library: Library = LIBRARY) -> None:
         self._client = client
-        self._scripts: dict[str, AsyncScript] = {
-            name: client.register_script(_source(name)) for name in SCRIPT_NAMES
-        }
+        self._library = library
+
+    def sha(self, name: str) -> str:
+        """The name the server knows script ``name`` by (its function's name)."""
+        return self._library.functions[name]
+
+    async def load(self) -> None:
+        """Load the library on the node that serves the namespace (replacing any copy)."""
+        await self._client.execute_command("FUNCTION LOAD", "REPLACE", self._library.code)
 
     async def __call__(self, name: str, keys: list[str], args: list[Any]) -> Any:
         """Run script ``name`` with ``keys`` and ``args`` (both already including the block)."""
-        script: Any = self._scripts[name]
+        function = self._library.functions[name]
         for _ in range(LOAD_TRIES - 1):
             try:
-                return await script(keys=keys, args=args)  # reloads once on NOSCRIPT itself
-            except NoScriptError:
-                continue  # flushed again between the load and the call
-        return await script(keys=keys, args=args)
-
-    def sha(self, name: str) -> str:
-        """The SHA1 of a script as loaded (for tests and diagnostics)."""
-        return self._scripts[name].sha
+                return await self._client.execute_command(
+                    "FCALL", function, len(keys), *keys, *args
+                )
+            except ResponseError as exc:
+                if not is_missing_function(exc):
+                    raise
+            await self.load()
+        return await self._client.execute_command("FCALL", function, len(keys), *keys, *args)
 
     async def durable(self, name: str, keys: list[str], args: list[Any]) -> Any:
-        """Run a script, then wait until its writes are fsynced to the append-only file.
+        """Run a script, then wait until its writes are fsynced to the append-only file."""
+        return await self.acked(name, keys, args, fsync=True)
 
-        Script and ``WAITAOF 1 0`` travel in one pipeline, so they share a connection and
-        WAITAOF covers exactly this script's writes.
+    async def acked(
+        self,
+        name: str,
+        keys: list[str],
+        args: list[Any],
+        *,
+        fsync: bool = False,
+        replicas: int = 0,
+        probe_key: str | None = None,
+        wait_ms: int = WAIT_TIMEOUT_MS,
+    ) -> Any:
+        """Run a script, then wait on the same connection for its fsync and/or replicas.
+
+        ``WAIT`` and ``WAITAOF`` count the writes of their own connection, so the call and
+        its waits travel together (one pipeline; on a cluster, one connection to the slot's
+        primary). ``probe_key`` (a key of the script's slot) is written just before the
+        waits, so they cover the script's writes even when a repeated call wrote nothing
+        (its first run's reply was lost): the waits then cover everything the node had.
+
+        Raises:
+            NotReplicated: fewer than ``replicas`` replicas confirmed within ``wait_ms``
+                (at most ``WAIT_TIMEOUT_MS``); the write stands on the primary but is not
+                acknowledged (the caller retries, as for any outage).
         """
-        script = self._scripts[name]
+        function = self._library.functions[name]
+        commands: list[tuple[Any, ...]] = [("FCALL", function, len(keys), *keys, *args)]
+        if probe_key is not None:
+            commands.append(("SET", probe_key, "1", "PX", 60_000))
+        if replicas:
+            commands.append(("WAIT", replicas, wait_ms))
+        if fsync:
+            commands.append(("WAITAOF", 1, 0, WAITAOF_TIMEOUT_MS))
         for _ in range(LOAD_TRIES):
-            async with self._client.pipeline(transaction=False) as pipe:
-                pipe.evalsha(script.sha, len(keys), *keys, *args)
-                pipe.execute_command("WAITAOF", 1, 0, WAITAOF_TIMEOUT_MS)
-                result, ack = await pipe.execute(raise_on_error=False)
-            if isinstance(result, NoScriptError):
-                script.sha = await self._client.script_load(str(script.script))
+            replies = await self._together(commands)
+            result = replies[0]
+            if is_missing_function(result):
+                await self.load()
                 continue
             if isinstance(result, Exception):
                 raise result
-            if isinstance(ack, Exception) or int(ack[0]) < 1:
+            for reply in replies[1:]:
+                if isinstance(reply, Exception):
+                    raise reply
+            waits = replies[2:] if probe_key is not None else replies[1:]
+            if replicas and int(waits[0]) < replicas:
+                await self._forget_primary()
+                raise NotReplicated(
+                    f"NOREPLICAS {name}: {waits[0]} of {replicas} replicas confirmed the "
+                    f"write within {wait_ms} ms"
+                )
+            if fsync and int(waits[-1][0]) < 1:
                 log.error(
                     "%s: the append-only file did not confirm an fsync within %d ms (%s)",
                     name,
                     WAITAOF_TIMEOUT_MS,
-                    ack,
+                    waits[-1],
                 )
             return result
-        raise NoScriptError(f"script {name} could not be loaded")
+        raise ResponseError(f"Function not found: {function} could not be loaded")
+
+    async def _forget_primary(self) -> None:
+        """After a shortfall of replicas, let a Sentinel client ask who the primary is.
+
+        A Sentinel client's connections keep talking to the node they reached: after a
+        manual failover the old primary accepts writes (that no replica confirms, and that
+        the next resync drops) until the sentinels demote it, about 10 s later. Closing the
+        pooled connections (those in use once released) makes new ones ask the sentinels.
+        """
+        pool: Any = getattr(self._client, "connection_pool", None)
+        if pool is not None and hasattr(pool, "sentinel_manager"):
+            await pool.disconnect(inuse_connections=False)
+            await pool.update_active_connections_for_reconnect()  # closed when released
+
+    async def _together(self, commands: list[tuple[Any, ...]]) -> list[Any]:
+        client: Any = self._client
+        if isinstance(client, ClusterClient):
+            return await client.on_home_connection(*commands)
+        async with self._client.pipeline(transaction=False) as pipe:
+            for command in commands:
+                pipe.execute_command(*command)
+            return await pipe.execute(raise_on_error=False)

@@ -19,7 +19,7 @@ from typing import TypeVar
 
 from redis.exceptions import NoScriptError
 
-from roost.redis.faults import describe, error_code, is_outage
+from roost.redis.faults import describe, error_code, is_missing_function, is_outage
 from roost.runtime.errors import RoostError
 
 __all__ = [
@@ -103,7 +103,7 @@ class Loop:
     def failed(self, exc: BaseException) -> float:
         """Record a failed pass, log it (see :meth:`report`), and return how long to back off.
 
-        A missing script (``NOSCRIPT``) is retried at once: the script is loaded again.
+        A missing script or function library is retried at once: it is loaded again.
         """
         if self.failing_since is None:
             self.failing_since = time.monotonic()
@@ -111,7 +111,7 @@ class Loop:
         self.failures += 1
         self.problem = describe(exc)
         self.report(exc)
-        if isinstance(exc, NoScriptError):
+        if isinstance(exc, NoScriptError) or is_missing_function(exc):
             return 0.0
         delay = self._backoff
         self._backoff = min(self._backoff * 2, BACKOFF_MAX)

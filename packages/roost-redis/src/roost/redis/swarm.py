@@ -29,7 +29,8 @@ from roost.redis.listing import item_events, list_page, stream_pos
 from roost.redis.operations import enqueue_items
 from roost.redis.operations import replay as replay_item
 from roost.redis.schedules import Schedules
-from roost.redis.scripts import Scripts
+from roost.redis.scripts import WAIT_TIMEOUT_MS, Scripts
+from roost.redis.topology import explain_failure, is_topology_url
 from roost.runtime.errors import (
     BadInput,
     ConflictError,
@@ -143,7 +144,7 @@ class RedisSwarm:
             self.url = await asyncio.to_thread(redis_url_for, self.settings)
         except ServerError as exc:
             raise EmbeddedServerFailed(f"cannot start the embedded Redis: {exc}") from None
-        client = make_client(self.url)
+        client = make_client(self.url, home_key=self.keys.base)
         try:
             self.server = await check_server(
                 client, url=self.url, strict=self.settings.strict_durability
@@ -152,14 +153,16 @@ class RedisSwarm:
             await client.aclose()
             if isinstance(exc, RoostError):
                 raise
+            url = redact_url(self.url)
+            if is_topology_url(self.url):
+                why = await explain_failure(self.url, exc)
+                if why is not None:
+                    raise RedisUnreachable(f"cannot reach Redis at {url}: {why}") from None
             if is_unreachable(exc) and error_code(exc) is None:
-                url = redact_url(self.url)
                 raise RedisUnreachable(f"cannot reach Redis at {url}: {exc}") from None
-            raise RoostError(
-                f"cannot use Redis at {redact_url(self.url)}: {describe_redis_error(exc)}"
-            ) from None
+            raise RoostError(f"cannot use Redis at {url}: {describe_redis_error(exc)}") from None
         self._client = client
-        self._blocking = make_client(self.url, blocking=True)
+        self._blocking = make_client(self.url, blocking=True, home_key=self.keys.base)
         self._scripts = Scripts(client)
 
     async def close(self) -> None:
@@ -230,13 +233,36 @@ class RedisSwarm:
         return await self._scripts(name, keys.ns + item_keys, self.common_args(keys) + args)
 
     async def run_script_durable(
-        self, name: str, item_keys: list[str], args: list[Any], *, keys: Keys | None = None
+        self,
+        name: str,
+        item_keys: list[str],
+        args: list[Any],
+        *,
+        keys: Keys | None = None,
+        fsync: bool = True,
     ) -> Any:
-        """Like :meth:`run_script`, then wait for the append-only file's fsync (WAITAOF)."""
+        """Like :meth:`run_script`, then wait for what acknowledges a commit.
+
+        That is the append-only file's fsync (``WAITAOF``) under strict durability (unless
+        ``fsync`` is False), and ``ROOST_WAIT_REPLICAS`` replicas (``WAIT``); both on the
+        connection of the call. With neither configured it is :meth:`run_script`.
+        """
         keys = keys or self.keys
         if self._scripts is None:
             raise RoostError("RedisSwarm is not connected: use 'async with RedisSwarm()'")
-        return await self._scripts.durable(name, keys.ns + item_keys, self.common_args(keys) + args)
+        replicas = self.settings.wait_replicas
+        fsync = fsync and self.settings.strict_durability
+        if not (fsync or replicas):
+            return await self.run_script(name, item_keys, args, keys=keys)
+        return await self._scripts.acked(
+            name,
+            keys.ns + item_keys,
+            self.common_args(keys) + args,
+            fsync=fsync,
+            replicas=replicas,
+            probe_key=keys.ack if replicas else None,
+            wait_ms=min(WAIT_TIMEOUT_MS, int(self.settings.lease_ttl * 250)),
+        )
 
     # -- enqueue --------------------------------------------------------------------------
 

@@ -86,11 +86,13 @@ from typing import Any, cast
 from urllib.parse import parse_qsl, unquote
 
 from redis.asyncio import Redis
-from redis.asyncio.cluster import ClusterNode, NodesManager, RedisCluster
+from redis.asyncio.cluster import ClusterNode, NodesManager, PipelineCommand, RedisCluster
+from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel
+from redis.backoff import NoBackoff
 from redis.cluster import PRIMARY
+from redis.exceptions import AskError, ClusterDownError, MovedError, RedisClusterException
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisClusterException
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from roost.runtime.errors import SettingsError
@@ -99,6 +101,7 @@ __all__ = [
     "CLUSTER_SCHEME",
     "SENTINEL_SCHEME",
     "ClusterClient",
+    "NODE_COMMANDS",
     "ClusterUrl",
     "SentinelRedis",
     "SentinelUrl",
@@ -114,6 +117,10 @@ CLUSTER_SCHEME = "redis+cluster"
 _DEFAULT_PORT = {SENTINEL_SCHEME: 26379, CLUSTER_SCHEME: 6379}
 _SENTINEL_OPTIONS = ("sentinel_username", "sentinel_password", "min_other_sentinels")
 _FUNCTION_CALLS = ("FCALL", "FCALL_RO")
+NODE_COMMANDS = frozenset(
+    {"TIME", "INFO", "CONFIG GET", "WAIT", "WAITAOF", "FUNCTION LOAD", "FUNCTION LIST"}
+)
+"""Commands about a node, not a key: a :class:`ClusterClient` sends them to its home slot."""
 _HOST = re.compile(r"^(?:\[(?P<v6>[^\]]*)\]|(?P<name>[^\[\]:]*))(?::(?P<port>[^:]*))?$")
 
 Address = tuple[str, int]
@@ -264,10 +271,12 @@ def sentinel_client(target: SentinelUrl, **connection: Any) -> SentinelRedis:
     Args:
         target: the parsed URL.
         **connection: more keyword arguments for the connections (``socket_timeout``,
-            ``retry``...); the ``socket_*`` ones apply to the sentinels too.
+            ``retry``...); ``retry`` and the ``socket_*`` ones apply to the sentinels too.
     """
     sentinel_kwargs: dict[str, Any] = {
-        key: value for key, value in connection.items() if key.startswith("socket_")
+        key: value
+        for key, value in connection.items()
+        if key.startswith("socket_") or key == "retry"
     }
     if target.sentinel_password is not None:
         sentinel_kwargs["username"] = target.sentinel_username
@@ -334,10 +343,55 @@ class ClusterClient(RedisCluster):
       nothing while a reload was pending. Here ``aclose`` always closes every node.
     """
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        """Take :class:`redis.asyncio.cluster.RedisCluster`'s arguments."""
+    def __init__(self, *args: Any, home_key: str | None = None, **kwargs: Any) -> None:
+        """Take :class:`redis.asyncio.cluster.RedisCluster`'s arguments.
+
+        Args:
+            *args: as redis-py's.
+            home_key: a key whose slot's primary serves :data:`NODE_COMMANDS` (``TIME``,
+                ``INFO``, ``CONFIG GET``, ``WAIT``, ``WAITAOF``, ``FUNCTION LOAD``...); by
+                default redis-py's default node does.
+            **kwargs: as redis-py's.
+        """
         super().__init__(*args, **kwargs)
         self.nodes_manager.__class__ = _SharedNodes
+        self.home_key = home_key
+
+    def home_node(self) -> ClusterNode:
+        """The primary of the home key's slot, as the slot map last read says."""
+        if self.home_key is None:
+            return self.get_default_node()
+        return self.nodes_manager.get_node_from_slot(self.keyslot(self.home_key))
+
+    async def on_home_connection(self, *commands: tuple[Any, ...]) -> list[Any]:
+        """Send ``commands`` on one connection to the home slot's primary; replies in order.
+
+        ``WAIT`` and ``WAITAOF`` count the writes of their own connection, so a write and
+        its wait must travel together; a cluster pipeline may split or redirect them. A
+        reply that is an error is returned, not raised; a connection that fails marks the
+        slot map stale (the caller retries after the failover).
+        """
+        if self._initialize:
+            await self.initialize()
+        node = self.home_node()
+        stack = [PipelineCommand(i, *command) for i, command in enumerate(commands)]
+        try:
+            await node.execute_pipeline(stack)
+        except (RedisConnectionError, RedisTimeoutError, OSError):
+            self._initialize = True
+            raise
+        for cmd in stack:
+            if isinstance(cmd.result, MovedError | AskError | ClusterDownError):
+                self._initialize = True  # the slot moved: learn where before the retry
+        return [cmd.result for cmd in stack]
+
+    async def _determine_nodes(
+        self, command: str, *args: Any, node_flag: str | None = None, **kwargs: Any
+    ) -> list[ClusterNode]:
+        if self.home_key is not None and not node_flag and command.upper() in NODE_COMMANDS:
+            return [self.home_node()]
+        nodes: Any = await super()._determine_nodes(command, *args, node_flag=node_flag, **kwargs)
+        return cast(list[ClusterNode], nodes)
 
     async def aclose(self) -> None:
         """Close every connection to every node, even while a reload is pending."""
@@ -358,15 +412,19 @@ class ClusterClient(RedisCluster):
             raise
 
 
-def cluster_client(target: ClusterUrl, **connection: Any) -> ClusterClient:
+def cluster_client(
+    target: ClusterUrl, *, home_key: str | None = None, **connection: Any
+) -> ClusterClient:
     """A :class:`ClusterClient` seeded with the URL's nodes (replies decoded).
 
     Args:
         target: the parsed URL.
+        home_key: see :class:`ClusterClient`.
         **connection: more keyword arguments for :class:`redis.asyncio.cluster.RedisCluster`.
     """
     return ClusterClient(
         startup_nodes=[ClusterNode(host, port) for host, port in target.nodes],
+        home_key=home_key,
         username=target.username,
         password=target.password,
         decode_responses=True,
@@ -384,3 +442,69 @@ def topology_client(url: str, **connection: Any) -> SentinelRedis | ClusterClien
     if isinstance(target, SentinelUrl):
         return sentinel_client(target, **connection)
     return cluster_client(target, **connection)
+
+
+def _where(addresses: tuple[Address, ...]) -> str:
+    return ", ".join(f"[{h}]:{p}" if ":" in h else f"{h}:{p}" for h, p in addresses)
+
+
+async def explain_failure(url: str, exc: BaseException) -> str | None:
+    """One line saying why a client of ``url`` could not reach its data, or None.
+
+    For a Sentinel URL it asks each sentinel (briefly) which primary it names for the
+    service: none reachable, none monitoring the service, or a primary that is down. For a
+    Cluster URL it reads redis-py's start-up error: no seed node reachable, or a seed node
+    that is not a cluster node.
+    """
+    target = parse_topology_url(url)
+    if isinstance(target, ClusterUrl):
+        text = str(exc)
+        seeds = _where(target.nodes)
+        if "Cluster mode is not enabled" in text:
+            return (
+                f"a seed node of {CLUSTER_SCHEME}://{seeds} is not in cluster mode "
+                "(a single server takes redis://)"
+            )
+        if "cannot be connected" in text or isinstance(exc, RedisConnectionError):
+            return f"no seed node of the cluster is reachable (tried {seeds})"
+        return None
+    return await _explain_sentinels(target)
+
+
+async def _explain_sentinels(target: SentinelUrl) -> str:
+    named: list[str] = []
+    reached = 0
+    for host, port in target.sentinels:
+        client: Any = Redis(
+            host=host,
+            port=port,
+            username=target.sentinel_username,
+            password=target.sentinel_password,
+            socket_timeout=1.0,
+            socket_connect_timeout=1.0,
+            retry=Retry(NoBackoff(), 0),
+            decode_responses=True,
+        )
+        try:
+            reply: Any = await client.execute_command(
+                "SENTINEL", "GET-MASTER-ADDR-BY-NAME", target.service
+            )
+        except (RedisConnectionError, RedisTimeoutError, OSError):
+            continue
+        except Exception:  # an answer that is an error still means reached
+            reached += 1
+            continue
+        finally:
+            await client.aclose()
+        reached += 1
+        if reply:
+            named.append(f"{reply[0]}:{reply[1]}")
+    sentinels = _where(target.sentinels)
+    if not reached:
+        return f"no sentinel is reachable (tried {sentinels})"
+    if not named:
+        return f"the sentinels at {sentinels} monitor no service named {target.service!r}"
+    return (
+        f"the sentinels name {named[0]} as the primary of {target.service!r}, but it cannot "
+        "be used now (down, or a failover is under way)"
+    )

@@ -1,0 +1,238 @@
+"""Failover soak: workers on a Sentinel group or a Cluster while its primary is replaced.
+
+Worker processes run multi-step items (some delayed, some enqueued twice under an
+idempotency key) on a ``redis+sentinel://`` or ``redis+cluster://`` URL. Under load, the
+primary of the namespace's slot is SIGKILLed (``kills`` times; each time it is started again
+as a replica once a replica took over) and one manual failover runs (``SENTINEL FAILOVER`` /
+``CLUSTER FAILOVER``). No worker is restarted by hand.
+
+It passes when every acknowledged enqueue exists and is done with contiguous versions and
+the right hash chain, no step committed twice, each idempotency key maps to one item, no
+acknowledged commit is missing (with ``wait_replicas`` on), and commits resume within
+(lease TTL + 2 s) of each failover completing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Literal
+
+from roost.redis import RedisSwarm
+from roost.redis.server.cluster import ClusterGroup
+from roost.redis.server.nodes import Node, NodeGroup
+from roost.redis.server.pool import configured_binary
+from roost.redis.server.sentinel import SentinelGroup
+from roost.runtime import RuntimeEvent, WorkItem
+from roost_testkit.chaos.base import ChaosEnv, Result, audit, persist, stop_workers, until
+from roost_testkit.chaos.history import COMMITS
+from roost_testkit.chaos.soak import chain_items, done_count
+
+Topology = Literal["sentinel", "cluster"]
+
+
+@dataclass(frozen=True)
+class FailoverConfig:
+    topology: Topology = "sentinel"
+    items: int = 150
+    steps: int = 4
+    workers: int = 3
+    concurrency: int = 8
+    lease_ttl: float = 3.0
+    step_seconds: tuple[float, float] = (0.05, 0.15)
+    delayed: float = 0.2
+    idempotent: float = 0.2
+    """Fraction of items sent with an idempotency key, and sent again after a failover."""
+    kills: int = 1
+    """Primary SIGKILLs (each followed by a restart of the killed node as a replica)."""
+    manual: bool = True
+    """Also one SENTINEL FAILOVER / CLUSTER FAILOVER under load."""
+    wait_replicas: int = 1
+    timeout: float = 300.0
+    seed: int = 11
+
+
+@dataclass
+class Fault:
+    kind: str
+    at: float
+    healed_at: float = 0.0
+
+
+@dataclass
+class FailoverState:
+    faults: list[Fault] = field(default_factory=list[Fault])
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+def _group(env: ChaosEnv, topology: Topology) -> NodeGroup:
+    root = env.root / topology
+    if topology == "sentinel":
+        return SentinelGroup(root, binary=configured_binary())
+    return ClusterGroup(root, binary=configured_binary())
+
+
+def _primary_of(group: NodeGroup, key: str) -> Node:
+    if isinstance(group, SentinelGroup):
+        return group.primary()
+    assert isinstance(group, ClusterGroup)
+    return group.key_owner(key)
+
+
+def _kill_and_heal(group: NodeGroup, key: str) -> None:
+    """SIGKILL the namespace's primary, wait for a replica to take over, restart it as one."""
+    old = _primary_of(group, key)
+    if isinstance(group, SentinelGroup):
+        old.kill()
+        group.wait_failover(old)
+        group.restart(old, as_replica=True)
+        group.wait_stable()
+    else:
+        assert isinstance(group, ClusterGroup)
+        group.kill(old)
+        group.wait_failover(old)
+        group.restart(old)
+        group.wait_ok()
+
+
+def _manual_failover(group: NodeGroup, key: str) -> None:
+    if isinstance(group, SentinelGroup):
+        old = group.failover()
+        group.wait_failover(old)
+    else:
+        assert isinstance(group, ClusterGroup)
+        old = _primary_of(group, key)
+        replica = group.replicas_of(old)[0]
+        group.failover(replica)
+        group.wait_failover(old)
+
+
+async def _feed(
+    swarm: RedisSwarm, items: list[WorkItem], open_items: int, acked: dict[str, str]
+) -> None:
+    """Enqueue ``items`` keeping ``open_items`` unfinished; record each acknowledged id."""
+    i = 0
+    while i < len(items):
+        done = await persist(lambda: done_count(swarm))
+        room = open_items - (i - done)
+        if room > 0:
+            batch = items[i : i + room]
+            ids = await persist(lambda batch=batch: swarm.enqueue_many(batch))
+            for item, work_id in zip(batch, ids, strict=True):
+                acked[item.work_id] = work_id
+            i += len(batch)
+        await asyncio.sleep(0.05)
+
+
+async def _chaos(
+    group: NodeGroup, key: str, cfg: FailoverConfig, state: FailoverState, progress: list[int]
+) -> None:
+    plan = ["kill"] * cfg.kills + (["manual"] if cfg.manual else [])
+    marks = [(i + 1) / (len(plan) + 1) for i in range(len(plan))]
+    for kind, mark in zip(plan, marks, strict=True):
+        while progress[0] < mark * cfg.items:
+            if state.stop.is_set():
+                return
+            await asyncio.sleep(0.1)
+        fault = Fault(kind, time.time())
+        state.faults.append(fault)
+        heal = _kill_and_heal if kind == "kill" else _manual_failover
+        await asyncio.to_thread(heal, group, key)
+        fault.healed_at = time.time()
+
+
+def _resumed_within(events: list[RuntimeEvent], fault: Fault) -> float | None:
+    """Seconds from the end of the failover until the next commit (None: none came)."""
+    for e in events:
+        if e.type in COMMITS and e.ts >= fault.healed_at:
+            return max(0.0, e.ts - fault.healed_at)
+    return None
+
+
+async def failover_soak(env: ChaosEnv, cfg: FailoverConfig) -> Result:
+    """Run the soak on a fresh topology; every check is in the result."""
+    result = Result(f"failover soak ({cfg.topology})", items=cfg.items)
+    rng = random.Random(cfg.seed)
+    group = _group(env, cfg.topology)
+    try:
+        group.start()
+        return await _soak(env, group, cfg, rng, result)
+    finally:
+        group.close()
+
+
+async def _soak(
+    env: ChaosEnv, group: NodeGroup, cfg: FailoverConfig, rng: random.Random, result: Result
+) -> Result:
+    settings = env.settings(
+        group.url,
+        lease_ttl=cfg.lease_ttl,
+        max_attempts=10,
+        wait_replicas=cfg.wait_replicas,
+    )
+    items = chain_items(cfg.items, cfg.steps, cfg.step_seconds, rng, cfg.delayed)
+    keyed = rng.sample(range(len(items)), int(len(items) * cfg.idempotent))
+    for n, i in enumerate(keyed):
+        items[i] = items[i].model_copy(update={"idempotency_key": f"key-{n}"})
+    state = FailoverState()
+    workers = await env.workers(settings, cfg.workers, cfg.concurrency)
+    acked: dict[str, str] = {}
+    progress = [0]
+    async with env.swarm(settings) as swarm:
+        home = swarm.keys.base
+        producer = asyncio.create_task(
+            _feed(swarm, items, cfg.workers * cfg.concurrency // 2, acked)
+        )
+        chaos = asyncio.create_task(_chaos(group, home, cfg, state, progress))
+
+        async def all_done() -> bool:
+            if chaos.done() and chaos.exception() is not None:
+                return True
+            progress[0] = await done_count(swarm)
+            return progress[0] >= cfg.items and chaos.done()
+
+        finished = await until(all_done, cfg.timeout, interval=0.25)
+        state.stop.set()
+        producer.cancel()
+        await asyncio.gather(producer, return_exceptions=True)
+        try:
+            await chaos
+        except Exception as exc:
+            result.check(False, f"the failover helper crashed: {exc!r}")
+        result.check(finished, f"only {progress[0]} of {cfg.items} items done in {cfg.timeout}s")
+        # The same keyed items again, after the failovers: each key gives its first id.
+        again = [items[i] for i in keyed]
+        again_ids = await persist(lambda: swarm.enqueue_many(again))
+        split = [
+            (item.idempotency_key, acked.get(item.work_id), second)
+            for item, second in zip(again, again_ids, strict=True)
+            if acked.get(item.work_id) != second
+        ]
+        result.check(not split, f"idempotency keys that gave two work ids: {split[:3]}")
+        exited = {p.name: p.returncode for p in workers if not p.alive()}
+        result.check(not exited, f"workers exited during the failovers: {exited}")
+        codes = await stop_workers(env, workers, settings.grace_period + 10)
+        result.check(all(c == 0 for c in codes.values()), f"bad exit on SIGTERM: {codes}")
+        # every acknowledged enqueue must exist, done, at the right version (audit_items)
+        steps = {work_id: cfg.steps for work_id in acked.values()}
+        result.check(len(steps) == cfg.items, f"{len(steps)} items acknowledged of {cfg.items}")
+        events = await audit(swarm, env, result, steps, lost_acks_ok=not cfg.wait_replicas)
+    bound = cfg.lease_ttl + 2.0
+    resumed = [_resumed_within(events, f) for f in state.faults]
+    result.check(len(state.faults) == cfg.kills + int(cfg.manual), f"faults: {state.faults}")
+    late = [
+        (f.kind, r) for f, r in zip(state.faults, resumed, strict=True) if r is None or r > bound
+    ]
+    result.check(not late, f"commits did not resume within TTL + 2 s = {bound}s: {late}")
+    result.resume([r for r in resumed if r is not None])
+    result.notes.update(
+        topology=cfg.topology,
+        wait_replicas=cfg.wait_replicas,
+        faults=[f.kind for f in state.faults],
+        failover_s=[round(f.healed_at - f.at, 2) for f in state.faults],
+        resumed_s=[None if r is None else round(r, 2) for r in resumed],
+        idempotent_resent=len(again),
+    )
+    return result
