@@ -27,6 +27,7 @@ from roost.cli.logs import iso, json_line
 from roost.cli.printer import StepPrinter
 from roost.cli.stopping import GracefulStop
 from roost.runtime.limits import CONCURRENCY
+from roost.runtime.settings import worker_id_problem
 
 __all__ = ["parse_engines", "worker"]
 
@@ -80,6 +81,15 @@ def worker(
             "gives them.",
         ),
     ] = 10,
+    worker_id: Annotated[
+        str | None,
+        typer.Option(
+            "--worker-id",
+            help="This worker's identity (default: ROOST_WORKER_ID, else a new one per run). "
+            "Restarted with the identity of a worker that died, it takes that worker's "
+            "leases back at once; it refuses to start while a live worker has it.",
+        ),
+    ] = None,
     full_tracebacks: Annotated[
         bool,
         typer.Option(
@@ -100,7 +110,10 @@ def worker(
     in --engines that is not installed or failed to load stops the worker at start (exit
     2); without --engines, engines that failed to load are left out with a warning.
     """
-    settings = settings_of(ctx)
+    with handle_errors():
+        if worker_id is not None and (problem := worker_id_problem(worker_id)):
+            raise CliError(f"--worker-id: {problem}", EXIT_BAD_INPUT)
+    settings = settings_of(ctx, worker_id=worker_id)
     with handle_errors():
         wanted = parse_engines(engines, concurrency)
     opts = options(ctx)
@@ -138,6 +151,7 @@ def worker(
                 "redis": describe_redis(settings, swarm.url),
                 "namespace": settings.namespace,
                 "queue": settings.queue,
+                **({"worker_id": settings.worker_id} if settings.worker_id else {}),
                 "engines": served,
                 "grace_period": settings.grace_period,
             }
@@ -159,6 +173,7 @@ def _banner(fields: dict[str, Any]) -> str:
             f"roost worker (pid {fields['pid']})",
             f"  redis        {fields['redis']}",
             f"  namespace    {fields['namespace']}   queue {fields['queue']}",
+            *([f"  worker id    {fields['worker_id']}"] if fields.get("worker_id") else []),
             f"  engines      {_slots(fields['engines']) or 'none'}",
             f"  grace period {grace}",
             f"Ctrl-C stops gracefully (running steps get {grace}); a second Ctrl-C exits at once.",

@@ -29,12 +29,14 @@ __all__ = [
     "find_home",
     "parse_duration",
     "read_env",
+    "worker_id_problem",
 ]
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _DURATION = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*(ms|s|m|h|d)?\s*$")
 HOME_DIR = ".roost"
 _KEY_PART = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+_WORKER_ID = re.compile(r"[A-Za-z0-9_.:@-]{1,128}")
 _HOST_LIST_SCHEMES = ("redis+sentinel", "redis+cluster")
 _REDIS_SCHEMES = ("redis", "rediss", "unix", *_HOST_LIST_SCHEMES)
 _HOST = re.compile(r"(?:\[[^\[\]/]+\]|[^\[\]:/]+)(?::(?P<port>[^:]*))?")
@@ -110,6 +112,17 @@ class RoostSettings(BaseModel):
     """``ROOST_STUCK_AFTER``. A worker whose loops (taking work, renewing leases, recovery,
     heartbeat...) have failed for this long without a pass going through exits non-zero, so
     that its process supervisor restarts it."""
+    worker_id: str | None = None
+    """``ROOST_WORKER_ID`` (``roost worker --worker-id``). A worker's identity: its leases
+    are recorded under it. A worker started with the identity of one that died takes that
+    one's leases back at once (fenced: the old holder can no longer commit) instead of
+    waiting for them to expire; a live worker with the same identity makes it refuse to
+    start. Unset: a new identity per process (``host:pid:random``)."""
+    heartbeat_timeout: float = 5.0
+    """``ROOST_HEARTBEAT_TIMEOUT``. A worker beats about once a second (or a fifth of this,
+    if shorter); one silent for this long is taken for gone and its leases are handed on,
+    without waiting for ``ROOST_LEASE_TTL``. A worker that could not beat for this long
+    stops its steps: their items have been or will be handed on."""
     log_level: LogLevel | None = None
     """``ROOST_LOG_LEVEL``. ``debug``, ``info``, ``warning``, ``error`` or ``critical``;
     unset: each command's own (``roost worker`` shows info, other commands errors only)."""
@@ -170,6 +183,8 @@ class RoostSettings(BaseModel):
                     f"{ENV_VARS[field][0]}: {value!r} must be 1-64 characters from "
                     "A-Z a-z 0-9 _ . -"
                 )
+        if self.worker_id is not None and (problem := worker_id_problem(self.worker_id)):
+            raise SettingsError(f"ROOST_WORKER_ID: {problem}")
         for field, allowed in SETTING_RANGES.items():
             value = getattr(self, field)
             if not allowed.contains(value):
@@ -187,6 +202,14 @@ class RoostSettings(BaseModel):
     def workspaces(self) -> Path:
         """The directory holding per-item workspaces."""
         return self.workspace_root or self.home / "workspaces"
+
+
+def worker_id_problem(value: str) -> str | None:
+    """What is wrong with ``value`` as a worker identity (``ROOST_WORKER_ID``), or None."""
+    if _WORKER_ID.fullmatch(value):
+        return None
+    shown = value if len(value) <= 40 else f"{value[:37]}..."
+    return f"{shown!r} must be 1-128 characters from A-Z a-z 0-9 _ . : @ -"
 
 
 def find_home(start: Path | None = None) -> Path:
@@ -351,6 +374,8 @@ ENV_VARS: dict[str, tuple[str, Any]] = {
     "grace_period": ("ROOST_GRACE_PERIOD", parse_duration),
     "inline_steps": ("ROOST_INLINE_STEPS", _int),
     "stuck_after": ("ROOST_STUCK_AFTER", parse_duration),
+    "worker_id": ("ROOST_WORKER_ID", str.strip),
+    "heartbeat_timeout": ("ROOST_HEARTBEAT_TIMEOUT", parse_duration),
     "log_level": ("ROOST_LOG_LEVEL", _choice(LOG_LEVELS)),
     "log_format": ("ROOST_LOG_FORMAT", _choice(LOG_FORMATS)),
 }
