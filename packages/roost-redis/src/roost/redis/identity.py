@@ -144,7 +144,7 @@ async def _take_over(worker: Worker) -> None:
     if alive:
         raise WorkerIdInUse(_in_use(wid, raw, worker))
     if requeued or dead:
-        log.info(
+        log.warning(
             "worker %s: took back %d leases of its previous run (%d dead: out of attempts)",
             wid,
             requeued + dead,
