@@ -6,14 +6,15 @@ the beat's server time). The heartbeat index is how a vanished worker is found w
 ``ROOST_HEARTBEAT_TIMEOUT``, long before its leases expire: maintenance takes back the leases
 of a worker whose last beat is older than that (:func:`roost.redis.maintenance.recover_worker`).
 
-A worker started with a chosen identity (``ROOST_WORKER_ID``) first looks for a predecessor
-with that identity. A predecessor whose beats have stopped is dead: its leases are taken back
-at once, instead of after their TTL. One that still beats is alive, and the new worker
-refuses to start (:class:`WorkerIdInUse`). Each run of a worker also writes a random
-*incarnation* under its identity; a worker that finds another incarnation there has been
-replaced (it was stalled long enough to look dead) and gives up. Whatever the timing, the
-lease fencing keeps a replaced worker from committing what it held: taking back a lease
-deletes its token, so the old holder's commit answers ``STALE``.
+A worker started with a chosen identity (``ROOST_WORKER_ID``) first looks for a
+predecessor with that identity. A predecessor whose beats have stopped (or, on this same
+host, whose process is gone) is dead: its leases are taken back at once, instead of after
+their TTL. One that still beats is alive, and the new worker refuses to start
+(:class:`WorkerIdInUse`). Each run of a worker also writes a random *incarnation* under
+its identity; a worker that finds another incarnation there has been replaced (it was
+stalled long enough to look dead) and gives up. Whatever the timing, the lease fencing
+keeps a replaced worker from committing what it held: taking back a lease deletes its
+token, so the old holder's commit answers ``STALE``.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
+import socket
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -129,7 +132,7 @@ async def _take_over(worker: Worker) -> None:
     key = keys.worker(wid)
     interval = heartbeat_interval(worker.settings.heartbeat_timeout)
     first, inc, raw = await swarm.client.hmget(key, ["beat", "inc", "info"])
-    if first is not None:
+    if first is not None and not _gone_from_this_host(raw):
         missed_at = int(first) + (interval + MISSED_BEAT_SLACK) * 1000
         while worker.clock.now_ms() < missed_at:
             await asyncio.sleep(POLL)
@@ -150,6 +153,30 @@ async def _take_over(worker: Worker) -> None:
             requeued + dead,
             dead,
         )
+
+
+def _gone_from_this_host(raw: str | None) -> bool:
+    """Whether the predecessor ran on this host under a PID that no process has now.
+
+    Then it is dead for sure, with no need to wait for a missed beat: the common restart by
+    a process supervisor on the same machine resumes at once. A predecessor elsewhere, or
+    whose PID is taken (by this very process, say, in a container where both are PID 1),
+    is judged by its heartbeat.
+    """
+    try:
+        info = json.loads(raw or "{}")
+        host, pid = str(info["host"]), int(info["pid"])
+    except (ValueError, KeyError, TypeError):
+        return False
+    if host != socket.gethostname() or pid == os.getpid() or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # it exists (owned by another user), or cannot be told
+        return False
+    return False
 
 
 def _in_use(wid: str, raw: str | None, worker: Worker) -> str:
