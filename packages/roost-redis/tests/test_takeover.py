@@ -14,6 +14,7 @@ from roost.redis import RedisSwarm
 from roost.redis.identity import WorkerIdInUse
 from roost.runtime import WorkState
 from roost_testkit.engines import HashChainEngine, expected_state, read_log
+from roost_testkit.redis_faults import out_of_memory
 
 LONG_TTL = 60.0
 """Leases that outlive every test here: whatever resumes an item, it is not their expiry."""
@@ -171,3 +172,30 @@ async def test_a_stalled_worker_taken_for_gone_cannot_commit_and_gives_up(
     assert int(successor.pid) == (await swarm.workers())[0]["pid"]
     successor.send_signal(signal.SIGTERM)
     assert successor.wait(20) == 0
+
+
+async def test_a_restart_during_an_outage_takes_the_leases_back_once_redis_serves(
+    swarm, spawn_worker, until, tmp_path: Path
+):
+    # Redis refuses writes (OOM) while the restarted worker claims its identity: the claim
+    # is retried, not fatal, and the leases come back when Redis serves again.
+    log = tmp_path / "attempts.jsonl"
+    env = {"ROOST_TEST_LOG": str(log), "ROOST_WORKER_ID": "w-outage"}
+    work_id = await swarm.enqueue(
+        "hashchain", {"steps": 2, "modes": {"1": "sleep"}, "seconds": 300, "fail_times": 1}
+    )
+    victim = spawn_worker(concurrency=1, env=env, lease_ttl=LONG_TTL)
+    await until(lambda: _started(log, work_id, 1))
+    victim.kill()
+    victim.wait(10)
+    assert swarm.settings.redis_url is not None
+    with out_of_memory(swarm.settings.redis_url):
+        successor = spawn_worker(concurrency=1, env=env, lease_ttl=LONG_TTL)
+        await asyncio.sleep(2.0)
+        assert successor.poll() is None
+        # It has not taken work yet: its claim (a heartbeat write) waits for Redis.
+        assert not await _started(log, work_id, 1, pid=successor.pid)
+    await until(lambda: _is(swarm, work_id, WorkState.DONE), timeout=30)
+    kinds = await _check_history(swarm, work_id)
+    assert kinds.count("lease_expired") == 1
+    assert successor.poll() is None

@@ -204,7 +204,13 @@ class Worker:
         self.started = self.clock.now_ms() / 1000.0
         # Before any work: a dead predecessor's leases come back, and this worker beats,
         # so that if it dies its own leases are found by its silence, not their expiry.
-        await claim_identity(self, worker_info(self))
+        # Idempotent, so an outage (Redis busy, loading, failing over) is ridden out.
+        await retry_outages(
+            self.health.loop("identity"),
+            lambda: claim_identity(self, worker_info(self)),
+            deadline=time.monotonic() + self.settings.stuck_after,
+            giving_up=lambda: self.stopping,
+        )
         # Deliveries an older version left on the queue's single list go first.
         await migrate_legacy(self.swarm, self.keys)
         background = [
