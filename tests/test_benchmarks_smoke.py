@@ -57,6 +57,8 @@ EXPECTED = {
     "worker CPU per 1,000 steps (c10)",
     "steps/s with Prometheus metrics on, c10",
     "crash resume (SIGKILL -> step committed elsewhere)",
+    "crash resume, restart with the same ROOST_WORKER_ID (restart -> step committed)",
+    "crash resume, no restart (SIGKILL -> step committed elsewhere, defaults)",
 }
 # Smaller still than --quick, so the whole suite runs in well under 30 s.
 TINY = [

@@ -70,6 +70,18 @@ async def test_stalled_worker_is_fenced(tmp_path: Path):
     assert result.duplicates == 0
 
 
+async def test_killed_items_resume_in_seconds_restarted_or_not(tmp_path: Path):
+    """SIGKILL: a restart with the same id takes the leases back; without one, the heartbeat."""
+    cfg = QUICK["resume"].config
+    result = await scenario("resume", tmp_path)
+    notes = result.notes
+    assert notes["restart_resume_s"] <= cfg.restart_bound
+    assert notes["vanish_resume_s"] <= cfg.vanish_bound
+    assert result.commits == 2 * cfg.items * (cfg.steps + 1)
+    assert result.duplicates == 0
+    assert result.dead == 0
+
+
 async def test_poison_goes_dead_after_its_attempts_and_retry_runs_it_once(tmp_path: Path):
     """A raising step and a worker-killing step go dead on their limits; retry runs them again."""
     cfg = QUICK["poison"].config

@@ -57,6 +57,9 @@ CASES: list[tuple[tuple[str, ...], dict[str, str], str]] = [
     (("list",), {"ROOST_REDIS_URL": "http://127.0.0.1/"}, "ROOST_REDIS_URL"),
     (("--redis-url", "ftp://x", "list"), {}, "--redis-url"),
     (("--namespace", "a b", "list"), {}, "--namespace"),
+    (("worker", "--worker-id", "bad id"), {}, "--worker-id: 'bad id' must be 1-128 characters"),
+    (("worker",), {"ROOST_WORKER_ID": "{tag}"}, "ROOST_WORKER_ID: '{tag}' must be"),
+    (("worker",), {"ROOST_HEARTBEAT_TIMEOUT": "0.1"}, "ROOST_HEARTBEAT_TIMEOUT: must be"),
 ]
 
 

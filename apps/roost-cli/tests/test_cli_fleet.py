@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import time
+from typing import Any
 
 from cli_support import Cli, Target, start_worker, stop
 
@@ -10,6 +12,16 @@ from roost.cli.fleet import HEADERS
 from roost.runtime import WorkState
 
 NOTE = "no live worker runs engine watchlist (queue roost): 1 queued, waiting for one"
+
+
+def _after_a_beat_with_nothing_running(cli: Cli) -> dict[str, Any]:
+    """``workers --json`` once a heartbeat (every second) has been sent since the item ended."""
+    deadline = time.monotonic() + 10
+    while True:
+        body = json.loads(cli("workers", "--json").stdout)
+        if all(w["running"] == 0 for w in body["workers"]) or time.monotonic() > deadline:
+            return body
+        time.sleep(0.2)
 
 
 def test_work_no_live_worker_runs_is_reported_until_a_worker_for_it_starts(
@@ -35,7 +47,7 @@ def test_work_no_live_worker_runs_is_reported_until_a_worker_for_it_starts(
 
     worker = start_worker(cli, "--engines", "watchlist=2")
     cli.wait(work_id, lambda s: s.meta.state == WorkState.DONE)
-    body = json.loads(cli("workers", "--json").stdout)
+    body = _after_a_beat_with_nothing_running(cli)
     assert body["unserved"] == {}
     [live] = body["workers"]
     assert live["pid"] == worker.pid and live["queue"] == "roost"

@@ -214,3 +214,16 @@ def test_malformed_engine_slots_exit_2_with_one_line(cli: Cli, value: str) -> No
         "(SLOTS a whole number of at least 1)"
     )
     assert result.stdout == ""
+
+
+def test_a_second_worker_with_a_live_workers_id_exits_2_with_one_line(cli: Cli) -> None:
+    first = start_worker(cli, "--engines", "watchlist", "--worker-id", "web-1")
+    assert "worker id    web-1" in first.output
+    result = cli.proc("worker", "--engines", "watchlist", "--worker-id", "web-1")
+    assert result.code == 2, result
+    # (The test server keeps nothing on disk: the worker's warning about that comes first.)
+    [line] = [x for x in result.stderr.splitlines() if "keeps nothing on disk" not in x]
+    assert line.startswith("error: worker id 'web-1' is in use by a live worker (pid ")
+    assert "Traceback" not in result.stderr
+    assert first.poll() is None
+    assert stop(first) and first.returncode == 0

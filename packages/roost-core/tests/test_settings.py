@@ -30,6 +30,8 @@ VALID: list[tuple[str, str, str, Any]] = [
     ("ROOST_INLINE_STEPS", "0", "inline_steps", 0),
     ("ROOST_STUCK_AFTER", "2m", "stuck_after", 120.0),
     ("ROOST_WAIT_REPLICAS", "1", "wait_replicas", 1),
+    ("ROOST_WORKER_ID", " web-1.eu:a@b ", "worker_id", "web-1.eu:a@b"),
+    ("ROOST_HEARTBEAT_TIMEOUT", "3s", "heartbeat_timeout", 3.0),
     ("ROOST_LOG_LEVEL", " DEBUG ", "log_level", "debug"),
     ("ROOST_LOG_FORMAT", "json", "log_format", "json"),
 ]
@@ -69,6 +71,11 @@ INVALID: list[tuple[str, str]] = [
     ("ROOST_WAIT_REPLICAS", "-1"),
     ("ROOST_WAIT_REPLICAS", "17"),
     ("ROOST_WAIT_REPLICAS", "one"),
+    ("ROOST_WORKER_ID", "has space"),
+    ("ROOST_WORKER_ID", "{tag}"),
+    ("ROOST_WORKER_ID", "x" * 129),
+    ("ROOST_HEARTBEAT_TIMEOUT", "500ms"),
+    ("ROOST_HEARTBEAT_TIMEOUT", "2d"),
     ("ROOST_LOG_LEVEL", "loud"),
     ("ROOST_LOG_FORMAT", "xml"),
     # In form but out of range: refused at start, before anything is written.

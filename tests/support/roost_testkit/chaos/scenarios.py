@@ -20,6 +20,7 @@ from roost_testkit.chaos.drain import DrainConfig, InflightConfig, drain_in_flig
 from roost_testkit.chaos.failover import FailoverConfig, failover_soak
 from roost_testkit.chaos.faults import PoisonConfig, StallConfig, poison_items, stalled_worker
 from roost_testkit.chaos.misbehave import MisbehaveConfig, redis_misbehaves
+from roost_testkit.chaos.resume import ResumeConfig, resume_in_seconds
 from roost_testkit.chaos.schedules import ScheduleConfig, scheduled_ticks
 from roost_testkit.chaos.soak import AwayConfig, SoakConfig, kill_soak, redis_away
 
@@ -41,6 +42,7 @@ def tier(full: bool) -> list[Scenario]:
             Scenario("redis-away", redis_away, AwayConfig(how="pause")),
             Scenario("misbehave", redis_misbehaves, MisbehaveConfig()),
             Scenario("stall", stalled_worker, StallConfig()),
+            Scenario("resume", resume_in_seconds, ResumeConfig()),
             Scenario("poison", poison_items, PoisonConfig()),
             Scenario("resources", resource_contention, ResourceConfig()),
             Scenario("enqueue", idempotent_enqueue, EnqueueConfig()),
@@ -65,6 +67,11 @@ def tier(full: bool) -> list[Scenario]:
             MisbehaveConfig(workers=3, open_items=72, fault_seconds=6.0, settle=4.0),
         ),
         Scenario("stall", stalled_worker, StallConfig(others=6)),
+        Scenario(
+            "resume",
+            resume_in_seconds,
+            ResumeConfig(items=200, steps=10, concurrency=20, rounds=5, timeout=900.0),
+        ),
         Scenario("poison", poison_items, PoisonConfig(healthy=20, workers=3)),
         Scenario("resources", resource_contention, ResourceConfig(steps=3, disk_only=40)),
         Scenario(

@@ -28,6 +28,7 @@ from roost.cli.printer import StepPrinter
 from roost.cli.stopping import GracefulStop
 from roost.redis.metrics import WorkerMetrics, serve_worker_metrics, watch_queue
 from roost.runtime.limits import CONCURRENCY
+from roost.runtime.settings import worker_id_problem
 
 if TYPE_CHECKING:
     from wsgiref.simple_server import WSGIServer
@@ -86,6 +87,15 @@ def worker(
             "gives them.",
         ),
     ] = 10,
+    worker_id: Annotated[
+        str | None,
+        typer.Option(
+            "--worker-id",
+            help="This worker's identity (default: ROOST_WORKER_ID, else a new one per run). "
+            "Restarted with the identity of a worker that died, it takes that worker's "
+            "leases back at once; it refuses to start while a live worker has it.",
+        ),
+    ] = None,
     full_tracebacks: Annotated[
         bool,
         typer.Option(
@@ -124,7 +134,10 @@ def worker(
     With --metrics-port, the worker serves its step counters and the queue's gauges to
     Prometheus (see docs/observability.md); a port it cannot listen on exits 2.
     """
-    settings = settings_of(ctx)
+    with handle_errors():
+        if worker_id is not None and (problem := worker_id_problem(worker_id)):
+            raise CliError(f"--worker-id: {problem}", EXIT_BAD_INPUT)
+    settings = settings_of(ctx, worker_id=worker_id)
     with handle_errors():
         wanted = parse_engines(engines, concurrency)
     opts = options(ctx)
@@ -176,6 +189,7 @@ def worker(
                 "redis": describe_redis(settings, swarm.url),
                 "namespace": settings.namespace,
                 "queue": settings.queue,
+                **({"worker_id": settings.worker_id} if settings.worker_id else {}),
                 "engines": served,
                 "grace_period": settings.grace_period,
             }
@@ -231,6 +245,7 @@ def _banner(fields: dict[str, Any]) -> str:
             f"roost worker (pid {fields['pid']})",
             f"  redis        {fields['redis']}",
             f"  namespace    {fields['namespace']}   queue {fields['queue']}",
+            *([f"  worker id    {fields['worker_id']}"] if fields.get("worker_id") else []),
             f"  engines      {_slots(fields['engines']) or 'none'}",
             f"  grace period {grace}",
             *metrics,

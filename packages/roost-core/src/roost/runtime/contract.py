@@ -59,9 +59,12 @@ def _encode(snapshot: Snapshot, where: str, version: int | None = None) -> str:
     """Validate ``snapshot``'s current field values and return its compact JSON text.
 
     One validation, one ``model_dump`` and one ``json.dumps``: this runs for every step.
+    The field values are read from the instance's ``__dict__`` (where pydantic keeps them,
+    assignments after construction included): ``dict(snapshot)`` costs a failed
+    ``keys`` lookup through pydantic's ``__getattr__`` and an iteration per call.
     """
     try:
-        checked = Snapshot.model_validate(dict(snapshot))
+        checked = Snapshot.model_validate(dict(snapshot.__dict__))
     except ValidationError as exc:
         raise EngineContractError(f"{where} returned an invalid snapshot: {_first(exc)}") from None
     plain = checked.model_dump()

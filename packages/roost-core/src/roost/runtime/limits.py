@@ -109,6 +109,8 @@ RETENTION = Range(1.0, 3650 * DAY, seconds=True)
 GRACE_PERIOD = Range(0.001, DAY, seconds=True)
 STUCK_AFTER = Range(1.0, 7 * DAY, seconds=True)
 """How long a worker's loops may fail before it exits for its supervisor to restart it."""
+HEARTBEAT_TIMEOUT = Range(1.0, DAY, seconds=True)
+"""How long a worker's heartbeat may be silent before its leases are taken back."""
 EVENTS_MAXLEN = Range(1, 1_000_000_000)
 HISTORY = Range(0, 1000)
 WAIT_REPLICAS = Range(0, 16)
@@ -126,6 +128,7 @@ DOCUMENTED: list[tuple[str, Range, str]] = [
     ("retention", RETENTION, "`ROOST_RETENTION`"),
     ("grace period", GRACE_PERIOD, "`ROOST_GRACE_PERIOD`"),
     ("stuck worker exit", STUCK_AFTER, "`ROOST_STUCK_AFTER`"),
+    ("heartbeat timeout", HEARTBEAT_TIMEOUT, "`ROOST_HEARTBEAT_TIMEOUT`"),
     ("event stream length", EVENTS_MAXLEN, "`ROOST_EVENTS_MAXLEN`"),
     ("history", HISTORY, "`ROOST_HISTORY`"),
     ("inline steps", INLINE_STEPS, "`ROOST_INLINE_STEPS`"),
@@ -153,5 +156,6 @@ SETTING_RANGES: dict[str, Range] = {
     "grace_period": GRACE_PERIOD,
     "inline_steps": INLINE_STEPS,
     "stuck_after": STUCK_AFTER,
+    "heartbeat_timeout": HEARTBEAT_TIMEOUT,
 }
 """``RoostSettings`` field -> its range."""

@@ -37,6 +37,7 @@ __all__ = [
     "find_home",
     "parse_duration",
     "read_env",
+    "worker_id_problem",
 ]
 
 ENV_PREFIX = "ROOST_"
@@ -45,6 +46,7 @@ _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _DURATION = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*(ms|s|m|h|d)?\s*$")
 HOME_DIR = ".roost"
 _KEY_PART = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+_WORKER_ID = re.compile(r"[A-Za-z0-9_.:@-]{1,128}")
 _HOST_LIST_SCHEMES = ("redis+sentinel", "redis+cluster")
 _REDIS_SCHEMES = ("redis", "rediss", "unix", *_HOST_LIST_SCHEMES)
 _HOST = re.compile(r"(?:\[[^\[\]/]+\]|[^\[\]:/]+)(?::(?P<port>[^:]*))?")
@@ -189,6 +191,17 @@ class RoostSettings(BaseSettings):
     wait_replicas: Whole = 0
     """``ROOST_WAIT_REPLICAS``. Acknowledge a commit only once this many replicas have it
     (``WAIT``): a failover then cannot lose it (0: the primary alone acknowledges)."""
+    worker_id: Text | None = None
+    """``ROOST_WORKER_ID`` (``roost worker --worker-id``). A worker's identity: its leases
+    are recorded under it. A worker started with the identity of one that died takes that
+    one's leases back at once (fenced: the old holder can no longer commit) instead of
+    waiting for them to expire; a live worker with the same identity makes it refuse to
+    start. Unset: a new identity per process (``host:pid:random``)."""
+    heartbeat_timeout: Duration = 5.0
+    """``ROOST_HEARTBEAT_TIMEOUT``. A worker beats about once a second (or a fifth of this,
+    if shorter); one silent for this long is taken for gone and its leases are handed on,
+    without waiting for ``ROOST_LEASE_TTL``. A worker that could not beat for this long
+    stops its steps: their items have been or will be handed on."""
     log_level: Annotated[LogLevel | None, BeforeValidator(_choice(LOG_LEVELS))] = None
     """``ROOST_LOG_LEVEL``. ``debug``, ``info``, ``warning``, ``error`` or ``critical``;
     unset: each command's own (``roost worker`` shows info, other commands errors only)."""
@@ -282,6 +295,8 @@ class RoostSettings(BaseSettings):
                 raise SettingsError(
                     f"{ENV_VARS[field]}: {value!r} must be 1-64 characters from A-Z a-z 0-9 _ . -"
                 )
+        if self.worker_id is not None and (problem := worker_id_problem(self.worker_id)):
+            raise SettingsError(f"ROOST_WORKER_ID: {problem}")
         for field, allowed in SETTING_RANGES.items():
             value = getattr(self, field)
             if not allowed.contains(value):
@@ -297,6 +312,14 @@ class RoostSettings(BaseSettings):
     def workspaces(self) -> Path:
         """The directory holding per-item workspaces."""
         return self.workspace_root or self.home / "workspaces"
+
+
+def worker_id_problem(value: str) -> str | None:
+    """What is wrong with ``value`` as a worker identity (``ROOST_WORKER_ID``), or None."""
+    if _WORKER_ID.fullmatch(value):
+        return None
+    shown = value if len(value) <= 40 else f"{value[:37]}..."
+    return f"{shown!r} must be 1-128 characters from A-Z a-z 0-9 _ . : @ -"
 
 
 def find_home(start: Path | None = None) -> Path:

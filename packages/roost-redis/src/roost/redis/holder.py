@@ -62,6 +62,10 @@ class Held:
             self.task.cancel()
 
 
+_EVENT_DATA = {o: json.dumps({"next": o}) for o in ("done", "inline", "hold", "queue")}
+"""The event data of a commit with no delay, by outcome: the same text every step."""
+
+
 def _outcome(worker: Worker, new: Snapshot, item: WorkItem, inline: int) -> tuple[str, int]:
     """What follows a committed step, and the delay in ms for ``delay``."""
     if new.is_finished:
@@ -99,9 +103,12 @@ async def commit(
     keys = held.keys
     dispatch = new_token()
     suffix = Keys.job_suffix(held.work_id, dispatch)
-    data = json.dumps(
+    event_data: dict[str, Any] = (
         {"next": outcome, "delay": delay_ms / 1000.0} if delay_ms else {"next": outcome}
     )
+    data = _EVENT_DATA.get(outcome) if not delay_ms else None
+    if data is None:
+        data = json.dumps(event_data)
     item_keys = [
         keys.meta(held.work_id),
         keys.snap(held.work_id),
@@ -151,7 +158,7 @@ async def commit(
         eid = str(reply[2]) if code == "OK" else ""
         if init:
             worker.event("committed", held.work_id, init.step, version + 1, {"next": "inline"})
-        worker.event(etype, held.work_id, new.step, final, json.loads(data), eid)
+        worker.event(etype, held.work_id, new.step, final, event_data, eid)
         if code == "OK":
             worker.clock.observe(float(reply[4]), sent_ms)
             if int(reply[3]):

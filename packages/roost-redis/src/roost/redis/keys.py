@@ -111,6 +111,8 @@ class Keys:
             self.saq_name += ROUTE_SEPARATOR + encode_part(engine)
             self.strand += ROUTE_SEPARATOR + encode_part(engine)
         self.recover_lock = q + "lock:recover"
+        self.beats = q + "beats"
+        """Sorted set of this queue's workers by their last heartbeat (server ms)."""
         self.engines = q + "engines"
         """Set of the engines with delivery lists (or live workers) in this queue."""
         self._q = q

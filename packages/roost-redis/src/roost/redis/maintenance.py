@@ -21,8 +21,10 @@ __all__ = [
     "Clock",
     "promote_due",
     "purge_expired",
+    "lapsed_workers",
     "reclaim_stranded",
     "recover_expired",
+    "recover_worker",
 ]
 
 BATCH = 100
@@ -132,24 +134,93 @@ async def recover_expired(swarm: RedisSwarm, keys: Keys, clock: Clock) -> tuple[
             for work_id in expired:
                 pipe.hmget(keys.meta(work_id), ["ltok", "res", "engine"])
             seen: list[list[str | None]] = await pipe.execute()
-        # One call per engine: each requeues on its engine's list.
-        calls: dict[str, tuple[list[str], list[Any]]] = {}
-        for work_id, (token, res, engine) in zip(expired, seen, strict=True):
-            route = keys.for_engine(engine) if engine else keys
-            item_keys, args = calls.setdefault(engine or "", ([], [0]))
-            resources = res.split(" ") if res else []
-            dispatch = new_token()
-            suffix = Keys.job_suffix(work_id, dispatch)
-            item_keys += [keys.meta(work_id), route.job(suffix), *keys.res_block(resources)]
-            args += [work_id, token or "", dispatch, suffix, res or "", len(resources)]
-            args[0] += 1
-        for engine, (item_keys, args) in calls.items():
-            route = keys.for_engine(engine) if engine else keys
-            r, d, _woken = await swarm.run_script("recover", item_keys, args, keys=route)
-            requeued += int(r)
-            dead += int(d)
+        r, d, _alive = await _recover(swarm, keys, list(zip(expired, seen, strict=True)))
+        requeued += r
+        dead += d
         if len(expired) < BATCH:
             return requeued, dead
+
+
+async def recover_worker(
+    swarm: RedisSwarm, keys: Keys, holder: str, beat: float | None
+) -> tuple[int, int, bool]:
+    """Take back every lease of this queue that worker ``holder`` holds: it is gone.
+
+    ``beat`` is the holder's heartbeat (server ms) as the caller read it from
+    ``keys.beats``, or None when it had none: each script call first checks that it is
+    unchanged, so a worker that beat again meanwhile (it was only slow) keeps its leases.
+    Recovered items go back to the front of their engine's list (or dead, past their
+    attempt limit: a lost worker counts as an attempt, as after a lease expiry), and the
+    holder leaves the heartbeat index. The work grows with the number of leases held in the
+    queue (one read of the lease index), not with the number of items stored.
+    Returns (requeued, dead, alive): alive when the holder turned out to beat again.
+    """
+    requeued = dead = 0
+    leased: list[str] = await swarm.client.zrange(keys.leases, 0, -1)
+    for start in range(0, len(leased), BATCH):
+        chunk = leased[start : start + BATCH]
+        async with swarm.client.pipeline(transaction=False) as pipe:
+            for work_id in chunk:
+                pipe.hmget(keys.meta(work_id), ["ltok", "res", "engine", "lw"])
+            seen: list[list[str | None]] = await pipe.execute()
+        mine = [
+            (work_id, fields[:3])
+            for work_id, fields in zip(chunk, seen, strict=True)
+            if fields[3] == holder
+        ]
+        if not mine:
+            continue
+        r, d, alive = await _recover(swarm, keys, mine, holder=holder, beat=beat)
+        if alive:
+            return requeued, dead, True
+        requeued += r
+        dead += d
+    _r, _d, alive = await _recover(swarm, keys, [], holder=holder, beat=beat, forget=True)
+    return requeued, dead, alive
+
+
+async def lapsed_workers(swarm: RedisSwarm, keys: Keys, clock: Clock) -> list[tuple[str, float]]:
+    """Workers of this queue whose last heartbeat is older than ``ROOST_HEARTBEAT_TIMEOUT``."""
+    cutoff = int(clock.now_ms() - swarm.settings.heartbeat_timeout * 1000)
+    rows: list[tuple[str, float]] = await swarm.client.zrange(
+        keys.beats, "-inf", cutoff, byscore=True, offset=0, num=BATCH, withscores=True
+    )
+    return rows
+
+
+async def _recover(
+    swarm: RedisSwarm,
+    keys: Keys,
+    items: list[tuple[str, list[str | None]]],
+    *,
+    holder: str = "",
+    beat: float | None = None,
+    forget: bool = False,
+) -> tuple[int, int, bool]:
+    """Run recover.lua over ``items`` (work id, [token, resources, engine] as read)."""
+    requeued = dead = 0
+    header: list[Any] = [0, holder, "" if beat is None else int(beat), 1 if forget else 0]
+    # One call per engine: each requeues on its engine's list.
+    calls: dict[str, tuple[list[str], list[Any]]] = {}
+    if not items:
+        calls[""] = ([keys.beats], list(header))
+    for work_id, (token, res, engine) in items:
+        route = keys.for_engine(engine) if engine else keys
+        item_keys, args = calls.setdefault(engine or "", ([keys.beats], list(header)))
+        resources = res.split(" ") if res else []
+        dispatch = new_token()
+        suffix = Keys.job_suffix(work_id, dispatch)
+        item_keys += [keys.meta(work_id), route.job(suffix), *keys.res_block(resources)]
+        args += [work_id, token or "", dispatch, suffix, res or "", len(resources)]
+        args[0] += 1
+    for engine, (item_keys, args) in calls.items():
+        route = keys.for_engine(engine) if engine else keys
+        r, d, _woken, alive = await swarm.run_script("recover", item_keys, args, keys=route)
+        if int(alive):
+            return requeued, dead, True
+        requeued += int(r)
+        dead += int(d)
+    return requeued, dead, False
 
 
 async def reclaim_stranded(swarm: RedisSwarm, keys: Keys) -> tuple[int, int]:

@@ -602,6 +602,13 @@ class RedisSwarm:
             sinks: extra event sinks (besides the registered ones) for this worker.
             observers: extra step observers (besides the registered ones), such as
                 :class:`roost.redis.metrics.WorkerMetrics`.
+
+        The worker's identity is ``ROOST_WORKER_ID`` when set (see
+        :mod:`roost.redis.identity`): started with the identity of a worker that died, it
+        takes that worker's leases back at once.
+
+        Raises:
+            WorkerIdInUse: ``ROOST_WORKER_ID`` names a worker that is alive (a ``BadInput``).
         """
         from roost.redis.worker import Worker
 
@@ -617,7 +624,9 @@ class RedisSwarm:
             if isinstance(n, bool) or not isinstance(n, int) or n < 1:
                 raise BadInput(f"engine {eid}: slots must be a whole number of at least 1")
             slots[eid] = n
-        self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{new_token()[:6]}"
+        self.worker_id = (
+            self.settings.worker_id or f"{socket.gethostname()}:{os.getpid()}:{new_token()[:6]}"
+        )
         self._worker = Worker(
             self, built, slots=slots, sinks=list(sinks), observers=list(observers)
         )

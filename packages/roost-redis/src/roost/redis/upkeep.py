@@ -8,18 +8,20 @@ per kind of failure) and tried again after a backoff, so no Redis error ends a l
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 import socket
 import time
 from typing import TYPE_CHECKING, Any
 
+from roost.redis.identity import beat, check_lapse, heartbeat_interval
 from roost.redis.maintenance import (
+    lapsed_workers,
     promote_due,
     purge_expired,
     reclaim_stranded,
     recover_expired,
+    recover_worker,
 )
 from roost.redis.supervise import raise_if_cancelling
 
@@ -40,7 +42,6 @@ MAINTENANCE_INTERVAL = 0.5
 MAINTENANCE_MIN_SLEEP = 0.02
 MAINTENANCE_LOCK_MS = 500
 PURGE_INTERVAL = 60.0
-HEARTBEAT_INTERVAL = 5.0
 PROMOTE_IDLE = 0.25
 
 
@@ -51,6 +52,7 @@ async def renew_pass(worker: Worker) -> float:
     fails) interrupts its step; a cancelled item interrupts its step too.
     """
     interval = max(worker.ttl / 3.0, 0.1)
+    check_lapse(worker)
     batch = [h for h in worker.held.values() if not h.lost]
     if not batch:
         return interval
@@ -141,6 +143,7 @@ class Maintenance:
 
     async def _recover(self) -> None:
         worker, keys = self.worker, self.worker.keys
+        await self._recover_lapsed()
         requeued, dead = await recover_expired(worker.swarm, keys, worker.clock)
         redispatched, _ = await reclaim_stranded(worker.swarm, keys)
         if requeued or dead or redispatched:
@@ -156,6 +159,27 @@ class Maintenance:
             self.last_purge = time.monotonic()
             await purge_expired(worker.swarm, keys, worker.clock)
             await prune(worker)
+
+    async def _recover_lapsed(self) -> None:
+        """Take back the leases of workers whose heartbeat stopped (ROOST_HEARTBEAT_TIMEOUT)."""
+        worker, keys = self.worker, self.worker.keys
+        for wid, last in await lapsed_workers(worker.swarm, keys, worker.clock):
+            if wid == worker.swarm.worker_id:
+                continue  # this very worker could not beat: check_lapse stops its steps
+            requeued, dead, alive = await recover_worker(worker.swarm, keys, wid, last)
+            if alive:
+                continue
+            silent = (worker.clock.now_ms() - last) / 1000.0
+            log.warning(
+                "worker %s stopped beating %.1fs ago: took back its %d leases (%d dead)",
+                wid,
+                silent,
+                requeued + dead,
+                dead,
+                extra={"event": "worker_lost", "worker": wid, "leases": requeued + dead},
+            )
+            if requeued or dead:
+                worker.wake.set()
 
 
 def maintenance_pass(worker: Worker) -> Maintenance:
@@ -197,32 +221,47 @@ def worker_info(worker: Worker) -> dict[str, Any]:
 
 
 async def heartbeat_pass(worker: Worker) -> float:
-    """Publish this worker's description; the next pass comes sooner if its health changes."""
-    key = worker.keys.worker(worker.swarm.worker_id)
+    """Beat; the next pass comes sooner if the worker's health changes.
+
+    A worker whose identity another run has claimed since (it was taken for dead) gives up:
+    its leases are no longer its own.
+    """
     worker.health.changed.clear()
-    now_ms = worker.clock.now_ms()
-    expiry = {worker.swarm.worker_id: now_ms + HEARTBEAT_INTERVAL * 3000}
-    info = {**worker_info(worker), "heartbeat": now_ms / 1000.0}
-    async with worker.swarm.client.pipeline(transaction=False) as pipe:
-        pipe.hset(key, "info", json.dumps(info))
-        pipe.pexpire(key, int(HEARTBEAT_INTERVAL * 3000))
-        pipe.zadd(worker.keys.workers, expiry)
-        # Standing in each engine's live set is how work whose engine no live worker runs
-        # is told apart from work that merely waits.
-        for engine in worker.engines:
-            pipe.zadd(worker.keys.live(engine), expiry)
-        pipe.sadd(worker.keys.engines, *worker.engines)
-        await pipe.execute()
+    check_lapse(worker)
     try:
-        await asyncio.wait_for(worker.health.changed.wait(), HEARTBEAT_INTERVAL)
+        mine = await beat(worker, worker_info(worker))
+    except Exception:
+        check_lapse(worker)
+        raise
+    if not mine:
+        worker.superseded = True
+        for held in worker.held.values():
+            held.lost = True
+            held.interrupt()
+        worker.give_up(
+            f"another worker started with id {worker.swarm.worker_id!r} and took its leases "
+            "(this one looked dead: its heartbeat had stopped)"
+        )
+        return heartbeat_interval(worker.settings.heartbeat_timeout)
+    try:
+        await asyncio.wait_for(
+            worker.health.changed.wait(), heartbeat_interval(worker.settings.heartbeat_timeout)
+        )
     except TimeoutError:
         raise_if_cancelling()
     return 0.0
 
 
 async def deregister(worker: Worker) -> None:
-    """Remove this worker from the live-workers index (best effort)."""
+    """Remove this worker from the live-workers index (best effort).
+
+    A worker replaced by another run of its identity leaves the entries: they are the new
+    run's.
+    """
+    if worker.superseded:
+        return
     try:
+        await worker.swarm.client.zrem(worker.keys.beats, worker.swarm.worker_id)
         await worker.swarm.client.zrem(worker.keys.workers, worker.swarm.worker_id)
         await worker.swarm.client.delete(worker.keys.worker(worker.swarm.worker_id))
         for engine in worker.engines:

@@ -24,6 +24,7 @@ from roost.redis.connection import BLOCK_SECONDS
 from roost.redis.delivery import migrate_legacy
 from roost.redis.faults import describe
 from roost.redis.holder import Held, commit, fail, interrupted, progress, release
+from roost.redis.identity import claim_identity
 from roost.redis.keys import Keys, new_token
 from roost.redis.maintenance import Clock
 from roost.redis.stopping import StopSignals
@@ -41,6 +42,7 @@ from roost.redis.upkeep import (
     maintenance_pass,
     promote_pass,
     renew_pass,
+    worker_info,
 )
 from roost.runtime.context import StepContext, use_step_context
 from roost.runtime.contract import accept
@@ -164,6 +166,12 @@ class Worker:
         self.steps_committed = 0
         self.next_promote = 0.0
         self.started = self.clock.now_ms() / 1000.0
+        self.incarnation = new_token()
+        """This run of the worker's identity (a restart with the same id has another)."""
+        self.last_beat = time.monotonic()
+        """When the last heartbeat that went through was sent (monotonic)."""
+        self.superseded = False
+        """Set when another run claimed this worker's identity (it looked dead)."""
         self._signals: StopSignals | None = None
         limits = {eid: getattr(eng, "max_attempts", None) for eid, eng in engines.items()}
         self.engine_limits = " ".join(
@@ -209,6 +217,15 @@ class Worker:
         seconds, micros = await self.swarm.client.time()
         self.clock.observe(seconds * 1000.0 + micros / 1000.0, sent_ms)
         self.started = self.clock.now_ms() / 1000.0
+        # Before any work: a dead predecessor's leases come back, and this worker beats,
+        # so that if it dies its own leases are found by its silence, not their expiry.
+        # Idempotent, so an outage (Redis busy, loading, failing over) is ridden out.
+        await retry_outages(
+            self.health.loop("identity"),
+            lambda: claim_identity(self, worker_info(self)),
+            deadline=time.monotonic() + self.settings.stuck_after,
+            giving_up=lambda: self.stopping,
+        )
         # Deliveries an older version left on the queue's single list go first.
         await migrate_legacy(self.swarm, self.keys)
         background = [

@@ -1,0 +1,192 @@
+"""A worker's identity and heartbeat: claiming an identity, beating, noticing a lapse.
+
+A worker beats about once a second: its description (``keys.worker``), its standing in the
+namespace's live-workers index and in its queue's heartbeat index (``keys.beats``, scored by
+the beat's server time). The heartbeat index is how a vanished worker is found within
+``ROOST_HEARTBEAT_TIMEOUT``, long before its leases expire: maintenance takes back the leases
+of a worker whose last beat is older than that (:func:`roost.redis.maintenance.recover_worker`).
+
+A worker started with a chosen identity (``ROOST_WORKER_ID``) first looks for a
+predecessor with that identity. A predecessor whose beats have stopped (or, on this same
+host, whose process is gone) is dead: its leases are taken back at once, instead of after
+their TTL. One that still beats is alive, and the new worker refuses to start
+(:class:`WorkerIdInUse`). Each run of a worker also writes a random *incarnation* under
+its identity; a worker that finds another incarnation there has been replaced (it was
+stalled long enough to look dead) and gives up. Whatever the timing, the lease fencing
+keeps a replaced worker from committing what it held: taking back a lease deletes its
+token, so the old holder's commit answers ``STALE``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import socket
+import time
+from typing import TYPE_CHECKING, Any
+
+from roost.redis.maintenance import recover_worker
+from roost.runtime.errors import BadInput
+
+if TYPE_CHECKING:
+    from roost.redis.worker import Worker
+
+__all__ = [
+    "WorkerIdInUse",
+    "beat",
+    "check_lapse",
+    "claim_identity",
+    "heartbeat_interval",
+]
+
+log = logging.getLogger("roost.worker")
+
+HEARTBEAT_INTERVAL = 1.0
+"""How often a worker beats (at most: a fifth of ``ROOST_HEARTBEAT_TIMEOUT`` when shorter)."""
+MISSED_BEAT_SLACK = 0.5
+"""A predecessor that has not beaten for one interval and this much has missed a beat."""
+POLL = 0.05
+
+
+class WorkerIdInUse(BadInput):
+    """Another live worker has the identity this one was started with."""
+
+
+def heartbeat_interval(timeout: float) -> float:
+    """The beat interval for a ``ROOST_HEARTBEAT_TIMEOUT`` of ``timeout`` seconds."""
+    return min(HEARTBEAT_INTERVAL, timeout / 5.0)
+
+
+async def beat(worker: Worker, info: dict[str, Any], *, claim: bool = False) -> bool:
+    """Publish one heartbeat; with ``claim``, make this run the identity's incarnation.
+
+    Returns False (writing nothing) when another run of the same identity has claimed it
+    since: this worker has been replaced.
+    """
+    swarm, keys = worker.swarm, worker.keys
+    wid = swarm.worker_id
+    key = keys.worker(wid)
+    if not claim:
+        holder: str | None = await swarm.client.hget(key, "inc")
+        if holder is not None and holder != worker.incarnation:
+            return False
+    timeout_ms = int(worker.settings.heartbeat_timeout * 1000)
+    sent = time.monotonic()
+    now_ms = int(worker.clock.now_ms())
+    expiry = {wid: now_ms + timeout_ms}
+    body = {**info, "heartbeat": now_ms / 1000.0}
+    async with swarm.client.pipeline(transaction=False) as pipe:
+        pipe.hset(key, "info", json.dumps(body))
+        pipe.hset(key, "inc", worker.incarnation)
+        pipe.hset(key, "beat", str(now_ms))
+        pipe.pexpire(key, 2 * timeout_ms)
+        pipe.zadd(keys.workers, expiry)
+        pipe.zadd(keys.beats, {wid: now_ms})
+        # Standing in each engine's live set is how work whose engine no live worker runs
+        # is told apart from work that merely waits.
+        for engine in worker.engines:
+            pipe.zadd(keys.live(engine), expiry)
+        pipe.sadd(keys.engines, *worker.engines)
+        await pipe.execute()
+    worker.last_beat = sent
+    return True
+
+
+def check_lapse(worker: Worker) -> bool:
+    """Stop the steps of a worker that could not beat for ``ROOST_HEARTBEAT_TIMEOUT``.
+
+    Maintenance elsewhere may have taken its leases back already: their commits would be
+    refused; the steps stop now instead of running to that refusal. Returns whether the
+    heartbeat lapsed.
+    """
+    if time.monotonic() - worker.last_beat <= worker.settings.heartbeat_timeout:
+        return False
+    for held in worker.held.values():
+        if not held.lost:
+            held.lost = True
+            held.interrupt()
+    return True
+
+
+async def claim_identity(worker: Worker, info: dict[str, Any]) -> None:
+    """Before taking work: take the identity over from a dead predecessor, then beat.
+
+    With a chosen identity (``ROOST_WORKER_ID``), a predecessor that beat within the last
+    interval (plus a little slack) is watched until it either beats again (it is alive:
+    :class:`WorkerIdInUse`) or misses its beat (it is dead); the leases it held in this
+    queue are then taken back at once, fenced, and go to the front of their engines' lists.
+
+    Raises:
+        WorkerIdInUse: a live worker has this identity.
+    """
+    if worker.settings.worker_id is not None:
+        await _take_over(worker)
+    await beat(worker, info, claim=True)
+
+
+async def _take_over(worker: Worker) -> None:
+    swarm, keys = worker.swarm, worker.keys
+    wid = swarm.worker_id
+    key = keys.worker(wid)
+    interval = heartbeat_interval(worker.settings.heartbeat_timeout)
+    first, inc, raw = await swarm.client.hmget(key, ["beat", "inc", "info"])
+    if first is not None and not _gone_from_this_host(raw):
+        missed_at = int(first) + (interval + MISSED_BEAT_SLACK) * 1000
+        while worker.clock.now_ms() < missed_at:
+            await asyncio.sleep(POLL)
+            now_beat, now_inc = await swarm.client.hmget(key, ["beat", "inc"])
+            if now_beat is not None and (now_beat != first or now_inc != inc):
+                raise WorkerIdInUse(_in_use(wid, raw, worker))
+    async with swarm.client.pipeline(transaction=False) as pipe:
+        pipe.execute_command("ZSCORE", keys.beats, wid)
+        (score,) = await pipe.execute()
+    beat_score = None if score is None else float(score)
+    requeued, dead, alive = await recover_worker(swarm, keys, wid, beat_score)
+    if alive:
+        raise WorkerIdInUse(_in_use(wid, raw, worker))
+    if requeued or dead:
+        log.warning(
+            "worker %s: took back %d leases of its previous run (%d dead: out of attempts)",
+            wid,
+            requeued + dead,
+            dead,
+        )
+
+
+def _gone_from_this_host(raw: str | None) -> bool:
+    """Whether the predecessor ran on this host under a PID that no process has now.
+
+    Then it is dead for sure, with no need to wait for a missed beat: the common restart by
+    a process supervisor on the same machine resumes at once. A predecessor elsewhere, or
+    whose PID is taken (by this very process, say, in a container where both are PID 1),
+    is judged by its heartbeat.
+    """
+    try:
+        info = json.loads(raw or "{}")
+        host, pid = str(info["host"]), int(info["pid"])
+    except (ValueError, KeyError, TypeError):
+        return False
+    if host != socket.gethostname() or pid == os.getpid() or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # it exists (owned by another user), or cannot be told
+        return False
+    return False
+
+
+def _in_use(wid: str, raw: str | None, worker: Worker) -> str:
+    where = ""
+    try:
+        info = json.loads(raw or "{}")
+        where = f" (pid {int(info['pid'])} on {str(info['host'])[:64]}, queue {info['queue']})"
+    except (ValueError, KeyError, TypeError):
+        pass
+    return (
+        f"worker id {wid!r} is in use by a live worker{where}: stop it first, or start this "
+        "one with another --worker-id / ROOST_WORKER_ID"
+    )
