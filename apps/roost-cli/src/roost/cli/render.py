@@ -50,6 +50,7 @@ _NEXT = {
     "queue": "requeued",
     "done": "finished",
     "hold": "saved; the step failed",
+    "await": "awaits signals",
 }
 
 
@@ -58,6 +59,8 @@ STATE_STYLES: dict[WorkState, str] = {
     WorkState.SCHEDULED: "blue",
     WorkState.RETRYING: "yellow",
     WorkState.WAITING: "magenta",
+    WorkState.AWAITING: "magenta",
+    WorkState.PAUSED: "yellow",
     WorkState.RUNNING: "bold green",
     WorkState.DONE: "green",
     WorkState.FAILED: "red",
@@ -75,6 +78,8 @@ STYLES: dict[str, str] = {
     "lease_expired": "yellow",
     "broken": "red",
     "ok": "green",
+    "needs approval": "bold yellow",
+    "signalled": "cyan",
 }
 """Colours of states, event types and statuses on a terminal (cells are looked up here)."""
 
@@ -194,7 +199,7 @@ def meta_row(meta: WorkMeta, now: float | None = None) -> list[str]:
     return [
         meta.work_id,
         meta.engine,
-        str(meta.state),
+        meta.display_state,
         meta.step or "-",
         str(meta.version),
         f"{meta.attempts}/{meta.max_attempts}",
@@ -260,6 +265,7 @@ def _meta_lines(status: WorkStatus, now: float | None) -> list[str]:
         rows.append(("lease", f"{lease.worker_id} (epoch {lease.epoch}, expires {expires})"))
     if m.cancel_requested:
         rows.append(("cancel", "requested"))
+    rows += _wait_rows(m)
     if m.progress:
         frac = "" if m.progress.fraction is None else f"{m.progress.fraction:.0%} "
         rows.append(("progress", f"{frac}{m.progress.message or ''}".strip()))
@@ -271,6 +277,19 @@ def _meta_lines(status: WorkStatus, now: float | None) -> list[str]:
         else:
             rows.append(("last error", f"{text})"))
     return [f"  {label:<11} {value}" for label, value in rows]
+
+
+def _wait_rows(m: WorkMeta) -> list[tuple[str, str]]:
+    """What an awaiting item waits for; an approval's message and details."""
+    rows: list[tuple[str, str]] = []
+    if m.approval is not None:
+        rows.append(("approval", f"{compact(m.approval.message, 200)}   (roost approve/reject)"))
+        rows += [(f"  {k}", show_value(k, v, 100)) for k, v in m.approval.details.items()]
+    elif m.waiting_for:
+        rows.append(("awaits", ", ".join(m.waiting_for) + "   (roost signal)"))
+    if m.pending_signals:
+        rows.append(("signals", f"{m.pending_signals} kept for a later step"))
+    return rows
 
 
 def _snapshot_lines(status: WorkStatus) -> list[str]:
@@ -302,7 +321,7 @@ def print_status(status: WorkStatus) -> None:
         typer.echo(text)
         return
     lines = [Text(line) for line in text.splitlines()]
-    state = str(status.meta.state)
+    state = status.meta.display_state
     lines[0].highlight_words([state], style=STYLES.get(state, ""))
     for line in lines:
         if line.plain.startswith("  last error"):
@@ -313,7 +332,7 @@ def print_status(status: WorkStatus) -> None:
 def status_tree(status: WorkStatus, now: float | None = None) -> str:
     """A compact, readable view of ``roost status``."""
     m = status.meta
-    head = f"{m.work_id}  {m.engine}  {m.state}"
+    head = f"{m.work_id}  {m.engine}  {m.display_state}"
     return "\n".join([head, *_meta_lines(status, now), *_snapshot_lines(status)])
 
 

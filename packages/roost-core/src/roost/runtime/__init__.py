@@ -13,11 +13,14 @@ from roost.runtime.errors import (
     RedisUnreachable,
     RoostError,
     SettingsError,
+    SignalRefused,
     StaleLease,
     UnknownEngine,
 )
 from roost.runtime.hookspecs import hookimpl
 from roost.runtime.models import (
+    APPROVAL_SIGNAL,
+    ApprovalRequest,
     Artifact,
     ErrorInfo,
     EventType,
@@ -25,6 +28,7 @@ from roost.runtime.models import (
     LeaseInfo,
     Progress,
     RuntimeEvent,
+    Signal,
     Snapshot,
     WorkItem,
     WorkMeta,
@@ -37,6 +41,8 @@ from roost.runtime.settings import RoostSettings
 from roost.runtime.stores import ArtifactStore, ArtifactStoreFactory, EventSink, WorkStore
 
 __all__ = [
+    "APPROVAL_SIGNAL",
+    "ApprovalRequest",
     "Artifact",
     "ArtifactStore",
     "ArtifactStoreFactory",
@@ -62,6 +68,8 @@ __all__ = [
     "RoostSettings",
     "RuntimeEvent",
     "SettingsError",
+    "Signal",
+    "SignalRefused",
     "Snapshot",
     "StaleLease",
     "StepContext",

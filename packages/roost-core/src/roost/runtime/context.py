@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from roost.runtime.errors import BadInput
+from roost.runtime.models import APPROVAL_SIGNAL, Signal
 from roost.runtime.workspace import workspace_dir
 
 if TYPE_CHECKING:
@@ -51,6 +52,10 @@ class StepContext:
         artifacts: the artifact store (content-addressed; see :meth:`put_artifact`).
         workspace_root: parent of per-item workspace directories.
         lease: the lease the step runs under (``None`` in the in-memory harness).
+        signals: what arrived for the wait the previous step asked for (oldest first); they
+            are consumed by this step's commit (a failed attempt leaves them for the retry).
+        wait_timed_out: the previous step waited with a timeout and none of its signals
+            arrived in time.
     """
 
     work_id: str
@@ -62,6 +67,23 @@ class StepContext:
     lease: Lease | None = None
     report: ProgressReporter = _no_progress
     cancel_event: asyncio.Event = field(default_factory=asyncio.Event)
+    signals: list[Signal] = field(default_factory=list[Signal])
+    wait_timed_out: bool = False
+
+    @property
+    def approval(self) -> Signal | None:
+        """The decision on the approval the previous step asked for, or None (timed out).
+
+        Its payload holds ``decision`` (``"approved"`` or ``"rejected"``) and ``note``.
+        """
+        found = [s for s in self.signals if s.name == APPROVAL_SIGNAL]
+        return found[-1] if found else None
+
+    @property
+    def approved(self) -> bool:
+        """True when the approval the previous step asked for was given."""
+        decision = self.approval
+        return decision is not None and decision.payload.get("decision") == "approved"
 
     @property
     def workspace(self) -> Path:

@@ -12,6 +12,7 @@ __all__ = [
     "RedisUnreachable",
     "RoostError",
     "SettingsError",
+    "SignalRefused",
     "StaleLease",
     "UnknownEngine",
 ]
@@ -39,6 +40,10 @@ class UnknownEngine(BadInput, LookupError):
 
 class BrokenEngine(UnknownEngine):
     """The engine is installed, but its plugin failed to load; the message has the error."""
+
+
+class SignalRefused(BadInput):
+    """The item takes no signal: it is finished or cancelled, or holds too many unconsumed."""
 
 
 class ConflictError(RoostError):

@@ -11,6 +11,7 @@ with where each applies (the README's table is checked against it).
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
 
@@ -18,6 +19,9 @@ from roost.runtime.errors import BadInput
 
 __all__ = [
     "ATTEMPTS",
+    "MAX_PENDING_SIGNALS",
+    "MAX_SIGNAL_PAYLOAD",
+    "MAX_WAIT_SIGNALS",
     "CONCURRENCY",
     "DAY",
     "DELAY",
@@ -34,6 +38,7 @@ __all__ = [
     "SETTING_RANGES",
     "STUCK_AFTER",
     "Range",
+    "check_signal_payload",
     "format_seconds",
 ]
 
@@ -117,6 +122,29 @@ PRIORITY = Range(-1_000_000, 1_000_000)
 CONCURRENCY = Range(1, 10_000)
 SCHEDULE_EVERY = Range(1.0, 365 * DAY, seconds=True)
 """The interval of a schedule that runs every so often."""
+
+MAX_SIGNAL_PAYLOAD = 65536
+"""Bytes of JSON a signal's payload (or an approval's details or note) may take."""
+MAX_PENDING_SIGNALS = 1000
+"""Signals an item may hold unconsumed; more are refused until a step consumes some."""
+MAX_WAIT_SIGNALS = 32
+"""Signal names one wait may list."""
+
+
+def check_signal_payload(value: object, name: str) -> int:
+    """Return the size of ``value`` as compact JSON, if at most :data:`MAX_SIGNAL_PAYLOAD`.
+
+    Raises:
+        BadInput: the JSON form is larger (or ``value`` is not JSON).
+    """
+    try:
+        size = len(json.dumps(value, separators=(",", ":"), allow_nan=False).encode())
+    except (TypeError, ValueError) as exc:
+        raise BadInput(f"{name} is not JSON: {exc}") from None
+    if size > MAX_SIGNAL_PAYLOAD:
+        raise BadInput(f"{name} must be at most {MAX_SIGNAL_PAYLOAD:,} bytes of JSON, not {size:,}")
+    return size
+
 
 DOCUMENTED: list[tuple[str, Range, str]] = [
     ("delay", DELAY, "`enqueue --delay`, `Snapshot.next_step_delay_seconds`"),

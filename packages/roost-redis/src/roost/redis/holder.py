@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from roost.redis.codec import error_info
 from roost.redis.faults import describe
 from roost.redis.keys import Keys, new_token
+from roost.redis.signals import wait_arg
 from roost.redis.supervise import RedisUnavailable
 from roost.runtime.models import Snapshot, WorkItem
 
@@ -49,6 +50,8 @@ class Held:
     lost: bool = False
     cancelled: bool = False
     last_progress: float = 0.0
+    consume: list[str] = field(default_factory=list[str])
+    """Ids of the signals the running step received: its commit consumes them."""
 
     def interrupt(self) -> None:
         """Tell the running step to stop (it is cancelled)."""
@@ -61,6 +64,8 @@ def _outcome(worker: Worker, new: Snapshot, item: WorkItem, inline: int) -> tupl
     """What follows a committed step, and the delay in ms for ``delay``."""
     if new.is_finished:
         return "done", 0
+    if new.waits:
+        return "await", 0
     delay_ms = int(round(new.next_step_delay_seconds * 1000))
     if delay_ms > 0:
         return "delay", delay_ms
@@ -103,6 +108,7 @@ async def commit(
         keys.hist(held.work_id),
         keys.job(suffix),
         *keys.res_block(held.resources),
+        keys.sig(held.work_id),
     ]
     args = [
         held.work_id,
@@ -122,6 +128,7 @@ async def commit(
         init.model_dump_json() if init else "",
         init.step if init else "",
         int(worker.clock.server_ms(ended)) if ended is not None else "",
+        "" if hold else wait_arg(new, held.consume),
     ]
     final = version + (2 if init else 1)
     sent_ms = worker.clock.local_ms()
@@ -139,6 +146,7 @@ async def commit(
         return None
     code = reply[0]
     if code in ("OK", "DUP"):
+        held.consume = []
         worker.steps_committed += final - version
         etype = "done" if outcome == "done" else "committed"
         eid = str(reply[2]) if code == "OK" else ""

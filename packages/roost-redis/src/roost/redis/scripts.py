@@ -39,6 +39,7 @@ SCRIPT_NAMES = (
     "cancel",
     "retry",
     "replay",
+    "signal",
 )
 
 

@@ -30,6 +30,7 @@ from roost.redis.operations import enqueue_items
 from roost.redis.operations import replay as replay_item
 from roost.redis.schedules import Schedules
 from roost.redis.scripts import Scripts
+from roost.redis.signals import SignalSent, decision, pending_signals, send_signal
 from roost.runtime.errors import (
     BadInput,
     ConflictError,
@@ -38,7 +39,9 @@ from roost.runtime.errors import (
     RoostError,
 )
 from roost.runtime.models import (
+    APPROVAL_SIGNAL,
     RuntimeEvent,
+    Signal,
     Snapshot,
     WorkItem,
     WorkMeta,
@@ -317,11 +320,14 @@ class RedisSwarm:
             pipe.hgetall(self.keys.meta(work_id))
             pipe.get(self.keys.item(work_id))
             pipe.get(self.keys.snap(work_id))
-            h, item_json, snap_json = await pipe.execute()
+            pipe.xlen(self.keys.sig(work_id))
+            h, item_json, snap_json, pending = await pipe.execute()
         if not h:
             raise NotFound(f"unknown work id {work_id!r}")
+        meta = meta_from_hash(work_id, h, self.settings.max_attempts)
+        meta.pending_signals = int(pending)
         return WorkStatus(
-            meta=meta_from_hash(work_id, h, self.settings.max_attempts),
+            meta=meta,
             snapshot=Snapshot.model_validate_json(snap_json) if snap_json else None,
             item=WorkItem.model_validate_json(item_json) if item_json else None,
         )
@@ -500,6 +506,43 @@ class RedisSwarm:
         if reply[0] == "TERMINAL":
             raise ConflictError(f"work {work_id} is already {reply[1]}; nothing to cancel")
         return (await self.status(work_id)).meta
+
+    async def signal(
+        self,
+        work_id: str,
+        name: str,
+        payload: dict[str, Any] | None = None,
+        *,
+        sender: str = "api",
+    ) -> SignalSent:
+        """Send a signal to an unfinished item.
+
+        It is kept, in order, until the commit of the step that receives it: the step after
+        a wait for ``name`` (at once if the item awaits it now). A signal sent before the
+        item waits for it is not lost.
+
+        Raises:
+            NotFound: no such work id.
+            SignalRefused: the item is finished or cancelled, or holds too many signals.
+            BadInput: an invalid name, or a payload that is not a JSON object or too large.
+        """
+        return await send_signal(self, work_id, name, payload or {}, sender)
+
+    async def approve(
+        self, work_id: str, *, note: str | None = None, sender: str = "api"
+    ) -> SignalSent:
+        """Approve what the item asks (the ``approval`` signal with decision ``approved``)."""
+        return await send_signal(self, work_id, APPROVAL_SIGNAL, decision(True, note), sender)
+
+    async def reject(
+        self, work_id: str, *, note: str | None = None, sender: str = "api"
+    ) -> SignalSent:
+        """Reject what the item asks (the ``approval`` signal with decision ``rejected``)."""
+        return await send_signal(self, work_id, APPROVAL_SIGNAL, decision(False, note), sender)
+
+    async def pending_signals(self, work_id: str) -> list[Signal]:
+        """The signals sent to an item that no step has consumed yet, oldest first."""
+        return await pending_signals(self, work_id)
 
     async def retry(self, work_id: str) -> WorkMeta:
         """Queue a failed or dead item again, with fresh attempts, from its latest snapshot.

@@ -26,6 +26,7 @@ from roost.redis.faults import describe
 from roost.redis.holder import Held, commit, fail, interrupted, progress, release
 from roost.redis.keys import Keys, new_token
 from roost.redis.maintenance import Clock
+from roost.redis.signals import receive
 from roost.redis.stopping import StopSignals
 from roost.redis.supervise import (
     Health,
@@ -45,7 +46,7 @@ from roost.redis.upkeep import (
 from roost.runtime.context import StepContext, use_step_context
 from roost.runtime.contract import accept
 from roost.runtime.errors import EngineContractError, PermanentError
-from roost.runtime.models import Lease, RuntimeEvent, Snapshot, WorkItem
+from roost.runtime.models import Lease, RuntimeEvent, Signal, Snapshot, WorkItem
 
 if TYPE_CHECKING:
     from roost.redis.swarm import RedisSwarm
@@ -490,6 +491,13 @@ class Worker:
                 # in flight: no step starts after that; the item goes back with its attempt.
                 await release(self, held, "worker stopping")
                 return
+            signals: list[Signal] = []
+            timed_out = False
+            if snapshot is not None:
+                try:
+                    snapshot, signals, timed_out = await receive(self, held, snapshot)
+                except RedisUnavailable:
+                    return  # the lease lapses; recovery hands the item on
             ctx = StepContext(
                 work_id=item.work_id,
                 version=version,
@@ -500,6 +508,8 @@ class Worker:
                 lease=lease,
                 report=lambda f, m, d: progress(self, held, f, m, d),
                 cancel_event=held.cancel_event,
+                signals=signals,
+                wait_timed_out=timed_out,
             )
 
             held.task = asyncio.create_task(self._call(ctx, engine, item, snapshot, version + 1))
@@ -578,7 +588,12 @@ class Worker:
 
     def _goes_on_after_init(self, init: Snapshot) -> bool:
         """Whether step 1 follows init_snapshot at once, on the same lease and claims."""
-        return not init.is_finished and init.next_step_delay_seconds <= 0 and not self.stopping
+        return (
+            not init.is_finished
+            and init.next_step_delay_seconds <= 0
+            and not init.waits
+            and not self.stopping
+        )
 
     # -- background tasks -----------------------------------------------------------------
 

@@ -6,6 +6,10 @@
 -- with one, the item's init snapshot is committed as expected+1 in the same call and the
 -- step's result as expected+2), when the step ended (server ms as the worker estimates
 -- it, or ''): a delay runs from then, never later than from now.
+-- Waits (after those, see signal.lua): item key after the resource block: the item's signal
+-- stream; ARGV 18: the step's wait JSON, '' for none (a plain commit), else {consume = ids
+-- of the signals the step received, names = the signals it awaits next (outcome 'await'),
+-- timeout_ms (-1: none), approval = the approval request's JSON or ''}.
 -- Returns {'OK', version, event_id, woken, now, due_ms} or {'DUP'} (this very
 -- commit already applied), {'STALE'}, {'GONE'}, {'CANCELLED', woken}, {'CONFLICT', version}.
 local meta, snap_key, hist_key, job = KEYS[NS_KEYS + 1], KEYS[NS_KEYS + 2],
@@ -25,6 +29,35 @@ local res_keys, resw_keys = res_block(NS_KEYS + 5, nres)
 local early, f = holder_call(meta, work_id, token, epoch, op, {'v', 'prog'}, res_keys, resw_keys)
 if early then return early end
 if tonumber(f.v) ~= expected then return {'CONFLICT', f.v} end
+-- ---- signals: begin (waits and the signals a step consumed; see signal.lua) ----------
+local wait_json, sig_key = ARGV[NS_ARGS + 18] or '', KEYS[NS_KEYS + 5 + 2 * nres]
+local wait = nil
+if wait_json ~= '' then
+  wait = cjson.decode(wait_json)
+  -- What the step received is consumed with its commit, exactly once.
+  if #wait.consume > 0 then redis.call('XDEL', sig_key, unpack(wait.consume)) end
+  redis.call('HDEL', meta, 'wsig', 'appr')
+end
+-- Park the item (no lease) until a signal it awaits arrives; one sent before the wait was
+-- kept, and the item goes on at once.
+local function await_item()
+  local names = {}
+  for _, n in ipairs(wait.names) do names[n] = true end
+  for _, e in ipairs(redis.call('XRANGE', sig_key, '-', '+')) do
+    if names[e[2][2]] then
+      queue_item(meta, work_id, 'running', job, saq_key, dispatch)
+      return
+    end
+  end
+  if wait.timeout_ms >= 0 then
+    schedule_item(meta, work_id, 'running', 'awaiting', NOW + wait.timeout_ms)
+  else
+    set_state(meta, work_id, 'running', 'awaiting')
+  end
+  redis.call('HSET', meta, 'wsig', table.concat(wait.names, ' '))
+  if wait.approval ~= '' then redis.call('HSET', meta, 'appr', wait.approval) end
+end
+-- ---- signals: end ---------------------------------------------------------------------
 -- Inline continuation never holds claims across steps; 'hold' keeps lease and claims (the
 -- worker records a failure right after).
 if outcome == 'inline' and nres > 0 then outcome = 'queue' end
@@ -64,6 +97,8 @@ else
     set_state(meta, work_id, 'running', 'done')
     etype = 'done'
     stat('done')
+  elseif outcome == 'await' then
+    await_item()
   elseif outcome == 'delay' then
     due = NOW + delay
     if ended then due = math.min(due, ended + delay) end

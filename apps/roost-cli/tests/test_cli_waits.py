@@ -1,0 +1,105 @@
+"""``roost signal``, ``approve`` and ``reject`` against a real server and a real worker."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from cli_support import Cli, fake_distribution, start_worker
+
+from roost.runtime import WorkState
+
+COLLECTOR = """
+from roost_testkit.waiting import SignalCollector
+
+
+def build(**kwargs):
+    return SignalCollector()
+"""
+
+
+@pytest.fixture
+def collector(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
+    site = tmp_path / "collector-site"
+    fake_distribution(site, COLLECTOR, "[roost.engines]\ncollector = {module}:build\n")
+    monkeypatch.syspath_prepend(str(site))
+    yield {"PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])}
+
+
+def enqueue(cli: Cli, payload: dict) -> str:
+    result = cli("enqueue", "--engine", "collector", "--payload", json.dumps(payload))
+    assert result.code == 0, result
+    return result.stdout.strip()
+
+
+def test_approve_and_reject_from_the_cli(cli: Cli, collector: dict[str, str]) -> None:
+    start_worker(cli, "--engines", "collector", env=collector)
+    yes = enqueue(cli, {"approval": "deploy plan A?"})
+    no = enqueue(cli, {"approval": "spend $40?"})
+    for work_id in (yes, no):
+        cli.wait(work_id, lambda s: s.meta.state == WorkState.AWAITING)
+
+    listed = cli("list").stdout
+    assert {line.split()[0] for line in listed.splitlines() if "needs approval" in line} == {
+        yes,
+        no,
+    }
+    status = cli("status", yes, "--human")
+    assert status.code == 0
+    assert status.stdout.splitlines()[0].endswith("needs approval")
+    assert "approval    deploy plan A?" in status.stdout
+    assert "round: 1" in status.stdout  # the details are shown
+    as_json = json.loads(cli("status", yes).stdout)
+    assert as_json["meta"]["approval"]["message"] == "deploy plan A?"
+
+    approved = cli("approve", yes, "--note", "go ahead")
+    assert approved.code == 0 and approved.stdout == f"{yes}: approved (woke it)\n"
+    rejected = cli("reject", no, "--note", "too much")
+    assert rejected.code == 0 and "rejected" in rejected.stdout
+
+    done = cli.wait(yes, lambda s: s.meta.state == WorkState.DONE)
+    assert done.snapshot is not None
+    [decision] = done.snapshot.data["decisions"]
+    assert decision["decision"] == "approved" and decision["note"] == "go ahead"
+    assert decision["sender"].startswith("cli:")
+    done = cli.wait(no, lambda s: s.meta.state == WorkState.DONE)
+    assert done.snapshot is not None
+    assert done.snapshot.data["decisions"][0]["decision"] == "rejected"
+    assert "needs approval" not in cli("list").stdout
+
+
+def test_signal_from_the_cli_with_a_payload(cli: Cli, collector: dict[str, str]) -> None:
+    work_id = enqueue(cli, {"names": ["webhook"]})
+    sent = cli("signal", work_id, "webhook", "--payload", '{"status": 200}')
+    assert sent.code == 0 and sent.stdout == (
+        f"{work_id}: signal webhook sent (kept until a step receives it)\n"
+    )
+    assert "signals     1 kept for a later step" in cli("status", work_id, "--human").stdout
+    start_worker(cli, "--engines", "collector", env=collector)
+    done = cli.wait(work_id, lambda s: s.meta.state == WorkState.DONE)
+    assert done.snapshot is not None
+    assert [r["payload"] for r in done.snapshot.data["received"]] == [{"status": 200}]
+
+
+def test_bad_signals_are_refused_with_one_line(cli: Cli, collector: dict[str, str]) -> None:
+    work_id = enqueue(cli, {})
+    assert cli("cancel", work_id).code == 0
+    cases = [
+        (("signal", "no-such-item", "go"), "error: unknown work id 'no-such-item'"),
+        (("signal", work_id, "go"), f"error: work {work_id} is cancelled; it takes no more"),
+        (("approve", work_id), f"error: work {work_id} is cancelled"),
+        (("reject", work_id, "--note", "x" * 5000), "error: note must be at most 4000"),
+        (("signal", work_id, "bad name"), "error: invalid signal name 'bad name'"),
+        (("signal", work_id, "go", "--payload", "[1]"), "error: --payload must be a JSON object"),
+        (("signal", work_id, "go", "--payload", '{"x": NaN}'), "error: --payload"),
+    ]
+    for args, message in cases:
+        result = cli(*args)
+        assert result.code == 2, (args, result)
+        assert result.stderr.startswith(message), (args, result.stderr)
+        assert len(result.stderr.splitlines()) == 1 and result.stdout == ""
+    pending = json.loads(cli("status", work_id).stdout)["meta"]["pending_signals"]
+    assert pending == 0
