@@ -6,6 +6,7 @@ and ``data.timeouts``: how many waits timed out), then waits again until it has 
 ``rounds`` times. Payload:
 
 - ``rounds`` (default 1): how many waits;
+- ``until``: instead of ``rounds``, wait again until this many signals were received;
 - ``names`` (default ``["go"]``): the signals each wait is for;
 - ``timeout``: the wait's timeout in seconds (none when absent);
 - ``approval``: ask for an approval instead (message ``approval``), recording the decision
@@ -72,7 +73,11 @@ class SignalCollector:
                 None if decision is None else {**decision.payload, "sender": decision.sender},
             ]
         new = snapshot.model_copy(update={"data": data})
-        if data["round"] >= int(p.get("rounds", 1)):
+        if "until" in p:
+            finished = len(data["received"]) >= int(p["until"])
+        else:
+            finished = data["round"] >= int(p.get("rounds", 1))
+        if finished:
             new.is_finished = True
             new.step = "done"
             return new

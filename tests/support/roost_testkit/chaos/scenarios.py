@@ -20,6 +20,7 @@ from roost_testkit.chaos.drain import DrainConfig, InflightConfig, drain_in_flig
 from roost_testkit.chaos.faults import PoisonConfig, StallConfig, poison_items, stalled_worker
 from roost_testkit.chaos.misbehave import MisbehaveConfig, redis_misbehaves
 from roost_testkit.chaos.schedules import ScheduleConfig, scheduled_ticks
+from roost_testkit.chaos.signals import SignalConfig, signals_under_kills
 from roost_testkit.chaos.soak import AwayConfig, SoakConfig, kill_soak, redis_away
 
 
@@ -44,6 +45,7 @@ def tier(full: bool) -> list[Scenario]:
             Scenario("resources", resource_contention, ResourceConfig()),
             Scenario("enqueue", idempotent_enqueue, EnqueueConfig()),
             Scenario("schedules", scheduled_ticks, ScheduleConfig()),
+            Scenario("signals", signals_under_kills, SignalConfig()),
         ]
     return [
         Scenario(
@@ -71,6 +73,11 @@ def tier(full: bool) -> list[Scenario]:
             "schedules",
             scheduled_ticks,
             ScheduleConfig(schedules=20, workers=4, seconds=300.0, timeout=300.0),
+        ),
+        Scenario(
+            "signals",
+            signals_under_kills,
+            SignalConfig(items=200, signals=6, workers=4, send_over=120.0, timeout=300.0),
         ),
     ]
 
