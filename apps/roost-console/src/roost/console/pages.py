@@ -34,6 +34,8 @@ NOTICES = {
     "retried": "Queued again with fresh attempts, from its latest snapshot.",
     "replayed": "Replaying: the chosen snapshot is now the latest version and the item is queued.",
     "replayed_new": "This is a new work item, replayed from a copy of another one.",
+    "approved": "Approved: its next step sees the decision.",
+    "rejected": "Rejected: its next step sees the decision.",
 }
 PANELS = (
     ("work", "Steps saved and items finished", (("committed", "saved"), ("done", "finished"))),
