@@ -103,3 +103,18 @@ def test_bad_signals_are_refused_with_one_line(cli: Cli, collector: dict[str, st
         assert len(result.stderr.splitlines()) == 1 and result.stdout == ""
     pending = json.loads(cli("status", work_id).stdout)["meta"]["pending_signals"]
     assert pending == 0
+
+
+def test_enqueue_takes_a_step_timeout(cli: Cli, collector: dict[str, str]) -> None:
+    work_id = cli("enqueue", "--engine", "collector", "--step-timeout", "5m").stdout.strip()
+    assert json.loads(cli("status", work_id).stdout)["item"]["step_timeout"] == 300.0
+    for bad, message in (
+        ("0", "error: --step-timeout must be between 1ms and 1d, not 0 seconds"),
+        ("2d", "error: --step-timeout must be between 1ms and 1d"),
+        ("soon", "error: --step-timeout: "),
+    ):
+        result = cli("enqueue", "--engine", "collector", "--step-timeout", bad)
+        assert result.code == 2 and result.stderr.startswith(message), result
+        assert len(result.stderr.splitlines()) == 1 and result.stdout == ""
+    listed = json.loads(cli("list", "--json").stdout)["items"]
+    assert [m["work_id"] for m in listed] == [work_id]  # bad input wrote nothing

@@ -15,6 +15,7 @@ from roost.runtime.errors import (
     SettingsError,
     SignalRefused,
     StaleLease,
+    StepTimeout,
     UnknownEngine,
 )
 from roost.runtime.hookspecs import hookimpl
@@ -73,6 +74,7 @@ __all__ = [
     "Snapshot",
     "StaleLease",
     "StepContext",
+    "StepTimeout",
     "UnknownEngine",
     "WorkItem",
     "WorkMeta",

@@ -14,6 +14,7 @@ __all__ = [
     "SettingsError",
     "SignalRefused",
     "StaleLease",
+    "StepTimeout",
     "UnknownEngine",
 ]
 
@@ -52,6 +53,14 @@ class ConflictError(RoostError):
 
 class StaleLease(RoostError):
     """This worker no longer holds the lease; its commit changed nothing."""
+
+
+class StepTimeout(RoostError):
+    """A step ran longer than its ``step_timeout`` and was cancelled; the attempt failed.
+
+    It is retried like any failure. A step that did not stop when cancelled (it blocks in a
+    thread or a C call, or swallows the cancel) is abandoned: the message says so.
+    """
 
 
 class EngineContractError(RoostError, TypeError):

@@ -36,6 +36,7 @@ __all__ = [
     "RETRY_DELAY",
     "SCHEDULE_EVERY",
     "SETTING_RANGES",
+    "STEP_TIMEOUT",
     "STUCK_AFTER",
     "Range",
     "check_signal_payload",
@@ -120,6 +121,8 @@ INLINE_STEPS = Range(0, 10_000)
 ATTEMPTS = Range(1, 1000)
 PRIORITY = Range(-1_000_000, 1_000_000)
 CONCURRENCY = Range(1, 10_000)
+STEP_TIMEOUT = Range(0.001, DAY, seconds=True)
+"""How long one step may run before it is cancelled (an item's or an engine's)."""
 SCHEDULE_EVERY = Range(1.0, 365 * DAY, seconds=True)
 """The interval of a schedule that runs every so often."""
 
@@ -164,6 +167,11 @@ DOCUMENTED: list[tuple[str, Range, str]] = [
     ),
     ("priority", PRIORITY, "`enqueue --priority`, `WorkItem.priority`"),
     ("concurrency", CONCURRENCY, "`worker --concurrency`"),
+    (
+        "step timeout",
+        STEP_TIMEOUT,
+        "`enqueue --step-timeout`, `WorkItem.step_timeout`, an engine's `step_timeout`",
+    ),
     ("schedule interval", SCHEDULE_EVERY, "`schedule add --every`"),
 ]
 """(what, range, where it applies): the README's table of limits."""

@@ -170,6 +170,8 @@ class WorkItem(BaseModel):
     max_attempts: int | None = None
     queue: str | None = None
     created_at: float = Field(default_factory=time.time)
+    step_timeout: float | None = None
+    """Seconds one step may run before it is cancelled (``StepTimeout``); None: the engine's."""
 
     @field_validator("engine")
     @classmethod
@@ -203,6 +205,14 @@ class WorkItem(BaseModel):
     def _max_attempts(cls, value: int | None) -> int | None:
         try:
             return None if value is None else int(limits.ATTEMPTS.check(value, "max_attempts"))
+        except BadInput as exc:
+            raise _invalid(exc) from None
+
+    @field_validator("step_timeout")
+    @classmethod
+    def _step_timeout(cls, value: float | None) -> float | None:
+        try:
+            return None if value is None else limits.STEP_TIMEOUT.check(value, "step_timeout")
         except BadInput as exc:
             raise _invalid(exc) from None
 

@@ -252,6 +252,7 @@ class RedisSwarm:
         delay_seconds: float = 0.0,
         priority: int = 0,
         max_attempts: int | None = None,
+        step_timeout: float | None = None,
     ) -> str:
         """Create a work item and return its work id.
 
@@ -264,6 +265,8 @@ class RedisSwarm:
             priority: above 0 goes to the front of its engine's list in the queue.
             max_attempts: attempts per step before the item is dead (default: the
                 engine's ``max_attempts`` attribute, else ``ROOST_MAX_ATTEMPTS``).
+            step_timeout: seconds one step may run before it is cancelled and its attempt
+                fails with ``StepTimeout`` (default: the engine's ``step_timeout``, else none).
 
         Raises:
             BadInput: the payload is not a JSON object, a name is invalid, or (with
@@ -280,6 +283,7 @@ class RedisSwarm:
                 priority=priority,
                 max_attempts=max_attempts,
                 queue=self.settings.queue,
+                step_timeout=step_timeout,
             )
         except ValidationError as exc:
             raise _bad_item(exc) from None

@@ -36,6 +36,7 @@ from roost.redis.supervise import (
     supervise,
     watch,
 )
+from roost.redis.timeouts import step_limit, wait_step
 from roost.redis.upkeep import (
     deregister,
     heartbeat_pass,
@@ -513,9 +514,11 @@ class Worker:
             )
 
             held.task = asyncio.create_task(self._call(ctx, engine, item, snapshot, version + 1))
-            await asyncio.wait({held.task})
-            exc = None if held.task.cancelled() else held.task.exception()
-            if held.task.cancelled() or (exc is not None and held.cancel_event.is_set()):
+            timed_out = await wait_step(held, step_limit(engine, item))
+            exc = timed_out or (None if held.task.cancelled() else held.task.exception())
+            if not timed_out and (
+                held.task.cancelled() or (exc is not None and held.cancel_event.is_set())
+            ):
                 # Told to stop (worker stopping, lease lost, item cancelled): however the
                 # step ended, that is an interruption, not a failure of the step.
                 await interrupted(self, held)
