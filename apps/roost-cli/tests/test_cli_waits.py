@@ -118,3 +118,19 @@ def test_enqueue_takes_a_step_timeout(cli: Cli, collector: dict[str, str]) -> No
         assert len(result.stderr.splitlines()) == 1 and result.stdout == ""
     listed = json.loads(cli("list", "--json").stdout)["items"]
     assert [m["work_id"] for m in listed] == [work_id]  # bad input wrote nothing
+
+
+def test_pause_and_resume_from_the_cli(cli: Cli, collector: dict[str, str]) -> None:
+    work_id = enqueue(cli, {"names": ["go"]})
+    paused = cli("pause", work_id)
+    assert paused.code == 0 and paused.stdout.startswith(f"{work_id}: paused")
+    assert "paused      by operator" in cli("status", work_id, "--human").stdout
+    again = cli("pause", work_id)
+    assert again.code == 1 and again.stderr == f"error: work {work_id} is already paused\n"
+    start_worker(cli, "--engines", "collector", env=collector)
+    assert cli("signal", work_id, "go").code == 0  # kept while paused
+    resumed = cli("resume", work_id)
+    assert resumed.code == 0 and resumed.stdout.startswith(f"{work_id}: resumed")
+    cli.wait(work_id, lambda s: s.meta.state == WorkState.DONE)
+    missing = cli("resume", "no-such-item")
+    assert missing.code == 2 and missing.stderr.startswith("error: unknown work id")

@@ -79,6 +79,7 @@ STYLES: dict[str, str] = {
     "broken": "red",
     "ok": "green",
     "needs approval": "bold yellow",
+    "budget exceeded": "bold yellow",
     "signalled": "cyan",
 }
 """Colours of states, event types and statuses on a terminal (cells are looked up here)."""
@@ -287,6 +288,10 @@ def _wait_rows(m: WorkMeta) -> list[tuple[str, str]]:
         rows += [(f"  {k}", show_value(k, v, 100)) for k, v in m.approval.details.items()]
     elif m.waiting_for:
         rows.append(("awaits", ", ".join(m.waiting_for) + "   (roost signal)"))
+    if m.paused_reason and m.state == WorkState.PAUSED:
+        rows.append(("paused", f"by {m.paused_reason}   (roost resume)"))
+    elif m.paused_reason:
+        rows.append(("pause", "requested: takes effect when the running step commits"))
     if m.pending_signals:
         rows.append(("signals", f"{m.pending_signals} kept for a later step"))
     return rows

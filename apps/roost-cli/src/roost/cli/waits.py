@@ -1,4 +1,4 @@
-"""Verbs for items that wait for people: signal, approve, reject."""
+"""Verbs for items that wait for people: signal, approve, reject, pause, resume."""
 
 from __future__ import annotations
 
@@ -12,8 +12,9 @@ from roost.cli import render
 from roost.cli.context import open_swarm, run, settings_of
 from roost.cli.inspect import JsonFlag
 from roost.cli.operate import parse_payload
+from roost.runtime import WorkState
 
-__all__ = ["approve", "reject", "sender", "signal"]
+__all__ = ["approve", "pause", "reject", "resume", "sender", "signal"]
 
 
 def sender() -> str:
@@ -100,3 +101,46 @@ def reject(
 ) -> None:
     """Reject what an item asks; its next step sees the decision and the note."""
     _decide(ctx, work_id, note, False, as_json)
+
+
+def pause(
+    ctx: typer.Context,
+    work_id: Annotated[str, typer.Argument(help="The work item to pause.")],
+    as_json: JsonFlag = False,
+) -> None:
+    """Pause an unfinished item: no new step runs until `roost resume`; it keeps its place.
+
+    A running step may finish and commit; its continuation then waits.
+    """
+    settings = settings_of(ctx)
+
+    async def main() -> None:
+        async with open_swarm(settings) as swarm:
+            meta = await swarm.pause(work_id)
+        if as_json:
+            render.echo_json(meta)
+        elif meta.state == WorkState.RUNNING:
+            typer.echo(f"{work_id}: pausing (its running step may finish; nothing follows it)")
+        else:
+            typer.echo(f"{work_id}: paused (step {meta.step or '-'}, v{meta.version})")
+
+    run(main)
+
+
+def resume(
+    ctx: typer.Context,
+    work_id: Annotated[str, typer.Argument(help="A paused work item.")],
+    as_json: JsonFlag = False,
+) -> None:
+    """Resume a paused item where it was (queued, scheduled, retrying or awaiting)."""
+    settings = settings_of(ctx)
+
+    async def main() -> None:
+        async with open_swarm(settings) as swarm:
+            meta = await swarm.resume(work_id)
+        if as_json:
+            render.echo_json(meta)
+        else:
+            typer.echo(f"{work_id}: resumed, {meta.display_state} (step {meta.step or '-'})")
+
+    run(main)

@@ -456,6 +456,9 @@ class WorkMeta(BaseModel):
     """While ``awaiting`` an approval: what it asks (the item "needs approval")."""
     pending_signals: int = 0
     """Signals sent and not yet consumed by a step."""
+    paused_reason: str | None = None
+    """Why it is ``paused`` (``operator`` or ``budget``); while ``running``: a pause asked
+    for, which takes effect when the step commits."""
 
     @property
     def needs_approval(self) -> bool:
@@ -464,8 +467,12 @@ class WorkMeta(BaseModel):
 
     @property
     def display_state(self) -> str:
-        """The state as ``roost list`` shows it: ``needs approval`` for an approval wait."""
-        return "needs approval" if self.needs_approval else str(self.state)
+        """The state as ``roost list`` shows it (``needs approval``, ``budget exceeded``)."""
+        if self.needs_approval:
+            return "needs approval"
+        if self.state == WorkState.PAUSED and self.paused_reason == "budget":
+            return "budget exceeded"
+        return str(self.state)
 
     @property
     def error_is_past(self) -> bool:

@@ -48,6 +48,7 @@ META_FIELDS = (
     "prog",
     "wsig",
     "appr",
+    "pause",
 )
 """The meta hash fields a status read needs (HMGET order)."""
 
@@ -99,6 +100,7 @@ def meta_from_hash(work_id: str, h: dict[str, str], default_max_attempts: int) -
         cancel_requested=bool(h.get("cxl")),
         waiting_for=h["wsig"].split(" ") if awaits and h.get("wsig") else [],
         approval=ApprovalRequest.model_validate_json(appr) if appr else None,
+        paused_reason=h.get("pause") if state in (WorkState.PAUSED, WorkState.RUNNING) else None,
     )
 
 

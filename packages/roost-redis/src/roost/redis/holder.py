@@ -159,7 +159,8 @@ async def commit(
                 worker.wake.set()
             if outcome == "delay":
                 worker.wake_at(float(reply[5]))
-        if outcome in ("inline", "hold") and not held.cancel_event.is_set():
+        paused = code == "OK" and len(reply) > 6 and int(reply[6])
+        if outcome in ("inline", "hold") and not held.cancel_event.is_set() and not paused:
             return new  # parsed from the committed text: it shares nothing with the engine
         return None
     if code == "CANCELLED":

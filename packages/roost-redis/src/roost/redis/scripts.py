@@ -40,6 +40,8 @@ SCRIPT_NAMES = (
     "retry",
     "replay",
     "signal",
+    "pause",
+    "resume",
 )
 
 

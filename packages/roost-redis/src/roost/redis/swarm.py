@@ -28,6 +28,8 @@ from roost.redis.keys import STATE_ORDER, Keys, new_token
 from roost.redis.listing import item_events, list_page, stream_pos
 from roost.redis.operations import enqueue_items
 from roost.redis.operations import replay as replay_item
+from roost.redis.pausing import pause as pause_item
+from roost.redis.pausing import resume as resume_item
 from roost.redis.schedules import Schedules
 from roost.redis.scripts import Scripts
 from roost.redis.signals import SignalSent, decision, pending_signals, send_signal
@@ -543,6 +545,21 @@ class RedisSwarm:
     ) -> SignalSent:
         """Reject what the item asks (the ``approval`` signal with decision ``rejected``)."""
         return await send_signal(self, work_id, APPROVAL_SIGNAL, decision(False, note), sender)
+
+    async def pause(self, work_id: str) -> WorkMeta:
+        """Pause an unfinished item: it runs no new step until resumed, and keeps its place.
+
+        A running step may finish and commit; the commit then parks the item instead of
+        going on. Raises :class:`ConflictError` for a finished or already paused item.
+        """
+        return await pause_item(self, work_id)
+
+    async def resume(self, work_id: str) -> WorkMeta:
+        """Resume a paused item where it was (queued, scheduled, retrying or awaiting).
+
+        Raises :class:`ConflictError` when the item is not paused.
+        """
+        return await resume_item(self, work_id)
 
     async def pending_signals(self, work_id: str) -> list[Signal]:
         """The signals sent to an item that no step has consumed yet, oldest first."""

@@ -181,6 +181,20 @@ local function finish_cancel(meta, work_id, res_keys, resw_keys)
   return woken
 end
 
+-- ---- pause: begin (see pause.lua and resume.lua) -----------------------------------------
+-- Park an unfinished item that holds no lease in 'paused', remembering where it was (its
+-- state in 'pst', its due time in 'pdue') so that resume puts it back; ``reason`` is
+-- 'operator' or 'budget'. It leaves the due index: nothing runs it until it is resumed.
+local function pause_item(meta, work_id, reason)
+  local f = redis.call('HMGET', meta, 'state', 'due')
+  redis.call('HSET', meta, 'pst', f[1], 'pause', reason)
+  if f[2] then redis.call('HSET', meta, 'pdue', f[2]) else redis.call('HDEL', meta, 'pdue') end
+  redis.call('ZREM', DUE, work_id)
+  redis.call('HDEL', meta, 'due')
+  set_state(meta, work_id, f[1], 'paused')
+end
+-- ---- pause: end ---------------------------------------------------------------------------
+
 -- The shared start of every lease-holder call (commit, fail, release): read the item's
 -- state, last op and lease plus ``fields`` in one HMGET, and answer the cases that end the
 -- call early: unknown item ('GONE'), a repeat of this very call whose reply was lost

@@ -10,7 +10,9 @@
 -- stream; ARGV 18: the step's wait JSON, '' for none (a plain commit), else {consume = ids
 -- of the signals the step received, names = the signals it awaits next (outcome 'await'),
 -- timeout_ms (-1: none), approval = the approval request's JSON or ''}.
--- Returns {'OK', version, event_id, woken, now, due_ms} or {'DUP'} (this very
+-- Pause (see pause.lua): an item paused while its step ran ('pause' set) is parked in 'paused'
+-- by this commit instead of going on (unless it finished); the reply's 7th value is then 1.
+-- Returns {'OK', version, event_id, woken, now, due_ms, paused} or {'DUP'} (this very
 -- commit already applied), {'STALE'}, {'GONE'}, {'CANCELLED', woken}, {'CONFLICT', version}.
 local meta, snap_key, hist_key, job = KEYS[NS_KEYS + 1], KEYS[NS_KEYS + 2],
   KEYS[NS_KEYS + 3], KEYS[NS_KEYS + 4]
@@ -26,7 +28,8 @@ local init_json, init_step = ARGV[NS_ARGS + 15], ARGV[NS_ARGS + 16]
 local ended = tonumber(ARGV[NS_ARGS + 17])
 local res_keys, resw_keys = res_block(NS_KEYS + 5, nres)
 
-local early, f = holder_call(meta, work_id, token, epoch, op, {'v', 'prog'}, res_keys, resw_keys)
+local early, f = holder_call(meta, work_id, token, epoch, op, {'v', 'prog', 'pause'}, res_keys,
+  resw_keys)
 if early then return early end
 if tonumber(f.v) ~= expected then return {'CONFLICT', f.v} end
 -- ---- signals: begin (waits and the signals a step consumed; see signal.lua) ----------
@@ -58,6 +61,10 @@ local function await_item()
   if wait.approval ~= '' then redis.call('HSET', meta, 'appr', wait.approval) end
 end
 -- ---- signals: end ---------------------------------------------------------------------
+-- ---- pause: begin (a pause asked while the step ran takes effect here) ----------------
+local pausing = (f.pause and outcome ~= 'hold' and outcome ~= 'done') and true or false
+if pausing and outcome == 'inline' then outcome = 'queue' end
+-- ---- pause: end -----------------------------------------------------------------------
 -- Inline continuation never holds claims across steps; 'hold' keeps lease and claims (the
 -- worker records a failure right after).
 if outcome == 'inline' and nres > 0 then outcome = 'queue' end
@@ -107,6 +114,7 @@ else
     queue_item(meta, work_id, 'running', job, saq_key, dispatch)
   end
 end
+if pausing then pause_item(meta, work_id, f.pause) end  -- pause (see above)
 stat('committed')
 local eid
 if etype == 'done' then
@@ -114,4 +122,4 @@ if etype == 'done' then
 else
   eid = emit(etype, work_id, step, version, data)
 end
-return {'OK', version, eid, woken, NOW, due}
+return {'OK', version, eid, woken, NOW, due, pausing and 1 or 0}
