@@ -13,18 +13,26 @@ from cli_support import Cli, fake_distribution, start_worker
 from roost.runtime import WorkState
 
 COLLECTOR = """
-from roost_testkit.waiting import SignalCollector
+from roost_testkit.waiting import MeteredEngine, SignalCollector
 
 
 def build(**kwargs):
     return SignalCollector()
+
+
+def build_metered(**kwargs):
+    return MeteredEngine()
 """
 
 
 @pytest.fixture
 def collector(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
     site = tmp_path / "collector-site"
-    fake_distribution(site, COLLECTOR, "[roost.engines]\ncollector = {module}:build\n")
+    fake_distribution(
+        site,
+        COLLECTOR,
+        "[roost.engines]\ncollector = {module}:build\nmetered = {module}:build_metered\n",
+    )
     monkeypatch.syspath_prepend(str(site))
     yield {"PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])}
 
@@ -134,3 +142,34 @@ def test_pause_and_resume_from_the_cli(cli: Cli, collector: dict[str, str]) -> N
     cli.wait(work_id, lambda s: s.meta.state == WorkState.DONE)
     missing = cli("resume", "no-such-item")
     assert missing.code == 2 and missing.stderr.startswith("error: unknown work id")
+
+
+def test_a_budget_from_the_cli(cli: Cli, collector: dict[str, str]) -> None:
+    made = cli(
+        "enqueue", "--engine", "metered", "--payload", '{"steps": 4, "charge": 2}', "--budget", "3"
+    )
+    work_id = made.stdout.strip()
+    start_worker(cli, "--engines", "metered", env=collector)
+    cli.wait(work_id, lambda s: s.meta.state == WorkState.PAUSED)
+    assert any(
+        line.startswith(work_id) and "budget exceeded" in line
+        for line in cli("list").stdout.splitlines()
+    )
+    shown = cli("budget", work_id)
+    assert shown.code == 0
+    assert shown.stdout == f"{work_id}: budget exceeded; steps 2, spent 4/3; exceeded: cost\n"
+    human = cli("status", work_id, "--human").stdout
+    assert "budget      steps 2, spent 4/3; exceeded: cost" in human
+    raised = cli("budget", work_id, "--add", "10", "--resume")
+    assert raised.code == 0 and "/13" in raised.stdout  # it may have run a step already
+    done = cli.wait(work_id, lambda s: s.meta.state == WorkState.DONE)
+    assert done.meta.budget is not None and done.meta.budget.spent == 8.0
+    for args, message in (
+        (("budget", work_id, "--resume"), "error: --resume goes with --add"),
+        (("budget", work_id, "--add-runtime", "soon"), "error: --add-runtime: "),
+        (("enqueue", "--engine", "metered", "--max-steps", "0"), "error: "),
+        (("enqueue", "--engine", "metered", "--max-runtime", "0s"), "error: --max-runtime must"),
+        (("budget", "no-such-item", "--add", "1"), "error: unknown work id"),
+    ):
+        result = cli(*args)
+        assert result.code == 2 and result.stderr.startswith(message), (args, result)

@@ -84,3 +84,32 @@ class SignalCollector:
         data["round"] += 1
         new.step = f"wait-{data['round']}"
         return self._wait(new, item)
+
+
+class MeteredEngine:
+    """Engine ``metered``: each step charges ``charge`` and counts ``data.done``; it finishes
+    after ``steps`` steps. With ``fail_times``, each step charges, then raises on its first
+    attempts (a failed attempt's charge must not count)."""
+
+    engine_id = "metered"
+    max_attempts = 10
+
+    async def init_snapshot(self, item: WorkItem) -> Snapshot:
+        return Snapshot(work_id=item.work_id, engine=self.engine_id, step="s0", data={"done": 0})
+
+    async def step(self, snapshot: Snapshot, item: WorkItem) -> Snapshot:
+        ctx = step_context()
+        p = item.payload
+        ctx.charge(float(p.get("charge", 1.0)))
+        if ctx.attempt <= int(p.get("fail_times", 0)):
+            raise RuntimeError(f"planned failure on attempt {ctx.attempt}")
+        if p.get("sleep"):
+            await asyncio.sleep(float(p["sleep"]))
+        done = int(snapshot.data["done"]) + 1
+        return snapshot.model_copy(
+            update={
+                "data": {"done": done},
+                "step": f"s{done}",
+                "is_finished": done >= int(p.get("steps", 5)),
+            }
+        )

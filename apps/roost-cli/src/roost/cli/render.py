@@ -21,7 +21,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from roost.runtime import Artifact, RuntimeEvent, WorkMeta, WorkState, WorkStatus
+from roost.runtime import Artifact, Budget, RuntimeEvent, WorkMeta, WorkState, WorkStatus
+from roost.runtime.limits import format_seconds
 
 __all__ = [
     "STATE_STYLES",
@@ -280,6 +281,19 @@ def _meta_lines(status: WorkStatus, now: float | None) -> list[str]:
     return [f"  {label:<11} {value}" for label, value in rows]
 
 
+def budget_text(budget: Budget | None) -> str:
+    """``steps 3/5, spent 7.5/10, runtime limit 1h; exceeded: cost``, or ``no budget``."""
+    if budget is None:
+        return "no budget"
+    steps = f"/{budget.max_steps}" if budget.max_steps is not None else ""
+    spent = f"/{budget.budget:g}" if budget.budget is not None else ""
+    parts = [f"steps {budget.steps}{steps}", f"spent {budget.spent:g}{spent}"]
+    if budget.max_runtime is not None:
+        parts.append(f"runtime limit {format_seconds(budget.max_runtime)}")
+    text = ", ".join(parts)
+    return f"{text}; exceeded: {budget.exceeded}" if budget.exceeded else text
+
+
 def _wait_rows(m: WorkMeta) -> list[tuple[str, str]]:
     """What an awaiting item waits for; an approval's message and details."""
     rows: list[tuple[str, str]] = []
@@ -288,6 +302,9 @@ def _wait_rows(m: WorkMeta) -> list[tuple[str, str]]:
         rows += [(f"  {k}", show_value(k, v, 100)) for k, v in m.approval.details.items()]
     elif m.waiting_for:
         rows.append(("awaits", ", ".join(m.waiting_for) + "   (roost signal)"))
+    if m.budget is not None:
+        hint = "   (roost budget --add ...; roost resume)" if m.budget.exceeded else ""
+        rows.append(("budget", budget_text(m.budget) + hint))
     if m.paused_reason and m.state == WorkState.PAUSED:
         rows.append(("paused", f"by {m.paused_reason}   (roost resume)"))
     elif m.paused_reason:

@@ -9,12 +9,13 @@ from typing import Annotated
 import typer
 
 from roost.cli import render
-from roost.cli.context import open_swarm, run, settings_of
+from roost.cli.context import EXIT_BAD_INPUT, CliError, open_swarm, run, settings_of
 from roost.cli.inspect import JsonFlag
-from roost.cli.operate import parse_payload
+from roost.cli.operate import parse_payload, parse_runtime
 from roost.runtime import WorkState
+from roost.runtime.limits import BUDGET, MAX_STEPS
 
-__all__ = ["approve", "pause", "reject", "resume", "sender", "signal"]
+__all__ = ["approve", "budget", "pause", "reject", "resume", "sender", "signal"]
 
 
 def sender() -> str:
@@ -142,5 +143,58 @@ def resume(
             render.echo_json(meta)
         else:
             typer.echo(f"{work_id}: resumed, {meta.display_state} (step {meta.step or '-'})")
+
+    run(main)
+
+
+def budget(
+    ctx: typer.Context,
+    work_id: Annotated[str, typer.Argument(help="An unfinished work item.")],
+    add: Annotated[
+        float | None,
+        typer.Option(
+            "--add",
+            metavar="AMOUNT",
+            min=0.0,
+            max=BUDGET.high,
+            help="Raise its cost budget by this much.",
+        ),
+    ] = None,
+    add_steps: Annotated[
+        int | None,
+        typer.Option("--add-steps", min=1, max=int(MAX_STEPS.high), help="Raise its step budget."),
+    ] = None,
+    add_runtime: Annotated[
+        str | None,
+        typer.Option("--add-runtime", metavar="DURATION", help="Raise its runtime budget."),
+    ] = None,
+    and_resume: Annotated[
+        bool, typer.Option("--resume", help="Resume it too (after 'budget exceeded').")
+    ] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Show an item's budgets and spending, or raise them (then `roost resume` it).
+
+    Each raise adds to the current limit, or, where the item had none, to what it used.
+    """
+    settings = settings_of(ctx)
+
+    async def main() -> None:
+        runtime = parse_runtime("--add-runtime", add_runtime) or 0.0
+        raising = bool(add or add_steps or runtime)
+        if and_resume and not raising:
+            raise CliError("--resume goes with --add, --add-steps or --add-runtime", EXIT_BAD_INPUT)
+        async with open_swarm(settings) as swarm:
+            if raising:
+                await swarm.raise_budget(
+                    work_id, steps=add_steps or 0, cost=add or 0.0, runtime=runtime
+                )
+            if and_resume:
+                await swarm.resume(work_id)
+            meta = (await swarm.status(work_id)).meta
+        if as_json:
+            render.echo_json(meta.budget)
+        else:
+            typer.echo(f"{work_id}: {meta.display_state}; {render.budget_text(meta.budget)}")
 
     run(main)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 from collections.abc import Awaitable, Callable, Generator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -69,6 +70,22 @@ class StepContext:
     cancel_event: asyncio.Event = field(default_factory=asyncio.Event)
     signals: list[Signal] = field(default_factory=list[Signal])
     wait_timed_out: bool = False
+    charged: float = 0.0
+    """What this step charged so far (:meth:`charge`); committed with the step."""
+
+    def charge(self, amount: float) -> None:
+        """Charge ``amount`` (tokens, dollars...) to the item's cost budget.
+
+        The charge is committed with the step: a step that fails or is retried is not
+        charged twice. When the item's spending reaches its ``budget``, it pauses as
+        "budget exceeded" after this step.
+
+        Raises:
+            ValueError: ``amount`` is negative, infinite or NaN.
+        """
+        if not math.isfinite(amount) or amount < 0:
+            raise ValueError(f"charge must be a finite amount >= 0, not {amount!r}")
+        self.charged += float(amount)
 
     @property
     def approval(self) -> Signal | None:

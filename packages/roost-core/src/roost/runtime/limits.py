@@ -35,6 +35,9 @@ __all__ = [
     "RETENTION",
     "RETRY_DELAY",
     "SCHEDULE_EVERY",
+    "BUDGET",
+    "MAX_STEPS",
+    "MAX_RUNTIME",
     "SETTING_RANGES",
     "STEP_TIMEOUT",
     "STUCK_AFTER",
@@ -123,6 +126,12 @@ PRIORITY = Range(-1_000_000, 1_000_000)
 CONCURRENCY = Range(1, 10_000)
 STEP_TIMEOUT = Range(0.001, DAY, seconds=True)
 """How long one step may run before it is cancelled (an item's or an engine's)."""
+MAX_STEPS = Range(1, 1_000_000_000)
+"""An item's step budget (steps committed before it pauses as "budget exceeded")."""
+MAX_RUNTIME = Range(1.0, 3650 * DAY, seconds=True)
+"""An item's wall-clock budget, from its creation (judged by the server's clock)."""
+BUDGET = Range(0.0, 1e15)
+"""An item's cost budget (what its engine charges: tokens, dollars...)."""
 SCHEDULE_EVERY = Range(1.0, 365 * DAY, seconds=True)
 """The interval of a schedule that runs every so often."""
 
@@ -173,6 +182,9 @@ DOCUMENTED: list[tuple[str, Range, str]] = [
         "`enqueue --step-timeout`, `WorkItem.step_timeout`, an engine's `step_timeout`",
     ),
     ("schedule interval", SCHEDULE_EVERY, "`schedule add --every`"),
+    ("step budget", MAX_STEPS, "`enqueue --max-steps`, `WorkItem.max_steps`"),
+    ("runtime budget", MAX_RUNTIME, "`enqueue --max-runtime`, `WorkItem.max_runtime`"),
+    ("cost budget", BUDGET, "`enqueue --budget`, `WorkItem.budget`, `StepContext.charge`"),
 ]
 """(what, range, where it applies): the README's table of limits."""
 

@@ -24,6 +24,7 @@ __all__ = [
     "APPROVAL_SIGNAL",
     "ApprovalRequest",
     "Artifact",
+    "Budget",
     "ErrorInfo",
     "EventType",
     "Lease",
@@ -172,6 +173,12 @@ class WorkItem(BaseModel):
     created_at: float = Field(default_factory=time.time)
     step_timeout: float | None = None
     """Seconds one step may run before it is cancelled (``StepTimeout``); None: the engine's."""
+    max_steps: int | None = None
+    """Budget: steps committed before the item pauses as "budget exceeded"."""
+    max_runtime: float | None = None
+    """Budget: seconds from its creation after which it pauses as "budget exceeded"."""
+    budget: float | None = None
+    """Budget: what its steps may charge (``StepContext.charge``) before it pauses."""
 
     @field_validator("engine")
     @classmethod
@@ -213,6 +220,30 @@ class WorkItem(BaseModel):
     def _step_timeout(cls, value: float | None) -> float | None:
         try:
             return None if value is None else limits.STEP_TIMEOUT.check(value, "step_timeout")
+        except BadInput as exc:
+            raise _invalid(exc) from None
+
+    @field_validator("max_steps")
+    @classmethod
+    def _max_steps(cls, value: int | None) -> int | None:
+        try:
+            return None if value is None else int(limits.MAX_STEPS.check(value, "max_steps"))
+        except BadInput as exc:
+            raise _invalid(exc) from None
+
+    @field_validator("max_runtime")
+    @classmethod
+    def _max_runtime(cls, value: float | None) -> float | None:
+        try:
+            return None if value is None else limits.MAX_RUNTIME.check(value, "max_runtime")
+        except BadInput as exc:
+            raise _invalid(exc) from None
+
+    @field_validator("budget")
+    @classmethod
+    def _budget(cls, value: float | None) -> float | None:
+        try:
+            return None if value is None else limits.BUDGET.check(value, "budget")
         except BadInput as exc:
             raise _invalid(exc) from None
 
@@ -428,6 +459,20 @@ class Progress(BaseModel):
     ts: float = 0.0
 
 
+class Budget(BaseModel):
+    """An item's budgets and what it spent (``None``: no limit of that kind).
+
+    ``exceeded`` names the limit that paused it (``steps``, ``cost`` or ``runtime``).
+    """
+
+    max_steps: int | None = None
+    max_runtime: float | None = None
+    budget: float | None = None
+    steps: int = 0
+    spent: float = 0.0
+    exceeded: str | None = None
+
+
 class WorkMeta(BaseModel):
     """The runtime's view of a work item (the ``meta`` part of ``roost status``)."""
 
@@ -456,6 +501,8 @@ class WorkMeta(BaseModel):
     """While ``awaiting`` an approval: what it asks (the item "needs approval")."""
     pending_signals: int = 0
     """Signals sent and not yet consumed by a step."""
+    budget: Budget | None = None
+    """Its budgets and spending, once a step committed under a budget or a charge."""
     paused_reason: str | None = None
     """Why it is ``paused`` (``operator`` or ``budget``); while ``running``: a pause asked
     for, which takes effect when the step commits."""

@@ -6,6 +6,7 @@ import json
 import traceback
 from typing import Any
 
+from roost.redis.budgets import budget_of
 from roost.runtime.models import (
     ApprovalRequest,
     ErrorInfo,
@@ -49,6 +50,12 @@ META_FIELDS = (
     "wsig",
     "appr",
     "pause",
+    "nsteps",
+    "spent",
+    "bsteps",
+    "bcost",
+    "bruntime",
+    "bover",
 )
 """The meta hash fields a status read needs (HMGET order)."""
 
@@ -101,6 +108,7 @@ def meta_from_hash(work_id: str, h: dict[str, str], default_max_attempts: int) -
         waiting_for=h["wsig"].split(" ") if awaits and h.get("wsig") else [],
         approval=ApprovalRequest.model_validate_json(appr) if appr else None,
         paused_reason=h.get("pause") if state in (WorkState.PAUSED, WorkState.RUNNING) else None,
+        budget=budget_of(h, None),
     )
 
 

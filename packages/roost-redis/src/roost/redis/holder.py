@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from roost.redis.budgets import budget_arg
 from roost.redis.codec import error_info
 from roost.redis.faults import describe
 from roost.redis.keys import Keys, new_token
@@ -52,6 +53,8 @@ class Held:
     last_progress: float = 0.0
     consume: list[str] = field(default_factory=list[str])
     """Ids of the signals the running step received: its commit consumes them."""
+    charge: float = 0.0
+    """What the running step charged (``StepContext.charge``): committed with it."""
 
     def interrupt(self) -> None:
         """Tell the running step to stop (it is cancelled)."""
@@ -129,6 +132,12 @@ async def commit(
         init.step if init else "",
         int(worker.clock.server_ms(ended)) if ended is not None else "",
         "" if hold else wait_arg(new, held.consume),
+        budget_arg(
+            item,
+            worker.engines.get(item.engine),
+            held.charge,
+            0 if version == 0 and init is None else 1,
+        ),
     ]
     final = version + (2 if init else 1)
     sent_ms = worker.clock.local_ms()
@@ -147,6 +156,7 @@ async def commit(
     code = reply[0]
     if code in ("OK", "DUP"):
         held.consume = []
+        held.charge = 0.0
         worker.steps_committed += final - version
         etype = "done" if outcome == "done" else "committed"
         eid = str(reply[2]) if code == "OK" else ""

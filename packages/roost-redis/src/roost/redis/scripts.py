@@ -42,6 +42,7 @@ SCRIPT_NAMES = (
     "signal",
     "pause",
     "resume",
+    "budget",
 )
 
 

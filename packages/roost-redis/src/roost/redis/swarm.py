@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Self
 
 from pydantic import ValidationError
 
+from roost.redis.budgets import budget_of, raise_budget
 from roost.redis.codec import META_FIELDS, event_from_entry, meta_from_hash
 from roost.redis.connection import (
     BLOCK_SECONDS,
@@ -42,6 +43,7 @@ from roost.runtime.errors import (
 )
 from roost.runtime.models import (
     APPROVAL_SIGNAL,
+    Budget,
     RuntimeEvent,
     Signal,
     Snapshot,
@@ -255,6 +257,9 @@ class RedisSwarm:
         priority: int = 0,
         max_attempts: int | None = None,
         step_timeout: float | None = None,
+        max_steps: int | None = None,
+        max_runtime: float | None = None,
+        budget: float | None = None,
     ) -> str:
         """Create a work item and return its work id.
 
@@ -269,6 +274,12 @@ class RedisSwarm:
                 engine's ``max_attempts`` attribute, else ``ROOST_MAX_ATTEMPTS``).
             step_timeout: seconds one step may run before it is cancelled and its attempt
                 fails with ``StepTimeout`` (default: the engine's ``step_timeout``, else none).
+            max_steps: a step budget: the item pauses as "budget exceeded" once this many
+                steps committed (default: the engine's ``max_steps``).
+            max_runtime: a wall-clock budget in seconds from its creation (default: the
+                engine's ``max_runtime``).
+            budget: a cost budget for what its steps charge with ``StepContext.charge``
+                (default: the engine's ``budget``).
 
         Raises:
             BadInput: the payload is not a JSON object, a name is invalid, or (with
@@ -286,6 +297,9 @@ class RedisSwarm:
                 max_attempts=max_attempts,
                 queue=self.settings.queue,
                 step_timeout=step_timeout,
+                max_steps=max_steps,
+                max_runtime=max_runtime,
+                budget=budget,
             )
         except ValidationError as exc:
             raise _bad_item(exc) from None
@@ -332,10 +346,12 @@ class RedisSwarm:
             raise NotFound(f"unknown work id {work_id!r}")
         meta = meta_from_hash(work_id, h, self.settings.max_attempts)
         meta.pending_signals = int(pending)
+        item = WorkItem.model_validate_json(item_json) if item_json else None
+        meta.budget = budget_of(h, item)
         return WorkStatus(
             meta=meta,
             snapshot=Snapshot.model_validate_json(snap_json) if snap_json else None,
-            item=WorkItem.model_validate_json(item_json) if item_json else None,
+            item=item,
         )
 
     async def metas(self, work_ids: Sequence[str]) -> list[WorkMeta | None]:
@@ -560,6 +576,21 @@ class RedisSwarm:
         Raises :class:`ConflictError` when the item is not paused.
         """
         return await resume_item(self, work_id)
+
+    async def raise_budget(
+        self, work_id: str, *, steps: int = 0, cost: float = 0.0, runtime: float = 0.0
+    ) -> Budget:
+        """Raise an unfinished item's budgets: add ``steps``, ``cost`` or ``runtime`` seconds.
+
+        Each adds to the current limit (or, where the item had none, to what it used so far).
+        An item paused as "budget exceeded" stays paused: :meth:`resume` it.
+
+        Raises:
+            NotFound: no such work id.
+            ConflictError: the item is finished.
+            BadInput: nothing to add, or a negative or out-of-range amount.
+        """
+        return await raise_budget(self, work_id, steps=steps, cost=cost, runtime=runtime)
 
     async def pending_signals(self, work_id: str) -> list[Signal]:
         """The signals sent to an item that no step has consumed yet, oldest first."""

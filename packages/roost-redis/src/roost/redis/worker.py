@@ -538,6 +538,7 @@ class Worker:
                 await fail(self, held, item, exc, attempt, terminal=terminal)
                 return
             new, snap_json, ended = held.task.result()
+            held.charge += ctx.charged
             if snapshot is None and self._goes_on_after_init(new):
                 pending = snap_json
                 snapshot, version = new, version + 1

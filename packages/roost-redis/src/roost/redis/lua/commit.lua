@@ -10,6 +10,10 @@
 -- stream; ARGV 18: the step's wait JSON, '' for none (a plain commit), else {consume = ids
 -- of the signals the step received, names = the signals it awaits next (outcome 'await'),
 -- timeout_ms (-1: none), approval = the approval request's JSON or ''}.
+-- Budgets (see budget.lua): ARGV 19: '' for none, else JSON {charge = what the step charged,
+-- count = 1 for a step (0 for an init snapshot committed alone), steps, cost, runtime_ms = the item's limits (-1: none; the meta's 'bsteps', 'bcost',
+-- 'bruntime' raised by an operator win)}; an item over a limit after this step is parked in
+-- 'paused' (reason 'budget') instead of going on.
 -- Pause (see pause.lua): an item paused while its step ran ('pause' set) is parked in 'paused'
 -- by this commit instead of going on (unless it finished); the reply's 7th value is then 1.
 -- Returns {'OK', version, event_id, woken, now, due_ms, paused} or {'DUP'} (this very
@@ -63,6 +67,24 @@ end
 -- ---- signals: end ---------------------------------------------------------------------
 -- ---- pause: begin (a pause asked while the step ran takes effect here) ----------------
 local pausing = (f.pause and outcome ~= 'hold' and outcome ~= 'done') and true or false
+-- ---- budget: begin (spending is committed with the step that spent it) ------------------
+local budget_json, over = ARGV[NS_ARGS + 19] or '', nil
+if budget_json ~= '' and outcome ~= 'hold' then
+  local b = cjson.decode(budget_json)
+  local spent = tonumber(redis.call('HINCRBYFLOAT', meta, 'spent', b.charge))
+  local steps = redis.call('HINCRBY', meta, 'nsteps', b.count)
+  local g = redis.call('HMGET', meta, 'bsteps', 'bcost', 'bruntime', 'created')
+  local lsteps = tonumber(g[1] or b.steps)
+  local lcost, lrun = tonumber(g[2] or b.cost), tonumber(g[3] or b.runtime_ms)
+  if lsteps >= 0 and steps >= lsteps then over = 'steps'
+  elseif lcost >= 0 and spent >= lcost then over = 'cost'
+  elseif lrun >= 0 and NOW - tonumber(g[4] or NOW) >= lrun then over = 'runtime' end
+  if over and outcome ~= 'done' then
+    redis.call('HSET', meta, 'bover', over)
+    pausing = true
+  end
+end
+-- ---- budget: end ----------------------------------------------------------------------
 if pausing and outcome == 'inline' then outcome = 'queue' end
 -- ---- pause: end -----------------------------------------------------------------------
 -- Inline continuation never holds claims across steps; 'hold' keeps lease and claims (the
@@ -114,7 +136,7 @@ else
     queue_item(meta, work_id, 'running', job, saq_key, dispatch)
   end
 end
-if pausing then pause_item(meta, work_id, f.pause) end  -- pause (see above)
+if pausing then pause_item(meta, work_id, (over and 'budget') or f.pause) end  -- pause, budget
 stat('committed')
 local eid
 if etype == 'done' then

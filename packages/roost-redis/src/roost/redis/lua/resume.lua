@@ -15,7 +15,7 @@ elseif state ~= 'paused' then
   return {'CONFLICT', state}
 else
   back = f[2] or 'queued'
-  redis.call('HDEL', meta, 'pst', 'pdue', 'pause')
+  redis.call('HDEL', meta, 'pst', 'pdue', 'pause', 'bover')
   local due = tonumber(f[3] or '')
   if back == 'awaiting' then
     local names = {}
