@@ -121,10 +121,12 @@ async def test_schedules_make_one_item_per_tick_while_workers_die(tmp_path: Path
 
 
 async def test_signals_are_never_lost_or_received_twice_under_worker_kills(tmp_path: Path):
-    """Signals sent at random while workers are SIGKILLed: each received once, in order."""
+    """Signals sent at random while workers are SIGKILLed: each received once, in order;
+    budgets charged once per committed step."""
     cfg = QUICK["signals"].config
     result = await scenario("signals", tmp_path)
     assert result.items == cfg.items
     assert result.notes["signals"] == cfg.items * cfg.signals
+    assert result.notes["metered_steps"] == cfg.metered * cfg.metered_steps
     assert result.duplicates == 0
     assert result.notes["worker_kills"] >= 3

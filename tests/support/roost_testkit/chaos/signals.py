@@ -1,4 +1,5 @@
-"""Signals under worker kills: every signal received exactly once, in order, none lost."""
+"""Signals and budgets under worker kills: every signal received exactly once, in order, none
+lost; every committed step charged exactly once."""
 
 from __future__ import annotations
 
@@ -24,6 +25,10 @@ class SignalConfig:
     """How long each step takes: kills and signals land while steps run, too."""
     send_over: float = 12.0
     """Signals are spread over this long (some before the first wait, some during steps)."""
+    metered: int = 8
+    """Items that charge their budget on every step (each step is charged once, however
+    often it runs)."""
+    metered_steps: int = 12
     kill_every: float = 1.5
     lease_ttl: float = 2.0
     timeout: float = 120.0
@@ -66,8 +71,19 @@ async def signals_under_kills(env: ChaosEnv, cfg: SignalConfig) -> Result:
             )
             for _ in range(cfg.items)
         ]
+        metered = [
+            await swarm.enqueue(
+                "metered",
+                {"steps": cfg.metered_steps, "charge": 0.5, "sleep": cfg.step_seconds},
+                budget=1e9,
+            )
+            for _ in range(cfg.metered)
+        ]
         sender = asyncio.create_task(send_all(swarm, ids, cfg))
-        while not sender.done():
+        # Kill until the signals are sent, and at least 3 times (a loaded machine starts the
+        # replacements slowly), but stop killing after a while whatever happened.
+        stop_killing = time.monotonic() + cfg.send_over * 4
+        while (not sender.done() or kills < 3) and time.monotonic() < stop_killing:
             await asyncio.sleep(cfg.kill_every * rng.uniform(0.5, 1.5))
             live = [p for p in workers if p.alive()]
             if len(live) < 2:
@@ -76,7 +92,7 @@ async def signals_under_kills(env: ChaosEnv, cfg: SignalConfig) -> Result:
             kills += 1
             workers.append(await asyncio.to_thread(env.worker, settings, cfg.concurrency, **extra))
         sent = await sender
-        done = await until(lambda: all_in(swarm, ids, "done"), cfg.timeout, 0.25)
+        done = await until(lambda: all_in(swarm, ids + metered, "done"), cfg.timeout, 0.25)
         result.check(done, "not every item received its signals and finished")
         codes = await stop_workers(env, workers, settings.grace_period + 10)
         result.check(all(c == 0 for c in codes.values()), f"bad exit on SIGTERM: {codes}")
@@ -91,6 +107,17 @@ async def signals_under_kills(env: ChaosEnv, cfg: SignalConfig) -> Result:
             reordered += got != sorted(got, key=lambda i: tuple(map(int, i.split("-"))))
             result.check(not left, f"{work_id}: {len(left)} signals never received")
             result.commits += status.meta.version
+        charged_twice = 0
+        for work_id in metered:
+            budget = (await swarm.status(work_id)).meta.budget
+            spent = budget.spent if budget else 0.0
+            charged_twice += spent != cfg.metered_steps * 0.5
+            result.check(
+                budget is not None and budget.steps == cfg.metered_steps,
+                f"{work_id}: {budget and budget.steps} steps counted, not {cfg.metered_steps}",
+            )
+        result.check(charged_twice == 0, f"{charged_twice} items were charged wrongly")
+        doubled += charged_twice
         result.duplicates = doubled
         result.check(doubled == 0, f"{doubled} signals were received twice")
         result.check(lost == 0, f"{lost} signals were lost")
@@ -99,6 +126,7 @@ async def signals_under_kills(env: ChaosEnv, cfg: SignalConfig) -> Result:
     result.notes.update(
         worker_kills=kills,
         signals=sum(len(v) for v in sent.values()),
+        metered_steps=cfg.metered * cfg.metered_steps,
         leases_expired=retried,
     )
     result.check(kills >= 3, f"only {kills} workers were killed")
