@@ -104,3 +104,41 @@ def test_decisions_need_the_csrf_token_and_an_unfinished_item(
     refused = client.post(f"/approvals/reject/{work_id}", data=data, headers=ORIGIN)
     assert refused.status_code == 400 and "takes no more signals" in refused.text
     assert on_swarm(settings, lambda s: s.pending_signals(work_id)) == []
+
+
+def test_send_a_signal_from_the_item_page(
+    client: TestClient,
+    settings: RoostSettings,
+    enqueue: Callable[..., str],
+    csrf: Callable[[TestClient], str],
+) -> None:
+    work_id = enqueue("collector", {"names": ["go"]})
+    assert f'action="/signals/{work_id}"' in client.get(f"/work/{work_id}").text
+    token = csrf(client)
+    fields = {"csrf_token": token, "name": "go", "payload": '{"n": 1}'}
+    ask = client.post(f"/signals/{work_id}", data=fields, headers=ORIGIN)
+    assert ask.status_code == 200 and f"Send signal go to work {work_id}?" in text_of(ask.text)
+    assert on_swarm(settings, lambda s: s.pending_signals(work_id)) == []
+    sent = client.post(
+        f"/signals/{work_id}",
+        data={**fields, "confirmed": "1"},
+        headers=ORIGIN,
+        follow_redirects=False,
+    )
+    assert sent.status_code == 303 and "done=signalled" in sent.headers["location"]
+    [signal] = on_swarm(settings, lambda s: s.pending_signals(work_id))
+    assert (signal.name, signal.payload, signal.sender) == ("go", {"n": 1}, "console")
+    for bad in ("[1]", "{nope", '{"x": NaN}'):
+        refused = client.post(
+            f"/signals/{work_id}",
+            data={**fields, "payload": bad, "confirmed": "1"},
+            headers=ORIGIN,
+        )
+        assert refused.status_code == 400, bad
+    bad_name = client.post(
+        f"/signals/{work_id}",
+        data={**fields, "name": "<b>x</b>", "confirmed": "1"},
+        headers=ORIGIN,
+    )
+    assert bad_name.status_code == 400 and "<b>x</b>" not in bad_name.text
+    assert len(on_swarm(settings, lambda s: s.pending_signals(work_id))) == 1

@@ -5,15 +5,16 @@ A decision is the ``approval`` signal (docs/signals.md), sent as ``console``.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
-from roost.runtime.errors import NotFound
+from roost.runtime import strictjson
+from roost.runtime.errors import BadInput, NotFound
 from roost.runtime.models import WorkMeta, WorkState
 
 if TYPE_CHECKING:
     from roost.redis import RedisSwarm
 
-__all__ = ["PAGE_LIMIT", "SENDER", "decide", "waiting_for_people"]
+__all__ = ["PAGE_LIMIT", "SENDER", "decide", "send_signal", "waiting_for_people"]
 
 SENDER = "console"
 """Who the console's decisions are from, as the next step sees it."""
@@ -42,3 +43,19 @@ async def decide(swarm: RedisSwarm, action: str, work_id: str, note: str) -> Non
         await swarm.reject(work_id, note=note or None, sender=SENDER)
     else:
         raise NotFound(f"unknown action {action!r} (approve or reject)")
+
+
+async def send_signal(swarm: RedisSwarm, work_id: str, name: str, payload: str) -> bool:
+    """Send signal ``name`` with ``payload`` (JSON object text, empty for ``{}``).
+
+    Returns whether it woke the item.
+
+    Raises:
+        BadInput: the payload is not a JSON object, or the name is invalid.
+        NotFound, SignalRefused: see :meth:`RedisSwarm.signal`.
+    """
+    value = strictjson.loads(payload or "{}", where="payload")
+    if not isinstance(value, dict):
+        raise BadInput("payload must be a JSON object")
+    body = cast("dict[str, Any]", value)
+    return (await swarm.signal(work_id, name, body, sender=SENDER)).woke

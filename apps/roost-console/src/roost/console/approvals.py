@@ -61,9 +61,28 @@ async def decide(request: Request) -> Response:
     return RedirectResponse(work_url(work_id, done=DECISIONS[action][0]), 303)
 
 
+async def signal(request: Request) -> Response:
+    """``POST /signals/{work_id}`` (fields ``name``, ``payload``): confirm, then send."""
+    console = console_of(request)
+    work_id = queries.work_id(request.path_params["work_id"])
+    fields = await body_fields(request)
+    name, payload = fields.get("name", ""), fields.get("payload", "")
+    swarm = await console.swarm()
+    if fields.get("confirmed") != "1":
+        meta = (await queries.status(swarm, work_id)).meta
+        return console.render(
+            request,
+            "signal_confirm.html",
+            {"page": "work", "meta": meta, "name": name, "payload": payload},
+        )
+    await approval_ops.send_signal(swarm, work_id, name, payload)
+    return RedirectResponse(work_url(work_id, done="signalled"), 303)
+
+
 def routes() -> list[BaseRoute]:
-    """The Approvals page's routes."""
+    """The Approvals page's routes, and the item page's signal form."""
     return [
         Route("/approvals", approvals_page),
+        Route("/signals/{work_id:path}", signal, methods=["POST"]),
         Route("/approvals/{action}/{work_id:path}", decide, methods=["POST"]),
     ]
