@@ -27,6 +27,7 @@ from roost.runtime import (
 from roost_testkit.background import Background
 from roost_testkit.engines import HashChainEngine
 from roost_testkit.settings import fast_settings
+from roost_testkit.waiting import SignalCollector
 
 CHROMIUM = os.environ.get("ROOST_TEST_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -197,9 +198,9 @@ def settings(redis_url: str, tmp_path: Path) -> RoostSettings:
 
 @pytest.fixture
 def runtime(settings: RoostSettings) -> Iterator[Background]:
-    """A swarm, and a worker (hash-chain and notes engines) once started, in the background."""
+    """A swarm, and a worker (hash-chain, notes and signal-collector engines) once started."""
     registry = Registry.load(get_plugin_manager(autoload=False))
-    rt = Background(settings, registry, [HashChainEngine(), NotesEngine()])
+    rt = Background(settings, registry, [HashChainEngine(), NotesEngine(), SignalCollector()])
     try:
         yield rt
     finally:

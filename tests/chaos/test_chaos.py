@@ -143,3 +143,15 @@ async def test_failover_loses_no_acknowledged_work(topology: str, tmp_path: Path
     assert result.notes["acked_commits_lost"] == 0
     assert result.notes["faults"] == ["kill", "manual"]
     assert result.max_resume is not None and result.max_resume <= cfg.lease_ttl + 2.0
+
+
+async def test_signals_are_never_lost_or_received_twice_under_worker_kills(tmp_path: Path):
+    """Signals sent at random while workers are SIGKILLed: each received once, in order;
+    budgets charged once per committed step."""
+    cfg = QUICK["signals"].config
+    result = await scenario("signals", tmp_path)
+    assert result.items == cfg.items
+    assert result.notes["signals"] == cfg.items * cfg.signals
+    assert result.notes["metered_steps"] == cfg.metered * cfg.metered_steps
+    assert result.duplicates == 0
+    assert result.notes["worker_kills"] >= 3

@@ -61,3 +61,15 @@ def test_demo_graceful_variant(cli: Cli) -> None:
 def test_demo_respects_an_explicit_namespace(cli: Cli) -> None:
     result = cli("--namespace", "bad name", "demo")
     assert result.code == 2 and result.stderr.startswith("error: --namespace")
+
+
+def test_the_approval_demo_waits_for_a_person_then_applies(cli: Cli) -> None:
+    result = cli.proc("demo", "approval", timeout=110)
+    out = result.stdout
+    assert result.code == 0, out + result.stderr
+    assert "needs approval" in out and "lease    none (waiting is a state, not a lease)" in out
+    applied = json.loads(out[out.index("[4/4]") :].splitlines()[1])
+    assert applied["decision"] == {"decision": "approved", "note": "go ahead"}
+    assert applied["applied"] == applied["plan"] and len(applied["plan"]) == 3
+    wrong = cli("demo", "nope")
+    assert wrong.code == 2 and wrong.stderr == "error: unknown demo 'nope' (resume or approval)\n"

@@ -12,7 +12,7 @@ from pathlib import Path
 import roost.console
 
 PACKAGE = Path(roost.console.__file__).parent
-GATEWAYS = {"queries", "worklist", "actions", "state", "schedule_ops"}
+GATEWAYS = {"queries", "worklist", "actions", "state", "schedule_ops", "approval_ops"}
 """The modules that talk to the swarm; every other one goes through them."""
 
 

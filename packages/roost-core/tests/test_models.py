@@ -38,6 +38,10 @@ def test_seed_field_names() -> None:
         "is_finished",
         "next_step_delay_seconds",
         "artifacts",
+        # Waits (docs/signals.md): a snapshot without them is a seed snapshot.
+        "wait_for_signals",
+        "wait_timeout_seconds",
+        "approval_request",
     } == set(Snapshot.model_fields)
     assert {"artifact_id", "kind", "metadata"} <= set(Artifact.model_fields)
 

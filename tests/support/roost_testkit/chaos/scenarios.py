@@ -22,6 +22,7 @@ from roost_testkit.chaos.faults import PoisonConfig, StallConfig, poison_items, 
 from roost_testkit.chaos.misbehave import MisbehaveConfig, redis_misbehaves
 from roost_testkit.chaos.resume import ResumeConfig, resume_in_seconds
 from roost_testkit.chaos.schedules import ScheduleConfig, scheduled_ticks
+from roost_testkit.chaos.signals import SignalConfig, signals_under_kills
 from roost_testkit.chaos.soak import AwayConfig, SoakConfig, kill_soak, redis_away
 
 
@@ -49,6 +50,7 @@ def tier(full: bool) -> list[Scenario]:
             Scenario("schedules", scheduled_ticks, ScheduleConfig()),
             Scenario("failover-sentinel", failover_soak, FailoverConfig(topology="sentinel")),
             Scenario("failover-cluster", failover_soak, FailoverConfig(topology="cluster")),
+            Scenario("signals", signals_under_kills, SignalConfig()),
         ]
     return [
         Scenario(
@@ -98,6 +100,11 @@ def tier(full: bool) -> list[Scenario]:
             )
             for topology in ("sentinel", "cluster")
             for wait in (1, 0)
+        ),
+        Scenario(
+            "signals",
+            signals_under_kills,
+            SignalConfig(items=200, signals=6, workers=4, send_over=120.0, timeout=300.0),
         ),
     ]
 

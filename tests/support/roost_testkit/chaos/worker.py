@@ -1,7 +1,8 @@
 """Run a chaos worker: ``python -m roost_testkit.chaos.worker --concurrency N``.
 
 Like :mod:`roost_testkit.worker_main` (settings from ROOST_* variables), with the
-:class:`~roost_testkit.chaos.engine.ChaosEngine`, and every event the worker emits to its
+:class:`~roost_testkit.chaos.engine.ChaosEngine` (and, with ``ROOST_CHAOS_SIGNALS`` set, the
+engines of :mod:`roost_testkit.waiting`), and every event the worker emits to its
 sinks (``stale_commit``, ``lease_lost``... which never reach the stream) appended as a JSON
 line to ``$ROOST_CHAOS_EVENTS``, plus one ``stopping`` record with the moment the worker
 began to stop (its first SIGTERM), so a test can tell which steps started after that.
@@ -20,8 +21,9 @@ import sys
 import time
 
 from roost.redis import RedisSwarm
-from roost.runtime import Registry, RuntimeEvent, get_plugin_manager
+from roost.runtime import Engine, Registry, RuntimeEvent, get_plugin_manager
 from roost_testkit.chaos.engine import ChaosEngine
+from roost_testkit.waiting import MeteredEngine, SignalCollector
 
 
 class FileSink:
@@ -90,9 +92,12 @@ async def main() -> None:
         record_stopping(sinks[0])
     registry = Registry.load(get_plugin_manager(autoload=False))
     asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, dump_tasks)
+    engines: list[Engine] = [ChaosEngine()]
+    if os.environ.get("ROOST_CHAOS_SIGNALS"):
+        engines += [SignalCollector(), MeteredEngine()]
     async with RedisSwarm(registry=registry) as swarm:
         task = asyncio.create_task(
-            swarm.run_worker([ChaosEngine()], concurrency=args.concurrency, sinks=sinks)
+            swarm.run_worker(engines, concurrency=args.concurrency, sinks=sinks)
         )
         while not swarm.worker_id and not task.done():
             await asyncio.sleep(0.005)

@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from roost.cli import demo, fleet, inspect, operate, schedule, server, worker
+from roost.cli import demo, fleet, inspect, operate, schedule, server, waits, worker
 from roost.cli.common import (
     LogFormatOption,
     LogLevelOption,
@@ -111,6 +111,12 @@ _add("workspace-path", inspect.workspace_path)
 _add("cancel", operate.cancel)
 _add("retry", operate.retry)
 _add("replay", operate.replay)
+_add("signal", waits.signal)
+_add("approve", waits.approve)
+_add("reject", waits.reject)
+_add("pause", waits.pause)
+_add("resume", waits.resume)
+_add("budget", waits.budget)
 _add("dead", inspect.dead)
 _add("workers", fleet.workers)
 _add("demo", demo.demo)

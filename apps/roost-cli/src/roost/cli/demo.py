@@ -22,16 +22,19 @@ from typing import Annotated, Any, cast
 import typer
 
 from roost.cli.context import (
+    EXIT_BAD_INPUT,
     EXIT_RUNTIME,
     CliError,
     GlobalOptions,
     describe_redis,
+    fail,
     load_registry,
     open_swarm,
     options,
     run,
     settings_of,
 )
+from roost.cli.demo_approval import run_approval_demo
 from roost.redis import RedisSwarm
 from roost.runtime import RoostSettings, WorkStatus
 
@@ -327,6 +330,14 @@ async def run_demo(
 
 def demo(
     ctx: typer.Context,
+    story: Annotated[
+        str,
+        typer.Argument(
+            metavar="[STORY]",
+            help="resume (default): a killed worker's job resumes; approval: a job waits "
+            "for a person's approval.",
+        ),
+    ] = "resume",
     checks: Annotated[
         int, typer.Option("--checks", min=2, max=20, help="Checks the watchlist job makes.")
     ] = 4,
@@ -338,11 +349,16 @@ def demo(
         typer.Option("--graceful", help="Stop worker A with SIGTERM instead of SIGKILL."),
     ] = False,
 ) -> None:
-    """Run the watchlist demo: kill a worker mid-way and watch the work resume."""
+    """Run a demo: the watchlist resume story, or (``approval``) a job that waits for a person."""
     opts = options(ctx)
     settings = settings_of(ctx, namespace=opts.namespace or DEMO_NAMESPACE)
+    if story not in ("resume", "approval"):
+        fail(f"unknown demo {story!r} (resume or approval)", EXIT_BAD_INPUT)
     try:
-        run(lambda: run_demo(settings, opts, checks, delay, crash=not graceful))
+        if story == "approval":
+            run(lambda: run_approval_demo(settings))
+        else:
+            run(lambda: run_demo(settings, opts, checks, delay, crash=not graceful))
     except KeyboardInterrupt:
         typer.echo("demo interrupted; its workers were stopped", err=True)
         raise typer.Exit(EXIT_RUNTIME) from None

@@ -28,7 +28,15 @@ from roost.runtime import (
     WorkStatus,
     strictjson,
 )
-from roost.runtime.limits import ATTEMPTS, DELAY, PRIORITY
+from roost.runtime.limits import (
+    ATTEMPTS,
+    BUDGET,
+    DELAY,
+    MAX_RUNTIME,
+    MAX_STEPS,
+    PRIORITY,
+    STEP_TIMEOUT,
+)
 from roost.runtime.settings import parse_duration
 
 __all__ = [
@@ -36,6 +44,8 @@ __all__ = [
     "enqueue",
     "parse_delay",
     "parse_payload",
+    "parse_runtime",
+    "parse_step_timeout",
     "replay",
     "retry",
     "retry_dead",
@@ -97,6 +107,40 @@ def parse_delay(flag: str, text: str | None) -> float:
         ) from None
 
 
+def parse_step_timeout(text: str | None) -> float | None:
+    """Parse ``--step-timeout`` (``30s``, ``5m``): 1 ms to 1 day, or None when absent.
+
+    Raises:
+        CliError: malformed or out of range (exit 2).
+    """
+    if text is None:
+        return None
+    try:
+        return STEP_TIMEOUT.check(parse_duration(text), "--step-timeout")
+    except ValueError as exc:
+        message = str(exc)
+        if not message.startswith("--step-timeout"):
+            message = f"--step-timeout: {message}"
+        raise CliError(message, EXIT_BAD_INPUT) from None
+
+
+def parse_runtime(flag: str, text: str | None) -> float | None:
+    """Parse a runtime budget (``90m``, ``2h``): 1 s to 3650 days, or None when absent.
+
+    Raises:
+        CliError: malformed or out of range (exit 2).
+    """
+    if text is None:
+        return None
+    try:
+        return MAX_RUNTIME.check(parse_duration(text), flag)
+    except ValueError as exc:
+        message = str(exc)
+        raise CliError(
+            message if message.startswith(flag) else f"{flag}: {message}", EXIT_BAD_INPUT
+        ) from None
+
+
 def enqueue(
     ctx: typer.Context,
     engine: Annotated[str, typer.Option("--engine", help="The engine that runs the item.")],
@@ -144,6 +188,41 @@ def enqueue(
             help="Attempts per step before the item is dead.",
         ),
     ] = None,
+    step_timeout: Annotated[
+        str | None,
+        typer.Option(
+            "--step-timeout",
+            metavar="DURATION",
+            help="Cancel a step that runs longer (its attempt fails with StepTimeout).",
+        ),
+    ] = None,
+    max_steps: Annotated[
+        int | None,
+        typer.Option(
+            "--max-steps",
+            min=int(MAX_STEPS.low),
+            max=int(MAX_STEPS.high),
+            help="Budget: pause as 'budget exceeded' after this many steps.",
+        ),
+    ] = None,
+    max_runtime: Annotated[
+        str | None,
+        typer.Option(
+            "--max-runtime",
+            metavar="DURATION",
+            help="Budget: pause as 'budget exceeded' this long after it was enqueued.",
+        ),
+    ] = None,
+    budget: Annotated[
+        float | None,
+        typer.Option(
+            "--budget",
+            metavar="AMOUNT",
+            min=BUDGET.low,
+            max=BUDGET.high,
+            help="Budget: pause once its steps charged this much (StepContext.charge).",
+        ),
+    ] = None,
     wait: Annotated[
         bool,
         typer.Option(
@@ -167,6 +246,8 @@ def enqueue(
     async def main() -> None:
         body = parse_payload(payload)
         delay_seconds = parse_delay("--delay", delay)
+        limit = parse_step_timeout(step_timeout)
+        runtime = parse_runtime("--max-runtime", max_runtime)
         timeout = parse_delay("--wait-timeout", wait_timeout) if wait_timeout else None
         if timeout is not None and not wait:
             raise CliError("--wait-timeout needs --wait", EXIT_BAD_INPUT)
@@ -181,6 +262,10 @@ def enqueue(
                 delay_seconds=delay_seconds,
                 priority=priority,
                 max_attempts=max_attempts,
+                step_timeout=limit,
+                max_steps=max_steps,
+                max_runtime=runtime,
+                budget=budget,
             )
             if not wait:
                 typer.echo(work_id)

@@ -21,7 +21,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from roost.runtime import Artifact, RuntimeEvent, WorkMeta, WorkState, WorkStatus
+from roost.runtime import Artifact, Budget, RuntimeEvent, WorkMeta, WorkState, WorkStatus
+from roost.runtime.limits import format_seconds
 
 __all__ = [
     "STATE_STYLES",
@@ -50,6 +51,7 @@ _NEXT = {
     "queue": "requeued",
     "done": "finished",
     "hold": "saved; the step failed",
+    "await": "awaits signals",
 }
 
 
@@ -58,6 +60,8 @@ STATE_STYLES: dict[WorkState, str] = {
     WorkState.SCHEDULED: "blue",
     WorkState.RETRYING: "yellow",
     WorkState.WAITING: "magenta",
+    WorkState.AWAITING: "magenta",
+    WorkState.PAUSED: "yellow",
     WorkState.RUNNING: "bold green",
     WorkState.DONE: "green",
     WorkState.FAILED: "red",
@@ -75,6 +79,9 @@ STYLES: dict[str, str] = {
     "lease_expired": "yellow",
     "broken": "red",
     "ok": "green",
+    "needs approval": "bold yellow",
+    "budget exceeded": "bold yellow",
+    "signalled": "cyan",
 }
 """Colours of states, event types and statuses on a terminal (cells are looked up here)."""
 
@@ -194,7 +201,7 @@ def meta_row(meta: WorkMeta, now: float | None = None) -> list[str]:
     return [
         meta.work_id,
         meta.engine,
-        str(meta.state),
+        meta.display_state,
         meta.step or "-",
         str(meta.version),
         f"{meta.attempts}/{meta.max_attempts}",
@@ -260,6 +267,7 @@ def _meta_lines(status: WorkStatus, now: float | None) -> list[str]:
         rows.append(("lease", f"{lease.worker_id} (epoch {lease.epoch}, expires {expires})"))
     if m.cancel_requested:
         rows.append(("cancel", "requested"))
+    rows += _wait_rows(m)
     if m.progress:
         frac = "" if m.progress.fraction is None else f"{m.progress.fraction:.0%} "
         rows.append(("progress", f"{frac}{m.progress.message or ''}".strip()))
@@ -271,6 +279,39 @@ def _meta_lines(status: WorkStatus, now: float | None) -> list[str]:
         else:
             rows.append(("last error", f"{text})"))
     return [f"  {label:<11} {value}" for label, value in rows]
+
+
+def budget_text(budget: Budget | None) -> str:
+    """``steps 3/5, spent 7.5/10, runtime limit 1h; exceeded: cost``, or ``no budget``."""
+    if budget is None:
+        return "no budget"
+    steps = f"/{budget.max_steps}" if budget.max_steps is not None else ""
+    spent = f"/{budget.budget:g}" if budget.budget is not None else ""
+    parts = [f"steps {budget.steps}{steps}", f"spent {budget.spent:g}{spent}"]
+    if budget.max_runtime is not None:
+        parts.append(f"runtime limit {format_seconds(budget.max_runtime)}")
+    text = ", ".join(parts)
+    return f"{text}; exceeded: {budget.exceeded}" if budget.exceeded else text
+
+
+def _wait_rows(m: WorkMeta) -> list[tuple[str, str]]:
+    """What an awaiting item waits for; an approval's message and details."""
+    rows: list[tuple[str, str]] = []
+    if m.approval is not None:
+        rows.append(("approval", f"{compact(m.approval.message, 200)}   (roost approve/reject)"))
+        rows += [(f"  {k}", show_value(k, v, 100)) for k, v in m.approval.details.items()]
+    elif m.waiting_for:
+        rows.append(("awaits", ", ".join(m.waiting_for) + "   (roost signal)"))
+    if m.budget is not None:
+        hint = "   (roost budget --add ...; roost resume)" if m.budget.exceeded else ""
+        rows.append(("budget", budget_text(m.budget) + hint))
+    if m.paused_reason and m.state == WorkState.PAUSED:
+        rows.append(("paused", f"by {m.paused_reason}   (roost resume)"))
+    elif m.paused_reason:
+        rows.append(("pause", "requested: takes effect when the running step commits"))
+    if m.pending_signals:
+        rows.append(("signals", f"{m.pending_signals} kept for a later step"))
+    return rows
 
 
 def _snapshot_lines(status: WorkStatus) -> list[str]:
@@ -302,7 +343,7 @@ def print_status(status: WorkStatus) -> None:
         typer.echo(text)
         return
     lines = [Text(line) for line in text.splitlines()]
-    state = str(status.meta.state)
+    state = status.meta.display_state
     lines[0].highlight_words([state], style=STYLES.get(state, ""))
     for line in lines:
         if line.plain.startswith("  last error"):
@@ -313,7 +354,7 @@ def print_status(status: WorkStatus) -> None:
 def status_tree(status: WorkStatus, now: float | None = None) -> str:
     """A compact, readable view of ``roost status``."""
     m = status.meta
-    head = f"{m.work_id}  {m.engine}  {m.state}"
+    head = f"{m.work_id}  {m.engine}  {m.display_state}"
     return "\n".join([head, *_meta_lines(status, now), *_snapshot_lines(status)])
 
 

@@ -1,4 +1,4 @@
-"""What the console changes: cancel, retry and replay of one item, and the same in bulk.
+"""What the console changes: cancel, retry, replay, pause, resume of one item; bulk cancel/retry.
 
 Bulk actions are the swarm's one-item actions applied to each item in turn (a few at a time),
 each with its own result: one item that cannot be retried does not stop the others. ``RedisSwarm``
@@ -37,7 +37,7 @@ __all__ = [
     "scope_of",
 ]
 
-ACTIONS = ("cancel", "retry", "replay")
+ACTIONS = ("cancel", "retry", "replay", "pause", "resume")
 BULK_ACTIONS = ("cancel", "retry")
 BULK_LIMIT = 1000
 """Items one bulk request acts on; the report says when more matched."""
@@ -49,7 +49,11 @@ async def _act(swarm: RedisSwarm, action: str, work_id: str) -> WorkMeta:
         return await swarm.cancel(work_id)
     if action == "retry":
         return await swarm.retry(work_id)
-    raise BadInput(f"unknown action {action!r} (cancel, retry or replay)")
+    if action == "pause":
+        return await swarm.pause(work_id)
+    if action == "resume":
+        return await swarm.resume(work_id)
+    raise BadInput(f"unknown action {action!r} (cancel, retry, replay, pause or resume)")
 
 
 async def perform(
@@ -63,7 +67,7 @@ async def perform(
         BadInput: malformed replay arguments.
     """
     if action not in ACTIONS:
-        raise NotFound(f"unknown action {action!r} (cancel, retry or replay)")
+        raise NotFound(f"unknown action {action!r} (cancel, retry, replay, pause or resume)")
     work_id = queries.work_id(work_id)
     if action == "replay":
         args = replay_args(fields)

@@ -172,7 +172,10 @@ async def health(request: Request) -> JSONResponse:
 
 
 async def act(request: Request) -> JSONResponse:
-    """``POST /api/{cancel|retry|replay}/{work_id}``; replay takes ``version``, ``as_new``."""
+    """``POST /api/{cancel|retry|replay|pause|resume}/{work_id}``.
+
+    Replay takes ``version`` and ``as_new``.
+    """
     swarm = await console_of(request).swarm()
     action = request.url.path.split("/")[2]
     fields = dict(await body_pairs(request))
@@ -224,5 +227,7 @@ def routes() -> list[BaseRoute]:
         Route("/api/cancel/{work_id:path}", act, methods=["POST"]),
         Route("/api/retry/{work_id:path}", act, methods=["POST"]),
         Route("/api/replay/{work_id:path}", act, methods=["POST"]),
+        Route("/api/pause/{work_id:path}", act, methods=["POST"]),
+        Route("/api/resume/{work_id:path}", act, methods=["POST"]),
         Route("/api/bulk/{action}", bulk, methods=["POST"]),
     ]

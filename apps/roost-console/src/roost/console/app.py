@@ -11,7 +11,7 @@ from starlette.middleware import Middleware
 from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
 
-from roost.console import api, errors, pages, schedules, stream
+from roost.console import api, approvals, errors, pages, schedules, stream
 from roost.console.security import DEFAULT_HOSTS, Guard, GuardConfig, SecureHeaders
 from roost.console.state import HERE, Console
 
@@ -82,6 +82,7 @@ def create_app(
         *stream.routes(),
         *pages.routes(),
         *schedules.routes(),
+        *approvals.routes(),
         Mount("/static", app=StaticFiles(directory=HERE / "static"), name="static"),
     ]
     app = ConsoleApp(

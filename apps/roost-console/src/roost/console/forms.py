@@ -26,7 +26,7 @@ __all__ = ["routes"]
 
 
 async def action(request: Request) -> Response:
-    """``POST /actions/{cancel|retry|replay}/{work_id}``: one item's buttons.
+    """``POST /actions/{cancel|retry|replay|pause|resume}/{work_id}``: one item's buttons.
 
     Without ``confirmed=1`` it answers with a confirmation page; with it, it acts and
     redirects to the item's page.
@@ -34,7 +34,7 @@ async def action(request: Request) -> Response:
     console = console_of(request)
     name: str = request.path_params["action"]
     if name not in actions.ACTIONS:
-        raise NotFound(f"unknown action {name!r} (cancel, retry or replay)")
+        raise NotFound(f"unknown action {name!r} (cancel, retry, replay, pause or resume)")
     work_id = queries.work_id(request.path_params["work_id"])
     fields = await body_fields(request)
     swarm = await console.swarm()
@@ -51,7 +51,13 @@ async def action(request: Request) -> Response:
             },
         )
     result = await actions.perform(swarm, name, work_id, fields)
-    done = {"cancel": "cancelled", "retry": "retried", "replay": "replayed"}[name]
+    done = {
+        "cancel": "cancelled",
+        "retry": "retried",
+        "replay": "replayed",
+        "pause": "paused",
+        "resume": "resumed",
+    }[name]
     if result["work_id"] != work_id:
         return RedirectResponse(
             work_url(result["work_id"], done="replayed_new", **{"from": work_id}), 303

@@ -34,6 +34,11 @@ NOTICES = {
     "retried": "Queued again with fresh attempts, from its latest snapshot.",
     "replayed": "Replaying: the chosen snapshot is now the latest version and the item is queued.",
     "replayed_new": "This is a new work item, replayed from a copy of another one.",
+    "approved": "Approved: its next step sees the decision.",
+    "signalled": "Signal sent: it is kept until a step that waits for it receives it.",
+    "paused": "Paused: no new step runs until it is resumed (a running step may still commit).",
+    "resumed": "Resumed where it was.",
+    "rejected": "Rejected: its next step sees the decision.",
 }
 PANELS = (
     ("work", "Steps saved and items finished", (("committed", "saved"), ("done", "finished"))),

@@ -40,8 +40,11 @@ __all__ = [
 ACTION_STATES: dict[str, tuple[WorkState, ...]] = {
     "cancel": tuple(state for state in WorkState if not state.is_terminal),
     "retry": tuple(state for state in WorkState if state.is_failure),
+    "pause": tuple(s for s in WorkState if not s.is_terminal and s != WorkState.PAUSED),
+    "resume": (WorkState.PAUSED,),
 }
-"""The states cancel and retry apply to (replay applies to any); pages offer them only there."""
+"""The states cancel, retry, pause and resume apply to (replay applies to any); pages offer
+them only there."""
 
 TEXT_KINDS = {
     "json": "application/json",

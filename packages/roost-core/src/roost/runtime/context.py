@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 from collections.abc import Awaitable, Callable, Generator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from roost.runtime.errors import BadInput
+from roost.runtime.models import APPROVAL_SIGNAL, Signal
 from roost.runtime.workspace import workspace_dir
 
 if TYPE_CHECKING:
@@ -51,6 +53,10 @@ class StepContext:
         artifacts: the artifact store (content-addressed; see :meth:`put_artifact`).
         workspace_root: parent of per-item workspace directories.
         lease: the lease the step runs under (``None`` in the in-memory harness).
+        signals: what arrived for the wait the previous step asked for (oldest first); they
+            are consumed by this step's commit (a failed attempt leaves them for the retry).
+        wait_timed_out: the previous step waited with a timeout and none of its signals
+            arrived in time.
     """
 
     work_id: str
@@ -62,6 +68,39 @@ class StepContext:
     lease: Lease | None = None
     report: ProgressReporter = _no_progress
     cancel_event: asyncio.Event = field(default_factory=asyncio.Event)
+    signals: list[Signal] = field(default_factory=list[Signal])
+    wait_timed_out: bool = False
+    charged: float = 0.0
+    """What this step charged so far (:meth:`charge`); committed with the step."""
+
+    def charge(self, amount: float) -> None:
+        """Charge ``amount`` (tokens, dollars...) to the item's cost budget.
+
+        The charge is committed with the step: a step that fails or is retried is not
+        charged twice. When the item's spending reaches its ``budget``, it pauses as
+        "budget exceeded" after this step.
+
+        Raises:
+            ValueError: ``amount`` is negative, infinite or NaN.
+        """
+        if not math.isfinite(amount) or amount < 0:
+            raise ValueError(f"charge must be a finite amount >= 0, not {amount!r}")
+        self.charged += float(amount)
+
+    @property
+    def approval(self) -> Signal | None:
+        """The decision on the approval the previous step asked for, or None (timed out).
+
+        Its payload holds ``decision`` (``"approved"`` or ``"rejected"``) and ``note``.
+        """
+        found = [s for s in self.signals if s.name == APPROVAL_SIGNAL]
+        return found[-1] if found else None
+
+    @property
+    def approved(self) -> bool:
+        """True when the approval the previous step asked for was given."""
+        decision = self.approval
+        return decision is not None and decision.payload.get("decision") == "approved"
 
     @property
     def workspace(self) -> Path:

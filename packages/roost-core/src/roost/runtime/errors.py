@@ -12,7 +12,9 @@ __all__ = [
     "RedisUnreachable",
     "RoostError",
     "SettingsError",
+    "SignalRefused",
     "StaleLease",
+    "StepTimeout",
     "UnknownEngine",
 ]
 
@@ -41,12 +43,24 @@ class BrokenEngine(UnknownEngine):
     """The engine is installed, but its plugin failed to load; the message has the error."""
 
 
+class SignalRefused(BadInput):
+    """The item takes no signal: it is finished or cancelled, or holds too many unconsumed."""
+
+
 class ConflictError(RoostError):
     """The item is not in a state that allows the operation (retry of a running item...)."""
 
 
 class StaleLease(RoostError):
     """This worker no longer holds the lease; its commit changed nothing."""
+
+
+class StepTimeout(RoostError):
+    """A step ran longer than its ``step_timeout`` and was cancelled; the attempt failed.
+
+    It is retried like any failure. A step that did not stop when cancelled (it blocks in a
+    thread or a C call, or swallows the cancel) is abandoned: the message says so.
+    """
 
 
 class EngineContractError(RoostError, TypeError):

@@ -11,6 +11,7 @@ with where each applies (the README's table is checked against it).
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
 
@@ -18,6 +19,9 @@ from roost.runtime.errors import BadInput
 
 __all__ = [
     "ATTEMPTS",
+    "MAX_PENDING_SIGNALS",
+    "MAX_SIGNAL_PAYLOAD",
+    "MAX_WAIT_SIGNALS",
     "CONCURRENCY",
     "DAY",
     "DELAY",
@@ -31,9 +35,14 @@ __all__ = [
     "RETENTION",
     "RETRY_DELAY",
     "SCHEDULE_EVERY",
+    "BUDGET",
+    "MAX_STEPS",
+    "MAX_RUNTIME",
     "SETTING_RANGES",
+    "STEP_TIMEOUT",
     "STUCK_AFTER",
     "Range",
+    "check_signal_payload",
     "format_seconds",
 ]
 
@@ -118,8 +127,39 @@ INLINE_STEPS = Range(0, 10_000)
 ATTEMPTS = Range(1, 1000)
 PRIORITY = Range(-1_000_000, 1_000_000)
 CONCURRENCY = Range(1, 10_000)
+STEP_TIMEOUT = Range(0.001, DAY, seconds=True)
+"""How long one step may run before it is cancelled (an item's or an engine's)."""
+MAX_STEPS = Range(1, 1_000_000_000)
+"""An item's step budget (steps committed before it pauses as "budget exceeded")."""
+MAX_RUNTIME = Range(1.0, 3650 * DAY, seconds=True)
+"""An item's wall-clock budget, from its creation (judged by the server's clock)."""
+BUDGET = Range(0.0, 1e15)
+"""An item's cost budget (what its engine charges: tokens, dollars...)."""
 SCHEDULE_EVERY = Range(1.0, 365 * DAY, seconds=True)
 """The interval of a schedule that runs every so often."""
+
+MAX_SIGNAL_PAYLOAD = 65536
+"""Bytes of JSON a signal's payload (or an approval's details or note) may take."""
+MAX_PENDING_SIGNALS = 1000
+"""Signals an item may hold unconsumed; more are refused until a step consumes some."""
+MAX_WAIT_SIGNALS = 32
+"""Signal names one wait may list."""
+
+
+def check_signal_payload(value: object, name: str) -> int:
+    """Return the size of ``value`` as compact JSON, if at most :data:`MAX_SIGNAL_PAYLOAD`.
+
+    Raises:
+        BadInput: the JSON form is larger (or ``value`` is not JSON).
+    """
+    try:
+        size = len(json.dumps(value, separators=(",", ":"), allow_nan=False).encode())
+    except (TypeError, ValueError) as exc:
+        raise BadInput(f"{name} is not JSON: {exc}") from None
+    if size > MAX_SIGNAL_PAYLOAD:
+        raise BadInput(f"{name} must be at most {MAX_SIGNAL_PAYLOAD:,} bytes of JSON, not {size:,}")
+    return size
+
 
 DOCUMENTED: list[tuple[str, Range, str]] = [
     ("delay", DELAY, "`enqueue --delay`, `Snapshot.next_step_delay_seconds`"),
@@ -140,7 +180,15 @@ DOCUMENTED: list[tuple[str, Range, str]] = [
     ),
     ("priority", PRIORITY, "`enqueue --priority`, `WorkItem.priority`"),
     ("concurrency", CONCURRENCY, "`worker --concurrency`"),
+    (
+        "step timeout",
+        STEP_TIMEOUT,
+        "`enqueue --step-timeout`, `WorkItem.step_timeout`, an engine's `step_timeout`",
+    ),
     ("schedule interval", SCHEDULE_EVERY, "`schedule add --every`"),
+    ("step budget", MAX_STEPS, "`enqueue --max-steps`, `WorkItem.max_steps`"),
+    ("runtime budget", MAX_RUNTIME, "`enqueue --max-runtime`, `WorkItem.max_runtime`"),
+    ("cost budget", BUDGET, "`enqueue --budget`, `WorkItem.budget`, `StepContext.charge`"),
 ]
 """(what, range, where it applies): the README's table of limits."""
 

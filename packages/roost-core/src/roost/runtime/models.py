@@ -21,13 +21,17 @@ from roost.runtime import limits, strictjson
 from roost.runtime.errors import BadInput
 
 __all__ = [
+    "APPROVAL_SIGNAL",
+    "ApprovalRequest",
     "Artifact",
+    "Budget",
     "ErrorInfo",
     "EventType",
     "Lease",
     "LeaseInfo",
     "Progress",
     "RuntimeEvent",
+    "Signal",
     "Snapshot",
     "WorkItem",
     "WorkMeta",
@@ -36,6 +40,7 @@ __all__ = [
     "WorkStatus",
     "new_work_id",
     "validate_name",
+    "validate_signal_name",
 ]
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:@/-]{0,199}")
@@ -60,6 +65,24 @@ def validate_name(kind: str, value: str) -> str:
             "starting with a letter or digit"
         )
     return value
+
+
+def validate_signal_name(value: str) -> str:
+    """Check a signal name: 1-100 characters from ``[A-Za-z0-9_.:@/-]``.
+
+    Raises:
+        ValueError: the name is empty, too long or has other characters.
+    """
+    if not _NAME.fullmatch(value) or len(value) > 100:
+        raise ValueError(
+            f"invalid signal name {value!r}: use 1-100 characters from A-Z a-z 0-9 _ . : @ / -, "
+            "starting with a letter or digit"
+        )
+    return value
+
+
+APPROVAL_SIGNAL = "approval"
+"""The signal an approval or a rejection is sent as (``roost approve``, ``roost reject``)."""
 
 
 def _invalid(exc: BadInput) -> PydanticCustomError:
@@ -87,6 +110,10 @@ class WorkState(StrEnum):
     """A step failed; waiting for its backoff before the next attempt."""
     WAITING = "waiting"
     """A resource it needs is held by another item."""
+    AWAITING = "awaiting"
+    """Waiting, without a lease, for signals, an approval or its children."""
+    PAUSED = "paused"
+    """Paused by an operator or a budget: runs no new step until resumed."""
     RUNNING = "running"
     """Leased to a worker."""
     DONE = "done"
@@ -147,6 +174,14 @@ class WorkItem(BaseModel):
     headers: dict[str, str] = Field(default_factory=dict[str, str])
     """Metadata carried with the item, set when it is enqueued: the enqueuing process's trace
     context (``traceparent``...) from its observers, so the item's steps join that trace."""
+    step_timeout: float | None = None
+    """Seconds one step may run before it is cancelled (``StepTimeout``); None: the engine's."""
+    max_steps: int | None = None
+    """Budget: steps committed before the item pauses as "budget exceeded"."""
+    max_runtime: float | None = None
+    """Budget: seconds from its creation after which it pauses as "budget exceeded"."""
+    budget: float | None = None
+    """Budget: what its steps may charge (``StepContext.charge``) before it pauses."""
 
     @field_validator("engine")
     @classmethod
@@ -183,6 +218,38 @@ class WorkItem(BaseModel):
         except BadInput as exc:
             raise _invalid(exc) from None
 
+    @field_validator("step_timeout")
+    @classmethod
+    def _step_timeout(cls, value: float | None) -> float | None:
+        try:
+            return None if value is None else limits.STEP_TIMEOUT.check(value, "step_timeout")
+        except BadInput as exc:
+            raise _invalid(exc) from None
+
+    @field_validator("max_steps")
+    @classmethod
+    def _max_steps(cls, value: int | None) -> int | None:
+        try:
+            return None if value is None else int(limits.MAX_STEPS.check(value, "max_steps"))
+        except BadInput as exc:
+            raise _invalid(exc) from None
+
+    @field_validator("max_runtime")
+    @classmethod
+    def _max_runtime(cls, value: float | None) -> float | None:
+        try:
+            return None if value is None else limits.MAX_RUNTIME.check(value, "max_runtime")
+        except BadInput as exc:
+            raise _invalid(exc) from None
+
+    @field_validator("budget")
+    @classmethod
+    def _budget(cls, value: float | None) -> float | None:
+        try:
+            return None if value is None else limits.BUDGET.check(value, "budget")
+        except BadInput as exc:
+            raise _invalid(exc) from None
+
     @field_validator("resources")
     @classmethod
     def _resources(cls, value: list[str]) -> list[str]:
@@ -198,6 +265,45 @@ class WorkItem(BaseModel):
         if value is not None and not 0 < len(value) <= 200:
             raise ValueError("idempotency_key must have 1-200 characters")
         return value
+
+
+class ApprovalRequest(BaseModel):
+    """What an engine asks a person to approve: a message and optional details.
+
+    ``details`` is small strict JSON (a plan, a diff, a cost) shown by ``roost status``
+    and the console.
+    """
+
+    message: str = Field(min_length=1, max_length=2000)
+    details: dict[str, Any] = Field(default_factory=dict[str, Any])
+
+    @field_validator("details")
+    @classmethod
+    def _details(cls, value: dict[str, Any]) -> dict[str, Any]:
+        try:
+            strictjson.check(value)
+            limits.check_signal_payload(value, "approval details")
+        except BadInput as exc:
+            raise _invalid(exc) from None
+        return value
+
+
+class Signal(BaseModel):
+    """A signal sent to a work item: its name, payload, when (server clock) and by whom.
+
+    ``id`` is its position in the item's signal stream (it orders the item's signals).
+    """
+
+    id: str = ""
+    name: str
+    payload: dict[str, Any] = Field(default_factory=dict[str, Any])
+    ts: float = 0.0
+    sender: str = ""
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        return validate_signal_name(value)
 
 
 class Snapshot(BaseModel):
@@ -216,6 +322,12 @@ class Snapshot(BaseModel):
     version: int = 0
     is_finished: bool = False
     next_step_delay_seconds: float = 0.0
+    wait_for_signals: list[str] = Field(default_factory=list[str])
+    """Wait, without a lease, until one of these signals arrives (see ``docs/signals.md``)."""
+    wait_timeout_seconds: float | None = None
+    """With a wait: run the next step after this long even if nothing arrived."""
+    approval_request: ApprovalRequest | None = None
+    """Wait for a person to approve or reject (the ``approval`` signal)."""
     artifacts: list[Artifact] = Field(default_factory=list[Artifact])
 
     @field_validator("next_step_delay_seconds")
@@ -225,6 +337,42 @@ class Snapshot(BaseModel):
             return limits.DELAY.check(value, "next_step_delay_seconds")
         except BadInput as exc:
             raise _invalid(exc) from None
+
+    @field_validator("wait_timeout_seconds")
+    @classmethod
+    def _wait_timeout(cls, value: float | None) -> float | None:
+        try:
+            return None if value is None else limits.DELAY.check(value, "wait_timeout_seconds")
+        except BadInput as exc:
+            raise _invalid(exc) from None
+
+    @field_validator("wait_for_signals")
+    @classmethod
+    def _signal_names(cls, value: list[str]) -> list[str]:
+        if len(value) > limits.MAX_WAIT_SIGNALS:
+            raise ValueError(f"wait_for_signals names at most {limits.MAX_WAIT_SIGNALS} signals")
+        for name in value:
+            validate_signal_name(name)
+        return list(dict.fromkeys(value))
+
+    @property
+    def waits_for(self) -> list[str]:
+        """The signals this snapshot waits for (``approval`` for an approval request)."""
+        names = list(self.wait_for_signals)
+        if self.approval_request is not None and APPROVAL_SIGNAL not in names:
+            names.append(APPROVAL_SIGNAL)
+        return names
+
+    @property
+    def waits(self) -> bool:
+        """Whether the item waits for a signal or an approval after this snapshot."""
+        return not self.is_finished and bool(self.wait_for_signals or self.approval_request)
+
+    def without_wait(self) -> Snapshot:
+        """A copy with the wait fields cleared (what the step after the wait starts from)."""
+        return self.model_copy(
+            update={"wait_for_signals": [], "wait_timeout_seconds": None, "approval_request": None}
+        )
 
 
 class Lease(BaseModel):
@@ -265,6 +413,10 @@ class EventType(StrEnum):
     REPLAYED = "replayed"
     PROGRESS = "progress"
     REDISPATCHED = "redispatched"
+    SIGNALLED = "signalled"
+    AWAITING = "awaiting"
+    PAUSED = "paused"
+    RESUMED = "resumed"
 
 
 class RuntimeEvent(BaseModel):
@@ -310,6 +462,20 @@ class Progress(BaseModel):
     ts: float = 0.0
 
 
+class Budget(BaseModel):
+    """An item's budgets and what it spent (``None``: no limit of that kind).
+
+    ``exceeded`` names the limit that paused it (``steps``, ``cost`` or ``runtime``).
+    """
+
+    max_steps: int | None = None
+    max_runtime: float | None = None
+    budget: float | None = None
+    steps: int = 0
+    spent: float = 0.0
+    exceeded: str | None = None
+
+
 class WorkMeta(BaseModel):
     """The runtime's view of a work item (the ``meta`` part of ``roost status``)."""
 
@@ -332,6 +498,31 @@ class WorkMeta(BaseModel):
     last_error: ErrorInfo | None = None
     progress: Progress | None = None
     cancel_requested: bool = False
+    waiting_for: list[str] = Field(default_factory=list[str])
+    """While ``awaiting``: the signals it waits for."""
+    approval: ApprovalRequest | None = None
+    """While ``awaiting`` an approval: what it asks (the item "needs approval")."""
+    pending_signals: int = 0
+    """Signals sent and not yet consumed by a step."""
+    budget: Budget | None = None
+    """Its budgets and spending, once a step committed under a budget or a charge."""
+    paused_reason: str | None = None
+    """Why it is ``paused`` (``operator`` or ``budget``); while ``running``: a pause asked
+    for, which takes effect when the step commits."""
+
+    @property
+    def needs_approval(self) -> bool:
+        """Whether the item waits for a person to approve or reject it."""
+        return self.state == WorkState.AWAITING and self.approval is not None
+
+    @property
+    def display_state(self) -> str:
+        """The state as ``roost list`` shows it (``needs approval``, ``budget exceeded``)."""
+        if self.needs_approval:
+            return "needs approval"
+        if self.state == WorkState.PAUSED and self.paused_reason == "budget":
+            return "budget exceeded"
+        return str(self.state)
 
     @property
     def error_is_past(self) -> bool:

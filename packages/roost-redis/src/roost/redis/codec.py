@@ -6,7 +6,9 @@ import json
 import traceback
 from typing import Any
 
+from roost.redis.budgets import budget_of
 from roost.runtime.models import (
+    ApprovalRequest,
     ErrorInfo,
     LeaseInfo,
     Progress,
@@ -45,6 +47,15 @@ META_FIELDS = (
     "cxl",
     "err",
     "prog",
+    "wsig",
+    "appr",
+    "pause",
+    "nsteps",
+    "spent",
+    "bsteps",
+    "bcost",
+    "bruntime",
+    "bover",
 )
 """The meta hash fields a status read needs (HMGET order)."""
 
@@ -69,10 +80,14 @@ def meta_from_hash(work_id: str, h: dict[str, str], default_max_attempts: int) -
         )
     err = ErrorInfo.model_validate_json(h["err"]) if h.get("err") else None
     prog = Progress.model_validate_json(h["prog"]) if h.get("prog") else None
+    state = WorkState(h.get("state", "queued"))
+    # What it awaits, while it does (a paused item keeps the wait it will go back to).
+    awaits = state in (WorkState.AWAITING, WorkState.PAUSED)
+    appr = h.get("appr") if awaits else None
     return WorkMeta(
         work_id=work_id,
         engine=h.get("engine", ""),
-        state=WorkState(h.get("state", "queued")),
+        state=state,
         step=h.get("step") or None,
         version=_int(h.get("v")),
         attempts=_int(h.get("att")),
@@ -90,6 +105,10 @@ def meta_from_hash(work_id: str, h: dict[str, str], default_max_attempts: int) -
         last_error=err,
         progress=prog,
         cancel_requested=bool(h.get("cxl")),
+        waiting_for=h["wsig"].split(" ") if awaits and h.get("wsig") else [],
+        approval=ApprovalRequest.model_validate_json(appr) if appr else None,
+        paused_reason=h.get("pause") if state in (WorkState.PAUSED, WorkState.RUNNING) else None,
+        budget=budget_of(h, None),
     )
 
 

@@ -16,9 +16,11 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from roost.redis.budgets import budget_arg
 from roost.redis.codec import error_info
 from roost.redis.faults import describe
 from roost.redis.keys import Keys, new_token
+from roost.redis.signals import wait_arg
 from roost.redis.supervise import RedisUnavailable
 from roost.runtime.models import Snapshot, WorkItem
 
@@ -54,6 +56,10 @@ class Held:
     """Observed step attempts whose outcome is not known yet (none without observers)."""
     waits: tuple[float | None, float | None] = (None, None)
     """How long the item waited queued, and how late it started after its due time (s)."""
+    consume: list[str] = field(default_factory=list[str])
+    """Ids of the signals the running step received: its commit consumes them."""
+    charge: float = 0.0
+    """What the running step charged (``StepContext.charge``): committed with it."""
 
     def interrupt(self) -> None:
         """Tell the running step to stop (it is cancelled)."""
@@ -70,6 +76,8 @@ def _outcome(worker: Worker, new: Snapshot, item: WorkItem, inline: int) -> tupl
     """What follows a committed step, and the delay in ms for ``delay``."""
     if new.is_finished:
         return "done", 0
+    if new.waits:
+        return "await", 0
     delay_ms = int(round(new.next_step_delay_seconds * 1000))
     if delay_ms > 0:
         return "delay", delay_ms
@@ -115,6 +123,7 @@ async def commit(
         keys.hist(held.work_id),
         keys.job(suffix),
         *keys.res_block(held.resources),
+        keys.sig(held.work_id),
     ]
     args = [
         held.work_id,
@@ -134,6 +143,13 @@ async def commit(
         init.model_dump_json() if init else "",
         init.step if init else "",
         int(worker.clock.server_ms(ended)) if ended is not None else "",
+        "" if hold else wait_arg(new, held.consume),
+        budget_arg(
+            item,
+            worker.engines.get(item.engine),
+            held.charge,
+            0 if version == 0 and init is None else 1,
+        ),
     ]
     final = version + (2 if init else 1)
     sent_ms = worker.clock.local_ms()
@@ -153,6 +169,8 @@ async def commit(
     code = reply[0]
     if code in ("OK", "DUP"):
         worker.observers.steps_ended(held.records, "committed", outcome, upto=final)
+        held.consume = []
+        held.charge = 0.0
         worker.steps_committed += final - version
         etype = "done" if outcome == "done" else "committed"
         eid = str(reply[2]) if code == "OK" else ""
@@ -165,7 +183,8 @@ async def commit(
                 worker.wake.set()
             if outcome == "delay":
                 worker.wake_at(float(reply[5]))
-        if outcome in ("inline", "hold") and not held.cancel_event.is_set():
+        paused = code == "OK" and len(reply) > 6 and int(reply[6])
+        if outcome in ("inline", "hold") and not held.cancel_event.is_set() and not paused:
             return new  # parsed from the committed text: it shares nothing with the engine
         return None
     worker.observers.steps_ended(held.records, "refused", code.lower())

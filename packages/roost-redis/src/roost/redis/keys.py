@@ -51,6 +51,8 @@ STATE_ORDER: tuple[WorkState, ...] = (
     WorkState.SCHEDULED,
     WorkState.RETRYING,
     WorkState.WAITING,
+    WorkState.AWAITING,
+    WorkState.PAUSED,
     WorkState.RUNNING,
     WorkState.DONE,
     WorkState.FAILED,
@@ -178,6 +180,10 @@ class Keys:
         """List of earlier snapshots, newest first (only with history on)."""
         return f"{self.meta(work_id)}:hist"
 
+    def sig(self, work_id: str) -> str:
+        """Stream of the signals sent to the item and not yet consumed, oldest first."""
+        return f"{self.meta(work_id)}:sig"
+
     def idem(self, key: str) -> str:
         """Maps an idempotency key to its work id."""
         return f"{self.base}idem:{encode_part(key)}"
@@ -195,9 +201,9 @@ class Keys:
         return f"{self.base}worker:{encode_part(worker_id)}"
 
     def item_keys(self, work_id: str) -> list[str]:
-        """meta, item, snap, hist."""
+        """meta, item, snap, hist, sig."""
         meta = self.meta(work_id)
-        return [meta, f"{meta}:item", f"{meta}:snap", f"{meta}:hist"]
+        return [meta, f"{meta}:item", f"{meta}:snap", f"{meta}:hist", f"{meta}:sig"]
 
     def res_block(self, resources: list[str]) -> list[str]:
         """Resource keys followed by their waiter keys, as scripts expect them."""

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Self
 
 from pydantic import ValidationError
 
+from roost.redis.budgets import budget_of, raise_budget
 from roost.redis.codec import META_FIELDS, event_from_entry, meta_from_hash
 from roost.redis.connection import (
     BLOCK_SECONDS,
@@ -28,8 +29,11 @@ from roost.redis.keys import STATE_ORDER, Keys, new_token
 from roost.redis.listing import item_events, list_page, stream_pos
 from roost.redis.operations import enqueue_items
 from roost.redis.operations import replay as replay_item
+from roost.redis.pausing import pause as pause_item
+from roost.redis.pausing import resume as resume_item
 from roost.redis.schedules import Schedules
 from roost.redis.scripts import WAIT_TIMEOUT_MS, Scripts
+from roost.redis.signals import SignalSent, decision, pending_signals, send_signal
 from roost.redis.topology import explain_failure, is_topology_url
 from roost.runtime.errors import (
     BadInput,
@@ -39,7 +43,10 @@ from roost.runtime.errors import (
     RoostError,
 )
 from roost.runtime.models import (
+    APPROVAL_SIGNAL,
+    Budget,
     RuntimeEvent,
+    Signal,
     Snapshot,
     WorkItem,
     WorkMeta,
@@ -276,6 +283,10 @@ class RedisSwarm:
         delay_seconds: float = 0.0,
         priority: int = 0,
         max_attempts: int | None = None,
+        step_timeout: float | None = None,
+        max_steps: int | None = None,
+        max_runtime: float | None = None,
+        budget: float | None = None,
     ) -> str:
         """Create a work item and return its work id.
 
@@ -288,6 +299,14 @@ class RedisSwarm:
             priority: above 0 goes to the front of its engine's list in the queue.
             max_attempts: attempts per step before the item is dead (default: the
                 engine's ``max_attempts`` attribute, else ``ROOST_MAX_ATTEMPTS``).
+            step_timeout: seconds one step may run before it is cancelled and its attempt
+                fails with ``StepTimeout`` (default: the engine's ``step_timeout``, else none).
+            max_steps: a step budget: the item pauses as "budget exceeded" once this many
+                steps committed (default: the engine's ``max_steps``).
+            max_runtime: a wall-clock budget in seconds from its creation (default: the
+                engine's ``max_runtime``).
+            budget: a cost budget for what its steps charge with ``StepContext.charge``
+                (default: the engine's ``budget``).
 
         Raises:
             BadInput: the payload is not a JSON object, a name is invalid, or (with
@@ -304,6 +323,10 @@ class RedisSwarm:
                 priority=priority,
                 max_attempts=max_attempts,
                 queue=self.settings.queue,
+                step_timeout=step_timeout,
+                max_steps=max_steps,
+                max_runtime=max_runtime,
+                budget=budget,
             )
         except ValidationError as exc:
             raise _bad_item(exc) from None
@@ -344,13 +367,18 @@ class RedisSwarm:
             pipe.hgetall(self.keys.meta(work_id))
             pipe.get(self.keys.item(work_id))
             pipe.get(self.keys.snap(work_id))
-            h, item_json, snap_json = await pipe.execute()
+            pipe.xlen(self.keys.sig(work_id))
+            h, item_json, snap_json, pending = await pipe.execute()
         if not h:
             raise NotFound(f"unknown work id {work_id!r}")
+        meta = meta_from_hash(work_id, h, self.settings.max_attempts)
+        meta.pending_signals = int(pending)
+        item = WorkItem.model_validate_json(item_json) if item_json else None
+        meta.budget = budget_of(h, item)
         return WorkStatus(
-            meta=meta_from_hash(work_id, h, self.settings.max_attempts),
+            meta=meta,
             snapshot=Snapshot.model_validate_json(snap_json) if snap_json else None,
-            item=WorkItem.model_validate_json(item_json) if item_json else None,
+            item=item,
         )
 
     async def metas(self, work_ids: Sequence[str]) -> list[WorkMeta | None]:
@@ -527,6 +555,73 @@ class RedisSwarm:
         if reply[0] == "TERMINAL":
             raise ConflictError(f"work {work_id} is already {reply[1]}; nothing to cancel")
         return (await self.status(work_id)).meta
+
+    async def signal(
+        self,
+        work_id: str,
+        name: str,
+        payload: dict[str, Any] | None = None,
+        *,
+        sender: str = "api",
+    ) -> SignalSent:
+        """Send a signal to an unfinished item.
+
+        It is kept, in order, until the commit of the step that receives it: the step after
+        a wait for ``name`` (at once if the item awaits it now). A signal sent before the
+        item waits for it is not lost.
+
+        Raises:
+            NotFound: no such work id.
+            SignalRefused: the item is finished or cancelled, or holds too many signals.
+            BadInput: an invalid name, or a payload that is not a JSON object or too large.
+        """
+        return await send_signal(self, work_id, name, payload or {}, sender)
+
+    async def approve(
+        self, work_id: str, *, note: str | None = None, sender: str = "api"
+    ) -> SignalSent:
+        """Approve what the item asks (the ``approval`` signal with decision ``approved``)."""
+        return await send_signal(self, work_id, APPROVAL_SIGNAL, decision(True, note), sender)
+
+    async def reject(
+        self, work_id: str, *, note: str | None = None, sender: str = "api"
+    ) -> SignalSent:
+        """Reject what the item asks (the ``approval`` signal with decision ``rejected``)."""
+        return await send_signal(self, work_id, APPROVAL_SIGNAL, decision(False, note), sender)
+
+    async def pause(self, work_id: str) -> WorkMeta:
+        """Pause an unfinished item: it runs no new step until resumed, and keeps its place.
+
+        A running step may finish and commit; the commit then parks the item instead of
+        going on. Raises :class:`ConflictError` for a finished or already paused item.
+        """
+        return await pause_item(self, work_id)
+
+    async def resume(self, work_id: str) -> WorkMeta:
+        """Resume a paused item where it was (queued, scheduled, retrying or awaiting).
+
+        Raises :class:`ConflictError` when the item is not paused.
+        """
+        return await resume_item(self, work_id)
+
+    async def raise_budget(
+        self, work_id: str, *, steps: int = 0, cost: float = 0.0, runtime: float = 0.0
+    ) -> Budget:
+        """Raise an unfinished item's budgets: add ``steps``, ``cost`` or ``runtime`` seconds.
+
+        Each adds to the current limit (or, where the item had none, to what it used so far).
+        An item paused as "budget exceeded" stays paused: :meth:`resume` it.
+
+        Raises:
+            NotFound: no such work id.
+            ConflictError: the item is finished.
+            BadInput: nothing to add, or a negative or out-of-range amount.
+        """
+        return await raise_budget(self, work_id, steps=steps, cost=cost, runtime=runtime)
+
+    async def pending_signals(self, work_id: str) -> list[Signal]:
+        """The signals sent to an item that no step has consumed yet, oldest first."""
+        return await pending_signals(self, work_id)
 
     async def retry(self, work_id: str) -> WorkMeta:
         """Queue a failed or dead item again, with fresh attempts, from its latest snapshot.

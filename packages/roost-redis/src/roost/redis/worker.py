@@ -27,6 +27,7 @@ from roost.redis.holder import Held, commit, fail, interrupted, progress, releas
 from roost.redis.identity import claim_identity
 from roost.redis.keys import Keys, new_token
 from roost.redis.maintenance import Clock
+from roost.redis.signals import receive
 from roost.redis.stopping import StopSignals
 from roost.redis.supervise import (
     Health,
@@ -36,6 +37,7 @@ from roost.redis.supervise import (
     supervise,
     watch,
 )
+from roost.redis.timeouts import step_limit, wait_step
 from roost.redis.upkeep import (
     deregister,
     heartbeat_pass,
@@ -47,7 +49,7 @@ from roost.redis.upkeep import (
 from roost.runtime.context import StepContext, use_step_context
 from roost.runtime.contract import accept
 from roost.runtime.errors import EngineContractError, PermanentError
-from roost.runtime.models import Lease, RuntimeEvent, Snapshot, WorkItem
+from roost.runtime.models import Lease, RuntimeEvent, Signal, Snapshot, WorkItem
 from roost.runtime.observe import Observers
 
 if TYPE_CHECKING:
@@ -525,6 +527,13 @@ class Worker:
                 # in flight: no step starts after that; the item goes back with its attempt.
                 await release(self, held, "worker stopping")
                 return
+            signals: list[Signal] = []
+            timed_out = False
+            if snapshot is not None:
+                try:
+                    snapshot, signals, timed_out = await receive(self, held, snapshot)
+                except RedisUnavailable:
+                    return  # the lease lapses; recovery hands the item on
             ctx = StepContext(
                 work_id=item.work_id,
                 version=version,
@@ -535,27 +544,16 @@ class Worker:
                 lease=lease,
                 report=lambda f, m, d: progress(self, held, f, m, d),
                 cancel_event=held.cancel_event,
+                signals=signals,
+                wait_timed_out=timed_out,
             )
 
-            record = self.observers.step_started(
-                work_id=item.work_id,
-                engine=item.engine,
-                version=version + 1,
-                attempt=attempt,
-                headers=item.headers,
-                queued_for=held.waits[0],
-                late_by=held.waits[1],
-            )
-            if record is not None:
-                held.records.append(record)
-                held.waits = (None, None)
-            held.task = asyncio.create_task(
-                self._call(ctx, engine, item, snapshot, version + 1),
-                context=record.context if record is not None else None,
-            )
-            await asyncio.wait({held.task})
-            exc = None if held.task.cancelled() else held.task.exception()
-            if held.task.cancelled() or (exc is not None and held.cancel_event.is_set()):
+            task = self._start_step(held, ctx, engine, item, snapshot, version, attempt)
+            timed_out = await wait_step(held, step_limit(engine, item))
+            exc = timed_out or (None if task.cancelled() else task.exception())
+            if not timed_out and (
+                task.cancelled() or (exc is not None and held.cancel_event.is_set())
+            ):
                 # Told to stop (worker stopping, lease lost, item cancelled): however the
                 # step ended, that is an interruption, not a failure of the step.
                 await interrupted(self, held)
@@ -574,7 +572,8 @@ class Worker:
                 terminal = isinstance(exc, EngineContractError | PermanentError)
                 await fail(self, held, item, exc, attempt, terminal=terminal)
                 return
-            new, snap_json, ended = held.task.result()
+            new, snap_json, ended = task.result()
+            held.charge += ctx.charged
             if snapshot is None and self._goes_on_after_init(new):
                 pending = snap_json
                 snapshot, version = new, version + 1
@@ -595,6 +594,35 @@ class Worker:
                 return
             pending = None
             snapshot, version, attempt, inline = next_snapshot, version + 1, 1, inline + 1
+
+    def _start_step(
+        self,
+        held: Held,
+        ctx: StepContext,
+        engine: Engine,
+        item: WorkItem,
+        snapshot: Snapshot | None,
+        version: int,
+        attempt: int,
+    ) -> asyncio.Task[tuple[Snapshot, str, float]]:
+        """Start the step after ``version`` as ``held.task``, observed (and traced) if asked."""
+        record = self.observers.step_started(
+            work_id=item.work_id,
+            engine=item.engine,
+            version=version + 1,
+            attempt=attempt,
+            headers=item.headers,
+            queued_for=held.waits[0],
+            late_by=held.waits[1],
+        )
+        if record is not None:
+            held.records.append(record)
+            held.waits = (None, None)
+        held.task = asyncio.create_task(
+            self._call(ctx, engine, item, snapshot, version + 1),
+            context=record.context if record is not None else None,
+        )
+        return held.task
 
     @staticmethod
     async def _call(
@@ -628,7 +656,12 @@ class Worker:
 
     def _goes_on_after_init(self, init: Snapshot) -> bool:
         """Whether step 1 follows init_snapshot at once, on the same lease and claims."""
-        return not init.is_finished and init.next_step_delay_seconds <= 0 and not self.stopping
+        return (
+            not init.is_finished
+            and init.next_step_delay_seconds <= 0
+            and not init.waits
+            and not self.stopping
+        )
 
     # -- background tasks -----------------------------------------------------------------
 

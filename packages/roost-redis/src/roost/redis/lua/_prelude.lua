@@ -1,6 +1,6 @@
 -- Shared prelude, prepended to every Roost script when it is loaded.
 --
--- KEYS layout (every script): 1-9 the state indexes in STATES order, then the queue's
+-- KEYS layout (every script): 1-11 the state indexes in STATES order, then the queue's
 -- leases and due sorted sets, the event stream, the stats hash, then the delivery route:
 -- SAQ's queued list, active list and incomplete set of one engine in the queue (its own
 -- SAQ queue) and that route's stranded-delivery hash, and the queue's set of engines.
@@ -11,15 +11,16 @@
 -- the caller picks the route of the item's engine.
 --
 -- Every script validates before its first write: Redis does not roll a script back.
-local STATES = {'queued', 'scheduled', 'retrying', 'waiting', 'running', 'done', 'failed',
-  'dead', 'cancelled'}
+local STATES = {'queued', 'scheduled', 'retrying', 'waiting', 'awaiting', 'paused', 'running',
+  'done', 'failed', 'dead', 'cancelled'}
 local STATE_KEY = {}
 for i, s in ipairs(STATES) do STATE_KEY[s] = KEYS[i] end
 local TERMINAL = {done = true, failed = true, dead = true, cancelled = true}
-local LEASES, DUE, EVENTS, STATS = KEYS[10], KEYS[11], KEYS[12], KEYS[13]
-local SAQ_QUEUED, SAQ_ACTIVE, SAQ_INCOMPLETE, STRAND = KEYS[14], KEYS[15], KEYS[16], KEYS[17]
-local ENGINES = KEYS[18]
-local NS_KEYS = 18
+local NST = #STATES
+local LEASES, DUE, EVENTS, STATS = KEYS[NST + 1], KEYS[NST + 2], KEYS[NST + 3], KEYS[NST + 4]
+local SAQ_QUEUED, SAQ_ACTIVE, SAQ_INCOMPLETE = KEYS[NST + 5], KEYS[NST + 6], KEYS[NST + 7]
+local STRAND, ENGINES = KEYS[NST + 8], KEYS[NST + 9]
+local NS_KEYS = NST + 9
 local SAQ_NAME, EVENTS_MAXLEN, WORKER = ARGV[1], ARGV[2], ARGV[3]
 local LEASE_TTL = tonumber(ARGV[4])
 local ENGINE = ARGV[5]
@@ -179,6 +180,20 @@ local function finish_cancel(meta, work_id, res_keys, resw_keys)
     '{"reason":"cancelled"}')
   return woken
 end
+
+-- ---- pause: begin (see pause.lua and resume.lua) -----------------------------------------
+-- Park an unfinished item that holds no lease in 'paused', remembering where it was (its
+-- state in 'pst', its due time in 'pdue') so that resume puts it back; ``reason`` is
+-- 'operator' or 'budget'. It leaves the due index: nothing runs it until it is resumed.
+local function pause_item(meta, work_id, reason)
+  local f = redis.call('HMGET', meta, 'state', 'due')
+  redis.call('HSET', meta, 'pst', f[1], 'pause', reason)
+  if f[2] then redis.call('HSET', meta, 'pdue', f[2]) else redis.call('HDEL', meta, 'pdue') end
+  redis.call('ZREM', DUE, work_id)
+  redis.call('HDEL', meta, 'due')
+  set_state(meta, work_id, f[1], 'paused')
+end
+-- ---- pause: end ---------------------------------------------------------------------------
 
 -- The shared start of every lease-holder call (commit, fail, release): read the item's
 -- state, last op and lease plus ``fields`` in one HMGET, and answer the cases that end the

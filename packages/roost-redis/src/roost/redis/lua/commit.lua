@@ -6,7 +6,17 @@
 -- with one, the item's init snapshot is committed as expected+1 in the same call and the
 -- step's result as expected+2), when the step ended (server ms as the worker estimates
 -- it, or ''): a delay runs from then, never later than from now.
--- Returns {'OK', version, event_id, woken, now, due_ms} or {'DUP'} (this very
+-- Waits (after those, see signal.lua): item key after the resource block: the item's signal
+-- stream; ARGV 18: the step's wait JSON, '' for none (a plain commit), else {consume = ids
+-- of the signals the step received, names = the signals it awaits next (outcome 'await'),
+-- timeout_ms (-1: none), approval = the approval request's JSON or ''}.
+-- Budgets (see budget.lua): ARGV 19: '' for none, else JSON {charge = what the step charged,
+-- count = 1 for a step (0 for an init snapshot committed alone), steps, cost, runtime_ms = the item's limits (-1: none; the meta's 'bsteps', 'bcost',
+-- 'bruntime' raised by an operator win)}; an item over a limit after this step is parked in
+-- 'paused' (reason 'budget') instead of going on.
+-- Pause (see pause.lua): an item paused while its step ran ('pause' set) is parked in 'paused'
+-- by this commit instead of going on (unless it finished); the reply's 7th value is then 1.
+-- Returns {'OK', version, event_id, woken, now, due_ms, paused} or {'DUP'} (this very
 -- commit already applied), {'STALE'}, {'GONE'}, {'CANCELLED', woken}, {'CONFLICT', version}.
 local meta, snap_key, hist_key, job = KEYS[NS_KEYS + 1], KEYS[NS_KEYS + 2],
   KEYS[NS_KEYS + 3], KEYS[NS_KEYS + 4]
@@ -22,9 +32,61 @@ local init_json, init_step = ARGV[NS_ARGS + 15], ARGV[NS_ARGS + 16]
 local ended = tonumber(ARGV[NS_ARGS + 17])
 local res_keys, resw_keys = res_block(NS_KEYS + 5, nres)
 
-local early, f = holder_call(meta, work_id, token, epoch, op, {'v', 'prog'}, res_keys, resw_keys)
+local early, f = holder_call(meta, work_id, token, epoch, op, {'v', 'prog', 'pause'}, res_keys,
+  resw_keys)
 if early then return early end
 if tonumber(f.v) ~= expected then return {'CONFLICT', f.v} end
+-- ---- signals: begin (waits and the signals a step consumed; see signal.lua) ----------
+local wait_json, sig_key = ARGV[NS_ARGS + 18] or '', KEYS[NS_KEYS + 5 + 2 * nres]
+local wait = nil
+if wait_json ~= '' then
+  wait = cjson.decode(wait_json)
+  -- What the step received is consumed with its commit, exactly once.
+  if #wait.consume > 0 then redis.call('XDEL', sig_key, unpack(wait.consume)) end
+  redis.call('HDEL', meta, 'wsig', 'appr')
+end
+-- Park the item (no lease) until a signal it awaits arrives; one sent before the wait was
+-- kept, and the item goes on at once.
+local function await_item()
+  local names = {}
+  for _, n in ipairs(wait.names) do names[n] = true end
+  for _, e in ipairs(redis.call('XRANGE', sig_key, '-', '+')) do
+    if names[e[2][2]] then
+      queue_item(meta, work_id, 'running', job, saq_key, dispatch)
+      return
+    end
+  end
+  if wait.timeout_ms >= 0 then
+    schedule_item(meta, work_id, 'running', 'awaiting', NOW + wait.timeout_ms)
+  else
+    set_state(meta, work_id, 'running', 'awaiting')
+  end
+  redis.call('HSET', meta, 'wsig', table.concat(wait.names, ' '))
+  if wait.approval ~= '' then redis.call('HSET', meta, 'appr', wait.approval) end
+end
+-- ---- signals: end ---------------------------------------------------------------------
+-- ---- pause: begin (a pause asked while the step ran takes effect here) ----------------
+local pausing = (f.pause and outcome ~= 'hold' and outcome ~= 'done') and true or false
+-- ---- budget: begin (spending is committed with the step that spent it) ------------------
+local budget_json, over = ARGV[NS_ARGS + 19] or '', nil
+if budget_json ~= '' and outcome ~= 'hold' then
+  local b = cjson.decode(budget_json)
+  local spent = tonumber(redis.call('HINCRBYFLOAT', meta, 'spent', b.charge))
+  local steps = redis.call('HINCRBY', meta, 'nsteps', b.count)
+  local g = redis.call('HMGET', meta, 'bsteps', 'bcost', 'bruntime', 'created')
+  local lsteps = tonumber(g[1] or b.steps)
+  local lcost, lrun = tonumber(g[2] or b.cost), tonumber(g[3] or b.runtime_ms)
+  if lsteps >= 0 and steps >= lsteps then over = 'steps'
+  elseif lcost >= 0 and spent >= lcost then over = 'cost'
+  elseif lrun >= 0 and NOW - tonumber(g[4] or NOW) >= lrun then over = 'runtime' end
+  if over and outcome ~= 'done' then
+    redis.call('HSET', meta, 'bover', over)
+    pausing = true
+  end
+end
+-- ---- budget: end ----------------------------------------------------------------------
+if pausing and outcome == 'inline' then outcome = 'queue' end
+-- ---- pause: end -----------------------------------------------------------------------
 -- Inline continuation never holds claims across steps; 'hold' keeps lease and claims (the
 -- worker records a failure right after).
 if outcome == 'inline' and nres > 0 then outcome = 'queue' end
@@ -64,6 +126,8 @@ else
     set_state(meta, work_id, 'running', 'done')
     etype = 'done'
     stat('done')
+  elseif outcome == 'await' then
+    await_item()
   elseif outcome == 'delay' then
     due = NOW + delay
     if ended then due = math.min(due, ended + delay) end
@@ -72,6 +136,7 @@ else
     queue_item(meta, work_id, 'running', job, saq_key, dispatch)
   end
 end
+if pausing then pause_item(meta, work_id, (over and 'budget') or f.pause) end  -- pause, budget
 stat('committed')
 local eid
 if etype == 'done' then
@@ -79,4 +144,4 @@ if etype == 'done' then
 else
   eid = emit(etype, work_id, step, version, data)
 end
-return {'OK', version, eid, woken, NOW, due}
+return {'OK', version, eid, woken, NOW, due, pausing and 1 or 0}

@@ -34,6 +34,8 @@ if tonumber(f.att) >= tonumber(f.maxatt) then
 end
 local due = NOW + backoff
 schedule_item(meta, work_id, 'running', 'retrying', due)
+local pause = meta_get(meta, 'pause')  -- pause: asked while the step ran (see pause.lua)
+if pause then pause_item(meta, work_id, pause) end
 emit('retrying', work_id, f.step, version, retry_data)
 stat('retried')
 return {'RETRYING', due, woken}

@@ -10,7 +10,8 @@ for i = 0, n - 1 do
   local due = redis.call('ZSCORE', DUE, work_id)
   if due and tonumber(due) <= NOW then
     local state = meta_get(meta, 'state')
-    if state == 'scheduled' or state == 'retrying' or state == 'waiting' then
+    if state == 'scheduled' or state == 'retrying' or state == 'waiting'
+      or state == 'awaiting' then
       queue_item(meta, work_id, state, job, ARGV[a + 2], ARGV[a + 1])
       -- The time it was due, for the lateness its worker reports (acquire reads and drops it).
       redis.call('HSET', meta, 'qdue', due)

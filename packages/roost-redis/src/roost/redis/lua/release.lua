@@ -16,5 +16,7 @@ if early then return early end
 redis.call('HSET', meta, 'att', math.max(tonumber(f.att) - 1, 0), 'op', op)
 local woken = release_lease(meta, work_id, res_keys, resw_keys)
 queue_item(meta, work_id, 'running', job, saq_key, dispatch, true)
+local pause = meta_get(meta, 'pause')  -- pause: asked while the step ran (see pause.lua)
+if pause then pause_item(meta, work_id, pause) end
 emit('released', work_id, f.step, tonumber(f.v), cjson.encode({reason = reason}))
 return {'OK', woken}

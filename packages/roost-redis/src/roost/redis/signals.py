@@ -1,0 +1,160 @@
+"""Signals and approvals: sending them, and handing what arrived to the step after a wait.
+
+A signal is appended to its item's signal stream (``Keys.sig``) by ``signal.lua``, which
+also wakes the item when it awaits that name. The step after the wait receives the signals
+it waited for (oldest first) in its step context; its commit deletes exactly those from the
+stream (``commit.lua``), so a step that fails or loses its lease leaves them for the retry.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any, cast
+
+from pydantic import BaseModel
+
+from roost.redis.keys import Keys, new_token
+from roost.runtime import limits, strictjson
+from roost.runtime.errors import BadInput, NotFound, SignalRefused
+from roost.runtime.models import Signal, Snapshot, validate_signal_name
+
+if TYPE_CHECKING:
+    from roost.redis.holder import Held
+    from roost.redis.swarm import RedisSwarm
+    from roost.redis.worker import Worker
+
+__all__ = [
+    "SignalSent",
+    "decision",
+    "pending_signals",
+    "receive",
+    "send_signal",
+    "wait_arg",
+]
+
+MAX_SENDER = 200
+"""Characters a sender's name may take."""
+MAX_NOTE = 4000
+"""Characters an approval's or rejection's note may take."""
+
+
+class SignalSent(BaseModel):
+    """What ``signal`` did: the signal's id, and whether it woke the item."""
+
+    work_id: str
+    name: str
+    signal_id: str
+    woke: bool
+
+
+def _check(name: str, payload: object, sender: str) -> str:
+    try:
+        validate_signal_name(name)
+    except ValueError as exc:
+        raise BadInput(str(exc)) from None
+    if not isinstance(payload, dict):
+        raise BadInput(f"signal payload must be a JSON object, not {type(payload).__name__}")
+    payload = cast("dict[str, Any]", payload)
+    strictjson.check(payload)
+    limits.check_signal_payload(payload, "signal payload")
+    if len(sender) > MAX_SENDER:
+        raise BadInput(f"sender must be at most {MAX_SENDER} characters")
+    return json.dumps(payload, separators=(",", ":"), allow_nan=False)
+
+
+async def send_signal(
+    swarm: RedisSwarm, work_id: str, name: str, payload: dict[str, Any], sender: str
+) -> SignalSent:
+    """Send a signal; see :meth:`RedisSwarm.signal`."""
+    body = _check(name, payload, sender)
+    h: dict[str, str] = await swarm.client.hgetall(swarm.keys.meta(work_id))
+    if not h:
+        raise NotFound(f"unknown work id {work_id!r}")
+    keys = swarm.keys.for_queue(h.get("queue") or swarm.settings.queue)
+    keys = keys.for_engine(h.get("engine", ""))
+    dispatch = new_token()
+    suffix = Keys.job_suffix(work_id, dispatch)
+    reply = await swarm.run_script(
+        "signal",
+        [keys.meta(work_id), keys.sig(work_id), keys.job(suffix)],
+        [work_id, name, body, sender, dispatch, suffix, limits.MAX_PENDING_SIGNALS],
+        keys=keys,
+    )
+    code = reply[0]
+    if code == "GONE":
+        raise NotFound(f"unknown work id {work_id!r}")
+    if code == "TERMINAL":
+        raise SignalRefused(f"work {work_id} is {reply[1]}; it takes no more signals")
+    if code == "FULL":
+        raise SignalRefused(
+            f"work {work_id} holds {reply[1]} signals no step has consumed yet "
+            f"(at most {limits.MAX_PENDING_SIGNALS}); try again once it has run"
+        )
+    return SignalSent(work_id=work_id, name=name, signal_id=str(reply[1]), woke=code == "WOKE")
+
+
+def decision(approved: bool, note: str | None) -> dict[str, Any]:
+    """The payload of an approval (``approved``) or a rejection.
+
+    Raises:
+        BadInput: the note is longer than :data:`MAX_NOTE` characters.
+    """
+    if note is not None and len(note) > MAX_NOTE:
+        raise BadInput(f"note must be at most {MAX_NOTE} characters")
+    return {"decision": "approved" if approved else "rejected", "note": note or ""}
+
+
+def _parse(entry_id: str, fields: dict[str, str]) -> Signal:
+    return Signal(
+        id=entry_id,
+        name=fields.get("n", "?"),
+        payload=json.loads(fields.get("p") or "{}"),
+        ts=int(fields.get("t") or 0) / 1000.0,
+        sender=fields.get("s", ""),
+    )
+
+
+async def pending_signals(swarm: RedisSwarm, work_id: str) -> list[Signal]:
+    """The signals sent to an item and not consumed yet, oldest first."""
+    rows = await swarm.client.xrange(swarm.keys.sig(work_id), "-", "+")
+    return [_parse(eid, fields) for eid, fields in rows]
+
+
+async def receive(
+    worker: Worker, held: Held, snapshot: Snapshot
+) -> tuple[Snapshot, list[Signal], bool]:
+    """What the step after a wait starts from.
+
+    Returns the snapshot without its wait, the signals it waited for that arrived (their
+    ids recorded on ``held``, for the commit to consume) and whether the wait timed out.
+    A snapshot that did not wait costs no round trip.
+    """
+    if not snapshot.waits:
+        held.consume = []
+        return snapshot, [], False
+    names = set(snapshot.waits_for)
+    key = held.keys.sig(held.work_id)
+    rows = await worker.retrying(
+        lambda: worker.swarm.client.xrange(key, "-", "+"), deadline=held.deadline
+    )
+    arrived = [s for s in (_parse(eid, f) for eid, f in rows) if s.name in names]
+    held.consume = [s.id for s in arrived]
+    timed_out = not arrived and snapshot.wait_timeout_seconds is not None
+    return snapshot.without_wait(), arrived, timed_out
+
+
+def wait_arg(new: Snapshot, consume: list[str]) -> str:
+    """The wait argument of ``commit.lua``: '' for a plain commit."""
+    if not consume and not new.waits:
+        return ""
+    names = new.waits_for if new.waits else []
+    timeout = new.wait_timeout_seconds
+    approval = new.approval_request
+    return json.dumps(
+        {
+            "consume": consume,
+            "names": names,
+            "timeout_ms": -1 if timeout is None or not names else int(round(timeout * 1000)),
+            "approval": approval.model_dump_json() if approval and names else "",
+        }
+    )
