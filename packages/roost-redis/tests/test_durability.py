@@ -158,11 +158,13 @@ async def test_retention_deletes_finished_items_with_their_index_entries(
         await swarm.enqueue("hashchain", {"steps": 1}, idempotency_key=f"k{i}") for i in range(3)
     ]
     live = await swarm.enqueue("hashchain", {"steps": 1, "mode": "sleep", "seconds": 30})
+    await swarm.signal(ids[0], "never-awaited")  # its signal stream outlives the item's run
     async with running_worker([HashChainEngine()]):
         for work_id in ids:
             await until(lambda w=work_id: is_state(swarm, w, WorkState.DONE))
         await until(lambda: is_state(swarm, live, WorkState.RUNNING))
         await asyncio.sleep(1.1)
+        assert len(await swarm.pending_signals(ids[0])) == 1
         short = settings.model_copy(update={"retention": 1.0})
         async with RedisSwarm(short, registry=registry()) as purger:
             deleted = await purge_expired(purger, purger.keys, Clock())
@@ -173,6 +175,7 @@ async def test_retention_deletes_finished_items_with_their_index_entries(
             assert await swarm.client.get(swarm.keys.snap(work_id)) is None
             assert await swarm.client.get(swarm.keys.item(work_id)) is None
             assert await swarm.client.get(swarm.keys.idem(f"k{i}")) is None
+        assert await swarm.pending_signals(ids[0]) == []  # the stream went with the item
         assert (await swarm.status(live)).meta.state == WorkState.RUNNING
         await swarm.cancel(live)
 

@@ -37,6 +37,7 @@ def keys_of(keys: Keys, name: str) -> set[str]:
     """Every key a name can occupy, whatever kind of name it is."""
     return {
         *keys.item_keys(name),
+        keys.sig(name),
         keys.idem(name),
         keys.res(name),
         keys.resw(name),

@@ -51,7 +51,7 @@ _NEXT = {
     "queue": "requeued",
     "done": "finished",
     "hold": "saved; the step failed",
-    "await": "awaits signals",
+    "await_signals": "awaits signals",
 }
 
 

@@ -77,7 +77,7 @@ def _outcome(worker: Worker, new: Snapshot, item: WorkItem, inline: int) -> tupl
     if new.is_finished:
         return "done", 0
     if new.waits:
-        return "await", 0
+        return "await_signals", 0
     delay_ms = int(round(new.next_step_delay_seconds * 1000))
     if delay_ms > 0:
         return "delay", delay_ms

@@ -15,7 +15,7 @@ grammar of a key is::
     part    = *( safe / "%" HEX HEX )      (a name, encoded)
     safe    = ALPHA / DIGIT / "_" / "." / "-"
     family  = "w:" / "idem:" / "res:" / "resw:" / "worker:" / "state:" / "q:" / ...
-    suffix  = "item" / "snap" / "hist" / "leases" / "due" / ...  (fixed words)
+    suffix  = "item" / "snap" / "hist" / "sig" / "leases" / "due" / ...  (fixed words)
 
 Every UTF-8 byte of a name that is not ``safe`` is written as ``%`` and two uppercase hex
 digits (``%`` itself included), so an encoded part never contains ``:``, ``|``, ``{`` or
@@ -201,9 +201,9 @@ class Keys:
         return f"{self.base}worker:{encode_part(worker_id)}"
 
     def item_keys(self, work_id: str) -> list[str]:
-        """meta, item, snap, hist, sig."""
+        """meta, item, snap, hist."""
         meta = self.meta(work_id)
-        return [meta, f"{meta}:item", f"{meta}:snap", f"{meta}:hist", f"{meta}:sig"]
+        return [meta, f"{meta}:item", f"{meta}:snap", f"{meta}:hist"]
 
     def res_block(self, resources: list[str]) -> list[str]:
         """Resource keys followed by their waiter keys, as scripts expect them."""

@@ -1,18 +1,20 @@
 -- Commit a step: the fenced, atomic heart of Roost. Item keys: meta, snap, hist, next job,
 -- then nres resource keys and nres waiter keys.
 -- ARGV: work_id, token, epoch, op, expected_version, snapshot_json, step, outcome
--- ('done' | 'inline' | 'hold' | 'queue' | 'delay'), delay_ms, dispatch, saq job key suffix,
--- history, nres, event data json, init snapshot json and its step ('' and '' when none:
--- with one, the item's init snapshot is committed as expected+1 in the same call and the
--- step's result as expected+2), when the step ended (server ms as the worker estimates
+-- ('done' | 'inline' | 'hold' | 'queue' | 'delay' | 'await_signals'), delay_ms, dispatch,
+-- saq job key suffix, history, nres, event data json, init snapshot json and its step
+-- ('' and '' when none: with one, the item's init snapshot is committed as expected+1 in
+-- the same call and the step's result as expected+2), when the step ended (server ms as the worker estimates
 -- it, or ''): a delay runs from then, never later than from now.
 -- Waits (after those, see signal.lua): item key after the resource block: the item's signal
 -- stream; ARGV 18: the step's wait JSON, '' for none (a plain commit), else {consume = ids
--- of the signals the step received, names = the signals it awaits next (outcome 'await'),
--- timeout_ms (-1: none), approval = the approval request's JSON or ''}.
+-- of the signals the step received, names = the signals it awaits next, timeout_ms (-1:
+-- none), approval = the approval request's JSON or ''}; with outcome 'await_signals' the
+-- item is parked in 'awaiting' (or queued at once if one it awaits already came).
 -- Budgets (see budget.lua): ARGV 19: '' for none, else JSON {charge = what the step charged,
--- count = 1 for a step (0 for an init snapshot committed alone), steps, cost, runtime_ms = the item's limits (-1: none; the meta's 'bsteps', 'bcost',
--- 'bruntime' raised by an operator win)}; an item over a limit after this step is parked in
+-- count = 1 for a step (0 for an init snapshot committed alone), steps, cost, runtime_ms =
+-- the item's limits (-1: none; the meta's 'bsteps', 'bcost', 'bruntime' raised by an
+-- operator win)}; an item over a limit after this step is parked in
 -- 'paused' (reason 'budget') instead of going on.
 -- Pause (see pause.lua): an item paused while its step ran ('pause' set) is parked in 'paused'
 -- by this commit instead of going on (unless it finished); the reply's 7th value is then 1.
@@ -126,7 +128,7 @@ else
     set_state(meta, work_id, 'running', 'done')
     etype = 'done'
     stat('done')
-  elseif outcome == 'await' then
+  elseif outcome == 'await_signals' then
     await_item()
   elseif outcome == 'delay' then
     due = NOW + delay
