@@ -18,6 +18,8 @@ from roost.runtime.errors import BadInput
 
 __all__ = [
     "ATTEMPTS",
+    "CHILDREN_PER_STEP",
+    "CHILD_DEPTH",
     "CONCURRENCY",
     "DAY",
     "DELAY",
@@ -117,6 +119,10 @@ PRIORITY = Range(-1_000_000, 1_000_000)
 CONCURRENCY = Range(1, 10_000)
 SCHEDULE_EVERY = Range(1.0, 365 * DAY, seconds=True)
 """The interval of a schedule that runs every so often."""
+CHILDREN_PER_STEP = Range(0, 1000)
+"""Children one step may spawn (they are created by one atomic commit)."""
+CHILD_DEPTH = Range(1, 16)
+"""How deep children may nest: a child of a top-level item is at depth 1."""
 
 DOCUMENTED: list[tuple[str, Range, str]] = [
     ("delay", DELAY, "`enqueue --delay`, `Snapshot.next_step_delay_seconds`"),
@@ -137,6 +143,8 @@ DOCUMENTED: list[tuple[str, Range, str]] = [
     ("priority", PRIORITY, "`enqueue --priority`, `WorkItem.priority`"),
     ("concurrency", CONCURRENCY, "`worker --concurrency`"),
     ("schedule interval", SCHEDULE_EVERY, "`schedule add --every`"),
+    ("children per step", CHILDREN_PER_STEP, "`StepContext.spawn` (one step's commit)"),
+    ("child depth", CHILD_DEPTH, "`StepContext.spawn` (children of children ...)"),
 ]
 """(what, range, where it applies): the README's table of limits."""
 

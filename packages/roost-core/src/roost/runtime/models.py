@@ -22,6 +22,7 @@ from roost.runtime.errors import BadInput
 
 __all__ = [
     "Artifact",
+    "ChildOf",
     "ErrorInfo",
     "EventType",
     "Lease",
@@ -87,6 +88,8 @@ class WorkState(StrEnum):
     """A step failed; waiting for its backoff before the next attempt."""
     WAITING = "waiting"
     """A resource it needs is held by another item."""
+    AWAITING = "awaiting"
+    """Waiting, without a lease, for signals, an approval or its children."""
     RUNNING = "running"
     """Leased to a worker."""
     DONE = "done"
@@ -128,6 +131,19 @@ class Artifact(BaseModel):
     uri: str | None = None
 
 
+class ChildOf(BaseModel):
+    """Where a child work item comes from: its parent, its depth, what the parent keeps.
+
+    ``depth`` is 1 for a child of a top-level item, 2 for a grandchild, ...
+    (at most :data:`roost.runtime.limits.CHILD_DEPTH`); ``keep`` names the keys of the
+    child's final ``data`` its parent receives (``None``: all of them).
+    """
+
+    parent_id: str
+    depth: int = 1
+    keep: list[str] | None = None
+
+
 class WorkItem(BaseModel):
     """A durable unit of work: which engine runs it, with what payload and resources.
 
@@ -144,6 +160,8 @@ class WorkItem(BaseModel):
     max_attempts: int | None = None
     queue: str | None = None
     created_at: float = Field(default_factory=time.time)
+    child_of: ChildOf | None = None
+    """Set on a child work item (spawned by a step of its parent)."""
 
     @field_validator("engine")
     @classmethod
@@ -262,6 +280,7 @@ class EventType(StrEnum):
     REPLAYED = "replayed"
     PROGRESS = "progress"
     REDISPATCHED = "redispatched"
+    CHILDREN_READY = "children_ready"
 
 
 class RuntimeEvent(BaseModel):
@@ -329,6 +348,14 @@ class WorkMeta(BaseModel):
     last_error: ErrorInfo | None = None
     progress: Progress | None = None
     cancel_requested: bool = False
+    parent_id: str | None = None
+    """The parent of a child work item."""
+    children_total: int = 0
+    """How many children its steps spawned."""
+    children_finished: int = 0
+    """How many of them finished (done, failed, dead or cancelled)."""
+    children_wait: int | None = None
+    """While ``awaiting`` its children: how many must have finished before it goes on."""
 
     @property
     def error_is_past(self) -> bool:

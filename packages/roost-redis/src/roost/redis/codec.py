@@ -45,6 +45,10 @@ META_FIELDS = (
     "cxl",
     "err",
     "prog",
+    "pid",
+    "kn",
+    "kfin",
+    "kwait",
 )
 """The meta hash fields a status read needs (HMGET order)."""
 
@@ -90,6 +94,10 @@ def meta_from_hash(work_id: str, h: dict[str, str], default_max_attempts: int) -
         last_error=err,
         progress=prog,
         cancel_requested=bool(h.get("cxl")),
+        parent_id=h.get("pid") or None,
+        children_total=_int(h.get("kn")),
+        children_finished=_int(h.get("kfin")),
+        children_wait=_int(h["kwait"]) if h.get("kwait") else None,
     )
 
 

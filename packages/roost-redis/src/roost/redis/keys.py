@@ -51,6 +51,7 @@ STATE_ORDER: tuple[WorkState, ...] = (
     WorkState.SCHEDULED,
     WorkState.RETRYING,
     WorkState.WAITING,
+    WorkState.AWAITING,
     WorkState.RUNNING,
     WorkState.DONE,
     WorkState.FAILED,
@@ -173,6 +174,10 @@ class Keys:
     def hist(self, work_id: str) -> str:
         """List of earlier snapshots, newest first (only with history on)."""
         return f"{self.meta(work_id)}:hist"
+
+    def kids(self, work_id: str) -> str:
+        """Hash of an item's children: child work id -> '' while unfinished, else its state."""
+        return f"{self.meta(work_id)}:kids"
 
     def idem(self, key: str) -> str:
         """Maps an idempotency key to its work id."""

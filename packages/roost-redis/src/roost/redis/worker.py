@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from roost.redis.children import family_for
 from roost.redis.connection import BLOCK_SECONDS
 from roost.redis.delivery import migrate_legacy
 from roost.redis.faults import describe
@@ -500,6 +501,7 @@ class Worker:
                 lease=lease,
                 report=lambda f, m, d: progress(self, held, f, m, d),
                 cancel_event=held.cancel_event,
+                family=family_for(self.swarm, item, stepping=snapshot is not None),
             )
 
             held.task = asyncio.create_task(self._call(ctx, engine, item, snapshot, version + 1))
@@ -540,6 +542,7 @@ class Worker:
                 inline,
                 init=snapshot if pending is not None else None,
                 ended=ended,
+                ctx=ctx,
             )
             if next_snapshot is None:
                 return
