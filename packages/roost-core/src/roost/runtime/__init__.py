@@ -1,6 +1,7 @@
 """Roost's contract: models, the engine protocol, plugins, settings and stores."""
 
 from roost.runtime.artifacts import FileArtifactStore
+from roost.runtime.children import ChildOutcome, WaitFor
 from roost.runtime.context import StepContext, step_context, use_step_context
 from roost.runtime.engine import Engine, EngineFactory
 from roost.runtime.errors import (
@@ -19,6 +20,7 @@ from roost.runtime.errors import (
 from roost.runtime.hookspecs import hookimpl
 from roost.runtime.models import (
     Artifact,
+    ChildOf,
     ErrorInfo,
     EventType,
     Lease,
@@ -43,6 +45,8 @@ __all__ = [
     "BadInput",
     "BrokenEngine",
     "BrokenPlugin",
+    "ChildOf",
+    "ChildOutcome",
     "ConflictError",
     "Engine",
     "EngineContractError",
@@ -66,6 +70,7 @@ __all__ = [
     "StaleLease",
     "StepContext",
     "UnknownEngine",
+    "WaitFor",
     "WorkItem",
     "WorkMeta",
     "WorkPage",
