@@ -118,3 +118,14 @@ async def test_schedules_make_one_item_per_tick_while_workers_die(tmp_path: Path
     assert result.items >= cfg.schedules * (cfg.seconds - 3)
     assert result.commits == result.items * 2
     assert result.duplicates == 0 and result.dead == 0
+
+
+async def test_children_under_worker_kills_run_once_and_parents_go_on_once(tmp_path: Path):
+    """Parents fan out to children while workers are SIGKILLed: each child once, each parent
+    continues exactly once with every outcome."""
+    cfg = QUICK["children"].config
+    result = await scenario("children", tmp_path)
+    assert result.notes["worker_kills"] == cfg.kills
+    assert result.notes["children"] == cfg.parents * cfg.children
+    assert result.commits == cfg.parents * cfg.children * (cfg.steps + 1)
+    assert result.duplicates == 0 and result.dead == 0

@@ -32,7 +32,7 @@ def test_overview_shape(client: TestClient, seed: Seeder, enqueue: Callable[...,
         >= 4
     )  # init + 3 steps, in this minute or the one before
     assert [w["work_id"] for w in ov["live"]["queued"]] == [queued]
-    assert set(ov["live"]) == {"running", "waiting", "retrying", "scheduled", "queued"}
+    assert set(ov["live"]) == {"running", "awaiting", "waiting", "retrying", "scheduled", "queued"}
     assert ov["events"][0]["type"] == "enqueued"  # newest first
     assert all("summary" in e for e in ov["events"])
     assert ov["workers"] == []  # the seeding worker has stopped

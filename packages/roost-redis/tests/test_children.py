@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from roost.redis import RedisSwarm
-from roost.runtime import WorkState
+from roost.runtime import WorkState, limits
 from roost_testkit.engines import HashChainEngine, expected_state, read_log
 from roost_testkit.family import FanOutEngine
 
@@ -246,3 +246,48 @@ async def test_fifty_children_across_three_workers_with_sigkills(
         len(g["outcomes"]) == 50 and all(o["state"] == "done" for o in g["outcomes"])
         for g in committed
     )
+
+
+async def test_children_of_children(swarm, running_worker, until):
+    top = await swarm.enqueue("fanout", {"children": 2, "nest": 1})
+    async with running_worker([FanOutEngine(), HashChainEngine()], concurrency=6):
+        await until(lambda: state_is(swarm, top, WorkState.DONE), timeout=30)
+    kids = await swarm.children(top)
+    assert [k.engine for k in kids] == ["fanout", "fanout"]
+    grandchildren = [g for k in kids for g in await swarm.children(k.work_id)]
+    assert len(grandchildren) == 4
+    assert all(g.state == WorkState.DONE and g.engine == "hashchain" for g in grandchildren)
+    item = (await swarm.status(grandchildren[0].work_id)).item
+    assert item is not None and item.child_of is not None
+    assert item.child_of.depth == 2 and item.child_of.parent_id == kids[0].work_id
+
+
+async def test_nesting_past_the_depth_limit_fails_the_deepest_parent_only(
+    swarm, running_worker, until
+):
+    top = await swarm.enqueue("fanout", {"children": 1, "nest": 40})
+    async with running_worker([FanOutEngine(), HashChainEngine()], concurrency=4):
+        await until(lambda: state_is(swarm, top, WorkState.DONE), timeout=60)
+    chain = [top]
+    while kids := await swarm.children(chain[-1]):
+        chain.append(kids[0].work_id)
+    assert len(chain) == 1 + int(limits.CHILD_DEPTH.high)
+    deepest = (await swarm.status(chain[-1])).meta
+    assert deepest.state == WorkState.FAILED and deepest.children_total == 0
+    assert deepest.last_error is not None
+    assert "nest at most 16 deep" in deepest.last_error.message
+    metas = await swarm.metas(chain[:-1])
+    assert [m.state if m else None for m in metas] == [WorkState.DONE] * 16
+
+
+async def test_too_many_children_in_one_step_fail_it_and_spawn_nothing(
+    swarm, running_worker, until
+):
+    too_many = int(limits.CHILDREN_PER_STEP.high) + 1
+    parent = await swarm.enqueue("fanout", {"children": too_many})
+    async with running_worker([FanOutEngine(), HashChainEngine()], concurrency=4):
+        await until(lambda: state_is(swarm, parent, WorkState.FAILED), timeout=30)
+    meta = (await swarm.status(parent)).meta
+    assert meta.children_total == 0 and await swarm.children(parent) == []
+    assert meta.last_error is not None and "at most 1000 children" in meta.last_error.message
+    assert (await swarm.counts())["scheduled"] == 0

@@ -7,6 +7,7 @@
   ``key_prefix``: give each an idempotency key ``<key_prefix>-<index>``; ``keep``: the
   data keys the parent keeps;
 - ``wait``: ``"all"`` (default), ``"any"`` or a number;
+- ``nest``: spawn ``fanout`` children with ``nest - 1`` (grandchildren, ...) instead;
 - ``spawn_mode``: ``raise`` or ``exit`` after spawning, on the first ``fail_times`` attempts
   (default 1): the spawning step fails or kills its worker before its commit;
 - ``gather_seconds``: the gathering step sleeps first (children finish meanwhile).
@@ -51,11 +52,14 @@ class FanOutEngine:
         }
         if snapshot.step == "spawn":
             ids = []
+            nest = int(p.get("nest", 0))
             for i in range(int(p.get("children", 3))):
+                engine = "fanout" if nest else str(p.get("child_engine", "hashchain"))
+                payload = {**p, "nest": nest - 1} if nest else self._child_payload(p, i)
                 ids.append(
                     ctx.spawn(
-                        str(p.get("child_engine", "hashchain")),
-                        {**self._child_payload(p, i), "index": i},
+                        engine,
+                        {**payload, "index": i},
                         idempotency_key=f"{p['key_prefix']}-{i}" if p.get("key_prefix") else None,
                         keep=p.get("keep"),
                     )

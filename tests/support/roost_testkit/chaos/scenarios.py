@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from roost_testkit.chaos.base import ChaosEnv, Result
+from roost_testkit.chaos.children import ChildrenConfig, children_under_kills
 from roost_testkit.chaos.contention import (
     EnqueueConfig,
     ResourceConfig,
@@ -44,6 +45,7 @@ def tier(full: bool) -> list[Scenario]:
             Scenario("resources", resource_contention, ResourceConfig()),
             Scenario("enqueue", idempotent_enqueue, EnqueueConfig()),
             Scenario("schedules", scheduled_ticks, ScheduleConfig()),
+            Scenario("children", children_under_kills, ChildrenConfig()),
         ]
     return [
         Scenario(
@@ -71,6 +73,11 @@ def tier(full: bool) -> list[Scenario]:
             "schedules",
             scheduled_ticks,
             ScheduleConfig(schedules=20, workers=4, seconds=300.0, timeout=300.0),
+        ),
+        Scenario(
+            "children",
+            children_under_kills,
+            ChildrenConfig(parents=20, children=50, workers=4, kills=40, timeout=600.0),
         ),
     ]
 

@@ -5,7 +5,8 @@ Like :mod:`roost_testkit.worker_main` (settings from ROOST_* variables), with th
 sinks (``stale_commit``, ``lease_lost``... which never reach the stream) appended as a JSON
 line to ``$ROOST_CHAOS_EVENTS``, plus one ``stopping`` record with the moment the worker
 began to stop (its first SIGTERM), so a test can tell which steps started after that.
-Prints ``ready <worker id>`` once the worker loop runs.
+Prints ``ready <worker id>`` once the worker loop runs. With ``ROOST_CHAOS_FANOUT`` set it
+also runs :class:`~roost_testkit.family.FanOutEngine` (parents that spawn hash-chain children).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import time
 from roost.redis import RedisSwarm
 from roost.runtime import Registry, RuntimeEvent, get_plugin_manager
 from roost_testkit.chaos.engine import ChaosEngine
+from roost_testkit.family import FanOutEngine
 
 
 class FileSink:
@@ -90,9 +92,12 @@ async def main() -> None:
         record_stopping(sinks[0])
     registry = Registry.load(get_plugin_manager(autoload=False))
     asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, dump_tasks)
+    engines: list[ChaosEngine | FanOutEngine] = [ChaosEngine()]
+    if os.environ.get("ROOST_CHAOS_FANOUT"):
+        engines.append(FanOutEngine())  # the parents of the child-work scenario
     async with RedisSwarm(registry=registry) as swarm:
         task = asyncio.create_task(
-            swarm.run_worker([ChaosEngine()], concurrency=args.concurrency, sinks=sinks)
+            swarm.run_worker(engines, concurrency=args.concurrency, sinks=sinks)
         )
         while not swarm.worker_id and not task.done():
             await asyncio.sleep(0.005)
