@@ -13,6 +13,7 @@ from roost.redis import RedisSwarm
 from roost.runtime import WorkState, limits
 from roost_testkit.engines import HashChainEngine, expected_state, read_log
 from roost_testkit.family import FanOutEngine
+from roost_testkit.redis_faults import out_of_memory
 
 
 async def state_is(swarm: RedisSwarm, work_id: str, state: WorkState) -> bool:
@@ -208,22 +209,26 @@ async def test_fifty_children_across_three_workers_with_sigkills(
     log = tmp_path / "attempts.jsonl"
     monkeypatch.setenv("ROOST_TEST_LOG", str(log))
     env = {"ROOST_TEST_LOG": str(log)}
+    procs = [spawn_worker(concurrency=2, engines="fanout,hashchain", env=env) for _ in range(3)]
     parent = await swarm.enqueue(
         "fanout",
-        {"children": 50, "child_payload": {"steps": 3, "mode": "sleep", "seconds": 0.3}},
+        {"children": 50, "child_payload": {"steps": 3, "mode": "sleep", "seconds": 0.5}},
     )
-    procs = [spawn_worker(concurrency=4, engines="fanout,hashchain", env=env) for _ in range(3)]
+    # Kill a worker as the children pass 5, 15, 25 and 35 done: all four kills land while
+    # children (and so the parent) are unfinished, however slowly workers start.
     kills = 0
-    deadline = time.monotonic() + 90
+    deadline = time.monotonic() + 120
     while not await state_is(swarm, parent, WorkState.DONE):
         assert time.monotonic() < deadline, "the parent did not finish"
-        await asyncio.sleep(0.5)
-        if kills < 4:
+        await asyncio.sleep(0.2)
+        done = sum(k.state == WorkState.DONE for k in await swarm.children(parent))
+        if kills < 4 and done >= 5 + 10 * kills:
+            assert done < 50
             victim = kills % 3
             procs[victim].send_signal(signal.SIGKILL)
             procs[victim].wait(10)
             kills += 1
-            procs[victim] = spawn_worker(concurrency=4, engines="fanout,hashchain", env=env)
+            procs[victim] = spawn_worker(concurrency=2, engines="fanout,hashchain", env=env)
     assert kills == 4
     status = await swarm.status(parent)
     assert status.meta.version == 3  # init, spawn, gather: no step twice
@@ -291,3 +296,53 @@ async def test_too_many_children_in_one_step_fail_it_and_spawn_nothing(
     assert meta.children_total == 0 and await swarm.children(parent) == []
     assert meta.last_error is not None and "at most 1000 children" in meta.last_error.message
     assert (await swarm.counts())["scheduled"] == 0
+
+
+async def test_a_retried_dead_child_is_unfinished_again_for_its_parent(
+    swarm, running_worker, until
+):
+    bad = {"steps": 1, "mode": "raise"}
+    parent = await swarm.enqueue(
+        "fanout", {"children": 2, "wait": 2, "child_payloads": [bad, {"steps": 1}]}
+    )
+    engines = [FanOutEngine(), HashChainEngine(max_attempts=1)]
+    async with running_worker(engines, concurrency=4):
+        await until(lambda: state_is(swarm, parent, WorkState.DONE), timeout=30)
+    dead, ok = await swarm.children(parent)
+    assert (dead.state, ok.state) == (WorkState.DEAD, WorkState.DONE)
+    assert (await swarm.status(parent)).meta.children_finished == 2
+    # No worker runs: the retried child stays queued, unfinished for its parent.
+    await swarm.retry(dead.work_id)
+    assert (await swarm.status(parent)).meta.children_finished == 1
+    assert (await swarm.child_outcomes(parent))[0].finished is False
+    async with running_worker(engines, concurrency=4):
+        await until(lambda: state_is(swarm, dead.work_id, WorkState.DEAD), timeout=30)
+    assert (await swarm.status(parent)).meta.children_finished == 2
+    outcomes = await swarm.child_outcomes(parent)
+    assert [o.state for o in outcomes] == [WorkState.DEAD, WorkState.DONE]
+    assert outcomes[0].error is not None and outcomes[0].error.type == "RuntimeError"
+
+
+async def test_a_spawning_commit_held_up_by_redis_oom_spawns_once_and_uses_no_attempt(
+    swarm, running_worker, until, redis_url: str, tmp_path: Path, monkeypatch
+):
+    log = tmp_path / "attempts.jsonl"
+    monkeypatch.setenv("ROOST_TEST_LOG", str(log))
+    parent = await swarm.enqueue("fanout", {"children": 5, "spawn_seconds": 0.5})
+
+    async def spawned() -> bool:
+        return any(r.get("phase") == "spawn" for r in read_log(log)) if log.exists() else False
+
+    async with running_worker([FanOutEngine(), HashChainEngine()], concurrency=4):
+        await until(spawned, timeout=20)
+        with out_of_memory(redis_url):  # the commit comes while every write is refused
+            await asyncio.sleep(1.5)
+            assert (await swarm.status(parent)).meta.children_total == 0
+        await until(lambda: state_is(swarm, parent, WorkState.DONE), timeout=30)
+    spawns = [r for r in read_log(log) if r.get("phase") == "spawn"]
+    assert [r["attempt"] for r in spawns] == [1]
+    kids = await swarm.children(parent)
+    assert [k.work_id for k in kids] == spawns[0]["spawned"]
+    assert all(k.state == WorkState.DONE for k in kids)
+    status = await swarm.status(parent)
+    assert status.meta.version == 3 and status.meta.children_total == 5

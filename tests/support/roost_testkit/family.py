@@ -10,6 +10,7 @@
 - ``nest``: spawn ``fanout`` children with ``nest - 1`` (grandchildren, ...) instead;
 - ``spawn_mode``: ``raise`` or ``exit`` after spawning, on the first ``fail_times`` attempts
   (default 1): the spawning step fails or kills its worker before its commit;
+- ``spawn_seconds``: the spawning step sleeps after spawning, before it returns;
 - ``gather_seconds``: the gathering step sleeps first (children finish meanwhile).
 
 Every attempt appends a JSON line to ``$ROOST_TEST_LOG``: ``phase`` ``spawn`` (with the ids
@@ -66,6 +67,7 @@ class FanOutEngine:
                 )
             ctx.wait_for_children(p.get("wait", "all"))
             log_attempt({**record, "phase": "spawn", "spawned": ids})
+            await asyncio.sleep(float(p.get("spawn_seconds", 0.0)))
             failing = ctx.attempt <= int(p.get("fail_times", 1))
             if p.get("spawn_mode") == "raise" and failing:
                 raise RuntimeError("spawning step failed on purpose")

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from roost_testkit.chaos.base import ChaosEnv, Result, audit, stop_workers, until
 from roost_testkit.chaos.faults import all_in
 from roost_testkit.chaos.history import COMMITS, read_stream
+from roost_testkit.chaos.invariants import Sampler
 from roost_testkit.chaos.procs import Proc
 
 
@@ -52,6 +53,8 @@ async def children_under_kills(env: ChaosEnv, cfg: ChildrenConfig) -> Result:
             await swarm.enqueue("fanout", {"children": cfg.children, "child_payload": child})
             for _ in range(cfg.parents)
         ]
+        probe = Sampler(swarm)
+        probe.start()
         deadline = time.monotonic() + cfg.timeout
         while kills < cfg.kills and time.monotonic() < deadline:
             await asyncio.sleep(cfg.kill_every * rng.uniform(0.5, 1.5))
@@ -63,6 +66,8 @@ async def children_under_kills(env: ChaosEnv, cfg: ChildrenConfig) -> Result:
             workers.append(await asyncio.to_thread(start))
         done = await until(lambda: all_in(swarm, parents, "done"), cfg.timeout, 0.25)
         result.check(done, "not every parent finished")
+        await probe.stop()
+        probe.report(result)
         codes = await stop_workers(env, workers, settings.grace_period + 10)
         result.check(all(c == 0 for c in codes.values()), f"bad exit on SIGTERM: {codes}")
         kids = {p: [m.work_id for m in await swarm.children(p)] for p in parents}
