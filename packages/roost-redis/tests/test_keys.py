@@ -16,7 +16,7 @@ from roost_testkit.engines import HashChainEngine, expected_state
 
 from .conftest import registry  # noqa: TID252
 
-SUFFIXES = ("item", "snap", "hist", "leases", "due", "strand", "lock:recover", "events")
+SUFFIXES = ("item", "snap", "hist", "kids", "leases", "due", "strand", "lock:recover", "events")
 
 # Names chosen to collide under a layout that writes names into keys as they are.
 names = st.one_of(
@@ -35,6 +35,7 @@ def keys_of(keys: Keys, name: str) -> set[str]:
     """Every key a name can occupy, whatever kind of name it is."""
     return {
         *keys.item_keys(name),
+        keys.kids(name),
         keys.idem(name),
         keys.res(name),
         keys.resw(name),
@@ -66,7 +67,7 @@ def test_ordinary_names_keep_the_keys_of_the_earlier_layout(name: str):
 def test_two_names_never_share_a_key(a: str, b: str):
     keys = Keys("roost", "default", "roost")
     mine, theirs = keys_of(keys, a), keys_of(keys, b)
-    assert len(mine) == 9  # a name's own keys are distinct too
+    assert len(mine) == 10  # a name's own keys are distinct too
     if a != b:
         assert not mine & theirs
     assert not mine & set(keys.ns)

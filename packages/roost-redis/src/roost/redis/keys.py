@@ -15,7 +15,7 @@ grammar of a key is::
     part    = *( safe / "%" HEX HEX )      (a name, encoded)
     safe    = ALPHA / DIGIT / "_" / "." / "-"
     family  = "w:" / "idem:" / "res:" / "resw:" / "worker:" / "state:" / "q:" / ...
-    suffix  = "item" / "snap" / "hist" / "leases" / "due" / ...  (fixed words)
+    suffix  = "item" / "snap" / "hist" / "kids" / "leases" / "due" / ...  (fixed words)
 
 Every UTF-8 byte of a name that is not ``safe`` is written as ``%`` and two uppercase hex
 digits (``%`` itself included), so an encoded part never contains ``:``, ``|``, ``{`` or
