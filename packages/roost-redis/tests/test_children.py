@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from roost.redis import RedisSwarm
-from roost.runtime import WorkState, limits
+from roost.redis.maintenance import Clock, purge_expired
+from roost.runtime import Registry, WorkState, get_plugin_manager, limits
 from roost_testkit.engines import HashChainEngine, expected_state, read_log
 from roost_testkit.family import FanOutEngine
 from roost_testkit.redis_faults import out_of_memory
@@ -346,3 +347,31 @@ async def test_a_spawning_commit_held_up_by_redis_oom_spawns_once_and_uses_no_at
     assert all(k.state == WorkState.DONE for k in kids)
     status = await swarm.status(parent)
     assert status.meta.version == 3 and status.meta.children_total == 5
+
+
+async def test_retention_purges_a_parent_with_its_children_list_and_a_late_child_writes_nothing(
+    swarm, settings, running_worker, until
+):
+    # Fire and forget: the parent finishes at once; one child is still running when the
+    # parent is purged, and its finish must not bring back any key of the parent.
+    slow = {"steps": 1, "mode": "sleep", "seconds": 3.0}
+    parent = await swarm.enqueue(
+        "fanout", {"children": 2, "wait": 1, "child_payloads": [{"steps": 1}, slow]}
+    )
+    async with running_worker([FanOutEngine(), HashChainEngine()], concurrency=4):
+        await until(lambda: state_is(swarm, parent, WorkState.DONE), timeout=30)
+        quick, late = [k.work_id for k in await swarm.children(parent)]
+        await until(lambda: state_is(swarm, quick, WorkState.DONE), timeout=30)
+        assert await swarm.client.exists(swarm.keys.kids(parent)) == 1
+        await asyncio.sleep(1.1)
+        short = settings.model_copy(update={"retention": 1.0})
+        async with RedisSwarm(short, registry=registry()) as purger:
+            assert await purge_expired(purger, purger.keys, Clock()) == 2
+        assert await swarm.client.exists(swarm.keys.meta(parent), swarm.keys.kids(parent)) == 0
+        await until(lambda: state_is(swarm, late, WorkState.DONE), timeout=30)
+    assert await swarm.client.exists(swarm.keys.meta(parent), swarm.keys.kids(parent)) == 0
+    assert (await swarm.status(late)).meta.parent_id == parent
+
+
+def registry() -> Registry:
+    return Registry.load(get_plugin_manager(autoload=False))

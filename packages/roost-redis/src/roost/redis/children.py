@@ -9,7 +9,7 @@ its parent and wakes a parent that awaits enough finished children.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from roost.redis.codec import META_FIELDS, meta_from_hash
@@ -107,14 +107,29 @@ async def resolve_keys(swarm: RedisSwarm, spawned: list[WorkItem]) -> list[WorkI
     ]
 
 
-def family_for(swarm: RedisSwarm, item: WorkItem, *, stepping: bool) -> Family:
-    """The children part of a step context: depth, and how to read outcomes."""
+def family_for(
+    swarm: RedisSwarm,
+    item: WorkItem,
+    *,
+    stepping: bool,
+    retrying: Callable[[Callable[[], Awaitable[list[ChildOutcome]]]], Awaitable[Any]],
+) -> Family:
+    """The children part of a step context: depth, and how to read outcomes.
+
+    ``retrying`` runs the read through Redis outages (the worker's own retry), so an outage
+    while a step reads its children's outcomes costs the step no attempt.
+    """
     work_id = item.work_id
+
+    async def load() -> list[ChildOutcome]:
+        outcomes: list[ChildOutcome] = await retrying(lambda: load_outcomes(swarm, work_id))
+        return outcomes
+
     return Family(
         work_id=work_id,
         depth=item.child_of.depth if item.child_of is not None else 0,
         spawning=stepping,
-        load=lambda: load_outcomes(swarm, work_id),
+        load=load,
     )
 
 

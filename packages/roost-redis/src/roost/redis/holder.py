@@ -193,7 +193,9 @@ async def _send_commit(
         )
     reply: Any = None
     for _ in range(3):
-        spawned = await resolve_keys(worker.swarm, family.spawned)
+        spawned = await worker.retrying(
+            functools.partial(resolve_keys, worker.swarm, family.spawned), deadline=held.deadline
+        )
         more_keys, more_args = spawn_block(
             held.keys, held.work_id, spawned, held.keys.queue, wait_arg(family)
         )

@@ -501,7 +501,9 @@ class Worker:
                 lease=lease,
                 report=lambda f, m, d: progress(self, held, f, m, d),
                 cancel_event=held.cancel_event,
-                family=family_for(self.swarm, item, stepping=snapshot is not None),
+                family=family_for(
+                    self.swarm, item, stepping=snapshot is not None, retrying=self.retrying
+                ),
             )
 
             held.task = asyncio.create_task(self._call(ctx, engine, item, snapshot, version + 1))

@@ -75,7 +75,7 @@ if plan then
   woken = woken + kids_spawn(plan, meta, work_id, meta_get(meta, 'queue') or '')
   if outcome == 'await' then
     need = kids_need(meta, plan.wait)
-    if not need then outcome, data = 'queue', '{"next":"queue"}' end
+    if not need then outcome = 'queue' end -- enough finished: go on (the event still says await)
   end
 end
 if outcome == 'await' and not need then outcome = 'queue' end
