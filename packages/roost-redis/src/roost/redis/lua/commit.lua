@@ -1,8 +1,8 @@
 -- Commit a step: the fenced, atomic heart of Roost. Item keys: meta, snap, hist, next job,
 -- then nres resource keys and nres waiter keys.
 -- ARGV: work_id, token, epoch, op, expected_version, snapshot_json, step, outcome
--- ('done' | 'inline' | 'hold' | 'queue' | 'delay' | 'await'), delay_ms, dispatch, saq job key suffix,
--- history, nres, event data json, init snapshot json and its step ('' and '' when none:
+-- ('done' | 'inline' | 'hold' | 'queue' | 'delay' | 'await'), delay_ms, dispatch, saq job key
+-- suffix, history, nres, event data json, init snapshot json and its step ('' and '' when none:
 -- with one, the item's init snapshot is committed as expected+1 in the same call and the
 -- step's result as expected+2), when the step ended (server ms as the worker estimates
 -- it, or ''): a delay runs from then, never later than from now.
@@ -86,7 +86,7 @@ if outcome == 'inline' then
     'updated', NOW)
 else
   redis.call('HSET', meta, 'v', version, 'step', step, 'att', attempts, 'op', op)
-  woken = release_lease(meta, work_id, res_keys, resw_keys)
+  woken = woken + release_lease(meta, work_id, res_keys, resw_keys)
   if outcome == 'done' then
     set_state(meta, work_id, 'running', 'done')
     etype = 'done'
