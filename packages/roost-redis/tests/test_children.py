@@ -373,5 +373,16 @@ async def test_retention_purges_a_parent_with_its_children_list_and_a_late_child
     assert (await swarm.status(late)).meta.parent_id == parent
 
 
+async def test_a_child_key_naming_the_parent_itself_is_refused(swarm, running_worker, until):
+    parent = await swarm.enqueue(
+        "fanout", {"children": 1, "key_prefix": "loop"}, idempotency_key="loop-0"
+    )
+    async with running_worker([FanOutEngine(), HashChainEngine()], concurrency=4):
+        await until(lambda: state_is(swarm, parent, WorkState.FAILED), timeout=30)
+    meta = (await swarm.status(parent)).meta
+    assert meta.parent_id is None and meta.children_total == 0
+    assert meta.last_error is not None and "another parent" in meta.last_error.message
+
+
 def registry() -> Registry:
     return Registry.load(get_plugin_manager(autoload=False))

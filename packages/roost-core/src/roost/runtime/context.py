@@ -146,7 +146,7 @@ class StepContext:
         exists if and only if that commit is accepted (a step that raises, or whose lease
         lapsed, spawns nothing). The child runs in this item's queue. With an
         ``idempotency_key`` that already names an item, that item becomes the child
-        (unless it is another parent's).
+        (unless it is another parent's or has children of its own: the step then fails).
 
         Args:
             engine: the child's engine.

@@ -168,10 +168,14 @@ async def cancel_tree(swarm: RedisSwarm, work_id: str) -> list[str]:
     """
     done: list[str] = []
     todo = [work_id]
+    seen = {work_id}
     while todo:
         parent = todo.pop()
         kids: dict[str, str] = await swarm.client.hgetall(swarm.keys.kids(parent))
         for kid, state in kids.items():
+            if kid in seen:
+                continue
+            seen.add(kid)
             if state == "":
                 try:
                     await swarm.cancel_one(kid)

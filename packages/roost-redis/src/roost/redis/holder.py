@@ -149,7 +149,7 @@ async def commit(
     code = reply[0]
     if code in ("TAKEN", "RACE") and ctx is not None:
         why = (
-            f"child {reply[1]} belongs to another parent"
+            f"child {reply[1]} belongs to another parent or has children of its own"
             if code == "TAKEN"
             else (f"child idempotency key {reply[1]!r} keeps changing owner")
         )

@@ -219,7 +219,8 @@ local KID_KEYS, KID_ARGS = 3, 7
 -- 'all', 'any' or a number), then per child: work_id, item json, engine, resources
 -- (space-joined), priority, idempotency key ('' none), max_attempts ('' default).
 -- Returns (plan, nil), or (nil, reply) when a child's idempotency key names an item of
--- another parent (an item of no parent becomes this one's child) ({'TAKEN', work_id}) or another item than the caller resolved
+-- another parent or one with children of its own (an item of no parent and no children
+-- becomes this one's child) ({'TAKEN', work_id}) or another item than the caller resolved
 -- ({'RACE', key}: the caller resolves again and repeats).
 local function kids_plan(k, a, parent_id)
   local n = tonumber(ARGV[a]) or 0
@@ -233,9 +234,13 @@ local function kids_plan(k, a, parent_id)
       local owner = redis.call('GET', c.idem)
       if owner and owner ~= c.id then return nil, {'RACE', c.key} end
     end
-    local f = redis.call('HMGET', c.meta, 'state', 'pid')
+    local f = redis.call('HMGET', c.meta, 'state', 'pid', 'kn')
     if f[1] then
-      if f[2] and f[2] ~= parent_id then return nil, {'TAKEN', c.id} end
+      -- Another parent's child, or an item with children of its own (the parent itself or
+      -- an ancestor among them: no cycle can form), is not adopted.
+      if (f[2] and f[2] ~= parent_id) or (f[3] and not f[2]) or c.id == parent_id then
+        return nil, {'TAKEN', c.id}
+      end
       c.existing = f[1]
     end
     plan.list[#plan.list + 1] = c
