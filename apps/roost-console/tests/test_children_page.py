@@ -39,3 +39,8 @@ def test_item_page_shows_children_and_the_childs_page_its_parent(
     assert f'href="/work/{parent}"' in parent_dd[: parent_dd.index("</dd>")]
     # An item without children has no such section.
     assert 'id="children"' not in child
+    api = client.get(f"/api/work/{parent}").json()
+    assert [c["work_id"] for c in api["children"]] == kids
+    assert [c["state"] for c in api["children"]] == ["done", "dead", "done"]
+    assert api["meta"]["children_total"] == 3 and api["meta"]["children_finished"] == 3
+    assert "children" not in client.get(f"/api/work/{kids[0]}").json()
