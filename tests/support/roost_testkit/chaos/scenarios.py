@@ -77,7 +77,7 @@ def tier(full: bool) -> list[Scenario]:
         Scenario(
             "children",
             children_under_kills,
-            ChildrenConfig(parents=20, children=50, workers=4, kills=40, timeout=600.0),
+            ChildrenConfig(parents=20, children=50, workers=4, kills=20, timeout=600.0),
         ),
     ]
 
