@@ -296,7 +296,10 @@ def test_installed_roost_runs_the_demo_on_the_embedded_server(
         assert verb in helped.stdout
     engines = roost_in(user_venv, "engines", "--json", home=roost_home)
     assert engines.returncode == 0, engines.stderr
-    assert [e["engine"] for e in json.loads(engines.stdout)["engines"]] == ["watchlist"]
+    assert [e["engine"] for e in json.loads(engines.stdout)["engines"]] == [
+        "watchlist",
+        "watchlist-fanout",
+    ]
 
     demo = roost_in(
         user_venv, "demo", "--checks", "2", "--delay", "0.3", home=roost_home, timeout=120

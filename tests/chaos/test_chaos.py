@@ -155,3 +155,15 @@ async def test_signals_are_never_lost_or_received_twice_under_worker_kills(tmp_p
     assert result.notes["metered_steps"] == cfg.metered * cfg.metered_steps
     assert result.duplicates == 0
     assert result.notes["worker_kills"] >= 3
+
+
+async def test_children_under_worker_kills_run_once_and_parents_go_on_once(tmp_path: Path):
+    """Parents fan out to children while workers are SIGKILLed: each child once, each parent
+    continues exactly once with every outcome."""
+    cfg = QUICK["children"].config
+    result = await scenario("children", tmp_path)
+    assert result.notes["worker_kills"] == cfg.kills
+    assert result.notes["leases_recovered"] >= 1  # a kill hit children mid-step
+    assert result.notes["children"] == cfg.parents * cfg.children
+    assert result.commits == cfg.parents * cfg.children * (cfg.steps + 1)
+    assert result.duplicates == 0 and result.dead == 0

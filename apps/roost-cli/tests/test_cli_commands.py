@@ -130,7 +130,7 @@ def test_human_forms(cli: Cli, target: Target) -> None:
     } in listed["engines"]
     assert listed["broken_plugins"] == []
     [live] = listed["workers"]
-    assert live["pid"] == worker.pid and live["engines"] == ["watchlist"]
+    assert live["pid"] == worker.pid and live["engines"] == ["watchlist", "watchlist-fanout"]
 
     path = cli("workspace-path", work_id)
     assert path.code == 0
@@ -328,7 +328,7 @@ def test_engines_with_an_unreachable_url_still_lists_engines(cli: Cli) -> None:
     assert result.code == 0
     body = json.loads(result.stdout)
     assert body["workers"] is None and "cannot reach Redis" in body["note"]
-    assert [e["engine"] for e in body["engines"]] == ["watchlist"]
+    assert [e["engine"] for e in body["engines"]] == ["watchlist", "watchlist-fanout"]
 
 
 @pytest.mark.parametrize("work_id", ["A:B/C", "x/../../../escaped", "Upper.Case@host"])

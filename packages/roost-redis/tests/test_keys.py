@@ -18,7 +18,18 @@ from roost_testkit.engines import HashChainEngine, expected_state
 
 from .conftest import registry  # noqa: TID252
 
-SUFFIXES = ("item", "snap", "hist", "sig", "leases", "due", "strand", "lock:recover", "events")
+SUFFIXES = (
+    "item",
+    "snap",
+    "hist",
+    "sig",
+    "kids",
+    "leases",
+    "due",
+    "strand",
+    "lock:recover",
+    "events",
+)
 
 # Names chosen to collide under a layout that writes names into keys as they are.
 names = st.one_of(
@@ -38,6 +49,7 @@ def keys_of(keys: Keys, name: str) -> set[str]:
     return {
         *keys.item_keys(name),
         keys.sig(name),
+        keys.kids(name),
         keys.idem(name),
         keys.res(name),
         keys.resw(name),
@@ -69,7 +81,7 @@ def test_ordinary_names_keep_the_keys_of_the_earlier_layout(name: str):
 def test_two_names_never_share_a_key(a: str, b: str):
     keys = Keys("roost", "default", "roost")
     mine, theirs = keys_of(keys, a), keys_of(keys, b)
-    assert len(mine) == 10  # a name's own keys are distinct too
+    assert len(mine) == 11  # a name's own keys are distinct too
     if a != b:
         assert not mine & theirs
     assert not mine & set(keys.ns)

@@ -1,7 +1,8 @@
 """Run a Roost worker with the test engines: ``python -m roost_testkit.worker_main``.
 
 Settings come from ROOST_* variables; ``--concurrency`` and ``--max-attempts`` from flags;
-``--engines a=2,b`` runs the hash-chain engine under those ids (with those slots; a bare id
+``--engines a=2,b`` runs the hash-chain engine under those ids (``fanout``: the
+parent engine of :mod:`roost_testkit.family`) (with those slots; a bare id
 takes ``--concurrency``). Prints ``ready`` on stdout once the worker loop starts.
 """
 
@@ -15,6 +16,7 @@ import sys
 from roost.redis import RedisSwarm
 from roost.runtime import Registry, get_plugin_manager
 from roost_testkit.engines import HashChainEngine
+from roost_testkit.family import FanOutEngine
 
 
 async def main() -> None:
@@ -23,10 +25,11 @@ async def main() -> None:
     parser.add_argument("--max-attempts", type=int, default=None)
     parser.add_argument("--engines", default="hashchain")
     args = parser.parse_args()
-    engines: dict[HashChainEngine, int] = {}
+    engines: dict[HashChainEngine | FanOutEngine, int] = {}
     for entry in args.engines.split(","):
         name, _, slots = entry.partition("=")
-        engines[HashChainEngine(args.max_attempts, engine_id=name)] = int(slots or args.concurrency)
+        engine = FanOutEngine() if name == "fanout" else HashChainEngine(args.max_attempts, name)
+        engines[engine] = int(slots or args.concurrency)
     logging.basicConfig(
         level=logging.WARNING,
         stream=sys.stderr,

@@ -2,5 +2,13 @@
 
 from roost_watchlist.config import WatchConfig
 from roost_watchlist.engine import WatchlistEngine, build_engine, verdict_of
+from roost_watchlist.fanout import FanOutWatchlist, build_fanout
 
-__all__ = ["WatchConfig", "WatchlistEngine", "build_engine", "verdict_of"]
+__all__ = [
+    "FanOutWatchlist",
+    "WatchConfig",
+    "WatchlistEngine",
+    "build_engine",
+    "build_fanout",
+    "verdict_of",
+]

@@ -8,6 +8,8 @@ indexes and checks that each one can be picked up again by someone:
   engine's list is never taken, so neither counts);
 - ``scheduled``, ``retrying``, ``waiting``: the item is in the due index;
 - ``running``: the item is in the lease index;
+- ``awaiting`` its children (``kwait`` set): enough of its children are unfinished to make
+  up the count it waits for (the last of them to finish makes it due);
 
 and that its meta hash agrees with the index it is in. It builds the meta keys from a
 prefix and each engine's list names (the engines come from the queue's set of engines) from
@@ -27,7 +29,7 @@ from roost_testkit.chaos.base import Result
 
 PROBE = """
 local queued, scheduled, retrying, waiting, running = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
-local due, leases, engines = KEYS[6], KEYS[7], KEYS[8]
+local due, leases, engines, awaiting = KEYS[6], KEYS[7], KEYS[8], KEYS[9]
 local meta_prefix, mark = ARGV[1], ARGV[2]
 -- Templates of an engine's queued list, active list and job prefix, with mark for the engine.
 local function named(template, engine)
@@ -67,6 +69,22 @@ for _, c in ipairs(checks) do
     end
   end
 end
+for _, work_id in ipairs(redis.call('ZRANGE', awaiting, 0, -1)) do
+  local meta = meta_prefix .. work_id
+  local f = redis.call('HMGET', meta, 'state', 'kwait', 'kfin')
+  if f[2] then
+    seen = seen + 1
+    local open = 0
+    for _, st in ipairs(redis.call('HVALS', meta .. ':kids')) do
+      if st == '' then open = open + 1 end
+    end
+    if f[1] ~= 'awaiting' then
+      bad(work_id, 'awaiting', 'meta says ' .. tostring(f[1]))
+    elseif tonumber(f[3] or '0') + open < tonumber(f[2]) then
+      bad(work_id, 'awaiting', 'too few unfinished children to wake it')
+    end
+  end
+end
 return {seen, out}
 """
 
@@ -87,6 +105,7 @@ async def unfindable(swarm: RedisSwarm) -> tuple[int, list[str]]:
         k.due,
         k.leases,
         k.engines,
+        k.state("awaiting"),
     ]
     route = k.for_engine(MARK)
     args = [k.meta(""), MARK, route.saq_queued, route.saq_active, route.job("")]

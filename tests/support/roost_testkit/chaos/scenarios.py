@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from roost_testkit.chaos.base import ChaosEnv, Result
+from roost_testkit.chaos.children import ChildrenConfig, children_under_kills
 from roost_testkit.chaos.contention import (
     EnqueueConfig,
     ResourceConfig,
@@ -51,6 +52,7 @@ def tier(full: bool) -> list[Scenario]:
             Scenario("failover-sentinel", failover_soak, FailoverConfig(topology="sentinel")),
             Scenario("failover-cluster", failover_soak, FailoverConfig(topology="cluster")),
             Scenario("signals", signals_under_kills, SignalConfig()),
+            Scenario("children", children_under_kills, ChildrenConfig()),
         ]
     return [
         Scenario(
@@ -105,6 +107,11 @@ def tier(full: bool) -> list[Scenario]:
             "signals",
             signals_under_kills,
             SignalConfig(items=200, signals=6, workers=4, send_over=120.0, timeout=300.0),
+        ),
+        Scenario(
+            "children",
+            children_under_kills,
+            ChildrenConfig(parents=20, children=50, workers=4, kills=20, timeout=600.0),
         ),
     ]
 

@@ -6,7 +6,8 @@ engines of :mod:`roost_testkit.waiting`), and every event the worker emits to it
 sinks (``stale_commit``, ``lease_lost``... which never reach the stream) appended as a JSON
 line to ``$ROOST_CHAOS_EVENTS``, plus one ``stopping`` record with the moment the worker
 began to stop (its first SIGTERM), so a test can tell which steps started after that.
-Prints ``ready <worker id>`` once the worker loop runs.
+Prints ``ready <worker id>`` once the worker loop runs. With ``ROOST_CHAOS_FANOUT`` set it
+also runs :class:`~roost_testkit.family.FanOutEngine` (parents that spawn hash-chain children).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import time
 from roost.redis import RedisSwarm
 from roost.runtime import Engine, Registry, RuntimeEvent, get_plugin_manager
 from roost_testkit.chaos.engine import ChaosEngine
+from roost_testkit.family import FanOutEngine
 from roost_testkit.waiting import MeteredEngine, SignalCollector
 
 
@@ -95,6 +97,8 @@ async def main() -> None:
     engines: list[Engine] = [ChaosEngine()]
     if os.environ.get("ROOST_CHAOS_SIGNALS"):
         engines += [SignalCollector(), MeteredEngine()]
+    if os.environ.get("ROOST_CHAOS_FANOUT"):
+        engines.append(FanOutEngine())  # the parents of the child-work scenario
     async with RedisSwarm(registry=registry) as swarm:
         task = asyncio.create_task(
             swarm.run_worker(engines, concurrency=args.concurrency, sinks=sinks)

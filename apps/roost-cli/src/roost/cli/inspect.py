@@ -21,7 +21,7 @@ from roost.cli.context import (
 from roost.cli.fleet import unserved_for, unserved_lines
 from roost.redis import RedisSwarm
 from roost.redis.server import EmbeddedServer
-from roost.runtime import EventType, Registry, RoostSettings, RuntimeEvent, WorkState
+from roost.runtime import EventType, Registry, RoostSettings, RuntimeEvent, WorkPage, WorkState
 from roost.runtime.models import validate_name
 from roost.runtime.plugins import source_of
 from roost.runtime.workspace import workspace_dir
@@ -62,8 +62,10 @@ def status(
     Unlike the other commands, status prints JSON unless you ask for --human: scripts read
     it (for example to get the artifact id of a finished job), so its default stays
     machine-readable. The JSON has `meta` (state, step, attempts, lease, last error,
-    times), `snapshot` (version, step, data, artifacts) and `item`. Add --human for a short
-    readable summary with local times.
+    times; `parent_id` and `children_total`/`children_finished` for child work),
+    `snapshot` (version, step, data, artifacts) and `item`; an item that spawned children
+    adds `children` (each child's meta, in spawn order). Add --human for a short readable
+    summary with local times, its parent and its children's states.
     """
     settings = settings_of(ctx)
 
@@ -71,13 +73,18 @@ def status(
         wid = _work_id(work_id)
         async with open_swarm(settings) as swarm:
             result = await swarm.status(wid)
-            waiting = await unserved_for(swarm, [result.meta], settings.queue)
+            children = await swarm.children(wid) if result.meta.children_total else []
+            waiting = await unserved_for(swarm, [result.meta, *children], settings.queue)
         for line in unserved_lines(waiting):
             warn(line)
-        if as_json:
+        if as_json and children:
+            body = result.model_dump(mode="json")
+            body["children"] = [c.model_dump(mode="json") for c in children]
+            render.echo_json(body)
+        elif as_json:
             render.echo_json(result)
         else:
-            render.print_status(result)
+            render.print_status(result, children)
 
     run(main)
 
@@ -94,14 +101,25 @@ def list_work(
     cursor: Annotated[
         str | None, typer.Option("--cursor", help="Continue after the page that printed it.")
     ] = None,
+    parent: Annotated[
+        str | None,
+        typer.Option(
+            "--parent", metavar="WORK_ID", help="Only the children of this item, in spawn order."
+        ),
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """List work items, most recently updated first."""
+    """List work items, most recently updated first (children of one item: --parent)."""
     settings = settings_of(ctx)
 
     async def main() -> None:
+        if parent is not None:
+            _work_id(parent)
         async with open_swarm(settings) as swarm:
-            page = await swarm.list_work(state=state, engine=engine, limit=limit, cursor=cursor)
+            if parent is not None:
+                page = await children_page(swarm, parent, state, engine, limit, cursor)
+            else:
+                page = await swarm.list_work(state=state, engine=engine, limit=limit, cursor=cursor)
             waiting = await unserved_for(swarm, page.items, settings.queue)
         for line in unserved_lines(waiting):
             warn(line)
@@ -115,9 +133,33 @@ def list_work(
             rows = [render.meta_row(m, now) for m in page.items]
             render.print_table(render.META_HEADERS, rows)
         if page.next_cursor:
-            warn(f"more: roost list --cursor {page.next_cursor}")
+            more = f" --parent {parent}" if parent else ""
+            warn(f"more: roost list{more} --cursor {page.next_cursor}")
 
     run(main)
+
+
+async def children_page(
+    swarm: RedisSwarm,
+    parent: str,
+    state: WorkState | None,
+    engine: str | None,
+    limit: int,
+    cursor: str | None,
+) -> WorkPage:
+    """One page of an item's children (the cursor is a position in the spawn order)."""
+    if cursor is not None and not cursor.isdigit():
+        raise CliError(f"invalid --cursor {cursor!r} for --parent", EXIT_BAD_INPUT)
+    await swarm.status(parent)  # NotFound: unknown work id
+    kids = [
+        m
+        for m in await swarm.children(parent)
+        if (state is None or m.state == state) and (engine is None or m.engine == engine)
+    ]
+    start = int(cursor or 0)
+    items = kids[start : start + limit]
+    more = start + limit < len(kids)
+    return WorkPage(items=items, next_cursor=str(start + limit) if more else None)
 
 
 def dead(

@@ -34,6 +34,7 @@ __all__ = [
     "echo_json",
     "event_details",
     "event_row",
+    "family_lines",
     "meta_row",
     "print_status",
     "print_table",
@@ -52,6 +53,7 @@ _NEXT = {
     "done": "finished",
     "hold": "saved; the step failed",
     "await_signals": "awaits signals",
+    "await": "awaiting children",
 }
 
 
@@ -335,9 +337,38 @@ def _snapshot_lines(status: WorkStatus) -> list[str]:
     return lines
 
 
-def print_status(status: WorkStatus) -> None:
+def family_lines(
+    status: WorkStatus, children: Sequence[WorkMeta], now: float | None = None
+) -> list[str]:
+    """The parent and children of an item, with progress as done/total."""
+    m = status.meta
+    lines: list[str] = []
+    if m.parent_id:
+        lines.append(f"  parent      {m.parent_id}")
+    if m.children_total:
+        text = f"{m.children_finished}/{m.children_total} finished"
+        if m.children_wait is not None:
+            text += f", awaiting {m.children_wait}"
+        lines.append(f"  children    {text}")
+        for child in children[:CHILD_LINES]:
+            step = f"{child.step or '-'} v{child.version}"
+            lines.append(
+                f"    {child.work_id}  {child.engine}  {child.state}  {step}  "
+                f"{when(child.updated_at, now)}"
+            )
+        if len(children) > CHILD_LINES:
+            rest = len(children) - CHILD_LINES
+            lines.append(f"    ... {rest} more: roost list --parent {m.work_id}")
+    return lines
+
+
+CHILD_LINES = 20
+"""Children ``roost status --human`` lists (``roost list --parent`` lists them all)."""
+
+
+def print_status(status: WorkStatus, children: Sequence[WorkMeta] = ()) -> None:
     """Print :func:`status_tree`; on a terminal the state and a current error are coloured."""
-    text = status_tree(status)
+    text = status_tree(status, children=children)
     console = terminal()
     if console is None:
         typer.echo(text)
@@ -351,11 +382,14 @@ def print_status(status: WorkStatus) -> None:
         console.print(line)
 
 
-def status_tree(status: WorkStatus, now: float | None = None) -> str:
-    """A compact, readable view of ``roost status``."""
+def status_tree(
+    status: WorkStatus, now: float | None = None, children: Sequence[WorkMeta] = ()
+) -> str:
+    """A compact, readable view of ``roost status`` (with its parent and children)."""
     m = status.meta
     head = f"{m.work_id}  {m.engine}  {m.display_state}"
-    return "\n".join([head, *_meta_lines(status, now), *_snapshot_lines(status)])
+    family = family_lines(status, children, now)
+    return "\n".join([head, *_meta_lines(status, now), *family, *_snapshot_lines(status)])
 
 
 class EventColumns:

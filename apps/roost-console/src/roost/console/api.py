@@ -85,12 +85,16 @@ async def work_status(request: Request) -> JSONResponse:
     """``GET /api/work/{work_id}``: meta, latest snapshot, the work item and ``unserved``.
 
     ``unserved`` names the item's queue and engine when the item is queued and no live
-    worker runs that engine (``{}`` otherwise).
+    worker runs that engine (``{}`` otherwise). An item that spawned children adds
+    ``children``: each child's meta, in spawn order.
     """
     swarm = await console_of(request).swarm()
     status = await queries.status(swarm, request.path_params["work_id"])
     data = status.model_dump(mode="json")
     data["unserved"] = await queries.unserved_for(swarm, [status.meta])
+    if status.meta.children_total:
+        children = await swarm.children(status.meta.work_id)
+        data["children"] = [c.model_dump(mode="json") for c in children]
     return _json(data)
 
 

@@ -163,6 +163,10 @@ async def _failed_context(request: Request) -> dict[str, Any]:
 # -- one item -----------------------------------------------------------------------------------
 
 
+CHILDREN_SHOWN = 200
+"""Children listed on an item's page (``roost list --parent`` lists them all)."""
+
+
 async def work_detail(request: Request) -> Response:
     """``GET /work/{work_id}``: meta, snapshot, versions, artifacts, timeline, events, actions."""
     console = console_of(request)
@@ -175,6 +179,7 @@ async def work_detail(request: Request) -> Response:
         source = ""
     resolved_event = timeline.resolved_by(meta.last_error, d.events)
     tl = timeline.build(d.events, meta, time.time()) if d.events_complete else None
+    children = await (await console.swarm()).children(meta.work_id) if meta.children_total else []
     return console.render(
         request,
         "work_detail.html",
@@ -187,6 +192,8 @@ async def work_detail(request: Request) -> Response:
             "notice": NOTICES.get(request.query_params.get("done", ""), ""),
             "source": source,
             "older_versions": d.versions[1:],
+            "children": children[:CHILDREN_SHOWN],
+            "children_more": max(0, len(children) - CHILDREN_SHOWN),
             "history": console.settings.history,
             "event_limit": queries.ITEM_EVENTS,
             "tl": tl,

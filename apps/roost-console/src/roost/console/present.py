@@ -158,7 +158,8 @@ def _step(ev: RuntimeEvent) -> str:
 def _enqueued(ev: RuntimeEvent) -> str:
     delay = ev.data.get("delay_ms") or 0
     later = f", starts in {seconds(delay / 1000)}" if delay else ""
-    return f"enqueued for engine {ev.data.get('engine', '?')}{later}"
+    parent = f" as a child of {ev.data['parent']}" if ev.data.get("parent") else ""
+    return f"enqueued for engine {ev.data.get('engine', '?')}{later}{parent}"
 
 
 def _delayed(ev: RuntimeEvent) -> str:
@@ -206,6 +207,9 @@ _DESCRIBE: dict[str, Callable[[RuntimeEvent], str]] = {
     "failed": lambda ev: f"failed: {error_text(ev.data)}",
     "step_failed": lambda ev: f"failed: {error_text(ev.data)}",
     "waiting": _waiting,
+    "children_ready": lambda ev: (
+        f"{ev.data.get('finished', '?')} children finished: the next step is due"
+    ),
     "progress": _progress,
     "cancelled": lambda ev: f"cancelled by an operator (was {ev.data.get('previous', '?')})",
     "retried": lambda ev: f"retried by an operator (was {ev.data.get('previous', '?')})",

@@ -1,6 +1,7 @@
 """Roost's contract: models, the engine protocol, plugins, settings and stores."""
 
 from roost.runtime.artifacts import FileArtifactStore
+from roost.runtime.children import ChildOutcome, WaitFor
 from roost.runtime.context import StepContext, step_context, use_step_context
 from roost.runtime.engine import Engine, EngineFactory
 from roost.runtime.errors import (
@@ -24,6 +25,7 @@ from roost.runtime.models import (
     ApprovalRequest,
     Artifact,
     Budget,
+    ChildOf,
     ErrorInfo,
     EventType,
     Lease,
@@ -52,6 +54,8 @@ __all__ = [
     "BadInput",
     "BrokenEngine",
     "BrokenPlugin",
+    "ChildOf",
+    "ChildOutcome",
     "ConflictError",
     "Engine",
     "EngineContractError",
@@ -78,6 +82,7 @@ __all__ = [
     "StepContext",
     "StepTimeout",
     "UnknownEngine",
+    "WaitFor",
     "WorkItem",
     "WorkMeta",
     "WorkPage",

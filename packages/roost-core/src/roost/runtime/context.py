@@ -16,18 +16,20 @@ from __future__ import annotations
 import asyncio
 import json
 import math
-from collections.abc import Awaitable, Callable, Generator
+from collections.abc import Awaitable, Callable, Generator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from roost.runtime.children import Family
 from roost.runtime.errors import BadInput
 from roost.runtime.models import APPROVAL_SIGNAL, Signal
 from roost.runtime.workspace import workspace_dir
 
 if TYPE_CHECKING:
+    from roost.runtime.children import ChildOutcome, WaitFor
     from roost.runtime.models import Artifact, Lease
     from roost.runtime.stores import ArtifactStore
 
@@ -57,6 +59,7 @@ class StepContext:
             are consumed by this step's commit (a failed attempt leaves them for the retry).
         wait_timed_out: the previous step waited with a timeout and none of its signals
             arrived in time.
+        family: the children this step spawns and waits for (see :meth:`spawn`).
     """
 
     work_id: str
@@ -101,6 +104,8 @@ class StepContext:
         """True when the approval the previous step asked for was given."""
         decision = self.approval
         return decision is not None and decision.payload.get("decision") == "approved"
+
+    family: Family = field(default_factory=Family)
 
     @property
     def workspace(self) -> Path:
@@ -163,6 +168,64 @@ class StepContext:
         else:
             data = content
         return await self.artifacts.put(data, kind=kind, metadata=metadata)
+
+    def spawn(
+        self,
+        engine: str,
+        payload: Mapping[str, Any] | None = None,
+        *,
+        resources: Sequence[str] = (),
+        idempotency_key: str | None = None,
+        priority: int = 0,
+        max_attempts: int | None = None,
+        keep: Sequence[str] | None = None,
+    ) -> str:
+        """Spawn a child work item with this step's commit; return its work id.
+
+        Nothing is written now: the child is created by the commit of this step, so it
+        exists if and only if that commit is accepted (a step that raises, or whose lease
+        lapsed, spawns nothing). The child runs in this item's queue. With an
+        ``idempotency_key`` that already names an item, that item becomes the child
+        (unless it is another parent's or has children of its own: the step then fails).
+
+        Args:
+            engine: the child's engine.
+            payload: the child's payload (a JSON object).
+            resources: resources the child holds during its steps.
+            idempotency_key: the same key always yields the same child.
+            priority: the child's priority.
+            max_attempts: the child's attempts per step.
+            keep: the keys of the child's final ``data`` this item receives (default all).
+
+        Raises:
+            EngineContractError: too many children in one step, too deep, an invalid
+                name or payload, or called from ``init_snapshot``; the step fails.
+        """
+        return self.family.spawn(
+            engine,
+            payload,
+            resources=resources,
+            idempotency_key=idempotency_key,
+            priority=priority,
+            max_attempts=max_attempts,
+            keep=keep,
+        )
+
+    def wait_for_children(self, what: WaitFor = "all") -> None:
+        """End this step by waiting for children, without holding a lease.
+
+        After the commit the item is ``awaiting`` until enough of its children (all those
+        spawned so far, this step's included) have finished: ``"all"``, ``"any"`` (one)
+        or a number. Then its next step runs and reads the outcomes with
+        :meth:`children`. A child that ends dead, failed or cancelled counts as finished:
+        the parent decides what to do about it. If enough have already finished, the next
+        step follows at once. A finished snapshot (``is_finished``) does not wait.
+        """
+        self.family.wait_for(what)
+
+    async def children(self) -> list[ChildOutcome]:
+        """The outcomes of every child this item spawned (in earlier steps), in spawn order."""
+        return await self.family.load()
 
 
 _current: ContextVar[StepContext] = ContextVar("roost_step_context")

@@ -22,6 +22,8 @@ __all__ = [
     "MAX_PENDING_SIGNALS",
     "MAX_SIGNAL_PAYLOAD",
     "MAX_WAIT_SIGNALS",
+    "CHILDREN_PER_STEP",
+    "CHILD_DEPTH",
     "CONCURRENCY",
     "DAY",
     "DELAY",
@@ -137,6 +139,10 @@ BUDGET = Range(0.0, 1e15)
 """An item's cost budget (what its engine charges: tokens, dollars...)."""
 SCHEDULE_EVERY = Range(1.0, 365 * DAY, seconds=True)
 """The interval of a schedule that runs every so often."""
+CHILDREN_PER_STEP = Range(0, 1000)
+"""Children one step may spawn (they are created by one atomic commit)."""
+CHILD_DEPTH = Range(1, 16)
+"""How deep children may nest: a child of a top-level item is at depth 1."""
 
 MAX_SIGNAL_PAYLOAD = 65536
 """Bytes of JSON a signal's payload (or an approval's details or note) may take."""
@@ -189,6 +195,8 @@ DOCUMENTED: list[tuple[str, Range, str]] = [
     ("step budget", MAX_STEPS, "`enqueue --max-steps`, `WorkItem.max_steps`"),
     ("runtime budget", MAX_RUNTIME, "`enqueue --max-runtime`, `WorkItem.max_runtime`"),
     ("cost budget", BUDGET, "`enqueue --budget`, `WorkItem.budget`, `StepContext.charge`"),
+    ("children per step", CHILDREN_PER_STEP, "`StepContext.spawn` (one step's commit)"),
+    ("child depth", CHILD_DEPTH, "`StepContext.spawn` (children of children ...)"),
 ]
 """(what, range, where it applies): the README's table of limits."""
 

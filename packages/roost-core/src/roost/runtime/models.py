@@ -25,6 +25,7 @@ __all__ = [
     "ApprovalRequest",
     "Artifact",
     "Budget",
+    "ChildOf",
     "ErrorInfo",
     "EventType",
     "Lease",
@@ -155,6 +156,19 @@ class Artifact(BaseModel):
     uri: str | None = None
 
 
+class ChildOf(BaseModel):
+    """Where a child work item comes from: its parent, its depth, what the parent keeps.
+
+    ``depth`` is 1 for a child of a top-level item, 2 for a grandchild, ...
+    (at most :data:`roost.runtime.limits.CHILD_DEPTH`); ``keep`` names the keys of the
+    child's final ``data`` its parent receives (``None``: all of them).
+    """
+
+    parent_id: str
+    depth: int = 1
+    keep: list[str] | None = None
+
+
 class WorkItem(BaseModel):
     """A durable unit of work: which engine runs it, with what payload and resources.
 
@@ -182,6 +196,8 @@ class WorkItem(BaseModel):
     """Budget: seconds from its creation after which it pauses as "budget exceeded"."""
     budget: float | None = None
     """Budget: what its steps may charge (``StepContext.charge``) before it pauses."""
+    child_of: ChildOf | None = None
+    """Set on a child work item (spawned by a step of its parent)."""
 
     @field_validator("engine")
     @classmethod
@@ -417,6 +433,7 @@ class EventType(StrEnum):
     AWAITING = "awaiting"
     PAUSED = "paused"
     RESUMED = "resumed"
+    CHILDREN_READY = "children_ready"
 
 
 class RuntimeEvent(BaseModel):
@@ -523,6 +540,15 @@ class WorkMeta(BaseModel):
         if self.state == WorkState.PAUSED and self.paused_reason == "budget":
             return "budget exceeded"
         return str(self.state)
+
+    parent_id: str | None = None
+    """The parent of a child work item."""
+    children_total: int = 0
+    """How many children its steps spawned."""
+    children_finished: int = 0
+    """How many of them finished (done, failed, dead or cancelled)."""
+    children_wait: int | None = None
+    """While ``awaiting`` its children: how many must have finished before it goes on."""
 
     @property
     def error_is_past(self) -> bool:

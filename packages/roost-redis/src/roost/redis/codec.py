@@ -56,6 +56,10 @@ META_FIELDS = (
     "bcost",
     "bruntime",
     "bover",
+    "pid",
+    "kn",
+    "kfin",
+    "kwait",
 )
 """The meta hash fields a status read needs (HMGET order)."""
 
@@ -109,6 +113,10 @@ def meta_from_hash(work_id: str, h: dict[str, str], default_max_attempts: int) -
         approval=ApprovalRequest.model_validate_json(appr) if appr else None,
         paused_reason=h.get("pause") if state in (WorkState.PAUSED, WorkState.RUNNING) else None,
         budget=budget_of(h, None),
+        parent_id=h.get("pid") or None,
+        children_total=_int(h.get("kn")),
+        children_finished=_int(h.get("kfin")),
+        children_wait=_int(h["kwait"]) if h.get("kwait") else None,
     )
 
 

@@ -9,6 +9,7 @@ applying twice.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import random
@@ -17,15 +18,20 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from roost.redis.budgets import budget_arg
+from roost.redis.children import resolve_keys, spawn_block
+from roost.redis.children import wait_arg as family_wait_arg
 from roost.redis.codec import error_info
 from roost.redis.faults import describe
 from roost.redis.keys import Keys, new_token
 from roost.redis.signals import wait_arg
 from roost.redis.supervise import RedisUnavailable
+from roost.runtime.errors import EngineContractError
 from roost.runtime.models import Snapshot, WorkItem
 
 if TYPE_CHECKING:
     from roost.redis.worker import Worker
+    from roost.runtime.children import Family
+    from roost.runtime.context import StepContext
     from roost.runtime.observe import Outcome, StepRecord
 
 __all__ = ["Held", "commit", "fail", "interrupted", "progress", "release"]
@@ -98,16 +104,22 @@ async def commit(
     init: Snapshot | None = None,
     hold: bool = False,
     ended: float | None = None,
+    ctx: StepContext | None = None,
 ) -> Snapshot | None:
     """Commit ``new`` on top of committed ``version``; ``init`` goes first if given.
 
     With ``hold``, the lease (and any resource claims) are kept whatever ``new`` says.
     ``ended`` is when the step returned (``Clock.local_ms``): a delay it asks for runs
     from then, so a commit held up by a busy worker or a slow Redis does not add to it.
+    ``ctx`` is the step's context: the children it spawned are created by this commit,
+    and a wait for them parks the item (``awaiting``).
     Returns the snapshot to continue with on the same lease, or None.
     """
     assert new is not None
     outcome, delay_ms = ("hold", 0) if hold else _outcome(worker, new, item, inline)
+    family = ctx.family if ctx is not None and not hold else None
+    if family is not None and family.wait is not None and not new.is_finished:
+        outcome, delay_ms = "await", 0
     keys = held.keys
     dispatch = new_token()
     suffix = Keys.job_suffix(held.work_id, dispatch)
@@ -154,9 +166,7 @@ async def commit(
     final = version + (2 if init else 1)
     sent_ms = worker.clock.local_ms()
     try:
-        reply = await worker.retrying(
-            lambda: _durable(worker, held, "commit", item_keys, args), deadline=held.deadline
-        )
+        reply = await _send_commit(worker, held, item_keys, args, family)
     except RedisUnavailable as exc:
         log.error(
             "commit of %s v%d failed: Redis could not take it before the lease lapsed (%s)",
@@ -167,6 +177,14 @@ async def commit(
         worker.observers.steps_ended(held.records, "refused", "redis unavailable")
         return None
     code = reply[0]
+    if code in ("TAKEN", "RACE") and ctx is not None:
+        why = (
+            f"child {reply[1]} belongs to another parent or has children of its own"
+            if code == "TAKEN"
+            else (f"child idempotency key {reply[1]!r} keeps changing owner")
+        )
+        await fail(worker, held, item, EngineContractError(why), ctx.attempt, terminal=True)
+        return None
     if code in ("OK", "DUP"):
         worker.observers.steps_ended(held.records, "committed", outcome, upto=final)
         held.consume = []
@@ -194,6 +212,36 @@ async def commit(
         log.warning("commit of %s v%d refused: %s", held.work_id, final, code)
         worker.event("stale_commit", held.work_id, new.step, final, {"reason": code})
     return None
+
+
+async def _send_commit(
+    worker: Worker, held: Held, item_keys: list[str], args: list[Any], family: Family | None
+) -> Any:
+    """Run the commit script, with the children block when the step spawned or waits.
+
+    A ``RACE`` reply (a child's idempotency key was taken between reading it and the
+    commit) writes nothing: the keys are read again and the commit repeated.
+    """
+    if family is None or (not family.spawned and family.wait is None):
+        return await worker.retrying(
+            lambda: _durable(worker, held, "commit", item_keys, args), deadline=held.deadline
+        )
+    reply: Any = None
+    for _ in range(3):
+        spawned = await worker.retrying(
+            functools.partial(resolve_keys, worker.swarm, family.spawned), deadline=held.deadline
+        )
+        more_keys, more_args = spawn_block(
+            held.keys, held.work_id, spawned, held.keys.queue, family_wait_arg(family)
+        )
+        call_keys, call_args = item_keys + more_keys, args + more_args
+        reply = await worker.retrying(
+            functools.partial(_durable, worker, held, "commit", call_keys, call_args),
+            deadline=held.deadline,
+        )
+        if reply[0] != "RACE":
+            break
+    return reply
 
 
 async def _durable(

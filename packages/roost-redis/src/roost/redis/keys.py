@@ -15,7 +15,7 @@ grammar of a key is::
     part    = *( safe / "%" HEX HEX )      (a name, encoded)
     safe    = ALPHA / DIGIT / "_" / "." / "-"
     family  = "w:" / "idem:" / "res:" / "resw:" / "worker:" / "state:" / "q:" / ...
-    suffix  = "item" / "snap" / "hist" / "sig" / "leases" / "due" / ...  (fixed words)
+    suffix  = "item" / "snap" / "hist" / "sig" / "kids" / "leases" / "due" / ...  (fixed words)
 
 Every UTF-8 byte of a name that is not ``safe`` is written as ``%`` and two uppercase hex
 digits (``%`` itself included), so an encoded part never contains ``:``, ``|``, ``{`` or
@@ -183,6 +183,10 @@ class Keys:
     def sig(self, work_id: str) -> str:
         """Stream of the signals sent to the item and not yet consumed, oldest first."""
         return f"{self.meta(work_id)}:sig"
+
+    def kids(self, work_id: str) -> str:
+        """Hash of an item's children: child work id -> '' while unfinished, else its state."""
+        return f"{self.meta(work_id)}:kids"
 
     def idem(self, key: str) -> str:
         """Maps an idempotency key to its work id."""

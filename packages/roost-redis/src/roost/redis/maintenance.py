@@ -301,7 +301,12 @@ async def purge_expired(swarm: RedisSwarm, keys: Keys, clock: Clock) -> int:
                 idems: list[str | None] = await pipe.execute()
             item_keys: list[str] = []
             for work_id, idem in zip(ids, idems, strict=True):
-                item_keys += [*keys.item_keys(work_id), keys.idem(idem or ""), keys.sig(work_id)]
+                item_keys += [
+                    *keys.item_keys(work_id),
+                    keys.idem(idem or ""),
+                    keys.sig(work_id),
+                    keys.kids(work_id),
+                ]
             n = await swarm.run_script(
                 "purge", item_keys, [len(ids), retention_ms, *ids], keys=keys
             )

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Self
 from pydantic import ValidationError
 
 from roost.redis.budgets import budget_of, raise_budget
+from roost.redis.children import cancel_tree, children_of, load_outcomes
 from roost.redis.codec import META_FIELDS, event_from_entry, meta_from_hash
 from roost.redis.connection import (
     BLOCK_SECONDS,
@@ -35,6 +36,7 @@ from roost.redis.schedules import Schedules
 from roost.redis.scripts import WAIT_TIMEOUT_MS, Scripts
 from roost.redis.signals import SignalSent, decision, pending_signals, send_signal
 from roost.redis.topology import explain_failure, is_topology_url
+from roost.runtime.children import ChildOutcome
 from roost.runtime.errors import (
     BadInput,
     ConflictError,
@@ -543,11 +545,26 @@ class RedisSwarm:
         return self.keys.for_queue(h.get("queue") or self.settings.queue), h
 
     async def cancel(self, work_id: str) -> WorkMeta:
-        """Cancel an unfinished item.
+        """Cancel an unfinished item, and then its unfinished children (theirs too).
 
         A running item is marked cancelled at once; its step is told to stop and its
         commit is refused. Raises :class:`ConflictError` for a finished item.
         """
+        meta = await self.cancel_one(work_id)
+        if meta.children_total:
+            await cancel_tree(self, work_id)
+        return meta
+
+    async def children(self, work_id: str) -> list[WorkMeta]:
+        """The metas of an item's children, in the order its steps spawned them."""
+        return await children_of(self, work_id)
+
+    async def child_outcomes(self, work_id: str) -> list[ChildOutcome]:
+        """What the next step of ``work_id`` would receive from ``StepContext.children()``."""
+        return await load_outcomes(self, work_id)
+
+    async def cancel_one(self, work_id: str) -> WorkMeta:
+        """Cancel one unfinished item, leaving its children be (see :meth:`cancel`)."""
         keys, _ = await self._keys_of(work_id)
         reply = await self.run_script("cancel", [keys.meta(work_id)], [work_id], keys=keys)
         if reply[0] == "GONE":

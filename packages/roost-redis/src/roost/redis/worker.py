@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from roost.redis.children import family_for
 from roost.redis.connection import BLOCK_SECONDS
 from roost.redis.delivery import migrate_legacy
 from roost.redis.faults import describe
@@ -546,6 +547,9 @@ class Worker:
                 cancel_event=held.cancel_event,
                 signals=signals,
                 wait_timed_out=timed_out,
+                family=family_for(
+                    self.swarm, item, stepping=snapshot is not None, retrying=self.retrying
+                ),
             )
 
             task = self._start_step(held, ctx, engine, item, snapshot, version, attempt)
@@ -589,6 +593,7 @@ class Worker:
                 inline,
                 init=snapshot if pending is not None else None,
                 ended=ended,
+                ctx=ctx,
             )
             if next_snapshot is None:
                 return

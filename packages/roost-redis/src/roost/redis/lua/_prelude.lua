@@ -215,3 +215,131 @@ local function holder_call(meta, work_id, token, epoch, op, fields, res_keys, re
   for i, name in ipairs(fields) do values[name] = f[5 + i] end
   return nil, values
 end
+
+-- Child work ----------------------------------------------------------------------------
+-- A parent's children live in its kids hash (child work id -> '' while unfinished, else
+-- the state it finished in); the parent's meta counts them: kn spawned, kfin finished,
+-- kwait (while it awaits them) how many must have finished. A child's meta names its
+-- parent: pid, and pmeta and pkids, the parent's meta and kids keys as they came through
+-- the KEYS of the commit that spawned it (same namespace, so same hash tag), and pidx,
+-- its place in the spawn order. Children share their parent's queue, so the parent's due
+-- index is the one every script of the child has.
+local KID_KEYS, KID_ARGS = 3, 7
+
+-- Read and check the children a commit spawns, writing nothing. KEYS from k: the parent's
+-- kids hash, then per child its meta, item and idem keys; ARGV from a: count, wait ('',
+-- 'all', 'any' or a number), then per child: work_id, item json, engine, resources
+-- (space-joined), priority, idempotency key ('' none), max_attempts ('' default).
+-- Returns (plan, nil), or (nil, reply) when a child's idempotency key names an item of
+-- another parent or one with children of its own (an item of no parent and no children
+-- becomes this one's child) ({'TAKEN', work_id}) or another item than the caller resolved
+-- ({'RACE', key}: the caller resolves again and repeats).
+local function kids_plan(k, a, parent_id)
+  local n = tonumber(ARGV[a]) or 0
+  local plan = {kids = KEYS[k], wait = ARGV[a + 1] or '', list = {}}
+  for i = 0, n - 1 do
+    local kk, ka = k + 1 + i * KID_KEYS, a + 2 + i * KID_ARGS
+    local c = {meta = KEYS[kk], item = KEYS[kk + 1], idem = KEYS[kk + 2], id = ARGV[ka],
+      json = ARGV[ka + 1], engine = ARGV[ka + 2], res = ARGV[ka + 3], prio = ARGV[ka + 4],
+      key = ARGV[ka + 5], imax = ARGV[ka + 6]}
+    if c.key ~= '' then
+      local owner = redis.call('GET', c.idem)
+      if owner and owner ~= c.id then return nil, {'RACE', c.key} end
+    end
+    local f = redis.call('HMGET', c.meta, 'state', 'pid', 'kn')
+    if f[1] then
+      -- Another parent's child, or an item with children of its own (the parent itself or
+      -- an ancestor among them: no cycle can form), is not adopted.
+      if (f[2] and f[2] ~= parent_id) or (f[3] and not f[2]) or c.id == parent_id then
+        return nil, {'TAKEN', c.id}
+      end
+      c.existing = f[1]
+    end
+    plan.list[#plan.list + 1] = c
+  end
+  return plan, nil
+end
+
+-- Create the planned children (state 'scheduled', due now: the promoter queues each on its
+-- own engine's list) and link them to the parent. An existing child (the same idempotency
+-- key) is linked as it is. Returns how many were created.
+local function kids_spawn(plan, pmeta, parent_id, queue)
+  local created = 0
+  for _, c in ipairs(plan.list) do
+    if not c.existing or redis.call('HEXISTS', plan.kids, c.id) == 0 then
+      local idx = redis.call('HINCRBY', pmeta, 'kn', 1)
+      if c.existing and TERMINAL[c.existing] then
+        redis.call('HSET', plan.kids, c.id, c.existing)
+        redis.call('HINCRBY', pmeta, 'kfin', 1)
+      else
+        redis.call('HSET', plan.kids, c.id, '')
+      end
+      if not c.existing then
+        redis.call('HSET', c.meta, 'engine', c.engine, 'queue', queue, 'v', 0, 'att', 0,
+          'prio', c.prio, 'created', NOW)
+        if c.res ~= '' then redis.call('HSET', c.meta, 'res', c.res) end
+        if c.imax ~= '' then redis.call('HSET', c.meta, 'imax', c.imax) end
+        if c.key ~= '' then
+          redis.call('HSET', c.meta, 'idem', c.key)
+          redis.call('SET', c.idem, c.id)
+        end
+        redis.call('SET', c.item, c.json)
+        schedule_item(c.meta, c.id, nil, 'scheduled', NOW)
+        emit('enqueued', c.id, '', 0,
+          cjson.encode({engine = c.engine, delay_ms = 0, queue = queue, parent = parent_id}))
+        created = created + 1
+      end
+      redis.call('HSET', c.meta, 'pid', parent_id, 'pmeta', pmeta, 'pkids', plan.kids,
+        'pidx', idx)
+    end
+  end
+  if created > 0 then stat('enqueued', created) end
+  return created
+end
+
+-- How many finished children a parent that ends its step with ``wait`` waits for, or nil
+-- when it does not wait.
+local function kids_need(pmeta, wait)
+  if wait == '' then return nil end
+  local f = redis.call('HMGET', pmeta, 'kn', 'kfin')
+  local total, fin = tonumber(f[1] or '0'), tonumber(f[2] or '0')
+  local need = total
+  if wait == 'any' then need = 1 elseif wait ~= 'all' then need = tonumber(wait) end
+  if need > total then need = total end
+  if fin >= need then return nil end
+  return need
+end
+
+-- A child finished (done, failed, dead or cancelled): record its state with its parent, and
+-- if the parent awaits its children and enough have finished, make it due now (the
+-- promoter queues it). Returns 1 when the parent was woken, else 0. Writes nothing for an
+-- item that is nobody's child, or whose parent is gone (purged).
+local function child_finished(meta, work_id, state)
+  local f = redis.call('HMGET', meta, 'pid', 'pmeta', 'pkids')
+  if not f[1] then return 0 end
+  local pid, pmeta, pkids = f[1], f[2], f[3]
+  local prev = redis.call('HGET', pkids, work_id)
+  if prev == false or redis.call('EXISTS', pmeta) == 0 then return 0 end
+  redis.call('HSET', pkids, work_id, state)
+  if prev ~= '' then return 0 end
+  local fin = redis.call('HINCRBY', pmeta, 'kfin', 1)
+  local p = redis.call('HMGET', pmeta, 'state', 'kwait', 'step', 'v')
+  if p[1] == 'awaiting' and p[2] and fin >= tonumber(p[2]) then
+    redis.call('HDEL', pmeta, 'kwait')
+    schedule_item(pmeta, pid, 'awaiting', 'scheduled', NOW)
+    emit('children_ready', pid, p[3], tonumber(p[4]), cjson.encode({finished = fin}))
+    return 1
+  end
+  return 0
+end
+
+-- A finished child runs again (retry): it is unfinished again for its parent.
+local function child_reopened(meta, work_id)
+  local f = redis.call('HMGET', meta, 'pid', 'pmeta', 'pkids')
+  if not f[1] then return end
+  local prev = redis.call('HGET', f[3], work_id)
+  if prev and prev ~= '' and redis.call('EXISTS', f[2]) == 1 then
+    redis.call('HSET', f[3], work_id, '')
+    redis.call('HINCRBY', f[2], 'kfin', -1)
+  end
+end

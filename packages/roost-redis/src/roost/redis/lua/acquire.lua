@@ -72,6 +72,7 @@ if attempt >= max_attempts then
   set_state(meta, work_id, 'queued', 'dead')
   emit_final(meta, 'dead', work_id, f[8], tonumber(f[6]), '{"reason":"attempts exhausted"}')
   stat('dead')
+  child_finished(meta, work_id, 'dead') -- child work: tell the parent
   return {'DEAD'}
 end
 

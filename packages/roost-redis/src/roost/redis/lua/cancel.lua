@@ -15,4 +15,5 @@ end
 set_state(meta, work_id, state, 'cancelled')
 emit_final(meta, 'cancelled', work_id, f[2], tonumber(f[3]), cjson.encode({previous = state}))
 stat('cancelled')
+child_finished(meta, work_id, 'cancelled') -- child work: tell the parent
 return {'OK', state}

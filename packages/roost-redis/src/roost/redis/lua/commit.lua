@@ -18,8 +18,13 @@
 -- 'paused' (reason 'budget') instead of going on.
 -- Pause (see pause.lua): an item paused while its step ran ('pause' set) is parked in 'paused'
 -- by this commit instead of going on (unless it finished); the reply's 7th value is then 1.
+-- Child work (optional, after all of the above): KEYS after the signal stream: the item's
+-- kids hash, then meta, item and idem per child; ARGV from 20: child count, wait ('' | 'all'
+-- | 'any' | a number), 7 per child (see kids_plan in the prelude). Outcome 'await' parks the
+-- item in 'awaiting' until enough children finished ('queue' if they already have).
 -- Returns {'OK', version, event_id, woken, now, due_ms, paused} or {'DUP'} (this very
--- commit already applied), {'STALE'}, {'GONE'}, {'CANCELLED', woken}, {'CONFLICT', version}.
+-- commit already applied), {'STALE'}, {'GONE'}, {'CANCELLED', woken}, {'CONFLICT', version},
+-- {'TAKEN', work_id} or {'RACE', idempotency key} (child work: nothing was written).
 local meta, snap_key, hist_key, job = KEYS[NS_KEYS + 1], KEYS[NS_KEYS + 2],
   KEYS[NS_KEYS + 3], KEYS[NS_KEYS + 4]
 local work_id, token, epoch, op = ARGV[NS_ARGS + 1], ARGV[NS_ARGS + 2], ARGV[NS_ARGS + 3],
@@ -33,11 +38,23 @@ local data = ARGV[NS_ARGS + 14]
 local init_json, init_step = ARGV[NS_ARGS + 15], ARGV[NS_ARGS + 16]
 local ended = tonumber(ARGV[NS_ARGS + 17])
 local res_keys, resw_keys = res_block(NS_KEYS + 5, nres)
+-- child work: begin
+-- after the signal stream (a key) and the wait and budget arguments (ARGV 18, 19)
+local kids_at, kids_arg = NS_KEYS + 6 + 2 * nres, NS_ARGS + 20
+local plan = nil
+-- child work: end
 
 local early, f = holder_call(meta, work_id, token, epoch, op, {'v', 'prog', 'pause'}, res_keys,
   resw_keys)
 if early then return early end
 if tonumber(f.v) ~= expected then return {'CONFLICT', f.v} end
+-- child work: begin (checks only: nothing is written before the plan is accepted)
+if ARGV[kids_arg] and KEYS[kids_at] then
+  local refused
+  plan, refused = kids_plan(kids_at, kids_arg, work_id)
+  if refused then return refused end
+end
+-- child work: end
 -- ---- signals: begin (waits and the signals a step consumed; see signal.lua) ----------
 local wait_json, sig_key = ARGV[NS_ARGS + 18] or '', KEYS[NS_KEYS + 5 + 2 * nres]
 local wait = nil
@@ -117,19 +134,34 @@ if outcome == 'inline' then attempts = 1 end
 if f.prog then redis.call('HDEL', meta, 'prog') end
 
 local woken, due, etype = 0, 0, 'committed'
+-- child work: begin
+local need = nil
+if plan then
+  woken = woken + kids_spawn(plan, meta, work_id, meta_get(meta, 'queue') or '')
+  if outcome == 'await' then
+    need = kids_need(meta, plan.wait)
+    if not need then outcome = 'queue' end -- enough finished: go on (the event still says await)
+  end
+end
+if outcome == 'await' and not need then outcome = 'queue' end
+-- child work: end
 if outcome == 'inline' then
   -- The lease runs on as it was: the holder's renewals keep it alive.
   redis.call('HSET', meta, 'v', version, 'step', step, 'att', attempts, 'op', op,
     'updated', NOW)
 else
   redis.call('HSET', meta, 'v', version, 'step', step, 'att', attempts, 'op', op)
-  woken = release_lease(meta, work_id, res_keys, resw_keys)
+  woken = woken + release_lease(meta, work_id, res_keys, resw_keys)
   if outcome == 'done' then
     set_state(meta, work_id, 'running', 'done')
     etype = 'done'
     stat('done')
+    woken = woken + child_finished(meta, work_id, 'done') -- child work: tell the parent
   elseif outcome == 'await_signals' then
     await_item()
+  elseif outcome == 'await' then -- child work: no lease, no due time, until children finish
+    set_state(meta, work_id, 'running', 'awaiting')
+    redis.call('HSET', meta, 'kwait', need)
   elseif outcome == 'delay' then
     due = NOW + delay
     if ended then due = math.min(due, ended + delay) end

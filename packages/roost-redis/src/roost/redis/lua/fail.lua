@@ -24,12 +24,14 @@ if terminal == '1' then
   set_state(meta, work_id, 'running', 'failed')
   emit_final(meta, 'failed', work_id, f.step, version, data)
   stat('failed')
+  woken = woken + child_finished(meta, work_id, 'failed') -- child work: tell the parent
   return {'FAILED', woken}
 end
 if tonumber(f.att) >= tonumber(f.maxatt) then
   set_state(meta, work_id, 'running', 'dead')
   emit_final(meta, 'dead', work_id, f.step, version, data)
   stat('dead')
+  woken = woken + child_finished(meta, work_id, 'dead') -- child work: tell the parent
   return {'DEAD', woken}
 end
 local due = NOW + backoff

@@ -64,6 +64,7 @@ for _ = 1, n do
       set_state(meta, work_id, f[1], 'dead')
       emit_final(meta, 'dead', work_id, f[8], version, info)
       stat('dead')
+      woken = woken + child_finished(meta, work_id, 'dead') -- child work: tell the parent
       dead = dead + 1
     else
       emit('lease_expired', work_id, f[8], version, info)

@@ -26,6 +26,7 @@ else
 end
 redis.call('HSET', meta, 'v', version, 'att', 0)
 redis.call('HDEL', meta, 'err')
+child_reopened(meta, work_id) -- child work: unfinished again for its parent
 queue_item(meta, work_id, f[1], job, ARGV[NS_ARGS + 5], ARGV[NS_ARGS + 4])
 emit('replayed', work_id, f[4], version, cjson.encode({from_version = ARGV[NS_ARGS + 7]}))
 return {'OK', version}

@@ -7,6 +7,7 @@ local f = redis.call('HMGET', meta, 'state', 'step', 'v')
 if not f[1] then return {'GONE'} end
 if f[1] ~= 'failed' and f[1] ~= 'dead' then return {'CONFLICT', f[1]} end
 redis.call('HSET', meta, 'att', 0)
+child_reopened(meta, work_id) -- child work: unfinished again for its parent
 queue_item(meta, work_id, f[1], job, ARGV[NS_ARGS + 3], ARGV[NS_ARGS + 2])
 emit('retried', work_id, f[2], tonumber(f[3]), cjson.encode({previous = f[1]}))
 return {'OK', f[1]}
