@@ -25,6 +25,7 @@ VALID: list[tuple[str, str, str, Any]] = [
     ("ROOST_RETENTION", "7d", "retention", 7 * 86400.0),
     ("ROOST_EVENTS_MAXLEN", "1000", "events_maxlen", 1000),
     ("ROOST_HISTORY", "10", "history", 10),
+    ("ROOST_WAIT_REPLICAS", "1", "wait_replicas", 1),
     ("ROOST_STRICT_DURABILITY", "yes", "strict_durability", True),
     ("ROOST_GRACE_PERIOD", "2h", "grace_period", 7200.0),
     ("ROOST_INLINE_STEPS", "0", "inline_steps", 0),
@@ -64,6 +65,7 @@ INVALID: list[tuple[str, str]] = [
     ("ROOST_EVENTS_MAXLEN", "0"),
     ("ROOST_EVENTS_MAXLEN", "many"),
     ("ROOST_HISTORY", "-1"),
+    ("ROOST_WAIT_REPLICAS", "-1"),
     ("ROOST_STRICT_DURABILITY", "maybe"),
     ("ROOST_GRACE_PERIOD", "-30"),
     ("ROOST_INLINE_STEPS", "-1"),
@@ -88,6 +90,7 @@ INVALID: list[tuple[str, str]] = [
     ("ROOST_RETRY_MAX_DELAY", "1e300"),
     ("ROOST_RETENTION", "3651d"),
     ("ROOST_HISTORY", "1001"),
+    ("ROOST_WAIT_REPLICAS", "17"),
     ("ROOST_GRACE_PERIOD", "25h"),
     ("ROOST_INLINE_STEPS", "10001"),
 ]

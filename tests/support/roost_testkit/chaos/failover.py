@@ -36,8 +36,8 @@ Topology = Literal["sentinel", "cluster"]
 @dataclass(frozen=True)
 class FailoverConfig:
     topology: Topology = "sentinel"
-    items: int = 150
-    steps: int = 4
+    items: int = 90
+    steps: int = 3
     workers: int = 3
     concurrency: int = 8
     lease_ttl: float = 3.0

@@ -81,22 +81,30 @@ class FastUnixConnection(_HiredisPacking, UnixDomainSocketConnection):
     """Unix socket connection with C command packing."""
 
 
-class FastSentinelConnection(_HiredisPacking, SentinelManagedConnection):
-    """Connection to the primary a group of sentinels names, with C command packing.
+class _ClosedUnderUs:
+    """Raise a connection closed between its connect and its write as a dropped connection.
 
-    When the sentinels name a new primary, redis-py closes the pool's idle connections
-    from inside another connection's connect; one just handed out can be closed between
-    its connect and its write, which then fails with ``AttributeError`` (no writer). That
-    is a dropped connection: it is raised as one, so the client's retry (and Roost's
-    outage handling) take it.
+    redis-py can close a connection that another task just took: the Sentinel pool closes
+    its idle connections from inside another connection's connect when the sentinels name
+    a new primary, and the cluster client closes a node's connections when it reloads the
+    slot map. The write then fails with ``AttributeError`` (no writer). It is raised as a
+    ``ConnectionError``, so the client's retry and Roost's outage handling take it.
     """
 
     async def send_packed_command(self, command: Any, check_health: bool = True) -> None:
         try:
-            await super().send_packed_command(command, check_health)
+            await super().send_packed_command(command, check_health)  # type: ignore[misc]
         except AttributeError as exc:
-            await self.disconnect()
+            await cast(Connection, self).disconnect()
             raise RedisConnectionError(f"connection closed while sending: {exc}") from exc
+
+
+class FastSentinelConnection(_ClosedUnderUs, _HiredisPacking, SentinelManagedConnection):
+    """Connection to the primary a group of sentinels names, with C command packing."""
+
+
+class FastClusterConnection(_ClosedUnderUs, FastConnection):
+    """Connection to a cluster node, with C command packing."""
 
 
 _CONNECTION_CLASSES: dict[str, type[Connection] | type[UnixDomainSocketConnection]] = {
@@ -143,6 +151,7 @@ def make_client(url: str, *, blocking: bool = False, home_key: str | None = None
                 home_key=home_key,
                 socket_timeout=timeout,
                 socket_connect_timeout=COMMAND_TIMEOUT,
+                connection_class=FastClusterConnection,
             )
         return typed(cast(Redis, client))
     return typed(

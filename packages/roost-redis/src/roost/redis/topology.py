@@ -351,11 +351,17 @@ class ClusterClient(RedisCluster):
             home_key: a key whose slot's primary serves :data:`NODE_COMMANDS` (``TIME``,
                 ``INFO``, ``CONFIG GET``, ``WAIT``, ``WAITAOF``, ``FUNCTION LOAD``...); by
                 default redis-py's default node does.
+            connection_class: the class of the connections to every node.
             **kwargs: as redis-py's.
         """
+        connection_class = kwargs.pop("connection_class", None)
         super().__init__(*args, **kwargs)
         self.nodes_manager.__class__ = _SharedNodes
         self.home_key = home_key
+        if connection_class is not None:  # redis-py's constructor has no such argument
+            self.connection_kwargs["connection_class"] = connection_class
+            for node in self.nodes_manager.startup_nodes.values():
+                node.connection_class = connection_class
 
     def home_node(self) -> ClusterNode:
         """The primary of the home key's slot, as the slot map last read says."""
