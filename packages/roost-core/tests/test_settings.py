@@ -30,7 +30,6 @@ VALID: list[tuple[str, str, str, Any]] = [
     ("ROOST_GRACE_PERIOD", "2h", "grace_period", 7200.0),
     ("ROOST_INLINE_STEPS", "0", "inline_steps", 0),
     ("ROOST_STUCK_AFTER", "2m", "stuck_after", 120.0),
-    ("ROOST_WAIT_REPLICAS", "1", "wait_replicas", 1),
     ("ROOST_WORKER_ID", " web-1.eu:a@b ", "worker_id", "web-1.eu:a@b"),
     ("ROOST_HEARTBEAT_TIMEOUT", "3s", "heartbeat_timeout", 3.0),
     ("ROOST_LOG_LEVEL", " DEBUG ", "log_level", "debug"),
@@ -70,7 +69,6 @@ INVALID: list[tuple[str, str]] = [
     ("ROOST_GRACE_PERIOD", "-30"),
     ("ROOST_INLINE_STEPS", "-1"),
     ("ROOST_STUCK_AFTER", "0"),
-    ("ROOST_WAIT_REPLICAS", "-1"),
     ("ROOST_WAIT_REPLICAS", "17"),
     ("ROOST_WAIT_REPLICAS", "one"),
     ("ROOST_WORKER_ID", "has space"),
@@ -90,7 +88,6 @@ INVALID: list[tuple[str, str]] = [
     ("ROOST_RETRY_MAX_DELAY", "1e300"),
     ("ROOST_RETENTION", "3651d"),
     ("ROOST_HISTORY", "1001"),
-    ("ROOST_WAIT_REPLICAS", "17"),
     ("ROOST_GRACE_PERIOD", "25h"),
     ("ROOST_INLINE_STEPS", "10001"),
 ]
