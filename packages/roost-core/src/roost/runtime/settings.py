@@ -200,8 +200,8 @@ class RoostSettings(BaseSettings):
     heartbeat_timeout: Duration = 5.0
     """``ROOST_HEARTBEAT_TIMEOUT``. A worker beats about once a second (or a fifth of this,
     if shorter); one silent for this long is taken for gone and its leases are handed on,
-    without waiting for ``ROOST_LEASE_TTL``. A worker that could not beat for this long
-    stops its steps: their items have been or will be handed on."""
+    without waiting for ``ROOST_LEASE_TTL``, by workers that have beaten without a gap for
+    this long themselves (so Redis being away for everyone takes no one's leases)."""
     log_level: Annotated[LogLevel | None, BeforeValidator(_choice(LOG_LEVELS))] = None
     """``ROOST_LOG_LEVEL``. ``debug``, ``info``, ``warning``, ``error`` or ``critical``;
     unset: each command's own (``roost worker`` shows info, other commands errors only)."""

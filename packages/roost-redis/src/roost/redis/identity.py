@@ -36,7 +36,6 @@ if TYPE_CHECKING:
 __all__ = [
     "WorkerIdInUse",
     "beat",
-    "check_lapse",
     "claim_identity",
     "heartbeat_interval",
 ]
@@ -90,23 +89,14 @@ async def beat(worker: Worker, info: dict[str, Any], *, claim: bool = False) -> 
             pipe.zadd(keys.live(engine), expiry)
         pipe.sadd(keys.engines, *worker.engines)
         await pipe.execute()
+    done = time.monotonic()
+    # The first beat after a gap (Redis was away or slow, or the event loop was blocked)
+    # starts a new unbroken run: until it is ROOST_HEARTBEAT_TIMEOUT old, this worker does
+    # not judge others by their silence, which may be the same gap (see lapsed_workers).
+    if claim or done - worker.beat_done > 2 * heartbeat_interval(timeout_ms / 1000) + 0.5:
+        worker.beating_since = now_ms
+    worker.beat_done = done
     worker.last_beat = sent
-    return True
-
-
-def check_lapse(worker: Worker) -> bool:
-    """Stop the steps of a worker that could not beat for ``ROOST_HEARTBEAT_TIMEOUT``.
-
-    Maintenance elsewhere may have taken its leases back already: their commits would be
-    refused; the steps stop now instead of running to that refusal. Returns whether the
-    heartbeat lapsed.
-    """
-    if time.monotonic() - worker.last_beat <= worker.settings.heartbeat_timeout:
-        return False
-    for held in worker.held.values():
-        if not held.lost:
-            held.lost = True
-            held.interrupt()
     return True
 
 

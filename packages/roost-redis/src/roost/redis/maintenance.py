@@ -179,9 +179,18 @@ async def recover_worker(
     return requeued, dead, alive
 
 
-async def lapsed_workers(swarm: RedisSwarm, keys: Keys, clock: Clock) -> list[tuple[str, float]]:
-    """Workers of this queue whose last heartbeat is older than ``ROOST_HEARTBEAT_TIMEOUT``."""
+async def lapsed_workers(
+    swarm: RedisSwarm, keys: Keys, clock: Clock, beating_since: float
+) -> list[tuple[str, float]]:
+    """Workers of this queue whose last heartbeat is older than ``ROOST_HEARTBEAT_TIMEOUT``.
+
+    Judged only by a worker whose own heartbeats have gone through without a gap for that
+    long (``beating_since``, server ms): after Redis was away, every worker's last beat is
+    old, and each gets a whole timeout to beat again before it is taken for gone.
+    """
     cutoff = int(clock.now_ms() - swarm.settings.heartbeat_timeout * 1000)
+    if beating_since > cutoff:
+        return []
     rows: list[tuple[str, float]] = await swarm.client.zrange(
         keys.beats, "-inf", cutoff, byscore=True, offset=0, num=BATCH, withscores=True
     )

@@ -81,6 +81,8 @@ class Loop:
         self.problem: str | None = None
         self.failures = 0
         self._backoff = BACKOFF_MIN
+        self.max_backoff = BACKOFF_MAX
+        """The longest wait between failed passes (the heartbeat keeps it short)."""
         self._logged: dict[str, float] = {}
         """Kinds of unexpected failure, with when they last happened (logged once each)."""
         self._said = False
@@ -113,8 +115,8 @@ class Loop:
         self.report(exc)
         if isinstance(exc, NoScriptError) or is_missing_function(exc):
             return 0.0
-        delay = self._backoff
-        self._backoff = min(self._backoff * 2, BACKOFF_MAX)
+        delay = min(self._backoff, self.max_backoff)
+        self._backoff = min(self._backoff * 2, self.max_backoff)
         return delay
 
     def report(self, exc: BaseException) -> None:

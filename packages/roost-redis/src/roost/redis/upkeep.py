@@ -14,7 +14,7 @@ import socket
 import time
 from typing import TYPE_CHECKING, Any
 
-from roost.redis.identity import beat, check_lapse, heartbeat_interval
+from roost.redis.identity import beat, heartbeat_interval
 from roost.redis.maintenance import (
     lapsed_workers,
     promote_due,
@@ -52,7 +52,6 @@ async def renew_pass(worker: Worker) -> float:
     fails) interrupts its step; a cancelled item interrupts its step too.
     """
     interval = max(worker.ttl / 3.0, 0.1)
-    check_lapse(worker)
     batch = [h for h in worker.held.values() if not h.lost]
     if not batch:
         return interval
@@ -163,9 +162,10 @@ class Maintenance:
     async def _recover_lapsed(self) -> None:
         """Take back the leases of workers whose heartbeat stopped (ROOST_HEARTBEAT_TIMEOUT)."""
         worker, keys = self.worker, self.worker.keys
-        for wid, last in await lapsed_workers(worker.swarm, keys, worker.clock):
+        lapsed = await lapsed_workers(worker.swarm, keys, worker.clock, worker.beating_since)
+        for wid, last in lapsed:
             if wid == worker.swarm.worker_id:
-                continue  # this very worker could not beat: check_lapse stops its steps
+                continue  # this very worker: it beats again now
             requeued, dead, alive = await recover_worker(worker.swarm, keys, wid, last)
             if alive:
                 continue
@@ -227,12 +227,7 @@ async def heartbeat_pass(worker: Worker) -> float:
     its leases are no longer its own.
     """
     worker.health.changed.clear()
-    check_lapse(worker)
-    try:
-        mine = await beat(worker, worker_info(worker))
-    except Exception:
-        check_lapse(worker)
-        raise
+    mine = await beat(worker, worker_info(worker))
     if not mine:
         worker.superseded = True
         for held in worker.held.values():

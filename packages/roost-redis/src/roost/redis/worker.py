@@ -173,6 +173,10 @@ class Worker:
         """This run of the worker's identity (a restart with the same id has another)."""
         self.last_beat = time.monotonic()
         """When the last heartbeat that went through was sent (monotonic)."""
+        self.beat_done = time.monotonic()
+        """When the last heartbeat that went through came back (monotonic)."""
+        self.beating_since = float("inf")
+        """Server ms at which this worker's current unbroken run of heartbeats began."""
         self.superseded = False
         """Set when another run claimed this worker's identity (it looked dead)."""
         self._signals: StopSignals | None = None
@@ -235,7 +239,9 @@ class Worker:
             self._loop("renewer", lambda: renew_pass(self)),
             self._loop("promoter", lambda: promote_pass(self)),
             self._loop("maintenance", maintenance_pass(self)),
-            self._loop("heartbeat", lambda: heartbeat_pass(self)),
+            # Beats resume within half a second of Redis coming back: the others judge this
+            # worker by its silence (ROOST_HEARTBEAT_TIMEOUT), so it must not back off long.
+            self._loop("heartbeat", lambda: heartbeat_pass(self), max_backoff=0.5),
             self._loop("schedules", self.swarm.schedules.tick),
             self._loop("sinks", self._sink_pass),
             asyncio.create_task(
@@ -270,9 +276,17 @@ class Worker:
         if self.failure is not None:
             raise WorkerStuck(f"worker {self.swarm.worker_id} gave up: {self.failure}")
 
-    def _loop(self, name: str, body: Callable[[], Awaitable[float | None]]) -> asyncio.Task[None]:
+    def _loop(
+        self,
+        name: str,
+        body: Callable[[], Awaitable[float | None]],
+        max_backoff: float | None = None,
+    ) -> asyncio.Task[None]:
+        loop = self.health.loop(name)
+        if max_backoff is not None:
+            loop.max_backoff = max_backoff
         task = asyncio.create_task(
-            supervise(self.health.loop(name), body, lambda: not self.closing), name=f"roost-{name}"
+            supervise(loop, body, lambda: not self.closing), name=f"roost-{name}"
         )
         task.add_done_callback(self._loop_ended)
         return task
