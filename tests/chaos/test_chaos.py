@@ -14,7 +14,13 @@ import pytest
 from roost_testkit.chaos.base import Result
 from roost_testkit.chaos.scenarios import run, tier
 
-pytestmark = [pytest.mark.chaos, pytest.mark.slow, pytest.mark.timeout(600)]
+# One scenario at a time (on one pytest worker): each times things against its own load.
+pytestmark = [
+    pytest.mark.chaos,
+    pytest.mark.slow,
+    pytest.mark.timeout(600),
+    pytest.mark.xdist_group("chaos"),
+]
 
 QUICK = {s.key: s for s in tier(full=False)}
 

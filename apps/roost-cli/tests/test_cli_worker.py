@@ -186,7 +186,9 @@ def test_unknown_engine_exits_2_before_connecting(cli: Cli) -> None:
         "worker", "--engines", "watchlist,nope", env={"ROOST_REDIS_URL": "redis://127.0.0.1:1/0"}
     )
     assert result.code == 2
-    assert result.stderr.strip() == "error: unknown engine 'nope' (installed: watchlist)"
+    assert result.stderr.strip() == (
+        "error: unknown engine 'nope' (installed: watchlist, watchlist-fanout)"
+    )
 
 
 @pytest.mark.parametrize(

@@ -93,7 +93,7 @@ async def work_status(request: Request) -> JSONResponse:
     data = status.model_dump(mode="json")
     data["unserved"] = await queries.unserved_for(swarm, [status.meta])
     if status.meta.children_total:
-        children = await swarm.children(status.meta.work_id)
+        children = await queries.children(swarm, status.meta.work_id)
         data["children"] = [c.model_dump(mode="json") for c in children]
     return _json(data)
 

@@ -51,6 +51,7 @@ __all__ = [
     "artifact",
     "artifact_content",
     "artifact_owner",
+    "children",
     "counts",
     "detail",
     "engines",
@@ -273,6 +274,11 @@ async def status(swarm: RedisSwarm, work_id_: str) -> WorkStatus:
         NotFound: no such work id (a malformed id is not found either).
     """
     return await swarm.status(work_id(work_id_))
+
+
+async def children(swarm: RedisSwarm, work_id_: str) -> list[WorkMeta]:
+    """An item's children (each one's meta), in spawn order."""
+    return await swarm.children(work_id_)
 
 
 async def versions(swarm: RedisSwarm, work_id_: str) -> list[Snapshot]:
