@@ -54,7 +54,8 @@ class ContiguousVersionsConformance(ConformanceSuite):
 
         ids: list[str] = []
         for i in range(6):
-            plan = {v: ["sleep:0.2"] for v in range(1, STEPS + 1)}
+            # Steps long enough that a poll, however late under load, finds one running.
+            plan = {v: ["sleep:0.5"] for v in range(1, STEPS + 1)}
             if i < 2:
                 plan[i + 2] = ["exit", "sleep:0.2"]  # attempt 1 of this step kills its worker
             ids.append(await sc.enqueue(steps=STEPS, plan=plan))
