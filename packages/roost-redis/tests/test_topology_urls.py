@@ -18,11 +18,11 @@ from roost.runtime.errors import SettingsError
 
 def test_a_sentinel_url_names_sentinels_service_db_and_credentials() -> None:
     url = (
-        "redis+sentinel://app:s%40cret@10.0.0.1:26380,sentinel-b,[::1]:5000/my.service/3"
+        "redis+sentinel://app:s%40cret@127.0.0.3:26380,sentinel-b,[::1]:5000/my.service/3"
         "?sentinel_username=watch&sentinel_password=w%26tch&min_other_sentinels=1"
     )
     assert parse_topology_url(url) == SentinelUrl(
-        sentinels=(("10.0.0.1", 26380), ("sentinel-b", 26379), ("::1", 5000)),
+        sentinels=(("127.0.0.3", 26380), ("sentinel-b", 26379), ("::1", 5000)),
         service="my.service",
         db=3,
         username="app",
