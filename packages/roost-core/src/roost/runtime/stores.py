@@ -1,8 +1,9 @@
 """Async store contracts that backends implement.
 
 :class:`ArtifactStore` is implemented by the built-in file store and by plugins (by URL
-scheme). :class:`WorkStore` is the operator API that the Redis runtime (``RedisSwarm``)
-implements and that the CLI and console use. :data:`EventSink` receives runtime events.
+scheme). :class:`WorkStore` is the core of the operator API
+(:class:`roost.runtime.backends.WorkBackend` adds the rest) that the conformance suite drives.
+:data:`EventSink` receives runtime events.
 """
 
 from __future__ import annotations
@@ -70,7 +71,7 @@ A sink that raises is logged and skipped; it never fails a step.
 
 @runtime_checkable
 class WorkStore(Protocol):
-    """The operator API over durable work (``RedisSwarm`` implements it)."""
+    """The operator API over durable work that every backend offers."""
 
     async def enqueue(
         self,
