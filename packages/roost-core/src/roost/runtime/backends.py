@@ -163,6 +163,14 @@ class WorkBackend(WorkStore, Protocol):
         """What ``exc`` means, if it is one of :attr:`fault_types`; else ``None``."""
         ...
 
+    def engine_ids(self) -> list[str]:
+        """The ids of the engines installed (registered by plugins), sorted.
+
+        Raises:
+            BadInput: two plugins clash.
+        """
+        ...
+
     @property
     def artifacts(self) -> ArtifactStore:
         """The artifact store at ``ROOST_ARTIFACT_ROOT``."""

@@ -95,6 +95,10 @@ def _host_problem(entry: str) -> str | None:
 class RedisBackend(RedisSwarm):
     """:class:`~roost.redis.RedisSwarm` as a :class:`~roost.runtime.backends.WorkBackend`."""
 
+    def engine_ids(self) -> list[str]:
+        """The ids of the engines its registry holds, sorted."""
+        return sorted(self.registry.engines)
+
     async def ping(self) -> None:
         """Check that Redis answers (a ``RedisError`` or ``OSError`` when it does not)."""
         await self.client.ping()
