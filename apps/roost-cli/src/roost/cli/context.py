@@ -128,7 +128,7 @@ class GlobalOptions:
         return CliError(message, EXIT_BAD_INPUT)
 
 
-def options(ctx: typer.Context | click.Context) -> GlobalOptions:
+def options(ctx: typer.Context) -> GlobalOptions:
     """The global options the root callback stored on the click context."""
     obj = ctx.find_root().obj
     return obj if isinstance(obj, GlobalOptions) else GlobalOptions()
@@ -142,7 +142,7 @@ def settings_of(ctx: typer.Context, **overrides: Any) -> RoostSettings:
     """
     with handle_errors():
         settings = options(ctx).settings(**overrides)
-        backend = backend_of(settings)
+        backend = backend_of(settings, given=options(ctx))
     if options(ctx).verbose:
         warn(f"roost: {where(backend)}")
     return settings
@@ -181,21 +181,23 @@ def load_registry() -> Registry:
 
 
 def backend_of(
-    settings: RoostSettings, *, registry: Registry | None = None, validate_engines: bool = False
+    settings: RoostSettings,
+    *,
+    registry: Registry | None = None,
+    validate_engines: bool = False,
+    given: GlobalOptions | None = None,
 ) -> WorkBackend:
     """The backend ``ROOST_REDIS_URL``'s scheme picks (not connected).
 
     Raises:
         CliError: no installed backend serves that URL, or the backend refuses it (exit 2,
-            naming ``--redis-url`` when the flag gave it).
+            naming ``--redis-url`` when ``given`` says the flag gave it).
     """
     registry = registry or load_registry()
     try:
         return registry.open_backend(settings, validate_engines=validate_engines)
     except SettingsError as exc:
-        ctx = click.get_current_context(silent=True)
-        given = options(ctx) if ctx is not None else GlobalOptions()
-        raise given.bad_setting(exc) from None
+        raise (given or GlobalOptions()).bad_setting(exc) from None
 
 
 @contextlib.asynccontextmanager
