@@ -21,7 +21,13 @@ from roost.redis.faults import is_outage, is_unreachable
 from roost.redis.server import EmbeddedServer, ServerError
 from roost.redis.server.control import ServerReport, run_server_command
 from roost.redis.swarm import RedisSwarm
-from roost.runtime.backends import DEFAULT_SCHEME, BackendFactory, Fault, ServerCommand
+from roost.runtime.backends import (
+    DEFAULT_SCHEME,
+    BackendFactory,
+    Fault,
+    ServerCommand,
+    WorkBackend,
+)
 from roost.runtime.errors import BadInput, RoostError
 from roost.runtime.hookspecs import hookimpl
 from roost.runtime.plugins import Registry
@@ -163,6 +169,9 @@ class RedisBackends:
 
 FACTORY: BackendFactory = RedisBackends()
 """The factory registered under each of :data:`REDIS_SCHEMES` and as the default."""
+
+_KEEPS_THE_PROTOCOL: type[WorkBackend] = RedisBackend
+"""Pyright checks here that :class:`RedisBackend` satisfies the protocol structurally."""
 
 
 @hookimpl
