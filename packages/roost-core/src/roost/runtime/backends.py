@@ -22,7 +22,6 @@ if TYPE_CHECKING:
         Budget,
         Signal,
         Snapshot,
-        WorkItem,
         WorkMeta,
     )
     from roost.runtime.observe import StepObserver
@@ -177,34 +176,6 @@ class WorkBackend(WorkStore, Protocol):
         ...
 
     # -- work ---------------------------------------------------------------------------
-
-    async def enqueue(
-        self,
-        engine: str,
-        payload: Mapping[str, Any] | None = None,
-        *,
-        resources: Sequence[str] = (),
-        idempotency_key: str | None = None,
-        delay_seconds: float = 0.0,
-        priority: int = 0,
-        max_attempts: int | None = None,
-        step_timeout: float | None = None,
-        max_steps: int | None = None,
-        max_runtime: float | None = None,
-        budget: float | None = None,
-    ) -> str:
-        """Create a work item and return its work id (the same id for the same key)."""
-        ...
-
-    async def enqueue_many(
-        self,
-        items: Sequence[WorkItem],
-        *,
-        delay_seconds: float = 0.0,
-        seeds: Sequence[Snapshot | None] | None = None,
-    ) -> list[str]:
-        """Create many work items in few round trips; return their ids in order."""
-        ...
 
     async def metas(self, work_ids: Sequence[str]) -> list[WorkMeta | None]:
         """Meta of many items (``None`` for unknown ids)."""

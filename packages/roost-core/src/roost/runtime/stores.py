@@ -83,6 +83,10 @@ class WorkStore(Protocol):
         delay_seconds: float = 0.0,
         priority: int = 0,
         max_attempts: int | None = None,
+        step_timeout: float | None = None,
+        max_steps: int | None = None,
+        max_runtime: float | None = None,
+        budget: float | None = None,
     ) -> str:
         """Create a work item and return its work id (the same id for the same key)."""
         ...
