@@ -298,6 +298,19 @@ def test_roost_register_backends_without_a_default_asks_for_a_url() -> None:
         empty.backend_factory("mem://x")
 
 
+def test_roost_register_backends_missing_because_autoload_is_off_says_so(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv(DISABLE_AUTOLOAD_ENV, "1")
+    empty = Registry.load(get_plugin_manager())
+    assert empty.backends == {}
+    with pytest.raises(SettingsError) as excinfo:
+        empty.backend_factory(None)
+    assert str(excinfo.value).endswith(
+        "(ROOST_DISABLE_PLUGIN_AUTOLOAD is set: installed plugins are not loaded)"
+    )
+
+
 def test_duplicate_backend_scheme() -> None:
     one, two = BackendPlugin(MemoryBackends()), BackendPlugin(MemoryBackends(), ("MEM",))
     with pytest.raises(BadInput, match="^backend scheme 'mem' is registered twice$"):

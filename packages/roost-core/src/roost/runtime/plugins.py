@@ -314,12 +314,17 @@ class Registry:
                 one line that names ``ROOST_REDIS_URL`` and shows the URL redacted.
         """
         var = "ROOST_REDIS_URL"
+        unloaded = (
+            f" ({DISABLE_AUTOLOAD_ENV} is set: installed plugins are not loaded)"
+            if os.environ.get(DISABLE_AUTOLOAD_ENV) and not self.backends
+            else ""
+        )
         if url is None:
             factory = self.backends.get("")
             if factory is None:
                 raise SettingsError(
                     f"{var} is not set and no installed backend runs without it: set it, or "
-                    "install a backend plugin"
+                    f"install a backend plugin{unloaded}"
                 )
             return factory
         shown = repr(redact_url(url))
@@ -328,7 +333,7 @@ class Registry:
         if factory is None:
             names = [f"{name}://" for name in self.backends if name]
             if not names:
-                raise SettingsError(f"{var}: {shown}: no backend plugin is installed")
+                raise SettingsError(f"{var}: {shown}: no backend plugin is installed{unloaded}")
             known = f"{', '.join(names[:-1])} or {names[-1]}" if len(names) > 1 else names[0]
             raise SettingsError(f"{var}: {shown} must start with {known}")
         problem = factory.url_problem(url)
