@@ -16,7 +16,6 @@ from collections.abc import AsyncGenerator, Callable, Coroutine, Generator
 from dataclasses import dataclass
 from typing import Any, NoReturn, TypeVar
 
-import click
 import typer
 
 from roost.runtime import (
@@ -49,8 +48,6 @@ __all__ = [
 
 EXIT_RUNTIME = 1
 EXIT_BAD_INPUT = 2
-
-_REGISTRY_KEY = "roost.registry"
 
 T = TypeVar("T")
 
@@ -160,24 +157,17 @@ def where(backend: WorkBackend) -> str:
 def load_registry() -> Registry:
     """Load the installed plugins (engines, artifact stores, backends, event sinks).
 
-    Loaded once per command: a second call in the same command returns the same registry.
+    A second load in the same process costs a few milliseconds (the modules are imported).
 
     Raises:
         CliError: two plugins clash (exit 2) or a plugin fails to import (exit 1).
     """
-    ctx = click.get_current_context(silent=True)
-    meta: dict[str, Any] = ctx.meta if ctx is not None else {}
-    cached = meta.get(_REGISTRY_KEY)
-    if isinstance(cached, Registry):
-        return cached
     try:
-        registry = Registry.load(get_plugin_manager())
+        return Registry.load(get_plugin_manager())
     except BadInput as exc:
         raise CliError(str(exc), EXIT_BAD_INPUT) from None
     except Exception as exc:  # a broken third-party plugin: name it, no traceback
         raise CliError(f"loading plugins failed: {type(exc).__name__}: {exc}") from None
-    meta[_REGISTRY_KEY] = registry
-    return registry
 
 
 def backend_of(
