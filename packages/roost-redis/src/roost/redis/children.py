@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from roost.redis.codec import META_FIELDS, meta_from_hash
+from roost.redis.codec import META_FIELDS, meta_from_hash, stored_item
 from roost.runtime.children import ChildOutcome, Family
 from roost.runtime.errors import ConflictError, NotFound
 from roost.runtime.models import Snapshot, WorkItem, WorkMeta, WorkState
@@ -145,7 +145,7 @@ def spawn_block(
         item_keys += [keys.meta(child.work_id), keys.item(child.work_id), keys.idem(idem)]
         args += [
             child.work_id,
-            child.model_dump_json(),
+            stored_item(child),
             child.engine,
             " ".join(child.resources),
             child.priority,

@@ -13,6 +13,8 @@ from roost.runtime.models import (
     LeaseInfo,
     Progress,
     RuntimeEvent,
+    Snapshot,
+    WorkItem,
     WorkMeta,
     WorkState,
 )
@@ -23,6 +25,8 @@ __all__ = [
     "event_from_entry",
     "meta_from_hash",
     "ms_to_s",
+    "stored_item",
+    "stored_snapshot",
 ]
 
 META_FIELDS = (
@@ -64,6 +68,22 @@ META_FIELDS = (
 """The meta hash fields a status read needs (HMGET order)."""
 
 TRACEBACK_LINES = 30
+
+
+def stored_item(item: WorkItem) -> str:
+    """An item as Redis keeps it: its JSON without the fields that hold their defaults.
+
+    A finished item is kept for the retention period, so every byte counts; the fields
+    left out read back as their defaults (``WorkItem.model_validate_json``), and the full
+    form of earlier versions reads as it always did. ``work_id`` and ``created_at`` come
+    from factories, so they are always written.
+    """
+    return item.model_dump_json(exclude_defaults=True)
+
+
+def stored_snapshot(snapshot: Snapshot) -> str:
+    """A snapshot as Redis keeps it, like :func:`stored_item` (the defaults left out)."""
+    return snapshot.model_dump_json(exclude_defaults=True)
 
 
 def ms_to_s(value: str | int | float | None) -> float | None:
