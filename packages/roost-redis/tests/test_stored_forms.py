@@ -4,8 +4,18 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from roost.redis import RedisSwarm
+from roost.redis.codec import (
+    read_item,
+    read_snapshot,
+    stored_item,
+    stored_snapshot,
+    stored_snapshot_text,
+)
 from roost.runtime import Snapshot, WorkItem, WorkState
+from roost.runtime.contract import snapshot_to_json
 from roost_testkit.engines import HashChainEngine
 
 DELIVERY_AND_LEASE = {"disp", "wcount", "qdue", "ltok", "lw", "lexp"}
@@ -34,14 +44,15 @@ async def test_a_finished_item_keeps_compact_json_and_no_delivery_or_lease_field
     assert not DELIVERY_AND_LEASE & set(meta), meta
     assert {"lep", "op", "fev", "finished"} <= set(meta)  # fencing, lost replies, events
     item = json.loads(await client.get(keys.item(work_id)) or "{}")
-    assert set(item) == {"work_id", "engine", "payload", "queue", "created_at"}
+    assert set(item) == {"engine", "payload", "queue", "created_at"}  # the id is the key's
     snap = json.loads(await client.get(keys.snap(work_id)) or "{}")
-    assert not SNAPSHOT_DEFAULTS & set(snap), snap
-    assert snap["work_id"] == work_id and snap["version"] == 3 and snap["is_finished"]
+    assert not (SNAPSHOT_DEFAULTS | {"work_id"}) & set(snap), snap
+    assert snap["version"] == 3 and snap["is_finished"]
 
     status = await swarm.status(work_id)
     assert status.item is not None and status.snapshot is not None
     assert status.item.work_id == work_id and status.item.payload == {"steps": 2}
+    assert status.snapshot.work_id == work_id and status.snapshot.version == 3
     assert status.item.resources == [] and status.item.headers == {}
     assert status.snapshot.artifacts == [] and status.snapshot.wait_for_signals == []
     assert status.snapshot.next_step_delay_seconds == 0.0
@@ -69,7 +80,8 @@ async def test_items_in_the_full_form_of_earlier_versions_read_and_run(
 
     # A queued item in the full form, with a resource wait counted, runs to done.
     queued = await swarm.enqueue("hashchain", {"steps": 2})
-    full = WorkItem.model_validate_json(await client.get(keys.item(queued)) or "")
+    full = (await swarm.status(queued)).item
+    assert full is not None
     await client.set(keys.item(queued), full.model_dump_json())
     await client.hset(keys.meta(queued), "wcount", 2)
     async with running_worker([HashChainEngine()]):
@@ -85,14 +97,26 @@ async def _is(swarm: RedisSwarm, work_id: str, state: WorkState) -> bool:
     return await state_of(swarm, work_id) == state
 
 
-def test_stored_forms_leave_out_defaults_and_read_back_whole():
-    from roost.redis.codec import stored_item, stored_snapshot
-
-    item = WorkItem(engine="e", payload={"a": None}, queue="q")
+@pytest.mark.parametrize("work_id", ["plain", "ns:a/b@c_1.2-x"])
+def test_stored_forms_leave_out_the_id_and_defaults_and_read_back_whole(work_id):
+    item = WorkItem(work_id=work_id, engine="e", payload={"work_id": "x"}, queue="q")
     text = stored_item(item)
-    assert set(json.loads(text)) == {"work_id", "engine", "payload", "queue", "created_at"}
-    assert WorkItem.model_validate_json(text) == item
-    snap = Snapshot(work_id=item.work_id, engine="e", step="s", data={"x": []}, version=2)
+    assert set(json.loads(text)) == {"engine", "payload", "queue", "created_at"}
+    assert read_item(work_id, text) == item
+    assert read_item(work_id, item.model_dump_json()) == item  # the earlier full form
+    snap = Snapshot(work_id=work_id, engine="e", step="s", data={"x": []}, version=2)
     text = stored_snapshot(snap)
-    assert set(json.loads(text)) == {"work_id", "engine", "step", "data", "version"}
-    assert Snapshot.model_validate_json(text) == snap
+    assert set(json.loads(text)) == {"engine", "step", "data", "version"}
+    assert read_snapshot(work_id, text) == snap
+    assert read_snapshot(work_id, snap.model_dump_json()) == snap
+    # What the step contract writes (the work id first) is stored without it.
+    written = snapshot_to_json(snap)
+    assert set(json.loads(stored_snapshot_text(work_id, written))) == {
+        "engine",
+        "step",
+        "data",
+        "version",
+    }
+    assert read_snapshot(work_id, stored_snapshot_text(work_id, written)) == snap
+    assert stored_snapshot_text("other", written) == written  # not its own: kept whole
+    assert read_snapshot(work_id, '{"engine":"e"}').work_id == work_id

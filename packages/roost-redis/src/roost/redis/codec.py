@@ -25,8 +25,11 @@ __all__ = [
     "event_from_entry",
     "meta_from_hash",
     "ms_to_s",
+    "read_item",
+    "read_snapshot",
     "stored_item",
     "stored_snapshot",
+    "stored_snapshot_text",
 ]
 
 META_FIELDS = (
@@ -70,20 +73,59 @@ META_FIELDS = (
 TRACEBACK_LINES = 30
 
 
-def stored_item(item: WorkItem) -> str:
-    """An item as Redis keeps it: its JSON without the fields that hold their defaults.
+_ID = {"work_id"}
+_ID_OPEN = '{"work_id":'
 
-    A finished item is kept for the retention period, so every byte counts; the fields
-    left out read back as their defaults (``WorkItem.model_validate_json``), and the full
-    form of earlier versions reads as it always did. ``work_id`` and ``created_at`` come
-    from factories, so they are always written.
+
+def stored_item(item: WorkItem) -> str:
+    """An item as Redis keeps it: its JSON without its work id and the fields at defaults.
+
+    A finished item is kept for the retention period, so every byte counts. The work id is
+    in the item's key; the fields left out read back as their defaults. Read it back with
+    :func:`read_item` (the full form of earlier versions reads too).
     """
-    return item.model_dump_json(exclude_defaults=True)
+    return item.model_dump_json(exclude_defaults=True, exclude=_ID)
 
 
 def stored_snapshot(snapshot: Snapshot) -> str:
-    """A snapshot as Redis keeps it, like :func:`stored_item` (the defaults left out)."""
-    return snapshot.model_dump_json(exclude_defaults=True)
+    """A snapshot as Redis keeps it, like :func:`stored_item`; see :func:`read_snapshot`."""
+    return snapshot.model_dump_json(exclude_defaults=True, exclude=_ID)
+
+
+def stored_snapshot_text(work_id: str, text: str) -> str:
+    """The stored form of snapshot JSON as the step contract writes it: without its work id.
+
+    The contract writes the work id first; text of any other form is kept as it is.
+    """
+    head = f"{_ID_OPEN}{json.dumps(work_id)},"
+    return "{" + text[len(head) :] if text.startswith(head) else text
+
+
+def _with_id(work_id: str, text: str) -> str:
+    """Stored JSON with its work id put back (the full form of earlier versions has it)."""
+    if text.startswith(_ID_OPEN):
+        return text
+    rest = text[1:]
+    comma = "" if rest.lstrip().startswith("}") else ","
+    return f"{_ID_OPEN}{json.dumps(work_id)}{comma}{rest}"
+
+
+def read_item(work_id: str, text: str) -> WorkItem:
+    """The item stored under ``work_id`` (either form).
+
+    Raises:
+        pydantic.ValidationError: the text is not an item.
+    """
+    return WorkItem.model_validate_json(_with_id(work_id, text))
+
+
+def read_snapshot(work_id: str, text: str) -> Snapshot:
+    """A snapshot stored under ``work_id`` (latest or kept history; either form).
+
+    Raises:
+        pydantic.ValidationError: the text is not a snapshot.
+    """
+    return Snapshot.model_validate_json(_with_id(work_id, text))
 
 
 def ms_to_s(value: str | int | float | None) -> float | None:
