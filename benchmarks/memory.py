@@ -5,8 +5,9 @@ one is on ``PATH``), after ``memory_warmup`` items have run to done (scripts loa
 indexes past their small encodings):
 
 - *queued*: ``memory_items`` items are enqueued with no worker running;
-- *finished*: a worker runs them to done (``memory_steps`` steps each, the snapshot data
-  padded to ``memory_pad`` characters);
+- *finished*: a worker runs them to done (``memory_steps`` steps each; the snapshot's data
+  is ``{"n": 3, "pad": "x..."}`` with ``memory_pad`` characters of padding: 200 bytes of
+  JSON by default);
 - *running*: ``memory_running`` more items are taken by a worker whose second step hangs,
   so each holds a lease mid-step with its first step committed.
 
@@ -17,7 +18,8 @@ records and lists). The rows give the item's own keys and index entries; the eve
 is capped at ``ROOST_EVENTS_MAXLEN`` entries (100,000 by default), so its share per item
 falls to nothing as finished items pile up: it is in the breakdown and the JSON, not in the
 row. ``used_memory`` growth is in the JSON too (it swings with allocator, Lua and client
-buffers). The baseline is what the user stored: the snapshot's JSON and the item's payload.
+buffers). The baseline is the user's own bytes: the snapshot's data and the item's payload,
+as JSON.
 """
 
 from __future__ import annotations
@@ -42,16 +44,6 @@ if TYPE_CHECKING:
     from benchmarks.core import Context
 
 GROUP = "memory"
-PAD = 25
-"""Snapshot padding: with it the stored snapshot of a finished bench item was 200 bytes
-(the layout before the compact encoding; the row's note gives the stored size measured)."""
-DEFAULTS: dict[str, Any] = {
-    "memory_items": 2000,
-    "memory_running": 100,
-    "memory_warmup": 200,
-    "memory_steps": 3,
-    "memory_pad": PAD,
-}
 HANG = 600.0
 """Seconds the running phase's step hangs (the worker is killed long before)."""
 ITEM_SUFFIXES = {
@@ -63,15 +55,8 @@ ITEM_SUFFIXES = {
 }
 
 
-QUICK = {"memory_running": 20, "memory_warmup": 20}
 SHARED = ("events stream", "stats", "workers and other")
 """Kinds that are not per item: the capped stream, per-minute counters, the workers' keys."""
-
-
-def size(ctx: Context, name: str) -> Any:
-    if name in ctx.sizes:
-        return ctx.sizes[name]
-    return QUICK.get(name, DEFAULTS[name]) if ctx.quick else DEFAULTS[name]
 
 
 def kind_of(key: str, keys: Keys) -> str:
@@ -168,11 +153,11 @@ def label_of(binary: Path) -> str:
 
 
 async def measure(ctx: Context, binary: Path) -> dict[str, Any]:
-    n, running = size(ctx, "memory_items"), size(ctx, "memory_running")
+    n, running = ctx.sizes["memory_items"], ctx.sizes["memory_running"]
     warmup, steps, pad = (
-        size(ctx, "memory_warmup"),
-        size(ctx, "memory_steps"),
-        size(ctx, "memory_pad"),
+        ctx.sizes["memory_warmup"],
+        ctx.sizes["memory_steps"],
+        ctx.sizes["memory_pad"],
     )
     payload = {"steps": steps, "pad": pad}
     directory = ctx.tmp / f"mem-{binary.parent.name}-{len(list(ctx.tmp.iterdir()))}"
@@ -297,7 +282,7 @@ async def run(ctx: Context) -> None:
                     got["bytes"],
                     "bytes",
                     base,
-                    "the snapshot JSON and payload stored",
+                    "the snapshot data and payload, as JSON",
                     Target("value", "<=", target) if target else None,
                     note if phase == "finished" else f"{result[phase]['items']} items",
                     extra={**got, **(detail if phase == "finished" else {})},
