@@ -7,13 +7,7 @@ import json
 import pytest
 
 from roost.redis import RedisSwarm
-from roost.redis.codec import (
-    read_item,
-    read_snapshot,
-    stored_item,
-    stored_snapshot,
-    stored_snapshot_text,
-)
+from roost.redis.codec import read_item, read_snapshot, stored_item, stored_snapshot
 from roost.runtime import Snapshot, WorkItem, WorkState
 from roost.runtime.contract import snapshot_to_json
 from roost_testkit.engines import HashChainEngine
@@ -44,10 +38,10 @@ async def test_a_finished_item_keeps_compact_json_and_no_delivery_or_lease_field
     assert not DELIVERY_AND_LEASE & set(meta), meta
     assert {"lep", "op", "fev", "finished"} <= set(meta)  # fencing, lost replies, events
     item = json.loads(await client.get(keys.item(work_id)) or "{}")
-    assert set(item) == {"engine", "payload", "queue", "created_at"}  # the id is the key's
+    assert set(item) == {"work_id", "engine", "payload", "queue", "created_at"}
     snap = json.loads(await client.get(keys.snap(work_id)) or "{}")
-    assert not (SNAPSHOT_DEFAULTS | {"work_id"}) & set(snap), snap
-    assert snap["version"] == 3 and snap["is_finished"]
+    assert not SNAPSHOT_DEFAULTS & set(snap), snap
+    assert snap["work_id"] == work_id and snap["version"] == 3 and snap["is_finished"]
 
     status = await swarm.status(work_id)
     assert status.item is not None and status.snapshot is not None
@@ -98,25 +92,24 @@ async def _is(swarm: RedisSwarm, work_id: str, state: WorkState) -> bool:
 
 
 @pytest.mark.parametrize("work_id", ["plain", "ns:a/b@c_1.2-x"])
-def test_stored_forms_leave_out_the_id_and_defaults_and_read_back_whole(work_id):
+def test_stored_forms_leave_out_defaults_and_reads_take_json_without_the_work_id(work_id):
     item = WorkItem(work_id=work_id, engine="e", payload={"work_id": "x"}, queue="q")
     text = stored_item(item)
-    assert set(json.loads(text)) == {"engine", "payload", "queue", "created_at"}
+    assert set(json.loads(text)) == {"work_id", "engine", "payload", "queue", "created_at"}
+    assert WorkItem.model_validate_json(text) == item  # what earlier versions read
     assert read_item(work_id, text) == item
     assert read_item(work_id, item.model_dump_json()) == item  # the earlier full form
+    # Without the work id (the key holds it): the id is put back, the payload's kept.
+    short = item.model_dump_json(exclude={"work_id"})
+    assert read_item(work_id, short) == item
     snap = Snapshot(work_id=work_id, engine="e", step="s", data={"x": []}, version=2)
     text = stored_snapshot(snap)
-    assert set(json.loads(text)) == {"engine", "step", "data", "version"}
+    assert set(json.loads(text)) == {"work_id", "engine", "step", "data", "version"}
+    assert Snapshot.model_validate_json(text) == snap
     assert read_snapshot(work_id, text) == snap
-    assert read_snapshot(work_id, snap.model_dump_json()) == snap
-    # What the step contract writes (the work id first) is stored without it.
-    written = snapshot_to_json(snap)
-    assert set(json.loads(stored_snapshot_text(work_id, written))) == {
-        "engine",
-        "step",
-        "data",
-        "version",
-    }
-    assert read_snapshot(work_id, stored_snapshot_text(work_id, written)) == snap
-    assert stored_snapshot_text("other", written) == written  # not its own: kept whole
+    assert read_snapshot(work_id, snap.model_dump_json(exclude={"work_id"})) == snap
     assert read_snapshot(work_id, '{"engine":"e"}').work_id == work_id
+    # What the step contract writes (the defaults left out as well) reads back whole.
+    written = snapshot_to_json(snap)
+    assert set(json.loads(written)) == {"work_id", "engine", "step", "data", "version"}
+    assert read_snapshot(work_id, written) == snap

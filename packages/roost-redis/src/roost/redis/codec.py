@@ -29,7 +29,6 @@ __all__ = [
     "read_snapshot",
     "stored_item",
     "stored_snapshot",
-    "stored_snapshot_text",
 ]
 
 META_FIELDS = (
@@ -73,36 +72,29 @@ META_FIELDS = (
 TRACEBACK_LINES = 30
 
 
-_ID = {"work_id"}
 _ID_OPEN = '{"work_id":'
 
 
 def stored_item(item: WorkItem) -> str:
-    """An item as Redis keeps it: its JSON without its work id and the fields at defaults.
+    """An item as Redis keeps it: its JSON without the fields that hold their defaults.
 
-    A finished item is kept for the retention period, so every byte counts. The work id is
-    in the item's key; the fields left out read back as their defaults. Read it back with
-    :func:`read_item` (the full form of earlier versions reads too).
+    A finished item is kept for the retention period, so every byte counts; the fields
+    left out read back as their defaults, so every version reads this form. ``work_id`` is
+    still written: workers of earlier versions, which may run beside this one during a
+    rolling deploy, need it in the JSON. Read it back with :func:`read_item`, which also
+    takes JSON without the work id (the key holds it), so that a later version can leave
+    it out.
     """
-    return item.model_dump_json(exclude_defaults=True, exclude=_ID)
+    return item.model_dump_json(exclude_defaults=True)
 
 
 def stored_snapshot(snapshot: Snapshot) -> str:
     """A snapshot as Redis keeps it, like :func:`stored_item`; see :func:`read_snapshot`."""
-    return snapshot.model_dump_json(exclude_defaults=True, exclude=_ID)
-
-
-def stored_snapshot_text(work_id: str, text: str) -> str:
-    """The stored form of snapshot JSON as the step contract writes it: without its work id.
-
-    The contract writes the work id first; text of any other form is kept as it is.
-    """
-    head = f"{_ID_OPEN}{json.dumps(work_id)},"
-    return "{" + text[len(head) :] if text.startswith(head) else text
+    return snapshot.model_dump_json(exclude_defaults=True)
 
 
 def _with_id(work_id: str, text: str) -> str:
-    """Stored JSON with its work id put back (the full form of earlier versions has it)."""
+    """Stored JSON with its work id put back when it has none (see :func:`stored_item`)."""
     if text.startswith(_ID_OPEN):
         return text
     rest = text[1:]
@@ -111,7 +103,7 @@ def _with_id(work_id: str, text: str) -> str:
 
 
 def read_item(work_id: str, text: str) -> WorkItem:
-    """The item stored under ``work_id`` (either form).
+    """The item stored under ``work_id`` (with or without its work id in the JSON).
 
     Raises:
         pydantic.ValidationError: the text is not an item.
@@ -120,7 +112,7 @@ def read_item(work_id: str, text: str) -> WorkItem:
 
 
 def read_snapshot(work_id: str, text: str) -> Snapshot:
-    """A snapshot stored under ``work_id`` (latest or kept history; either form).
+    """A snapshot stored under ``work_id`` (latest or kept; with or without its work id).
 
     Raises:
         pydantic.ValidationError: the text is not a snapshot.

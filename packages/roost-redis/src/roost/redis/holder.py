@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from roost.redis.budgets import budget_arg
 from roost.redis.children import resolve_keys, spawn_block
 from roost.redis.children import wait_arg as family_wait_arg
-from roost.redis.codec import error_info, stored_snapshot, stored_snapshot_text
+from roost.redis.codec import error_info, stored_snapshot
 from roost.redis.faults import describe
 from roost.redis.keys import Keys, new_token
 from roost.redis.signals import wait_arg
@@ -143,7 +143,7 @@ async def commit(
         held.epoch,
         f"{held.token}:{version}",
         version,
-        stored_snapshot_text(held.work_id, snap_json),
+        snap_json,
         new.step,
         outcome,
         delay_ms,
