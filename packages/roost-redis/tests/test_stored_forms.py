@@ -42,6 +42,9 @@ async def test_a_finished_item_keeps_compact_json_and_no_delivery_or_lease_field
     snap = json.loads(await client.get(keys.snap(work_id)) or "{}")
     assert not SNAPSHOT_DEFAULTS & set(snap), snap
     assert snap["work_id"] == work_id and snap["version"] == 3 and snap["is_finished"]
+    # Snapshot history stays off by default: no earlier versions are kept.
+    assert swarm.settings.history == 0
+    assert await client.exists(keys.hist(work_id)) == 0
 
     status = await swarm.status(work_id)
     assert status.item is not None and status.snapshot is not None
