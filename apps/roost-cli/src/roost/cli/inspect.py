@@ -17,6 +17,7 @@ from roost.cli.context import (
     open_backend,
     run,
     settings_of,
+    until_interrupted,
     warn,
 )
 from roost.cli.fleet import unserved_for, unserved_lines
@@ -347,7 +348,7 @@ def events(
                     typer.echo("no events")
                 return
             if follow:
-                await _follow(backend, wid, batch, last, wanted, as_json)
+                await until_interrupted(_follow(backend, wid, batch, last, wanted, as_json))
 
     try:
         run(main)

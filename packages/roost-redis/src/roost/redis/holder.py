@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from roost.redis.budgets import budget_arg
 from roost.redis.children import resolve_keys, spawn_block
 from roost.redis.children import wait_arg as family_wait_arg
-from roost.redis.codec import error_info
+from roost.redis.codec import error_info, stored_snapshot
 from roost.redis.faults import describe
 from roost.redis.keys import Keys, new_token
 from roost.redis.signals import wait_arg
@@ -152,7 +152,7 @@ async def commit(
         worker.settings.history,
         len(held.resources),
         data,
-        init.model_dump_json() if init else "",
+        stored_snapshot(init) if init else "",
         init.step if init else "",
         int(worker.clock.server_ms(ended)) if ended is not None else "",
         "" if hold else wait_arg(new, held.consume),

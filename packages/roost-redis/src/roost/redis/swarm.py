@@ -15,7 +15,13 @@ from pydantic import ValidationError
 
 from roost.redis.budgets import budget_of, raise_budget
 from roost.redis.children import cancel_tree, children_of, load_outcomes
-from roost.redis.codec import META_FIELDS, event_from_entry, meta_from_hash
+from roost.redis.codec import (
+    META_FIELDS,
+    event_from_entry,
+    meta_from_hash,
+    read_item,
+    read_snapshot,
+)
 from roost.redis.connection import (
     BLOCK_SECONDS,
     ServerInfo,
@@ -375,11 +381,11 @@ class RedisSwarm:
             raise NotFound(f"unknown work id {work_id!r}")
         meta = meta_from_hash(work_id, h, self.settings.max_attempts)
         meta.pending_signals = int(pending)
-        item = WorkItem.model_validate_json(item_json) if item_json else None
+        item = read_item(work_id, item_json) if item_json else None
         meta.budget = budget_of(h, item)
         return WorkStatus(
             meta=meta,
-            snapshot=Snapshot.model_validate_json(snap_json) if snap_json else None,
+            snapshot=read_snapshot(work_id, snap_json) if snap_json else None,
             item=item,
         )
 
@@ -667,7 +673,7 @@ class RedisSwarm:
             pipe.lrange(self.keys.hist(work_id), 0, -1)
             latest, older = await pipe.execute()
         snaps = ([latest] if latest else []) + list(older)
-        return [Snapshot.model_validate_json(s) for s in snaps]
+        return [read_snapshot(work_id, s) for s in snaps]
 
     async def replay(
         self, work_id: str, *, version: int | None = None, as_new: bool = False

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from roost.redis.children import family_for
+from roost.redis.codec import read_item, read_snapshot
 from roost.redis.connection import BLOCK_SECONDS
 from roost.redis.delivery import migrate_legacy
 from roost.redis.faults import describe
@@ -488,7 +489,7 @@ class Worker:
         self, lane: Lane, work_id: str, token: str, reply: list[Any], sent: float
     ) -> None:
         _, epoch, lexp, _now, attempt, version, item_json, snap_json, cxl = reply[:9]
-        item = WorkItem.model_validate_json(item_json)
+        item = read_item(work_id, item_json)
         route = lane.keys if item.engine == lane.engine else self.keys.for_engine(item.engine)
         held = Held(work_id, token, int(epoch), list(item.resources), sent + self.ttl, route)
         if self.observers:
@@ -507,7 +508,7 @@ class Worker:
                 await release(self, held, "cancelled")
                 return
             self.event("started", work_id, None, int(version), {"attempt": int(attempt)})
-            snapshot = Snapshot.model_validate_json(snap_json) if snap_json else None
+            snapshot = read_snapshot(work_id, snap_json) if snap_json else None
             engine = self.engines.get(item.engine)
             if engine is None:
                 # Only a delivery put on the wrong list gets here: send it to its own
