@@ -44,6 +44,7 @@ def test_hookspecs_are_found() -> None:
     assert {
         "roost_register_engines",
         "roost_register_artifact_stores",
+        "roost_register_backends",
         "roost_register_event_sinks",
         "roost_register_observers",
     } <= set(names)

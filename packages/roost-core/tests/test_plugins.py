@@ -18,10 +18,12 @@ from roost.runtime import (
     get_plugin_manager,
     hookimpl,
 )
+from roost.runtime.backends import DEFAULT_SCHEME, BackendFactory
 from roost.runtime.engine import EngineFactory
-from roost.runtime.errors import BadInput
+from roost.runtime.errors import BadInput, SettingsError
 from roost.runtime.models import Snapshot, WorkItem
 from roost.runtime.plugins import DISABLE_AUTOLOAD_ENV
+from roost.runtime.settings import RoostSettings
 from roost.runtime.stores import ArtifactStoreFactory, EventSink
 
 
@@ -228,6 +230,94 @@ def test_roost_register_artifact_stores_hook(tmp_path: Path) -> None:
     assert opened == ["mem://bucket/x"]
     with pytest.raises(BadInput, match=r"^ROOST_ARTIFACT_ROOT: no artifact store for scheme 's3'"):
         registry.artifact_store("s3://bucket")
+
+
+class MemoryBackends:
+    """A backend factory that records what it opened (no server: the hook is the subject)."""
+
+    def __init__(self) -> None:
+        self.opened: list[tuple[str | None, object, bool]] = []
+
+    def url_problem(self, url: str) -> str | None:
+        return None if url.partition("://")[2] else "names no place"
+
+    def open(
+        self, settings: RoostSettings, *, registry: Any = None, validate_engines: bool = False
+    ) -> Any:
+        self.opened.append((settings.redis_url, registry, validate_engines))
+        return ("backend", settings.redis_url)
+
+
+class BackendPlugin:
+    def __init__(self, factory: MemoryBackends, schemes: tuple[str, ...] = ("", "mem")) -> None:
+        self.factory, self.schemes = factory, schemes
+
+    @hookimpl
+    def roost_register_backends(self, register: Callable[[str, BackendFactory], None]) -> None:
+        for scheme in self.schemes:
+            register(scheme, self.factory)
+
+
+def test_roost_register_backends_hook_picks_the_backend_by_url_scheme() -> None:
+    factory = MemoryBackends()
+    registry = Registry.load(get_plugin_manager(plugins=[BackendPlugin(factory)], autoload=False))
+    assert registry.backends == {DEFAULT_SCHEME: factory, "mem": factory}
+
+    default = RoostSettings.from_env({})
+    assert registry.open_backend(default) == ("backend", None)
+    named = RoostSettings.from_env({"ROOST_REDIS_URL": "MEM://shelf/1"})
+    assert registry.open_backend(named, validate_engines=True) == ("backend", "MEM://shelf/1")
+    assert factory.opened == [(None, registry, False), ("MEM://shelf/1", registry, True)]
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("s3://user:hunter2@bucket", "ROOST_REDIS_URL: 's3://***@bucket' must start with mem://"),
+        ("user:hunter2@mem", "ROOST_REDIS_URL: '***@mem' must start with mem://"),
+        ("mem://", "ROOST_REDIS_URL: 'mem://' names no place"),
+    ],
+)
+def test_roost_register_backends_refuses_a_url_in_one_line(url: str, message: str) -> None:
+    factory = MemoryBackends()
+    registry = Registry.load(get_plugin_manager(plugins=[BackendPlugin(factory)], autoload=False))
+    with pytest.raises(SettingsError) as excinfo:
+        registry.open_backend(RoostSettings.from_env({"ROOST_REDIS_URL": url}))
+    assert str(excinfo.value) == message
+    assert factory.opened == []
+
+
+def test_roost_register_backends_without_a_default_asks_for_a_url() -> None:
+    factory = MemoryBackends()
+    plugin = BackendPlugin(factory, schemes=("mem",))
+    registry = Registry.load(get_plugin_manager(plugins=[plugin], autoload=False))
+    with pytest.raises(SettingsError, match=r"^ROOST_REDIS_URL is not set and no installed"):
+        registry.backend_factory(None)
+    empty = Registry.load(get_plugin_manager(autoload=False))
+    with pytest.raises(SettingsError, match=r"'mem://x': no backend plugin is installed$"):
+        empty.backend_factory("mem://x")
+
+
+def test_roost_register_backends_missing_because_autoload_is_off_says_so(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv(DISABLE_AUTOLOAD_ENV, "1")
+    empty = Registry.load(get_plugin_manager())
+    assert empty.backends == {}
+    with pytest.raises(SettingsError) as excinfo:
+        empty.backend_factory(None)
+    assert str(excinfo.value).endswith(
+        "(ROOST_DISABLE_PLUGIN_AUTOLOAD is set: installed plugins are not loaded)"
+    )
+
+
+def test_duplicate_backend_scheme() -> None:
+    one, two = BackendPlugin(MemoryBackends()), BackendPlugin(MemoryBackends(), ("MEM",))
+    with pytest.raises(BadInput, match="^backend scheme 'mem' is registered twice$"):
+        Registry.load(get_plugin_manager(plugins=[one, two], autoload=False))
+    three = BackendPlugin(MemoryBackends(), ("",))
+    with pytest.raises(BadInput, match="^the default backend is registered twice$"):
+        Registry.load(get_plugin_manager(plugins=[one, three], autoload=False))
 
 
 async def test_roost_register_event_sinks_hook() -> None:

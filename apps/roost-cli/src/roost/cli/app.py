@@ -1,4 +1,4 @@
-"""The ``roost`` command: a thin layer over :class:`roost.redis.RedisSwarm`.
+"""The ``roost`` command: a thin layer over :class:`roost.runtime.backends.WorkBackend`.
 
 This module stays light so that a Ctrl-C while the command tree (Redis client, pydantic
 models, plugins) is still importing exits quietly. Exit codes: 0 ok, 1 runtime failure,

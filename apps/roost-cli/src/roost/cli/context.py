@@ -1,7 +1,10 @@
-"""What every command shares: global options, settings, the swarm, and exit codes.
+"""What every command shares: global options, settings, the backend, and exit codes.
 
 Exit codes: 0 ok, 1 runtime failure, 2 bad input (a payload, an id, a setting, an engine, an
 unreachable Redis URL). Failures print one line on stderr and no traceback.
+
+The backend comes from the installed plugins by the scheme of ``ROOST_REDIS_URL``
+(:meth:`roost.runtime.Registry.open_backend`); nothing here names a backend's own classes.
 """
 
 from __future__ import annotations
@@ -14,31 +17,28 @@ from dataclasses import dataclass
 from typing import Any, NoReturn, TypeVar
 
 import typer
-from redis.exceptions import RedisError
 
-from roost.redis import EmbeddedServerFailed, RedisSwarm, describe_redis_error
-from roost.redis.server import EmbeddedServer, ServerError
 from roost.runtime import (
     BadInput,
     Registry,
     RoostError,
     RoostSettings,
     SettingsError,
+    WorkBackend,
     get_plugin_manager,
 )
-from roost.runtime.urls import redact_url
 
 __all__ = [
     "EXIT_BAD_INPUT",
     "EXIT_RUNTIME",
     "CliError",
     "GlobalOptions",
-    "describe_redis",
+    "backend_of",
     "fail",
     "handle_errors",
     "ignore_further_interrupts",
     "load_registry",
-    "open_swarm",
+    "open_backend",
     "options",
     "run",
     "settings_of",
@@ -108,18 +108,22 @@ class GlobalOptions:
         try:
             return RoostSettings.from_env(None, **merged)
         except SettingsError as exc:
-            message = str(exc)
-            var = message.split(":", 1)[0]
-            flag = _FLAG_OF.get(var)
-            given = {
-                "--redis-url": self.redis_url,
-                "--namespace": self.namespace,
-                "--queue": self.queue,
-                "--prefix": self.prefix,
-            }
-            if flag and given.get(flag) is not None:
-                message = f"{flag}{message[len(var) :]}"
-            raise CliError(message, EXIT_BAD_INPUT) from None
+            raise self.bad_setting(exc) from None
+
+    def bad_setting(self, exc: SettingsError) -> CliError:
+        """``exc`` as exit 2, naming the flag instead of the variable when a flag gave it."""
+        message = str(exc)
+        var = message.split(":", 1)[0].split(" ", 1)[0]
+        flag = _FLAG_OF.get(var)
+        given = {
+            "--redis-url": self.redis_url,
+            "--namespace": self.namespace,
+            "--queue": self.queue,
+            "--prefix": self.prefix,
+        }
+        if flag and given.get(flag) is not None:
+            message = f"{flag}{message[len(var) :]}"
+        return CliError(message, EXIT_BAD_INPUT)
 
 
 def options(ctx: typer.Context) -> GlobalOptions:
@@ -131,31 +135,30 @@ def options(ctx: typer.Context) -> GlobalOptions:
 def settings_of(ctx: typer.Context, **overrides: Any) -> RoostSettings:
     """The settings for this command; a malformed one exits 2 with one line.
 
-    With ``-v``, says on stderr which server, namespace and ``ROOST_HOME`` they point to.
+    ``ROOST_REDIS_URL`` is checked by the backend its scheme picks. With ``-v``, says on
+    stderr which server, namespace and ``ROOST_HOME`` they point to.
     """
     with handle_errors():
         settings = options(ctx).settings(**overrides)
+        backend = backend_of(settings, given=options(ctx))
     if options(ctx).verbose:
-        warn(f"roost: {where(settings)}")
+        warn(f"roost: {where(backend)}")
     return settings
 
 
-def where(settings: RoostSettings) -> str:
+def where(backend: WorkBackend) -> str:
     """Which server, namespace, queue and home a command uses, in one line."""
-    if settings.redis_url:
-        server = describe_redis(settings, settings.redis_url)
-    else:
-        embedded = EmbeddedServer(settings.home / "redis").status()
-        url = embedded.url if embedded.running and embedded.url else "not running yet"
-        server = describe_redis(settings, url)
+    settings = backend.settings
     return (
-        f"redis {server}; namespace {settings.namespace}; queue {settings.queue}; "
-        f"home {settings.home}"
+        f"redis {backend.describe()}; namespace {settings.namespace}; "
+        f"queue {settings.queue}; home {settings.home}"
     )
 
 
 def load_registry() -> Registry:
-    """Load the installed plugins (engines, artifact stores, event sinks).
+    """Load the installed plugins (engines, artifact stores, backends, event sinks).
+
+    A second load in the same process costs a few milliseconds (the modules are imported).
 
     Raises:
         CliError: two plugins clash (exit 2) or a plugin fails to import (exit 1).
@@ -168,30 +171,54 @@ def load_registry() -> Registry:
         raise CliError(f"loading plugins failed: {type(exc).__name__}: {exc}") from None
 
 
-@contextlib.asynccontextmanager
-async def open_swarm(
+def backend_of(
     settings: RoostSettings,
     *,
     registry: Registry | None = None,
     validate_engines: bool = False,
-) -> AsyncGenerator[RedisSwarm]:
-    """Connect a swarm; a Redis that cannot be reached or used is bad input (exit 2).
+    given: GlobalOptions | None = None,
+) -> WorkBackend:
+    """The backend ``ROOST_REDIS_URL``'s scheme picks (not connected).
+
+    Raises:
+        CliError: no installed backend serves that URL, or the backend refuses it (exit 2,
+            naming ``--redis-url`` when ``given`` says the flag gave it).
+    """
+    registry = registry or load_registry()
+    try:
+        return registry.open_backend(settings, validate_engines=validate_engines)
+    except SettingsError as exc:
+        raise (given or GlobalOptions()).bad_setting(exc) from None
+
+
+@contextlib.asynccontextmanager
+async def open_backend(
+    settings: RoostSettings,
+    *,
+    registry: Registry | None = None,
+    validate_engines: bool = False,
+) -> AsyncGenerator[WorkBackend]:
+    """Connect a backend; a server at ``ROOST_REDIS_URL`` that fails to connect is exit 2.
 
     With ``ROOST_REDIS_URL`` unset this starts the embedded server if it is not running; a
-    failure to start it is a runtime failure (exit 1).
+    failure to start or reach it is a runtime failure (exit 1). An error of the backend's
+    client library while the block runs is one line naming its cause (exit 1).
     """
-    swarm = RedisSwarm(settings, registry=registry, validate_engines=validate_engines)
+    backend = backend_of(settings, registry=registry, validate_engines=validate_engines)
     try:
-        await swarm.connect()
-    except EmbeddedServerFailed as exc:
-        raise CliError(str(exc)) from None
-    except RoostError as exc:  # RedisUnreachable, or a server Roost cannot use
-        raise CliError(str(exc), EXIT_BAD_INPUT) from None
+        await backend.connect()
+    except RoostError as exc:  # BackendUnreachable, or a server Roost cannot use
+        raise CliError(str(exc), EXIT_BAD_INPUT if settings.redis_url else EXIT_RUNTIME) from None
     try:
-        yield swarm
+        yield backend
+    except Exception as exc:
+        fault = backend.explain(exc)
+        if fault is None:
+            raise
+        raise CliError(fault.message) from None
     finally:
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(swarm.close(), CLOSE_TIMEOUT)
+            await asyncio.wait_for(backend.close(), CLOSE_TIMEOUT)
 
 
 @contextlib.contextmanager
@@ -205,10 +232,8 @@ def handle_errors() -> Generator[None]:
         fail(str(exc), EXIT_BAD_INPUT)
     except RoostError as exc:  # ConflictError, StaleLease, ...
         fail(str(exc), EXIT_RUNTIME)
-    except ServerError as exc:
-        fail(str(exc), EXIT_RUNTIME)
-    except (RedisError, OSError) as exc:
-        fail(describe_redis_error(exc), EXIT_RUNTIME)
+    except OSError as exc:
+        fail(f"{type(exc).__name__}: {exc}", EXIT_RUNTIME)
 
 
 def run(main: Callable[[], Coroutine[Any, Any, T]]) -> T:
@@ -258,11 +283,3 @@ def ignore_further_interrupts() -> None:
     with status 130 instead of the quiet exit 0 of an interrupted ``--follow``.
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-
-def describe_redis(settings: RoostSettings, url: str) -> str:
-    """Say which Redis a process uses: the embedded one (and where) or ROOST_REDIS_URL."""
-    if settings.redis_url:
-        return f"{redact_url(url)} (ROOST_REDIS_URL)"
-    directory = EmbeddedServer(settings.home / "redis").directory
-    return f"embedded at {url} (data in {directory}; stop it with `roost server stop`)"

@@ -26,17 +26,16 @@ from roost.cli.context import (
     EXIT_RUNTIME,
     CliError,
     GlobalOptions,
-    describe_redis,
     fail,
     load_registry,
-    open_swarm,
+    open_backend,
     options,
     run,
     settings_of,
 )
 from roost.cli.demo_approval import run_approval_demo
-from roost.redis import RedisSwarm
 from roost.runtime import RoostSettings, WorkStatus
+from roost.runtime.backends import WorkBackend
 
 __all__ = ["DEMO_NAMESPACE", "demo"]
 
@@ -132,7 +131,7 @@ def _worker_argv(opts: GlobalOptions, namespace: str) -> list[str]:
 
 
 async def start_worker(
-    swarm: RedisSwarm, opts: GlobalOptions, namespace: str, label: str
+    backend: WorkBackend, opts: GlobalOptions, namespace: str, label: str
 ) -> WorkerProcess:
     """Start ``roost worker`` and wait until it has registered with Redis."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "ROOST_NAMESPACE": namespace}
@@ -149,7 +148,7 @@ async def start_worker(
     worker.echo = asyncio.create_task(worker.pump())
     deadline = time.monotonic() + WAIT_LIMIT
     while True:
-        if any(w.get("pid") == proc.pid for w in await swarm.workers()):
+        if any(w.get("pid") == proc.pid for w in await backend.workers()):
             return worker
         if proc.returncode is not None or time.monotonic() > deadline:
             await worker.stop(signal.SIGKILL)
@@ -158,12 +157,12 @@ async def start_worker(
 
 
 async def wait_for(
-    swarm: RedisSwarm, work_id: str, done: Callable[[WorkStatus], bool], what: str
+    backend: WorkBackend, work_id: str, done: Callable[[WorkStatus], bool], what: str
 ) -> WorkStatus:
     """Poll the item's status until ``done(status)`` is true."""
     deadline = time.monotonic() + WAIT_LIMIT
     while True:
-        status = await swarm.status(work_id)
+        status = await backend.status(work_id)
         if done(status):
             return status
         if status.meta.state.is_terminal or time.monotonic() > deadline:
@@ -246,15 +245,15 @@ async def run_demo(
     ns = settings.namespace
     cmd = f"uv run roost --namespace {ns}"
     workers: list[WorkerProcess] = []
-    async with open_swarm(settings) as swarm:
+    async with open_backend(settings) as backend:
         say("Roost demo: a watchlist job keeps going when the worker running it dies.")
-        say(f"  redis      {describe_redis(settings, swarm.url)}")
+        say(f"  redis      {backend.describe()}")
         say(f"  namespace  {ns} (kept apart from your own work)")
         try:
             with http_target() as (url, hits):
                 say(f"\n[1/6] a local HTTP target answers at {url}")
                 say("\n[2/6] starting worker A: roost worker --engines watchlist")
-                workers.append(await start_worker(swarm, opts, ns, "A"))
+                workers.append(await start_worker(backend, opts, ns, "A"))
                 labels = {str(workers[0].pid): "A"}
                 payload = {
                     "url": url,
@@ -262,13 +261,15 @@ async def run_demo(
                     "checks_required": checks,
                     "delay_seconds": delay,
                 }
-                work_id = await swarm.enqueue("watchlist", payload, resources=["domain:127.0.0.1"])
+                work_id = await backend.enqueue(
+                    "watchlist", payload, resources=["domain:127.0.0.1"]
+                )
                 say(f"\n[3/6] enqueued watchlist job {work_id}")
                 say(f"      payload {json.dumps(payload)}")
                 say("      resource domain:127.0.0.1 is held by the runtime during each check")
                 kill_after = max(1, checks // 2)
                 status = await wait_for(
-                    swarm,
+                    backend,
                     work_id,
                     lambda s: len(observations(s)) >= kill_after,
                     f"reached {kill_after} observations",
@@ -279,7 +280,7 @@ async def run_demo(
                 what = "a crash: no cleanup at all" if crash else "a graceful stop"
                 say(f"\n[4/6] {how.name} worker A (pid {a.pid}): {what}")
                 code = await a.stop(how)
-                status = await swarm.status(work_id)
+                status = await backend.status(work_id)
                 lease = status.meta.lease.worker_id if status.meta.lease else "none"
                 say(
                     f"      worker A exited (code {code}); the job is {status.meta.state} "
@@ -289,10 +290,10 @@ async def run_demo(
                 before = observations(status)
                 await asyncio.sleep(1.0)
                 say("\n[5/6] starting worker B: the same command, a new process")
-                workers.append(await start_worker(swarm, opts, ns, "B"))
+                workers.append(await start_worker(backend, opts, ns, "B"))
                 labels[str(workers[1].pid)] = "B"
                 status = await wait_for(
-                    swarm, work_id, lambda s: s.meta.state == "done", "finished"
+                    backend, work_id, lambda s: s.meta.state == "done", "finished"
                 )
                 after = observations(status)
                 kept = after[: len(before)] == before
@@ -314,7 +315,7 @@ async def run_demo(
         artifact = status.snapshot.artifacts[-1] if status.snapshot else None
         if artifact is not None:
             say(f"\nevidence report ({cmd} artifact-show {artifact.artifact_id} --ext json):")
-            report = await swarm.artifacts.read(artifact.artifact_id, artifact.kind)
+            report = await backend.artifacts.read(artifact.artifact_id, artifact.kind)
             say(dumps(json.loads(report)))
     repeat = "one per check, none repeated" if served == checks else f"for {checks} checks"
     say(f"\nThe HTTP target served {served} requests: {repeat}.")

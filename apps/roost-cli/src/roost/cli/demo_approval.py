@@ -11,9 +11,9 @@ import asyncio
 import json
 import time
 
-from roost.cli.context import CliError, describe_redis, open_swarm
-from roost.redis import RedisSwarm
+from roost.cli.context import CliError, backend_of, open_backend
 from roost.runtime import ApprovalRequest, RoostSettings, Snapshot, WorkItem, step_context
+from roost.runtime.backends import WorkBackend
 
 __all__ = ["ENGINE_ID", "PlanAndApply", "run_approval_demo"]
 
@@ -58,9 +58,9 @@ class PlanAndApply:
         return snapshot.model_copy(update={"step": "done", "data": data, "is_finished": True})
 
 
-async def _until(swarm: RedisSwarm, work_id: str, state: str) -> None:
+async def _until(backend: WorkBackend, work_id: str, state: str) -> None:
     deadline = time.monotonic() + WAIT_LIMIT
-    while (await swarm.status(work_id)).meta.state != state:
+    while (await backend.status(work_id)).meta.state != state:
         if time.monotonic() > deadline:
             raise CliError(f"the demo item never became {state}")
         await asyncio.sleep(0.05)
@@ -70,20 +70,20 @@ async def run_approval_demo(settings: RoostSettings) -> None:
     """Tell the approval story with an in-process worker; it is stopped before returning."""
     ns = settings.namespace
     cmd = f"uv run roost --namespace {ns}"
-    async with open_swarm(settings) as swarm:
+    async with open_backend(settings) as backend:
         say("Roost demo: an agent waits for a person's approval, holding no worker meanwhile.")
-        say(f"  redis      {describe_redis(settings, swarm.url)}")
+        say(f"  redis      {backend.describe()}")
         say(f"  namespace  {ns} (kept apart from your own work)")
-        worker = RedisSwarm(settings)
+        worker = backend_of(settings)
         await worker.connect()
         task = asyncio.create_task(
             worker.run_worker([PlanAndApply()], concurrency=2, install_signal_handlers=False)
         )
         try:
-            work_id = await swarm.enqueue(ENGINE_ID, {"services": ["web", "api", "worker"]})
+            work_id = await backend.enqueue(ENGINE_ID, {"services": ["web", "api", "worker"]})
             say(f"\n[1/4] enqueued {ENGINE_ID} job {work_id}; a worker runs its first step")
-            await _until(swarm, work_id, "awaiting")
-            meta = (await swarm.status(work_id)).meta
+            await _until(backend, work_id, "awaiting")
+            meta = (await backend.status(work_id)).meta
             assert meta.approval is not None
             say(f"\n[2/4] it asks for approval and waits ({cmd} list shows it):")
             say(f"      {meta.work_id}  {meta.engine}  {meta.display_state}")
@@ -92,9 +92,9 @@ async def run_approval_demo(settings: RoostSettings) -> None:
             lease = meta.lease.worker_id if meta.lease else "none"
             say(f"      lease    {lease} (waiting is a state, not a lease)")
             say(f'\n[3/4] a person approves: {cmd} approve {work_id} --note "go ahead"')
-            await swarm.approve(work_id, note="go ahead", sender="demo")
-            await _until(swarm, work_id, "done")
-            status = await swarm.status(work_id)
+            await backend.approve(work_id, note="go ahead", sender="demo")
+            await _until(backend, work_id, "done")
+            status = await backend.status(work_id)
             assert status.snapshot is not None
             say("\n[4/4] the next step read the decision and applied the plan:")
             say("      " + json.dumps(status.snapshot.data))

@@ -8,11 +8,11 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from roost.cli import render
-from roost.cli.context import open_swarm, run, settings_of
+from roost.cli.context import open_backend, run, settings_of
 from roost.runtime import WorkMeta, WorkState
 
 if TYPE_CHECKING:
-    from roost.redis import RedisSwarm
+    from roost.runtime.backends import WorkBackend
 
 __all__ = ["unserved", "unserved_for", "unserved_lines", "workers"]
 
@@ -58,22 +58,22 @@ def _row(w: dict[str, Any]) -> list[str]:
     ]
 
 
-async def unserved(swarm: RedisSwarm, queues: Iterable[str]) -> dict[str, dict[str, int]]:
+async def unserved(backend: WorkBackend, queues: Iterable[str]) -> dict[str, dict[str, int]]:
     """``{queue: {engine: deliveries queued}}`` for engines with queued work and no live worker."""
     out: dict[str, dict[str, int]] = {}
     for queue in dict.fromkeys(queues):
-        engines = await swarm.unserved_engines(queue)
+        engines = await backend.unserved_engines(queue)
         if engines:
             out[queue] = engines
     return out
 
 
 async def unserved_for(
-    swarm: RedisSwarm, items: Iterable[WorkMeta], default_queue: str
+    backend: WorkBackend, items: Iterable[WorkMeta], default_queue: str
 ) -> dict[str, dict[str, int]]:
     """Like :func:`unserved`, for the engines of the queued ones among ``items`` only."""
     wanted = {(m.queue or default_queue, m.engine) for m in items if m.state == WorkState.QUEUED}
-    found = await unserved(swarm, sorted({queue for queue, _ in wanted}))
+    found = await unserved(backend, sorted({queue for queue, _ in wanted}))
     out: dict[str, dict[str, int]] = {}
     for queue, engines in found.items():
         for engine, n in engines.items():
@@ -103,10 +103,10 @@ def workers(
     settings = settings_of(ctx)
 
     async def main() -> None:
-        async with open_swarm(settings) as swarm:
-            live = await swarm.workers()
+        async with open_backend(settings) as backend:
+            live = await backend.workers()
             queues = [settings.queue, *(str(w.get("queue")) for w in live if w.get("queue"))]
-            waiting = await unserved(swarm, queues)
+            waiting = await unserved(backend, queues)
         if as_json:
             render.echo_json({"workers": live, "unserved": waiting})
             return

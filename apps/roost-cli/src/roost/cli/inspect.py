@@ -11,18 +11,18 @@ from roost.cli import render
 from roost.cli.context import (
     EXIT_BAD_INPUT,
     CliError,
+    backend_of,
     ignore_further_interrupts,
     load_registry,
-    open_swarm,
+    open_backend,
     run,
     settings_of,
     until_interrupted,
     warn,
 )
 from roost.cli.fleet import unserved_for, unserved_lines
-from roost.redis import RedisSwarm
-from roost.redis.server import EmbeddedServer
 from roost.runtime import EventType, Registry, RoostSettings, RuntimeEvent, WorkPage, WorkState
+from roost.runtime.backends import WorkBackend
 from roost.runtime.models import validate_name
 from roost.runtime.plugins import source_of
 from roost.runtime.workspace import workspace_dir
@@ -72,10 +72,10 @@ def status(
 
     async def main() -> None:
         wid = _work_id(work_id)
-        async with open_swarm(settings) as swarm:
-            result = await swarm.status(wid)
-            children = await swarm.children(wid) if result.meta.children_total else []
-            waiting = await unserved_for(swarm, [result.meta, *children], settings.queue)
+        async with open_backend(settings) as backend:
+            result = await backend.status(wid)
+            children = await backend.children(wid) if result.meta.children_total else []
+            waiting = await unserved_for(backend, [result.meta, *children], settings.queue)
         for line in unserved_lines(waiting):
             warn(line)
         if as_json and children:
@@ -116,12 +116,14 @@ def list_work(
     async def main() -> None:
         if parent is not None:
             _work_id(parent)
-        async with open_swarm(settings) as swarm:
+        async with open_backend(settings) as backend:
             if parent is not None:
-                page = await children_page(swarm, parent, state, engine, limit, cursor)
+                page = await children_page(backend, parent, state, engine, limit, cursor)
             else:
-                page = await swarm.list_work(state=state, engine=engine, limit=limit, cursor=cursor)
-            waiting = await unserved_for(swarm, page.items, settings.queue)
+                page = await backend.list_work(
+                    state=state, engine=engine, limit=limit, cursor=cursor
+                )
+            waiting = await unserved_for(backend, page.items, settings.queue)
         for line in unserved_lines(waiting):
             warn(line)
         if as_json:
@@ -141,7 +143,7 @@ def list_work(
 
 
 async def children_page(
-    swarm: RedisSwarm,
+    backend: WorkBackend,
     parent: str,
     state: WorkState | None,
     engine: str | None,
@@ -151,10 +153,10 @@ async def children_page(
     """One page of an item's children (the cursor is a position in the spawn order)."""
     if cursor is not None and not cursor.isdigit():
         raise CliError(f"invalid --cursor {cursor!r} for --parent", EXIT_BAD_INPUT)
-    await swarm.status(parent)  # NotFound: unknown work id
+    await backend.status(parent)  # NotFound: unknown work id
     kids = [
         m
-        for m in await swarm.children(parent)
+        for m in await backend.children(parent)
         if (state is None or m.state == state) and (engine is None or m.engine == engine)
     ]
     start = int(cursor or 0)
@@ -175,8 +177,8 @@ def dead(
     settings = settings_of(ctx)
 
     async def main() -> None:
-        async with open_swarm(settings) as swarm:
-            page = await swarm.dead_letters(limit=limit, cursor=cursor)
+        async with open_backend(settings) as backend:
+            page = await backend.dead_letters(limit=limit, cursor=cursor)
         if as_json:
             render.echo_json(page)
             return
@@ -230,7 +232,7 @@ def parse_types(values: list[str] | None) -> frozenset[str] | None:
 
 
 async def read_events(
-    swarm: RedisSwarm,
+    backend: WorkBackend,
     work_id: str | None,
     after: str | None,
     limit: int,
@@ -242,16 +244,16 @@ async def read_events(
     after it, page by page) are read and the matching ones kept, at most ``limit``.
     """
     if types is None:
-        batch = await swarm.events(work_id=work_id, after=after, limit=limit)
+        batch = await backend.events(work_id=work_id, after=after, limit=limit)
         return batch, batch[-1].id if batch else (after or "0-0")
     if after is None:
-        raw = await swarm.events(work_id=work_id, limit=EVENT_SCAN)
+        raw = await backend.events(work_id=work_id, limit=EVENT_SCAN)
         matched = [e for e in raw if e.type in types][-limit:]
         return matched, raw[-1].id if raw else "0-0"
     matched: list[RuntimeEvent] = []
     cursor = after
     while len(matched) < limit:
-        page = await swarm.events(work_id=work_id, after=cursor, limit=EVENT_SCAN)
+        page = await backend.events(work_id=work_id, after=cursor, limit=EVENT_SCAN)
         matched += [e for e in page if e.type in types]
         if page:
             cursor = page[-1].id
@@ -277,7 +279,7 @@ def _print_event_line(columns: render.EventColumns, event: RuntimeEvent) -> None
 
 
 async def _follow(
-    swarm: RedisSwarm,
+    backend: WorkBackend,
     work_id: str | None,
     batch: list[RuntimeEvent],
     last: str,
@@ -291,7 +293,7 @@ async def _follow(
         for event in batch:
             _print_event_line(columns, event)
         warn("following new events; Ctrl-C to stop")
-    async for event in swarm.follow_events(work_id=work_id, after=last):
+    async for event in backend.follow_events(work_id=work_id, after=last):
         if types is not None and event.type not in types:
             continue
         if as_json:
@@ -334,8 +336,8 @@ def events(
     async def main() -> None:
         wid = _work_id(work_id) if work_id is not None else None
         wanted = parse_types(types)
-        async with open_swarm(settings) as swarm:
-            batch, last = await read_events(swarm, wid, after, limit, wanted)
+        async with open_backend(settings) as backend:
+            batch, last = await read_events(backend, wid, after, limit, wanted)
             if as_json:
                 for event in batch:
                     typer.echo(event.model_dump_json())
@@ -346,7 +348,7 @@ def events(
                     typer.echo("no events")
                 return
             if follow:
-                await until_interrupted(_follow(swarm, wid, batch, last, wanted, as_json))
+                await until_interrupted(_follow(backend, wid, batch, last, wanted, as_json))
 
     try:
         run(main)
@@ -396,8 +398,8 @@ def workspace_path(
 
     async def main() -> None:
         wid = _work_id(work_id)
-        async with open_swarm(settings) as swarm:
-            await swarm.status(wid)  # unknown ids are bad input
+        async with open_backend(settings) as backend:
+            await backend.status(wid)  # unknown ids are bad input
         path = workspace_dir(settings.workspaces, wid)
         if as_json:
             render.echo_json({"work_id": wid, "path": str(path), "exists": path.is_dir()})
@@ -413,11 +415,11 @@ async def _live_workers(
     settings: RoostSettings, registry: Registry
 ) -> tuple[str | None, list[dict[str, Any]] | None, str]:
     """``(url, workers, note)``; never starts the embedded server just to look."""
-    if not settings.redis_url and not EmbeddedServer(settings.home / "redis").status().running:
+    if not backend_of(settings, registry=registry).server_running():
         return None, None, "the embedded Redis is not running"
     try:
-        async with open_swarm(settings, registry=registry) as swarm:
-            return swarm.url, await swarm.workers(), ""
+        async with open_backend(settings, registry=registry) as backend:
+            return backend.url, await backend.workers(), ""
     except CliError as exc:
         return settings.redis_url, None, str(exc)
 

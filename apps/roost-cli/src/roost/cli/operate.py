@@ -14,12 +14,11 @@ from roost.cli.context import (
     EXIT_BAD_INPUT,
     CliError,
     load_registry,
-    open_swarm,
+    open_backend,
     run,
     settings_of,
     warn,
 )
-from roost.redis import RedisSwarm
 from roost.runtime import (
     BadInput,
     ConflictError,
@@ -28,6 +27,7 @@ from roost.runtime import (
     WorkStatus,
     strictjson,
 )
+from roost.runtime.backends import WorkBackend
 from roost.runtime.limits import (
     ATTEMPTS,
     BUDGET,
@@ -253,8 +253,8 @@ def enqueue(
             raise CliError("--wait-timeout needs --wait", EXIT_BAD_INPUT)
         registry = load_registry()
         registry.require(engine)  # unknown or broken: refused before touching Redis
-        async with open_swarm(settings, registry=registry, validate_engines=True) as swarm:
-            work_id = await swarm.enqueue(
+        async with open_backend(settings, registry=registry, validate_engines=True) as backend:
+            work_id = await backend.enqueue(
                 engine,
                 body,
                 resources=resource or [],
@@ -273,9 +273,9 @@ def enqueue(
             warn(f"enqueued {work_id}; waiting for it to finish (Ctrl-C stops waiting only)")
             try:
                 async with asyncio.timeout(timeout):
-                    status = await wait_for(swarm, work_id)
+                    status = await wait_for(backend, work_id)
             except TimeoutError:
-                status = await swarm.status(work_id)
+                status = await backend.status(work_id)
         render.echo_json(status)
         state = status.meta.state
         if not state.is_terminal:
@@ -288,11 +288,11 @@ def enqueue(
     run(main)
 
 
-async def wait_for(swarm: RedisSwarm, work_id: str) -> WorkStatus:
+async def wait_for(backend: WorkBackend, work_id: str) -> WorkStatus:
     """Poll the item until it is finished; return its final status."""
     pause = WAIT_POLL[0]
     while True:
-        status = await swarm.status(work_id)
+        status = await backend.status(work_id)
         if status.meta.state.is_terminal:
             return status
         await asyncio.sleep(pause)
@@ -311,8 +311,8 @@ def cancel(
     settings = settings_of(ctx)
 
     async def main() -> None:
-        async with open_swarm(settings) as swarm:
-            meta = await swarm.cancel(work_id)
+        async with open_backend(settings) as backend:
+            meta = await backend.cancel(work_id)
         if as_json:
             render.echo_json(meta)
         else:
@@ -348,16 +348,16 @@ def retry(
             raise CliError("give a WORK_ID or --all-dead (not both)", EXIT_BAD_INPUT)
         if engine is not None and not all_dead:
             raise CliError("--engine goes with --all-dead", EXIT_BAD_INPUT)
-        async with open_swarm(settings) as swarm:
+        async with open_backend(settings) as backend:
             if work_id is not None:
-                meta = await swarm.retry(work_id)
+                meta = await backend.retry(work_id)
                 if as_json:
                     render.echo_json(meta)
                 else:
                     step = meta.step or "-"
                     typer.echo(f"{meta.work_id}: {meta.state} (from v{meta.version}, step {step})")
                 return
-            retried, skipped = await retry_dead(swarm, engine)
+            retried, skipped = await retry_dead(backend, engine)
         if as_json:
             render.echo_json({"retried": retried, "skipped": skipped})
             return
@@ -368,7 +368,7 @@ def retry(
     run(main)
 
 
-async def retry_dead(swarm: RedisSwarm, engine: str | None) -> tuple[list[str], list[str]]:
+async def retry_dead(backend: WorkBackend, engine: str | None) -> tuple[list[str], list[str]]:
     """Retry every dead item (of ``engine``); return the ids retried and those skipped.
 
     The dead letters are listed first, page by page, then retried (in batches of
@@ -378,7 +378,9 @@ async def retry_dead(swarm: RedisSwarm, engine: str | None) -> tuple[list[str], 
     ids: list[str] = []
     cursor: str | None = None
     while True:
-        page = await swarm.list_work(state=WorkState.DEAD, engine=engine, limit=1000, cursor=cursor)
+        page = await backend.list_work(
+            state=WorkState.DEAD, engine=engine, limit=1000, cursor=cursor
+        )
         ids += [m.work_id for m in page.items]
         cursor = page.next_cursor
         if cursor is None:
@@ -387,7 +389,7 @@ async def retry_dead(swarm: RedisSwarm, engine: str | None) -> tuple[list[str], 
     skipped: list[str] = []
     for start in range(0, len(ids), RETRY_BATCH):
         chunk = ids[start : start + RETRY_BATCH]
-        results = await asyncio.gather(*(swarm.retry(i) for i in chunk), return_exceptions=True)
+        results = await asyncio.gather(*(backend.retry(i) for i in chunk), return_exceptions=True)
         for wid, result in zip(chunk, results, strict=True):
             if isinstance(result, ConflictError | NotFound):
                 skipped.append(wid)
@@ -417,8 +419,8 @@ def replay(
     settings = settings_of(ctx)
 
     async def main() -> None:
-        async with open_swarm(settings) as swarm:
-            new_id = await swarm.replay(work_id, version=version, as_new=as_new)
+        async with open_backend(settings) as backend:
+            new_id = await backend.replay(work_id, version=version, as_new=as_new)
         typer.echo(new_id)
 
     run(main)

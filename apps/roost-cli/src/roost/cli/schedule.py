@@ -13,8 +13,16 @@ import typer
 
 from roost.cli import render
 from roost.cli.common import RoostGroup, verb
-from roost.cli.context import EXIT_BAD_INPUT, CliError, load_registry, open_swarm, run, settings_of
+from roost.cli.context import (
+    EXIT_BAD_INPUT,
+    CliError,
+    load_registry,
+    open_backend,
+    run,
+    settings_of,
+)
 from roost.cli.operate import parse_payload
+from roost.redis.plugin import swarm_of
 from roost.redis.schedule_data import MISSED_POLICIES, check_schedule_name
 from roost.runtime import BadInput
 
@@ -156,8 +164,8 @@ def add(
             raise CliError("--timezone applies to --cron only", EXIT_BAD_INPUT)
         registry = load_registry()
         registry.require(engine)  # unknown or broken: refused before touching Redis
-        async with open_swarm(settings, registry=registry) as swarm:
-            s = await swarm.schedules.add(
+        async with open_backend(settings, registry=registry) as backend:
+            s = await swarm_of(backend).schedules.add(
                 name,
                 engine,
                 body,
@@ -181,8 +189,8 @@ def list_schedules(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     settings = settings_of(ctx)
 
     async def main() -> None:
-        async with open_swarm(settings) as swarm:
-            found = await swarm.schedules.list()
+        async with open_backend(settings) as backend:
+            found = await swarm_of(backend).schedules.list()
         if as_json:
             render.echo_json([s.model_dump(mode="json") for s in found])
             return
@@ -202,8 +210,8 @@ def pause(ctx: typer.Context, name: NameArg, as_json: JsonFlag = False) -> None:
     settings = settings_of(ctx)
 
     async def main() -> None:
-        async with open_swarm(settings) as swarm:
-            s = await swarm.schedules.pause(_name(name))
+        async with open_backend(settings) as backend:
+            s = await swarm_of(backend).schedules.pause(_name(name))
         _show(s, as_json)
 
     run(main)
@@ -216,8 +224,8 @@ def resume(ctx: typer.Context, name: NameArg, as_json: JsonFlag = False) -> None
     settings = settings_of(ctx)
 
     async def main() -> None:
-        async with open_swarm(settings) as swarm:
-            s = await swarm.schedules.resume(_name(name))
+        async with open_backend(settings) as backend:
+            s = await swarm_of(backend).schedules.resume(_name(name))
         _show(s, as_json)
 
     run(main)
@@ -230,8 +238,8 @@ def remove(ctx: typer.Context, name: NameArg) -> None:
     settings = settings_of(ctx)
 
     async def main() -> None:
-        async with open_swarm(settings) as swarm:
-            await swarm.schedules.remove(_name(name))
+        async with open_backend(settings) as backend:
+            await swarm_of(backend).schedules.remove(_name(name))
         typer.echo(f"schedule {name} removed")
 
     run(main)
@@ -244,7 +252,7 @@ def run_now(ctx: typer.Context, name: NameArg) -> None:
     settings = settings_of(ctx)
 
     async def main() -> None:
-        async with open_swarm(settings) as swarm:
-            typer.echo(await swarm.schedules.run_now(_name(name)))
+        async with open_backend(settings) as backend:
+            typer.echo(await swarm_of(backend).schedules.run_now(_name(name)))
 
     run(main)

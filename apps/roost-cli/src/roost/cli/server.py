@@ -12,12 +12,13 @@ from roost.cli import render
 from roost.cli.common import RoostGroup, verb
 from roost.cli.context import (
     EXIT_RUNTIME,
+    backend_of,
     fail,
     handle_errors,
     ignore_further_interrupts,
     settings_of,
 )
-from roost.redis.server.control import ServerCommand, run_server_command
+from roost.runtime.backends import ServerCommand
 
 __all__ = ["CONSOLE_INSTALL", "server_app", "ui"]
 
@@ -32,7 +33,7 @@ server_app = typer.Typer(
 
 def _run(ctx: typer.Context, command: ServerCommand, as_json: bool = False) -> None:
     with handle_errors():
-        report = run_server_command(command, settings_of(ctx))
+        report = backend_of(settings_of(ctx)).manage_server(command)
     if as_json:
         render.echo_json(report.to_dict())
         return

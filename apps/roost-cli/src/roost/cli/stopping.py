@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING
 from roost.redis.stopping import SAME_SIGNAL_WINDOW, StopSignals
 
 if TYPE_CHECKING:
-    from roost.redis import RedisSwarm
     from roost.runtime import EventSink
+    from roost.runtime.backends import WorkBackend
     from roost.runtime.observe import StepObserver
 
 __all__ = ["SAME_SIGNAL_WINDOW", "GracefulStop"]
@@ -66,7 +66,7 @@ class GracefulStop:
 
     async def run(
         self,
-        swarm: RedisSwarm,
+        backend: WorkBackend,
         engines: Sequence[str] | Mapping[str, int] | None,
         *,
         concurrency: int,
@@ -77,7 +77,7 @@ class GracefulStop:
         if self.requested.is_set():
             return
         task = asyncio.ensure_future(
-            swarm.run_worker(
+            backend.run_worker(
                 engines,
                 concurrency=concurrency,
                 install_signal_handlers=False,
@@ -89,7 +89,7 @@ class GracefulStop:
         await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
         waiter.cancel()
         while not task.done():
-            swarm.stop_worker()  # the worker may not exist yet when the signal came
+            backend.stop_worker()  # the worker may not exist yet when the signal came
             await asyncio.wait({task}, timeout=0.05)
         # Threads or tasks a step left behind must not keep the stopped process alive.
         self.signals.stopped(failed=task.exception() is not None)

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from roost.cli import render
-from roost.cli.context import EXIT_BAD_INPUT, CliError, open_swarm, run, settings_of
+from roost.cli.context import EXIT_BAD_INPUT, CliError, open_backend, run, settings_of
 from roost.cli.inspect import JsonFlag
 from roost.cli.operate import parse_payload, parse_runtime
 from roost.runtime import WorkState
@@ -50,8 +50,8 @@ def signal(
 
     async def main() -> None:
         body = parse_payload(payload)
-        async with open_swarm(settings) as swarm:
-            sent = await swarm.signal(work_id, name, body, sender=sender())
+        async with open_backend(settings) as backend:
+            sent = await backend.signal(work_id, name, body, sender=sender())
         if as_json:
             render.echo_json(sent)
         else:
@@ -71,11 +71,11 @@ def _decide(
     settings = settings_of(ctx)
 
     async def main() -> None:
-        async with open_swarm(settings) as swarm:
+        async with open_backend(settings) as backend:
             if approved:
-                sent = await swarm.approve(work_id, note=note, sender=sender())
+                sent = await backend.approve(work_id, note=note, sender=sender())
             else:
-                sent = await swarm.reject(work_id, note=note, sender=sender())
+                sent = await backend.reject(work_id, note=note, sender=sender())
         if as_json:
             render.echo_json(sent)
         else:
@@ -116,8 +116,8 @@ def pause(
     settings = settings_of(ctx)
 
     async def main() -> None:
-        async with open_swarm(settings) as swarm:
-            meta = await swarm.pause(work_id)
+        async with open_backend(settings) as backend:
+            meta = await backend.pause(work_id)
         if as_json:
             render.echo_json(meta)
         elif meta.state == WorkState.RUNNING:
@@ -137,8 +137,8 @@ def resume(
     settings = settings_of(ctx)
 
     async def main() -> None:
-        async with open_swarm(settings) as swarm:
-            meta = await swarm.resume(work_id)
+        async with open_backend(settings) as backend:
+            meta = await backend.resume(work_id)
         if as_json:
             render.echo_json(meta)
         else:
@@ -184,14 +184,14 @@ def budget(
         raising = bool(add or add_steps or runtime)
         if and_resume and not raising:
             raise CliError("--resume goes with --add, --add-steps or --add-runtime", EXIT_BAD_INPUT)
-        async with open_swarm(settings) as swarm:
+        async with open_backend(settings) as backend:
             if raising:
-                await swarm.raise_budget(
+                await backend.raise_budget(
                     work_id, steps=add_steps or 0, cost=add or 0.0, runtime=runtime
                 )
             if and_resume:
-                await swarm.resume(work_id)
-            meta = (await swarm.status(work_id)).meta
+                await backend.resume(work_id)
+            meta = (await backend.status(work_id)).meta
         if as_json:
             render.echo_json(meta.budget)
         else:

@@ -14,10 +14,9 @@ from roost.cli.common import setup_logging
 from roost.cli.context import (
     EXIT_BAD_INPUT,
     CliError,
-    describe_redis,
     handle_errors,
     load_registry,
-    open_swarm,
+    open_backend,
     options,
     run,
     settings_of,
@@ -27,6 +26,7 @@ from roost.cli.logs import iso, json_line
 from roost.cli.printer import StepPrinter
 from roost.cli.stopping import GracefulStop
 from roost.redis.metrics import WorkerMetrics, serve_worker_metrics, watch_queue
+from roost.redis.plugin import swarm_of
 from roost.runtime.limits import CONCURRENCY
 from roost.runtime.settings import worker_id_problem
 
@@ -183,10 +183,10 @@ def worker(
         metrics: WorkerMetrics | None,
         stopper: GracefulStop,
     ) -> None:
-        async with open_swarm(settings, registry=registry) as swarm:
+        async with open_backend(settings, registry=registry) as backend:
             banner = {
                 "pid": os.getpid(),
-                "redis": describe_redis(settings, swarm.url),
+                "redis": backend.describe(),
                 "namespace": settings.namespace,
                 "queue": settings.queue,
                 **({"worker_id": settings.worker_id} if settings.worker_id else {}),
@@ -194,13 +194,13 @@ def worker(
                 "grace_period": settings.grace_period,
             }
             if metrics is not None:
-                watch_queue(metrics, swarm)
+                watch_queue(metrics, swarm_of(backend))
                 banner["metrics"] = f"http://{_hostport(metrics_host, metrics_port)}/metrics"
             say(printer, "worker_started", _banner(banner), banner)
             started = time.monotonic()
             async with printer.running():
                 await stopper.run(
-                    swarm,
+                    backend,
                     wanted,
                     concurrency=concurrency,
                     sinks=[printer],

@@ -5,7 +5,7 @@ Entry points (what ``roost ui`` calls)::
     from roost.console import serve, create_app
 
     serve(settings, host="127.0.0.1", port=8766, token=None, open_browser=False)
-    app = create_app(swarm_or_settings, token=None, allowed_hosts=None, port=None)
+    app = create_app(backend_or_settings, token=None, allowed_hosts=None, port=None)
 
 - :func:`serve` blocks, running uvicorn until Ctrl-C. It refuses a non-loopback ``host``
   without ``token`` (:class:`~roost.runtime.errors.BadInput`) and reports a port in use as

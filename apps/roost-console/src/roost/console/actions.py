@@ -1,7 +1,7 @@
 """What the console changes: cancel, retry, replay, pause, resume of one item; bulk cancel/retry.
 
-Bulk actions are the swarm's one-item actions applied to each item in turn (a few at a time),
-each with its own result: one item that cannot be retried does not stop the others. ``RedisSwarm``
+Bulk actions are the backend's one-item actions applied to each item in turn (a few at a time),
+each with its own result: one item that cannot be retried does not stop the others. ``WorkBackend``
 has no bulk operation; ``retry_many``/``cancel_many`` (one round trip per batch) would belong
 in the runtime.
 """
@@ -13,7 +13,6 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
-from redis.exceptions import RedisError
 
 from roost.console import queries, worklist
 from roost.console.params import parse_state, replay_args
@@ -22,7 +21,7 @@ from roost.runtime.errors import BadInput, ConflictError, NotFound
 from roost.runtime.models import WorkMeta, WorkState, validate_name
 
 if TYPE_CHECKING:
-    from roost.redis import RedisSwarm
+    from roost.runtime.backends import WorkBackend
 
 __all__ = [
     "ACTIONS",
@@ -44,20 +43,20 @@ BULK_LIMIT = 1000
 BULK_CONCURRENCY = 16
 
 
-async def _act(swarm: RedisSwarm, action: str, work_id: str) -> WorkMeta:
+async def _act(backend: WorkBackend, action: str, work_id: str) -> WorkMeta:
     if action == "cancel":
-        return await swarm.cancel(work_id)
+        return await backend.cancel(work_id)
     if action == "retry":
-        return await swarm.retry(work_id)
+        return await backend.retry(work_id)
     if action == "pause":
-        return await swarm.pause(work_id)
+        return await backend.pause(work_id)
     if action == "resume":
-        return await swarm.resume(work_id)
+        return await backend.resume(work_id)
     raise BadInput(f"unknown action {action!r} (cancel, retry, replay, pause or resume)")
 
 
 async def perform(
-    swarm: RedisSwarm, action: str, work_id: str, fields: dict[str, str]
+    backend: WorkBackend, action: str, work_id: str, fields: dict[str, str]
 ) -> dict[str, Any]:
     """Run an operator action; return ``{"work_id", "action", "meta"}`` of the resulting item.
 
@@ -71,10 +70,10 @@ async def perform(
     work_id = queries.work_id(work_id)
     if action == "replay":
         args = replay_args(fields)
-        work_id = await swarm.replay(work_id, version=args.version, as_new=args.as_new)
-        meta = (await swarm.status(work_id)).meta
+        work_id = await backend.replay(work_id, version=args.version, as_new=args.as_new)
+        meta = (await backend.status(work_id)).meta
     else:
-        meta = await _act(swarm, action, work_id)
+        meta = await _act(backend, action, work_id)
     return {"work_id": work_id, "action": action, "meta": meta.model_dump(mode="json")}
 
 
@@ -104,23 +103,25 @@ class BulkReport(BaseModel):
         return sum(r.ok for r in self.results)
 
 
-async def _one(swarm: RedisSwarm, action: str, work_id: str, gate: asyncio.Semaphore) -> ItemResult:
+async def _one(
+    backend: WorkBackend, action: str, work_id: str, gate: asyncio.Semaphore
+) -> ItemResult:
     async with gate:
         try:
-            meta = await _act(swarm, action, queries.work_id(work_id))
+            meta = await _act(backend, action, queries.work_id(work_id))
         except NotFound as exc:
             return ItemResult(work_id=work_id, ok=False, error=str(exc), kind="not_found")
         except ConflictError as exc:
             return ItemResult(work_id=work_id, ok=False, error=str(exc), kind="conflict")
         except BadInput as exc:
             return ItemResult(work_id=work_id, ok=False, error=str(exc), kind="bad_input")
-        except (RedisError, OSError) as exc:
-            kind, message = redis_problem(exc)
+        except backend.fault_types as exc:
+            kind, message = redis_problem(exc, backend)
             return ItemResult(work_id=work_id, ok=False, error=message, kind=kind)
     return ItemResult(work_id=work_id, ok=True, state=str(meta.state))
 
 
-async def bulk(swarm: RedisSwarm, action: str, work_ids: Iterable[str]) -> BulkReport:
+async def bulk(backend: WorkBackend, action: str, work_ids: Iterable[str]) -> BulkReport:
     """Cancel or retry each item; duplicates are acted on once.
 
     Raises:
@@ -135,12 +136,12 @@ async def bulk(swarm: RedisSwarm, action: str, work_ids: Iterable[str]) -> BulkR
     if len(ids) > BULK_LIMIT:
         raise BadInput(f"at most {BULK_LIMIT} items at once, not {len(ids)}")
     gate = asyncio.Semaphore(BULK_CONCURRENCY)
-    results = await asyncio.gather(*(_one(swarm, action, w, gate) for w in ids))
+    results = await asyncio.gather(*(_one(backend, action, w, gate) for w in ids))
     return BulkReport(action=action, results=list(results))
 
 
 async def bulk_in_state(
-    swarm: RedisSwarm, action: str, state: WorkState, engine: str | None
+    backend: WorkBackend, action: str, state: WorkState, engine: str | None
 ) -> BulkReport:
     """Act on every item in ``state`` (of ``engine``), up to :data:`BULK_LIMIT` of them.
 
@@ -154,17 +155,17 @@ async def bulk_in_state(
         raise BadInput("retry applies to dead or failed work")
     if action == "cancel" and state not in ACTION_STATES["cancel"]:
         raise BadInput(f"{state} work cannot be cancelled")
-    ids, more = await worklist.select(swarm, state=state, engine=engine, cap=BULK_LIMIT)
+    ids, more = await worklist.select(backend, state=state, engine=engine, cap=BULK_LIMIT)
     of_engine = f" of engine {engine}" if engine else ""
     if not ids:
         raise BadInput(f"there is no {state} work{of_engine}")
-    report = await bulk(swarm, action, ids)
+    report = await bulk(backend, action, ids)
     report.more = more
     return report
 
 
 async def bulk_from_fields(
-    swarm: RedisSwarm, action: str, pairs: list[tuple[str, str]]
+    backend: WorkBackend, action: str, pairs: list[tuple[str, str]]
 ) -> BulkReport:
     """Run a bulk action described by form or JSON fields.
 
@@ -176,11 +177,11 @@ async def bulk_from_fields(
     """
     ids = [v for k, v in pairs if k in ("work_ids", "work_id")]
     if ids:
-        return await bulk(swarm, action, ids)
+        return await bulk(backend, action, ids)
     scope = scope_of(dict(pairs))
     if scope is None:
         raise BadInput("say which items: work_ids, or a state (and an engine)")
-    return await bulk_in_state(swarm, action, *scope)
+    return await bulk_in_state(backend, action, *scope)
 
 
 def scope_of(fields: dict[str, str]) -> tuple[WorkState, str | None] | None:

@@ -41,9 +41,9 @@ def _json(model: BaseModel | dict[str, Any], status_code: int = 200) -> JSONResp
 
 async def overview(request: Request) -> JSONResponse:
     """``GET /api/overview?minutes=15``: counts, throughput, live work, workers, events."""
-    swarm = await console_of(request).swarm()
+    backend = await console_of(request).backend()
     minutes = int_param(request, "minutes", 15, 1, 120)
-    ov = await queries.overview(swarm, minutes=minutes)
+    ov = await queries.overview(backend, minutes=minutes)
     data = ov.model_dump(mode="json")
     data["events"] = [event_json(e) for e in ov.events]
     return _json(data)
@@ -51,27 +51,27 @@ async def overview(request: Request) -> JSONResponse:
 
 async def counts(request: Request) -> JSONResponse:
     """``GET /api/counts``: items per state."""
-    return _json(await queries.counts(await console_of(request).swarm()))
+    return _json(await queries.counts(await console_of(request).backend()))
 
 
 async def stats(request: Request) -> JSONResponse:
     """``GET /api/stats?minutes=15``: per-minute counters, oldest first, zeros filled in."""
-    swarm = await console_of(request).swarm()
+    backend = await console_of(request).backend()
     minutes = int_param(request, "minutes", 15, 1, 120)
-    rows = await queries.throughput(swarm, minutes)
+    rows = await queries.throughput(backend, minutes)
     return _json({"minutes": [m.model_dump(mode="json") for m in rows]})
 
 
 async def workers(request: Request) -> JSONResponse:
     """``GET /api/workers``: live workers, and the engines with queued work none of them runs."""
-    return _json(await queries.fleet(await console_of(request).swarm()))
+    return _json(await queries.fleet(await console_of(request).backend()))
 
 
 async def work_list(request: Request) -> JSONResponse:
     """``GET /api/work?state=&engine=&q=&limit=50&cursor=``: one page of the work list."""
-    swarm = await console_of(request).swarm()
+    backend = await console_of(request).backend()
     listing = await worklist.find_work(
-        swarm,
+        backend,
         state=state_param(request),
         engine=name_param(request, "engine", "engine"),
         query=request.query_params.get("q", ""),
@@ -88,20 +88,20 @@ async def work_status(request: Request) -> JSONResponse:
     worker runs that engine (``{}`` otherwise). An item that spawned children adds
     ``children``: each child's meta, in spawn order.
     """
-    swarm = await console_of(request).swarm()
-    status = await queries.status(swarm, request.path_params["work_id"])
+    backend = await console_of(request).backend()
+    status = await queries.status(backend, request.path_params["work_id"])
     data = status.model_dump(mode="json")
-    data["unserved"] = await queries.unserved_for(swarm, [status.meta])
+    data["unserved"] = await queries.unserved_for(backend, [status.meta])
     if status.meta.children_total:
-        children = await queries.children(swarm, status.meta.work_id)
+        children = await queries.children(backend, status.meta.work_id)
         data["children"] = [c.model_dump(mode="json") for c in children]
     return _json(data)
 
 
 async def versions(request: Request) -> JSONResponse:
     """``GET /api/versions/{work_id}``: the latest snapshot and the kept earlier ones."""
-    swarm = await console_of(request).swarm()
-    snaps = await queries.versions(swarm, request.path_params["work_id"])
+    backend = await console_of(request).backend()
+    snaps = await queries.versions(backend, request.path_params["work_id"])
     return _json({"versions": [s.model_dump(mode="json") for s in snaps]})
 
 
@@ -111,7 +111,7 @@ async def events(request: Request) -> JSONResponse:
     With ``type`` (repeatable) the latest matching events are searched for (a bounded scan,
     see :func:`queries.recent_events`); ``after`` then is not allowed.
     """
-    swarm = await console_of(request).swarm()
+    backend = await console_of(request).backend()
     work_id = name_param(request, "work_id", "work id")
     after = event_id(request.query_params.get("after"))
     limit = int_param(request, "limit", 100, 1, 1000)
@@ -119,17 +119,17 @@ async def events(request: Request) -> JSONResponse:
     if types:
         if after is not None:
             raise BadInput("type and after cannot be used together")
-        page = await queries.recent_events(swarm, types=types, work_id=work_id, limit=limit)
+        page = await queries.recent_events(backend, types=types, work_id=work_id, limit=limit)
         found = list(reversed(page.events))
     else:
-        found = await queries.events(swarm, work_id=work_id, after=after, limit=limit)
+        found = await queries.events(backend, work_id=work_id, after=after, limit=limit)
     return _json({"events": [event_json(e) for e in found]})
 
 
 async def _state_page(request: Request, state: WorkState) -> JSONResponse:
-    swarm = await console_of(request).swarm()
+    backend = await console_of(request).backend()
     page = await queries.state_page(
-        swarm,
+        backend,
         state,
         limit=int_param(request, "limit", 50, 1, 500),
         cursor=request.query_params.get("cursor") or None,
@@ -149,9 +149,9 @@ async def failed(request: Request) -> JSONResponse:
 
 async def artifact(request: Request) -> JSONResponse:
     """``GET /api/artifacts/{artifact_id}?kind=``: an artifact's description."""
-    swarm = await console_of(request).swarm()
+    backend = await console_of(request).backend()
     kind = request.query_params.get("kind") or None
-    return _json(await queries.artifact(swarm, request.path_params["artifact_id"], kind))
+    return _json(await queries.artifact(backend, request.path_params["artifact_id"], kind))
 
 
 async def csrf(request: Request) -> JSONResponse:
@@ -162,7 +162,7 @@ async def csrf(request: Request) -> JSONResponse:
 async def health(request: Request) -> JSONResponse:
     """``GET /api/health``: whether Redis answers, and which namespace the console shows."""
     console = console_of(request)
-    await queries.ping(await console.swarm())
+    await queries.ping(await console.backend())
     s = console.settings
     return _json(
         {
@@ -180,10 +180,10 @@ async def act(request: Request) -> JSONResponse:
 
     Replay takes ``version`` and ``as_new``.
     """
-    swarm = await console_of(request).swarm()
+    backend = await console_of(request).backend()
     action = request.url.path.split("/")[2]
     fields = dict(await body_pairs(request))
-    result = await actions.perform(swarm, action, request.path_params["work_id"], fields)
+    result = await actions.perform(backend, action, request.path_params["work_id"], fields)
     return _json(result)
 
 
@@ -195,9 +195,9 @@ async def bulk(request: Request) -> JSONResponse:
     :data:`~roost.console.actions.BULK_LIMIT`; ``more`` says when more remain). Answers
     ``{"action", "results": [{"work_id", "ok", "state", "error", "kind"}], "more"}``.
     """
-    swarm = await console_of(request).swarm()
+    backend = await console_of(request).backend()
     action: str = request.path_params["action"]
-    report = await actions.bulk_from_fields(swarm, action, await body_pairs(request))
+    report = await actions.bulk_from_fields(backend, action, await body_pairs(request))
     return _json(report)
 
 

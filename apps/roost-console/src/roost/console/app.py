@@ -18,7 +18,7 @@ from roost.console.state import HERE, Console
 if TYPE_CHECKING:
     from starlette.types import ASGIApp
 
-    from roost.redis import RedisSwarm
+    from roost.runtime.backends import WorkBackend
     from roost.runtime.settings import RoostSettings
 
 __all__ = ["MAX_BODY_BYTES", "ConsoleApp", "create_app"]
@@ -40,7 +40,7 @@ class ConsoleApp(Starlette):
 
 
 def create_app(
-    source: RedisSwarm | RoostSettings,
+    source: WorkBackend | RoostSettings,
     *,
     token: str | None = None,
     allowed_hosts: Iterable[str] | None = None,
@@ -50,7 +50,7 @@ def create_app(
     """Build the console's Starlette app.
 
     Args:
-        source: a :class:`RedisSwarm` (yours to connect and close) or settings to build
+        source: a :class:`WorkBackend` (yours to connect and close) or settings to build
             one from (connected on the first request, closed at shutdown).
         token: an access token; with it every route but ``/login`` and ``/static/`` needs
             it (at least 16 characters).
@@ -88,7 +88,7 @@ def create_app(
     app = ConsoleApp(
         routes=routes,
         middleware=[Middleware(Guard, config=guard)],
-        exception_handlers=errors.handlers(),
+        exception_handlers=errors.handlers(console.work_backend.fault_types),
         lifespan=lifespan,
         max_body_size=max_body_bytes,
     )

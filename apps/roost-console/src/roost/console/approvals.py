@@ -34,7 +34,7 @@ DECISIONS = {
 async def approvals_page(request: Request) -> Response:
     """``GET /approvals``: everything waiting for a person, oldest first."""
     console = console_of(request)
-    found, more = await approval_ops.waiting_for_people(await console.swarm())
+    found, more = await approval_ops.waiting_for_people(await console.backend())
     return console.render(
         request, "approvals.html", {"page": "approvals", "waiting": found, "more": more}
     )
@@ -49,15 +49,15 @@ async def decide(request: Request) -> Response:
     work_id = queries.work_id(request.path_params["work_id"])
     fields = await body_fields(request)
     note = fields.get("note", "")
-    swarm = await console.swarm()
+    backend = await console.backend()
     if fields.get("confirmed") != "1":
-        meta = (await queries.status(swarm, work_id)).meta
+        meta = (await queries.status(backend, work_id)).meta
         return console.render(
             request,
             "approval_confirm.html",
             {"page": "approvals", "action": action, "meta": meta, "note": note},
         )
-    await approval_ops.decide(swarm, action, work_id, note)
+    await approval_ops.decide(backend, action, work_id, note)
     return RedirectResponse(work_url(work_id, done=DECISIONS[action][0]), 303)
 
 
@@ -67,15 +67,15 @@ async def signal(request: Request) -> Response:
     work_id = queries.work_id(request.path_params["work_id"])
     fields = await body_fields(request)
     name, payload = fields.get("name", ""), fields.get("payload", "")
-    swarm = await console.swarm()
+    backend = await console.backend()
     if fields.get("confirmed") != "1":
-        meta = (await queries.status(swarm, work_id)).meta
+        meta = (await queries.status(backend, work_id)).meta
         return console.render(
             request,
             "signal_confirm.html",
             {"page": "work", "meta": meta, "name": name, "payload": payload},
         )
-    await approval_ops.send_signal(swarm, work_id, name, payload)
+    await approval_ops.send_signal(backend, work_id, name, payload)
     return RedirectResponse(work_url(work_id, done="signalled"), 303)
 
 

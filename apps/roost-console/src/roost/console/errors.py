@@ -5,14 +5,12 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from redis.exceptions import RedisError
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from roost.console.present import redis_problem
 from roost.console.state import RedisUnavailable, console_of
-from roost.redis.faults import is_unreachable
 from roost.runtime.errors import BadInput, ConflictError, NotFound, RoostError
 
 __all__ = ["REFUSING", "UNREACHABLE", "error_response", "handlers"]
@@ -84,11 +82,12 @@ async def _on_redis(request: Request, exc: Exception) -> Response:
     if isinstance(exc, RedisUnavailable):
         title, hint = UNREACHABLE if exc.unreachable else REFUSING
         return error_response(request, 503, str(exc), "redis_unavailable", title=title, hint=hint)
-    kind, message = redis_problem(exc)
+    kind, message = redis_problem(exc, console.work_backend)
     message = console.redact(f"{message} (Redis at {console.redis_label})")
     if kind != "redis_unavailable":
         return error_response(request, 500, message, kind, title="Redis refused this request")
-    title, hint = UNREACHABLE if is_unreachable(exc) else REFUSING
+    fault = console.work_backend.explain(exc)
+    title, hint = UNREACHABLE if fault is not None and fault.unreachable else REFUSING
     return error_response(request, 503, message, kind, title=title, hint=hint)
 
 
@@ -120,14 +119,17 @@ async def _on_crash(request: Request, exc: Exception) -> Response:
         return Response("Internal Server Error", 500, media_type="text/plain")
 
 
-def handlers() -> dict[Any, Any]:
-    """Exception handlers for :class:`~starlette.applications.Starlette`."""
+def handlers(fault_types: tuple[type[BaseException], ...]) -> dict[Any, Any]:
+    """Exception handlers for :class:`~starlette.applications.Starlette`.
+
+    ``fault_types``: the errors of the backend's client library (its ``fault_types``).
+    """
     return {
         NotFound: _on_not_found,
         BadInput: _on_bad_input,
         ConflictError: _on_conflict,
         RedisUnavailable: _on_redis,
-        RedisError: _on_redis,
+        **dict.fromkeys(fault_types, _on_redis),
         OSError: _on_redis,
         RoostError: _on_roost_error,
         HTTPException: _on_http,

@@ -37,9 +37,9 @@ async def action(request: Request) -> Response:
         raise NotFound(f"unknown action {name!r} (cancel, retry, replay, pause or resume)")
     work_id = queries.work_id(request.path_params["work_id"])
     fields = await body_fields(request)
-    swarm = await console.swarm()
+    backend = await console.backend()
     if fields.get("confirmed") != "1":
-        status = (await queries.status(swarm, work_id)).meta
+        status = (await queries.status(backend, work_id)).meta
         return console.render(
             request,
             "confirm.html",
@@ -50,7 +50,7 @@ async def action(request: Request) -> Response:
                 "fields": {k: v for k, v in fields.items() if k in ("version", "as_new")},
             },
         )
-    result = await actions.perform(swarm, name, work_id, fields)
+    result = await actions.perform(backend, name, work_id, fields)
     done = {
         "cancel": "cancelled",
         "retry": "retried",
@@ -79,9 +79,9 @@ async def bulk(request: Request) -> Response:
     if name not in actions.BULK_ACTIONS:
         raise BadInput(f"unknown bulk action {name!r} (cancel or retry)")
     back = local_path(fields.get("back", "/work"))
-    swarm = await console.swarm()
+    backend = await console.backend()
     if fields.get("confirmed") == "1":
-        report = await actions.bulk_from_fields(swarm, name, pairs)
+        report = await actions.bulk_from_fields(backend, name, pairs)
         return console.render(
             request,
             "bulk_result.html",
@@ -92,7 +92,7 @@ async def bulk(request: Request) -> Response:
     more = False
     if scope is not None:
         ids, more = await worklist.select(
-            swarm, state=scope[0], engine=scope[1], cap=actions.BULK_LIMIT
+            backend, state=scope[0], engine=scope[1], cap=actions.BULK_LIMIT
         )
     if not ids:
         raise BadInput("no work items were selected" if scope is None else "nothing matches")

@@ -17,14 +17,12 @@ import logging
 from collections import deque
 from typing import TYPE_CHECKING, NamedTuple
 
-from redis.exceptions import RedisError
-
 from roost.console import queries
 from roost.console.present import event_json, redis_problem
 from roost.runtime.errors import RoostError
 
 if TYPE_CHECKING:
-    from roost.redis import RedisSwarm
+    from roost.runtime.backends import WorkBackend
     from roost.runtime.models import RuntimeEvent
 
 __all__ = [
@@ -130,12 +128,13 @@ class EventHub:
         """How many streams the hub serves now."""
         return len(self._subs)
 
-    async def subscribe(self, swarm: RedisSwarm, work_id: str | None = None) -> Subscription:
+    async def subscribe(self, backend: WorkBackend, work_id: str | None = None) -> Subscription:
         """Add a subscriber; it receives every event stored from the moment this returns.
 
         Raises:
             HubBusy: :data:`MAX_SUBSCRIBERS` streams are served already.
-            RedisError, OSError, RoostError: the reader could not start (Redis is down).
+            RoostError, or one of the backend's ``fault_types``: the reader could not start
+                (Redis is down).
         """
         if len(self._subs) >= MAX_SUBSCRIBERS:
             raise HubBusy(f"too many live streams open (at most {MAX_SUBSCRIBERS})")
@@ -143,9 +142,9 @@ class EventHub:
         self._subs.add(sub)
         try:
             if self._task is None or self._task.done():
-                start = await queries.last_event_id(swarm)
+                start = await queries.last_event_id(backend)
                 if self._task is None or self._task.done():
-                    self._task = asyncio.create_task(self._read(swarm, start))
+                    self._task = asyncio.create_task(self._read(backend, start))
         except BaseException:
             self.unsubscribe(sub)
             raise
@@ -158,14 +157,14 @@ class EventHub:
             self._task.cancel()
             self._task = None
 
-    async def _read(self, swarm: RedisSwarm, start: str) -> None:
+    async def _read(self, backend: WorkBackend, start: str) -> None:
         try:
-            async for ev in queries.follow(swarm, start):
+            async for ev in queries.follow(backend, start):
                 item = publish(ev)
                 for sub in tuple(self._subs):
                     sub.offer(item)
-        except (RedisError, OSError, RoostError) as exc:
-            reason = redis_problem(exc)[1]
+        except (*backend.fault_types, RoostError) as exc:
+            reason = redis_problem(exc, backend)[1]
             for sub in tuple(self._subs):
                 sub.end(reason)
         except Exception:

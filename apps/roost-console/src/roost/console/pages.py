@@ -87,7 +87,7 @@ def _throughput(minutes: list[queries.Minute]) -> dict[str, Any]:
 
 async def _overview_context(request: Request) -> dict[str, Any]:
     """``GET /``: counts, throughput, live work, workers and the latest events."""
-    ov = await queries.overview(await console_of(request).swarm())
+    ov = await queries.overview(await console_of(request).backend())
     return {
         "page": "overview",
         "ov": ov,
@@ -104,17 +104,17 @@ async def _overview_context(request: Request) -> dict[str, Any]:
 
 async def _work_context(request: Request) -> dict[str, Any]:
     """``GET /work?state=&engine=&q=&cursor=``: the work list with filters and paging."""
-    swarm = await console_of(request).swarm()
+    backend = await console_of(request).backend()
     state = state_param(request)
     engine = name_param(request, "engine", "engine")
     query = request.query_params.get("q", "").strip()
     limit = int_param(request, "limit", 50, 1, 500)
     cursor = request.query_params.get("cursor") or None
     listing: Listing = await worklist.find_work(
-        swarm, state=state, engine=engine, query=query, limit=limit, cursor=cursor
+        backend, state=state, engine=engine, query=query, limit=limit, cursor=cursor
     )
     queues = sorted({m.queue for m in listing.items if m.queue})
-    waiting = await queries.unserved(swarm, queues, engine=engine)
+    waiting = await queries.unserved(backend, queues, engine=engine)
     filters = {"state": state.value if state else "", "engine": engine or "", "q": query}
     keep = {k: v for k, v in filters.items() if v}
     if limit != 50:
@@ -129,7 +129,7 @@ async def _work_context(request: Request) -> dict[str, Any]:
         "unserved": waiting,
         "filters": filters,
         "states": STATE_ORDER,
-        "engines": queries.engines(swarm),
+        "engines": queries.engines(backend),
         "first_url": "/work?" + urlencode(keep) if cursor else None,
         "next_url": next_url,
         "scan_budget": worklist.SCAN_BUDGET,
@@ -143,17 +143,17 @@ async def _work_context(request: Request) -> dict[str, Any]:
 
 async def _failed_context(request: Request) -> dict[str, Any]:
     """``GET /failed?dead=&failed=``: dead and failed work, with their errors and retry."""
-    swarm = await console_of(request).swarm()
+    backend = await console_of(request).backend()
     cursors = {k: request.query_params.get(k) or None for k in ("dead", "failed")}
-    dead = await queries.state_page(swarm, WorkState.DEAD, cursor=cursors["dead"])
-    failed = await queries.state_page(swarm, WorkState.FAILED, cursor=cursors["failed"])
+    dead = await queries.state_page(backend, WorkState.DEAD, cursor=cursors["dead"])
+    failed = await queries.state_page(backend, WorkState.FAILED, cursor=cursors["failed"])
     here = urlencode({k: v for k, v in cursors.items() if v})
     return {
         "page": "failed",
         "dead": dead,
         "failed": failed,
-        "counts": await queries.counts(swarm),
-        "engines": sorted({*queries.engines(swarm), *(m.engine for m in dead.items)}),
+        "counts": await queries.counts(backend),
+        "engines": sorted({*queries.engines(backend), *(m.engine for m in dead.items)}),
         "bulk_limit": actions.BULK_LIMIT,
         "live_url": "/fragments/failed?" + here,
         "back_url": "/failed" + (f"?{here}" if here else ""),
@@ -170,7 +170,7 @@ CHILDREN_SHOWN = 200
 async def work_detail(request: Request) -> Response:
     """``GET /work/{work_id}``: meta, snapshot, versions, artifacts, timeline, events, actions."""
     console = console_of(request)
-    d = await queries.detail(await console.swarm(), request.path_params["work_id"])
+    d = await queries.detail(await console.backend(), request.path_params["work_id"])
     meta = d.status.meta
     source = request.query_params.get("from", "")
     try:
@@ -179,7 +179,7 @@ async def work_detail(request: Request) -> Response:
         source = ""
     resolved_event = timeline.resolved_by(meta.last_error, d.events)
     tl = timeline.build(d.events, meta, time.time()) if d.events_complete else None
-    children = await (await console.swarm()).children(meta.work_id) if meta.children_total else []
+    children = await (await console.backend()).children(meta.work_id) if meta.children_total else []
     return console.render(
         request,
         "work_detail.html",
@@ -208,7 +208,7 @@ async def work_detail(request: Request) -> Response:
 async def timeline_fragment(request: Request) -> Response:
     """``GET /fragments/timeline/{work_id}``: an item's timeline (read without a time limit)."""
     console = console_of(request)
-    d = await queries.detail(await console.swarm(), request.path_params["work_id"], budget=None)
+    d = await queries.detail(await console.backend(), request.path_params["work_id"], budget=None)
     tl = timeline.build(d.events, d.status.meta, time.time())
     return console.render(request, "_timeline.html", {"tl": tl})
 
@@ -222,7 +222,7 @@ async def events_page(request: Request) -> Response:
     Without ``type`` every type but progress is shown.
     """
     console = console_of(request)
-    swarm = await console.swarm()
+    backend = await console.backend()
     limit = int_param(request, "limit", 100, 1, 1000)
     work_id = name_param(request, "work_id", "work id")
     chosen = types_param(request)
@@ -230,7 +230,7 @@ async def events_page(request: Request) -> Response:
     all_types += [t for t in chosen if t not in all_types]
     default = not chosen
     found = await queries.recent_events(
-        swarm,
+        backend,
         types=chosen or None,
         exclude=queries.QUIET_TYPES if default else frozenset(),
         work_id=work_id,

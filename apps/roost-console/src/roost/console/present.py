@@ -13,8 +13,7 @@ from urllib.parse import quote, urlencode
 from markdown_it import MarkdownIt
 from markupsafe import Markup
 
-from roost.redis import describe_redis_error
-from roost.redis.faults import is_outage
+from roost.runtime.backends import WorkBackend
 from roost.runtime.errors import RoostError
 from roost.runtime.models import RuntimeEvent, WorkState
 
@@ -132,18 +131,20 @@ def duration(value: float | None) -> str:
     return f"{int(value // 86400)} d {int(value % 86400 // 3600)} h"
 
 
-def redis_problem(exc: BaseException) -> tuple[str, str]:
-    """``(kind, message)`` for an error met while talking to Redis.
+def redis_problem(exc: BaseException, backend: WorkBackend) -> tuple[str, str]:
+    """``(kind, message)`` for an error met while talking to Redis through ``backend``.
 
     ``kind`` is ``redis_unavailable`` when Redis cannot serve right now (unreachable, or
     answering BUSY, LOADING, OOM, READONLY, ...: an outage, which passes) and ``redis_error``
-    when the call itself failed. The message names the real cause in one line; a Roost error
-    keeps its own message.
+    when the call itself failed. The message names the real cause in one line (the backend
+    explains its client's errors); a Roost error keeps its own message.
     """
     if isinstance(exc, RoostError):
         return "redis_unavailable", str(exc)
-    kind = "redis_unavailable" if is_outage(exc) else "redis_error"
-    return kind, describe_redis_error(exc)
+    fault = backend.explain(exc)
+    if fault is None:
+        return "redis_error", f"{type(exc).__name__}: {' '.join(str(exc).split())}"
+    return ("redis_unavailable" if fault.outage else "redis_error"), fault.message
 
 
 def error_text(d: dict[str, Any]) -> str:

@@ -1,10 +1,10 @@
 """Everything the console reads, shaped for pages and the API.
 
 Every read of the console goes through this module (actions through :mod:`.actions`), as a
-composition of :class:`~roost.redis.RedisSwarm`'s public API; nothing here touches Redis keys.
-Where the swarm lacks a read the console needs, it is built here and its docstring says so:
-those are the candidates to move into the runtime. The work list's order is in
-:mod:`.worklist`.
+composition of :class:`~roost.runtime.backends.WorkBackend`'s public API; nothing here
+touches Redis keys. Where the backend lacks a read the console needs, it is built here and
+its docstring says so: those are the candidates to move into the runtime. The work list's
+order is in :mod:`.worklist`.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from roost.runtime.models import (
 )
 
 if TYPE_CHECKING:
-    from roost.redis import RedisSwarm
+    from roost.runtime.backends import WorkBackend
 
 __all__ = [
     "EVENT_SCAN",
@@ -83,7 +83,7 @@ ITEM_EVENTS = 500
 EVENTS_BUDGET = 0.25
 """Seconds the detail page waits for an item's events before it renders without them.
 
-``RedisSwarm.events(work_id=...)`` scans the namespace's event stream from the item's
+``WorkBackend.events(work_id=...)`` scans the namespace's event stream from the item's
 creation on, so for an old item in a busy namespace it takes long (about 1 s per 100,000
 later events). The page then loads the timeline from the API after it has rendered."""
 
@@ -119,23 +119,23 @@ class Minute(BaseModel):
     counts: dict[str, int]
 
 
-async def counts(swarm: RedisSwarm) -> dict[str, int]:
+async def counts(backend: WorkBackend) -> dict[str, int]:
     """Items per state."""
-    return await swarm.counts()
+    return await backend.counts()
 
 
-async def throughput(swarm: RedisSwarm, minutes: int = 15) -> list[Minute]:
+async def throughput(backend: WorkBackend, minutes: int = 15) -> list[Minute]:
     """Counters of the last ``minutes`` minutes of the server's clock, oldest first."""
-    raw = await swarm.stats(minutes=minutes)
+    raw = await backend.stats(minutes=minutes)
     return [
         Minute(start=float(start), counts={k: raw[start].get(k, 0) for k in STAT_KINDS})
         for start in sorted(raw)
     ]
 
 
-async def ping(swarm: RedisSwarm) -> None:
+async def ping(backend: WorkBackend) -> None:
     """Check that Redis answers."""
-    await swarm.client.ping()
+    await backend.ping()
 
 
 Unserved = dict[str, dict[str, int]]
@@ -143,9 +143,9 @@ Unserved = dict[str, dict[str, int]]
 their queue running them (the shape ``roost workers --json`` prints)."""
 
 
-async def _unserved_in(swarm: RedisSwarm, queue: str) -> dict[str, int]:
+async def _unserved_in(backend: WorkBackend, queue: str) -> dict[str, int]:
     try:
-        return await swarm.unserved_engines(queue)
+        return await backend.unserved_engines(queue)
     except SettingsError:  # not a queue name (a hostile heartbeat or item): nothing to say
         return {}
 
@@ -157,16 +157,16 @@ def _queues(workers_: Iterable[dict[str, Any]], items: Iterable[WorkMeta]) -> li
 
 
 async def unserved(
-    swarm: RedisSwarm, queues: Iterable[str] = (), *, engine: str | None = None
+    backend: WorkBackend, queues: Iterable[str] = (), *, engine: str | None = None
 ) -> Unserved:
-    """Engines with queued work and no live worker, in the swarm's queue and ``queues``.
+    """Engines with queued work and no live worker, in the backend's queue and ``queues``.
 
     With ``engine``, that engine only. A few reads per queue, whatever the amount of work.
     Redis keeps no list of a namespace's queues, so pages name the queues they know of:
     their workers' and their items'.
     """
-    names = list(dict.fromkeys((swarm.settings.queue, *queues)))
-    found = await asyncio.gather(*(_unserved_in(swarm, q) for q in names))
+    names = list(dict.fromkeys((backend.settings.queue, *queues)))
+    found = await asyncio.gather(*(_unserved_in(backend, q) for q in names))
     out: Unserved = {}
     for queue, engines in zip(names, found, strict=True):
         chosen = {e: n for e, n in engines.items() if engine is None or e == engine}
@@ -175,13 +175,13 @@ async def unserved(
     return out
 
 
-async def unserved_for(swarm: RedisSwarm, items: Iterable[WorkMeta]) -> Unserved:
+async def unserved_for(backend: WorkBackend, items: Iterable[WorkMeta]) -> Unserved:
     """Like :func:`unserved`, for the engines of the queued ones among ``items`` only."""
-    default = swarm.settings.queue
+    default = backend.settings.queue
     wanted = {(m.queue or default, m.engine) for m in items if m.state == WorkState.QUEUED}
     if not wanted:
         return {}
-    found = await unserved(swarm, sorted({q for q, _ in wanted}))
+    found = await unserved(backend, sorted({q for q, _ in wanted}))
     out: Unserved = {}
     for queue, engines in found.items():
         for engine, n in engines.items():
@@ -194,23 +194,23 @@ class Fleet(BaseModel):
     """The live workers, and the engines with queued work none of them runs.
 
     Each worker as its heartbeat describes it: engines with their ``slots``,
-    ``healthy``/``problem``, ``heartbeat_age``... (see ``RedisSwarm.workers``).
+    ``healthy``/``problem``, ``heartbeat_age``... (see ``WorkBackend.workers``).
     """
 
     workers: list[dict[str, Any]]
     unserved: Unserved
 
 
-async def fleet(swarm: RedisSwarm) -> Fleet:
+async def fleet(backend: WorkBackend) -> Fleet:
     """Live workers, and the work of engines no live worker runs (in the workers' queues)."""
-    live = await swarm.workers()
-    return Fleet(workers=live, unserved=await unserved(swarm, _queues(live, ())))
+    live = await backend.workers()
+    return Fleet(workers=live, unserved=await unserved(backend, _queues(live, ())))
 
 
-def engines(swarm: RedisSwarm) -> list[str]:
+def engines(backend: WorkBackend) -> list[str]:
     """Names of the engines installed here (empty when a plugin cannot be loaded)."""
     try:
-        return sorted(swarm.registry.engines)
+        return backend.engine_ids()
     except Exception:  # a broken plugin must not break a page that offers engine names
         return []
 
@@ -231,27 +231,27 @@ class Overview(BaseModel):
     unserved: Unserved = {}
 
 
-async def overview(swarm: RedisSwarm, *, minutes: int = 15, events: int = 12) -> Overview:
+async def overview(backend: WorkBackend, *, minutes: int = 15, events: int = 12) -> Overview:
     """Everything the overview shows, in one round of reads.
 
     That is counts, throughput, live work, workers, the latest events and the engines no live
-    worker runs (a second round when workers or items use other queues than the swarm's).
+    worker runs (a second round when workers or items use other queues than the backend's).
     """
     live_pages = asyncio.gather(
-        *(worklist.find_work(swarm, state=s, limit=LIVE_LIMIT) for s in LIVE_STATES)
+        *(worklist.find_work(backend, state=s, limit=LIVE_LIMIT) for s in LIVE_STATES)
     )
     counts_, minutes_, workers_, recent, pages, waiting = await asyncio.gather(
-        swarm.counts(),
-        throughput(swarm, minutes),
-        swarm.workers(),
-        recent_events(swarm, exclude=QUIET_TYPES, limit=events),
+        backend.counts(),
+        throughput(backend, minutes),
+        backend.workers(),
+        recent_events(backend, exclude=QUIET_TYPES, limit=events),
         live_pages,
-        unserved(swarm),
+        unserved(backend),
     )
     live = {str(s): p.items for s, p in zip(LIVE_STATES, pages, strict=True)}
     others = _queues(workers_, live[WorkState.QUEUED.value])
-    if set(others) - {swarm.settings.queue}:
-        waiting = await unserved(swarm, others)
+    if set(others) - {backend.settings.queue}:
+        waiting = await unserved(backend, others)
     return Overview(
         now=time.time(),
         counts=counts_,
@@ -267,28 +267,28 @@ async def overview(swarm: RedisSwarm, *, minutes: int = 15, events: int = 12) ->
 # -- one item ------------------------------------------------------------------------------
 
 
-async def status(swarm: RedisSwarm, work_id_: str) -> WorkStatus:
+async def status(backend: WorkBackend, work_id_: str) -> WorkStatus:
     """Meta, latest snapshot and work item of one item.
 
     Raises:
         NotFound: no such work id (a malformed id is not found either).
     """
-    return await swarm.status(work_id(work_id_))
+    return await backend.status(work_id(work_id_))
 
 
-async def children(swarm: RedisSwarm, work_id_: str) -> list[WorkMeta]:
+async def children(backend: WorkBackend, work_id_: str) -> list[WorkMeta]:
     """An item's children (each one's meta), in spawn order."""
-    return await swarm.children(work_id_)
+    return await backend.children(work_id_)
 
 
-async def versions(swarm: RedisSwarm, work_id_: str) -> list[Snapshot]:
+async def versions(backend: WorkBackend, work_id_: str) -> list[Snapshot]:
     """The latest snapshot and the kept earlier ones, newest first.
 
     Raises:
         NotFound: no such work id.
     """
-    await status(swarm, work_id_)
-    return await swarm.snapshot_versions(work_id_)
+    await status(backend, work_id_)
+    return await backend.snapshot_versions(work_id_)
 
 
 class Detail(BaseModel):
@@ -306,7 +306,7 @@ class Detail(BaseModel):
 
 
 async def detail(
-    swarm: RedisSwarm, work_id_: str, *, budget: float | None = EVENTS_BUDGET
+    backend: WorkBackend, work_id_: str, *, budget: float | None = EVENTS_BUDGET
 ) -> Detail:
     """Status, kept snapshot versions and recent events of one item.
 
@@ -316,11 +316,11 @@ async def detail(
         NotFound: no such work id (bad ids are reported as not found too).
     """
     wid = work_id(work_id_)
-    reading = asyncio.ensure_future(swarm.events(work_id=wid, limit=ITEM_EVENTS))
+    reading = asyncio.ensure_future(backend.events(work_id=wid, limit=ITEM_EVENTS))
     try:
-        status_ = await swarm.status(wid)
+        status_ = await backend.status(wid)
         versions_, waiting = await asyncio.gather(
-            swarm.snapshot_versions(wid), unserved_for(swarm, [status_.meta])
+            backend.snapshot_versions(wid), unserved_for(backend, [status_.meta])
         )
         await asyncio.wait({reading}, timeout=budget)
     finally:
@@ -341,21 +341,21 @@ async def detail(
 
 
 async def events(
-    swarm: RedisSwarm, *, work_id: str | None = None, after: str | None = None, limit: int = 100
+    backend: WorkBackend, *, work_id: str | None = None, after: str | None = None, limit: int = 100
 ) -> list[RuntimeEvent]:
     """Events, oldest first (one item's with ``work_id``; after a position with ``after``)."""
-    return await swarm.events(work_id=work_id, after=after, limit=limit)
+    return await backend.events(work_id=work_id, after=after, limit=limit)
 
 
-async def last_event_id(swarm: RedisSwarm) -> str:
+async def last_event_id(backend: WorkBackend) -> str:
     """The position of the newest stored event (``0-0`` for an empty stream)."""
-    latest = await swarm.events(limit=1)
+    latest = await backend.events(limit=1)
     return latest[-1].id if latest else "0-0"
 
 
-def follow(swarm: RedisSwarm, after: str) -> AsyncIterator[RuntimeEvent]:
+def follow(backend: WorkBackend, after: str) -> AsyncIterator[RuntimeEvent]:
     """Every event stored after position ``after``, as it is stored (one blocking reader)."""
-    return swarm.follow_events(after=after)
+    return backend.follow_events(after=after)
 
 
 class EventsPage(BaseModel):
@@ -374,7 +374,7 @@ class EventsPage(BaseModel):
 
 
 async def recent_events(
-    swarm: RedisSwarm,
+    backend: WorkBackend,
     *,
     types: Iterable[str] | None = None,
     exclude: Iterable[str] = (),
@@ -384,7 +384,7 @@ async def recent_events(
     """The latest ``limit`` events of the given types (any), not of ``exclude``, newest first.
 
     A bounded scan: at most the latest :data:`EVENT_SCAN` events are read and filtered here.
-    ``RedisSwarm.events`` filters by item but not by type and reads no further back than its
+    ``WorkBackend.events`` filters by item but not by type and reads no further back than its
     ``limit``; ``events(types=..., before=...)`` in the runtime would make this an exact
     backward scan (a candidate to move there).
     """
@@ -393,7 +393,7 @@ async def recent_events(
     found: list[RuntimeEvent] = []
     read: list[RuntimeEvent] = []
     for window in sorted({min(max(limit * 10, 100), EVENT_SCAN), EVENT_SCAN}):
-        read = await swarm.events(work_id=work_id, limit=window)
+        read = await backend.events(work_id=work_id, limit=window)
         found = [e for e in read if (wanted is None or e.type in wanted) and e.type not in unwanted]
         if len(found) >= limit or len(read) < window:
             break
@@ -410,16 +410,16 @@ async def recent_events(
 
 
 async def state_page(
-    swarm: RedisSwarm, state: WorkState, *, limit: int = 50, cursor: str | None = None
+    backend: WorkBackend, state: WorkState, *, limit: int = 50, cursor: str | None = None
 ) -> WorkPage:
     """One page of the items in ``state``, most recent first."""
-    return await swarm.list_work(state=state, limit=limit, cursor=cursor)
+    return await backend.list_work(state=state, limit=limit, cursor=cursor)
 
 
 # -- artifacts ---------------------------------------------------------------------------------
 
 
-async def artifact(swarm: RedisSwarm, artifact_id: str, kind: str | None = None) -> Artifact:
+async def artifact(backend: WorkBackend, artifact_id: str, kind: str | None = None) -> Artifact:
     """An artifact's description, its id and kind validated before the store is asked.
 
     Raises:
@@ -429,12 +429,12 @@ async def artifact(swarm: RedisSwarm, artifact_id: str, kind: str | None = None)
     validate_artifact_id(artifact_id)
     if kind is not None:
         validate_kind(kind)
-    return await swarm.artifacts.stat(artifact_id, kind)
+    return await backend.artifacts.stat(artifact_id, kind)
 
 
-async def artifact_content(swarm: RedisSwarm, art: Artifact) -> bytes:
+async def artifact_content(backend: WorkBackend, art: Artifact) -> bytes:
     """The content of an artifact described by :func:`artifact`."""
-    return await swarm.artifacts.read(art.artifact_id, art.kind)
+    return await backend.artifacts.read(art.artifact_id, art.kind)
 
 
 class Owner(BaseModel):
@@ -446,7 +446,7 @@ class Owner(BaseModel):
     latest: bool
 
 
-async def artifact_owner(swarm: RedisSwarm, artifact_id: str, candidate: str) -> Owner | None:
+async def artifact_owner(backend: WorkBackend, artifact_id: str, candidate: str) -> Owner | None:
     """Whether ``candidate`` (a work id) produced the artifact: its snapshots list it.
 
     Artifacts are content-addressed and record no work item, and no event names them, so the
@@ -455,7 +455,7 @@ async def artifact_owner(swarm: RedisSwarm, artifact_id: str, candidate: str) ->
     item reference (in the artifact record or the commit event) would belong in the runtime.
     """
     try:
-        snaps = await versions(swarm, candidate)
+        snaps = await versions(backend, candidate)
     except NotFound:
         return None
     for i, snap in enumerate(snaps):

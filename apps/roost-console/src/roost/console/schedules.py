@@ -46,8 +46,8 @@ NOTICES = {
 async def schedules_page(request: Request) -> Response:
     """``GET /schedules``: every schedule with its next run, last run and last item."""
     console = console_of(request)
-    swarm = await console.swarm()
-    found = await schedule_ops.list_all(swarm)
+    backend = await console.backend()
+    found = await schedule_ops.list_all(backend)
     done = request.query_params.get("done", "")
     return console.render(
         request,
@@ -70,8 +70,8 @@ async def schedule_action(request: Request) -> Response:
         raise NotFound(f"unknown action {action!r} (pause, resume or run-now)")
     name: str = request.path_params["name"]
     fields = await body_fields(request)
-    swarm = await console.swarm()
-    schedule = await schedule_ops.get(swarm, name)
+    backend = await console.backend()
+    schedule = await schedule_ops.get(backend, name)
     done, question = ACTIONS[action]
     if fields.get("confirmed") != "1":
         return console.render(
@@ -84,7 +84,7 @@ async def schedule_action(request: Request) -> Response:
                 "question": question.format(name=name),
             },
         )
-    await schedule_ops.act(swarm, action, name)
+    await schedule_ops.act(backend, action, name)
     return RedirectResponse("/schedules?" + urlencode({"done": done, "name": name}), 303)
 
 

@@ -24,7 +24,7 @@ from roost.runtime.errors import BadInput, RoostError
 if TYPE_CHECKING:
     from starlette.types import ASGIApp
 
-    from roost.redis import RedisSwarm
+    from roost.runtime.backends import WorkBackend
     from roost.runtime.settings import RoostSettings
 
 __all__ = [
@@ -150,7 +150,7 @@ class GuardedH11Protocol(H11Protocol):
 
 
 def _bound_server(
-    settings: RoostSettings | RedisSwarm,
+    settings: RoostSettings | WorkBackend,
     host: str,
     port: int,
     token: str | None,
@@ -182,7 +182,7 @@ def _server(app: ASGIApp, log_level: str) -> uvicorn.Server:
 
 
 def serve(
-    settings: RoostSettings | RedisSwarm,
+    settings: RoostSettings | WorkBackend,
     *,
     host: str = DEFAULT_HOST,
     port: int = DEFAULT_PORT,
@@ -197,7 +197,7 @@ def serve(
     the same clean shutdown), as uvicorn re-raises it.
 
     Args:
-        settings: which Redis, prefix, namespace and artifact root to show (or a swarm).
+        settings: which Redis, prefix, namespace and artifact root to show (or a backend).
         host: the address to listen on; anything but loopback needs ``token``.
         port: the port (``0`` picks a free one).
         token: the access token every route then requires (16+ characters).
@@ -233,7 +233,7 @@ def serve(
 
 @contextlib.contextmanager
 def serve_in_thread(
-    settings: RoostSettings | RedisSwarm,
+    settings: RoostSettings | WorkBackend,
     *,
     host: str = DEFAULT_HOST,
     port: int = 0,
@@ -244,8 +244,8 @@ def serve_in_thread(
     """Serve the console in a background thread; yield its base URL (``http://host:port``).
 
     For tests and for embedding the console in another program. Same checks as
-    :func:`serve`. A :class:`RedisSwarm` passed here is used from the server's own event
-    loop, so pass settings unless the swarm is not connected yet.
+    :func:`serve`. A :class:`WorkBackend` passed here is used from the server's own event
+    loop, so pass settings unless the backend is not connected yet.
     """
     sock, port, server = _bound_server(settings, host, port, token, allowed_hosts, log_level)
     thread = threading.Thread(

@@ -1,4 +1,4 @@
-"""What every request shares: :class:`Console` (the swarm, the live-event hub, the templates)."""
+"""What every request shares: :class:`Console` (the backend, the live-event hub, the templates)."""
 
 from __future__ import annotations
 
@@ -8,15 +8,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 import jinja2
-from redis.exceptions import RedisError
 from starlette.templating import Jinja2Templates
 
 from roost.console import present
 from roost.console.hub import EventHub
-from roost.redis import EmbeddedServerFailed, RedisSwarm
-from roost.redis.faults import is_unreachable
 from roost.redis.metrics import QueueReader
-from roost.runtime.errors import RedisUnreachable, RoostError
+from roost.redis.plugin import swarm_of
+from roost.runtime.backends import WorkBackend
+from roost.runtime.errors import BackendUnreachable, RoostError
+from roost.runtime.plugins import Registry
 from roost.runtime.settings import RoostSettings
 from roost.runtime.urls import redact_url
 
@@ -44,22 +44,25 @@ class RedisUnavailable(RoostError):
 
 
 class Console:
-    """What every request shares: the swarm (connected on first use), the hub, the templates.
+    """What every request shares: the backend (connected on first use), the hub, the templates.
 
-    A :class:`RedisSwarm` passed in is used as it is and stays the caller's to close; one
-    built from settings is connected on the first request (so the console starts, and
-    explains the problem, even while Redis is down) and closed at shutdown.
+    A :class:`WorkBackend` passed in is used as it is and stays the caller's to close; one
+    built from settings (by the installed backend plugin for ``ROOST_REDIS_URL``'s scheme)
+    is connected on the first request (so the console starts, and explains the problem,
+    even while Redis is down) and closed at shutdown.
+
+    Raises:
+        SettingsError: no installed backend serves ``ROOST_REDIS_URL``.
     """
 
-    def __init__(self, source: RedisSwarm | RoostSettings, guard: GuardConfig) -> None:
-        if isinstance(source, RedisSwarm):
-            self._swarm: RedisSwarm | None = source
-            self._owned = False
-            self.settings = source.settings
-        else:
-            self._swarm = None
+    def __init__(self, source: WorkBackend | RoostSettings, guard: GuardConfig) -> None:
+        if isinstance(source, RoostSettings):
+            self.work_backend = Registry.load().open_backend(source)
             self._owned = True
-            self.settings = source
+        else:
+            self.work_backend = source
+            self._owned = False
+        self.settings = self.work_backend.settings
         self.guard = guard
         self.templates = make_templates()
         self.hub = EventHub()
@@ -69,51 +72,52 @@ class Console:
     @property
     def redis_label(self) -> str:
         """Where the console's Redis is, password hidden (``embedded`` before connecting)."""
-        url = self._swarm.url if self._swarm is not None and self._swarm.url else None
-        url = url or self.settings.redis_url
+        url = self.work_backend.url or self.settings.redis_url
         return redact_url(url) if url else f"embedded ({self.settings.home})"
 
     async def queue_reader(self) -> QueueReader:
         """The reader of the queue's gauges for ``/metrics`` (it remembers the engines)."""
         if self._queue_reader is None:
-            self._queue_reader = QueueReader(await self.swarm())
+            self._queue_reader = QueueReader(swarm_of(await self.backend()))
         return self._queue_reader
 
-    async def swarm(self) -> RedisSwarm:
-        """The connected swarm.
+    async def backend(self) -> WorkBackend:
+        """The connected backend.
 
         Raises:
             RedisUnavailable: Redis cannot be reached or used; the message says why.
         """
         if self._lock is None:
             self._lock = asyncio.Lock()
+        backend = self.work_backend
         async with self._lock:
-            if self._swarm is None:
-                self._swarm = RedisSwarm(self.settings)
             try:
-                await self._swarm.connect()
-            except (RedisUnreachable, EmbeddedServerFailed) as exc:
+                await backend.connect()
+            except BackendUnreachable as exc:
                 raise RedisUnavailable(self.redact(str(exc)), unreachable=True) from None
-            except (RoostError, OSError, RedisError) as exc:
-                _kind, message = present.redis_problem(exc)
+            except RoostError as exc:  # the embedded server failed, or a server it cannot use
+                unreachable = not self.settings.redis_url
+                raise RedisUnavailable(self.redact(str(exc)), unreachable=unreachable) from None
+            except backend.fault_types as exc:
+                fault = backend.explain(exc)
+                assert fault is not None  # a fault type always has an explanation
                 raise RedisUnavailable(
-                    self.redact(message), unreachable=is_unreachable(exc)
+                    self.redact(fault.message), unreachable=fault.unreachable
                 ) from None
-        return self._swarm
+        return backend
 
     def redact(self, message: str) -> str:
-        """Hide the Redis password in a message (RedisSwarm's errors quote the full URL)."""
-        for url in {self.settings.redis_url or "", self._swarm.url if self._swarm else ""}:
+        """Hide the Redis password in a message (WorkBackend's errors quote the full URL)."""
+        for url in {self.settings.redis_url or "", self.work_backend.url}:
             if url:
                 message = message.replace(url, redact_url(url))
         return message
 
     async def close(self) -> None:
-        """Stop the hub; close the swarm if the console built it."""
+        """Stop the hub; close the backend if the console built it."""
         await self.hub.close()
-        if self._owned and self._swarm is not None:
-            await self._swarm.close()
-            self._swarm = None
+        if self._owned:
+            await self.work_backend.close()
 
     def render(
         self, request: Request, name: str, context: dict[str, Any], status_code: int = 200

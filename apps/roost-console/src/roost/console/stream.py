@@ -18,7 +18,6 @@ import json
 from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 
-from redis.exceptions import RedisError
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
@@ -33,7 +32,7 @@ if TYPE_CHECKING:
     from starlette.requests import Request
     from starlette.types import Receive, Scope, Send
 
-    from roost.redis import RedisSwarm
+    from roost.runtime.backends import WorkBackend
 
 __all__ = ["HEARTBEAT_SECONDS", "MAX_STREAM_SECONDS", "routes"]
 
@@ -47,12 +46,12 @@ def _problem(message: str) -> str:
 
 
 async def _backlog(
-    swarm: RedisSwarm, work_id: str | None, after: str
+    backend: WorkBackend, work_id: str | None, after: str
 ) -> AsyncIterator[tuple[str, str]]:
     """``(id, data)`` of the events stored after ``after`` (of ``work_id``), oldest first."""
     while True:
         try:
-            page = await queries.events(swarm, work_id=work_id, after=after, limit=BACKLOG_PAGE)
+            page = await queries.events(backend, work_id=work_id, after=after, limit=BACKLOG_PAGE)
         except NotFound:
             return  # no such item (yet): nothing to catch up on
         for ev in page:
@@ -63,7 +62,7 @@ async def _backlog(
 
 
 async def _events(
-    swarm: RedisSwarm, sub: Subscription, work_id: str | None, after: str | None
+    backend: WorkBackend, sub: Subscription, work_id: str | None, after: str | None
 ) -> AsyncIterator[str]:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + MAX_STREAM_SECONDS
@@ -71,11 +70,11 @@ async def _events(
     sent = position(after) if after else (0, 0)
     if after is not None:
         try:
-            async for eid, data in _backlog(swarm, work_id, after):
+            async for eid, data in _backlog(backend, work_id, after):
                 sent = position(eid)
                 yield f"id: {eid}\nevent: runtime\ndata: {data}\n\n"
-        except (RedisError, OSError, RoostError) as exc:
-            yield _problem(redis_problem(exc)[1])
+        except (*backend.fault_types, RoostError) as exc:
+            yield _problem(redis_problem(exc, backend)[1])
             return
     while True:
         left = deadline - loop.time()
@@ -106,14 +105,14 @@ async def stream(request: Request) -> Response:
     after = event_id(request.headers.get("last-event-id"), "Last-Event-ID") or event_id(
         request.query_params.get("after")
     )
-    swarm = await console.swarm()
+    backend = await console.backend()
     try:
-        sub = await console.hub.subscribe(swarm, work_id)
+        sub = await console.hub.subscribe(backend, work_id)
     except HubBusy as exc:
         return JSONResponse({"error": str(exc), "kind": "busy"}, status_code=503)
 
     return _Stream(
-        _events(swarm, sub, work_id, after),
+        _events(backend, sub, work_id, after),
         media_type="text/event-stream",
         headers={"cache-control": "no-store", "x-accel-buffering": "no"},
         done=lambda: console.hub.unsubscribe(sub),

@@ -17,7 +17,7 @@ from roost.runtime.models import validate_name
 if TYPE_CHECKING:
     from starlette.requests import Request
 
-    from roost.redis import RedisSwarm
+    from roost.runtime.backends import WorkBackend
     from roost.runtime.models import Artifact
 
 __all__ = ["INLINE_VIEW_BYTES", "MARKDOWN_BYTES", "routes"]
@@ -29,10 +29,10 @@ MARKDOWN_BYTES = 200_000
 MARKDOWN_KINDS = frozenset({"md", "markdown"})
 
 
-async def _artifact(request: Request) -> tuple[RedisSwarm, Artifact]:
-    swarm = await console_of(request).swarm()
+async def _artifact(request: Request) -> tuple[WorkBackend, Artifact]:
+    backend = await console_of(request).backend()
     kind = request.query_params.get("kind") or None
-    return swarm, await queries.artifact(swarm, request.path_params["artifact_id"], kind)
+    return backend, await queries.artifact(backend, request.path_params["artifact_id"], kind)
 
 
 def _claimed_owner(request: Request, art: Artifact) -> str:
@@ -53,12 +53,12 @@ async def artifact_view(request: Request) -> Response:
     are found to list it (see :func:`queries.artifact_owner`).
     """
     console = console_of(request)
-    swarm, art = await _artifact(request)
+    backend, art = await _artifact(request)
     text: str | None = None
     is_json = False
     rendered = None
     if art.kind in TEXT_KINDS and art.size <= INLINE_VIEW_BYTES:
-        raw = (await queries.artifact_content(swarm, art)).decode("utf-8", "replace")
+        raw = (await queries.artifact_content(backend, art)).decode("utf-8", "replace")
         text = raw
         if art.kind == "json":
             try:
@@ -69,7 +69,7 @@ async def artifact_view(request: Request) -> Response:
         elif art.kind in MARKDOWN_KINDS and art.size <= MARKDOWN_BYTES:
             rendered = markdown(raw)
     claimed = _claimed_owner(request, art)
-    owner = await queries.artifact_owner(swarm, art.artifact_id, claimed) if claimed else None
+    owner = await queries.artifact_owner(backend, art.artifact_id, claimed) if claimed else None
     return console.render(
         request,
         "artifact.html",
@@ -93,8 +93,8 @@ async def artifact_raw(request: Request) -> Response:
     every other kind is an attachment of type ``application/octet-stream``. Always with
     ``nosniff`` and a sandbox Content-Security-Policy.
     """
-    swarm, art = await _artifact(request)
-    content = await queries.artifact_content(swarm, art)
+    backend, art = await _artifact(request)
+    content = await queries.artifact_content(backend, art)
     download = request.query_params.get("download") == "1"
     inline = art.kind in TEXT_KINDS and not download
     media = TEXT_KINDS[art.kind] if inline else "application/octet-stream"

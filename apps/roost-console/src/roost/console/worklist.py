@@ -1,6 +1,6 @@
 """The work list: items newest update first, filtered, searched, paged, selected in bulk.
 
-The list shows each item's ``updated_at`` and is ordered by it. ``RedisSwarm.list_work`` pages
+The list shows each item's ``updated_at`` and is ordered by it. ``WorkBackend.list_work`` pages
 through the state indexes, which order an item by the time it *entered* its state; for every
 state but ``running`` that is its ``updated_at``, but a running item's ``updated_at`` moves on
 with each step it commits on the same lease. So running items (at most as many as the
@@ -24,7 +24,7 @@ from roost.runtime.errors import BadInput
 from roost.runtime.models import WorkMeta, WorkState, validate_name
 
 if TYPE_CHECKING:
-    from roost.redis import RedisSwarm
+    from roost.runtime.backends import WorkBackend
 
 __all__ = ["RUNNING_CAP", "SCAN_BUDGET", "Listing", "find_work", "select"]
 
@@ -70,9 +70,9 @@ def _parse(cursor: str | None) -> Key | None:
     return int(ms), member
 
 
-async def _running(swarm: RedisSwarm, engine: str | None) -> list[WorkMeta] | None:
+async def _running(backend: WorkBackend, engine: str | None) -> list[WorkMeta] | None:
     """Running items newest update first; ``None`` when there are more than the cap."""
-    page = await swarm.list_work(state=WorkState.RUNNING, engine=engine, limit=RUNNING_CAP)
+    page = await backend.list_work(state=WorkState.RUNNING, engine=engine, limit=RUNNING_CAP)
     if page.next_cursor is not None:
         return None
     return sorted(page.items, key=_key, reverse=True)
@@ -89,7 +89,7 @@ class _Walk:
 
     def __init__(
         self,
-        swarm: RedisSwarm,
+        backend: WorkBackend,
         *,
         state: WorkState | None,
         engine: str | None,
@@ -97,7 +97,7 @@ class _Walk:
         page: int,
         calls: int,
     ) -> None:
-        self.swarm, self.state, self.engine = swarm, state, engine
+        self.backend, self.state, self.engine = backend, state, engine
         self.after, self.page, self.calls = after, page, calls
         self.position: str | None = _cursor(after) if after else None
         self.finished = False
@@ -106,7 +106,7 @@ class _Walk:
         """Yield the items in order (see the class docstring)."""
         running: list[WorkMeta] | None = None
         if self.state in (None, WorkState.RUNNING):
-            running = await _running(self.swarm, self.engine)
+            running = await _running(self.backend, self.engine)
         merged = running is not None
         after = self.after
         pending = [m for m in running or [] if after is None or _key(m) < after]
@@ -118,7 +118,7 @@ class _Walk:
         seen: set[str] = set()
         i = 0
         for _ in range(self.calls):
-            got = await self.swarm.list_work(
+            got = await self.backend.list_work(
                 state=self.state, engine=self.engine, limit=self.page, cursor=self.position
             )
             for meta in got.items:
@@ -147,7 +147,7 @@ class _Walk:
 
 
 async def find_work(
-    swarm: RedisSwarm,
+    backend: WorkBackend,
     *,
     state: WorkState | None = None,
     engine: str | None = None,
@@ -177,7 +177,7 @@ async def find_work(
         except ValueError:
             pass
         else:
-            exact = (await swarm.metas([query]))[0]
+            exact = (await backend.metas([query]))[0]
             if exact is not None and _matches(exact, state, engine):
                 return Listing(items=[exact], query=query, scanned=0, exact=True)
     needle = query.lower()
@@ -187,7 +187,7 @@ async def find_work(
     last: Key | None = None
     stopped = False
     walk = _Walk(
-        swarm,
+        backend,
         state=state,
         engine=engine,
         after=after,
@@ -221,7 +221,7 @@ def _matches(meta: WorkMeta, state: WorkState | None, engine: str | None) -> boo
 
 
 async def select(
-    swarm: RedisSwarm, *, state: WorkState, engine: str | None, cap: int
+    backend: WorkBackend, *, state: WorkState, engine: str | None, cap: int
 ) -> tuple[list[str], bool]:
     """Ids of up to ``cap`` items in ``state`` (of ``engine``), paging through the index.
 
@@ -230,7 +230,7 @@ async def select(
     ids: list[str] = []
     cursor: str | None = None
     while len(ids) <= cap:
-        page = await swarm.list_work(
+        page = await backend.list_work(
             state=state, engine=engine, limit=min(1000, cap + 1 - len(ids)), cursor=cursor
         )
         ids += [m.work_id for m in page.items]

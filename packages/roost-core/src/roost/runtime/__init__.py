@@ -1,10 +1,12 @@
-"""Roost's contract: models, the engine protocol, plugins, settings and stores."""
+"""Roost's contract: models, the engine protocol, plugins, settings, stores and backends."""
 
 from roost.runtime.artifacts import FileArtifactStore
+from roost.runtime.backends import BackendFactory, Fault, WorkBackend
 from roost.runtime.children import ChildOutcome, WaitFor
 from roost.runtime.context import StepContext, step_context, use_step_context
 from roost.runtime.engine import Engine, EngineFactory
 from roost.runtime.errors import (
+    BackendUnreachable,
     BadInput,
     BrokenEngine,
     ConflictError,
@@ -50,8 +52,10 @@ __all__ = [
     "Artifact",
     "ArtifactStore",
     "ArtifactStoreFactory",
-    "Budget",
+    "BackendFactory",
+    "BackendUnreachable",
     "BadInput",
+    "Budget",
     "BrokenEngine",
     "BrokenPlugin",
     "ChildOf",
@@ -63,6 +67,7 @@ __all__ = [
     "ErrorInfo",
     "EventSink",
     "EventType",
+    "Fault",
     "FileArtifactStore",
     "Lease",
     "LeaseInfo",
@@ -83,6 +88,7 @@ __all__ = [
     "StepTimeout",
     "UnknownEngine",
     "WaitFor",
+    "WorkBackend",
     "WorkItem",
     "WorkMeta",
     "WorkPage",

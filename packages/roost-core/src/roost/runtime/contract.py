@@ -1,6 +1,6 @@
 """The one place that checks what engines return.
 
-Runtimes (the Redis runtime, the in-memory harness in :mod:`roost.runtime.testing`) call
+Runtimes (a backend's worker, the in-memory harness in :mod:`roost.runtime.testing`) call
 :func:`accept_init` on what ``init_snapshot`` returned and :func:`accept_step` on what
 ``step`` returned. Both reject a result that is not a :class:`Snapshot`, that belongs to
 another work item or engine, or whose fields are invalid (an engine may assign fields after

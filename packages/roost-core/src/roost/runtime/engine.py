@@ -19,7 +19,7 @@ class Engine(Protocol):
     snapshot says ``is_finished``. Execution is at-least-once: ``step`` may run more than
     once from the same snapshot (after a crash, a lost lease or a failure), so it must be
     safe to retry. Roost saves the returned snapshot atomically; an engine never writes
-    to Redis itself. What else a step needs (artifact store, workspace directory,
+    to the backend itself. What else a step needs (artifact store, workspace directory,
     progress reporting, cancellation) comes from :func:`roost.runtime.step_context`.
     """
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 __all__ = [
+    "BackendUnreachable",
     "BadInput",
     "BrokenEngine",
     "ConflictError",
@@ -76,5 +77,9 @@ class PermanentError(RoostError):
     """
 
 
-class RedisUnreachable(RoostError):
-    """The Redis server could not be reached (refused, timed out, name not resolved)."""
+class BackendUnreachable(RoostError):
+    """The backend's server could not be reached (refused, timed out, name not resolved)."""
+
+
+RedisUnreachable = BackendUnreachable
+"""The earlier name of :class:`BackendUnreachable`, kept for compatibility."""

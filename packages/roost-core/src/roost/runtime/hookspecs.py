@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 import pluggy
 
 if TYPE_CHECKING:
+    from roost.runtime.backends import BackendFactory
     from roost.runtime.engine import EngineFactory
     from roost.runtime.observe import StepObserver
     from roost.runtime.stores import ArtifactStoreFactory, EventSink
@@ -29,6 +30,7 @@ __all__ = [
     "hookimpl",
     "hookspec",
     "roost_register_artifact_stores",
+    "roost_register_backends",
     "roost_register_engines",
     "roost_register_event_sinks",
     "roost_register_observers",
@@ -71,6 +73,21 @@ def roost_register_artifact_stores(
 
     Signature: ``roost_register_artifact_stores(register: Callable[[str,
     ArtifactStoreFactory], None]) -> None``
+    """
+
+
+@hookspec
+def roost_register_backends(register: Callable[[str, BackendFactory], None]) -> None:
+    """Register work backends by URL scheme.
+
+    Call ``register(scheme, factory)`` with a :class:`roost.runtime.backends.BackendFactory`
+    for ``ROOST_REDIS_URL`` values of the form ``scheme://...``; the scheme ``""``
+    (:data:`roost.runtime.backends.DEFAULT_SCHEME`) makes it the backend used when that
+    variable is unset. The CLI and the console reach their backend only through this hook.
+    Registering a scheme that another plugin registered too is an error.
+
+    Signature: ``roost_register_backends(register: Callable[[str, BackendFactory], None])
+    -> None``
     """
 
 

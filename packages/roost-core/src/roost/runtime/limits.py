@@ -4,8 +4,8 @@ Numbers are checked before anything is written: a setting out of range stops the
 at start (:class:`~roost.runtime.errors.SettingsError`), a flag out of range is bad input
 (exit 2), and an engine that returns an out-of-range value breaks the contract
 (:class:`~roost.runtime.errors.EngineContractError`, the item fails at once). The bounds
-are generous; they exist so that no value can overflow a timestamp, a Redis argument or a
-Lua number later, after part of an operation was written. :data:`DOCUMENTED` lists them
+are generous; they exist so that no value can overflow a timestamp, a backend's argument
+or number later, after part of an operation was written. :data:`DOCUMENTED` lists them
 with where each applies (the README's table is checked against it).
 """
 

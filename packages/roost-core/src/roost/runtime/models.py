@@ -395,7 +395,7 @@ class Lease(BaseModel):
     """Time-bound ownership of a work item by one worker.
 
     ``token`` is unique to one acquisition; ``epoch`` grows by one on every acquisition of
-    the item and fences commits from earlier holders. ``expires_at`` is judged by the Redis
+    the item and fences commits from earlier holders. ``expires_at`` is judged by the backend
     server's clock (epoch seconds).
     """
 

@@ -39,7 +39,7 @@ Outcome = Literal["committed", "retried", "failed", "dead", "interrupted", "refu
 ``committed``: its snapshot was stored. ``retried``: it raised and the item retries after
 a backoff. ``failed``: it raised a permanent error (or broke the engine contract) and the
 item failed. ``dead``: it raised on its last allowed attempt. ``interrupted``: the worker
-stopped, the item was cancelled or its lease was lost while it ran. ``refused``: Redis
+stopped, the item was cancelled or its lease was lost while it ran. ``refused``: the backend
 refused or could not take its commit (a stale lease, a cancel that came first, an outage
 outlasting the lease).
 """

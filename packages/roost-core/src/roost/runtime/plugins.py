@@ -23,12 +23,21 @@ import pluggy
 from roost.runtime import hookspecs
 from roost.runtime.builtin_plugins import EntryPointEngine, EntryPointEngines, FileArtifacts
 from roost.runtime.engine import Engine
-from roost.runtime.errors import BadInput, BrokenEngine, EngineContractError, UnknownEngine
+from roost.runtime.errors import (
+    BadInput,
+    BrokenEngine,
+    EngineContractError,
+    SettingsError,
+    UnknownEngine,
+)
 from roost.runtime.limits import ATTEMPTS
+from roost.runtime.urls import redact_url
 
 if TYPE_CHECKING:
+    from roost.runtime.backends import BackendFactory, WorkBackend
     from roost.runtime.engine import EngineFactory
     from roost.runtime.observe import StepObserver
+    from roost.runtime.settings import RoostSettings
     from roost.runtime.stores import ArtifactStore, ArtifactStoreFactory, EventSink
 
 __all__ = [
@@ -145,7 +154,7 @@ def source_of(obj: object) -> str:
 
 @dataclass
 class Registry:
-    """Engines, artifact stores, event sinks and observers that the plugins registered.
+    """Engines, artifact stores, backends, event sinks and observers that plugins registered.
 
     ``broken`` holds what failed to load, by name: plugins whose import or registration
     raised, and (after :meth:`probe`) engines whose entry point does not import.
@@ -155,6 +164,8 @@ class Registry:
     artifact_stores: dict[str, ArtifactStoreFactory] = field(
         default_factory=dict[str, "ArtifactStoreFactory"]
     )
+    backends: dict[str, BackendFactory] = field(default_factory=dict[str, "BackendFactory"])
+    """Backend factories by URL scheme (``""``: the default, used when no URL is set)."""
     event_sinks: list[EventSink] = field(default_factory=list["EventSink"])
     observers: list[StepObserver] = field(default_factory=list["StepObserver"])
     broken: dict[str, BrokenPlugin] = field(default_factory=dict[str, BrokenPlugin])
@@ -181,6 +192,13 @@ class Registry:
                 if scheme in registry.artifact_stores:
                     raise BadInput(f"artifact store scheme {scheme!r} is registered twice")
                 registry.artifact_stores[scheme] = factory
+        for impl in pm.hook.roost_register_backends.get_hookimpls():
+            for scheme, factory in registry._collect(impl):
+                key = str(scheme).lower()
+                if key in registry.backends:
+                    shown = "the default backend" if not key else f"backend scheme {key!r}"
+                    raise BadInput(f"{shown} is registered twice")
+                registry.backends[key] = factory
         for impl in pm.hook.roost_register_event_sinks.get_hookimpls():
             registry.event_sinks += [sink for (sink,) in registry._collect(impl)]
         for impl in pm.hook.roost_register_observers.get_hookimpls():
@@ -284,6 +302,59 @@ class Registry:
                 f"ROOST_ARTIFACT_ROOT: no artifact store for scheme {scheme!r} (known: {known})"
             ) from None
         return factory(url)
+
+    def backend_factory(self, url: str | None) -> BackendFactory:
+        """The backend factory for ``url`` (the value of ``ROOST_REDIS_URL``), checked.
+
+        ``None`` (no URL) picks the default backend. The URL must start with a registered
+        scheme and be one its backend can use.
+
+        Raises:
+            SettingsError: no backend for the URL's scheme, or the backend refuses the URL;
+                one line that names ``ROOST_REDIS_URL`` and shows the URL redacted.
+        """
+        var = "ROOST_REDIS_URL"
+        unloaded = (
+            f" ({DISABLE_AUTOLOAD_ENV} is set: installed plugins are not loaded)"
+            if os.environ.get(DISABLE_AUTOLOAD_ENV) and not self.backends
+            else ""
+        )
+        if url is None:
+            factory = self.backends.get("")
+            if factory is None:
+                raise SettingsError(
+                    f"{var} is not set and no installed backend runs without it: set it, or "
+                    f"install a backend plugin{unloaded}"
+                )
+            return factory
+        shown = repr(redact_url(url))
+        scheme, sep, _ = url.partition("://")
+        factory = self.backends.get(scheme.lower()) if sep else None
+        if factory is None:
+            names = [f"{name}://" for name in self.backends if name]
+            if not names:
+                raise SettingsError(f"{var}: {shown}: no backend plugin is installed{unloaded}")
+            known = f"{', '.join(names[:-1])} or {names[-1]}" if len(names) > 1 else names[0]
+            raise SettingsError(f"{var}: {shown} must start with {known}")
+        problem = factory.url_problem(url)
+        if problem:
+            raise SettingsError(f"{var}: {shown} {problem}")
+        return factory
+
+    def open_backend(
+        self, settings: RoostSettings, *, validate_engines: bool = False
+    ) -> WorkBackend:
+        """The work backend ``settings`` name (by ``redis_url``'s scheme), not connected.
+
+        Args:
+            settings: which backend (``ROOST_REDIS_URL``), namespace, queue...
+            validate_engines: make its ``enqueue`` refuse engines this registry lacks.
+
+        Raises:
+            SettingsError: see :meth:`backend_factory`.
+        """
+        factory = self.backend_factory(settings.redis_url)
+        return factory.open(settings, registry=self, validate_engines=validate_engines)
 
 
 def check_engine(engine: object, engine_id: str) -> None:

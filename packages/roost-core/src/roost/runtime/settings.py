@@ -26,7 +26,6 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from roost.runtime.errors import SettingsError
 from roost.runtime.limits import SETTING_RANGES, format_seconds
-from roost.runtime.urls import redact_url
 
 __all__ = [
     "ENV_PREFIX",
@@ -47,9 +46,6 @@ _DURATION = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*(ms|s|m|h|d
 HOME_DIR = ".roost"
 _KEY_PART = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 _WORKER_ID = re.compile(r"[A-Za-z0-9_.:@-]{1,128}")
-_HOST_LIST_SCHEMES = ("redis+sentinel", "redis+cluster")
-_REDIS_SCHEMES = ("redis", "rediss", "unix", *_HOST_LIST_SCHEMES)
-_HOST = re.compile(r"(?:\[[^\[\]/]+\]|[^\[\]:/]+)(?::(?P<port>[^:]*))?")
 
 LogLevel = Literal["debug", "info", "warning", "error", "critical"]
 LogFormat = Literal["text", "json"]
@@ -148,13 +144,15 @@ class RoostSettings(BaseSettings):
     )
 
     redis_url: Text | None = None
-    """``ROOST_REDIS_URL``. Unset: run on the embedded server under ``home``."""
+    """``ROOST_REDIS_URL``. Where the work lives: its scheme picks the backend plugin, which
+    checks the rest when the backend is opened. Unset: the default backend (an embedded
+    server under ``home``)."""
     queue: Text = "roost"
     """``ROOST_QUEUE``. Workers take work only from their queue."""
     redis_prefix: Text = "roost"
-    """``ROOST_REDIS_PREFIX``. First part of every Redis key."""
+    """``ROOST_REDIS_PREFIX``. First part of every key the backend writes."""
     namespace: Text = "default"
-    """``ROOST_NAMESPACE``. Second part of every Redis key; isolates deployments."""
+    """``ROOST_NAMESPACE``. Second part of every key; isolates deployments."""
     home: PathSetting = Path(".roost")
     """``ROOST_HOME``. Project-local directory: embedded server data, artifacts, workspaces.
     Unset, :meth:`from_env` finds it the way git finds a repository (:func:`find_home`)."""
@@ -201,7 +199,7 @@ class RoostSettings(BaseSettings):
     """``ROOST_HEARTBEAT_TIMEOUT``. A worker beats about once a second (or a fifth of this,
     if shorter); one silent for this long is taken for gone and its leases are handed on,
     without waiting for ``ROOST_LEASE_TTL``, by workers that have beaten without a gap for
-    this long themselves (so Redis being away for everyone takes no one's leases)."""
+    this long themselves (so the backend being away for everyone takes no one's leases)."""
     log_level: Annotated[LogLevel | None, BeforeValidator(_choice(LOG_LEVELS))] = None
     """``ROOST_LOG_LEVEL``. ``debug``, ``info``, ``warning``, ``error`` or ``critical``;
     unset: each command's own (``roost worker`` shows info, other commands errors only)."""
@@ -287,8 +285,6 @@ class RoostSettings(BaseSettings):
 
     def check(self) -> None:
         """Validate cross-field rules; raise :class:`SettingsError` naming the variable."""
-        if self.redis_url is not None:
-            _check_redis_url(self.redis_url)
         for field in ("queue", "redis_prefix", "namespace"):
             value = getattr(self, field)
             if not _KEY_PART.fullmatch(value):
@@ -359,58 +355,6 @@ def _is_project_root(directory: Path) -> bool:
     except (OSError, tomllib.TOMLDecodeError):
         return False
     return "workspace" in project.get("tool", {}).get("uv", {})
-
-
-def _check_redis_url(url: str) -> None:
-    """Refuse a URL no Redis client could use; the message shows it redacted.
-
-    ``redis+sentinel://`` and ``redis+cluster://`` take a host list (``HOST[:PORT],...``);
-    their paths and options are checked where they are parsed, by the backend.
-    """
-    var = "ROOST_REDIS_URL"
-    shown = repr(redact_url(url))
-    scheme, sep, rest = url.partition("://")
-    scheme = scheme.lower()
-    if not sep or scheme not in _REDIS_SCHEMES:
-        names = [f"{name}://" for name in _REDIS_SCHEMES]
-        raise SettingsError(
-            f"{var}: {shown} must start with {', '.join(names[:-1])} or {names[-1]}"
-        )
-    end = min((i for i in map(rest.find, "/?#") if i >= 0), default=len(rest))
-    hosts, path = rest[:end].rpartition("@")[2], rest[end:]
-    if scheme == "unix":
-        if not path.partition("?")[0].partition("#")[0]:
-            raise SettingsError(f"{var}: {shown} names no socket path")
-        return
-    if not hosts:
-        raise SettingsError(f"{var}: {shown} names no host")
-    entries = hosts.split(",")
-    if len(entries) > 1 and scheme not in _HOST_LIST_SCHEMES:
-        raise SettingsError(
-            f"{var}: {shown} names several hosts; only "
-            f"{' and '.join(f'{name}://' for name in _HOST_LIST_SCHEMES)} take a host list"
-        )
-    for entry in entries:
-        problem = _host_problem(entry)
-        if problem and "@" in path:  # the host part may be the end of a password
-            problem += "; percent-encode '/', '?', '#' and '@' in a user name or password"
-        if problem:
-            raise SettingsError(f"{var}: {shown} {problem}")
-
-
-def _host_problem(entry: str) -> str | None:
-    """What is wrong with one ``HOST[:PORT]`` of a URL, or ``None``."""
-    if not entry:
-        return "has an empty entry in its host list (two commas?)"
-    found = _HOST.fullmatch(entry)
-    if found is None:
-        if entry.startswith(":") and entry.count(":") == 1:
-            return "has an empty host"
-        return "has a host it cannot read (IPv6 goes in [brackets])"
-    port = found["port"]
-    if port is not None and not (port.isascii() and port.isdigit() and 0 < int(port) < 65536):
-        return "has a bad port (use 1-65535)"
-    return None
 
 
 def _problem(exc: ValidationError) -> tuple[str, str]:

@@ -1,8 +1,9 @@
 """Async store contracts that backends implement.
 
 :class:`ArtifactStore` is implemented by the built-in file store and by plugins (by URL
-scheme). :class:`WorkStore` is the operator API that the Redis runtime (``RedisSwarm``)
-implements and that the CLI and console use. :data:`EventSink` receives runtime events.
+scheme). :class:`WorkStore` is the core of the operator API
+(:class:`roost.runtime.backends.WorkBackend` adds the rest) that the conformance suite drives.
+:data:`EventSink` receives runtime events.
 """
 
 from __future__ import annotations
@@ -70,7 +71,7 @@ A sink that raises is logged and skipped; it never fails a step.
 
 @runtime_checkable
 class WorkStore(Protocol):
-    """The operator API over durable work (``RedisSwarm`` implements it)."""
+    """The operator API over durable work that every backend offers."""
 
     async def enqueue(
         self,
@@ -82,6 +83,10 @@ class WorkStore(Protocol):
         delay_seconds: float = 0.0,
         priority: int = 0,
         max_attempts: int | None = None,
+        step_timeout: float | None = None,
+        max_steps: int | None = None,
+        max_runtime: float | None = None,
+        budget: float | None = None,
     ) -> str:
         """Create a work item and return its work id (the same id for the same key)."""
         ...

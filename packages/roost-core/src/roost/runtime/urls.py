@@ -1,7 +1,7 @@
 """The one rule for showing a configured URL: never with its credentials.
 
-Every message, log line and page that shows a URL from the settings (a Redis URL, an
-artifact store URL) shows :func:`redact_url` of it.
+Every message, log line and page that shows a URL from the settings (a backend URL,
+an artifact store URL) shows :func:`redact_url` of it.
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ _SECRET_WORDS = ("password", "secret", "token")
 def redact_url(url: str) -> str:
     """The URL with its credentials replaced by ``***``, for messages, logs and pages.
 
-    - The user info becomes ``***@``: ``redis://user:pw@h:6379/0`` ->
-      ``redis://***@h:6379/0``, host lists included
-      (``redis+sentinel://:pw@h1:26379,h2:26379/svc`` -> ``redis+sentinel://***@h1:26379,...``).
+    - The user info becomes ``***@``: ``db://user:pw@h:6379/0`` -> ``db://***@h:6379/0``,
+      host lists included (``db+ha://:pw@h1:26379,h2:26379/svc`` ->
+      ``db+ha://***@h1:26379,...``).
       Everything between ``://`` and the last ``@`` counts as user info, so a password with
       an unencoded ``/``, ``?`` or ``#`` is hidden too (at the price of hiding more than
       needed when a path or query holds an ``@``).

@@ -1,6 +1,6 @@
 """Test aids for engine, store and backend authors.
 
-:mod:`roost.runtime.testing.harness` runs an engine in memory (no Redis);
+:mod:`roost.runtime.testing.harness` runs an engine in memory (no backend);
 :mod:`roost.runtime.testing.artifact_conformance` is a pytest suite an artifact store
 subclasses; :mod:`roost.runtime.testing.backend_conformance` is the one a backend subclasses,
 with its engine (:mod:`~roost.runtime.testing.chain_engine`) and its worker processes

@@ -1,4 +1,4 @@
-"""Run an engine in memory, without Redis: for engine authors' unit tests.
+"""Run an engine in memory, without a backend: for engine authors' unit tests.
 
 :class:`EngineRunner` drives ``init_snapshot`` and then ``step`` until a snapshot says
 ``is_finished``, the way a Roost worker does: each call runs inside a step context
@@ -30,7 +30,7 @@ Example::
             again = await runner.step(first, item, attempt=2)
         assert once == again
 
-This is a test aid, not a runtime: Roost's own runtime tests use a real Redis.
+This is a test aid, not a runtime: Roost's own runtime tests use a real backend.
 """
 
 from __future__ import annotations
