@@ -229,7 +229,7 @@ async def _send_commit(
     reply: Any = None
     for _ in range(3):
         spawned = await worker.retrying(
-            functools.partial(resolve_keys, worker.swarm, family.spawned), deadline=held.deadline
+            functools.partial(resolve_keys, worker.store, family.spawned), deadline=held.deadline
         )
         more_keys, more_args = spawn_block(
             held.keys, held.work_id, spawned, held.keys.queue, family_wait_arg(family)
@@ -249,8 +249,8 @@ async def _durable(
 ) -> Any:
     """Run a lease-holder script, waiting for its fsync and replicas when configured."""
     if worker.settings.strict_durability or worker.settings.wait_replicas:
-        return await worker.swarm.run_script_durable(name, item_keys, args, keys=held.keys)
-    return await worker.swarm.run_script(name, item_keys, args, keys=held.keys)
+        return await worker.store.run_script_durable(name, item_keys, args, keys=held.keys)
+    return await worker.store.run_script(name, item_keys, args, keys=held.keys)
 
 
 async def fail(
@@ -293,7 +293,7 @@ async def fail(
             "work_id": held.work_id,
             "engine": item.engine,
             "attempt": attempt,
-            "worker": worker.swarm.worker_id,
+            "worker": worker.store.worker_id,
             "error": info.type,
             "exception": exc,
         },
@@ -357,7 +357,7 @@ async def release(
     ]
     try:
         reply = await worker.retrying(
-            lambda: worker.swarm.run_script("release", item_keys, args, keys=keys),
+            lambda: worker.store.run_script("release", item_keys, args, keys=keys),
             deadline=held.deadline if deadline is None else min(deadline, held.deadline),
         )
     except RedisUnavailable:
@@ -379,7 +379,7 @@ async def progress(
     ts = worker.clock.now_ms() / 1000.0
     body = json.dumps({"fraction": fraction, "message": message, "data": data, "ts": ts})
     try:
-        await worker.swarm.run_script(
+        await worker.store.run_script(
             "progress",
             [worker.keys.meta(held.work_id)],
             [held.work_id, held.token, held.epoch, body],

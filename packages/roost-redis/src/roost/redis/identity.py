@@ -64,7 +64,7 @@ async def beat(worker: Worker, info: dict[str, Any], *, claim: bool = False) -> 
     Returns False (writing nothing) when another run of the same identity has claimed it
     since: this worker has been replaced.
     """
-    swarm, keys = worker.swarm, worker.keys
+    swarm, keys = worker.store, worker.keys
     wid = swarm.worker_id
     key = keys.worker(wid)
     if not claim:
@@ -117,7 +117,7 @@ async def claim_identity(worker: Worker, info: dict[str, Any]) -> None:
 
 
 async def _take_over(worker: Worker) -> None:
-    swarm, keys = worker.swarm, worker.keys
+    swarm, keys = worker.store, worker.keys
     wid = swarm.worker_id
     key = keys.worker(wid)
     interval = heartbeat_interval(worker.settings.heartbeat_timeout)

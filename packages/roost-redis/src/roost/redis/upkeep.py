@@ -63,7 +63,7 @@ async def renew_pass(worker: Worker) -> float:
         args += [h.work_id, h.token, h.epoch, len(h.resources)]
     sent_ms = worker.clock.local_ms()
     try:
-        reply = await worker.swarm.run_script("renew", item_keys, args)
+        reply = await worker.store.run_script("renew", item_keys, args)
     except Exception:
         for h in batch:
             if time.monotonic() > h.deadline:
@@ -95,7 +95,7 @@ async def promote_pass(worker: Worker) -> float:
     # pass is in flight must not be lost.
     worker.wake.clear()
     worker.next_promote = float("inf")
-    next_due = await promote_due(worker.swarm, worker.keys, worker.clock)
+    next_due = await promote_due(worker.store, worker.keys, worker.clock)
     now = worker.clock.now_ms()
     idle_until = now + PROMOTE_IDLE * 1000
     target = idle_until if next_due < 0 else min(max(next_due, now), idle_until)
@@ -125,9 +125,9 @@ class Maintenance:
     async def __call__(self) -> float:
         """One pass; returns the wait until the next."""
         worker = self.worker
-        client, keys = worker.swarm.client, worker.keys
+        client, keys = worker.store.client, worker.keys
         got = await client.set(
-            keys.recover_lock, worker.swarm.worker_id, nx=True, px=MAINTENANCE_LOCK_MS
+            keys.recover_lock, worker.store.worker_id, nx=True, px=MAINTENANCE_LOCK_MS
         )
         if got:
             try:
@@ -143,8 +143,8 @@ class Maintenance:
     async def _recover(self) -> None:
         worker, keys = self.worker, self.worker.keys
         await self._recover_lapsed()
-        requeued, dead = await recover_expired(worker.swarm, keys, worker.clock)
-        redispatched, _ = await reclaim_stranded(worker.swarm, keys)
+        requeued, dead = await recover_expired(worker.store, keys, worker.clock)
+        redispatched, _ = await reclaim_stranded(worker.store, keys)
         if requeued or dead or redispatched:
             worker.observers.recovered(requeued, dead, redispatched)
             log.info(
@@ -156,17 +156,17 @@ class Maintenance:
             worker.wake.set()
         if time.monotonic() - self.last_purge > PURGE_INTERVAL:
             self.last_purge = time.monotonic()
-            await purge_expired(worker.swarm, keys, worker.clock)
+            await purge_expired(worker.store, keys, worker.clock)
             await prune(worker)
 
     async def _recover_lapsed(self) -> None:
         """Take back the leases of workers whose heartbeat stopped (ROOST_HEARTBEAT_TIMEOUT)."""
         worker, keys = self.worker, self.worker.keys
-        lapsed = await lapsed_workers(worker.swarm, keys, worker.clock, worker.beating_since)
+        lapsed = await lapsed_workers(worker.store, keys, worker.clock, worker.beating_since)
         for wid, last in lapsed:
-            if wid == worker.swarm.worker_id:
+            if wid == worker.store.worker_id:
                 continue  # this very worker: it beats again now
-            requeued, dead, alive = await recover_worker(worker.swarm, keys, wid, last)
+            requeued, dead, alive = await recover_worker(worker.store, keys, wid, last)
             if alive:
                 continue
             silent = (worker.clock.now_ms() - last) / 1000.0
@@ -189,7 +189,7 @@ def maintenance_pass(worker: Worker) -> Maintenance:
 
 async def prune(worker: Worker) -> None:
     """Forget workers whose heartbeat lapsed and per-minute stats older than a day."""
-    client = worker.swarm.client
+    client = worker.store.client
     now_ms = int(worker.clock.now_ms())
     dead: list[str] = await client.zrange(worker.keys.workers, "-inf", now_ms, byscore=True)
     if dead:
@@ -234,7 +234,7 @@ async def heartbeat_pass(worker: Worker) -> float:
             held.lost = True
             held.interrupt()
         worker.give_up(
-            f"another worker started with id {worker.swarm.worker_id!r} and took its leases "
+            f"another worker started with id {worker.store.worker_id!r} and took its leases "
             "(this one looked dead: its heartbeat had stopped)"
         )
         return heartbeat_interval(worker.settings.heartbeat_timeout)
@@ -256,10 +256,10 @@ async def deregister(worker: Worker) -> None:
     if worker.superseded:
         return
     try:
-        await worker.swarm.client.zrem(worker.keys.beats, worker.swarm.worker_id)
-        await worker.swarm.client.zrem(worker.keys.workers, worker.swarm.worker_id)
-        await worker.swarm.client.delete(worker.keys.worker(worker.swarm.worker_id))
+        await worker.store.client.zrem(worker.keys.beats, worker.store.worker_id)
+        await worker.store.client.zrem(worker.keys.workers, worker.store.worker_id)
+        await worker.store.client.delete(worker.keys.worker(worker.store.worker_id))
         for engine in worker.engines:
-            await worker.swarm.client.zrem(worker.keys.live(engine), worker.swarm.worker_id)
+            await worker.store.client.zrem(worker.keys.live(engine), worker.store.worker_id)
     except Exception as exc:
         log.debug("deregister: %s", exc)

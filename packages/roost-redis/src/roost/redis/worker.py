@@ -54,7 +54,8 @@ from roost.runtime.models import Lease, RuntimeEvent, Signal, Snapshot, WorkItem
 from roost.runtime.observe import Observers
 
 if TYPE_CHECKING:
-    from roost.redis.swarm import RedisSwarm
+    from roost.redis.schedules import Schedules
+    from roost.redis.store import RedisStore
     from roost.runtime.engine import Engine
     from roost.runtime.observe import StepObserver
     from roost.runtime.stores import EventSink
@@ -138,21 +139,23 @@ class Worker:
 
     def __init__(
         self,
-        swarm: RedisSwarm,
+        store: RedisStore,
         engines: dict[str, Engine],
         *,
         slots: dict[str, int],
         sinks: list[EventSink],
-        observers: list[StepObserver] | None = None,
+        observers: list[StepObserver],
+        schedules: Schedules,
     ) -> None:
-        self.swarm = swarm
-        self.settings = swarm.settings
-        self.keys = swarm.keys
+        self.store = store
+        self.settings = store.settings
+        self.keys = store.keys
         self.engines = engines
-        self.lanes = {e: Lane(e, slots[e], swarm.keys.for_engine(e)) for e in engines}
+        self.schedules = schedules
+        self.lanes = {e: Lane(e, slots[e], store.keys.for_engine(e)) for e in engines}
         self.concurrency = sum(lane.slots for lane in self.lanes.values())
-        self.sinks = [*swarm.registry.event_sinks, *sinks]
-        self.observers = Observers([*swarm.registry.observers, *(observers or [])], swarm.worker_id)
+        self.sinks = sinks
+        self.observers = Observers(observers, store.worker_id)
         self.ttl = self.settings.lease_ttl
         self.held: dict[str, Held] = {}
         self.handlers: set[asyncio.Task[None]] = set()
@@ -190,7 +193,7 @@ class Worker:
     def stop(self) -> None:
         """Stop taking deliveries; running steps get the grace period to finish."""
         if not self.stopping:
-            log.info("worker %s stopping", self.swarm.worker_id)
+            log.info("worker %s stopping", self.store.worker_id)
         self.stopping = True
         self.stop_event.set()
         for lane in self.lanes.values():
@@ -200,7 +203,7 @@ class Worker:
         """Stop because the worker cannot make progress; :meth:`run` then raises."""
         if self.failure is None:
             self.failure = reason
-            log.error("worker %s gives up: %s", self.swarm.worker_id, reason)
+            log.error("worker %s gives up: %s", self.store.worker_id, reason)
         self.stop()
 
     def _on_signal(self, signum: int) -> None:
@@ -221,7 +224,7 @@ class Worker:
             self._signals = StopSignals(self.settings.grace_period, signals)
             self._signals.install()
         sent_ms = self.clock.local_ms()
-        seconds, micros = await self.swarm.client.time()
+        seconds, micros = await self.store.client.time()
         self.clock.observe(seconds * 1000.0 + micros / 1000.0, sent_ms)
         self.started = self.clock.now_ms() / 1000.0
         # Before any work: a dead predecessor's leases come back, and this worker beats,
@@ -234,7 +237,7 @@ class Worker:
             giving_up=lambda: self.stopping,
         )
         # Deliveries an older version left on the queue's single list go first.
-        await migrate_legacy(self.swarm, self.keys)
+        await migrate_legacy(self.store, self.keys)
         background = [
             self._loop("renewer", lambda: renew_pass(self)),
             self._loop("promoter", lambda: promote_pass(self)),
@@ -242,7 +245,7 @@ class Worker:
             # Beats resume within half a second of Redis coming back: the others judge this
             # worker by its silence (ROOST_HEARTBEAT_TIMEOUT), so it must not back off long.
             self._loop("heartbeat", lambda: heartbeat_pass(self), max_backoff=0.5),
-            self._loop("schedules", self.swarm.schedules.tick),
+            self._loop("schedules", self.schedules.tick),
             self._loop("sinks", self._sink_pass),
             asyncio.create_task(
                 watch(self.health, self.settings.stuck_after, self.give_up), name="roost-watch"
@@ -274,7 +277,7 @@ class Worker:
                 self._signals.keep()
                 self._signals.stopped(failed=self.failure is not None)
         if self.failure is not None:
-            raise WorkerStuck(f"worker {self.swarm.worker_id} gave up: {self.failure}")
+            raise WorkerStuck(f"worker {self.store.worker_id} gave up: {self.failure}")
 
     def _loop(
         self,
@@ -356,9 +359,9 @@ class Worker:
                 await lane.slot_free.wait()
                 continue
             try:
-                jobs: list[str] = await self.swarm.run_script("dequeue", [], [free], keys=keys)
+                jobs: list[str] = await self.store.run_script("dequeue", [], [free], keys=keys)
                 if not jobs:
-                    job = await self.swarm.blocking_client.blmove(
+                    job = await self.store.blocking_client.blmove(
                         keys.saq_queued, keys.saq_active, BLOCK_SECONDS, "LEFT", "RIGHT"
                     )
                     jobs = [job] if job else []
@@ -386,7 +389,7 @@ class Worker:
 
     async def _undeliver(self, keys: Keys, jobs: list[str]) -> None:
         try:
-            await self.swarm.run_script("undeliver", [], jobs, keys=keys)
+            await self.store.run_script("undeliver", [], jobs, keys=keys)
         except Exception as exc:
             log.warning(
                 "could not put %d deliveries back (%s); they will be re-dispatched",
@@ -459,7 +462,7 @@ class Worker:
         self, keys: Keys, work_id: str, dispatch: str, token: str, job_id: str, resources: str
     ) -> Any:
         names = resources.split(" ") if resources else []
-        return await self.swarm.run_script(
+        return await self.store.run_script(
             "acquire",
             [
                 keys.meta(work_id),
@@ -495,7 +498,7 @@ class Worker:
             held.waits = acquire_waits(reply)
         lease = Lease(
             work_id=work_id,
-            worker_id=self.swarm.worker_id,
+            worker_id=self.store.worker_id,
             token=token,
             epoch=int(epoch),
             expires_at=float(lexp) / 1000.0,
@@ -553,8 +556,8 @@ class Worker:
                 work_id=item.work_id,
                 version=version,
                 attempt=attempt,
-                worker_id=self.swarm.worker_id,
-                artifacts=self.swarm.artifacts,
+                worker_id=self.store.worker_id,
+                artifacts=self.store.artifacts,
                 workspace_root=self.settings.workspaces,
                 lease=lease,
                 report=lambda f, m, d: progress(self, held, f, m, d),
@@ -562,7 +565,7 @@ class Worker:
                 signals=signals,
                 wait_timed_out=timed_out,
                 family=family_for(
-                    self.swarm, item, stepping=snapshot is not None, retrying=self.retrying
+                    self.store, item, stepping=snapshot is not None, retrying=self.retrying
                 ),
             )
 
@@ -709,7 +712,7 @@ class Worker:
             work_id=work_id,
             step=step,
             version=version,
-            worker=self.swarm.worker_id,
+            worker=self.store.worker_id,
             data=data,
         )
         try:
