@@ -128,7 +128,7 @@ async def test_a_worker_stops_promptly_however_often_it_is_started_and_stopped(
 
 
 async def test_cancel_all_ends_a_task_that_swallows_its_cancel():
-    from roost.redis.worker import _cancel_all  # pyright: ignore[reportPrivateUsage]
+    from roost.runtime.runner import cancel_all
 
     swallowed = asyncio.Event()
 
@@ -143,7 +143,7 @@ async def test_cancel_all_ends_a_task_that_swallows_its_cancel():
 
     task = asyncio.create_task(stubborn())
     await asyncio.sleep(0.02)
-    await asyncio.wait_for(_cancel_all([task]), 5)
+    await asyncio.wait_for(cancel_all([task], 1.0), 5)
     assert swallowed.is_set() and task.cancelled()
 
 

@@ -40,6 +40,7 @@ from roost.runtime.models import (
     WorkState,
 )
 from roost.runtime.plugins import check_engine
+from roost.runtime.stores import WorkStore
 
 if TYPE_CHECKING:
     from roost.runtime.engine import Engine
@@ -57,7 +58,7 @@ def _bad_item(exc: ValidationError) -> BadInput:
     return BadInput(f"{where}: {err['msg']}")
 
 
-class RedisSwarm(RedisStore):
+class RedisSwarm(RedisStore, WorkStore):
     """Roost's runtime on Redis: enqueue and inspect work, operate on it, run workers.
 
     Use it as an async context manager::
