@@ -10,8 +10,9 @@ back to the queue), the backoff of a failed attempt, step timeouts, interruption
 lost, item cancelled, worker stopping), the drain of a stopping worker and the pump that
 hands events to the event sinks off the step path.
 
-``roost.redis`` implements the lease store on Redis (``roost.redis.holder``) and
-delivers items to :meth:`Runner.run` from its engines' lists.
+A backend's worker takes deliveries, acquires their leases and hands each to
+:meth:`Runner.run`; it runs :meth:`Runner.renew_pass` and :meth:`Runner.sink_pass` in loops
+of its own.
 """
 
 from __future__ import annotations
@@ -518,7 +519,7 @@ class Runner:
                 final,
                 exc,
             )
-            self.observers.steps_ended(held.records, "refused", "redis unavailable")
+            self.observers.steps_ended(held.records, "refused", "store unavailable")
             return None
         status = reply.status
         if status in (CommitStatus.CHILD_TAKEN, CommitStatus.CHILD_RACE) and ctx is not None:
@@ -593,7 +594,7 @@ class Runner:
         try:
             reply = await self.store.fail(held, failure)
         except StoreUnavailable:
-            self.observers.steps_ended(held.records, "refused", "redis unavailable")
+            self.observers.steps_ended(held.records, "refused", "store unavailable")
             return
         observed: dict[FailStatus, Outcome] = {
             FailStatus.RETRYING: "retried",

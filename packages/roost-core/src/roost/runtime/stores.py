@@ -2,7 +2,7 @@
 
 :class:`ArtifactStore` is implemented by the built-in file store and by plugins (by URL
 scheme). :class:`WorkStore` is the operator API that a backend's facade implements
-(``roost.redis.RedisSwarm`` declares it) and that the CLI and console use.
+(and declares) and that the CLI and console use.
 :data:`EventSink` receives runtime events. :class:`LeaseStore` is what the step runner
 (:class:`roost.runtime.runner.Runner`) asks of a backend: leases and every write made under
 one, with the typed replies defined here.
@@ -103,7 +103,7 @@ A sink that raises is logged and skipped; it never fails a step.
 
 @runtime_checkable
 class WorkStore(Protocol):
-    """The operator API over durable work (``roost.redis.RedisSwarm`` declares it)."""
+    """The operator API over durable work (a backend's facade declares it)."""
 
     async def enqueue(
         self,
