@@ -152,7 +152,7 @@ async def test_cancel_all_ends_a_task_that_swallows_its_cancel():
 
 async def _sigterm_exits_in_bound(proc: subprocess.Popen[str], grace: float) -> None:
     """SIGTERM: the process exits 0 within the grace period plus STOP_BOUND."""
-    from roost.redis.stopping import STOP_BOUND
+    from roost.runtime.stopping import STOP_BOUND
 
     sent = time.monotonic()
     proc.send_signal(signal.SIGTERM)

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import signal
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -26,7 +25,6 @@ from roost.redis.faults import describe
 from roost.redis.holder import RedisLeases, describe_failure
 from roost.redis.identity import claim_identity
 from roost.redis.keys import Keys, new_token
-from roost.redis.stopping import StopSignals
 from roost.redis.supervise import (
     Health,
     RedisUnavailable,
@@ -44,6 +42,7 @@ from roost.redis.upkeep import (
 )
 from roost.runtime.observe import Observers
 from roost.runtime.runner import Runner, cancel_all
+from roost.runtime.stopping import WorkerSignals
 from roost.runtime.stores import Acquired
 
 if TYPE_CHECKING:
@@ -146,7 +145,6 @@ class Worker:
         """Server ms at which this worker's current unbroken run of heartbeats began."""
         self.superseded = False
         """Set when another run claimed this worker's identity (it looked dead)."""
-        self._signals: StopSignals | None = None
 
     @property
     def stopping(self) -> bool:
@@ -171,10 +169,6 @@ class Worker:
             log.error("worker %s gives up: %s", self.store.worker_id, reason)
         self.stop()
 
-    def _on_signal(self, signum: int) -> None:
-        """SIGINT/SIGTERM in the loop: stop gracefully (:class:`StopSignals` does the rest)."""
-        self.stop()
-
     async def run(self, *, install_signal_handlers: bool = True) -> None:
         """Work until :meth:`stop` (or a signal), then drain gracefully.
 
@@ -182,12 +176,10 @@ class Worker:
             WorkerStuck: the worker's loops failed for longer than ``ROOST_STUCK_AFTER``.
         """
         loop = asyncio.get_running_loop()
-        signals = (signal.SIGINT, signal.SIGTERM) if install_signal_handlers else ()
-        for signum in signals:
-            loop.add_signal_handler(signum, self._on_signal, signum)
-        if signals:
-            self._signals = StopSignals(self.settings.grace_period, signals)
-            self._signals.install()
+        signals = WorkerSignals(
+            self.settings.grace_period, self.stop, install=install_signal_handlers
+        )
+        signals.install(loop)
         sent_ms = self.clock.local_ms()
         seconds, micros = await self.store.client.time()
         self.clock.observe(seconds * 1000.0 + micros / 1000.0, sent_ms)
@@ -236,11 +228,7 @@ class Worker:
             await cancel_all([*dispatchers, *background], CLEANUP_WAIT)
             await _bounded("event sinks", self.runner.flush_sinks(), CLEANUP_WAIT)
             await _bounded("deregistering", deregister(self), CLEANUP_WAIT)
-            for signum in signals:
-                loop.remove_signal_handler(signum)
-            if self._signals is not None:
-                self._signals.keep()
-                self._signals.stopped(failed=self.failure is not None)
+            signals.stopped(loop, failed=self.failure is not None)
         if self.failure is not None:
             raise WorkerStuck(f"worker {self.store.worker_id} gave up: {self.failure}")
 
