@@ -11,7 +11,7 @@ lost, item cancelled, worker stopping), the drain of a stopping worker and the p
 hands events to the event sinks off the step path.
 
 A backend's worker takes deliveries, acquires their leases and hands each to
-:meth:`Runner.run`; it runs :meth:`Runner.renew_pass` and :meth:`Runner.sink_pass` in loops
+:meth:`Runner.run`; it runs :meth:`Runner.renew_pass` and the event pump (``Runner.pump``) in loops
 of its own.
 """
 
@@ -25,11 +25,11 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from roost.runtime import limits
-from roost.runtime.context import StepContext, use_step_context
-from roost.runtime.contract import accept
-from roost.runtime.errors import EngineContractError, PermanentError, StepTimeout
-from roost.runtime.models import Lease, RuntimeEvent, Signal, Snapshot, WorkItem
+from roost.runtime.context import StepContext
+from roost.runtime.errors import EngineContractError, PermanentError
+from roost.runtime.models import Lease, Signal, Snapshot, WorkItem
+from roost.runtime.observe import EventPump
+from roost.runtime.steps import StepEscaped, call_step, step_limit, wait_step
 from roost.runtime.stores import (
     Acquired,
     Commit,
@@ -50,39 +50,20 @@ if TYPE_CHECKING:
     from roost.runtime.stores import ArtifactStore, EventSink
 
 __all__ = [
-    "CANCEL_WAIT",
     "PROGRESS_MIN_INTERVAL",
     "Runner",
-    "StepEscaped",
     "cancel_all",
     "retry_backoff",
-    "step_limit",
-    "wait_step",
 ]
 
 log = logging.getLogger("roost.worker")
 
 PROGRESS_MIN_INTERVAL = 0.5
 """A step's progress is saved at most this often (seconds), and its last report always."""
-CANCEL_WAIT = 2.0
-"""How long a timed-out step has to end once cancelled before it is abandoned."""
 STEP_STOP_WAIT = 2.0
 """After the grace period, how long a cancelled step has to end (and its item released)."""
 RELEASE_WAIT = 2.0
 """How long the release of an item whose step did not end may take before it is given up."""
-
-
-class StepEscaped(Exception):  # noqa: N818 (it carries, it is not an error of its own)
-    """Carries a ``BaseException`` an engine raised (``SystemExit``, ``KeyboardInterrupt``...).
-
-    Raised out of the step's task in its place, so that it fails that attempt only: it never
-    reaches the event loop (where ``SystemExit`` and ``KeyboardInterrupt`` end the process) and
-    is never taken for the runtime's own cancel.
-    """
-
-    def __init__(self, original: BaseException) -> None:
-        super().__init__(f"{type(original).__qualname__}: {original}")
-        self.original = original
 
 
 def retry_backoff(settings: RoostSettings, attempt: int) -> int:
@@ -93,57 +74,6 @@ def retry_backoff(settings: RoostSettings, attempt: int) -> int:
     """
     delay = min(settings.retry_delay * 2 ** (attempt - 1), settings.retry_max_delay)
     return int((delay / 2 + random.uniform(0, delay / 2)) * 1000)
-
-
-def step_limit(engine: Engine, item: WorkItem) -> float | None:
-    """The step timeout of ``item``: its own, else its engine's (an invalid one is ignored)."""
-    if item.step_timeout is not None:
-        return item.step_timeout
-    value = getattr(engine, "step_timeout", None)
-    if isinstance(value, int | float) and limits.STEP_TIMEOUT.contains(float(value)):
-        return float(value)
-    return None
-
-
-async def wait_step(held: Held, limit: float | None) -> StepTimeout | None:
-    """Wait for the step of ``held`` to end; cancel it after ``limit`` seconds.
-
-    Returns None once the step ended by itself (or was interrupted by the runtime), or the
-    :class:`StepTimeout` to fail its attempt with.
-    """
-    task = held.task
-    assert task is not None
-    if limit is None:
-        await asyncio.wait({task})
-        return None
-    _done, pending = await asyncio.wait({task}, timeout=limit)
-    if not pending or held.cancel_event.is_set():
-        await asyncio.wait({task})
-        return None
-    shown = limits.format_seconds(limit)
-    task.cancel()
-    _done, pending = await asyncio.wait({task}, timeout=CANCEL_WAIT)
-    if not pending:
-        if not task.cancelled() and task.exception() is None:
-            return None  # it returned just as it timed out: its result stands
-        return StepTimeout(f"the step ran longer than its step timeout ({shown}); cancelled")
-    log.error(
-        "work %s: the step ran longer than its step timeout (%s) and did not stop when "
-        "cancelled (a thread or a blocking call?); abandoned, and its lease let go",
-        held.work_id,
-        shown,
-    )
-    task.add_done_callback(_forget)
-    return StepTimeout(
-        f"the step ran longer than its step timeout ({shown}) and did not stop when "
-        f"cancelled within {CANCEL_WAIT:g}s; abandoned"
-    )
-
-
-def _forget(task: asyncio.Task[object]) -> None:
-    """Retrieve an abandoned step's outcome, so that asyncio does not log it as lost."""
-    if not task.cancelled():
-        task.exception()
 
 
 async def cancel_all(tasks: Sequence[asyncio.Task[None]], seconds: float) -> None:
@@ -198,8 +128,6 @@ class Runner:
         self.worker_id = worker_id
         self.artifacts = artifacts
         self.observers = observers
-        self.sinks = list(sinks)
-        self.report = report
         self.error_json = error_json
         self.ttl = settings.lease_ttl
         self.held: dict[str, Held] = {}
@@ -211,7 +139,9 @@ class Runner:
         """Set when due work may be waiting (a retry, a delay, a woken item)."""
         self.next_promote = 0.0
         """When (backend ms) the promotion of due work looks next."""
-        self.events: asyncio.Queue[RuntimeEvent] = asyncio.Queue(maxsize=10_000)
+        self.pump = EventPump(sinks, worker_id, report)
+        """Hands the events of this worker's steps to the event sinks."""
+        self.event = self.pump.emit
 
     # -- waking due work ---------------------------------------------------------------
 
@@ -400,40 +330,10 @@ class Runner:
             held.records.append(record)
             held.waits = (None, None)
         held.task = asyncio.create_task(
-            self._call(ctx, engine, item, snapshot, version + 1),
+            call_step(ctx, engine, item, snapshot, version + 1),
             context=record.context if record is not None else None,
         )
         return held.task
-
-    @staticmethod
-    async def _call(
-        ctx: StepContext, engine: Engine, item: WorkItem, snap: Snapshot | None, version: int
-    ) -> tuple[Snapshot, str, float]:
-        """Run init_snapshot or step under the step context; check the result as ``version``.
-
-        Returns the accepted snapshot (a fresh copy), the JSON text to commit and the
-        time the engine returned (monotonic ms). Whatever the engine raises fails this
-        attempt only: a ``BaseException`` (``SystemExit``, ``KeyboardInterrupt``,
-        ``GeneratorExit``, a ``CancelledError`` the runtime did not ask for) comes out as
-        :class:`StepEscaped`; only the runtime's own cancel comes out as a cancel.
-        """
-        with use_step_context(ctx):
-            try:
-                if snap is None:
-                    result: object = await engine.init_snapshot(item)
-                else:
-                    result = await engine.step(snap, item)
-            except asyncio.CancelledError as exc:
-                task = asyncio.current_task()
-                if task is not None and task.cancelling():
-                    raise
-                raise StepEscaped(exc) from exc
-            except Exception:
-                raise
-            except BaseException as exc:
-                raise StepEscaped(exc) from exc
-            ended = time.monotonic() * 1000.0
-            return (*accept(result, item, version=version, previous=snap), ended)
 
     def _goes_on_after_init(self, init: Snapshot) -> bool:
         """Whether step 1 follows init_snapshot at once, on the same lease and claims."""
@@ -738,48 +638,3 @@ class Runner:
         if releases:
             await asyncio.wait(releases, timeout=RELEASE_WAIT + 0.5)
         await cancel_all(list(pending), 1.0)
-
-    # -- events ------------------------------------------------------------------------------
-
-    def event(
-        self,
-        etype: str,
-        work_id: str,
-        step: str | None,
-        version: int | None,
-        data: dict[str, Any],
-        eid: str = "",
-    ) -> None:
-        """Hand an event to the event sinks (delivered off the step path, in order)."""
-        if not self.sinks:
-            return
-        event = RuntimeEvent(
-            id=eid,
-            type=etype,
-            work_id=work_id,
-            step=step,
-            version=version,
-            worker=self.worker_id,
-            data=data,
-        )
-        try:
-            self.events.put_nowait(event)
-        except asyncio.QueueFull:
-            log.warning("event sinks are too slow; dropped a %s event", etype)
-
-    async def sink_pass(self) -> float:
-        """Deliver the next event to every sink (waits for one); the sink loop's pass."""
-        await self._deliver(await self.events.get())
-        return 0.0
-
-    async def _deliver(self, event: RuntimeEvent) -> None:
-        for sink in self.sinks:
-            try:
-                await sink(event)
-            except Exception as exc:  # a sink's failure is logged once per kind, never fatal
-                self.report(f"event sink {sink!r}", exc)
-
-    async def flush_sinks(self) -> None:
-        """Deliver the events still queued (the worker is stopping)."""
-        while not self.events.empty():
-            await self._deliver(self.events.get_nowait())

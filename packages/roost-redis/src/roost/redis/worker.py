@@ -203,7 +203,7 @@ class Worker:
             # worker by its silence (ROOST_HEARTBEAT_TIMEOUT), so it must not back off long.
             self._loop("heartbeat", lambda: heartbeat_pass(self), max_backoff=0.5),
             self._loop("schedules", self.schedules.tick),
-            self._loop("sinks", self.runner.sink_pass),
+            self._loop("sinks", self.runner.pump.pump_pass),
             asyncio.create_task(
                 watch(self.health, self.settings.stuck_after, self.give_up), name="roost-watch"
             ),
@@ -226,7 +226,7 @@ class Worker:
         finally:
             self.closing = True
             await cancel_all([*dispatchers, *background], CLEANUP_WAIT)
-            await _bounded("event sinks", self.runner.flush_sinks(), CLEANUP_WAIT)
+            await _bounded("event sinks", self.runner.pump.flush(), CLEANUP_WAIT)
             await _bounded("deregistering", deregister(self), CLEANUP_WAIT)
             signals.stopped(loop, failed=self.failure is not None)
         if self.failure is not None:
