@@ -42,6 +42,7 @@ __all__ = [
     "options",
     "run",
     "settings_of",
+    "until_interrupted",
     "where",
     "warn",
 ]
@@ -190,7 +191,7 @@ async def open_swarm(
         yield swarm
     finally:
         with contextlib.suppress(Exception):
-            await swarm.close()
+            await asyncio.wait_for(swarm.close(), CLOSE_TIMEOUT)
 
 
 @contextlib.contextmanager
@@ -215,6 +216,38 @@ def run(main: Callable[[], Coroutine[Any, Any, T]]) -> T:
     with handle_errors():
         return asyncio.run(main())
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+CLOSE_TIMEOUT = 3.0
+"""How long a command stopped by Ctrl-C waits for its connections to close."""
+
+
+async def until_interrupted(work: Coroutine[Any, Any, None]) -> None:
+    """Run ``work`` (a tail that never ends by itself) until Ctrl-C or SIGTERM, then return.
+
+    The signals are taken by the event loop for the whole command, so an interrupt, whenever
+    it comes (mid-read, mid-print, or echoed again by ``uv run``), only sets a flag: the tail
+    is cancelled and given ``CLOSE_TIMEOUT`` to unwind, and the command exits 0 instead of
+    depending on where a ``KeyboardInterrupt`` would have landed.
+    """
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    tail = asyncio.ensure_future(work)
+    stopped = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({tail, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopped.cancel()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
+            signal.signal(signum, signal.SIG_IGN)  # the command is ending: no second ending
+        if not tail.done():
+            tail.cancel()
+            await asyncio.wait({tail}, timeout=CLOSE_TIMEOUT)
+    if tail.done() and not tail.cancelled():
+        tail.result()  # what the tail raised, if it ended by itself
 
 
 def ignore_further_interrupts() -> None:

@@ -16,6 +16,7 @@ from roost.cli.context import (
     open_swarm,
     run,
     settings_of,
+    until_interrupted,
     warn,
 )
 from roost.cli.fleet import unserved_for, unserved_lines
@@ -345,7 +346,7 @@ def events(
                     typer.echo("no events")
                 return
             if follow:
-                await _follow(swarm, wid, batch, last, wanted, as_json)
+                await until_interrupted(_follow(swarm, wid, batch, last, wanted, as_json))
 
     try:
         run(main)

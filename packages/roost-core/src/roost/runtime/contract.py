@@ -67,7 +67,9 @@ def _encode(snapshot: Snapshot, where: str, version: int | None = None) -> str:
         checked = Snapshot.model_validate(dict(snapshot.__dict__))
     except ValidationError as exc:
         raise EngineContractError(f"{where} returned an invalid snapshot: {_first(exc)}") from None
-    plain = checked.model_dump()
+    # Fields at their defaults are left out (they read back as the defaults): runtimes
+    # keep every finished item's snapshot, so its size is what retention costs.
+    plain = checked.model_dump(exclude_defaults=True)
     if version is not None:
         plain["version"] = version
     try:

@@ -185,8 +185,7 @@ class Runner:
                 await self.release(held, "cancelled")
                 return
             self.event("started", work_id, None, acquired.version, {"attempt": acquired.attempt})
-            snap_json = acquired.snapshot_json
-            snapshot = Snapshot.model_validate_json(snap_json) if snap_json else None
+            snapshot = acquired.snapshot
             engine = self.engines.get(item.engine)
             if engine is None:
                 # Only a delivery put on the wrong list gets here: send it to its own

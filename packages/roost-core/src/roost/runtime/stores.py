@@ -247,8 +247,8 @@ class Acquired:
     attempt: int
     version: int
     item: WorkItem
-    snapshot_json: str
-    """The latest committed snapshot as stored ('' before ``init_snapshot``)."""
+    snapshot: Snapshot | None
+    """The latest committed snapshot (None before ``init_snapshot``)."""
     cancelled: bool
     """The item was cancelled while queued: it is released at once."""
     sent: float

@@ -12,10 +12,10 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from roost.redis.codec import META_FIELDS, meta_from_hash
+from roost.redis.codec import META_FIELDS, meta_from_hash, read_item, read_snapshot, stored_item
 from roost.runtime.children import ChildOutcome, Family
 from roost.runtime.errors import ConflictError, NotFound
-from roost.runtime.models import Snapshot, WorkItem, WorkMeta, WorkState
+from roost.runtime.models import WorkItem, WorkMeta, WorkState
 
 if TYPE_CHECKING:
     from roost.redis.keys import Keys
@@ -71,8 +71,8 @@ async def load_outcomes(store: RedisStore, work_id: str) -> list[ChildOutcome]:
         if not h:
             continue  # purged (a parent outlived its child's retention)
         meta = meta_from_hash(kid, h, store.settings.max_attempts)
-        snap = Snapshot.model_validate_json(snap_json) if snap_json else None
-        item = WorkItem.model_validate_json(item_json) if item_json else None
+        snap = read_snapshot(kid, snap_json) if snap_json else None
+        item = read_item(kid, item_json) if item_json else None
         data = dict(snap.data) if snap is not None else {}
         keep = item.child_of.keep if item is not None and item.child_of is not None else None
         if keep is not None:
@@ -145,7 +145,7 @@ def spawn_block(
         item_keys += [keys.meta(child.work_id), keys.item(child.work_id), keys.idem(idem)]
         args += [
             child.work_id,
-            child.model_dump_json(),
+            stored_item(child),
             child.engine,
             " ".join(child.resources),
             child.priority,

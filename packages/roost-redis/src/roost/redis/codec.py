@@ -13,6 +13,8 @@ from roost.runtime.models import (
     LeaseInfo,
     Progress,
     RuntimeEvent,
+    Snapshot,
+    WorkItem,
     WorkMeta,
     WorkState,
 )
@@ -23,6 +25,10 @@ __all__ = [
     "event_from_entry",
     "meta_from_hash",
     "ms_to_s",
+    "read_item",
+    "read_snapshot",
+    "stored_item",
+    "stored_snapshot",
 ]
 
 META_FIELDS = (
@@ -64,6 +70,54 @@ META_FIELDS = (
 """The meta hash fields a status read needs (HMGET order)."""
 
 TRACEBACK_LINES = 30
+
+
+_ID_OPEN = '{"work_id":'
+
+
+def stored_item(item: WorkItem) -> str:
+    """An item as Redis keeps it: its JSON without the fields that hold their defaults.
+
+    A finished item is kept for the retention period, so every byte counts; the fields
+    left out read back as their defaults, so every version reads this form. ``work_id`` is
+    still written: workers of earlier versions, which may run beside this one during a
+    rolling deploy, need it in the JSON. Read it back with :func:`read_item`, which also
+    takes JSON without the work id (the key holds it), so that a later version can leave
+    it out.
+    """
+    return item.model_dump_json(exclude_defaults=True)
+
+
+def stored_snapshot(snapshot: Snapshot) -> str:
+    """A snapshot as Redis keeps it, like :func:`stored_item`; see :func:`read_snapshot`."""
+    return snapshot.model_dump_json(exclude_defaults=True)
+
+
+def _with_id(work_id: str, text: str) -> str:
+    """Stored JSON with its work id put back when it has none (see :func:`stored_item`)."""
+    if text.startswith(_ID_OPEN):
+        return text
+    rest = text[1:]
+    comma = "" if rest.lstrip().startswith("}") else ","
+    return f"{_ID_OPEN}{json.dumps(work_id)}{comma}{rest}"
+
+
+def read_item(work_id: str, text: str) -> WorkItem:
+    """The item stored under ``work_id`` (with or without its work id in the JSON).
+
+    Raises:
+        pydantic.ValidationError: the text is not an item.
+    """
+    return WorkItem.model_validate_json(_with_id(work_id, text))
+
+
+def read_snapshot(work_id: str, text: str) -> Snapshot:
+    """A snapshot stored under ``work_id`` (latest or kept; with or without its work id).
+
+    Raises:
+        pydantic.ValidationError: the text is not a snapshot.
+    """
+    return Snapshot.model_validate_json(_with_id(work_id, text))
 
 
 def ms_to_s(value: str | int | float | None) -> float | None:

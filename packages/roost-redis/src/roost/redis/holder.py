@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from roost.redis.budgets import budget_arg
 from roost.redis.children import family_for, resolve_keys, spawn_block
 from roost.redis.children import wait_arg as family_wait_arg
-from roost.redis.codec import error_info
+from roost.redis.codec import error_info, read_item, read_snapshot, stored_snapshot
 from roost.redis.faults import describe
 from roost.redis.keys import Keys, new_token
 from roost.redis.maintenance import Clock, reclaim_stranded, recover_expired
@@ -171,7 +171,7 @@ class RedisLeases(LeaseStore):
             return None
         self._clock.observe(float(reply[3]), sent_ms)
         _, epoch, lexp, _now, attempt, version, item_json, snap_json, cxl = reply[:9]
-        item = WorkItem.model_validate_json(item_json)
+        item = read_item(work_id, item_json)
         return Acquired(
             work_id=work_id,
             token=token,
@@ -180,7 +180,7 @@ class RedisLeases(LeaseStore):
             attempt=int(attempt),
             version=int(version),
             item=item,
-            snapshot_json=snap_json,
+            snapshot=read_snapshot(work_id, snap_json) if snap_json else None,
             cancelled=bool(cxl),
             sent=sent,
             route=route if item.engine == route.engine else self.keys.for_engine(item.engine),
@@ -258,7 +258,7 @@ class RedisLeases(LeaseStore):
             self.settings.history,
             len(held.resources),
             commit.event_data,
-            init.model_dump_json() if init else "",
+            stored_snapshot(init) if init else "",
             init.step if init else "",
             int(commit.ended_ms) if commit.ended_ms is not None else "",
             "" if hold else wait_arg(new, held.consume),

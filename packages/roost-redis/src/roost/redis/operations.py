@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from roost.redis.budgets import item_limits
+from roost.redis.codec import stored_item, stored_snapshot
 from roost.redis.keys import Keys, new_token
 from roost.runtime import limits
 from roost.runtime.errors import BadInput, ConflictError, NotFound, UnknownEngine
@@ -55,13 +56,15 @@ async def replay(
     keys = keys.for_engine(current.meta.engine)
     snap_json = ""
     if source is not None:
-        snap_json = source.model_copy(
-            update={
-                "version": current.meta.version + 1,
-                "is_finished": False,
-                "next_step_delay_seconds": 0.0,
-            }
-        ).model_dump_json()
+        snap_json = stored_snapshot(
+            source.model_copy(
+                update={
+                    "version": current.meta.version + 1,
+                    "is_finished": False,
+                    "next_step_delay_seconds": 0.0,
+                }
+            )
+        )
     dispatch = new_token()
     suffix = Keys.job_suffix(work_id, dispatch)
     reply = await store.run_script(
@@ -120,13 +123,13 @@ async def enqueue_items(
             update["headers"] = {**headers, **item.headers}
         item = item.model_copy(update=update)
         try:
-            item_json = item.model_dump_json()
+            item_json = stored_item(item)
         except (TypeError, ValueError) as exc:
             raise BadInput(f"payload is not JSON-serializable: {exc}") from None
         seed = seeds[offset] if seeds else None
         if seed is not None and (seed.work_id, seed.engine) != (item.work_id, item.engine):
             raise BadInput(f"seed snapshot {offset} does not belong to its item")
-        prepared.append((item, item_json, seed.model_dump_json() if seed else ""))
+        prepared.append((item, item_json, stored_snapshot(seed) if seed else ""))
     # One script call per engine (and chunk): each pushes on its engine's delivery list.
     by_engine: dict[str, list[int]] = {}
     for offset, (item, _, _) in enumerate(prepared):

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Self
 
 from roost.redis.budgets import budget_of
-from roost.redis.codec import META_FIELDS, meta_from_hash
+from roost.redis.codec import META_FIELDS, meta_from_hash, read_item, read_snapshot
 from roost.redis.connection import ServerInfo, check_server, make_client, redact_url
 from roost.redis.faults import describe as describe_redis_error
 from roost.redis.faults import error_code, is_unreachable
@@ -21,7 +21,7 @@ from roost.redis.keys import Keys
 from roost.redis.scripts import WAIT_TIMEOUT_MS, Scripts
 from roost.redis.topology import explain_failure, is_topology_url
 from roost.runtime.errors import ConflictError, NotFound, RedisUnreachable, RoostError
-from roost.runtime.models import Snapshot, WorkItem, WorkMeta, WorkStatus
+from roost.runtime.models import Snapshot, WorkMeta, WorkStatus
 from roost.runtime.plugins import Registry
 from roost.runtime.settings import RoostSettings
 
@@ -236,11 +236,11 @@ class RedisStore:
             raise NotFound(f"unknown work id {work_id!r}")
         meta = meta_from_hash(work_id, h, self.settings.max_attempts)
         meta.pending_signals = int(pending)
-        item = WorkItem.model_validate_json(item_json) if item_json else None
+        item = read_item(work_id, item_json) if item_json else None
         meta.budget = budget_of(h, item)
         return WorkStatus(
             meta=meta,
-            snapshot=Snapshot.model_validate_json(snap_json) if snap_json else None,
+            snapshot=read_snapshot(work_id, snap_json) if snap_json else None,
             item=item,
         )
 
@@ -263,7 +263,7 @@ class RedisStore:
             pipe.lrange(self.keys.hist(work_id), 0, -1)
             latest, older = await pipe.execute()
         snaps = ([latest] if latest else []) + list(older)
-        return [Snapshot.model_validate_json(s) for s in snaps]
+        return [read_snapshot(work_id, s) for s in snaps]
 
     async def _keys_of(self, work_id: str) -> tuple[Keys, dict[str, str]]:
         h: dict[str, str] = await self.client.hgetall(self.keys.meta(work_id))

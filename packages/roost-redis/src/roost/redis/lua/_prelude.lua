@@ -62,10 +62,14 @@ local function stat(kind, n)
   redis.call('HINCRBY', STATS, tostring(math.floor(NOW / 60000)) .. ':' .. kind, n or 1)
 end
 
+-- The dispatch token ('disp') names an item's current delivery only while it is queued
+-- (every check of a delivery wants state 'queued' and that token): it goes when the item
+-- leaves 'queued', so a finished item does not keep it.
 local function set_state(meta, work_id, old, new)
   if old and STATE_KEY[old] and old ~= new then redis.call('ZREM', STATE_KEY[old], work_id) end
   redis.call('ZADD', STATE_KEY[new], NOW, work_id)
   redis.call('HSET', meta, 'state', new, 'updated', NOW)
+  if old == 'queued' and new ~= 'queued' then redis.call('HDEL', meta, 'disp') end
   if TERMINAL[new] then
     redis.call('HSET', meta, 'finished', NOW)
   elseif old and TERMINAL[old] then

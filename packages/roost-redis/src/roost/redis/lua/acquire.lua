@@ -80,8 +80,9 @@ attempt = attempt + 1
 local epoch = redis.call('HINCRBY', meta, 'lep', 1)
 local lexp = NOW + LEASE_TTL
 redis.call('HSET', meta, 'ltok', token, 'lw', WORKER, 'lexp', lexp, 'att', attempt,
-  'maxatt', max_attempts, 'wcount', 0)
-if f[15] then redis.call('HDEL', meta, 'qdue') end
+  'maxatt', max_attempts)
+-- No resource wait count (absent reads as 0) and no queued-since due time from here on.
+redis.call('HDEL', meta, 'wcount', 'qdue')
 set_state(meta, work_id, 'queued', 'running')
 redis.call('ZADD', LEASES, lexp, work_id)
 for i, rk in ipairs(res_keys) do

@@ -1,0 +1,118 @@
+"""What a finished item keeps in Redis, and that the forms earlier versions wrote still read."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from roost.redis import RedisSwarm
+from roost.redis.codec import read_item, read_snapshot, stored_item, stored_snapshot
+from roost.runtime import Snapshot, WorkItem, WorkState
+from roost.runtime.contract import snapshot_to_json
+from roost_testkit.engines import HashChainEngine
+
+DELIVERY_AND_LEASE = {"disp", "wcount", "qdue", "ltok", "lw", "lexp"}
+SNAPSHOT_DEFAULTS = {
+    "next_step_delay_seconds",
+    "wait_for_signals",
+    "wait_timeout_seconds",
+    "approval_request",
+    "artifacts",
+}
+
+
+async def state_of(swarm: RedisSwarm, work_id: str) -> WorkState:
+    return (await swarm.status(work_id)).meta.state
+
+
+async def test_a_finished_item_keeps_compact_json_and_no_delivery_or_lease_fields(
+    swarm, running_worker, until
+):
+    work_id = await swarm.enqueue("hashchain", {"steps": 2})
+    async with running_worker([HashChainEngine()]):
+        await until(lambda: _is(swarm, work_id, WorkState.DONE))
+
+    client, keys = swarm.client, swarm.keys
+    meta = await client.hgetall(keys.meta(work_id))
+    assert not DELIVERY_AND_LEASE & set(meta), meta
+    assert {"lep", "op", "fev", "finished"} <= set(meta)  # fencing, lost replies, events
+    item = json.loads(await client.get(keys.item(work_id)) or "{}")
+    assert set(item) == {"work_id", "engine", "payload", "queue", "created_at"}
+    snap = json.loads(await client.get(keys.snap(work_id)) or "{}")
+    assert not SNAPSHOT_DEFAULTS & set(snap), snap
+    assert snap["work_id"] == work_id and snap["version"] == 3 and snap["is_finished"]
+    # Snapshot history stays off by default: no earlier versions are kept.
+    assert swarm.settings.history == 0
+    assert await client.exists(keys.hist(work_id)) == 0
+
+    status = await swarm.status(work_id)
+    assert status.item is not None and status.snapshot is not None
+    assert status.item.work_id == work_id and status.item.payload == {"steps": 2}
+    assert status.snapshot.work_id == work_id and status.snapshot.version == 3
+    assert status.item.resources == [] and status.item.headers == {}
+    assert status.snapshot.artifacts == [] and status.snapshot.wait_for_signals == []
+    assert status.snapshot.next_step_delay_seconds == 0.0
+
+
+async def test_items_in_the_full_form_of_earlier_versions_read_and_run(
+    swarm, running_worker, until
+):
+    """Items stored before the compact form (every field written, delivery fields kept)."""
+    client, keys = swarm.client, swarm.keys
+    finished = await swarm.enqueue("hashchain", {"steps": 1})
+    async with running_worker([HashChainEngine()]):
+        await until(lambda: _is(swarm, finished, WorkState.DONE))
+    before = await swarm.status(finished)
+    assert before.item is not None and before.snapshot is not None
+    # What an earlier version left: full JSON, and the delivery fields on the meta.
+    await client.set(keys.item(finished), before.item.model_dump_json())
+    await client.set(keys.snap(finished), before.snapshot.model_dump_json())
+    await client.hset(keys.meta(finished), mapping={"disp": "0123456789abcdef", "wcount": 0})
+    after = await swarm.status(finished)
+    assert after.item == before.item and after.snapshot == before.snapshot
+    assert after.meta.state == WorkState.DONE and after.meta.version == before.meta.version
+    page = await swarm.list_work(state=WorkState.DONE)
+    assert [m.work_id for m in page.items] == [finished]
+
+    # A queued item in the full form, with a resource wait counted, runs to done.
+    queued = await swarm.enqueue("hashchain", {"steps": 2})
+    full = (await swarm.status(queued)).item
+    assert full is not None
+    await client.set(keys.item(queued), full.model_dump_json())
+    await client.hset(keys.meta(queued), "wcount", 2)
+    async with running_worker([HashChainEngine()]):
+        await until(lambda: _is(swarm, queued, WorkState.DONE))
+    status = await swarm.status(queued)
+    assert status.snapshot is not None and status.snapshot.version == 3
+    assert status.item == full
+    meta = await client.hgetall(keys.meta(queued))
+    assert not DELIVERY_AND_LEASE & set(meta), meta
+
+
+async def _is(swarm: RedisSwarm, work_id: str, state: WorkState) -> bool:
+    return await state_of(swarm, work_id) == state
+
+
+@pytest.mark.parametrize("work_id", ["plain", "ns:a/b@c_1.2-x"])
+def test_stored_forms_leave_out_defaults_and_reads_take_json_without_the_work_id(work_id):
+    item = WorkItem(work_id=work_id, engine="e", payload={"work_id": "x"}, queue="q")
+    text = stored_item(item)
+    assert set(json.loads(text)) == {"work_id", "engine", "payload", "queue", "created_at"}
+    assert WorkItem.model_validate_json(text) == item  # what earlier versions read
+    assert read_item(work_id, text) == item
+    assert read_item(work_id, item.model_dump_json()) == item  # the earlier full form
+    # Without the work id (the key holds it): the id is put back, the payload's kept.
+    short = item.model_dump_json(exclude={"work_id"})
+    assert read_item(work_id, short) == item
+    snap = Snapshot(work_id=work_id, engine="e", step="s", data={"x": []}, version=2)
+    text = stored_snapshot(snap)
+    assert set(json.loads(text)) == {"work_id", "engine", "step", "data", "version"}
+    assert Snapshot.model_validate_json(text) == snap
+    assert read_snapshot(work_id, text) == snap
+    assert read_snapshot(work_id, snap.model_dump_json(exclude={"work_id"})) == snap
+    assert read_snapshot(work_id, '{"engine":"e"}').work_id == work_id
+    # What the step contract writes (the defaults left out as well) reads back whole.
+    written = snapshot_to_json(snap)
+    assert set(json.loads(written)) == {"work_id", "engine", "step", "data", "version"}
+    assert read_snapshot(work_id, written) == snap
