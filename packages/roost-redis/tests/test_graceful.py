@@ -128,7 +128,7 @@ async def test_a_worker_stops_promptly_however_often_it_is_started_and_stopped(
 
 
 async def test_cancel_all_ends_a_task_that_swallows_its_cancel():
-    from roost.redis.worker import _cancel_all  # pyright: ignore[reportPrivateUsage]
+    from roost.runtime.runner import cancel_all
 
     swallowed = asyncio.Event()
 
@@ -143,7 +143,7 @@ async def test_cancel_all_ends_a_task_that_swallows_its_cancel():
 
     task = asyncio.create_task(stubborn())
     await asyncio.sleep(0.02)
-    await asyncio.wait_for(_cancel_all([task]), 5)
+    await asyncio.wait_for(cancel_all([task], 1.0), 5)
     assert swallowed.is_set() and task.cancelled()
 
 
@@ -152,7 +152,7 @@ async def test_cancel_all_ends_a_task_that_swallows_its_cancel():
 
 async def _sigterm_exits_in_bound(proc: subprocess.Popen[str], grace: float) -> None:
     """SIGTERM: the process exits 0 within the grace period plus STOP_BOUND."""
-    from roost.redis.stopping import STOP_BOUND
+    from roost.runtime.stopping import STOP_BOUND
 
     sent = time.monotonic()
     proc.send_signal(signal.SIGTERM)

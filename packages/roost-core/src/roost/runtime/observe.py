@@ -1,4 +1,4 @@
-"""Observer hooks: what a worker tells metrics and tracing about its steps and leases.
+"""Observer hooks and the event pump: what a worker tells metrics, tracing and event sinks.
 
 A worker calls its observers synchronously on the step path, so an observer must be cheap
 (count in memory, start a span) and must never do I/O there. The worker builds one
@@ -11,19 +11,26 @@ step): :meth:`StepObserver.step_started` sees it before the engine is called,
 :meth:`StepObserver.step_ended` once its outcome is known (committed, retried, failed,
 dead, interrupted or refused). Observers keep their own state for the step in
 ``record.scratch`` under a key of their own.
+
+Event sinks are told off the step path: :class:`EventPump` queues each event and delivers
+it to every sink in order, in a loop of the worker's own.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import logging
 import time
-from collections.abc import Iterable, Mapping, MutableMapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from roost.runtime.models import RuntimeEvent
+
 __all__ = [
     "OUTCOMES",
+    "EventPump",
     "Observers",
     "Outcome",
     "StepObserver",
@@ -243,3 +250,65 @@ def enqueue_headers(observers: Iterable[StepObserver]) -> dict[str, str]:
         except Exception as exc:  # an observer's bug never fails an enqueue
             log.warning("observer %r failed: %s: %s", obs, type(exc).__name__, exc)
     return out
+
+
+class EventPump:
+    """Hands runtime events to the event sinks, in order, off the step path."""
+
+    MAX_QUEUED = 10_000
+    """Events waiting for slow sinks beyond this many are dropped (and logged)."""
+
+    def __init__(
+        self,
+        sinks: Sequence[Callable[[RuntimeEvent], Awaitable[None]]],
+        worker_id: str,
+        report: Callable[[str, Exception], None],
+    ) -> None:
+        """Pump to ``sinks`` the events of ``worker_id``; ``report(where, exc)`` logs a failure."""
+        self.sinks = list(sinks)
+        self.worker_id = worker_id
+        self.report = report
+        self.events: asyncio.Queue[RuntimeEvent] = asyncio.Queue(maxsize=self.MAX_QUEUED)
+
+    def emit(
+        self,
+        etype: str,
+        work_id: str,
+        step: str | None,
+        version: int | None,
+        data: dict[str, Any],
+        eid: str = "",
+    ) -> None:
+        """Queue an event for the sinks (nothing to do without sinks)."""
+        if not self.sinks:
+            return
+        event = RuntimeEvent(
+            id=eid,
+            type=etype,
+            work_id=work_id,
+            step=step,
+            version=version,
+            worker=self.worker_id,
+            data=data,
+        )
+        try:
+            self.events.put_nowait(event)
+        except asyncio.QueueFull:
+            log.warning("event sinks are too slow; dropped a %s event", etype)
+
+    async def pump_pass(self) -> float:
+        """Deliver the next event to every sink (waits for one); a loop's pass."""
+        await self._deliver(await self.events.get())
+        return 0.0
+
+    async def _deliver(self, event: RuntimeEvent) -> None:
+        for sink in self.sinks:
+            try:
+                await sink(event)
+            except Exception as exc:  # a sink's failure is logged once per kind, never fatal
+                self.report(f"event sink {sink!r}", exc)
+
+    async def flush(self) -> None:
+        """Deliver the events still queued (the worker is stopping)."""
+        while not self.events.empty():
+            await self._deliver(self.events.get_nowait())

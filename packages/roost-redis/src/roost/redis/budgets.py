@@ -13,14 +13,12 @@ import json
 from typing import TYPE_CHECKING
 
 from roost.runtime import limits
-from roost.runtime.errors import BadInput, ConflictError, NotFound
 from roost.runtime.models import Budget, WorkItem
 
 if TYPE_CHECKING:
-    from roost.redis.swarm import RedisSwarm
     from roost.runtime.engine import Engine
 
-__all__ = ["budget_arg", "budget_of", "item_limits", "raise_budget"]
+__all__ = ["budget_arg", "budget_of", "item_limits"]
 
 
 def _number(value: object, allowed: limits.Range) -> float | None:
@@ -87,35 +85,3 @@ def budget_of(h: dict[str, str], item: WorkItem | None) -> Budget | None:
         spent=float(h.get("spent") or 0.0),
         exceeded=h.get("bover") or None,
     )
-
-
-async def raise_budget(
-    swarm: RedisSwarm,
-    work_id: str,
-    *,
-    steps: int = 0,
-    cost: float = 0.0,
-    runtime: float = 0.0,
-) -> Budget:
-    """Raise an item's limits; see :meth:`RedisSwarm.raise_budget`."""
-    if steps < 0 or cost < 0 or runtime < 0 or not (steps or cost or runtime):
-        raise BadInput("give at least one amount to add (steps, cost or runtime), each >= 0")
-    limits.MAX_STEPS.check(max(steps, 1), "steps to add")
-    limits.BUDGET.check(cost, "cost to add")
-    limits.MAX_RUNTIME.check(max(runtime, 1.0), "runtime to add")
-    status = await swarm.status(work_id)
-    keys = swarm.keys.for_queue(status.meta.queue or swarm.settings.queue)
-    own = item_limits(status.item, None) if status.item else (-1.0, -1.0, -1.0)
-    reply = await swarm.run_script(
-        "budget",
-        [keys.meta(work_id)],
-        [work_id, steps, repr(float(cost)), round(runtime * 1000), *(repr(v) for v in own)],
-        keys=keys,
-    )
-    if reply[0] == "GONE":
-        raise NotFound(f"unknown work id {work_id!r}")
-    if reply[0] == "TERMINAL":
-        raise ConflictError(f"work {work_id} is already {reply[1]}; its budget is spent")
-    budget = (await swarm.status(work_id)).meta.budget
-    assert budget is not None
-    return budget

@@ -19,7 +19,7 @@ from roost.runtime.models import WorkItem, WorkMeta, WorkState
 
 if TYPE_CHECKING:
     from roost.redis.keys import Keys
-    from roost.redis.swarm import RedisSwarm
+    from roost.redis.store import RedisStore
 
 __all__ = [
     "cancel_tree",
@@ -32,33 +32,33 @@ __all__ = [
 ]
 
 
-async def child_ids(swarm: RedisSwarm, work_id: str) -> list[str]:
+async def child_ids(store: RedisStore, work_id: str) -> list[str]:
     """The children of ``work_id`` in spawn order (empty for an item with none)."""
-    kids: dict[str, str] = await swarm.client.hgetall(swarm.keys.kids(work_id))
+    kids: dict[str, str] = await store.client.hgetall(store.keys.kids(work_id))
     if not kids:
         return []
     ids = list(kids)
-    async with swarm.client.pipeline(transaction=False) as pipe:
+    async with store.client.pipeline(transaction=False) as pipe:
         for kid in ids:
-            pipe.hget(swarm.keys.meta(kid), "pidx")
+            pipe.hget(store.keys.meta(kid), "pidx")
         order: list[str | None] = await pipe.execute()
     ranked = sorted(zip(ids, order, strict=True), key=lambda p: (int(p[1] or 0), p[0]))
     return [kid for kid, _ in ranked]
 
 
-async def children_of(swarm: RedisSwarm, work_id: str) -> list[WorkMeta]:
+async def children_of(store: RedisStore, work_id: str) -> list[WorkMeta]:
     """The metas of ``work_id``'s children, in spawn order (purged ones left out)."""
-    metas = await swarm.metas(await child_ids(swarm, work_id))
+    metas = await store.metas(await child_ids(store, work_id))
     return [m for m in metas if m is not None]
 
 
-async def load_outcomes(swarm: RedisSwarm, work_id: str) -> list[ChildOutcome]:
+async def load_outcomes(store: RedisStore, work_id: str) -> list[ChildOutcome]:
     """Every child's outcome (state, data or its kept keys, artifact ids, last error)."""
-    ids = await child_ids(swarm, work_id)
+    ids = await child_ids(store, work_id)
     if not ids:
         return []
-    keys = swarm.keys
-    async with swarm.client.pipeline(transaction=False) as pipe:
+    keys = store.keys
+    async with store.client.pipeline(transaction=False) as pipe:
         for kid in ids:
             pipe.hmget(keys.meta(kid), list(META_FIELDS))
             pipe.get(keys.snap(kid))
@@ -70,7 +70,7 @@ async def load_outcomes(swarm: RedisSwarm, work_id: str) -> list[ChildOutcome]:
         h = {k: v for k, v in zip(META_FIELDS, row, strict=True) if v is not None}
         if not h:
             continue  # purged (a parent outlived its child's retention)
-        meta = meta_from_hash(kid, h, swarm.settings.max_attempts)
+        meta = meta_from_hash(kid, h, store.settings.max_attempts)
         snap = read_snapshot(kid, snap_json) if snap_json else None
         item = read_item(kid, item_json) if item_json else None
         data = dict(snap.data) if snap is not None else {}
@@ -91,14 +91,14 @@ async def load_outcomes(swarm: RedisSwarm, work_id: str) -> list[ChildOutcome]:
     return out
 
 
-async def resolve_keys(swarm: RedisSwarm, spawned: list[WorkItem]) -> list[WorkItem]:
+async def resolve_keys(store: RedisStore, spawned: list[WorkItem]) -> list[WorkItem]:
     """Children whose idempotency key already names an item take that item's work id."""
     keyed = [c for c in spawned if c.idempotency_key]
     if not keyed:
         return spawned
-    async with swarm.client.pipeline(transaction=False) as pipe:
+    async with store.client.pipeline(transaction=False) as pipe:
         for c in keyed:
-            pipe.get(swarm.keys.idem(c.idempotency_key or ""))
+            pipe.get(store.keys.idem(c.idempotency_key or ""))
         owners: list[str | None] = await pipe.execute()
     found = {c.work_id: o for c, o in zip(keyed, owners, strict=True) if o}
     return [
@@ -108,7 +108,7 @@ async def resolve_keys(swarm: RedisSwarm, spawned: list[WorkItem]) -> list[WorkI
 
 
 def family_for(
-    swarm: RedisSwarm,
+    store: RedisStore,
     item: WorkItem,
     *,
     stepping: bool,
@@ -122,7 +122,7 @@ def family_for(
     work_id = item.work_id
 
     async def load() -> list[ChildOutcome]:
-        outcomes: list[ChildOutcome] = await retrying(lambda: load_outcomes(swarm, work_id))
+        outcomes: list[ChildOutcome] = await retrying(lambda: load_outcomes(store, work_id))
         return outcomes
 
     return Family(
@@ -160,7 +160,7 @@ def wait_arg(family: Family) -> str:
     return "" if family.wait is None else str(family.wait)
 
 
-async def cancel_tree(swarm: RedisSwarm, work_id: str) -> list[str]:
+async def cancel_tree(store: RedisStore, work_id: str) -> list[str]:
     """Cancel the unfinished children of a cancelled item, and theirs, top down.
 
     The parent was cancelled first, so no commit of it is accepted any more and its list of
@@ -171,14 +171,14 @@ async def cancel_tree(swarm: RedisSwarm, work_id: str) -> list[str]:
     seen = {work_id}
     while todo:
         parent = todo.pop()
-        kids: dict[str, str] = await swarm.client.hgetall(swarm.keys.kids(parent))
+        kids: dict[str, str] = await store.client.hgetall(store.keys.kids(parent))
         for kid, state in kids.items():
             if kid in seen:
                 continue
             seen.add(kid)
             if state == "":
                 try:
-                    await swarm.cancel_one(kid)
+                    await store.cancel_one(kid)
                     done.append(kid)
                 except (ConflictError, NotFound):
                     pass  # it finished meanwhile, or it is gone

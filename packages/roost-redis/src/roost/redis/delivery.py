@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from roost.redis.keys import Keys, new_token
 
 if TYPE_CHECKING:
-    from roost.redis.swarm import RedisSwarm
+    from roost.redis.store import RedisStore
 
 __all__ = ["MIGRATE_BATCH", "delivery_routes", "migrate_legacy", "unserved_engines"]
 
@@ -26,21 +26,21 @@ MIGRATE_BATCH = 100
 """Deliveries of the previous layout moved per script call."""
 
 
-async def delivery_routes(swarm: RedisSwarm, keys: Keys) -> list[Keys]:
+async def delivery_routes(store: RedisStore, keys: Keys) -> list[Keys]:
     """The queue's delivery routes: the previous layout's single list, then each engine's."""
-    engines: set[str] = await swarm.client.smembers(keys.engines)
+    engines: set[str] = await store.client.smembers(keys.engines)
     legacy = keys.for_queue(keys.queue)
     return [legacy, *(legacy.for_engine(e) for e in sorted(engines))]
 
 
-async def migrate_legacy(swarm: RedisSwarm, keys: Keys) -> int:
+async def migrate_legacy(store: RedisStore, keys: Keys) -> int:
     """Move the deliveries on the previous layout's single list onto their engines' lists.
 
     They keep their order, ahead of what was queued on those lists since. Returns how many
     were moved (deliveries of items that moved on are dropped).
     """
     legacy = keys.for_queue(keys.queue)
-    jobs: list[str] = await swarm.client.lrange(legacy.saq_queued, 0, -1)
+    jobs: list[str] = await store.client.lrange(legacy.saq_queued, 0, -1)
     moved = 0
     # Newest first, a batch at a time: each batch goes in front of the one moved before it.
     for end in range(len(jobs), 0, -MIGRATE_BATCH):
@@ -49,7 +49,7 @@ async def migrate_legacy(swarm: RedisSwarm, keys: Keys) -> int:
             for job in reversed(jobs[max(0, end - MIGRATE_BATCH) : end])
             if (parsed := legacy.parse_job(job)) is not None
         ]
-        async with swarm.client.pipeline(transaction=False) as pipe:
+        async with store.client.pipeline(transaction=False) as pipe:
             for _job, (work_id, _dispatch) in batch:
                 pipe.hget(legacy.meta(work_id), "engine")
             engines: list[str | None] = await pipe.execute()
@@ -65,18 +65,18 @@ async def migrate_legacy(swarm: RedisSwarm, keys: Keys) -> int:
                 suffix = Keys.job_suffix(work_id, new_dispatch)
                 item_keys += [route.meta(work_id), job, route.job(suffix)]
                 args += [work_id, dispatch, new_dispatch, suffix]
-            reply = await swarm.run_script("migrate", item_keys, args, keys=route)
+            reply = await store.run_script("migrate", item_keys, args, keys=route)
             moved += int(reply[0])
     return moved
 
 
-async def unserved_engines(swarm: RedisSwarm, keys: Keys) -> dict[str, int]:
+async def unserved_engines(store: RedisStore, keys: Keys) -> dict[str, int]:
     """Engines of ``keys.queue`` with queued deliveries and no live worker running them.
 
     Returns ``{engine: deliveries queued}``. Costs two round trips and O(engines) work,
     whatever the number of items or workers.
     """
-    async with swarm.client.pipeline(transaction=False) as pipe:
+    async with store.client.pipeline(transaction=False) as pipe:
         pipe.smembers(keys.engines)
         pipe.execute_command("TIME")  # a cluster pipeline refuses pipe.time()
         members, (seconds, _micros) = await pipe.execute()
@@ -84,7 +84,7 @@ async def unserved_engines(swarm: RedisSwarm, keys: Keys) -> dict[str, int]:
     if not engines:
         return {}
     now_ms = int(seconds) * 1000
-    async with swarm.client.pipeline(transaction=False) as pipe:
+    async with store.client.pipeline(transaction=False) as pipe:
         for engine in engines:
             pipe.llen(keys.for_engine(engine).saq_queued)
             pipe.zcount(keys.live(engine), f"({now_ms}", "+inf")

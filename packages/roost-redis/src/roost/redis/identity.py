@@ -25,15 +25,19 @@ import logging
 import os
 import socket
 import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any, Protocol
 
-from roost.redis.maintenance import recover_worker
+from roost.redis.maintenance import Clock, recover_worker
 from roost.runtime.errors import BadInput
 
 if TYPE_CHECKING:
-    from roost.redis.worker import Worker
+    from roost.redis.keys import Keys
+    from roost.redis.store import RedisStore
+    from roost.runtime.settings import RoostSettings
 
 __all__ = [
+    "Member",
     "WorkerIdInUse",
     "beat",
     "claim_identity",
@@ -49,6 +53,28 @@ MISSED_BEAT_SLACK = 0.5
 POLL = 0.05
 
 
+class Member(Protocol):
+    """What beating reads and records of a worker (``roost.redis.worker.Worker``)."""
+
+    store: RedisStore
+    keys: Keys
+    settings: RoostSettings
+    clock: Clock
+    incarnation: str
+    """This run of the worker's identity (a restart with the same id has another)."""
+    beat_done: float
+    """When the last heartbeat that went through came back (monotonic)."""
+    beating_since: float
+    """Server ms at which this worker's current unbroken run of heartbeats began."""
+    last_beat: float
+    """When the last heartbeat that went through was sent (monotonic)."""
+
+    @property
+    def engines(self) -> Iterable[str]:
+        """The engines the worker runs."""
+        ...
+
+
 class WorkerIdInUse(BadInput):
     """Another live worker has the identity this one was started with."""
 
@@ -58,13 +84,13 @@ def heartbeat_interval(timeout: float) -> float:
     return min(HEARTBEAT_INTERVAL, timeout / 5.0)
 
 
-async def beat(worker: Worker, info: dict[str, Any], *, claim: bool = False) -> bool:
+async def beat(worker: Member, info: dict[str, Any], *, claim: bool = False) -> bool:
     """Publish one heartbeat; with ``claim``, make this run the identity's incarnation.
 
     Returns False (writing nothing) when another run of the same identity has claimed it
     since: this worker has been replaced.
     """
-    swarm, keys = worker.swarm, worker.keys
+    swarm, keys = worker.store, worker.keys
     wid = swarm.worker_id
     key = keys.worker(wid)
     if not claim:
@@ -100,7 +126,7 @@ async def beat(worker: Worker, info: dict[str, Any], *, claim: bool = False) -> 
     return True
 
 
-async def claim_identity(worker: Worker, info: dict[str, Any]) -> None:
+async def claim_identity(worker: Member, info: dict[str, Any]) -> None:
     """Before taking work: take the identity over from a dead predecessor, then beat.
 
     With a chosen identity (``ROOST_WORKER_ID``), a predecessor that beat within the last
@@ -116,8 +142,8 @@ async def claim_identity(worker: Worker, info: dict[str, Any]) -> None:
     await beat(worker, info, claim=True)
 
 
-async def _take_over(worker: Worker) -> None:
-    swarm, keys = worker.swarm, worker.keys
+async def _take_over(worker: Member) -> None:
+    swarm, keys = worker.store, worker.keys
     wid = swarm.worker_id
     key = keys.worker(wid)
     interval = heartbeat_interval(worker.settings.heartbeat_timeout)
@@ -169,7 +195,7 @@ def _gone_from_this_host(raw: str | None) -> bool:
     return False
 
 
-def _in_use(wid: str, raw: str | None, worker: Worker) -> str:
+def _in_use(wid: str, raw: str | None, worker: Member) -> str:
     where = ""
     try:
         info = json.loads(raw or "{}")

@@ -11,7 +11,7 @@ from roost.runtime.errors import BadInput, NotFound
 from roost.runtime.models import RuntimeEvent, WorkMeta, WorkPage, WorkState
 
 if TYPE_CHECKING:
-    from roost.redis.swarm import RedisSwarm
+    from roost.redis.store import RedisStore
 
 __all__ = ["EVENT_SCAN_CHUNK", "item_events", "list_page", "stream_pos"]
 
@@ -31,13 +31,13 @@ def _parse_cursor(cursor: str | None) -> Entry | None:
 
 
 async def _candidates(
-    swarm: RedisSwarm, states: Sequence[WorkState], after: Entry | None, count: int
+    store: RedisStore, states: Sequence[WorkState], after: Entry | None, count: int
 ) -> list[Entry]:
     """The next ``count`` entries across ``states`` in (score desc, member desc) order."""
-    client = swarm.client
+    client = store.client
     async with client.pipeline(transaction=False) as pipe:
         for state in states:
-            key = swarm.keys.state(state)
+            key = store.keys.state(state)
             if after is None:
                 pipe.zrange(
                     key,
@@ -74,7 +74,7 @@ async def _candidates(
 
 
 async def list_page(
-    swarm: RedisSwarm,
+    store: RedisStore,
     states: Sequence[WorkState],
     *,
     engine: str | None,
@@ -89,8 +89,8 @@ async def list_page(
     while len(found) < limit and scanned < SCAN_BUDGET:
         need = limit - len(found)
         fetch = need if engine is None else max(need * 4, 100)
-        entries = await _candidates(swarm, states, after, fetch)
-        metas = await swarm.metas([member for _, member in entries])
+        entries = await _candidates(store, states, after, fetch)
+        metas = await store.metas([member for _, member in entries])
         consumed_all = True
         for i, (entry, meta) in enumerate(zip(entries, metas, strict=True)):
             after = entry
@@ -126,7 +126,7 @@ def stream_pos(entry_id: str) -> tuple[int, int]:
 
 
 async def item_events(
-    swarm: RedisSwarm, work_id: str, after: str | None, limit: int
+    store: RedisStore, work_id: str, after: str | None, limit: int
 ) -> list[RuntimeEvent]:
     """One item's events, oldest first, read from the namespace's stream.
 
@@ -137,7 +137,7 @@ async def item_events(
     the end of the window. An item finished before the id was kept is read to the stream's
     end.
     """
-    first, last = await swarm.client.hmget(swarm.keys.meta(work_id), ["created", "fev"])
+    first, last = await store.client.hmget(store.keys.meta(work_id), ["created", "fev"])
     if first is None:
         raise NotFound(f"unknown work id {work_id!r}")
     low = f"{int(first)}-0"
@@ -146,8 +146,8 @@ async def item_events(
     if after is not None:
         start = f"({after}" if stream_pos(after) >= stream_pos(low) else low
         while len(found) < limit:
-            rows = await swarm.client.xrange(
-                swarm.keys.events, min=start, max=high, count=EVENT_SCAN_CHUNK
+            rows = await store.client.xrange(
+                store.keys.events, min=start, max=high, count=EVENT_SCAN_CHUNK
             )
             found += [event_from_entry(i, f) for i, f in rows if f.get("w") == work_id]
             if len(rows) < EVENT_SCAN_CHUNK:
@@ -156,8 +156,8 @@ async def item_events(
         return found[:limit]
     end = high
     while len(found) < limit:
-        rows = await swarm.client.xrevrange(
-            swarm.keys.events, max=end, min=low, count=EVENT_SCAN_CHUNK
+        rows = await store.client.xrevrange(
+            store.keys.events, max=end, min=low, count=EVENT_SCAN_CHUNK
         )
         found += [event_from_entry(i, f) for i, f in rows if f.get("w") == work_id]
         if len(rows) < EVENT_SCAN_CHUNK:

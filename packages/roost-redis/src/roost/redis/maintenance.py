@@ -14,7 +14,7 @@ from roost.redis.delivery import delivery_routes, migrate_legacy
 from roost.redis.keys import STATE_ORDER, Keys, new_token
 
 if TYPE_CHECKING:
-    from roost.redis.swarm import RedisSwarm
+    from roost.redis.store import RedisStore
 
 __all__ = [
     "BATCH",
@@ -70,13 +70,13 @@ class Clock:
         return local_ms + self.offset_ms
 
 
-async def promote_due(swarm: RedisSwarm, keys: Keys, clock: Clock) -> float:
+async def promote_due(store: RedisStore, keys: Keys, clock: Clock) -> float:
     """Queue items of ``keys.queue`` whose due time has come.
 
     Returns the due time (server ms) of the next item, ``-1`` when none, or the current
     time when more items are due right away.
     """
-    rows: list[tuple[str, float]] = await swarm.client.zrange(
+    rows: list[tuple[str, float]] = await store.client.zrange(
         keys.due, 0, BATCH - 1, withscores=True
     )
     horizon = clock.now_ms() + 1.0
@@ -84,7 +84,7 @@ async def promote_due(swarm: RedisSwarm, keys: Keys, clock: Clock) -> float:
     if not ready:
         return rows[0][1] if rows else -1.0
     next_due = now = -1.0
-    for engine, work_ids in (await _by_engine(swarm, keys, ready)).items():
+    for engine, work_ids in (await _by_engine(store, keys, ready)).items():
         item_keys: list[str] = []
         args: list[Any] = [len(work_ids)]
         route = keys.for_engine(engine) if engine else keys
@@ -94,19 +94,19 @@ async def promote_due(swarm: RedisSwarm, keys: Keys, clock: Clock) -> float:
             item_keys += [keys.meta(work_id), route.job(suffix)]
             args += [work_id, dispatch, suffix]
         sent = clock.local_ms()
-        _queued, next_due, now = await swarm.run_script("promote", item_keys, args, keys=route)
+        _queued, next_due, now = await store.run_script("promote", item_keys, args, keys=route)
         clock.observe(now, sent)
     if len(rows) == BATCH and len(ready) == BATCH:
         return float(now)
     return float(next_due)
 
 
-async def _by_engine(swarm: RedisSwarm, keys: Keys, work_ids: list[str]) -> dict[str, list[str]]:
+async def _by_engine(store: RedisStore, keys: Keys, work_ids: list[str]) -> dict[str, list[str]]:
     """Group items by engine (each group's script call pushes on that engine's list).
 
     An item without meta goes with any group: the scripts find it gone and only clean up.
     """
-    async with swarm.client.pipeline(transaction=False) as pipe:
+    async with store.client.pipeline(transaction=False) as pipe:
         for work_id in work_ids:
             pipe.hget(keys.meta(work_id), "engine")
         engines: list[str | None] = await pipe.execute()
@@ -116,25 +116,25 @@ async def _by_engine(swarm: RedisSwarm, keys: Keys, work_ids: list[str]) -> dict
     return groups
 
 
-async def recover_expired(swarm: RedisSwarm, keys: Keys, clock: Clock) -> tuple[int, int]:
+async def recover_expired(store: RedisStore, keys: Keys, clock: Clock) -> tuple[int, int]:
     """Requeue (or, past their attempt limit, kill) items whose lease expired.
 
     Returns (requeued, dead).
     """
     requeued = dead = 0
     while True:
-        rows: list[tuple[str, float]] = await swarm.client.zrange(
+        rows: list[tuple[str, float]] = await store.client.zrange(
             keys.leases, 0, BATCH - 1, withscores=True
         )
         horizon = clock.now_ms()
         expired = [member for member, score in rows if score <= horizon]
         if not expired:
             return requeued, dead
-        async with swarm.client.pipeline(transaction=False) as pipe:
+        async with store.client.pipeline(transaction=False) as pipe:
             for work_id in expired:
                 pipe.hmget(keys.meta(work_id), ["ltok", "res", "engine"])
             seen: list[list[str | None]] = await pipe.execute()
-        r, d, _alive = await _recover(swarm, keys, list(zip(expired, seen, strict=True)))
+        r, d, _alive = await _recover(store, keys, list(zip(expired, seen, strict=True)))
         requeued += r
         dead += d
         if len(expired) < BATCH:
@@ -142,7 +142,7 @@ async def recover_expired(swarm: RedisSwarm, keys: Keys, clock: Clock) -> tuple[
 
 
 async def recover_worker(
-    swarm: RedisSwarm, keys: Keys, holder: str, beat: float | None
+    store: RedisStore, keys: Keys, holder: str, beat: float | None
 ) -> tuple[int, int, bool]:
     """Take back every lease of this queue that worker ``holder`` holds: it is gone.
 
@@ -156,10 +156,10 @@ async def recover_worker(
     Returns (requeued, dead, alive): alive when the holder turned out to beat again.
     """
     requeued = dead = 0
-    leased: list[str] = await swarm.client.zrange(keys.leases, 0, -1)
+    leased: list[str] = await store.client.zrange(keys.leases, 0, -1)
     for start in range(0, len(leased), BATCH):
         chunk = leased[start : start + BATCH]
-        async with swarm.client.pipeline(transaction=False) as pipe:
+        async with store.client.pipeline(transaction=False) as pipe:
             for work_id in chunk:
                 pipe.hmget(keys.meta(work_id), ["ltok", "res", "engine", "lw"])
             seen: list[list[str | None]] = await pipe.execute()
@@ -170,17 +170,17 @@ async def recover_worker(
         ]
         if not mine:
             continue
-        r, d, alive = await _recover(swarm, keys, mine, holder=holder, beat=beat)
+        r, d, alive = await _recover(store, keys, mine, holder=holder, beat=beat)
         if alive:
             return requeued, dead, True
         requeued += r
         dead += d
-    _r, _d, alive = await _recover(swarm, keys, [], holder=holder, beat=beat, forget=True)
+    _r, _d, alive = await _recover(store, keys, [], holder=holder, beat=beat, forget=True)
     return requeued, dead, alive
 
 
 async def lapsed_workers(
-    swarm: RedisSwarm, keys: Keys, clock: Clock, beating_since: float
+    store: RedisStore, keys: Keys, clock: Clock, beating_since: float
 ) -> list[tuple[str, float]]:
     """Workers of this queue whose last heartbeat is older than ``ROOST_HEARTBEAT_TIMEOUT``.
 
@@ -188,17 +188,17 @@ async def lapsed_workers(
     long (``beating_since``, server ms): after Redis was away, every worker's last beat is
     old, and each gets a whole timeout to beat again before it is taken for gone.
     """
-    cutoff = int(clock.now_ms() - swarm.settings.heartbeat_timeout * 1000)
+    cutoff = int(clock.now_ms() - store.settings.heartbeat_timeout * 1000)
     if beating_since > cutoff:
         return []
-    rows: list[tuple[str, float]] = await swarm.client.zrange(
+    rows: list[tuple[str, float]] = await store.client.zrange(
         keys.beats, "-inf", cutoff, byscore=True, offset=0, num=BATCH, withscores=True
     )
     return rows
 
 
 async def _recover(
-    swarm: RedisSwarm,
+    store: RedisStore,
     keys: Keys,
     items: list[tuple[str, list[str | None]]],
     *,
@@ -224,7 +224,7 @@ async def _recover(
         args[0] += 1
     for engine, (item_keys, args) in calls.items():
         route = keys.for_engine(engine) if engine else keys
-        r, d, _woken, alive = await swarm.run_script("recover", item_keys, args, keys=route)
+        r, d, _woken, alive = await store.run_script("recover", item_keys, args, keys=route)
         if int(alive):
             return requeued, dead, True
         requeued += int(r)
@@ -232,7 +232,7 @@ async def _recover(
     return requeued, dead, False
 
 
-async def reclaim_stranded(swarm: RedisSwarm, keys: Keys) -> tuple[int, int]:
+async def reclaim_stranded(store: RedisStore, keys: Keys) -> tuple[int, int]:
     """Re-dispatch deliveries that no worker will take.
 
     Those are deliveries taken off a delivery list but never acknowledged (each route's
@@ -241,8 +241,8 @@ async def reclaim_stranded(swarm: RedisSwarm, keys: Keys) -> tuple[int, int]:
     the layout before per-engine delivery, which are moved onto their engines' lists.
     Returns (redispatched or moved, cleaned).
     """
-    routes = await delivery_routes(swarm, keys)
-    async with swarm.client.pipeline(transaction=False) as pipe:
+    routes = await delivery_routes(store, keys)
+    async with store.client.pipeline(transaction=False) as pipe:
         for route in routes:
             pipe.lrange(route.saq_active, 0, -1)
             pipe.hkeys(route.strand)
@@ -251,15 +251,15 @@ async def reclaim_stranded(swarm: RedisSwarm, keys: Keys) -> tuple[int, int]:
     redispatched = cleaned = 0
     for i, route in enumerate(routes):
         candidates = list(dict.fromkeys([*replies[2 * i], *replies[2 * i + 1]]))
-        r, c = await _reclaim_route(swarm, route, candidates)
+        r, c = await _reclaim_route(store, route, candidates)
         redispatched += r
         cleaned += c
     if replies[-1] or redispatched:
-        redispatched += await migrate_legacy(swarm, keys)
+        redispatched += await migrate_legacy(store, keys)
     return redispatched, cleaned
 
 
-async def _reclaim_route(swarm: RedisSwarm, route: Keys, candidates: list[str]) -> tuple[int, int]:
+async def _reclaim_route(store: RedisStore, route: Keys, candidates: list[str]) -> tuple[int, int]:
     """Re-dispatch the stranded ones among ``candidates`` (job ids of ``route``)."""
     redispatched = cleaned = 0
     for start in range(0, len(candidates), BATCH):
@@ -270,7 +270,7 @@ async def _reclaim_route(swarm: RedisSwarm, route: Keys, candidates: list[str]) 
             parsed = route.parse_job(job_id)
             if parsed is None:
                 # Not a Roost delivery: leave SAQ's list alone, forget our tracking of it.
-                await swarm.client.hdel(route.strand, job_id)
+                await store.client.hdel(route.strand, job_id)
                 continue
             work_id, dispatch = parsed
             new_dispatch = new_token()
@@ -279,32 +279,32 @@ async def _reclaim_route(swarm: RedisSwarm, route: Keys, candidates: list[str]) 
             args += [work_id, dispatch, new_dispatch, suffix]
             args[0] += 1
         if args[0]:
-            r, c = await swarm.run_script("reclaim", item_keys, args, keys=route)
+            r, c = await store.run_script("reclaim", item_keys, args, keys=route)
             redispatched += int(r)
             cleaned += int(c)
     return redispatched, cleaned
 
 
-async def purge_expired(swarm: RedisSwarm, keys: Keys, clock: Clock) -> int:
+async def purge_expired(store: RedisStore, keys: Keys, clock: Clock) -> int:
     """Delete finished items older than ``ROOST_RETENTION`` with their index entries.
 
     Age is judged by the server's clock: the candidates are read by ``clock``'s estimate of
     it, and the purge script deletes only items that finished ``ROOST_RETENTION`` before its
     own ``TIME``, so a worker whose clock runs ahead never deletes work early.
     """
-    retention_ms = int(swarm.settings.retention * 1000)
+    retention_ms = int(store.settings.retention * 1000)
     cutoff = int(clock.now_ms()) - retention_ms
     deleted = 0
     for state in STATE_ORDER:
         if not state.is_terminal:
             continue
         while True:
-            ids: list[str] = await swarm.client.zrange(
+            ids: list[str] = await store.client.zrange(
                 keys.state(state), "-inf", cutoff, byscore=True, offset=0, num=BATCH
             )
             if not ids:
                 break
-            async with swarm.client.pipeline(transaction=False) as pipe:
+            async with store.client.pipeline(transaction=False) as pipe:
                 for work_id in ids:
                     pipe.hget(keys.meta(work_id), "idem")
                 idems: list[str | None] = await pipe.execute()
@@ -316,7 +316,7 @@ async def purge_expired(swarm: RedisSwarm, keys: Keys, clock: Clock) -> int:
                     keys.sig(work_id),
                     keys.kids(work_id),
                 ]
-            n = await swarm.run_script(
+            n = await store.run_script(
                 "purge", item_keys, [len(ids), retention_ms, *ids], keys=keys
             )
             deleted += int(n)

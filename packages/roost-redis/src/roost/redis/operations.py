@@ -1,31 +1,33 @@
-"""Operations too long to live in ``RedisSwarm`` itself: enqueueing a batch, replay."""
+"""Operator writes that take more than one script call: enqueue a batch, replay, raise a budget."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from roost.redis.budgets import item_limits
 from roost.redis.codec import stored_item, stored_snapshot
 from roost.redis.keys import Keys, new_token
+from roost.runtime import limits
 from roost.runtime.errors import BadInput, ConflictError, NotFound, UnknownEngine
-from roost.runtime.models import Snapshot, WorkItem, WorkStatus
+from roost.runtime.models import Budget, Snapshot, WorkItem, WorkStatus
 from roost.runtime.observe import enqueue_headers
 
 if TYPE_CHECKING:
-    from roost.redis.swarm import RedisSwarm
+    from roost.redis.store import RedisStore
 
-__all__ = ["ENQUEUE_CHUNK", "enqueue_items", "replay"]
+__all__ = ["ENQUEUE_CHUNK", "enqueue_items", "raise_budget", "replay"]
 
 ENQUEUE_CHUNK = 200
 """Items per ``enqueue`` script call: bounds how long one call blocks the server."""
 
 
 async def replay(
-    swarm: RedisSwarm, work_id: str, *, version: int | None = None, as_new: bool = False
+    store: RedisStore, work_id: str, *, version: int | None = None, as_new: bool = False
 ) -> str:
     """Run an item again from a snapshot; see :meth:`RedisSwarm.replay`."""
-    current = await swarm.status(work_id)
-    source = await _replay_source(swarm, work_id, current, version)
+    current = await store.status(work_id)
+    source = await _replay_source(store, work_id, current, version)
     if as_new:
         assert current.item is not None
         item = current.item.model_copy(
@@ -44,13 +46,13 @@ async def replay(
                     "next_step_delay_seconds": 0.0,
                 }
             )
-        return (await swarm.enqueue_many([item], seeds=[seed]))[0]
+        return (await enqueue_items(store, [item], 0, [seed]))[0]
     if not current.meta.state.is_terminal or current.meta.lease is not None:
         raise ConflictError(
             f"work {work_id} is {current.meta.state}; replay in place needs a finished "
             "item (or use as_new)"
         )
-    keys = swarm.keys.for_queue(current.meta.queue or swarm.settings.queue)
+    keys = store.keys.for_queue(current.meta.queue or store.settings.queue)
     keys = keys.for_engine(current.meta.engine)
     snap_json = ""
     if source is not None:
@@ -65,7 +67,7 @@ async def replay(
         )
     dispatch = new_token()
     suffix = Keys.job_suffix(work_id, dispatch)
-    reply = await swarm.run_script(
+    reply = await store.run_script(
         "replay",
         [keys.meta(work_id), keys.snap(work_id), keys.hist(work_id), keys.job(suffix)],
         [
@@ -74,7 +76,7 @@ async def replay(
             snap_json,
             dispatch,
             suffix,
-            swarm.settings.history,
+            store.settings.history,
             "latest" if version is None else version,
         ],
         keys=keys,
@@ -85,7 +87,7 @@ async def replay(
 
 
 async def _replay_source(
-    swarm: RedisSwarm, work_id: str, current: WorkStatus, version: int | None
+    store: RedisStore, work_id: str, current: WorkStatus, version: int | None
 ) -> Snapshot | None:
     if version == 0:
         return None
@@ -93,17 +95,17 @@ async def _replay_source(
         if current.snapshot is None:
             return None
         return current.snapshot
-    for snap in await swarm.snapshot_versions(work_id):
+    for snap in await store.snapshot_versions(work_id):
         if snap.version == version:
             return snap
     raise NotFound(
         f"work {work_id} has no kept snapshot version {version} "
-        f"(ROOST_HISTORY={swarm.settings.history} keeps that many earlier versions)"
+        f"(ROOST_HISTORY={store.settings.history} keeps that many earlier versions)"
     )
 
 
 async def enqueue_items(
-    swarm: RedisSwarm,
+    store: RedisStore,
     items: Sequence[WorkItem],
     delay_ms: int,
     seeds: Sequence[Snapshot | None] | None,
@@ -111,12 +113,12 @@ async def enqueue_items(
     """Create work items, ENQUEUE_CHUNK per script call; see :meth:`RedisSwarm.enqueue_many`."""
     # Check and serialize everything before the first write: bad input writes nothing.
     prepared: list[tuple[WorkItem, str, str]] = []
-    headers = enqueue_headers(swarm.registry.observers)
+    headers = enqueue_headers(store.registry.observers)
     for offset, item in enumerate(items):
-        if swarm.validate_engines and item.engine not in swarm.registry.engines:
-            known = ", ".join(sorted(swarm.registry.engines)) or "none"
+        if store.validate_engines and item.engine not in store.registry.engines:
+            known = ", ".join(sorted(store.registry.engines)) or "none"
             raise UnknownEngine(f"unknown engine {item.engine!r} (installed: {known})")
-        update: dict[str, Any] = {"queue": swarm.settings.queue}
+        update: dict[str, Any] = {"queue": store.settings.queue}
         if headers:
             update["headers"] = {**headers, **item.headers}
         item = item.model_copy(update=update)
@@ -136,19 +138,19 @@ async def enqueue_items(
     for engine, offsets in by_engine.items():
         for start in range(0, len(offsets), ENQUEUE_CHUNK):
             chunk = offsets[start : start + ENQUEUE_CHUNK]
-            reply = await _enqueue_chunk(swarm, engine, [prepared[i] for i in chunk], delay_ms)
+            reply = await _enqueue_chunk(store, engine, [prepared[i] for i in chunk], delay_ms)
             for i, work_id in zip(chunk, reply, strict=True):
                 ids[i] = work_id
     return ids
 
 
 async def _enqueue_chunk(
-    swarm: RedisSwarm, engine: str, prepared: list[tuple[WorkItem, str, str]], delay_ms: int
+    store: RedisStore, engine: str, prepared: list[tuple[WorkItem, str, str]], delay_ms: int
 ) -> list[str]:
     """Run the enqueue script for items of one engine; returns their work ids in order."""
-    keys = swarm.keys.for_engine(engine)
+    keys = store.keys.for_engine(engine)
     item_keys: list[str] = []
-    args: list[Any] = [swarm.settings.queue]
+    args: list[Any] = [store.settings.queue]
     for item, item_json, seed_json in prepared:
         dispatch = new_token()
         suffix = Keys.job_suffix(item.work_id, dispatch)
@@ -174,5 +176,37 @@ async def _enqueue_chunk(
             item.max_attempts or "",
         ]
     # With ROOST_WAIT_REPLICAS an enqueue is acknowledged once the replicas have it too.
-    reply = await swarm.run_script_durable("enqueue", item_keys, args, keys=keys, fsync=False)
+    reply = await store.run_script_durable("enqueue", item_keys, args, keys=keys, fsync=False)
     return [str(reply[i]) for i in range(0, len(reply), 2)]
+
+
+async def raise_budget(
+    store: RedisStore,
+    work_id: str,
+    *,
+    steps: int = 0,
+    cost: float = 0.0,
+    runtime: float = 0.0,
+) -> Budget:
+    """Raise an item's limits; see :meth:`RedisSwarm.raise_budget`."""
+    if steps < 0 or cost < 0 or runtime < 0 or not (steps or cost or runtime):
+        raise BadInput("give at least one amount to add (steps, cost or runtime), each >= 0")
+    limits.MAX_STEPS.check(max(steps, 1), "steps to add")
+    limits.BUDGET.check(cost, "cost to add")
+    limits.MAX_RUNTIME.check(max(runtime, 1.0), "runtime to add")
+    status = await store.status(work_id)
+    keys = store.keys.for_queue(status.meta.queue or store.settings.queue)
+    own = item_limits(status.item, None) if status.item else (-1.0, -1.0, -1.0)
+    reply = await store.run_script(
+        "budget",
+        [keys.meta(work_id)],
+        [work_id, steps, repr(float(cost)), round(runtime * 1000), *(repr(v) for v in own)],
+        keys=keys,
+    )
+    if reply[0] == "GONE":
+        raise NotFound(f"unknown work id {work_id!r}")
+    if reply[0] == "TERMINAL":
+        raise ConflictError(f"work {work_id} is already {reply[1]}; its budget is spent")
+    budget = (await store.status(work_id)).meta.budget
+    assert budget is not None
+    return budget

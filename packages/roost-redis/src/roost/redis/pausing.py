@@ -14,39 +14,39 @@ from roost.redis.keys import Keys, new_token
 from roost.runtime.errors import ConflictError, NotFound
 
 if TYPE_CHECKING:
-    from roost.redis.swarm import RedisSwarm
+    from roost.redis.store import RedisStore
     from roost.runtime.models import WorkMeta
 
 __all__ = ["pause", "resume"]
 
 
-async def _route(swarm: RedisSwarm, work_id: str) -> Keys:
-    h: dict[str, str] = await swarm.client.hgetall(swarm.keys.meta(work_id))
+async def _route(store: RedisStore, work_id: str) -> Keys:
+    h: dict[str, str] = await store.client.hgetall(store.keys.meta(work_id))
     if not h:
         raise NotFound(f"unknown work id {work_id!r}")
-    keys = swarm.keys.for_queue(h.get("queue") or swarm.settings.queue)
+    keys = store.keys.for_queue(h.get("queue") or store.settings.queue)
     return keys.for_engine(h.get("engine", ""))
 
 
-async def pause(swarm: RedisSwarm, work_id: str, reason: str = "operator") -> WorkMeta:
+async def pause(store: RedisStore, work_id: str, reason: str = "operator") -> WorkMeta:
     """Pause an item; see :meth:`RedisSwarm.pause`."""
-    keys = await _route(swarm, work_id)
-    reply = await swarm.run_script("pause", [keys.meta(work_id)], [work_id, reason], keys=keys)
+    keys = await _route(store, work_id)
+    reply = await store.run_script("pause", [keys.meta(work_id)], [work_id, reason], keys=keys)
     if reply[0] == "GONE":
         raise NotFound(f"unknown work id {work_id!r}")
     if reply[0] == "TERMINAL":
         raise ConflictError(f"work {work_id} is already {reply[1]}; nothing to pause")
     if reply[0] == "ALREADY":
         raise ConflictError(f"work {work_id} is already paused")
-    return (await swarm.status(work_id)).meta
+    return (await store.status(work_id)).meta
 
 
-async def resume(swarm: RedisSwarm, work_id: str) -> WorkMeta:
+async def resume(store: RedisStore, work_id: str) -> WorkMeta:
     """Resume a paused item; see :meth:`RedisSwarm.resume`."""
-    keys = await _route(swarm, work_id)
+    keys = await _route(store, work_id)
     dispatch = new_token()
     suffix = Keys.job_suffix(work_id, dispatch)
-    reply = await swarm.run_script(
+    reply = await store.run_script(
         "resume",
         [keys.meta(work_id), keys.sig(work_id), keys.job(suffix)],
         [work_id, dispatch, suffix],
@@ -56,4 +56,4 @@ async def resume(swarm: RedisSwarm, work_id: str) -> WorkMeta:
         raise NotFound(f"unknown work id {work_id!r}")
     if reply[0] == "CONFLICT":
         raise ConflictError(f"work {work_id} is {reply[1]}, not paused; nothing to resume")
-    return (await swarm.status(work_id)).meta
+    return (await store.status(work_id)).meta

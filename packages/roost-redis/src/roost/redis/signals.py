@@ -19,15 +19,14 @@ from roost.runtime.errors import BadInput, NotFound, SignalRefused
 from roost.runtime.models import Signal, Snapshot, validate_signal_name
 
 if TYPE_CHECKING:
-    from roost.redis.holder import Held
-    from roost.redis.swarm import RedisSwarm
-    from roost.redis.worker import Worker
+    from roost.redis.aio import AsyncRedis
+    from roost.redis.store import RedisStore
 
 __all__ = [
     "SignalSent",
     "decision",
     "pending_signals",
-    "receive",
+    "read_signals",
     "send_signal",
     "wait_arg",
 ]
@@ -63,18 +62,18 @@ def _check(name: str, payload: object, sender: str) -> str:
 
 
 async def send_signal(
-    swarm: RedisSwarm, work_id: str, name: str, payload: dict[str, Any], sender: str
+    store: RedisStore, work_id: str, name: str, payload: dict[str, Any], sender: str
 ) -> SignalSent:
     """Send a signal; see :meth:`RedisSwarm.signal`."""
     body = _check(name, payload, sender)
-    h: dict[str, str] = await swarm.client.hgetall(swarm.keys.meta(work_id))
+    h: dict[str, str] = await store.client.hgetall(store.keys.meta(work_id))
     if not h:
         raise NotFound(f"unknown work id {work_id!r}")
-    keys = swarm.keys.for_queue(h.get("queue") or swarm.settings.queue)
+    keys = store.keys.for_queue(h.get("queue") or store.settings.queue)
     keys = keys.for_engine(h.get("engine", ""))
     dispatch = new_token()
     suffix = Keys.job_suffix(work_id, dispatch)
-    reply = await swarm.run_script(
+    reply = await store.run_script(
         "signal",
         [keys.meta(work_id), keys.sig(work_id), keys.job(suffix)],
         [work_id, name, body, sender, dispatch, suffix, limits.MAX_PENDING_SIGNALS],
@@ -114,33 +113,15 @@ def _parse(entry_id: str, fields: dict[str, str]) -> Signal:
     )
 
 
-async def pending_signals(swarm: RedisSwarm, work_id: str) -> list[Signal]:
+async def pending_signals(store: RedisStore, work_id: str) -> list[Signal]:
     """The signals sent to an item and not consumed yet, oldest first."""
-    rows = await swarm.client.xrange(swarm.keys.sig(work_id), "-", "+")
+    return await read_signals(store.client, store.keys.sig(work_id))
+
+
+async def read_signals(client: AsyncRedis, key: str) -> list[Signal]:
+    """The signals on the signal stream ``key``, oldest first."""
+    rows = await client.xrange(key, "-", "+")
     return [_parse(eid, fields) for eid, fields in rows]
-
-
-async def receive(
-    worker: Worker, held: Held, snapshot: Snapshot
-) -> tuple[Snapshot, list[Signal], bool]:
-    """What the step after a wait starts from.
-
-    Returns the snapshot without its wait, the signals it waited for that arrived (their
-    ids recorded on ``held``, for the commit to consume) and whether the wait timed out.
-    A snapshot that did not wait costs no round trip.
-    """
-    if not snapshot.waits:
-        held.consume = []
-        return snapshot, [], False
-    names = set(snapshot.waits_for)
-    key = held.keys.sig(held.work_id)
-    rows = await worker.retrying(
-        lambda: worker.swarm.client.xrange(key, "-", "+"), deadline=held.deadline
-    )
-    arrived = [s for s in (_parse(eid, f) for eid, f in rows) if s.name in names]
-    held.consume = [s.id for s in arrived]
-    timed_out = not arrived and snapshot.wait_timeout_seconds is not None
-    return snapshot.without_wait(), arrived, timed_out
 
 
 def wait_arg(new: Snapshot, consume: list[str]) -> str:

@@ -21,6 +21,7 @@ from redis.exceptions import NoScriptError
 
 from roost.redis.faults import describe, error_code, is_missing_function, is_outage
 from roost.runtime.errors import RoostError
+from roost.runtime.stores import StoreUnavailable
 
 __all__ = [
     "BACKOFF_MAX",
@@ -46,7 +47,7 @@ RETRY_MAX = 2.0
 T = TypeVar("T")
 
 
-class RedisUnavailable(RoostError):
+class RedisUnavailable(StoreUnavailable):
     """Redis could not serve a call (an outage) before the caller's deadline."""
 
 

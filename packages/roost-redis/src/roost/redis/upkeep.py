@@ -1,4 +1,4 @@
-"""A worker's background loops: lease renewal, due promotion, recovery, heartbeat.
+"""A worker's background loops on Redis: due promotion, recovery, heartbeat.
 
 Each loop is a pass function run under :func:`roost.redis.supervise.supervise`: a pass does
 its work and returns how long to wait before the next one; a pass that raises is logged (once
@@ -12,28 +12,24 @@ import logging
 import os
 import socket
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-from roost.redis.identity import beat, heartbeat_interval
-from roost.redis.maintenance import (
-    lapsed_workers,
-    promote_due,
-    purge_expired,
-    reclaim_stranded,
-    recover_expired,
-    recover_worker,
-)
+from roost.redis.identity import Member, beat, heartbeat_interval
+from roost.redis.maintenance import lapsed_workers, promote_due, purge_expired, recover_worker
 from roost.redis.supervise import raise_if_cancelling
 
 if TYPE_CHECKING:
-    from roost.redis.worker import Worker
+    from roost.redis.holder import RedisLeases
+    from roost.redis.supervise import Health
+    from roost.runtime.runner import Runner
 
 __all__ = [
+    "Kept",
     "deregister",
     "heartbeat_pass",
     "maintenance_pass",
     "promote_pass",
-    "renew_pass",
+    "worker_info",
 ]
 
 log = logging.getLogger("roost.worker")
@@ -45,64 +41,37 @@ PURGE_INTERVAL = 60.0
 PROMOTE_IDLE = 0.25
 
 
-async def renew_pass(worker: Worker) -> float:
-    """Renew every lease the worker holds in one call; return the wait until the next pass.
+class Kept(Member, Protocol):
+    """What the loops here read and change of a worker (``roost.redis.worker.Worker``)."""
 
-    A lease reported lost (or not renewed before its local deadline while the renewal
-    fails) interrupts its step; a cancelled item interrupts its step too.
-    """
-    interval = max(worker.ttl / 3.0, 0.1)
-    batch = [h for h in worker.held.values() if not h.lost]
-    if not batch:
-        return interval
-    sent = time.monotonic()
-    item_keys: list[str] = []
-    args: list[Any] = [len(batch)]
-    for h in batch:
-        item_keys += [worker.keys.meta(h.work_id), *(worker.keys.res(r) for r in h.resources)]
-        args += [h.work_id, h.token, h.epoch, len(h.resources)]
-    sent_ms = worker.clock.local_ms()
-    try:
-        reply = await worker.swarm.run_script("renew", item_keys, args)
-    except Exception:
-        for h in batch:
-            if time.monotonic() > h.deadline:
-                h.lost = True
-                h.interrupt()
-                worker.observers.lease_lost(h.keys.engine or "")
-        raise
-    worker.clock.observe(float(reply[0]), sent_ms)
-    for h, status in zip(batch, reply[1:], strict=True):
-        if status == "OK":
-            h.deadline = sent + worker.ttl
-        elif status == "CANCELLED":
-            h.deadline = sent + worker.ttl
-            if not h.cancelled:
-                h.cancelled = True
-                h.interrupt()
-        else:
-            h.lost = True
-            h.interrupt()
-            worker.observers.lease_lost(h.keys.engine or "")
-    if worker.observers:
-        worker.observers.leases_renewed(sum(1 for status in reply[1:] if status != "LOST"))
-    return interval
+    runner: Runner
+    leases: RedisLeases
+    health: Health
+    superseded: bool
+    started: float
+    concurrency: int
+    slots: dict[str, int]
+
+    def give_up(self, reason: str) -> None:
+        """Stop the worker because it cannot make progress."""
+        ...
 
 
-async def promote_pass(worker: Worker) -> float:
+async def promote_pass(worker: Kept) -> float:
     """Queue due items, then sleep until the next due time known (at most PROMOTE_IDLE)."""
     # Clear before the pass, and take any wake_at during it: a wake that arrives while the
     # pass is in flight must not be lost.
-    worker.wake.clear()
-    worker.next_promote = float("inf")
-    next_due = await promote_due(worker.swarm, worker.keys, worker.clock)
+    runner = worker.runner
+    runner.wake.clear()
+    runner.next_promote = float("inf")
+    next_due = await promote_due(worker.store, worker.keys, worker.clock)
     now = worker.clock.now_ms()
     idle_until = now + PROMOTE_IDLE * 1000
     target = idle_until if next_due < 0 else min(max(next_due, now), idle_until)
-    worker.next_promote = target
-    if target > now and not worker.wake.is_set():
+    runner.next_promote = target
+    if target > now and not runner.wake.is_set():
         try:
-            await asyncio.wait_for(worker.wake.wait(), (target - now) / 1000.0)
+            await asyncio.wait_for(runner.wake.wait(), (target - now) / 1000.0)
         except TimeoutError:
             raise_if_cancelling()
     return 0.0
@@ -118,16 +87,16 @@ class Maintenance:
     delays the next pass by more than its short expiry.
     """
 
-    def __init__(self, worker: Worker) -> None:
+    def __init__(self, worker: Kept) -> None:
         self.worker = worker
         self.last_purge = 0.0
 
     async def __call__(self) -> float:
         """One pass; returns the wait until the next."""
         worker = self.worker
-        client, keys = worker.swarm.client, worker.keys
+        client, keys = worker.store.client, worker.keys
         got = await client.set(
-            keys.recover_lock, worker.swarm.worker_id, nx=True, px=MAINTENANCE_LOCK_MS
+            keys.recover_lock, worker.store.worker_id, nx=True, px=MAINTENANCE_LOCK_MS
         )
         if got:
             try:
@@ -143,30 +112,30 @@ class Maintenance:
     async def _recover(self) -> None:
         worker, keys = self.worker, self.worker.keys
         await self._recover_lapsed()
-        requeued, dead = await recover_expired(worker.swarm, keys, worker.clock)
-        redispatched, _ = await reclaim_stranded(worker.swarm, keys)
+        recovered = await worker.leases.recover()
+        requeued, dead, redispatched = recovered.requeued, recovered.dead, recovered.redispatched
         if requeued or dead or redispatched:
-            worker.observers.recovered(requeued, dead, redispatched)
+            worker.runner.observers.recovered(requeued, dead, redispatched)
             log.info(
                 "recovered %d expired leases (%d dead), re-dispatched %d deliveries",
                 requeued,
                 dead,
                 redispatched,
             )
-            worker.wake.set()
+            worker.runner.wake.set()
         if time.monotonic() - self.last_purge > PURGE_INTERVAL:
             self.last_purge = time.monotonic()
-            await purge_expired(worker.swarm, keys, worker.clock)
+            await purge_expired(worker.store, keys, worker.clock)
             await prune(worker)
 
     async def _recover_lapsed(self) -> None:
         """Take back the leases of workers whose heartbeat stopped (ROOST_HEARTBEAT_TIMEOUT)."""
         worker, keys = self.worker, self.worker.keys
-        lapsed = await lapsed_workers(worker.swarm, keys, worker.clock, worker.beating_since)
+        lapsed = await lapsed_workers(worker.store, keys, worker.clock, worker.beating_since)
         for wid, last in lapsed:
-            if wid == worker.swarm.worker_id:
+            if wid == worker.store.worker_id:
                 continue  # this very worker: it beats again now
-            requeued, dead, alive = await recover_worker(worker.swarm, keys, wid, last)
+            requeued, dead, alive = await recover_worker(worker.store, keys, wid, last)
             if alive:
                 continue
             silent = (worker.clock.now_ms() - last) / 1000.0
@@ -179,17 +148,17 @@ class Maintenance:
                 extra={"event": "worker_lost", "worker": wid, "leases": requeued + dead},
             )
             if requeued or dead:
-                worker.wake.set()
+                worker.runner.wake.set()
 
 
-def maintenance_pass(worker: Worker) -> Maintenance:
+def maintenance_pass(worker: Kept) -> Maintenance:
     """The maintenance loop's pass function for ``worker``."""
     return Maintenance(worker)
 
 
-async def prune(worker: Worker) -> None:
+async def prune(worker: Kept) -> None:
     """Forget workers whose heartbeat lapsed and per-minute stats older than a day."""
-    client = worker.swarm.client
+    client = worker.store.client
     now_ms = int(worker.clock.now_ms())
     dead: list[str] = await client.zrange(worker.keys.workers, "-inf", now_ms, byscore=True)
     if dead:
@@ -202,25 +171,25 @@ async def prune(worker: Worker) -> None:
         await client.hdel(worker.keys.stats, *old)
 
 
-def worker_info(worker: Worker) -> dict[str, Any]:
+def worker_info(worker: Kept) -> dict[str, Any]:
     """What the heartbeat publishes about ``worker`` (``RedisSwarm.workers`` returns it)."""
     problem = worker.health.problem()
     return {
         "queue": worker.settings.queue,
         "engines": sorted(worker.engines),
-        "slots": {e: lane.slots for e, lane in sorted(worker.lanes.items())},
+        "slots": dict(sorted(worker.slots.items())),
         "concurrency": worker.concurrency,
         "pid": os.getpid(),
         "host": socket.gethostname(),
         "started": worker.started,
-        "running": len(worker.held),
-        "steps": worker.steps_committed,
+        "running": len(worker.runner.held),
+        "steps": worker.runner.steps_committed,
         "healthy": problem is None,
         **({"problem": problem} if problem else {}),
     }
 
 
-async def heartbeat_pass(worker: Worker) -> float:
+async def heartbeat_pass(worker: Kept) -> float:
     """Beat; the next pass comes sooner if the worker's health changes.
 
     A worker whose identity another run has claimed since (it was taken for dead) gives up:
@@ -230,11 +199,9 @@ async def heartbeat_pass(worker: Worker) -> float:
     mine = await beat(worker, worker_info(worker))
     if not mine:
         worker.superseded = True
-        for held in worker.held.values():
-            held.lost = True
-            held.interrupt()
+        worker.runner.lose_all()
         worker.give_up(
-            f"another worker started with id {worker.swarm.worker_id!r} and took its leases "
+            f"another worker started with id {worker.store.worker_id!r} and took its leases "
             "(this one looked dead: its heartbeat had stopped)"
         )
         return heartbeat_interval(worker.settings.heartbeat_timeout)
@@ -247,7 +214,7 @@ async def heartbeat_pass(worker: Worker) -> float:
     return 0.0
 
 
-async def deregister(worker: Worker) -> None:
+async def deregister(worker: Kept) -> None:
     """Remove this worker from the live-workers index (best effort).
 
     A worker replaced by another run of its identity leaves the entries: they are the new
@@ -256,10 +223,10 @@ async def deregister(worker: Worker) -> None:
     if worker.superseded:
         return
     try:
-        await worker.swarm.client.zrem(worker.keys.beats, worker.swarm.worker_id)
-        await worker.swarm.client.zrem(worker.keys.workers, worker.swarm.worker_id)
-        await worker.swarm.client.delete(worker.keys.worker(worker.swarm.worker_id))
+        await worker.store.client.zrem(worker.keys.beats, worker.store.worker_id)
+        await worker.store.client.zrem(worker.keys.workers, worker.store.worker_id)
+        await worker.store.client.delete(worker.keys.worker(worker.store.worker_id))
         for engine in worker.engines:
-            await worker.swarm.client.zrem(worker.keys.live(engine), worker.swarm.worker_id)
+            await worker.store.client.zrem(worker.keys.live(engine), worker.store.worker_id)
     except Exception as exc:
         log.debug("deregister: %s", exc)

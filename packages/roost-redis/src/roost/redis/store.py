@@ -1,0 +1,282 @@
+"""``RedisStore``: one namespace on Redis, connected; the layer every other one builds on.
+
+It resolves and checks the server (starting the embedded one when no URL is set), runs
+Roost's scripts with the namespace blocks prepended, and answers the reads the operations,
+the worker and the operator facade (:class:`roost.redis.swarm.RedisSwarm`) share: an item's
+status and meta, its kept snapshots. It imports nothing above it in ``roost.redis``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Self
+
+from roost.redis.budgets import budget_of
+from roost.redis.codec import META_FIELDS, meta_from_hash, read_item, read_snapshot
+from roost.redis.connection import ServerInfo, check_server, make_client, redact_url
+from roost.redis.faults import describe as describe_redis_error
+from roost.redis.faults import error_code, is_unreachable
+from roost.redis.keys import Keys
+from roost.redis.scripts import WAIT_TIMEOUT_MS, Scripts
+from roost.redis.topology import explain_failure, is_topology_url
+from roost.runtime.errors import ConflictError, NotFound, RedisUnreachable, RoostError
+from roost.runtime.models import Snapshot, WorkMeta, WorkStatus
+from roost.runtime.plugins import Registry
+from roost.runtime.settings import RoostSettings
+
+if TYPE_CHECKING:
+    from roost.redis.aio import AsyncRedis
+    from roost.runtime.stores import ArtifactStore
+
+__all__ = ["EmbeddedServerFailed", "RedisStore"]
+
+
+class EmbeddedServerFailed(RoostError):
+    """The embedded Redis (``ROOST_REDIS_URL`` unset) could not be started or reused."""
+
+
+class RedisStore:
+    """One queue of a namespace on Redis: the connection, the scripts and the shared reads.
+
+    :class:`roost.redis.swarm.RedisSwarm` is the operator API built on it; the worker and
+    the modules of ``roost.redis`` take a store.
+    """
+
+    def __init__(
+        self,
+        settings: RoostSettings | None = None,
+        *,
+        url: str | None = None,
+        queue: str | None = None,
+        prefix: str | None = None,
+        namespace: str | None = None,
+        registry: Registry | None = None,
+        validate_engines: bool = False,
+    ) -> None:
+        """Configure (but do not connect).
+
+        Args:
+            settings: defaults to ``RoostSettings.from_env()``.
+            url: Redis URL (overrides ``ROOST_REDIS_URL``).
+            queue: queue name (overrides ``ROOST_QUEUE``).
+            prefix: key prefix (overrides ``ROOST_REDIS_PREFIX``).
+            namespace: namespace (overrides ``ROOST_NAMESPACE``).
+            registry: engines, artifact stores and event sinks; default: installed plugins.
+            validate_engines: make ``enqueue`` refuse engines the registry does not know.
+        """
+        base = settings or RoostSettings.from_env()
+        overrides = {
+            "redis_url": url,
+            "queue": queue,
+            "redis_prefix": prefix,
+            "namespace": namespace,
+        }
+        update = {k: v for k, v in overrides.items() if v is not None}
+        if update:
+            base = RoostSettings.from_env({}, **{**base.model_dump(), **update})
+        self.settings = base
+        self.keys = Keys(base.redis_prefix, base.namespace, base.queue)
+        self._registry = registry
+        self.validate_engines = validate_engines
+        self.worker_id = ""
+        self._client: AsyncRedis | None = None
+        self._blocking: AsyncRedis | None = None
+        self._scripts: Scripts | None = None
+        self._artifacts: ArtifactStore | None = None
+        self.url = ""
+        self.server: ServerInfo | None = None
+
+    # -- connection ---------------------------------------------------------------------
+
+    async def connect(self) -> None:
+        """Resolve the Redis URL (starting the embedded server if needed) and check it.
+
+        Raises:
+            RoostError: the server is unreachable or unsuitable (message says why).
+        """
+        if self._client is not None:
+            return
+        from roost.redis.server import ServerError, redis_url_for
+
+        try:
+            self.url = await asyncio.to_thread(redis_url_for, self.settings)
+        except ServerError as exc:
+            raise EmbeddedServerFailed(f"cannot start the embedded Redis: {exc}") from None
+        client = make_client(self.url, home_key=self.keys.base)
+        try:
+            self.server = await check_server(
+                client, url=self.url, strict=self.settings.strict_durability
+            )
+        except Exception as exc:
+            await client.aclose()
+            if isinstance(exc, RoostError):
+                raise
+            url = redact_url(self.url)
+            if is_topology_url(self.url):
+                why = await explain_failure(self.url, exc)
+                if why is not None:
+                    raise RedisUnreachable(f"cannot reach Redis at {url}: {why}") from None
+            if is_unreachable(exc) and error_code(exc) is None:
+                raise RedisUnreachable(f"cannot reach Redis at {url}: {exc}") from None
+            raise RoostError(f"cannot use Redis at {url}: {describe_redis_error(exc)}") from None
+        self._client = client
+        self._blocking = make_client(self.url, blocking=True, home_key=self.keys.base)
+        self._scripts = Scripts(client)
+
+    async def close(self) -> None:
+        """Close the connections."""
+        for c in (self._client, self._blocking):
+            if c is not None:
+                await c.aclose()
+        self._client = self._blocking = None
+        self._scripts = None
+
+    async def __aenter__(self) -> Self:
+        await self.connect()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    @property
+    def client(self) -> AsyncRedis:
+        """The connected client (raises if :meth:`connect` was not awaited)."""
+        if self._client is None:
+            raise RoostError("RedisSwarm is not connected: use 'async with RedisSwarm()'")
+        return self._client
+
+    @property
+    def blocking_client(self) -> AsyncRedis:
+        """The client for blocking reads."""
+        if self._blocking is None:
+            raise RoostError("RedisSwarm is not connected: use 'async with RedisSwarm()'")
+        return self._blocking
+
+    @property
+    def registry(self) -> Registry:
+        """Engines, artifact stores and event sinks (loaded from plugins on first use)."""
+        if self._registry is None:
+            self._registry = Registry.load()
+        return self._registry
+
+    @property
+    def artifacts(self) -> ArtifactStore:
+        """The artifact store at ``ROOST_ARTIFACT_ROOT``."""
+        if self._artifacts is None:
+            self._artifacts = self.registry.artifact_store(self.settings.artifact_url)
+        return self._artifacts
+
+    def common_args(self, keys: Keys) -> list[Any]:
+        """The ARGV block every script starts with (see lua/_prelude.lua)."""
+        return [
+            keys.saq_name,
+            self.settings.events_maxlen,
+            self.worker_id,
+            int(self.settings.lease_ttl * 1000),
+            keys.engine or "",
+        ]
+
+    async def run_script(
+        self, name: str, item_keys: list[str], args: list[Any], *, keys: Keys | None = None
+    ) -> Any:
+        """Run a Roost script with the namespace blocks prepended."""
+        keys = keys or self.keys
+        if self._scripts is None:
+            raise RoostError("RedisSwarm is not connected: use 'async with RedisSwarm()'")
+        return await self._scripts(name, keys.ns + item_keys, self.common_args(keys) + args)
+
+    async def run_script_durable(
+        self,
+        name: str,
+        item_keys: list[str],
+        args: list[Any],
+        *,
+        keys: Keys | None = None,
+        fsync: bool = True,
+    ) -> Any:
+        """Like :meth:`run_script`, then wait for what acknowledges a commit.
+
+        That is the append-only file's fsync (``WAITAOF``) under strict durability (unless
+        ``fsync`` is False), and ``ROOST_WAIT_REPLICAS`` replicas (``WAIT``); both on the
+        connection of the call. With neither configured it is :meth:`run_script`.
+        """
+        keys = keys or self.keys
+        if self._scripts is None:
+            raise RoostError("RedisSwarm is not connected: use 'async with RedisSwarm()'")
+        replicas = self.settings.wait_replicas
+        fsync = fsync and self.settings.strict_durability
+        if not (fsync or replicas):
+            return await self.run_script(name, item_keys, args, keys=keys)
+        return await self._scripts.acked(
+            name,
+            keys.ns + item_keys,
+            self.common_args(keys) + args,
+            fsync=fsync,
+            replicas=replicas,
+            probe_key=keys.ack if replicas else None,
+            wait_ms=min(WAIT_TIMEOUT_MS, int(self.settings.lease_ttl * 250)),
+        )
+
+    # -- reading ------------------------------------------------------------------------------
+
+    async def status(self, work_id: str) -> WorkStatus:
+        """Return the item's meta, latest snapshot and work item.
+
+        Raises:
+            NotFound: no such work id (it may have passed its retention time).
+        """
+        async with self.client.pipeline(transaction=False) as pipe:
+            pipe.hgetall(self.keys.meta(work_id))
+            pipe.get(self.keys.item(work_id))
+            pipe.get(self.keys.snap(work_id))
+            pipe.xlen(self.keys.sig(work_id))
+            h, item_json, snap_json, pending = await pipe.execute()
+        if not h:
+            raise NotFound(f"unknown work id {work_id!r}")
+        meta = meta_from_hash(work_id, h, self.settings.max_attempts)
+        meta.pending_signals = int(pending)
+        item = read_item(work_id, item_json) if item_json else None
+        meta.budget = budget_of(h, item)
+        return WorkStatus(
+            meta=meta,
+            snapshot=read_snapshot(work_id, snap_json) if snap_json else None,
+            item=item,
+        )
+
+    async def metas(self, work_ids: Sequence[str]) -> list[WorkMeta | None]:
+        """Meta of many items in one round trip (``None`` for unknown ids)."""
+        async with self.client.pipeline(transaction=False) as pipe:
+            for work_id in work_ids:
+                pipe.hmget(self.keys.meta(work_id), list(META_FIELDS))
+            rows: list[list[str | None]] = await pipe.execute()
+        out: list[WorkMeta | None] = []
+        for work_id, row in zip(work_ids, rows, strict=True):
+            h = {k: v for k, v in zip(META_FIELDS, row, strict=True) if v is not None}
+            out.append(meta_from_hash(work_id, h, self.settings.max_attempts) if h else None)
+        return out
+
+    async def snapshot_versions(self, work_id: str) -> list[Snapshot]:
+        """The latest snapshot and the earlier versions kept (``ROOST_HISTORY``), newest first."""
+        async with self.client.pipeline(transaction=False) as pipe:
+            pipe.get(self.keys.snap(work_id))
+            pipe.lrange(self.keys.hist(work_id), 0, -1)
+            latest, older = await pipe.execute()
+        snaps = ([latest] if latest else []) + list(older)
+        return [read_snapshot(work_id, s) for s in snaps]
+
+    async def _keys_of(self, work_id: str) -> tuple[Keys, dict[str, str]]:
+        h: dict[str, str] = await self.client.hgetall(self.keys.meta(work_id))
+        if not h:
+            raise NotFound(f"unknown work id {work_id!r}")
+        return self.keys.for_queue(h.get("queue") or self.settings.queue), h
+
+    async def cancel_one(self, work_id: str) -> WorkMeta:
+        """Cancel one unfinished item, leaving its children be (see :meth:`cancel`)."""
+        keys, _ = await self._keys_of(work_id)
+        reply = await self.run_script("cancel", [keys.meta(work_id)], [work_id], keys=keys)
+        if reply[0] == "GONE":
+            raise NotFound(f"unknown work id {work_id!r}")
+        if reply[0] == "TERMINAL":
+            raise ConflictError(f"work {work_id} is already {reply[1]}; nothing to cancel")
+        return (await self.status(work_id)).meta
