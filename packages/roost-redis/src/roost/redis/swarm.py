@@ -24,11 +24,11 @@ from roost.redis.connection import (
     redact_url,
 )
 from roost.redis.delivery import delivery_routes, unserved_engines
+from roost.redis.enqueueing import enqueue_items
 from roost.redis.faults import describe as describe_redis_error
 from roost.redis.faults import error_code, is_unreachable
 from roost.redis.keys import STATE_ORDER, Keys, new_token
 from roost.redis.listing import item_events, list_page, stream_pos
-from roost.redis.operations import enqueue_items
 from roost.redis.operations import replay as replay_item
 from roost.redis.pausing import pause as pause_item
 from roost.redis.pausing import resume as resume_item
