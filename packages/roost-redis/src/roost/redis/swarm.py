@@ -316,20 +316,23 @@ class RedisSwarm:
         """
         if payload is not None and not isinstance(payload, Mapping):  # pyright: ignore[reportUnnecessaryIsInstance]
             raise BadInput(f"payload must be a JSON object, not {type(payload).__name__}")
+        # Only what differs from the model's defaults is passed: a default needs no check.
+        fields: dict[str, Any] = {"engine": engine, "payload": dict(payload or {})}
+        if resources != ():
+            fields["resources"] = list(resources)
+        if type(priority) is not int or priority != 0:
+            fields["priority"] = priority
+        optional = {
+            "idempotency_key": idempotency_key,
+            "max_attempts": max_attempts,
+            "step_timeout": step_timeout,
+            "max_steps": max_steps,
+            "max_runtime": max_runtime,
+            "budget": budget,
+        }
+        fields.update((k, v) for k, v in optional.items() if v is not None)
         try:
-            item = WorkItem(
-                engine=engine,
-                payload=dict(payload or {}),
-                resources=list(resources),
-                idempotency_key=idempotency_key,
-                priority=priority,
-                max_attempts=max_attempts,
-                queue=self.settings.queue,
-                step_timeout=step_timeout,
-                max_steps=max_steps,
-                max_runtime=max_runtime,
-                budget=budget,
-            )
+            item = WorkItem(queue=self.settings.queue, **fields)
         except ValidationError as exc:
             raise _bad_item(exc) from None
         return (await self.enqueue_many([item], delay_seconds=delay_seconds))[0]
