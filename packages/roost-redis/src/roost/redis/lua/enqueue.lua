@@ -29,24 +29,26 @@ end
 
 -- A new item's meta is written in one HSET: the fields set_state and queue_item (or
 -- schedule_item) would add one call at a time, in the same order. Its state index entry,
--- due entry or SAQ job follow as those helpers write them.
+-- due entry or SAQ job follow as those helpers write them. Numbers go to redis.call as
+-- the strings it would make of them: each conversion is a printf, made once here.
+local now = tostring(NOW)
 for _, p in ipairs(plan) do
   local k, a = p[1], p[2]
   local meta = KEYS[k + 1]
   local work_id, engine, res, prio = ARGV[a], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4]
   local delay, idem, seed, imax = tonumber(ARGV[a + 5]), ARGV[a + 6], ARGV[a + 9], ARGV[a + 10]
-  local version = 0
+  local version = '0'
   if seed ~= '' then
     redis.call('SET', KEYS[k + 3], seed)
-    version = 1
+    version = '1'
   end
   local state = delay > 0 and 'scheduled' or 'queued'
-  local f = {'engine', engine, 'queue', queue, 'v', version, 'att', 0, 'prio', prio,
-    'created', NOW}
+  local f = {'engine', engine, 'queue', queue, 'v', version, 'att', '0', 'prio', prio,
+    'created', now}
   if res ~= '' then f[#f + 1] = 'res'; f[#f + 1] = res end
   if imax ~= '' then f[#f + 1] = 'imax'; f[#f + 1] = imax end
   if idem ~= '' then f[#f + 1] = 'idem'; f[#f + 1] = idem end
-  f[#f + 1] = 'state'; f[#f + 1] = state; f[#f + 1] = 'updated'; f[#f + 1] = NOW
+  f[#f + 1] = 'state'; f[#f + 1] = state; f[#f + 1] = 'updated'; f[#f + 1] = now
   if delay > 0 then
     f[#f + 1] = 'due'; f[#f + 1] = NOW + delay
   else
@@ -55,7 +57,7 @@ for _, p in ipairs(plan) do
   redis.call('HSET', meta, unpack(f))
   if idem ~= '' then redis.call('SET', KEYS[k + 4], work_id) end
   redis.call('SET', KEYS[k + 2], ARGV[a + 1])
-  redis.call('ZADD', STATE_KEY[state], NOW, work_id)
+  redis.call('ZADD', STATE_KEY[state], now, work_id)
   if delay > 0 then
     redis.call('ZADD', DUE, NOW + delay, work_id)
   else
