@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from benchmarks.core import STATE_PAD, Row, Target, bench_state, median
 from benchmarks.runs import RunResult, roost_drain, saq_drain
+from roost.runtime import Registry, get_plugin_manager
 
 if TYPE_CHECKING:
     from benchmarks.core import Context
@@ -34,6 +35,9 @@ def _configs(ctx: Context) -> dict[str, dict[str, Any]]:
         "roost 2x c10": {**roost, "concurrency": 10, "procs": 2},
         f"roost c{c_hi}": {**roost, "concurrency": c_hi},
         f"roost cli c{c_hi}": {**roost, "concurrency": c_hi, "cli": True},
+        # The CLI's baseline: a library worker with the plugins the CLI loads (installed
+        # observers such as roost-otel's tracer), so the pair differs by the CLI alone.
+        f"roost c{c_hi} plugins": {**roost, "concurrency": c_hi, "ROOST_BENCH_PLUGINS": "1"},
     }
     if not ctx.quick:
         out["saq 2x c10"] = {**saq, "concurrency": 10, "procs": 2}
@@ -98,7 +102,7 @@ async def run(ctx: Context) -> None:
                 },
             )
         )
-    cli, lib = f"roost cli c{c_hi}", f"roost c{c_hi}"
+    cli, lib, bare = f"roost cli c{c_hi}", f"roost c{c_hi} plugins", f"roost c{c_hi}"
     ctx.add(
         Row(
             GROUP,
@@ -106,14 +110,18 @@ async def run(ctx: Context) -> None:
             rate(cli),
             "steps/s",
             rate(lib),
-            f"Roost run_worker steps/s, 1 process, c{c_hi}",
+            f"Roost run_worker steps/s, same plugins, 1 process, c{c_hi}",
             Target("ratio", ">=", CLI_TARGET),
             "the `roost worker` process (its output to a file, as under a supervisor) "
-            "against a library worker in the same run; " + _cpu_per_step(results, cli, lib),
+            "against a library worker with the same installed plugins "
+            f"({_plugins()}) in the same run; without plugins: "
+            f"{rate(bare):.0f} steps/s ({rate(cli) / rate(bare):.2f}x); "
+            + _cpu_per_step(results, cli, lib, bare),
             samples=rates(cli),
             extra={
                 "baseline_samples": rates(lib),
                 "paired_ratios": paired(cli, lib),
+                "paired_ratios_no_plugins": paired(cli, bare),
                 "runs": _dump(results[cli]),
                 "baseline_runs": _dump(results[lib]),
             },
@@ -169,6 +177,13 @@ async def run(ctx: Context) -> None:
                 "append-only file on)",
             )
         )
+
+
+def _plugins() -> str:
+    """The installed plugins' observers and event sinks, as both sides of the pair load them."""
+    registry = Registry.load(get_plugin_manager(autoload=True))
+    names = [type(p).__name__ for p in (*registry.observers, *registry.event_sinks)]
+    return ", ".join(names) or "none"
 
 
 def _cpu_per_step(results: dict[str, list[RunResult]], *names: str) -> str:

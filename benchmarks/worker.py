@@ -132,7 +132,9 @@ async def run_roost(cfg: dict[str, Any], conn: Connection) -> None:
     from roost.runtime import Registry, RoostSettings, get_plugin_manager
 
     settings = RoostSettings.from_env({**os.environ, **cfg["env"]})
-    registry = Registry.load(get_plugin_manager(autoload=False))
+    # ROOST_BENCH_PLUGINS: the installed plugins too, as ``roost worker`` loads them.
+    autoload = bool(cfg["env"].get("ROOST_BENCH_PLUGINS"))
+    registry = Registry.load(get_plugin_manager(autoload=autoload))
     async with RedisSwarm(settings, registry=registry) as swarm:
         observers = with_metrics(swarm, cfg) if cfg["env"].get("ROOST_BENCH_METRICS") else []
         conn.send_bytes(b"connected")

@@ -1,25 +1,21 @@
-"""Operator writes that take more than one script call: enqueue a batch, replay, raise a budget."""
+"""Operator writes that take more than one script call: replay, raise a budget."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from roost.redis.budgets import item_limits
-from roost.redis.codec import stored_item, stored_snapshot
+from roost.redis.codec import stored_snapshot
+from roost.redis.enqueueing import enqueue_items
 from roost.redis.keys import Keys, new_token
 from roost.runtime import limits
-from roost.runtime.errors import BadInput, ConflictError, NotFound, UnknownEngine
+from roost.runtime.errors import BadInput, ConflictError, NotFound
 from roost.runtime.models import Budget, Snapshot, WorkItem, WorkStatus
-from roost.runtime.observe import enqueue_headers
 
 if TYPE_CHECKING:
     from roost.redis.store import RedisStore
 
-__all__ = ["ENQUEUE_CHUNK", "enqueue_items", "raise_budget", "replay"]
-
-ENQUEUE_CHUNK = 200
-"""Items per ``enqueue`` script call: bounds how long one call blocks the server."""
+__all__ = ["raise_budget", "replay"]
 
 
 async def replay(
@@ -102,82 +98,6 @@ async def _replay_source(
         f"work {work_id} has no kept snapshot version {version} "
         f"(ROOST_HISTORY={store.settings.history} keeps that many earlier versions)"
     )
-
-
-async def enqueue_items(
-    store: RedisStore,
-    items: Sequence[WorkItem],
-    delay_ms: int,
-    seeds: Sequence[Snapshot | None] | None,
-) -> list[str]:
-    """Create work items, ENQUEUE_CHUNK per script call; see :meth:`RedisSwarm.enqueue_many`."""
-    # Check and serialize everything before the first write: bad input writes nothing.
-    prepared: list[tuple[WorkItem, str, str]] = []
-    headers = enqueue_headers(store.registry.observers)
-    for offset, item in enumerate(items):
-        if store.validate_engines and item.engine not in store.registry.engines:
-            known = ", ".join(sorted(store.registry.engines)) or "none"
-            raise UnknownEngine(f"unknown engine {item.engine!r} (installed: {known})")
-        update: dict[str, Any] = {"queue": store.settings.queue}
-        if headers:
-            update["headers"] = {**headers, **item.headers}
-        item = item.model_copy(update=update)
-        try:
-            item_json = stored_item(item)
-        except (TypeError, ValueError) as exc:
-            raise BadInput(f"payload is not JSON-serializable: {exc}") from None
-        seed = seeds[offset] if seeds else None
-        if seed is not None and (seed.work_id, seed.engine) != (item.work_id, item.engine):
-            raise BadInput(f"seed snapshot {offset} does not belong to its item")
-        prepared.append((item, item_json, stored_snapshot(seed) if seed else ""))
-    # One script call per engine (and chunk): each pushes on its engine's delivery list.
-    by_engine: dict[str, list[int]] = {}
-    for offset, (item, _, _) in enumerate(prepared):
-        by_engine.setdefault(item.engine, []).append(offset)
-    ids = [""] * len(prepared)
-    for engine, offsets in by_engine.items():
-        for start in range(0, len(offsets), ENQUEUE_CHUNK):
-            chunk = offsets[start : start + ENQUEUE_CHUNK]
-            reply = await _enqueue_chunk(store, engine, [prepared[i] for i in chunk], delay_ms)
-            for i, work_id in zip(chunk, reply, strict=True):
-                ids[i] = work_id
-    return ids
-
-
-async def _enqueue_chunk(
-    store: RedisStore, engine: str, prepared: list[tuple[WorkItem, str, str]], delay_ms: int
-) -> list[str]:
-    """Run the enqueue script for items of one engine; returns their work ids in order."""
-    keys = store.keys.for_engine(engine)
-    item_keys: list[str] = []
-    args: list[Any] = [store.settings.queue]
-    for item, item_json, seed_json in prepared:
-        dispatch = new_token()
-        suffix = Keys.job_suffix(item.work_id, dispatch)
-        idem = item.idempotency_key or ""
-        item_keys += [
-            keys.meta(item.work_id),
-            keys.item(item.work_id),
-            keys.snap(item.work_id),
-            keys.idem(idem),
-            keys.job(suffix),
-        ]
-        args += [
-            item.work_id,
-            item_json,
-            item.engine,
-            " ".join(item.resources),
-            item.priority,
-            delay_ms,
-            idem,
-            dispatch,
-            suffix,
-            seed_json,
-            item.max_attempts or "",
-        ]
-    # With ROOST_WAIT_REPLICAS an enqueue is acknowledged once the replicas have it too.
-    reply = await store.run_script_durable("enqueue", item_keys, args, keys=keys, fsync=False)
-    return [str(reply[i]) for i in range(0, len(reply), 2)]
 
 
 async def raise_budget(

@@ -1,9 +1,11 @@
 """Roost's Lua as a Redis Functions library, and the calls into it.
 
 Every ``lua/NAME.lua`` file (``_prelude.lua`` aside) becomes the function ``NAME`` of one
-library: its body, after the prelude, inside ``function(KEYS, ARGV) ... end``, so a script
-reads its keys and arguments just as under ``EVAL``. A new file needs no registration: the
-library is built from the files there are. The library's name (and so every function's)
+library: its body inside ``function(KEYS, ARGV) ... end``, so a script reads its keys and
+arguments just as under ``EVAL``. The prelude runs once, when the library is loaded (its
+tables and helpers are not made again on every call); every call starts with the prelude's
+``begin(KEYS, ARGV)``. A new file needs no registration: the library is built from the
+files there are. The library's name (and so every function's)
 carries a hash of its source, so workers of two versions can share a server during an
 upgrade, each calling its own.
 
@@ -76,33 +78,38 @@ def _scripts_in(directory: Traversable) -> dict[str, str]:
     return found
 
 
-def build_library(directory: Traversable, label: str, *, prelude: str = "") -> Library:
-    """One function per ``*.lua`` file of ``directory``, each starting with ``prelude``.
+def build_library(
+    directory: Traversable, label: str, *, prelude: str = "", setup: str = ""
+) -> Library:
+    """One function per ``*.lua`` file of ``directory``, each seeing ``prelude``'s locals.
 
     Args:
         directory: where the scripts are.
         label: the library's name before its hash (letters, digits, ``_``).
-        prelude: Lua run at the start of every function (it may read KEYS and ARGV).
+        prelude: Lua run once when the library is loaded, before its functions: its locals
+            (constants, helpers) are visible to every function.
+        setup: Lua run at the start of every call (it may read KEYS and ARGV).
     """
     sources = _scripts_in(directory)
-    digest = hashlib.sha1(prelude.encode())
+    digest = hashlib.sha1(f"{prelude}\0{setup}".encode())
     for name, body in sources.items():
         digest.update(f"\0{name}\0{body}".encode())
     library = f"{label}_{digest.hexdigest()[:12]}"
-    parts = [f"#!lua name={library}"]
+    parts = [f"#!lua name={library}", prelude]
     functions: dict[str, str] = {}
     for name, body in sources.items():
         stem = name if _NAME.fullmatch(name) else re.sub(r"[^A-Za-z0-9_]", "_", name)
         function = f"{library}_{stem}"
         functions[name] = function
         parts.append(
-            f"redis.register_function('{function}', function(KEYS, ARGV)\n{prelude}\n{body}\nend)"
+            f"redis.register_function('{function}', function(KEYS, ARGV)\n{setup}\n{body}\nend)"
         )
     return Library(name=library, code="\n".join(parts) + "\n", functions=functions)
 
 
 def _roost_library() -> Library:
-    return build_library(_LUA, "roost", prelude=_LUA.joinpath(_PRELUDE).read_text())
+    prelude = _LUA.joinpath(_PRELUDE).read_text()
+    return build_library(_LUA, "roost", prelude=prelude, setup="begin(KEYS, ARGV)")
 
 
 LIBRARY = _roost_library()

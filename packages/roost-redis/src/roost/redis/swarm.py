@@ -16,9 +16,10 @@ from roost.redis.children import cancel_tree, children_of, load_outcomes
 from roost.redis.codec import event_from_entry
 from roost.redis.connection import BLOCK_SECONDS
 from roost.redis.delivery import delivery_routes, unserved_engines
+from roost.redis.enqueueing import enqueue_items
 from roost.redis.keys import STATE_ORDER, Keys, new_token
 from roost.redis.listing import item_events, list_page, stream_pos
-from roost.redis.operations import enqueue_items, raise_budget
+from roost.redis.operations import raise_budget
 from roost.redis.operations import replay as replay_item
 from roost.redis.pausing import pause as pause_item
 from roost.redis.pausing import resume as resume_item
@@ -119,20 +120,23 @@ class RedisSwarm(RedisStore, WorkStore):
         """
         if payload is not None and not isinstance(payload, Mapping):  # pyright: ignore[reportUnnecessaryIsInstance]
             raise BadInput(f"payload must be a JSON object, not {type(payload).__name__}")
+        # Only what differs from the model's defaults is passed: a default needs no check.
+        fields: dict[str, Any] = {"engine": engine, "payload": dict(payload or {})}
+        if resources != ():
+            fields["resources"] = list(resources)
+        if type(priority) is not int or priority != 0:
+            fields["priority"] = priority
+        optional = {
+            "idempotency_key": idempotency_key,
+            "max_attempts": max_attempts,
+            "step_timeout": step_timeout,
+            "max_steps": max_steps,
+            "max_runtime": max_runtime,
+            "budget": budget,
+        }
+        fields.update((k, v) for k, v in optional.items() if v is not None)
         try:
-            item = WorkItem(
-                engine=engine,
-                payload=dict(payload or {}),
-                resources=list(resources),
-                idempotency_key=idempotency_key,
-                priority=priority,
-                max_attempts=max_attempts,
-                queue=self.settings.queue,
-                step_timeout=step_timeout,
-                max_steps=max_steps,
-                max_runtime=max_runtime,
-                budget=budget,
-            )
+            item = WorkItem(queue=self.settings.queue, **fields)
         except ValidationError as exc:
             raise _bad_item(exc) from None
         return (await self.enqueue_many([item], delay_seconds=delay_seconds))[0]

@@ -1,4 +1,7 @@
--- Shared prelude, prepended to every Roost script when it is loaded.
+-- Shared prelude of every Roost script: run once, when the library is loaded, so its tables
+-- and helpers are made once and not on every call. Every call starts with
+-- begin(KEYS, ARGV) (scripts.py puts it there), which sets what depends on the call: the
+-- namespace keys and arguments below, and NOW.
 --
 -- KEYS layout (every script): 1-11 the state indexes in STATES order, then the queue's
 -- leases and due sorted sets, the event stream, the stats hash, then the delivery route:
@@ -13,24 +16,33 @@
 -- Every script validates before its first write: Redis does not roll a script back.
 local STATES = {'queued', 'scheduled', 'retrying', 'waiting', 'awaiting', 'paused', 'running',
   'done', 'failed', 'dead', 'cancelled'}
-local STATE_KEY = {}
-for i, s in ipairs(STATES) do STATE_KEY[s] = KEYS[i] end
 local TERMINAL = {done = true, failed = true, dead = true, cancelled = true}
 local NST = #STATES
-local LEASES, DUE, EVENTS, STATS = KEYS[NST + 1], KEYS[NST + 2], KEYS[NST + 3], KEYS[NST + 4]
-local SAQ_QUEUED, SAQ_ACTIVE, SAQ_INCOMPLETE = KEYS[NST + 5], KEYS[NST + 6], KEYS[NST + 7]
-local STRAND, ENGINES = KEYS[NST + 8], KEYS[NST + 9]
 local NS_KEYS = NST + 9
-local SAQ_NAME, EVENTS_MAXLEN, WORKER = ARGV[1], ARGV[2], ARGV[3]
-local LEASE_TTL = tonumber(ARGV[4])
-local ENGINE = ARGV[5]
 local NS_ARGS = 5
+-- Set by begin() for the call under way.
+local KEYS, ARGV, NOW
+local STATE_KEY = {}
+local LEASES, DUE, EVENTS, STATS
+local SAQ_QUEUED, SAQ_ACTIVE, SAQ_INCOMPLETE, STRAND, ENGINES
+local SAQ_NAME, EVENTS_MAXLEN, WORKER, LEASE_TTL, ENGINE
 
 local function now_ms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
-local NOW = now_ms()
+
+local function begin(keys, argv)
+  KEYS, ARGV = keys, argv
+  for i, s in ipairs(STATES) do STATE_KEY[s] = keys[i] end
+  LEASES, DUE, EVENTS, STATS = keys[NST + 1], keys[NST + 2], keys[NST + 3], keys[NST + 4]
+  SAQ_QUEUED, SAQ_ACTIVE, SAQ_INCOMPLETE = keys[NST + 5], keys[NST + 6], keys[NST + 7]
+  STRAND, ENGINES = keys[NST + 8], keys[NST + 9]
+  SAQ_NAME, EVENTS_MAXLEN, WORKER = argv[1], argv[2], argv[3]
+  LEASE_TTL = tonumber(argv[4])
+  ENGINE = argv[5]
+  NOW = now_ms()
+end
 
 local function meta_get(meta, field)
   local v = redis.call('HGET', meta, field)

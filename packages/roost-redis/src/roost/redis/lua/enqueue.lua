@@ -27,29 +27,42 @@ for i = 0, n - 1 do
   end
 end
 
+-- A new item's meta is written in one HSET: the fields set_state and queue_item (or
+-- schedule_item) would add one call at a time, in the same order. Its state index entry,
+-- due entry or SAQ job follow as those helpers write them. Numbers go to redis.call as
+-- the strings it would make of them: each conversion is a printf, made once here.
+local now = tostring(NOW)
 for _, p in ipairs(plan) do
   local k, a = p[1], p[2]
   local meta = KEYS[k + 1]
   local work_id, engine, res, prio = ARGV[a], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4]
-  local delay, idem, seed = tonumber(ARGV[a + 5]), ARGV[a + 6], ARGV[a + 9]
-  local version = 0
+  local delay, idem, seed, imax = tonumber(ARGV[a + 5]), ARGV[a + 6], ARGV[a + 9], ARGV[a + 10]
+  local version = '0'
   if seed ~= '' then
     redis.call('SET', KEYS[k + 3], seed)
-    version = 1
+    version = '1'
   end
-  redis.call('HSET', meta, 'engine', engine, 'queue', queue, 'v', version, 'att', 0,
-    'prio', prio, 'created', NOW)
-  if res ~= '' then redis.call('HSET', meta, 'res', res) end
-  if ARGV[a + 10] ~= '' then redis.call('HSET', meta, 'imax', ARGV[a + 10]) end
-  if idem ~= '' then
-    redis.call('HSET', meta, 'idem', idem)
-    redis.call('SET', KEYS[k + 4], work_id)
-  end
-  redis.call('SET', KEYS[k + 2], ARGV[a + 1])
+  local state = delay > 0 and 'scheduled' or 'queued'
+  local f = {'engine', engine, 'queue', queue, 'v', version, 'att', '0', 'prio', prio,
+    'created', now}
+  if res ~= '' then f[#f + 1] = 'res'; f[#f + 1] = res end
+  if imax ~= '' then f[#f + 1] = 'imax'; f[#f + 1] = imax end
+  if idem ~= '' then f[#f + 1] = 'idem'; f[#f + 1] = idem end
+  f[#f + 1] = 'state'; f[#f + 1] = state; f[#f + 1] = 'updated'; f[#f + 1] = now
   if delay > 0 then
-    schedule_item(meta, work_id, nil, 'scheduled', NOW + delay)
+    f[#f + 1] = 'due'; f[#f + 1] = NOW + delay
   else
-    queue_item(meta, work_id, nil, KEYS[k + 5], ARGV[a + 8], ARGV[a + 7])
+    f[#f + 1] = 'disp'; f[#f + 1] = ARGV[a + 7]
+  end
+  redis.call('HSET', meta, unpack(f))
+  if idem ~= '' then redis.call('SET', KEYS[k + 4], work_id) end
+  redis.call('SET', KEYS[k + 2], ARGV[a + 1])
+  redis.call('ZADD', STATE_KEY[state], now, work_id)
+  if delay > 0 then
+    redis.call('ZADD', DUE, NOW + delay, work_id)
+  else
+    redis.call('ZREM', DUE, work_id)
+    saq_push(KEYS[k + 5], ARGV[a + 8], work_id, ARGV[a + 7], tonumber(prio) > 0)
   end
   emit('enqueued', work_id, '', version,
     cjson.encode({engine = engine, delay_ms = delay, queue = queue}))

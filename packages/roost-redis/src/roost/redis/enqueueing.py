@@ -1,0 +1,123 @@
+"""Creating work items: checks, serialization and the ``enqueue`` script, in chunks."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Protocol
+
+from roost.redis.codec import stored_item, stored_snapshot
+from roost.redis.keys import Keys, new_token
+from roost.runtime.errors import BadInput, UnknownEngine
+from roost.runtime.models import Snapshot, WorkItem
+from roost.runtime.observe import enqueue_headers
+
+if TYPE_CHECKING:
+    from roost.runtime.plugins import Registry
+    from roost.runtime.settings import RoostSettings
+
+__all__ = ["ENQUEUE_CHUNK", "Enqueuer", "enqueue_items"]
+
+ENQUEUE_CHUNK = 200
+"""Items per ``enqueue`` script call: bounds how long one call blocks the server."""
+
+
+class Enqueuer(Protocol):
+    """What enqueueing needs of a :class:`~roost.redis.store.RedisSwarm`."""
+
+    settings: RoostSettings
+    keys: Keys
+    validate_engines: bool
+
+    @property
+    def registry(self) -> Registry:
+        """Engines (checked with ``validate_engines``) and observers (trace headers)."""
+        ...
+
+    async def run_script_durable(
+        self,
+        name: str,
+        item_keys: list[str],
+        args: list[Any],
+        *,
+        keys: Keys | None = None,
+        fsync: bool = True,
+    ) -> Any:
+        """Run a script and wait for what acknowledges its writes."""
+        ...
+
+
+async def enqueue_items(
+    store: Enqueuer,
+    items: Sequence[WorkItem],
+    delay_ms: int,
+    seeds: Sequence[Snapshot | None] | None,
+) -> list[str]:
+    """Create work items, ENQUEUE_CHUNK per script call; see :meth:`RedisSwarm.enqueue_many`."""
+    # Check and serialize everything before the first write: bad input writes nothing.
+    prepared: list[tuple[WorkItem, str, str]] = []
+    headers = enqueue_headers(store.registry.observers)
+    queue = store.settings.queue
+    for offset, item in enumerate(items):
+        if store.validate_engines and item.engine not in store.registry.engines:
+            known = ", ".join(sorted(store.registry.engines)) or "none"
+            raise UnknownEngine(f"unknown engine {item.engine!r} (installed: {known})")
+        if headers:
+            item = item.model_copy(update={"queue": queue, "headers": {**headers, **item.headers}})
+        elif item.queue != queue:  # a copy only when the stored item differs from the caller's
+            item = item.model_copy(update={"queue": queue})
+        try:
+            item_json = stored_item(item)
+        except (TypeError, ValueError) as exc:
+            raise BadInput(f"payload is not JSON-serializable: {exc}") from None
+        seed = seeds[offset] if seeds else None
+        if seed is not None and (seed.work_id, seed.engine) != (item.work_id, item.engine):
+            raise BadInput(f"seed snapshot {offset} does not belong to its item")
+        prepared.append((item, item_json, stored_snapshot(seed) if seed else ""))
+    # One script call per engine (and chunk): each pushes on its engine's delivery list.
+    by_engine: dict[str, list[int]] = {}
+    for offset, (item, _, _) in enumerate(prepared):
+        by_engine.setdefault(item.engine, []).append(offset)
+    ids = [""] * len(prepared)
+    for engine, offsets in by_engine.items():
+        for start in range(0, len(offsets), ENQUEUE_CHUNK):
+            chunk = offsets[start : start + ENQUEUE_CHUNK]
+            reply = await _enqueue_chunk(store, engine, [prepared[i] for i in chunk], delay_ms)
+            for i, work_id in zip(chunk, reply, strict=True):
+                ids[i] = work_id
+    return ids
+
+
+async def _enqueue_chunk(
+    store: Enqueuer, engine: str, prepared: list[tuple[WorkItem, str, str]], delay_ms: int
+) -> list[str]:
+    """Run the enqueue script for items of one engine; returns their work ids in order."""
+    keys = store.keys.for_engine(engine)
+    item_keys: list[str] = []
+    args: list[Any] = [store.settings.queue]
+    for item, item_json, seed_json in prepared:
+        dispatch = new_token()
+        suffix = Keys.job_suffix(item.work_id, dispatch)
+        idem = item.idempotency_key or ""
+        item_keys += [
+            keys.meta(item.work_id),
+            keys.item(item.work_id),
+            keys.snap(item.work_id),
+            keys.idem(idem),
+            keys.job(suffix),
+        ]
+        args += [
+            item.work_id,
+            item_json,
+            item.engine,
+            " ".join(item.resources),
+            item.priority,
+            delay_ms,
+            idem,
+            dispatch,
+            suffix,
+            seed_json,
+            item.max_attempts or "",
+        ]
+    # With ROOST_WAIT_REPLICAS an enqueue is acknowledged once the replicas have it too.
+    reply = await store.run_script_durable("enqueue", item_keys, args, keys=keys, fsync=False)
+    return [str(reply[i]) for i in range(0, len(reply), 2)]
