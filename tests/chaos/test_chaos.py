@@ -153,6 +153,20 @@ async def test_failover_loses_no_acknowledged_work(topology: str, tmp_path: Path
     assert result.max_resume is not None and result.max_resume <= cfg.lease_ttl + 2.0
 
 
+async def test_a_lagging_replica_loses_no_replica_acknowledged_commit(tmp_path: Path):
+    """The replica's link lags (a delaying proxy), then the primary is SIGKILLed: with
+    ROOST_WAIT_REPLICAS=1 every acknowledged commit and enqueue is on the promoted replica."""
+    cfg = QUICK["lagging-replica"].config
+    assert cfg.wait_replicas == 1
+    result = await scenario("lagging-replica", tmp_path)
+    assert result.notes["lag_bytes"][0] > 0  # the replica really was behind at the kill
+    assert result.notes["acked_commits_lost"] == 0
+    assert result.notes["acked_enqueues_lost"] == 0
+    assert result.commits == cfg.items * (cfg.steps + 1)
+    assert result.duplicates == 0
+    assert result.max_resume is not None and result.max_resume <= cfg.lease_ttl + 2.0
+
+
 async def test_signals_are_never_lost_or_received_twice_under_worker_kills(tmp_path: Path):
     """Signals sent at random while workers are SIGKILLed: each received once, in order;
     budgets charged once per committed step."""

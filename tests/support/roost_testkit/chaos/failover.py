@@ -17,8 +17,10 @@ another node serving the namespace.
 from __future__ import annotations
 
 import asyncio
+import functools
 import random
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -93,7 +95,7 @@ def _primary_of(group: NodeGroup, key: str) -> Node:
     return group.key_owner(key)
 
 
-def _promoted(group: NodeGroup, key: str, old: Node, timeout: float = 30.0) -> float:
+def promoted(group: NodeGroup, key: str, old: Node, timeout: float = 30.0) -> float:
     """Wait until a node other than ``old`` serves ``key``; return that moment."""
     if isinstance(group, SentinelGroup):
 
@@ -117,7 +119,7 @@ def kill_and_heal(group: NodeGroup, key: str, fault: Fault) -> None:
     old = _primary_of(group, key)
     fault.at = time.time()
     old.kill()
-    fault.promoted_at = _promoted(group, key, old)
+    fault.promoted_at = promoted(group, key, old)
     group.wait_failover(old)
     if isinstance(group, SentinelGroup):
         group.restart(old, as_replica=True)
@@ -138,11 +140,11 @@ def _manual_failover(group: NodeGroup, key: str, fault: Fault) -> None:
         replica = group.replicas_of(old)[0]
         fault.at = time.time()
         group.failover(replica)
-    fault.promoted_at = _promoted(group, key, old)
+    fault.promoted_at = promoted(group, key, old)
     group.wait_failover(old)
 
 
-async def _feed(
+async def feed(
     swarm: RedisSwarm, items: list[WorkItem], open_items: int, acked: dict[str, str]
 ) -> None:
     """Enqueue ``items`` keeping ``open_items`` unfinished; record each acknowledged id."""
@@ -159,16 +161,27 @@ async def _feed(
         await asyncio.sleep(0.05)
 
 
+async def progressed(state: FailoverState, progress: list[int], done: float) -> bool:
+    """Wait until ``done`` items are done (True) or the soak stops (False)."""
+    while progress[0] < done:
+        if state.stop.is_set():
+            return False
+        await asyncio.sleep(0.1)
+    return True
+
+
+def marks(faults: int, items: int) -> list[float]:
+    """Spread ``faults`` evenly over the run: the item counts at which each one starts."""
+    return [(i + 1) / (faults + 1) * items for i in range(faults)]
+
+
 async def _chaos(
-    group: NodeGroup, key: str, cfg: FailoverConfig, state: FailoverState, progress: list[int]
+    group: NodeGroup, key: str, state: FailoverState, progress: list[int], *, cfg: FailoverConfig
 ) -> None:
     plan = ["kill"] * cfg.kills + (["manual"] if cfg.manual else [])
-    marks = [(i + 1) / (len(plan) + 1) for i in range(len(plan))]
-    for kind, mark in zip(plan, marks, strict=True):
-        while progress[0] < mark * cfg.items:
-            if state.stop.is_set():
-                return
-            await asyncio.sleep(0.1)
+    for kind, mark in zip(plan, marks(len(plan), cfg.items), strict=True):
+        if not await progressed(state, progress, mark):
+            return
         fault = Fault(kind)
         state.faults.append(fault)
         heal = kill_and_heal if kind == "kill" else _manual_failover
@@ -191,43 +204,52 @@ def resumed_within(events: list[RuntimeEvent], fault: Fault) -> float | None:
 async def failover_soak(env: ChaosEnv, cfg: FailoverConfig) -> Result:
     """Run the soak on a fresh topology; every check is in the result."""
     result = Result(f"failover soak ({cfg.topology})", items=cfg.items)
-    rng = random.Random(cfg.seed)
     group = _group(env, cfg.topology)
     try:
         group.start()
-        return await _soak(env, group, cfg, rng, result)
+        chaos = functools.partial(_chaos, cfg=cfg)
+        return await soak(env, group, cfg, result, chaos)
     finally:
         group.close()
 
 
-async def _soak(
-    env: ChaosEnv, group: NodeGroup, cfg: FailoverConfig, rng: random.Random, result: Result
+Chaos = Callable[[NodeGroup, str, FailoverState, list[int]], Awaitable[None]]
+"""The faults of a soak: ``chaos(group, home_key, state, progress)``; ``progress[0]`` is the
+number of items done so far; each fault goes to ``state.faults``."""
+
+
+async def soak(
+    env: ChaosEnv, group: NodeGroup, cfg: FailoverConfig, result: Result, chaos: Chaos
 ) -> Result:
+    """Workers run the items on ``group`` while ``chaos`` runs; then every check."""
     settings = env.settings(
         group.url,
         lease_ttl=cfg.lease_ttl,
         max_attempts=10,
         wait_replicas=cfg.wait_replicas,
     )
-    items, keyed = failover_items(cfg, rng)
+    items, keyed = failover_items(cfg, random.Random(cfg.seed))
     state = FailoverState()
     workers = await env.workers(settings, cfg.workers, cfg.concurrency)
     acked: dict[str, str] = {}
     progress = [0]
     async with env.swarm(settings) as swarm:
-        home = swarm.keys.base
         probe = Sampler(swarm)
         probe.start()
         producer = asyncio.create_task(
-            _feed(swarm, items, cfg.workers * cfg.concurrency // 2, acked)
+            feed(swarm, items, cfg.workers * cfg.concurrency // 2, acked)
         )
-        chaos = asyncio.create_task(_chaos(group, home, cfg, state, progress))
+        faults = asyncio.create_task(chaos(group, swarm.keys.base, state, progress))
 
         async def all_done() -> bool:
-            if chaos.done() and chaos.exception() is not None:
+            if faults.done() and faults.exception() is not None:
                 return True
             progress[0] = await done_count(swarm)
-            return progress[0] >= cfg.items and chaos.done()
+            if not (producer.done() and faults.done()):
+                return False
+            # Finished when nothing is unfinished (an enqueue a failover lost never ends).
+            counts = await swarm.counts()
+            return not any(n for s, n in counts.items() if s != "done" and not s.startswith("saq"))
 
         finished = await until(all_done, cfg.timeout, interval=0.25)
         state.stop.set()
@@ -236,12 +258,19 @@ async def _soak(
         await probe.stop()
         probe.report(result)
         try:
-            await chaos
+            await faults
         except Exception as exc:
             result.check(False, f"the failover helper crashed: {exc!r}")
         result.check(finished, f"only {progress[0]} of {cfg.items} items done in {cfg.timeout}s")
+        result.check(len(acked) == cfg.items, f"{len(acked)} items acknowledged of {cfg.items}")
+        # An acknowledged enqueue the new primary never had (possible without wait_replicas).
+        ids = list(acked.values())
+        metas = await persist(lambda: swarm.metas(ids))
+        lost = {w for w, m in zip(ids, metas, strict=True) if m is None}
+        if cfg.wait_replicas:
+            result.check(not lost, f"{len(lost)} acknowledged enqueues are missing")
         # The same keyed items again, after the failovers: each key gives its first id.
-        again = [items[i] for i in keyed]
+        again = [items[i] for i in keyed if acked.get(items[i].work_id) not in lost]
         again_ids = await persist(lambda: swarm.enqueue_many(again))
         split = [
             (item.idempotency_key, acked.get(item.work_id), second)
@@ -254,8 +283,7 @@ async def _soak(
         codes = await stop_workers(env, workers, settings.grace_period + 10)
         result.check(all(c == 0 for c in codes.values()), f"bad exit on SIGTERM: {codes}")
         # every acknowledged enqueue must exist, done, at the right version (audit_items)
-        steps = {work_id: cfg.steps for work_id in acked.values()}
-        result.check(len(steps) == cfg.items, f"{len(steps)} items acknowledged of {cfg.items}")
+        steps = {work_id: cfg.steps for work_id in ids if work_id not in lost}
         events = await audit(swarm, env, result, steps, lost_acks_ok=not cfg.wait_replicas)
         await check_indexes(swarm, result, len(steps))
     check_resumed(result, events, state.faults, cfg.lease_ttl)
@@ -264,6 +292,7 @@ async def _soak(
         topology=cfg.topology,
         wait_replicas=cfg.wait_replicas,
         idempotent_resent=len(again),
+        acked_enqueues_lost=len(lost),
     )
     return result
 

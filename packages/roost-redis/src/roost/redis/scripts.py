@@ -15,6 +15,11 @@ REPLACE``) and is repeated at once, so callers never see that error unless the l
 being removed under them.
 
 Redis 7.0+ and Valkey have Functions; Roost needs them (there is no ``EVALSHA`` fallback).
+
+Every upgrade that changes the Lua leaves the previous version's libraries on the server.
+:func:`prune_libraries` deletes them once no live worker of the namespace announces them (a
+worker does it when it starts); a process of another version that still calls one finds it
+missing and loads it again, as above, so deleting one is never more than a reload.
 """
 
 from __future__ import annotations
@@ -22,10 +27,11 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib.resources import files
 from importlib.resources.abc import Traversable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from redis.exceptions import ResponseError
 
@@ -43,6 +49,7 @@ __all__ = [
     "NotReplicated",
     "Scripts",
     "build_library",
+    "prune_libraries",
 ]
 
 log = logging.getLogger("roost.redis")
@@ -110,6 +117,10 @@ SCHEDULE_LIBRARY = build_library(_LUA.joinpath("schedules"), "roost_sched")
 """The schedule scripts (``lua/schedules``): no prelude, their own KEYS layout."""
 SCRIPT_NAMES = tuple(LIBRARY.functions)
 """Every script there is (discovered from the ``lua`` directory)."""
+LIBRARIES = (LIBRARY.name, SCHEDULE_LIBRARY.name)
+"""The libraries of this version of Roost (what a worker's heartbeat announces)."""
+_VERSIONED = re.compile(r"roost(?:_sched)?_[0-9a-f]{12}")
+"""The name of a library some version of Roost loaded (a user's own never matches)."""
 
 
 class NotReplicated(ResponseError):
@@ -238,3 +249,49 @@ class Scripts:
             for command in commands:
                 pipe.execute_command(*command)
             return await pipe.execute(raise_on_error=False)
+
+
+def _pairs(flat: list[Any]) -> dict[Any, Any]:
+    return dict(zip(flat[::2], flat[1::2], strict=True))
+
+
+async def library_names(client: AsyncRedis) -> list[str]:
+    """The Functions libraries on the node that serves the namespace."""
+    reply: Any = await client.execute_command("FUNCTION LIST", "LIBRARYNAME", "roost_*")
+    names: list[str] = []
+    for entry in reply:
+        fields = cast(dict[Any, Any], entry) if isinstance(entry, dict) else _pairs(entry)
+        name: Any = fields.get("library_name", fields.get(b"library_name"))
+        names.append(name.decode() if isinstance(name, bytes) else str(name))
+    return names
+
+
+async def prune_libraries(
+    client: AsyncRedis, announced: Iterable[Iterable[str] | None]
+) -> list[str]:
+    """Delete Roost's libraries of other versions from the node that serves the namespace.
+
+    Only when every other live worker of the namespace runs this version: ``announced`` is
+    what each one's heartbeat announces (``None`` for a worker too old to announce any),
+    and one that is not exactly :data:`LIBRARIES` keeps everything in place. Libraries that
+    are not Roost's are never touched. Returns the names deleted.
+    """
+    if any(libraries is None or set(libraries) != set(LIBRARIES) for libraries in announced):
+        return []
+    stale = [
+        name
+        for name in await library_names(client)
+        if _VERSIONED.fullmatch(name) and name not in LIBRARIES
+    ]
+    deleted: list[str] = []
+    for name in stale:
+        try:
+            await client.execute_command("FUNCTION DELETE", name)
+        except ResponseError as exc:  # deleted meanwhile by another new worker
+            if "not exist" not in str(exc).lower():
+                raise
+            continue
+        deleted.append(name)
+    if deleted:
+        log.info("deleted the Functions libraries of other Roost versions: %s", deleted)
+    return deleted

@@ -118,7 +118,16 @@ _DEFAULT_PORT = {SENTINEL_SCHEME: 26379, CLUSTER_SCHEME: 6379}
 _SENTINEL_OPTIONS = ("sentinel_username", "sentinel_password", "min_other_sentinels")
 _FUNCTION_CALLS = ("FCALL", "FCALL_RO")
 NODE_COMMANDS = frozenset(
-    {"TIME", "INFO", "CONFIG GET", "WAIT", "WAITAOF", "FUNCTION LOAD", "FUNCTION LIST"}
+    {
+        "TIME",
+        "INFO",
+        "CONFIG GET",
+        "WAIT",
+        "WAITAOF",
+        "FUNCTION LOAD",
+        "FUNCTION LIST",
+        "FUNCTION DELETE",
+    }
 )
 """Commands about a node, not a key: a :class:`ClusterClient` sends them to its home slot."""
 _HOST = re.compile(r"^(?:\[(?P<v6>[^\]]*)\]|(?P<name>[^\[\]:]*))(?::(?P<port>[^:]*))?$")
