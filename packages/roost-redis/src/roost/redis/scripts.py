@@ -27,13 +27,13 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from importlib.resources import files
 from importlib.resources.abc import Traversable
 from typing import TYPE_CHECKING, Any, cast
 
-from redis.exceptions import ResponseError
+from redis.exceptions import RedisError, ResponseError
 
 from roost.redis.faults import is_missing_function
 from roost.redis.topology import ClusterClient
@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from roost.redis.aio import AsyncRedis
 
 __all__ = [
+    "LIBRARIES",
     "LIBRARY",
     "SCHEDULE_LIBRARY",
     "SCRIPT_NAMES",
@@ -49,6 +50,7 @@ __all__ = [
     "NotReplicated",
     "Scripts",
     "build_library",
+    "library_names",
     "prune_libraries",
 ]
 
@@ -267,31 +269,32 @@ async def library_names(client: AsyncRedis) -> list[str]:
 
 
 async def prune_libraries(
-    client: AsyncRedis, announced: Iterable[Iterable[str] | None]
+    client: AsyncRedis, workers: Callable[[], Awaitable[list[dict[str, Any]]]], own: str | None
 ) -> list[str]:
     """Delete Roost's libraries of other versions from the node that serves the namespace.
 
-    Only when every other live worker of the namespace runs this version: ``announced`` is
-    what each one's heartbeat announces (``None`` for a worker too old to announce any),
-    and one that is not exactly :data:`LIBRARIES` keeps everything in place. Libraries that
-    are not Roost's are never touched. Returns the names deleted.
+    Only when every other live worker of the namespace runs this version: ``workers()``
+    lists them as their heartbeats describe them (``libraries``: what each one calls; a
+    worker too old to say is taken to call others), ``own`` is the caller's worker id.
+    Libraries that are not Roost's are never touched. Housekeeping: a Redis error is logged
+    and nothing more happens. Returns the names deleted.
     """
-    if any(libraries is None or set(libraries) != set(LIBRARIES) for libraries in announced):
-        return []
-    stale = [
-        name
-        for name in await library_names(client)
-        if _VERSIONED.fullmatch(name) and name not in LIBRARIES
-    ]
-    deleted: list[str] = []
-    for name in stale:
-        try:
+    try:
+        others = [w.get("libraries") for w in await workers() if w.get("worker_id") != own]
+        if not all(
+            isinstance(a, list) and set(cast(list[str], a)) == set(LIBRARIES) for a in others
+        ):
+            return []
+        stale = [
+            name
+            for name in await library_names(client)
+            if _VERSIONED.fullmatch(name) and name not in LIBRARIES
+        ]
+        for name in stale:
             await client.execute_command("FUNCTION DELETE", name)
-        except ResponseError as exc:  # deleted meanwhile by another new worker
-            if "not exist" not in str(exc).lower():
-                raise
-            continue
-        deleted.append(name)
-    if deleted:
-        log.info("deleted the Functions libraries of other Roost versions: %s", deleted)
-    return deleted
+    except RedisError as exc:
+        log.warning("could not delete the libraries of other Roost versions: %s", exc)
+        return []
+    if stale:
+        log.info("deleted the Functions libraries of other Roost versions: %s", stale)
+    return stale

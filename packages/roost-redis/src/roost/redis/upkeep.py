@@ -23,6 +23,7 @@ from roost.redis.maintenance import (
     recover_expired,
     recover_worker,
 )
+from roost.redis.scripts import LIBRARIES
 from roost.redis.supervise import raise_if_cancelling
 
 if TYPE_CHECKING:
@@ -216,6 +217,7 @@ def worker_info(worker: Worker) -> dict[str, Any]:
         "running": len(worker.held),
         "steps": worker.steps_committed,
         "healthy": problem is None,
+        "libraries": list(LIBRARIES),
         **({"problem": problem} if problem else {}),
     }
 

@@ -28,6 +28,7 @@ from roost.redis.holder import Held, commit, fail, interrupted, progress, releas
 from roost.redis.identity import claim_identity
 from roost.redis.keys import Keys, new_token
 from roost.redis.maintenance import Clock
+from roost.redis.scripts import prune_libraries
 from roost.redis.signals import receive
 from roost.redis.stopping import StopSignals
 from roost.redis.supervise import (
@@ -233,6 +234,8 @@ class Worker:
             deadline=time.monotonic() + self.settings.stuck_after,
             giving_up=lambda: self.stopping,
         )
+        # The Functions libraries of other versions go once every live worker runs this one.
+        await prune_libraries(self.swarm.client, self.swarm.workers, self.swarm.worker_id)
         # Deliveries an older version left on the queue's single list go first.
         await migrate_legacy(self.swarm, self.keys)
         background = [
