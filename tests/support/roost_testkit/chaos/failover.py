@@ -29,7 +29,7 @@ from roost.redis.server.cluster import ClusterGroup
 from roost.redis.server.nodes import Node, NodeGroup, wait_until
 from roost.redis.server.pool import configured_binary
 from roost.redis.server.sentinel import SentinelGroup
-from roost.runtime import RuntimeEvent, WorkItem
+from roost.runtime import RuntimeEvent, WorkItem, WorkState
 from roost_testkit.chaos.base import ChaosEnv, Result, audit, persist, stop_workers, until
 from roost_testkit.chaos.history import COMMITS
 from roost_testkit.chaos.invariants import Sampler, unfindable
@@ -62,6 +62,7 @@ class FailoverConfig:
 
 
 RESOURCES = 4
+OPEN_STATES = frozenset(str(s) for s in WorkState if not s.is_terminal)
 
 
 @dataclass
@@ -144,14 +145,23 @@ def _manual_failover(group: NodeGroup, key: str, fault: Fault) -> None:
     group.wait_failover(old)
 
 
+async def unfinished(swarm: RedisSwarm) -> int:
+    """Items in the namespace's indexes that have not finished."""
+    counts = await swarm.counts()
+    return sum(n for s, n in counts.items() if s in OPEN_STATES)
+
+
 async def feed(
     swarm: RedisSwarm, items: list[WorkItem], open_items: int, acked: dict[str, str]
 ) -> None:
-    """Enqueue ``items`` keeping ``open_items`` unfinished; record each acknowledged id."""
+    """Enqueue ``items`` keeping ``open_items`` unfinished; record each acknowledged id.
+
+    What is open is read from the indexes, so an enqueue a failover lost (possible without
+    ``wait_replicas``) does not count as open forever.
+    """
     i = 0
     while i < len(items):
-        done = await persist(lambda: done_count(swarm))
-        room = open_items - (i - done)
+        room = open_items - await persist(lambda: unfinished(swarm))
         if room > 0:
             batch = items[i : i + room]
             ids = await persist(lambda batch=batch: swarm.enqueue_many(batch))
@@ -248,8 +258,7 @@ async def soak(
             if not (producer.done() and faults.done()):
                 return False
             # Finished when nothing is unfinished (an enqueue a failover lost never ends).
-            counts = await swarm.counts()
-            return not any(n for s, n in counts.items() if s != "done" and not s.startswith("saq"))
+            return await unfinished(swarm) == 0
 
         finished = await until(all_done, cfg.timeout, interval=0.25)
         state.stop.set()
