@@ -68,7 +68,8 @@ OPEN_STATES = frozenset(str(s) for s in WorkState if not s.is_terminal)
 @dataclass
 class Fault:
     """One failover: ``at`` the kill (or the manual failover's request), ``promoted_at`` the
-    moment another node served the namespace, ``healed_at`` the old node back as a replica."""
+    moment only another node took the namespace's writes (see :func:`promoted`), ``healed_at``
+    the old node back as a replica and the topology stable."""
 
     kind: str
     at: float = 0.0
@@ -97,7 +98,12 @@ def _primary_of(group: NodeGroup, key: str) -> Node:
 
 
 def promoted(group: NodeGroup, key: str, old: Node, timeout: float = 30.0) -> float:
-    """Wait until a node other than ``old`` serves ``key``; return that moment."""
+    """Wait until only a node other than ``old`` takes the writes of ``key``; return then.
+
+    That is once another node serves it and ``old``, if it still runs (a manual failover),
+    is a replica: until Sentinel demotes it (some 10 s after ``SENTINEL FAILOVER``) the old
+    primary accepts the writes of clients still connected to it, and the resync drops them.
+    """
     if isinstance(group, SentinelGroup):
 
         def moved() -> bool:
@@ -111,7 +117,11 @@ def promoted(group: NodeGroup, key: str, old: Node, timeout: float = 30.0) -> fl
             owner = group.key_owner(key)
             return owner is not old and owner.alive
 
-    wait_until(moved, timeout, f"new primary in place of {old.name}")
+    wait_until(
+        lambda: moved() and (not old.alive or old.role() == "slave"),
+        timeout,
+        f"new primary in place of {old.name}",
+    )
     return time.time()
 
 
