@@ -516,7 +516,8 @@ class RedisSwarm:
         Each: ``worker_id``, ``queue``, ``engines``, ``slots`` (per engine), ``concurrency``,
         ``pid``, ``host``, ``started`` (epoch seconds), ``running`` (items held), ``steps``
         (committed), ``healthy`` (every loop's last pass went through) and, when not,
-        ``problem`` (one line: which loop fails, for how long, and why); ``heartbeat`` is when
+        ``problem`` (one line: which loop fails, for how long, and why), ``libraries`` (the
+        Functions libraries its version calls); ``heartbeat`` is when
         the worker last reported (server clock, epoch seconds) and ``heartbeat_age`` how long
         ago that was.
         """
