@@ -515,11 +515,10 @@ class RedisSwarm:
 
         Each: ``worker_id``, ``queue``, ``engines``, ``slots`` (per engine), ``concurrency``,
         ``pid``, ``host``, ``started`` (epoch seconds), ``running`` (items held), ``steps``
-        (committed), ``healthy`` (every loop's last pass went through) and, when not,
-        ``problem`` (one line: which loop fails, for how long, and why), ``libraries`` (the
-        Functions libraries its version calls); ``heartbeat`` is when
-        the worker last reported (server clock, epoch seconds) and ``heartbeat_age`` how long
-        ago that was.
+        (committed), ``libraries`` (the Functions libraries its version calls), ``healthy``
+        (every loop's last pass went through) and, when not, ``problem`` (one line: which
+        loop fails, for how long, and why); ``heartbeat`` is when the worker last reported
+        (server clock, epoch seconds) and ``heartbeat_age`` how long ago that was.
         """
         seconds, micros = await self.client.time()
         now_ms = int(seconds) * 1000
