@@ -140,14 +140,30 @@ async def test_schedules_make_one_item_per_tick_while_workers_die(tmp_path: Path
 
 @pytest.mark.parametrize("topology", ["sentinel", "cluster"])
 async def test_failover_loses_no_acknowledged_work(topology: str, tmp_path: Path):
-    """The primary SIGKILLed and a manual failover under load, replica-acknowledged commits."""
+    """The primary SIGKILLed twice (back as a replica each time) and a manual failover under
+    load, replica-acknowledged commits: nothing acknowledged lost, work resumes each time."""
     key = f"failover-{topology}"
     cfg = QUICK[key].config
     result = await scenario(key, tmp_path)
     assert result.commits == cfg.items * (cfg.steps + 1)
     assert result.duplicates == 0
     assert result.notes["acked_commits_lost"] == 0
-    assert result.notes["faults"] == ["kill", "manual"]
+    assert result.notes["faults"] == ["kill", "kill", "manual"]
+    assert result.notes["i3_samples"] > 0
+    assert result.max_resume is not None and result.max_resume <= cfg.lease_ttl + 2.0
+
+
+async def test_a_lagging_replica_loses_no_replica_acknowledged_commit(tmp_path: Path):
+    """The replica's link lags (a delaying proxy), then the primary is SIGKILLed: with
+    ROOST_WAIT_REPLICAS=1 every acknowledged commit and enqueue is on the promoted replica."""
+    cfg = QUICK["lagging-replica"].config
+    assert cfg.wait_replicas == 1
+    result = await scenario("lagging-replica", tmp_path)
+    assert result.notes["lag_bytes"][0] > 0  # the replica really was behind at the kill
+    assert result.notes["acked_commits_lost"] == 0
+    assert result.notes["acked_enqueues_lost"] == 0
+    assert result.commits == cfg.items * (cfg.steps + 1)
+    assert result.duplicates == 0
     assert result.max_resume is not None and result.max_resume <= cfg.lease_ttl + 2.0
 
 

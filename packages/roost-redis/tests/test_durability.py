@@ -141,6 +141,38 @@ async def test_strict_durability_commits_after_fsync(redis_server_factory, tmp_p
         assert status.meta.state == WorkState.DONE and status.meta.version == 4
 
 
+async def waitaof_calls(swarm: RedisSwarm) -> int:
+    stats = await swarm.client.info("commandstats")
+    return int(stats.get("cmdstat_waitaof", {}).get("calls", 0))
+
+
+async def test_strict_durability_enqueue_waits_for_the_fsync(redis_server_factory, tmp_path):
+    server = redis_server_factory(appendonly=True, appendfsync="everysec")
+    plain = settings_for(server.url, tmp_path)
+    async with RedisSwarm(plain, registry=registry()) as swarm:
+        assert swarm.server is not None
+        if not swarm.server.has_waitaof:
+            pytest.skip("this server has no WAITAOF (Redis < 7.2)")
+        before = await waitaof_calls(swarm)
+        await swarm.enqueue("hashchain", {"steps": 1})
+        assert await waitaof_calls(swarm) == before  # no fsync wait without strict durability
+    strict = plain.model_copy(update={"strict_durability": True})
+    async with RedisSwarm(strict, registry=registry()) as swarm:
+        before = await waitaof_calls(swarm)
+        one = await swarm.enqueue("hashchain", {"steps": 1}, idempotency_key="k")
+        assert await waitaof_calls(swarm) == before + 1
+        batch = [WorkItem(engine="hashchain", payload={"steps": 1}) for _ in range(3)]
+        many = await swarm.enqueue_many(batch)  # one engine: one script call, one wait
+        assert await waitaof_calls(swarm) == before + 2
+        again = await swarm.enqueue("hashchain", {"steps": 1}, idempotency_key="k")
+        assert again == one and await waitaof_calls(swarm) == before + 3
+    server.kill()
+    server.restart()
+    async with RedisSwarm(strict, registry=registry()) as swarm:
+        for work_id in [one, *many]:
+            assert (await swarm.status(work_id)).meta.state == WorkState.QUEUED
+
+
 async def test_scripts_reload_after_the_server_forgets_them(swarm, running_worker, until):
     first = await swarm.enqueue("hashchain", {"steps": 1})
     await swarm.client.execute_command("SCRIPT", "FLUSH")  # type: ignore[attr-defined]

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from roost.redis.scripts import Scripts
+from roost.redis.scripts import LIBRARIES, LIBRARY, Scripts, prune_libraries
 from roost.redis.server import ServerProcess
 from roost.redis.server.cluster import ClusterGroup
 from roost.redis.server.process import free_port
@@ -15,7 +16,11 @@ from roost.redis.swarm import RedisSwarm
 from roost.runtime.errors import RedisUnreachable, RoostError
 from roost.runtime.settings import RoostSettings
 
-from .test_functions import touch_library
+from .test_functions import old_version, touch_library
+
+
+async def peers_of_this_version() -> list[dict[str, Any]]:
+    return [{"worker_id": "peer", "libraries": list(LIBRARIES)}]
 
 
 def settings_for(url: str, tmp_path: Path) -> RoostSettings:
@@ -64,6 +69,12 @@ async def test_a_cluster_url_sends_node_commands_to_the_namespace_slot(
         assert int(owner.info("stats")["total_commands_processed"]) >= before + 5
         work_id = await swarm.enqueue("echo", {"n": 1})
         assert (await swarm.status(work_id)).meta.state == "queued"
+        # FUNCTION LOAD and FUNCTION DELETE too: an old version's library is pruned there
+        old = old_version(tmp_path, "roost")
+        await Scripts(swarm.client, old).load()
+        assert {old.name, LIBRARY.name} <= owner.libraries()
+        assert await prune_libraries(swarm.client, peers_of_this_version, "me") == [old.name]
+        assert old.name not in owner.libraries() and LIBRARY.name in owner.libraries()
     node = redis_cluster.primaries()[0]
     direct = await connect_error(f"redis://127.0.0.1:{node.port}", tmp_path)
     assert "is a Cluster node" in str(direct) and "redis+cluster://" in str(direct)

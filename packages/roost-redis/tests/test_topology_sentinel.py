@@ -109,6 +109,41 @@ async def test_sentinel_failover_command_moves_a_url_client_to_the_new_primary(
     assert "roostprobe" in new.libraries() and "roostprobe" in old.libraries()
 
 
+def plain_writer(client: Redis) -> Writer:
+    async def write(i: int) -> bool:
+        await client.fcall("roostprobe_add", 1, "written", i)  # type: ignore[misc]
+        return False
+
+    return Writer(write)
+
+
+async def test_a_url_client_follows_sentinel_failover_before_the_old_primary_is_demoted(
+    redis_sentinel: SentinelGroup, client: Redis
+) -> None:
+    group = redis_sentinel
+    assert await client.function_load(LIBRARY) == "roostprobe"
+    writer = plain_writer(client).start()  # no WAIT: nothing else tells it the primary moved
+    await writer.until_more(50)
+
+    old = await asyncio.to_thread(group.failover)
+    await asyncio.to_thread(
+        wait_until, lambda: group.reported_primary() not in (None, old.address), 30, "new primary"
+    )
+    named = time.monotonic()
+    assert old.role() == "master"  # the sentinels demote it some 10 s later
+    new = await asyncio.to_thread(group.wait_failover, old)
+    demoted = time.monotonic()
+    await writer.until_more(20, after=demoted)
+    await writer.stop()
+
+    assert demoted - named > 3  # the window in which the old primary still took writes
+    members = await written(client)
+    # Within a second or two of the sentinels naming the new primary, writes went there.
+    moved = set(writer.since(named + 2.5))
+    assert moved and moved <= members, sorted(moved - members)[:5]
+    assert new.role() == "master"
+
+
 def test_a_primary_restarted_before_any_failover_comes_back_with_its_data(
     redis_sentinel_factory: Callable[..., SentinelGroup],
 ) -> None:

@@ -1,33 +1,38 @@
 """Failover soak: workers on a Sentinel group or a Cluster while its primary is replaced.
 
-Worker processes run multi-step items (some delayed, some enqueued twice under an
-idempotency key) on a ``redis+sentinel://`` or ``redis+cluster://`` URL. Under load, the
-primary of the namespace's slot is SIGKILLed (``kills`` times; each time it is started again
-as a replica once a replica took over) and one manual failover runs (``SENTINEL FAILOVER`` /
-``CLUSTER FAILOVER``). No worker is restarted by hand.
+Worker processes run multi-step items (some delayed, some holding a resource, some enqueued
+twice under an idempotency key) on a ``redis+sentinel://`` or ``redis+cluster://`` URL.
+Under load, the primary of the namespace's slot is SIGKILLed (``kills`` times; each time it
+is started again as a replica once a replica took over) and one manual failover runs
+(``SENTINEL FAILOVER`` / ``CLUSTER FAILOVER``). No worker is restarted by hand.
 
 It passes when every acknowledged enqueue exists and is done with contiguous versions and
 the right hash chain, no step committed twice, each idempotency key maps to one item, no
-acknowledged commit is missing (with ``wait_replicas`` on), and commits resume within
-(lease TTL + 2 s) of each failover completing.
+acknowledged commit is missing (with ``wait_replicas`` on), no unfinished item is ever
+unfindable and the indexes hold exactly the finished items at the end, and after each fault
+commits resume within (failover time + lease TTL + 2 s) of the fault: within TTL + 2 s of
+another node serving the namespace.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import random
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
 from roost.redis import RedisSwarm
 from roost.redis.server.cluster import ClusterGroup
-from roost.redis.server.nodes import Node, NodeGroup
+from roost.redis.server.nodes import Node, NodeGroup, wait_until
 from roost.redis.server.pool import configured_binary
 from roost.redis.server.sentinel import SentinelGroup
-from roost.runtime import RuntimeEvent, WorkItem
+from roost.runtime import RuntimeEvent, WorkItem, WorkState
 from roost_testkit.chaos.base import ChaosEnv, Result, audit, persist, stop_workers, until
 from roost_testkit.chaos.history import COMMITS
+from roost_testkit.chaos.invariants import Sampler, unfindable
 from roost_testkit.chaos.soak import chain_items, done_count
 
 Topology = Literal["sentinel", "cluster"]
@@ -45,7 +50,9 @@ class FailoverConfig:
     delayed: float = 0.2
     idempotent: float = 0.2
     """Fraction of items sent with an idempotency key, and sent again after a failover."""
-    kills: int = 1
+    resourced: float = 0.2
+    """Fraction of items whose steps each hold one of ``RESOURCES`` resources."""
+    kills: int = 2
     """Primary SIGKILLs (each followed by a restart of the killed node as a replica)."""
     manual: bool = True
     """Also one SENTINEL FAILOVER / CLUSTER FAILOVER under load."""
@@ -54,10 +61,19 @@ class FailoverConfig:
     seed: int = 11
 
 
+RESOURCES = 4
+OPEN_STATES = frozenset(str(s) for s in WorkState if not s.is_terminal)
+
+
 @dataclass
 class Fault:
+    """One failover: ``at`` the kill (or the manual failover's request), ``promoted_at`` the
+    moment only another node took the namespace's writes (see :func:`promoted`), ``healed_at``
+    the old node back as a replica and the topology stable."""
+
     kind: str
-    at: float
+    at: float = 0.0
+    promoted_at: float = 0.0
     healed_at: float = 0.0
 
 
@@ -81,42 +97,81 @@ def _primary_of(group: NodeGroup, key: str) -> Node:
     return group.key_owner(key)
 
 
-def _kill_and_heal(group: NodeGroup, key: str) -> None:
+def promoted(group: NodeGroup, key: str, old: Node, timeout: float = 30.0) -> float:
+    """Wait until only a node other than ``old`` takes the writes of ``key``; return then.
+
+    That is once another node serves it and ``old``, if it still runs (a manual failover),
+    is a replica: until Sentinel demotes it (some 10 s after ``SENTINEL FAILOVER``) the old
+    primary accepts the writes of clients still connected to it, and the resync drops them.
+    """
+    if isinstance(group, SentinelGroup):
+
+        def moved() -> bool:
+            address = group.reported_primary()
+            return address is not None and address != old.address
+
+    else:
+        assert isinstance(group, ClusterGroup)
+
+        def moved() -> bool:
+            owner = group.key_owner(key)
+            return owner is not old and owner.alive
+
+    wait_until(
+        lambda: moved() and (not old.alive or old.role() == "slave"),
+        timeout,
+        f"new primary in place of {old.name}",
+    )
+    return time.time()
+
+
+def kill_and_heal(group: NodeGroup, key: str, fault: Fault) -> None:
     """SIGKILL the namespace's primary, wait for a replica to take over, restart it as one."""
     old = _primary_of(group, key)
+    fault.at = time.time()
+    old.kill()
+    fault.promoted_at = promoted(group, key, old)
+    group.wait_failover(old)
     if isinstance(group, SentinelGroup):
-        old.kill()
-        group.wait_failover(old)
         group.restart(old, as_replica=True)
         group.wait_stable()
     else:
         assert isinstance(group, ClusterGroup)
-        group.kill(old)
-        group.wait_failover(old)
         group.restart(old)
         group.wait_ok()
 
 
-def _manual_failover(group: NodeGroup, key: str) -> None:
+def _manual_failover(group: NodeGroup, key: str, fault: Fault) -> None:
     if isinstance(group, SentinelGroup):
+        fault.at = time.time()
         old = group.failover()
-        group.wait_failover(old)
     else:
         assert isinstance(group, ClusterGroup)
         old = _primary_of(group, key)
         replica = group.replicas_of(old)[0]
+        fault.at = time.time()
         group.failover(replica)
-        group.wait_failover(old)
+    fault.promoted_at = promoted(group, key, old)
+    group.wait_failover(old)
 
 
-async def _feed(
+async def unfinished(swarm: RedisSwarm) -> int:
+    """Items in the namespace's indexes that have not finished."""
+    counts = await swarm.counts()
+    return sum(n for s, n in counts.items() if s in OPEN_STATES)
+
+
+async def feed(
     swarm: RedisSwarm, items: list[WorkItem], open_items: int, acked: dict[str, str]
 ) -> None:
-    """Enqueue ``items`` keeping ``open_items`` unfinished; record each acknowledged id."""
+    """Enqueue ``items`` keeping ``open_items`` unfinished; record each acknowledged id.
+
+    What is open is read from the indexes, so an enqueue a failover lost (possible without
+    ``wait_replicas``) does not count as open forever.
+    """
     i = 0
     while i < len(items):
-        done = await persist(lambda: done_count(swarm))
-        room = open_items - (i - done)
+        room = open_items - await persist(lambda: unfinished(swarm))
         if room > 0:
             batch = items[i : i + room]
             ids = await persist(lambda batch=batch: swarm.enqueue_many(batch))
@@ -126,84 +181,115 @@ async def _feed(
         await asyncio.sleep(0.05)
 
 
+async def progressed(state: FailoverState, progress: list[int], done: float) -> bool:
+    """Wait until ``done`` items are done (True) or the soak stops (False)."""
+    while progress[0] < done:
+        if state.stop.is_set():
+            return False
+        await asyncio.sleep(0.1)
+    return True
+
+
+def marks(faults: int, items: int) -> list[float]:
+    """Spread ``faults`` evenly over the run: the item counts at which each one starts."""
+    return [(i + 1) / (faults + 1) * items for i in range(faults)]
+
+
 async def _chaos(
-    group: NodeGroup, key: str, cfg: FailoverConfig, state: FailoverState, progress: list[int]
+    group: NodeGroup, key: str, state: FailoverState, progress: list[int], *, cfg: FailoverConfig
 ) -> None:
     plan = ["kill"] * cfg.kills + (["manual"] if cfg.manual else [])
-    marks = [(i + 1) / (len(plan) + 1) for i in range(len(plan))]
-    for kind, mark in zip(plan, marks, strict=True):
-        while progress[0] < mark * cfg.items:
-            if state.stop.is_set():
-                return
-            await asyncio.sleep(0.1)
-        fault = Fault(kind, time.time())
+    for kind, mark in zip(plan, marks(len(plan), cfg.items), strict=True):
+        if not await progressed(state, progress, mark):
+            return
+        fault = Fault(kind)
         state.faults.append(fault)
-        heal = _kill_and_heal if kind == "kill" else _manual_failover
-        await asyncio.to_thread(heal, group, key)
+        heal = kill_and_heal if kind == "kill" else _manual_failover
+        await asyncio.to_thread(heal, group, key, fault)
         fault.healed_at = time.time()
 
 
-def _resumed_within(events: list[RuntimeEvent], fault: Fault) -> float | None:
-    """Seconds from the end of the failover until the next commit (None: none came)."""
+def resumed_within(events: list[RuntimeEvent], fault: Fault) -> float | None:
+    """Seconds from the promotion of a new primary to the next commit (None: none came).
+
+    The stream read at the end is the surviving history: a commit with a later timestamp
+    was made on the new primary.
+    """
     for e in events:
-        if e.type in COMMITS and e.ts >= fault.healed_at:
-            return max(0.0, e.ts - fault.healed_at)
+        if e.type in COMMITS and e.ts >= fault.promoted_at:
+            return max(0.0, e.ts - fault.promoted_at)
     return None
 
 
 async def failover_soak(env: ChaosEnv, cfg: FailoverConfig) -> Result:
     """Run the soak on a fresh topology; every check is in the result."""
     result = Result(f"failover soak ({cfg.topology})", items=cfg.items)
-    rng = random.Random(cfg.seed)
     group = _group(env, cfg.topology)
     try:
         group.start()
-        return await _soak(env, group, cfg, rng, result)
+        chaos = functools.partial(_chaos, cfg=cfg)
+        return await soak(env, group, cfg, result, chaos)
     finally:
         group.close()
 
 
-async def _soak(
-    env: ChaosEnv, group: NodeGroup, cfg: FailoverConfig, rng: random.Random, result: Result
+Chaos = Callable[[NodeGroup, str, FailoverState, list[int]], Awaitable[None]]
+"""The faults of a soak: ``chaos(group, home_key, state, progress)``; ``progress[0]`` is the
+number of items done so far; each fault goes to ``state.faults``."""
+
+
+async def soak(
+    env: ChaosEnv, group: NodeGroup, cfg: FailoverConfig, result: Result, chaos: Chaos
 ) -> Result:
+    """Workers run the items on ``group`` while ``chaos`` runs; then every check."""
     settings = env.settings(
         group.url,
         lease_ttl=cfg.lease_ttl,
         max_attempts=10,
         wait_replicas=cfg.wait_replicas,
     )
-    items = chain_items(cfg.items, cfg.steps, cfg.step_seconds, rng, cfg.delayed)
-    keyed = rng.sample(range(len(items)), int(len(items) * cfg.idempotent))
-    for n, i in enumerate(keyed):
-        items[i] = items[i].model_copy(update={"idempotency_key": f"key-{n}"})
+    items, keyed = failover_items(cfg, random.Random(cfg.seed))
     state = FailoverState()
     workers = await env.workers(settings, cfg.workers, cfg.concurrency)
     acked: dict[str, str] = {}
     progress = [0]
     async with env.swarm(settings) as swarm:
-        home = swarm.keys.base
+        probe = Sampler(swarm)
+        probe.start()
         producer = asyncio.create_task(
-            _feed(swarm, items, cfg.workers * cfg.concurrency // 2, acked)
+            feed(swarm, items, cfg.workers * cfg.concurrency // 2, acked)
         )
-        chaos = asyncio.create_task(_chaos(group, home, cfg, state, progress))
+        faults = asyncio.create_task(chaos(group, swarm.keys.base, state, progress))
 
         async def all_done() -> bool:
-            if chaos.done() and chaos.exception() is not None:
+            if faults.done() and faults.exception() is not None:
                 return True
             progress[0] = await done_count(swarm)
-            return progress[0] >= cfg.items and chaos.done()
+            if not (producer.done() and faults.done()):
+                return False
+            # Finished when nothing is unfinished (an enqueue a failover lost never ends).
+            return await unfinished(swarm) == 0
 
         finished = await until(all_done, cfg.timeout, interval=0.25)
         state.stop.set()
         producer.cancel()
         await asyncio.gather(producer, return_exceptions=True)
+        await probe.stop()
+        probe.report(result)
         try:
-            await chaos
+            await faults
         except Exception as exc:
             result.check(False, f"the failover helper crashed: {exc!r}")
         result.check(finished, f"only {progress[0]} of {cfg.items} items done in {cfg.timeout}s")
+        result.check(len(acked) == cfg.items, f"{len(acked)} items acknowledged of {cfg.items}")
+        # An acknowledged enqueue the new primary never had (possible without wait_replicas).
+        ids = list(acked.values())
+        metas = await persist(lambda: swarm.metas(ids))
+        lost = {w for w, m in zip(ids, metas, strict=True) if m is None}
+        if cfg.wait_replicas:
+            result.check(not lost, f"{len(lost)} acknowledged enqueues are missing")
         # The same keyed items again, after the failovers: each key gives its first id.
-        again = [items[i] for i in keyed]
+        again = [items[i] for i in keyed if acked.get(items[i].work_id) not in lost]
         again_ids = await persist(lambda: swarm.enqueue_many(again))
         split = [
             (item.idempotency_key, acked.get(item.work_id), second)
@@ -216,23 +302,68 @@ async def _soak(
         codes = await stop_workers(env, workers, settings.grace_period + 10)
         result.check(all(c == 0 for c in codes.values()), f"bad exit on SIGTERM: {codes}")
         # every acknowledged enqueue must exist, done, at the right version (audit_items)
-        steps = {work_id: cfg.steps for work_id in acked.values()}
-        result.check(len(steps) == cfg.items, f"{len(steps)} items acknowledged of {cfg.items}")
+        steps = {work_id: cfg.steps for work_id in ids if work_id not in lost}
         events = await audit(swarm, env, result, steps, lost_acks_ok=not cfg.wait_replicas)
-    bound = cfg.lease_ttl + 2.0
-    resumed = [_resumed_within(events, f) for f in state.faults]
+        await check_indexes(swarm, result, len(steps))
+    check_resumed(result, events, state.faults, cfg.lease_ttl)
     result.check(len(state.faults) == cfg.kills + int(cfg.manual), f"faults: {state.faults}")
-    late = [
-        (f.kind, r) for f, r in zip(state.faults, resumed, strict=True) if r is None or r > bound
-    ]
-    result.check(not late, f"commits did not resume within TTL + 2 s = {bound}s: {late}")
-    result.resume([r for r in resumed if r is not None])
     result.notes.update(
         topology=cfg.topology,
         wait_replicas=cfg.wait_replicas,
-        faults=[f.kind for f in state.faults],
-        failover_s=[round(f.healed_at - f.at, 2) for f in state.faults],
-        resumed_s=[None if r is None else round(r, 2) for r in resumed],
         idempotent_resent=len(again),
+        acked_enqueues_lost=len(lost),
     )
     return result
+
+
+def failover_items(cfg: FailoverConfig, rng: random.Random) -> tuple[list[WorkItem], list[int]]:
+    """The soak's items, and the indexes of those sent under an idempotency key."""
+    items = chain_items(cfg.items, cfg.steps, cfg.step_seconds, rng, cfg.delayed)
+    for i in rng.sample(range(len(items)), int(len(items) * cfg.resourced)):
+        items[i] = items[i].model_copy(update={"resources": [f"res-{i % RESOURCES}"]})
+    keyed = rng.sample(range(len(items)), int(len(items) * cfg.idempotent))
+    for n, i in enumerate(keyed):
+        items[i] = items[i].model_copy(update={"idempotency_key": f"key-{n}"})
+    return items, keyed
+
+
+async def check_indexes(swarm: RedisSwarm, result: Result, done: int) -> None:
+    """Once everything finished: the done index holds ``done`` items and nothing else is
+    queued, scheduled, running, leased, due or claimed."""
+    counts = await persist(swarm.counts)
+    k = swarm.keys
+    async with swarm.client.pipeline(transaction=False) as pipe:
+        pipe.zcard(k.leases)
+        pipe.zcard(k.due)
+        for n in range(RESOURCES):
+            pipe.exists(k.res(f"res-{n}"))
+            pipe.zcard(k.resw(f"res-{n}"))
+        left: list[int] = await pipe.execute()
+    states = {s: n for s, n in counts.items() if n and not s.startswith("saq_")}
+    result.check(states == {"done": done}, f"state indexes at the end: {states}")
+    result.check(not any(left), f"leases, due, claims and waiters at the end: {left}")
+    seen, problems = await unfindable(swarm)
+    result.check(seen == 0 and not problems, f"unfinished at the end: {seen}, {problems[:3]}")
+
+
+def check_resumed(
+    result: Result, events: list[RuntimeEvent], faults: list[Fault], lease_ttl: float
+) -> None:
+    """After each fault commits resumed within TTL + 2 s of the new primary serving."""
+    bound = lease_ttl + 2.0
+    resumed = [resumed_within(events, f) for f in faults]
+    late = [(f.kind, r) for f, r in zip(faults, resumed, strict=True) if r is None or r > bound]
+    result.check(
+        not late, f"commits did not resume within failover time + TTL + 2 s: {late} (> {bound}s)"
+    )
+    result.resume([r for r in resumed if r is not None])
+    result.notes.update(
+        faults=[f.kind for f in faults],
+        failover_s=[round(f.promoted_at - f.at, 2) for f in faults],
+        healed_s=[round(f.healed_at - f.at, 2) for f in faults],
+        resumed_s=[None if r is None else round(r, 2) for r in resumed],
+        resumed_from_fault_s=[
+            None if r is None else round(f.promoted_at - f.at + r, 2)
+            for f, r in zip(faults, resumed, strict=True)
+        ],
+    )

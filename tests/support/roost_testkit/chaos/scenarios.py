@@ -20,6 +20,7 @@ from roost_testkit.chaos.contention import (
 from roost_testkit.chaos.drain import DrainConfig, InflightConfig, drain_in_flight, graceful_drain
 from roost_testkit.chaos.failover import FailoverConfig, failover_soak
 from roost_testkit.chaos.faults import PoisonConfig, StallConfig, poison_items, stalled_worker
+from roost_testkit.chaos.lagging import LagConfig, lagging_replica
 from roost_testkit.chaos.misbehave import MisbehaveConfig, redis_misbehaves
 from roost_testkit.chaos.resume import ResumeConfig, resume_in_seconds
 from roost_testkit.chaos.schedules import ScheduleConfig, scheduled_ticks
@@ -51,6 +52,7 @@ def tier(full: bool) -> list[Scenario]:
             Scenario("schedules", scheduled_ticks, ScheduleConfig()),
             Scenario("failover-sentinel", failover_soak, FailoverConfig(topology="sentinel")),
             Scenario("failover-cluster", failover_soak, FailoverConfig(topology="cluster")),
+            Scenario("lagging-replica", lagging_replica, LagConfig()),
             Scenario("signals", signals_under_kills, SignalConfig()),
             Scenario("children", children_under_kills, ChildrenConfig()),
         ]
@@ -101,6 +103,14 @@ def tier(full: bool) -> list[Scenario]:
                 ),
             )
             for topology in ("sentinel", "cluster")
+            for wait in (1, 0)
+        ),
+        *(
+            Scenario(
+                f"lagging-replica{'' if wait else '-async'}",
+                lagging_replica,
+                LagConfig(items=600, steps=5, concurrency=12, kills=2, wait_replicas=wait),
+            )
             for wait in (1, 0)
         ),
         Scenario(

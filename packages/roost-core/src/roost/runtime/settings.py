@@ -176,7 +176,7 @@ class RoostSettings(BaseSettings):
     history: Whole = 0
     """``ROOST_HISTORY``. Earlier snapshot versions kept per item (0: only the latest)."""
     strict_durability: Flag = False
-    """``ROOST_STRICT_DURABILITY``. Wait for each commit to reach the append-only file."""
+    """``ROOST_STRICT_DURABILITY``. Wait for each commit and enqueue to reach the AOF on disk."""
     grace_period: Duration = 30.0
     """``ROOST_GRACE_PERIOD``. On stop, how long running steps may take to finish."""
     inline_steps: Whole = 16

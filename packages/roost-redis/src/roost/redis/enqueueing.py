@@ -118,6 +118,7 @@ async def _enqueue_chunk(
             seed_json,
             item.max_attempts or "",
         ]
-    # With ROOST_WAIT_REPLICAS an enqueue is acknowledged once the replicas have it too.
-    reply = await store.run_script_durable("enqueue", item_keys, args, keys=keys, fsync=False)
+    # Acknowledged like a commit: fsynced under strict durability, on the replicas with
+    # ROOST_WAIT_REPLICAS.
+    reply = await store.run_script_durable("enqueue", item_keys, args, keys=keys)
     return [str(reply[i]) for i in range(0, len(reply), 2)]

@@ -17,6 +17,11 @@ REPLACE``) and is repeated at once, so callers never see that error unless the l
 being removed under them.
 
 Redis 7.0+ and Valkey have Functions; Roost needs them (there is no ``EVALSHA`` fallback).
+
+Every upgrade that changes the Lua leaves the previous version's libraries on the server.
+:func:`prune_libraries` deletes them once no live worker of the namespace announces them (a
+worker does it when it starts); a process of another version that still calls one finds it
+missing and loads it again, as above, so deleting one is never more than a reload.
 """
 
 from __future__ import annotations
@@ -24,12 +29,13 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from importlib.resources import files
 from importlib.resources.abc import Traversable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
-from redis.exceptions import ResponseError
+from redis.exceptions import RedisError, ResponseError
 
 from roost.redis.faults import is_missing_function
 from roost.redis.topology import ClusterClient
@@ -38,6 +44,7 @@ if TYPE_CHECKING:
     from roost.redis.aio import AsyncRedis
 
 __all__ = [
+    "LIBRARIES",
     "LIBRARY",
     "SCHEDULE_LIBRARY",
     "SCRIPT_NAMES",
@@ -45,6 +52,8 @@ __all__ = [
     "NotReplicated",
     "Scripts",
     "build_library",
+    "library_names",
+    "prune_libraries",
 ]
 
 log = logging.getLogger("roost.redis")
@@ -117,6 +126,10 @@ SCHEDULE_LIBRARY = build_library(_LUA.joinpath("schedules"), "roost_sched")
 """The schedule scripts (``lua/schedules``): no prelude, their own KEYS layout."""
 SCRIPT_NAMES = tuple(LIBRARY.functions)
 """Every script there is (discovered from the ``lua`` directory)."""
+LIBRARIES = (LIBRARY.name, SCHEDULE_LIBRARY.name)
+"""The libraries of this version of Roost (what a worker's heartbeat announces)."""
+_VERSIONED = re.compile(r"roost(?:_sched)?_[0-9a-f]{12}")
+"""The name of a library some version of Roost loaded (a user's own never matches)."""
 
 
 class NotReplicated(ResponseError):
@@ -245,3 +258,50 @@ class Scripts:
             for command in commands:
                 pipe.execute_command(*command)
             return await pipe.execute(raise_on_error=False)
+
+
+def _pairs(flat: list[Any]) -> dict[Any, Any]:
+    return dict(zip(flat[::2], flat[1::2], strict=True))
+
+
+async def library_names(client: AsyncRedis) -> list[str]:
+    """The Functions libraries on the node that serves the namespace."""
+    reply: Any = await client.execute_command("FUNCTION LIST", "LIBRARYNAME", "roost_*")
+    names: list[str] = []
+    for entry in reply:
+        fields = cast(dict[Any, Any], entry) if isinstance(entry, dict) else _pairs(entry)
+        name: Any = fields.get("library_name", fields.get(b"library_name"))
+        names.append(name.decode() if isinstance(name, bytes) else str(name))
+    return names
+
+
+async def prune_libraries(
+    client: AsyncRedis, workers: Callable[[], Awaitable[list[dict[str, Any]]]], own: str | None
+) -> list[str]:
+    """Delete Roost's libraries of other versions from the node that serves the namespace.
+
+    Only when every other live worker of the namespace runs this version: ``workers()``
+    lists them as their heartbeats describe them (``libraries``: what each one calls; a
+    worker too old to say is taken to call others), ``own`` is the caller's worker id.
+    Libraries that are not Roost's are never touched. Housekeeping: a Redis error is logged
+    and nothing more happens. Returns the names deleted.
+    """
+    try:
+        others = [w.get("libraries") for w in await workers() if w.get("worker_id") != own]
+        if not all(
+            isinstance(a, list) and set(cast(list[str], a)) == set(LIBRARIES) for a in others
+        ):
+            return []
+        stale = [
+            name
+            for name in await library_names(client)
+            if _VERSIONED.fullmatch(name) and name not in LIBRARIES
+        ]
+        for name in stale:
+            await client.execute_command("FUNCTION DELETE", name)
+    except RedisError as exc:
+        log.warning("could not delete the libraries of other Roost versions: %s", exc)
+        return []
+    if stale:
+        log.info("deleted the Functions libraries of other Roost versions: %s", stale)
+    return stale

@@ -9,6 +9,7 @@ status and meta, its kept snapshots. It imports nothing above it in ``roost.redi
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Self
 
@@ -264,6 +265,32 @@ class RedisStore:
             latest, older = await pipe.execute()
         snaps = ([latest] if latest else []) + list(older)
         return [read_snapshot(work_id, s) for s in snaps]
+
+    async def workers(self) -> list[dict[str, Any]]:
+        """Live workers, as their heartbeats describe them.
+
+        Each: ``worker_id``, ``queue``, ``engines``, ``slots`` (per engine), ``concurrency``,
+        ``pid``, ``host``, ``started`` (epoch seconds), ``running`` (items held), ``steps``
+        (committed), ``libraries`` (the Functions libraries its version calls), ``healthy``
+        (every loop's last pass went through) and, when not, ``problem`` (one line: which
+        loop fails, for how long, and why); ``heartbeat`` is when the worker last reported
+        (server clock, epoch seconds) and ``heartbeat_age`` how long ago that was.
+        """
+        seconds, micros = await self.client.time()
+        now_ms = int(seconds) * 1000
+        ids = await self.client.zrange(self.keys.workers, now_ms, "+inf", byscore=True)
+        async with self.client.pipeline(transaction=False) as pipe:
+            for wid in ids:
+                pipe.hgetall(self.keys.worker(wid))
+            rows = await pipe.execute()
+        out: list[dict[str, Any]] = []
+        for wid, h in zip(ids, rows, strict=True):
+            if h:
+                info: dict[str, Any] = json.loads(h.get("info", "{}"))
+                if isinstance(info.get("heartbeat"), int | float):
+                    info["heartbeat_age"] = round(seconds + micros / 1e6 - info["heartbeat"], 3)
+                out.append({"worker_id": wid, **info})
+        return out
 
     async def _keys_of(self, work_id: str) -> tuple[Keys, dict[str, str]]:
         h: dict[str, str] = await self.client.hgetall(self.keys.meta(work_id))

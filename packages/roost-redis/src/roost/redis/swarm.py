@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import json
 import logging
 import os
 import socket
@@ -279,32 +278,6 @@ class RedisSwarm(RedisStore, WorkStore):
             bucket = out.get(int(minute) * 60)
             if bucket is not None:
                 bucket[kind] = int(value)
-        return out
-
-    async def workers(self) -> list[dict[str, Any]]:
-        """Live workers, as their heartbeats describe them.
-
-        Each: ``worker_id``, ``queue``, ``engines``, ``slots`` (per engine), ``concurrency``,
-        ``pid``, ``host``, ``started`` (epoch seconds), ``running`` (items held), ``steps``
-        (committed), ``healthy`` (every loop's last pass went through) and, when not,
-        ``problem`` (one line: which loop fails, for how long, and why); ``heartbeat`` is when
-        the worker last reported (server clock, epoch seconds) and ``heartbeat_age`` how long
-        ago that was.
-        """
-        seconds, micros = await self.client.time()
-        now_ms = int(seconds) * 1000
-        ids = await self.client.zrange(self.keys.workers, now_ms, "+inf", byscore=True)
-        async with self.client.pipeline(transaction=False) as pipe:
-            for wid in ids:
-                pipe.hgetall(self.keys.worker(wid))
-            rows = await pipe.execute()
-        out: list[dict[str, Any]] = []
-        for wid, h in zip(ids, rows, strict=True):
-            if h:
-                info: dict[str, Any] = json.loads(h.get("info", "{}"))
-                if isinstance(info.get("heartbeat"), int | float):
-                    info["heartbeat_age"] = round(seconds + micros / 1e6 - info["heartbeat"], 3)
-                out.append({"worker_id": wid, **info})
         return out
 
     # -- operating ----------------------------------------------------------------------

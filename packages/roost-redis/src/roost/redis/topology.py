@@ -81,6 +81,7 @@ Roost's runtime therefore has to:
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass, field
 from typing import Any, cast
 from urllib.parse import parse_qsl, unquote
@@ -91,7 +92,13 @@ from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel
 from redis.backoff import NoBackoff
 from redis.cluster import PRIMARY
-from redis.exceptions import AskError, ClusterDownError, MovedError, RedisClusterException
+from redis.exceptions import (
+    AskError,
+    ClusterDownError,
+    MovedError,
+    RedisClusterException,
+    RedisError,
+)
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -118,7 +125,16 @@ _DEFAULT_PORT = {SENTINEL_SCHEME: 26379, CLUSTER_SCHEME: 6379}
 _SENTINEL_OPTIONS = ("sentinel_username", "sentinel_password", "min_other_sentinels")
 _FUNCTION_CALLS = ("FCALL", "FCALL_RO")
 NODE_COMMANDS = frozenset(
-    {"TIME", "INFO", "CONFIG GET", "WAIT", "WAITAOF", "FUNCTION LOAD", "FUNCTION LIST"}
+    {
+        "TIME",
+        "INFO",
+        "CONFIG GET",
+        "WAIT",
+        "WAITAOF",
+        "FUNCTION LOAD",
+        "FUNCTION LIST",
+        "FUNCTION DELETE",
+    }
 )
 """Commands about a node, not a key: a :class:`ClusterClient` sends them to its home slot."""
 _HOST = re.compile(r"^(?:\[(?P<v6>[^\]]*)\]|(?P<name>[^\[\]:]*))(?::(?P<port>[^:]*))?$")
@@ -251,8 +267,41 @@ def _service_and_db(where: str, path: str) -> tuple[str, int]:
     return unquote(segments[0]), int(db)
 
 
+FOLLOW_SECONDS = 1.0
+"""How often a Sentinel client asks the sentinels who the primary is (see SentinelRedis)."""
+
+
 class SentinelRedis(Redis):
-    """A client of the primary a group of sentinels names; closing it closes those links too."""
+    """A client of the primary a group of sentinels names; closing it closes those links too.
+
+    redis-py asks the sentinels only when it opens a connection, and its pooled connections
+    keep talking to the node they reached. After ``SENTINEL FAILOVER`` the old primary goes
+    on accepting writes until the sentinels demote it, some 10 s later, and its resync then
+    drops them. So, at most every :data:`FOLLOW_SECONDS`, a command first asks the sentinels
+    (one round trip to one of them); when they name another primary, the idle connections are
+    closed and the busy ones are closed when released, so that the next ones go to the new
+    primary.
+    """
+
+    _follow_at: float = 0.0
+
+    async def execute_command(self, *args: Any, **options: Any) -> Any:
+        """Run a command (after asking the sentinels, once a second, who the primary is)."""
+        now = time.monotonic()
+        if now >= self._follow_at:
+            self._follow_at = now + FOLLOW_SECONDS
+            await self._follow_primary()
+        return await cast(Any, super()).execute_command(*args, **options)
+
+    async def _follow_primary(self) -> None:
+        pool: Any = self.connection_pool
+        before = pool.master_address
+        try:
+            now_named = await pool.get_master_address()  # closes idle connections on a change
+        except RedisError:  # no sentinel answers: the command itself will tell
+            return
+        if before is not None and now_named != before:
+            await pool.update_active_connections_for_reconnect()
 
     async def aclose(self, close_connection_pool: bool | None = None) -> None:
         """Close the client; with its pool, close its connections to the sentinels."""

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from roost.redis.identity import Member, beat, heartbeat_interval
 from roost.redis.maintenance import lapsed_workers, promote_due, purge_expired, recover_worker
+from roost.redis.scripts import LIBRARIES
 from roost.redis.supervise import raise_if_cancelling
 
 if TYPE_CHECKING:
@@ -185,6 +186,7 @@ def worker_info(worker: Kept) -> dict[str, Any]:
         "running": len(worker.runner.held),
         "steps": worker.runner.steps_committed,
         "healthy": problem is None,
+        "libraries": list(LIBRARIES),
         **({"problem": problem} if problem else {}),
     }
 

@@ -25,6 +25,7 @@ from roost.redis.faults import describe
 from roost.redis.holder import RedisLeases, describe_failure
 from roost.redis.identity import claim_identity
 from roost.redis.keys import Keys, new_token
+from roost.redis.scripts import prune_libraries
 from roost.redis.supervise import (
     Health,
     RedisUnavailable,
@@ -193,6 +194,8 @@ class Worker:
             deadline=time.monotonic() + self.settings.stuck_after,
             giving_up=lambda: self.stopping,
         )
+        # The Functions libraries of other versions go once every live worker runs this one.
+        await prune_libraries(self.store.client, self.store.workers, self.store.worker_id)
         # Deliveries an older version left on the queue's single list go first.
         await migrate_legacy(self.store, self.keys)
         background = [

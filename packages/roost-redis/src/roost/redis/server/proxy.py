@@ -92,6 +92,7 @@ class TcpProxy:
         self._gates: dict[str, _Gate] = {}
         self._links: set[_Link] = set()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._accepted: set[asyncio.StreamWriter] = set()
 
     def __repr__(self) -> str:
         return f"TcpProxy(port={self._port}, target_port={self.target_port})"
@@ -171,11 +172,16 @@ class TcpProxy:
             self._server.close()
         for link in list(self._links):
             link.abort()
+        # A connection accepted just now may have a task that never ran: close it here.
+        for writer in list(self._accepted):
+            writer.transport.abort()
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         if self._server is not None:
             await self._server.wait_closed()
+        for _ in range(2):  # let the aborted transports close their sockets before the loop ends
+            await asyncio.sleep(0)
 
     def _kinds(self, traffic: Traffic) -> list[str]:
         return ["replication", "clients"] if traffic == "all" else [traffic]
@@ -206,9 +212,11 @@ class TcpProxy:
         return "replication" if link.replication else "clients"
 
     def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._accepted.add(writer)
         task = asyncio.get_running_loop().create_task(self._serve(reader, writer))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(lambda _task: self._accepted.discard(writer))
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
