@@ -171,8 +171,10 @@ async def test_list_filters_by_state_and_engine_with_paging(swarm):
     assert {m.work_id for m in page.items + rest.items} == set(b)
     everything = await swarm.list_work(limit=100)
     assert len(everything.items) == 12
-    # Most recently updated first: the cancel happened last.
-    assert everything.items[0].work_id == a[0]
+    # Most recently updated first (to the millisecond): the cancel happened last.
+    times = [m.updated_at for m in everything.items]
+    assert times == sorted(times, reverse=True)
+    assert a[0] in {m.work_id for m in everything.items if m.updated_at == times[0]}
     cancelled = await swarm.list_work(state=WorkState.CANCELLED)
     assert [m.work_id for m in cancelled.items] == [a[0]]
     with pytest.raises(BadInput, match="cursor"):
