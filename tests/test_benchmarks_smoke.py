@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-GROUPS = {"enqueue", "throughput", "latency", "delay", "scale", "cost", "crash"}
+GROUPS = {"enqueue", "throughput", "latency", "delay", "scale", "cost", "memory", "crash"}
 BENCHMARKS = [
     "enqueue",
     "throughput",
@@ -24,6 +24,7 @@ BENCHMARKS = [
     "delay",
     "scale",
     "cost",
+    "memory",
     "metrics",
     "crash",
     "peers",

@@ -211,9 +211,15 @@ async def test_fifty_children_across_three_workers_with_sigkills(
     monkeypatch.setenv("ROOST_TEST_LOG", str(log))
     env = {"ROOST_TEST_LOG": str(log)}
     procs = [spawn_worker(concurrency=2, engines="fanout,hashchain", env=env) for _ in range(3)]
+    # Each kill costs the items its worker held one attempt, and a recovered child goes to the
+    # front of the list, so one child can be under all four kills: its attempts cover them.
     parent = await swarm.enqueue(
         "fanout",
-        {"children": 50, "child_payload": {"steps": 3, "mode": "sleep", "seconds": 0.5}},
+        {
+            "children": 50,
+            "child_payload": {"steps": 3, "mode": "sleep", "seconds": 0.5},
+            "child_max_attempts": 5,
+        },
     )
     # Kill a worker as the children pass 5, 15, 25 and 35 done: all four kills land while
     # children (and so the parent) are unfinished, however slowly workers start.

@@ -5,7 +5,7 @@
 - ``children``: how many children to spawn (engine ``child_engine``, default ``hashchain``,
   payload ``child_payload`` plus ``index``, or ``child_payloads[index]`` when given);
   ``key_prefix``: give each an idempotency key ``<key_prefix>-<index>``; ``keep``: the
-  data keys the parent keeps;
+  data keys the parent keeps; ``child_max_attempts``: each child's attempts per step;
 - ``wait``: ``"all"`` (default), ``"any"`` or a number;
 - ``nest``: spawn ``fanout`` children with ``nest - 1`` (grandchildren, ...) instead;
 - ``spawn_mode``: ``raise`` or ``exit`` after spawning, on the first ``fail_times`` attempts
@@ -63,6 +63,7 @@ class FanOutEngine:
                         {**payload, "index": i},
                         idempotency_key=f"{p['key_prefix']}-{i}" if p.get("key_prefix") else None,
                         keep=p.get("keep"),
+                        max_attempts=p.get("child_max_attempts"),
                     )
                 )
             ctx.wait_for_children(p.get("wait", "all"))
