@@ -93,6 +93,7 @@ class TcpProxy:
         self._links: set[_Link] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._accepted: set[asyncio.StreamWriter] = set()
+        self._writers: list[asyncio.StreamWriter] = []  # every socket opened, to see it closed
 
     def __repr__(self) -> str:
         return f"TcpProxy(port={self._port}, target_port={self.target_port})"
@@ -180,8 +181,13 @@ class TcpProxy:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         if self._server is not None:
             await self._server.wait_closed()
-        for _ in range(2):  # let the aborted transports close their sockets before the loop ends
-            await asyncio.sleep(0)
+        # An aborted transport closes its socket on a later pass of the loop: wait until every
+        # one has, so that none is left for the garbage collector to close (with a warning).
+        for _ in range(200):  # at most about 2 s
+            if not any(_open(w) for w in self._writers):
+                break
+            await asyncio.sleep(0.01)
+        self._writers.clear()
 
     def _kinds(self, traffic: Traffic) -> list[str]:
         return ["replication", "clients"] if traffic == "all" else [traffic]
@@ -207,12 +213,17 @@ class TcpProxy:
     async def _count(self, traffic: Traffic) -> int:
         return sum(1 for link in self._links if self._kind(link) in self._kinds(traffic))
 
+    def _track(self, writer: asyncio.StreamWriter) -> None:
+        self._writers = [w for w in self._writers if _open(w)]
+        self._writers.append(writer)
+
     @staticmethod
     def _kind(link: _Link) -> str:
         return "replication" if link.replication else "clients"
 
     def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._accepted.add(writer)
+        self._track(writer)
         task = asyncio.get_running_loop().create_task(self._serve(reader, writer))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -224,6 +235,7 @@ class TcpProxy:
         except OSError:
             writer.transport.abort()
             return
+        self._track(up_writer)
         link = _Link(client=writer, server=up_writer)
         self._links.add(link)
         pumps = [
@@ -288,3 +300,9 @@ class TcpProxy:
                 await target.drain()
             except OSError:
                 return
+
+
+def _open(writer: asyncio.StreamWriter) -> bool:
+    """Whether the socket under ``writer`` is still open."""
+    sock = writer.transport.get_extra_info("socket")
+    return sock is not None and sock.fileno() != -1
