@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import socket
+import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -89,6 +93,43 @@ def test_a_proxy_in_front_of_a_dead_port_drops_connections() -> None:
             sock.settimeout(2)
             assert sock.recv(16) == b""  # closed at once, not left hanging
         assert proxy.connections() == 0
+
+
+def test_a_proxy_closed_while_clients_keep_connecting_leaves_no_socket_open(
+    redis_server_factory: RedisServerFactory,
+) -> None:
+    """Connections that arrive while the proxy closes are closed too, not left to the GC.
+
+    A socket the proxy accepted but never closed is closed by the garbage collector with a
+    ResourceWarning (a test failure wherever the collection happens to run).
+    """
+    server = redis_server_factory()
+    leaked: list[str] = []
+    hook = sys.unraisablehook
+    sys.unraisablehook = lambda u: leaked.append(f"{u.exc_type.__name__}: {u.exc_value}")
+    try:
+        for _ in range(5):
+            proxy = TcpProxy(server.port).start()
+            stop = threading.Event()
+
+            def hammer(port: int = proxy.port, stop: threading.Event = stop) -> None:
+                while not stop.is_set():
+                    with contextlib.suppress(OSError):
+                        with socket.create_connection((HOST, port), timeout=1) as sock:
+                            sock.sendall(b"PING\r\n")
+
+            threads = [threading.Thread(target=hammer) for _ in range(4)]
+            for thread in threads:
+                thread.start()
+            time.sleep(0.2)
+            proxy.close()
+            stop.set()
+            for thread in threads:
+                thread.join(5)
+            gc.collect()
+    finally:
+        sys.unraisablehook = hook
+    assert not [x for x in leaked if "unclosed" in x], leaked
 
 
 INNER_TESTS = """

@@ -92,8 +92,8 @@ class TcpProxy:
         self._gates: dict[str, _Gate] = {}
         self._links: set[_Link] = set()
         self._tasks: set[asyncio.Task[None]] = set()
-        self._accepted: set[asyncio.StreamWriter] = set()
         self._writers: list[asyncio.StreamWriter] = []  # every socket opened, to see it closed
+        self._closing = False
 
     def __repr__(self) -> str:
         return f"TcpProxy(port={self._port}, target_port={self.target_port})"
@@ -164,29 +164,36 @@ class TcpProxy:
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result(10)
 
     async def _listen(self) -> None:
+        self._closing = False
         self._gates = {"replication": _Gate(), "clients": _Gate()}
         self._server = await asyncio.start_server(self._accept, HOST, self._port)
         self._port = int(self._server.sockets[0].getsockname()[1])
 
     async def _shutdown(self) -> None:
+        # Until the loop stops, connections keep arriving: the kernel may have accepted one
+        # just before the listening socket closed, and asyncio makes its transport in a task
+        # of its own, after this starts. Each is aborted as soon as it is accepted (see
+        # _accept), and this waits until no such task is left and every socket opened is
+        # closed (an aborted transport closes its socket on a later pass of the loop), so
+        # that none is left for the garbage collector to close, with a warning.
+        self._closing = True
         if self._server is not None:
             self._server.close()
-        for link in list(self._links):
-            link.abort()
-        # A connection accepted just now may have a task that never ran: close it here.
-        for writer in list(self._accepted):
-            writer.transport.abort()
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        if self._server is not None:
-            await self._server.wait_closed()
-        # An aborted transport closes its socket on a later pass of the loop: wait until every
-        # one has, so that none is left for the garbage collector to close (with a warning).
-        for _ in range(200):  # at most about 2 s
-            if not any(_open(w) for w in self._writers):
+        me = asyncio.current_task()
+        for _ in range(300):  # at most about 3 s
+            for link in list(self._links):
+                link.abort()
+            for writer in self._writers:
+                if _open(writer):
+                    writer.transport.abort()
+            for task in list(self._tasks):
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+            busy = [t for t in asyncio.all_tasks() if t is not me]
+            if not busy and not any(_open(w) for w in self._writers):
                 break
             await asyncio.sleep(0.01)
+        await asyncio.sleep(0)  # the close callbacks scheduled by the last aborts
         self._writers.clear()
 
     def _kinds(self, traffic: Traffic) -> list[str]:
@@ -222,12 +229,13 @@ class TcpProxy:
         return "replication" if link.replication else "clients"
 
     def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self._accepted.add(writer)
         self._track(writer)
+        if self._closing:
+            writer.transport.abort()
+            return
         task = asyncio.get_running_loop().create_task(self._serve(reader, writer))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-        task.add_done_callback(lambda _task: self._accepted.discard(writer))
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
