@@ -11,7 +11,9 @@ nothing here can be an expiry:
   an interpreter's start included, is in the notes.
 - **vanish**: two workers with their own identities; one is SIGKILLed and never comes back.
   With the default ``ROOST_HEARTBEAT_TIMEOUT``, the other must find it by its silent
-  heartbeat and lease its items again within ``vanish_bound`` seconds of the kill.
+  heartbeat and lease its items again within ``vanish_bound`` seconds of the kill. A new
+  worker replaces the dead one, and the next kill waits until the dead one's items run
+  again, so every kill leaves a fleet that was running.
 
 Every moment is Redis's: the kill and the process start are stamped with the server's
 ``TIME`` just before the signal and just before the start, the resumes are the stream ids
@@ -182,6 +184,13 @@ async def vanish(env: ChaosEnv, cfg: ResumeConfig, result: Result) -> None:
             kills.append(Kill(killed_at, victim.worker_id, held))
             # The next victim: a new worker (a new identity), so one is always left.
             procs = [procs[1], env.worker(settings, cfg.concurrency)]
+            # The next kill only once the dead one's items run again (as in the restart
+            # half): each kill is one worker vanishing from a running fleet. Killing every
+            # worker within seconds of its start is a crash loop, where no survivor has
+            # beaten for ROOST_HEARTBEAT_TIMEOUT (I1) and none may judge the others yet.
+            back = await until(functools.partial(_taken_back, swarm, held, killed_at), 60.0)
+            if not result.check(back, "vanish: the killed worker's items never ran again"):
+                return
         done = await until(lambda: all_in(swarm, list(steps), "done"), cfg.timeout)
         result.check(done, "vanish: not every item finished")
         events = await audit(swarm, env, result, steps)
@@ -193,6 +202,9 @@ async def vanish(env: ChaosEnv, cfg: ResumeConfig, result: Result) -> None:
     if delays:
         worst = max(delays)
         result.notes["resume_s"] = round(worst, 3)
+        # Finding the dead worker (its items requeued) apart from a free slot taking them.
+        requeued = [r.requeued for r in found if r.requeued is not None]
+        result.notes["requeued_s"] = round(max(requeued), 3) if requeued else None
         result.resume([worst])
         result.check(
             worst <= cfg.vanish_bound,
