@@ -17,6 +17,7 @@ from typing import Any
 
 from roost.runtime import Snapshot, WorkItem, step_context
 from roost_watchlist.config import WatchConfig
+from roost_watchlist.fetch import observe
 
 __all__ = ["WatchlistEngine", "build_engine", "verdict_of"]
 
@@ -66,12 +67,7 @@ class WatchlistEngine:
     engine_id = "watchlist"
 
     def __init__(self, *, timeout: float = 10.0) -> None:
-        # The HTTP client (httpx) is imported when a worker builds the engine, not when the
-        # plugin is loaded: `roost status` and the other commands load every plugin.
-        from roost_watchlist.fetch import observe
-
         self.timeout = timeout
-        self._observe = observe
 
     async def init_snapshot(self, item: WorkItem) -> Snapshot:
         """Validate the payload and return a snapshot with no observations yet.
@@ -103,7 +99,7 @@ class WatchlistEngine:
         observations: list[dict[str, Any]] = list(data.get("observations") or [])
         ctx = step_context()
         observations.append(
-            await self._observe(
+            await observe(
                 config.url,
                 timeout_seconds=config.timeout_seconds,
                 check=len(observations) + 1,
