@@ -1,9 +1,10 @@
 """Commands start without importing what they do not use (no timing: ``sys.modules``).
 
 Each command runs in a fresh interpreter, as ``roost`` does (``roost.cli.app.main``), and
-reports the modules it had imported when it exited. Redis' client, the demo, the console,
-Prometheus, httpx or rich on piped output would each add a tenth of a second or more to a
-command that does not need them (docs/cli.md, "Start-up").
+reports the modules it had imported when it exited. Redis' client, pydantic-settings, the
+plugins, the demo, the console, Prometheus, httpx or rich on piped output would each add a
+tenth of a second or more to a command that does not need them (docs/performance.md, "CLI
+start-up").
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ NEVER_WITHOUT_NEED = (
     "rich",  # stdout is a pipe here: plain text, no rich
 )
 """No command below needs these: the demo, the console and its server, the worker's
-Prometheus metrics and printer, the watchlist's HTTP client, rich on piped output."""
+Prometheus metrics and printer, the watchlist engine's HTTP client, rich on piped output."""
 
 NOT_FOR_HELP = (
     *(m for m in NEVER_WITHOUT_NEED if m != "rich"),  # typer draws its help with rich
