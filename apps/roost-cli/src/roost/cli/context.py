@@ -95,6 +95,8 @@ class GlobalOptions:
         Raises:
             CliError: a variable or flag is malformed (exit 2).
         """
+        from roost.runtime.settings import RoostSettings  # pydantic-settings: not for --help
+
         flags = {
             "redis_url": self.redis_url,
             "namespace": self.namespace,
@@ -102,8 +104,6 @@ class GlobalOptions:
             "redis_prefix": self.prefix,
         }
         merged: dict[str, Any] = {**flags, **overrides}
-        from roost.runtime.settings import RoostSettings  # pydantic-settings: when read
-
         try:
             return RoostSettings.from_env(None, **merged)
         except SettingsError as exc:
