@@ -32,6 +32,7 @@ from benchmarks import (
     peers,
     profile,
     scale,
+    startup,
     throughput,
 )
 from benchmarks.core import Context
@@ -49,6 +50,7 @@ BENCHMARKS: dict[str, Callable[[Context], Awaitable[None]]] = {
     "metrics": metrics.run,
     "crash": crash.run,
     "peers": peers.run,
+    "startup": startup.run,
     "profile": profile.run,
 }
 DEFAULT = [
@@ -62,6 +64,7 @@ DEFAULT = [
     "metrics",
     "crash",
     "peers",
+    "startup",
 ]
 """What runs without names: every benchmark but ``profile`` (``peers`` only if installed)."""
 
@@ -98,6 +101,7 @@ FULL: dict[str, Any] = {
     "peer_crash_items": 200,
     "peer_crash_pause": 0.1,
     "peer_crash_trials": 3,
+    "startup_runs": 5,
 }
 
 QUICK: dict[str, Any] = {
@@ -126,6 +130,7 @@ QUICK: dict[str, Any] = {
     "kill_after": 0.1,
     "peer_crash_items": 60,
     "peer_crash_trials": 1,
+    "startup_runs": 1,
 }
 
 

@@ -16,7 +16,17 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-GROUPS = {"enqueue", "throughput", "latency", "delay", "scale", "cost", "memory", "crash"}
+GROUPS = {
+    "enqueue",
+    "throughput",
+    "latency",
+    "delay",
+    "scale",
+    "cost",
+    "memory",
+    "crash",
+    "startup",
+}
 BENCHMARKS = [
     "enqueue",
     "throughput",
@@ -28,6 +38,7 @@ BENCHMARKS = [
     "metrics",
     "crash",
     "peers",
+    "startup",
 ]
 """The default set; ``profile`` (py-spy) runs only when named."""
 INSTALL_PEERS = "uv run --group bench-peers python -m benchmarks peers"
@@ -60,6 +71,8 @@ EXPECTED = {
     "crash resume (SIGKILL -> step committed elsewhere)",
     "crash resume, restart with the same ROOST_WORKER_ID (restart -> step committed)",
     "crash resume, no restart (SIGKILL -> step committed elsewhere, defaults)",
+    "roost --help",
+    "roost status ID",
 }
 # Smaller still than --quick, so the whole suite runs in well under 30 s.
 TINY = [

@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from roost.cli import demo, fleet, inspect, operate, schedule, server, waits, worker
+from roost.cli import demo_verb, fleet, inspect, operate, schedule, server, waits, worker
 from roost.cli.common import (
     LogFormatOption,
     LogLevelOption,
@@ -119,6 +119,6 @@ _add("resume", waits.resume)
 _add("budget", waits.budget)
 _add("dead", inspect.dead)
 _add("workers", fleet.workers)
-_add("demo", demo.demo)
+_add("demo", demo_verb.demo)
 app.add_typer(server.server_app, name="server")
 app.add_typer(schedule.schedule_app, name="schedule")

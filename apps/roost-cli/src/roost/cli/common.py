@@ -21,8 +21,8 @@ from typer.core import TyperGroup
 
 from roost.cli import logs
 from roost.cli.context import EXIT_BAD_INPUT, GlobalOptions, fail, options
-from roost.runtime import SettingsError
-from roost.runtime.settings import LOG_FORMATS, LOG_LEVELS, read_env
+from roost.runtime.errors import SettingsError
+from roost.runtime.log_choices import LOG_FORMATS, LOG_LEVELS
 
 __all__ = [
     "LogFormatOption",
@@ -90,6 +90,8 @@ def setup_logging(
         typer.Exit: ``ROOST_LOG_LEVEL`` or ``ROOST_LOG_FORMAT`` is malformed (exit 2, one
             line).
     """
+    from roost.runtime.settings import read_env  # pydantic-settings: not for --help
+
     opts = options(ctx)
     try:
         level_name = opts.log_level or read_env("log_level")

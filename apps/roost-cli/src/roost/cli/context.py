@@ -14,19 +14,16 @@ import contextlib
 import signal
 from collections.abc import AsyncGenerator, Callable, Coroutine, Generator
 from dataclasses import dataclass
-from typing import Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import typer
 
-from roost.runtime import (
-    BadInput,
-    Registry,
-    RoostError,
-    RoostSettings,
-    SettingsError,
-    WorkBackend,
-    get_plugin_manager,
-)
+from roost.runtime.errors import BadInput, RoostError, SettingsError
+
+if TYPE_CHECKING:
+    from roost.runtime.backends import WorkBackend
+    from roost.runtime.plugins import Registry
+    from roost.runtime.settings import RoostSettings
 
 __all__ = [
     "EXIT_BAD_INPUT",
@@ -98,6 +95,8 @@ class GlobalOptions:
         Raises:
             CliError: a variable or flag is malformed (exit 2).
         """
+        from roost.runtime.settings import RoostSettings  # pydantic-settings: not for --help
+
         flags = {
             "redis_url": self.redis_url,
             "namespace": self.namespace,
@@ -159,10 +158,14 @@ def load_registry() -> Registry:
     """Load the installed plugins (engines, artifact stores, backends, event sinks).
 
     A second load in the same process costs a few milliseconds (the modules are imported).
+    Only the commands that need a backend, an engine or a store load them: ``--help`` and
+    the commands that need none start without importing any plugin.
 
     Raises:
         CliError: two plugins clash (exit 2) or a plugin fails to import (exit 1).
     """
+    from roost.runtime.plugins import Registry, get_plugin_manager
+
     try:
         return Registry.load(get_plugin_manager())
     except BadInput as exc:

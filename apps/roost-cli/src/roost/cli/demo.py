@@ -2,6 +2,9 @@
 
 Everything runs on this machine: a local HTTP target, real ``roost worker`` subprocesses, the
 Redis that the other commands use (embedded by default), in a namespace of its own.
+
+The verb and its options are :mod:`roost.cli.demo_verb`; it imports this module (and
+:mod:`roost.cli.demo_approval`) only when ``roost demo`` runs.
 """
 
 from __future__ import annotations
@@ -17,27 +20,20 @@ import time
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Annotated, Any, cast
+from typing import Any, cast
 
 import typer
 
 from roost.cli.context import (
-    EXIT_BAD_INPUT,
-    EXIT_RUNTIME,
     CliError,
     GlobalOptions,
-    fail,
     load_registry,
     open_backend,
-    options,
-    run,
-    settings_of,
 )
-from roost.cli.demo_approval import run_approval_demo
 from roost.runtime import RoostSettings, WorkStatus
 from roost.runtime.backends import WorkBackend
 
-__all__ = ["DEMO_NAMESPACE", "demo"]
+__all__ = ["DEMO_NAMESPACE", "run_demo"]
 
 DEMO_NAMESPACE = "demo"
 WAIT_LIMIT = 60.0
@@ -327,39 +323,3 @@ async def run_demo(
         say("The embedded Redis keeps running for other roost commands in this directory;")
         say("stop it with: uv run roost server stop")
     say(f"\ndemo finished in {time.monotonic() - started:.1f}s")
-
-
-def demo(
-    ctx: typer.Context,
-    story: Annotated[
-        str,
-        typer.Argument(
-            metavar="[STORY]",
-            help="resume (default): a killed worker's job resumes; approval: a job waits "
-            "for a person's approval.",
-        ),
-    ] = "resume",
-    checks: Annotated[
-        int, typer.Option("--checks", min=2, max=20, help="Checks the watchlist job makes.")
-    ] = 4,
-    delay: Annotated[
-        float, typer.Option("--delay", min=0.1, max=30.0, help="Seconds between two checks.")
-    ] = 1.5,
-    graceful: Annotated[
-        bool,
-        typer.Option("--graceful", help="Stop worker A with SIGTERM instead of SIGKILL."),
-    ] = False,
-) -> None:
-    """Run a demo: the watchlist resume story, or (``approval``) a job that waits for a person."""
-    opts = options(ctx)
-    settings = settings_of(ctx, namespace=opts.namespace or DEMO_NAMESPACE)
-    if story not in ("resume", "approval"):
-        fail(f"unknown demo {story!r} (resume or approval)", EXIT_BAD_INPUT)
-    try:
-        if story == "approval":
-            run(lambda: run_approval_demo(settings))
-        else:
-            run(lambda: run_demo(settings, opts, checks, delay, crash=not graceful))
-    except KeyboardInterrupt:
-        typer.echo("demo interrupted; its workers were stopped", err=True)
-        raise typer.Exit(EXIT_RUNTIME) from None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -21,11 +21,14 @@ from roost.cli.context import (
     warn,
 )
 from roost.cli.fleet import unserved_for, unserved_lines
-from roost.runtime import EventType, Registry, RoostSettings, RuntimeEvent, WorkPage, WorkState
+from roost.runtime import EventType, RuntimeEvent, WorkPage, WorkState
 from roost.runtime.backends import WorkBackend
 from roost.runtime.models import validate_name
-from roost.runtime.plugins import source_of
 from roost.runtime.workspace import workspace_dir
+
+if TYPE_CHECKING:
+    from roost.runtime.plugins import Registry
+    from roost.runtime.settings import RoostSettings
 
 __all__ = [
     "artifact_show",
@@ -426,6 +429,8 @@ async def _live_workers(
 
 def engines(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     """List installed engines (and any that failed to load), and the live workers."""
+    from roost.runtime.plugins import source_of
+
     settings = settings_of(ctx)
 
     async def main() -> None:

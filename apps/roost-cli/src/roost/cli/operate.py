@@ -37,7 +37,6 @@ from roost.runtime.limits import (
     PRIORITY,
     STEP_TIMEOUT,
 )
-from roost.runtime.settings import parse_duration
 
 __all__ = [
     "cancel",
@@ -90,6 +89,17 @@ def parse_payload(text: str) -> dict[str, Any]:
     return cast("dict[str, Any]", value)
 
 
+def _seconds(text: str) -> float:
+    """A duration flag's seconds (:func:`roost.runtime.settings.parse_duration`).
+
+    Imported here: the settings module brings pydantic-settings, which ``--help`` does not
+    need.
+    """
+    from roost.runtime.settings import parse_duration
+
+    return parse_duration(text)
+
+
 def parse_delay(flag: str, text: str | None) -> float:
     """Parse a delay flag (``90``, ``500ms``, ``5m``): 0 to 365 days.
 
@@ -99,7 +109,7 @@ def parse_delay(flag: str, text: str | None) -> float:
     if text is None:
         return 0.0
     try:
-        return DELAY.check(parse_duration(text), flag)
+        return DELAY.check(_seconds(text), flag)
     except ValueError as exc:
         message = str(exc)
         raise CliError(
@@ -116,7 +126,7 @@ def parse_step_timeout(text: str | None) -> float | None:
     if text is None:
         return None
     try:
-        return STEP_TIMEOUT.check(parse_duration(text), "--step-timeout")
+        return STEP_TIMEOUT.check(_seconds(text), "--step-timeout")
     except ValueError as exc:
         message = str(exc)
         if not message.startswith("--step-timeout"):
@@ -133,7 +143,7 @@ def parse_runtime(flag: str, text: str | None) -> float | None:
     if text is None:
         return None
     try:
-        return MAX_RUNTIME.check(parse_duration(text), flag)
+        return MAX_RUNTIME.check(_seconds(text), flag)
     except ValueError as exc:
         message = str(exc)
         raise CliError(

@@ -2,27 +2,28 @@
 
 On a terminal, tables are drawn with rich and states are coloured (``NO_COLOR`` turns the
 colours off); when the output is piped or redirected it stays plain, aligned text, stable
-for scripts and ``grep``.
+for scripts and ``grep``, and rich is not imported at all.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import typer
 from pydantic import BaseModel
-from rich import box
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
 
 from roost.runtime import Artifact, Budget, RuntimeEvent, WorkMeta, WorkState, WorkStatus
 from roost.runtime.limits import format_seconds
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.text import Text
 
 __all__ = [
     "STATE_STYLES",
@@ -90,8 +91,27 @@ STYLES: dict[str, str] = {
 
 def terminal() -> Console | None:
     """A rich console on stdout when it is a terminal, else ``None`` (print plain text)."""
+    if not _may_be_terminal():
+        return None
+    from rich.console import Console  # ~0.1 s to import: only for a terminal
+
     console = Console(file=sys.stdout, highlight=False, soft_wrap=False)
     return console if console.is_terminal else None
+
+
+def _may_be_terminal() -> bool:
+    """False when rich would surely find that stdout is no terminal (no need to import it).
+
+    Rich treats stdout as a terminal when ``TTY_COMPATIBLE`` or ``FORCE_COLOR`` says so, else
+    when it is a TTY; with either variable set, rich decides.
+    """
+    if "TTY_COMPATIBLE" in os.environ or "FORCE_COLOR" in os.environ:
+        return True
+    isatty = getattr(sys.stdout, "isatty", None)
+    try:
+        return bool(isatty and isatty())
+    except ValueError:  # closed
+        return False
 
 
 def print_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
@@ -103,6 +123,10 @@ def print_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
     if console is None:
         typer.echo(table(headers, rows))
         return
+    from rich import box
+    from rich.table import Table
+    from rich.text import Text
+
     grid = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, header_style="bold")
     for header in headers:
         last = header == headers[-1]
@@ -373,6 +397,8 @@ def print_status(status: WorkStatus, children: Sequence[WorkMeta] = ()) -> None:
     if console is None:
         typer.echo(text)
         return
+    from rich.text import Text
+
     lines = [Text(line) for line in text.splitlines()]
     state = status.meta.display_state
     lines[0].highlight_words([state], style=STYLES.get(state, ""))
@@ -443,6 +469,8 @@ class EventColumns:
 
     def styled(self, event: RuntimeEvent) -> Text:
         """One event as a line for a terminal, its type coloured."""
+        from rich.text import Text
+
         cells = self.cells(event)
         text = Text()
         for i, cell in enumerate(cells):

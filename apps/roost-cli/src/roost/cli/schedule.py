@@ -22,12 +22,11 @@ from roost.cli.context import (
     settings_of,
 )
 from roost.cli.operate import parse_payload
-from roost.redis.plugin import swarm_of
-from roost.redis.schedule_data import MISSED_POLICIES, check_schedule_name
 from roost.runtime import BadInput
 
 if TYPE_CHECKING:
-    from roost.redis.schedules import Schedule
+    from roost.redis.schedules import Schedule, Schedules
+    from roost.runtime.backends import WorkBackend
 
 __all__ = ["HEADERS", "schedule_app", "schedule_row"]
 
@@ -44,7 +43,16 @@ NameArg = Annotated[str, typer.Argument(help="The schedule's name.", show_defaul
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
 
+def _schedules(backend: WorkBackend) -> Schedules:
+    """The Redis backend's schedules (imported here: only ``roost schedule`` needs them)."""
+    from roost.redis.plugin import swarm_of
+
+    return swarm_of(backend).schedules
+
+
 def _name(value: str) -> str:
+    from roost.redis.schedule_data import check_schedule_name
+
     try:
         return check_schedule_name(value)
     except BadInput as exc:
@@ -157,6 +165,8 @@ def add(
         body = parse_payload(payload)
         if (cron is None) == (every is None):
             raise CliError("give exactly one of --cron and --every", EXIT_BAD_INPUT)
+        from roost.redis.schedule_data import MISSED_POLICIES
+
         if missed not in MISSED_POLICIES:
             choices = " or ".join(MISSED_POLICIES)
             raise CliError(f"--missed must be {choices}, not {missed!r}", EXIT_BAD_INPUT)
@@ -165,7 +175,7 @@ def add(
         registry = load_registry()
         registry.require(engine)  # unknown or broken: refused before touching Redis
         async with open_backend(settings, registry=registry) as backend:
-            s = await swarm_of(backend).schedules.add(
+            s = await _schedules(backend).add(
                 name,
                 engine,
                 body,
@@ -190,7 +200,7 @@ def list_schedules(ctx: typer.Context, as_json: JsonFlag = False) -> None:
 
     async def main() -> None:
         async with open_backend(settings) as backend:
-            found = await swarm_of(backend).schedules.list()
+            found = await _schedules(backend).list()
         if as_json:
             render.echo_json([s.model_dump(mode="json") for s in found])
             return
@@ -211,7 +221,7 @@ def pause(ctx: typer.Context, name: NameArg, as_json: JsonFlag = False) -> None:
 
     async def main() -> None:
         async with open_backend(settings) as backend:
-            s = await swarm_of(backend).schedules.pause(_name(name))
+            s = await _schedules(backend).pause(_name(name))
         _show(s, as_json)
 
     run(main)
@@ -225,7 +235,7 @@ def resume(ctx: typer.Context, name: NameArg, as_json: JsonFlag = False) -> None
 
     async def main() -> None:
         async with open_backend(settings) as backend:
-            s = await swarm_of(backend).schedules.resume(_name(name))
+            s = await _schedules(backend).resume(_name(name))
         _show(s, as_json)
 
     run(main)
@@ -239,7 +249,7 @@ def remove(ctx: typer.Context, name: NameArg) -> None:
 
     async def main() -> None:
         async with open_backend(settings) as backend:
-            await swarm_of(backend).schedules.remove(_name(name))
+            await _schedules(backend).remove(_name(name))
         typer.echo(f"schedule {name} removed")
 
     run(main)
@@ -253,6 +263,6 @@ def run_now(ctx: typer.Context, name: NameArg) -> None:
 
     async def main() -> None:
         async with open_backend(settings) as backend:
-            typer.echo(await swarm_of(backend).schedules.run_now(_name(name)))
+            typer.echo(await _schedules(backend).run_now(_name(name)))
 
     run(main)

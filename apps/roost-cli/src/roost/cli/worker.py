@@ -23,16 +23,14 @@ from roost.cli.context import (
 )
 from roost.cli.logs import DEFAULT_TRACEBACK_LINES as TRACEBACK_LINES
 from roost.cli.logs import iso, json_line
-from roost.cli.printer import StepPrinter
-from roost.cli.stopping import GracefulStop
-from roost.redis.metrics import WorkerMetrics, serve_worker_metrics, watch_queue
-from roost.redis.plugin import swarm_of
 from roost.runtime.limits import CONCURRENCY
-from roost.runtime.settings import worker_id_problem
 
 if TYPE_CHECKING:
     from wsgiref.simple_server import WSGIServer
 
+    from roost.cli.printer import StepPrinter
+    from roost.cli.stopping import GracefulStop
+    from roost.redis.metrics import WorkerMetrics
     from roost.runtime import Registry
 
 __all__ = ["parse_engines", "worker"]
@@ -134,6 +132,13 @@ def worker(
     With --metrics-port, the worker serves its step counters and the queue's gauges to
     Prometheus (see docs/observability.md); a port it cannot listen on exits 2.
     """
+    # Imported here, not by the other commands: Redis, Prometheus and the settings.
+    from roost.cli.printer import StepPrinter
+    from roost.cli.stopping import GracefulStop
+    from roost.redis.metrics import watch_queue
+    from roost.redis.plugin import swarm_of
+    from roost.runtime.settings import worker_id_problem
+
     with handle_errors():
         if worker_id is not None and (problem := worker_id_problem(worker_id)):
             raise CliError(f"--worker-id: {problem}", EXIT_BAD_INPUT)
@@ -223,6 +228,8 @@ def _metrics(
     """
     if port is None:
         return None, None
+    from roost.redis.metrics import WorkerMetrics, serve_worker_metrics
+
     metrics = WorkerMetrics(slots=served)
     try:
         return metrics, serve_worker_metrics(metrics, port, host)

@@ -19,13 +19,14 @@ import tomllib
 from collections.abc import Mapping
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Any
 
 from pydantic import BeforeValidator, ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from roost.runtime.errors import SettingsError
 from roost.runtime.limits import SETTING_RANGES, format_seconds
+from roost.runtime.log_choices import LOG_FORMATS, LOG_LEVELS, LogFormat, LogLevel
 
 __all__ = [
     "ENV_PREFIX",
@@ -46,11 +47,6 @@ _DURATION = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*(ms|s|m|h|d
 HOME_DIR = ".roost"
 _KEY_PART = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 _WORKER_ID = re.compile(r"[A-Za-z0-9_.:@-]{1,128}")
-
-LogLevel = Literal["debug", "info", "warning", "error", "critical"]
-LogFormat = Literal["text", "json"]
-LOG_LEVELS: tuple[str, ...] = get_args(LogLevel)
-LOG_FORMATS: tuple[str, ...] = get_args(LogFormat)
 
 
 def parse_duration(text: str | float) -> float:
