@@ -15,13 +15,20 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, cast
 
+import pytest
+
 from roost.redis import RedisSwarm
 from roost.redis.event_feed import GROUP, RedisEventFeed
-from roost.runtime import RuntimeEvent, WorkState
+from roost.redis.server.cluster import ClusterGroup
+from roost.runtime import Registry, RoostSettings, RuntimeEvent, WorkState, get_plugin_manager
 from roost.runtime.observe import EventPump
 from roost_testkit.engines import HashChainEngine
 
 Spawn = Callable[..., subprocess.Popen[str]]
+
+
+def registry() -> Registry:
+    return Registry.load(get_plugin_manager(autoload=False))
 
 
 def read_log(path: Path) -> list[dict[str, Any]]:
@@ -221,3 +228,39 @@ async def test_a_worker_without_sinks_delivers_nothing(
         assert await deliverer(swarm) is None
     assert len(await stream(swarm)) >= 3  # the stream is there, and no group was made on it
     assert await groups_of(swarm) == []
+
+
+@pytest.mark.slow
+async def test_sinks_are_fed_on_a_cluster(
+    redis_cluster: ClusterGroup, settings: RoostSettings, until: Any
+) -> None:
+    # The stream, its group and the deliverer key share the namespace's slot; the read
+    # (XINFO twice and XREADGROUP in one transaction) goes to that slot's primary.
+    on_cluster = settings.model_copy(update={"redis_url": redis_cluster.url})
+    got: list[RuntimeEvent] = []
+
+    async def sink(event: RuntimeEvent) -> None:
+        got.append(event)
+
+    async with RedisSwarm(on_cluster, registry=registry()) as swarm:
+        work_id = await swarm.enqueue("hashchain", {"steps": 2})
+        worker = RedisSwarm(on_cluster, registry=registry())
+        await worker.connect()
+        task = asyncio.create_task(
+            worker.run_worker([HashChainEngine()], install_signal_handlers=False, sinks=[sink])
+        )
+        try:
+
+            async def finished() -> bool:
+                return any(e.type == "done" for e in got)
+
+            await until(finished, timeout=30)
+            assert [e.type for e in got if e.work_id == work_id] == [
+                *("enqueued", "started", "committed", "committed", "done")
+            ]
+            assert [e.id for e in got] == [e.id for e in await stream(swarm)]
+        finally:
+            worker.stop_worker()
+            await asyncio.wait_for(task, 30)
+            await worker.close()
+        assert await deliverer(swarm) is None  # handed over on stop

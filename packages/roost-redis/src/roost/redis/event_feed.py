@@ -23,7 +23,7 @@ delivers each event once, in stream order:
 - **Trimming is counted.** The stream is capped (``ROOST_EVENTS_MAXLEN``, trimmed
   approximately by XADD). Entries trimmed before the group read them, and pending entries
   trimmed before they were acknowledged, are reported as lost (logged and counted by the
-  pump); the lag of the group against the stream shows how close that is.
+  pump), from the group's read counter (Redis 7.0+ keeps it).
 
 Every key here is the namespace's, in its hash slot, so the reads work on Redis Cluster; the
 commands go through the store's clients (the blocking one for XREADGROUP BLOCK), and every
@@ -36,7 +36,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any, cast
 
-from redis.exceptions import ResponseError, WatchError
+from redis.exceptions import ResponseError
 
 from roost.redis.codec import event_from_entry
 from roost.redis.connection import BLOCK_SECONDS
@@ -102,22 +102,18 @@ class RedisEventFeed:
         return self.leading
 
     async def _if_mine(self, *, renew: bool) -> bool:
-        """Renew (or delete) the deliverer key if this worker holds it (WATCH/MULTI)."""
-        async with self._client.pipeline(transaction=True) as pipe:
-            try:
-                await pipe.watch(self.lock)
-                holder = await pipe.get(self.lock)
-                if holder != self.consumer:
-                    await pipe.unwatch()
-                    return False
-                pipe.multi()
-                if renew:
-                    pipe.pexpire(self.lock, self.ttl_ms)
-                else:
-                    pipe.delete(self.lock)
-                await pipe.execute()
-            except WatchError:
-                return False
+        """Renew (or delete) the deliverer key if this worker holds it.
+
+        A GET then a PEXPIRE (or DEL), not a transaction: redis-py's cluster client cannot
+        WATCH. The key can only lapse between the two if this worker stalled for two thirds
+        of its TTL; then the other worker's key gets this renewal (or is deleted), and for
+        a moment two workers deliver: a few events may be delivered twice, as after a crash.
+        """
+        if await self._client.get(self.lock) != self.consumer:
+            return False
+        if renew:
+            return bool(await self._client.pexpire(self.lock, self.ttl_ms))
+        await self._client.delete(self.lock)
         return True
 
     # -- reading ------------------------------------------------------------------------------
@@ -184,20 +180,22 @@ class RedisEventFeed:
     async def _read_new(self) -> EventBatch:
         """New entries; how many were trimmed unread before them; waits when there are none.
 
-        XINFO and the read run in one transaction, so the count of entries trimmed unread
-        (removed from the stream, minus those the group had read) is exact.
+        The group's read counter (``entries-read``: the number of the last entry it read,
+        counting every entry ever added) is read before and after the read, in one pipeline
+        on one connection; only the deliverer moves it, so what it moved by beyond the
+        entries returned is the number skipped because they were trimmed.
         """
-        async with self._client.pipeline(transaction=True) as pipe:
-            pipe.xinfo_stream(self.stream)
+        async with self._client.pipeline(transaction=False) as pipe:
             pipe.xinfo_groups(self.stream)
             pipe.xreadgroup(GROUP, self.consumer, {self.stream: ">"}, count=self.batch)
-            stream, groups, reply = await pipe.execute()
+            pipe.xinfo_groups(self.stream)
+            before, reply, after = await pipe.execute()
         rows = _rows(reply)
-        lost = 0
         if rows:
-            read = next((g.get("entries-read") for g in groups if g.get("name") == GROUP), None)
-            if read is not None:
-                lost = max(0, int(stream["entries-added"]) - int(stream["length"]) - int(read))
+            lost = 0
+            first, last = _entries_read(before), _entries_read(after)
+            if first is not None and last is not None:
+                lost = max(0, last - first - len(rows))
             return EventBatch(events=_events(rows), lost=lost)
         reply = await cast(Any, self.store.blocking_client).xreadgroup(
             GROUP,
@@ -218,6 +216,15 @@ class RedisEventFeed:
         if self.leading:
             self.leading = False
             await self._if_mine(renew=False)
+
+
+def _entries_read(groups: list[dict[str, Any]]) -> int | None:
+    """The group's read counter in an XINFO GROUPS reply (None when Redis cannot tell)."""
+    for group in groups:
+        if group.get("name") == GROUP:
+            value = group.get("entries-read")
+            return int(value) if value is not None else None
+    return None
 
 
 def _id_key(entry_id: str) -> tuple[int, int]:
