@@ -23,6 +23,7 @@ from roost.redis.server.cluster import ClusterGroup
 from roost.runtime import Registry, RoostSettings, RuntimeEvent, WorkState, get_plugin_manager
 from roost.runtime.observe import EventPump
 from roost_testkit.engines import HashChainEngine
+from roost_testkit.redis_faults import busy, read_only
 
 Spawn = Callable[..., subprocess.Popen[str]]
 
@@ -264,3 +265,28 @@ async def test_sinks_are_fed_on_a_cluster(
             await asyncio.wait_for(task, 30)
             await worker.close()
         assert await deliverer(swarm) is None  # handed over on stop
+
+
+@pytest.mark.parametrize("fault", ["readonly", "busy"])
+async def test_delivery_rides_out_redis_misbehaving(
+    swarm: RedisSwarm, running_worker: Any, until: Any, redis_url: str, fault: str
+) -> None:
+    got: list[RuntimeEvent] = []
+
+    async def sink(event: RuntimeEvent) -> None:
+        got.append(event)
+
+    first = [await swarm.enqueue("hashchain", {"steps": 2}) for _ in range(3)]
+    async with running_worker([HashChainEngine()], sinks=[sink], lease_ttl=8.0) as worker:
+
+        async def delivered(ids: list[str]) -> bool:
+            return {w for w in ids} <= {e.work_id for e in got if e.type == "done"}
+
+        await until(lambda: delivered(first))
+        with {"readonly": read_only, "busy": busy}[fault](redis_url):
+            await asyncio.sleep(2.0)
+        later = [await swarm.enqueue("hashchain", {"steps": 2}) for _ in range(3)]
+        await until(lambda: delivered(later), 40.0)
+        info = [w for w in await swarm.workers() if w["worker_id"] == worker.worker_id]
+        assert info and info[0]["healthy"] is True
+    assert [e.id for e in got] == [e.id for e in await stream(swarm)]
