@@ -46,6 +46,10 @@ async def groups_of(swarm: RedisSwarm) -> list[dict[str, Any]]:
     return await cast(Any, swarm.client).xinfo_groups(swarm.keys.events)
 
 
+async def consumers_of(swarm: RedisSwarm) -> list[dict[str, Any]]:
+    return await cast(Any, swarm.client).xinfo_consumers(swarm.keys.events, GROUP)
+
+
 async def deliverer(swarm: RedisSwarm) -> str | None:
     return await swarm.client.get(swarm.keys.events_pump)
 
@@ -149,6 +153,10 @@ async def test_a_deliverer_killed_mid_batch_loses_nothing_and_keeps_each_items_o
 
     await until(all_delivered, timeout=30)
     got = read_log(log)
+    # The killed worker's batch was claimed: its consumer holds nothing (and is deleted
+    # once idle past the TTL when a worker takes over).
+    consumers = {c["name"]: c["pending"] for c in await consumers_of(swarm)}
+    assert consumers.get("w1", 0) == 0 and "w2" in consumers
     assert {r["pid"] for r in got} == {slow.pid, other.pid}
     before = [r["id"] for r in got if r["pid"] == slow.pid]
     after = [r["id"] for r in got if r["pid"] == other.pid]
@@ -290,3 +298,19 @@ async def test_delivery_rides_out_redis_misbehaving(
         info = [w for w in await swarm.workers() if w["worker_id"] == worker.worker_id]
         assert info and info[0]["healthy"] is True
     assert [e.id for e in got] == [e.id for e in await stream(swarm)]
+
+
+async def test_a_new_deliverer_forgets_consumers_that_hold_nothing(swarm: RedisSwarm) -> None:
+    feed = RedisEventFeed(swarm, "old")
+    pump = EventPump([], feed, report=lambda where, exc: None)
+    await swarm.enqueue("idle", {}, delay_seconds=600)
+    await pump.pump_pass()  # "old" delivers the enqueue and acknowledges it
+    assert pump.delivered == 1
+    await pump.flush()
+    await asyncio.sleep(feed.ttl_ms / 1000 + 0.2)  # idle past the TTL
+    newer = RedisEventFeed(swarm, "new")
+    assert [c["name"] for c in await consumers_of(swarm)] == ["old"]
+    batch = await newer.read()  # takes over: claims nothing, forgets "old"
+    assert batch.events == [] and batch.lost == 0
+    assert [c["name"] for c in await consumers_of(swarm)] in ([], ["new"])
+    await newer.close()

@@ -15,6 +15,9 @@ delivers each event once, in stream order:
   XREADGROUP; the others stand by and try to take the key about once a second. With a
   single reader, sinks see the events in stream order, so an item's events come in the
   order they happened.
+- **Consumers come and go.** Each worker delivers as a consumer named after its worker id;
+  when one takes over it deletes the consumers that hold no entries and have been idle
+  for longer than the TTL.
 - **Acknowledged after every sink took it.** XACK follows the delivery of a batch to every
   sink. A worker that dies (or stalls past the TTL) mid-batch leaves its entries pending;
   the worker that takes over first claims every pending entry (XAUTOCLAIM), delivers those
@@ -175,7 +178,25 @@ class RedisEventFeed:
             if start == "0-0":
                 break
         rows.sort(key=lambda row: _id_key(row[0]))
+        await self._forget_consumers()
         return EventBatch(events=_events(rows), lost=lost)
+
+    async def _forget_consumers(self) -> None:
+        """Delete the group's consumers that hold nothing and were idle past the TTL.
+
+        Every worker that ever delivered is a consumer (named after its worker id, new at
+        each start unless ``ROOST_WORKER_ID`` is set); once their entries are claimed they
+        hold none, and without this the group would keep them all.
+        """
+        consumers = await self._client.xinfo_consumers(self.stream, GROUP)
+        for consumer in consumers:
+            name = consumer.get("name")
+            if (
+                name != self.consumer
+                and not consumer.get("pending")
+                and int(consumer.get("idle") or 0) > self.ttl_ms
+            ):
+                await self._client.xgroup_delconsumer(self.stream, GROUP, name)
 
     async def _read_new(self) -> EventBatch:
         """New entries; how many were trimmed unread before them; waits when there are none.
