@@ -314,3 +314,23 @@ async def test_a_new_deliverer_forgets_consumers_that_hold_nothing(swarm: RedisS
     assert batch.events == [] and batch.lost == 0
     assert [c["name"] for c in await consumers_of(swarm)] in ([], ["new"])
     await newer.close()
+
+
+async def test_a_deleted_stream_gets_its_group_again(swarm: RedisSwarm) -> None:
+    got: list[RuntimeEvent] = []
+
+    async def sink(event: RuntimeEvent) -> None:
+        got.append(event)
+
+    pump = EventPump([sink], RedisEventFeed(swarm, "c1"), report=lambda where, exc: None)
+    await swarm.enqueue("idle", {}, delay_seconds=600)
+    await pump.pump_pass()
+    assert [e.type for e in got] == ["enqueued"]
+    await swarm.client.delete(swarm.keys.events)  # FLUSHALL, say: the group goes with it
+    assert await pump.pump_pass() == 0.0  # NOGROUP: nothing delivered, no error
+    work_id = await swarm.enqueue("idle", {}, delay_seconds=600)
+    while len(got) < 2:
+        await pump.pump_pass()
+    assert (got[1].type, got[1].work_id) == ("enqueued", work_id)
+    assert [g["name"] for g in await groups_of(swarm)] == [GROUP]
+    await pump.flush()

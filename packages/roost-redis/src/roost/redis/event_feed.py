@@ -153,10 +153,12 @@ class RedisEventFeed:
                     return batch
             return await self._read_new()
         except ResponseError as exc:
-            if "NOGROUP" in str(exc):
-                self.group_ready = False  # the stream was deleted: start it over
             self.claimed = False
-            raise
+            if "NOGROUP" not in str(exc) and "no such key" not in str(exc).lower():
+                raise
+            # The stream (and its group) was deleted: make them again at the next read.
+            self.group_ready = False
+            return EventBatch()
         except Exception:
             # A reply lost on the way may have left entries pending on this consumer:
             # take them over before reading on.
