@@ -28,8 +28,6 @@ def runner(**values: Any) -> Runner:
         worker_id="w",
         artifacts=lambda: pytest.fail("no step runs here"),
         observers=Observers([]),
-        sinks=[],
-        report=lambda where, exc: None,
         error_json=lambda exc, attempt, now: ("", "", ""),
     )
 

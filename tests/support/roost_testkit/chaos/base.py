@@ -270,9 +270,9 @@ async def audit(
     result.dead = sum(1 for e in events if e.type == "dead" and e.work_id in steps)
     result.absorb(checked.problems)
     result.absorb(await audit_items(swarm, steps))
-    stored = {e.id for e in events}
-    acked = [r for r in sink if r["type"] in COMMITS and r.get("id")]
-    lost = [r for r in acked if r["id"] not in stored]
+    stored = {(e.work_id, e.version) for e in events if e.type in COMMITS}
+    acked = [r for r in sink if r["type"] == "committed"]
+    lost = [r for r in acked if (r["work_id"], r["version"]) not in stored]
     if not lost_acks_ok:
         result.check(not lost, f"{len(lost)} acknowledged commits are not in the stream")
     crashes = worker_crashes(env)

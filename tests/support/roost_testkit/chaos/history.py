@@ -7,8 +7,9 @@ Three records exist after a run:
   the runtime's own history of accepted writes;
 - the attempt log (``$ROOST_TEST_LOG``): one ``start`` and one ``end`` line per attempt a
   worker ran, with the lease epoch it ran under (an attempt may run and never commit);
-- the workers' sink logs (``$ROOST_CHAOS_EVENTS``): events that never reach the stream, such
-  as ``stale_commit`` (a fenced commit refused) and ``lease_lost``.
+- the workers' own logs (``$ROOST_CHAOS_EVENTS``, written by a step observer): what never
+  reaches the stream, such as ``stale_commit`` (a fenced commit refused), ``lease_lost``, and
+  ``committed`` (each version a worker was told was stored).
 """
 
 from __future__ import annotations

@@ -2,10 +2,12 @@
 
 Like :mod:`roost_testkit.worker_main` (settings from ROOST_* variables), with the
 :class:`~roost_testkit.chaos.engine.ChaosEngine` (and, with ``ROOST_CHAOS_SIGNALS`` set, the
-engines of :mod:`roost_testkit.waiting`), and every event the worker emits to its
-sinks (``stale_commit``, ``lease_lost``... which never reach the stream) appended as a JSON
-line to ``$ROOST_CHAOS_EVENTS``, plus one ``stopping`` record with the moment the worker
-began to stop (its first SIGTERM), so a test can tell which steps started after that.
+engines of :mod:`roost_testkit.waiting`), and what only the worker knows (which never
+reaches the stream) appended as JSON lines to ``$ROOST_CHAOS_EVENTS`` by a step observer: a
+``committed`` record per step version the worker was told was stored, a ``stale_commit``
+record per commit refused for its lease (fenced), a ``lease_lost`` record per lease it lost,
+plus one ``stopping`` record with the moment the worker began to stop (its first SIGTERM),
+so a test can tell which steps started after that.
 Prints ``ready <worker id>`` once the worker loop runs. With ``ROOST_CHAOS_FANOUT`` set it
 also runs :class:`~roost_testkit.family.FanOutEngine` (parents that spawn hash-chain children).
 """
@@ -22,33 +24,48 @@ import sys
 import time
 
 from roost.redis import RedisSwarm
-from roost.runtime import Engine, Registry, RuntimeEvent, get_plugin_manager
+from roost.runtime import Engine, Registry, get_plugin_manager
+from roost.runtime.observe import StepObserver, StepRecord
 from roost_testkit.chaos.engine import ChaosEngine
 from roost_testkit.family import FanOutEngine
 from roost_testkit.waiting import MeteredEngine, SignalCollector
 
+NOT_FENCED = ("cancelled", "store unavailable")
+"""Refusals that are not a fenced commit (an operator's cancel, an outage)."""
 
-class FileSink:
-    """Appends each event to a JSON-lines file (one ``write`` per line, O_APPEND)."""
+
+class FileLog(StepObserver):
+    """Appends what the worker alone knows to a JSON-lines file (one ``write`` per line)."""
 
     def __init__(self, path: str) -> None:
         self.fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
 
-    async def __call__(self, event: RuntimeEvent) -> None:
-        record = {
-            "type": event.type,
-            "work_id": event.work_id,
-            "version": event.version,
-            "worker": event.worker,
-            "id": event.id,
-            "ts": time.time(),
-            "pid": os.getpid(),
-            "data": event.data,
-        }
+    def write(self, record: dict[str, object]) -> None:
+        record.update(ts=time.time(), pid=os.getpid())
         os.write(self.fd, (json.dumps(record) + "\n").encode())
 
+    def step_ended(self, record: StepRecord) -> None:
+        if record.outcome == "committed":
+            kind = "committed"
+        elif record.outcome == "refused" and record.detail not in NOT_FENCED:
+            kind = "stale_commit"
+        else:
+            return
+        self.write(
+            {
+                "type": kind,
+                "work_id": record.work_id,
+                "version": record.version,
+                "worker": record.worker_id,
+                "data": {"detail": record.detail},
+            }
+        )
 
-def record_stopping(sink: FileSink) -> None:
+    def lease_lost(self, engine: str) -> None:
+        self.write({"type": "lease_lost", "engine": engine})
+
+
+def record_stopping(sink: FileLog) -> None:
     """Append a ``stopping`` record when this process's worker starts to stop.
 
     Observation only: the runtime emits no event when it begins a graceful stop, so this
@@ -89,9 +106,9 @@ async def main() -> None:
         format="%(asctime)s %(process)d %(name)s %(levelname)s %(message)s",
     )
     path = os.environ.get("ROOST_CHAOS_EVENTS")
-    sinks = [FileSink(path)] if path else []
-    if sinks:
-        record_stopping(sinks[0])
+    observers = [FileLog(path)] if path else []
+    if observers:
+        record_stopping(observers[0])
     registry = Registry.load(get_plugin_manager(autoload=False))
     asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, dump_tasks)
     engines: list[Engine] = [ChaosEngine()]
@@ -101,7 +118,7 @@ async def main() -> None:
         engines.append(FanOutEngine())  # the parents of the child-work scenario
     async with RedisSwarm(registry=registry) as swarm:
         task = asyncio.create_task(
-            swarm.run_worker(engines, concurrency=args.concurrency, sinks=sinks)
+            swarm.run_worker(engines, concurrency=args.concurrency, observers=observers)
         )
         while not swarm.worker_id and not task.done():
             await asyncio.sleep(0.005)

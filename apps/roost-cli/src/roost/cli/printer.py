@@ -8,6 +8,11 @@ with ``--full-tracebacks``): the runtime's log record of the failure (which has 
 traceback) is taken off the log and printed with the event that says what became of it.
 A quiet worker's lines are written as they come; a busy worker's in batches, at most
 :data:`FLUSH_INTERVAL` apart, so printing costs it little.
+
+The lines come from the event stream, like everything events say: :meth:`StepPrinter.follow`
+reads the stream from where it ended when the worker started and prints the events this
+worker stored (the fleet's event sinks are another matter: see
+:class:`roost.runtime.observe.EventPump`).
 """
 
 from __future__ import annotations
@@ -18,12 +23,15 @@ import logging
 import sys
 import time
 from collections import Counter
-from collections.abc import AsyncGenerator
-from typing import Any, TextIO
+from collections.abc import AsyncGenerator, Callable
+from typing import TYPE_CHECKING, Any, TextIO
 
 from roost.cli import render
 from roost.cli.logs import exception_of, format_traceback, iso, json_line
 from roost.runtime import RuntimeEvent
+
+if TYPE_CHECKING:
+    from roost.runtime.stores import WorkStore
 
 __all__ = ["FLUSH_INTERVAL", "LINES_PER_SECOND", "StepPrinter"]
 
@@ -37,6 +45,8 @@ ORPHAN_AFTER = 10.0
 
 QUIET_EVENTS = frozenset({"started"})
 FAILURE_EVENTS = frozenset({"retrying", "dead", "failed"})
+FOLLOW_RETRY = 0.5
+"""After the stream could not be read (an outage), how long before reading it again."""
 STEP_EVENTS = frozenset({"committed", "done"})
 
 
@@ -89,6 +99,28 @@ class StepPrinter(logging.Filter):
         return False
 
     # -- the event side ---------------------------------------------------------------------
+
+    async def follow(self, store: WorkStore, worker_id: Callable[[], str]) -> None:
+        """Print the events the worker ``worker_id()`` stores, as they are stored (until cancelled).
+
+        Reading starts where the stream ends now and resumes where it left off after an
+        outage (the worker's own loops say what failed).
+        """
+        last: str | None = None
+        while True:
+            try:
+                if last is None:
+                    tail = await store.events(limit=1)
+                    last = tail[-1].id if tail else "0-0"
+                async for event in store.follow_events(after=last):
+                    last = event.id
+                    me = worker_id()
+                    if me and event.worker == me:
+                        await self(event)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # the stream could not be read: an outage the worker reports
+                await asyncio.sleep(FOLLOW_RETRY)
 
     async def __call__(self, event: RuntimeEvent) -> None:
         """Print (or count) the event's line."""

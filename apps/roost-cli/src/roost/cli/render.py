@@ -78,7 +78,6 @@ STYLES: dict[str, str] = {
     "committed": "green",
     "enqueued": "cyan",
     "step_failed": "red",
-    "stale_commit": "yellow",
     "lease_expired": "yellow",
     "broken": "red",
     "ok": "green",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import os
 import sys
@@ -36,6 +38,9 @@ if TYPE_CHECKING:
 __all__ = ["parse_engines", "worker"]
 
 log = logging.getLogger("roost.cli")
+
+FOLLOW_SETTLE = 0.2
+"""After the worker stopped, how long the printer may still read the events it stored."""
 
 
 def parse_engines(values: list[str] | None, concurrency: int) -> dict[str, int] | None:
@@ -204,13 +209,23 @@ def worker(
             say(printer, "worker_started", _banner(banner), banner)
             started = time.monotonic()
             async with printer.running():
-                await stopper.run(
-                    backend,
-                    wanted,
-                    concurrency=concurrency,
-                    sinks=[printer],
-                    observers=[metrics] if metrics is not None else [],
+                follower = asyncio.create_task(
+                    printer.follow(backend, lambda: getattr(backend, "worker_id", "") or ""),
+                    name="roost-cli-follow",
                 )
+                try:
+                    await stopper.run(
+                        backend,
+                        wanted,
+                        concurrency=concurrency,
+                        sinks=[],
+                        observers=[metrics] if metrics is not None else [],
+                    )
+                    await asyncio.sleep(FOLLOW_SETTLE)  # the last events reach the printer
+                finally:
+                    follower.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await follower
         elapsed = time.monotonic() - started
         text = f"worker stopped after {elapsed:.1f}s: {printer.steps} steps committed"
         say(printer, "worker_stopped", text, {"seconds": elapsed, "steps": printer.steps})

@@ -50,7 +50,7 @@ PANELS = (
 )
 """The overview's charts: id, title and (counter, label) series; the second one stacked."""
 EVENT_PRESETS = (
-    ("failures", ("retrying", "dead", "failed", "lease_expired", "stale_commit")),
+    ("failures", ("retrying", "dead", "failed", "lease_expired")),
     ("lifecycle", ("enqueued", "done", "cancelled", "retried", "replayed")),
     ("progress", ("progress",)),
 )

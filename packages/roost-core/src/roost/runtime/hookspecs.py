@@ -95,11 +95,16 @@ def roost_register_backends(register: Callable[[str, BackendFactory], None]) -> 
 def roost_register_event_sinks(register: Callable[[EventSink], None]) -> None:
     """Register event sinks.
 
-    Call ``register(sink)`` with an ``async sink(event: RuntimeEvent) -> None``. A process
-    delivers to its sinks every runtime event it emits (a worker: starts, commits, failures,
-    retries, recoveries of its steps; a CLI: the items it enqueues, cancels or retries), after
-    the event is stored. Across a fleet each event reaches the sinks of exactly one process.
-    A sink that raises is logged and skipped.
+    Call ``register(sink)`` with an ``async sink(event: RuntimeEvent) -> None``. Sinks
+    receive exactly the events stored in the backend's event stream (the types of
+    :class:`roost.runtime.EventType`), whichever process stored them: a worker's starts,
+    commits, failures and releases, recovery's expired leases, and the CLI's or the
+    console's enqueues, cancels, retries, replays and signals. Workers deliver them: the
+    workers of a namespace that have sinks take turns, one at a time, reading the stream
+    and handing each event to every sink, in stream order (so an item's events arrive in
+    the order they happened). Delivery is at least once: a worker that dies mid-batch has
+    that batch delivered again by the next. The CLI and the console deliver nothing. A sink
+    that raises is logged and skipped.
 
     Signature: ``roost_register_event_sinks(register: Callable[[EventSink], None]) -> None``
     """

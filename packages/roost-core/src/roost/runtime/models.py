@@ -409,31 +409,62 @@ class Lease(BaseModel):
 
 
 class EventType(StrEnum):
-    """Kinds of runtime events."""
+    """The kinds of runtime events: exactly the types the backend stores in its event stream.
+
+    Each event is written by the same atomic write as the change it records, whichever
+    process made it (a worker, the CLI, the console, recovery), and event sinks receive
+    exactly these (see :class:`roost.runtime.observe.EventPump`). ``data`` holds the fields
+    listed with each type. What only a worker knows and changes nothing stored (a commit its
+    lease no longer allowed, a lease it lost) is no event: it is a log line and a
+    :class:`roost.runtime.observe.StepObserver` call.
+    """
 
     ENQUEUED = "enqueued"
+    """A new item was stored (``engine``, ``queue``, ``delay_ms``; ``parent`` for a child)."""
     STARTED = "started"
-    COMMITTED = "committed"
-    SCHEDULED = "scheduled"
-    DONE = "done"
-    STEP_FAILED = "step_failed"
-    RETRYING = "retrying"
-    DEAD = "dead"
-    FAILED = "failed"
+    """A worker took the item's lease to run its next step (``attempt``)."""
     WAITING = "waiting"
+    """The item could not start: a resource it claims is held (``held_by``)."""
+    COMMITTED = "committed"
+    """A step's snapshot was stored (``next``: ``inline``, ``queue``, ``delay`` with
+    ``delay`` seconds, ``hold``, ``await_signals``, ``await``)."""
+    DONE = "done"
+    """The last step's snapshot was stored: the item is finished (``next``)."""
+    RETRYING = "retrying"
+    """A step raised; the item runs again after ``delay`` seconds (``error``, ``message``,
+    ``attempt``)."""
+    FAILED = "failed"
+    """A step raised a permanent error or broke the engine contract (``error``,
+    ``message``, ``attempt``)."""
+    DEAD = "dead"
+    """The item used up its attempts (``error``, ``message``, ``attempt`` after a failed
+    step; ``worker``, ``attempt`` after its worker died; or ``reason``)."""
     LEASE_EXPIRED = "lease_expired"
-    STALE_COMMIT = "stale_commit"
+    """Recovery found the item's lease lapsed (its worker died or stalled) and queued it
+    again; the attempt counts (``worker``, ``attempt``; ``reason`` when the worker was
+    found gone before its lease lapsed)."""
     RELEASED = "released"
-    CANCELLED = "cancelled"
-    RETRIED = "retried"
-    REPLAYED = "replayed"
-    PROGRESS = "progress"
+    """A worker gave the item back without using an attempt (``reason``)."""
     REDISPATCHED = "redispatched"
+    """A delivery taken by a worker that never acquired it was put back (``reason``)."""
+    CANCELLED = "cancelled"
+    """An operator cancelled the item (``previous`` state)."""
+    RETRIED = "retried"
+    """An operator retried a failed or dead item (``previous`` state)."""
+    REPLAYED = "replayed"
+    """An operator replayed the item from an earlier version (``from_version``)."""
+    PROGRESS = "progress"
+    """A running step reported progress (``fraction``, ``message``, ``data``)."""
     SIGNALLED = "signalled"
-    AWAITING = "awaiting"
+    """A signal was sent to the item (``name``, ``sender``...)."""
     PAUSED = "paused"
+    """The item was paused by an operator or its budget (``reason``, ``previous``)."""
     RESUMED = "resumed"
+    """The item was resumed (``state`` it went back to)."""
     CHILDREN_READY = "children_ready"
+    """The children a parent waits for have finished (``finished``)."""
+    BUDGET_RAISED = "budget_raised"
+    """An operator raised the item's budget (``steps``, ...)."""
 
 
 class RuntimeEvent(BaseModel):

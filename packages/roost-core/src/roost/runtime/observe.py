@@ -12,24 +12,27 @@ step): :meth:`StepObserver.step_started` sees it before the engine is called,
 dead, interrupted or refused). Observers keep their own state for the step in
 ``record.scratch`` under a key of their own.
 
-Event sinks are told off the step path: :class:`EventPump` queues each event and delivers
-it to every sink in order, in a loop of the worker's own.
+Event sinks are told off the step path, and only about what was stored: the backend keeps
+every runtime event in its event stream (whichever process wrote it: a worker, the CLI, the
+console), and :class:`EventPump` reads that stream through the backend's :class:`EventFeed`
+and delivers each event to every sink in order, in a loop of the worker's own.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextvars
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from roost.runtime.models import RuntimeEvent
 
 __all__ = [
     "OUTCOMES",
+    "EventBatch",
+    "EventFeed",
     "EventPump",
     "Observers",
     "Outcome",
@@ -252,54 +255,91 @@ def enqueue_headers(observers: Iterable[StepObserver]) -> dict[str, str]:
     return out
 
 
-class EventPump:
-    """Hands runtime events to the event sinks, in order, off the step path."""
+@dataclass(slots=True)
+class EventBatch:
+    """What one read of an :class:`EventFeed` returned.
 
-    MAX_QUEUED = 10_000
-    """Events waiting for slow sinks beyond this many are dropped (and logged)."""
+    Attributes:
+        events: stored events to deliver, in stream order.
+        lost: events the feed knows were stored but can no longer deliver (the stream
+            dropped them before any process delivered them); they are counted and logged.
+        wait: seconds before the next read when ``events`` is empty (this process is not
+            the one delivering now, say); 0 when the read already waited.
+    """
+
+    events: list[RuntimeEvent] = field(default_factory=list[RuntimeEvent])
+    lost: int = 0
+    wait: float = 0.0
+
+
+class EventFeed(Protocol):
+    """A backend's stored events, read for the event sinks of a fleet.
+
+    The backend decides which process delivers which event (so that each is delivered by
+    one process) and in what order (stream order, at least per work item). An event
+    read is delivered again later, by this or another process, until :meth:`ack` says every
+    sink took it: delivery is at least once.
+    """
+
+    async def read(self) -> EventBatch:
+        """The next events to deliver (may wait a while for some)."""
+        ...
+
+    async def ack(self, event_ids: Sequence[str]) -> None:
+        """Every sink took these events: they are not delivered again."""
+        ...
+
+    async def close(self) -> None:
+        """This process stops delivering: let another take over at once."""
+        ...
+
+
+class EventPump:
+    """Hands the events a backend stored to the event sinks, in order, off the step path.
+
+    Every event the backend's :class:`EventFeed` reads goes to each sink in turn; the
+    batch is acknowledged once every sink had every event of it. A sink that raises is
+    reported and skipped (the event is not delivered to it again). Events the feed lost
+    before delivery are counted in :attr:`lost` and logged.
+    """
 
     def __init__(
         self,
         sinks: Sequence[Callable[[RuntimeEvent], Awaitable[None]]],
-        worker_id: str,
+        feed: EventFeed,
         report: Callable[[str, Exception], None],
     ) -> None:
-        """Pump to ``sinks`` the events of ``worker_id``; ``report(where, exc)`` logs a failure."""
+        """Pump ``feed`` to ``sinks``; ``report(where, exc)`` logs a sink's failure."""
         self.sinks = list(sinks)
-        self.worker_id = worker_id
+        self.feed = feed
         self.report = report
-        self.events: asyncio.Queue[RuntimeEvent] = asyncio.Queue(maxsize=self.MAX_QUEUED)
-
-    def emit(
-        self,
-        etype: str,
-        work_id: str,
-        step: str | None,
-        version: int | None,
-        data: dict[str, Any],
-        eid: str = "",
-    ) -> None:
-        """Queue an event for the sinks (nothing to do without sinks)."""
-        if not self.sinks:
-            return
-        event = RuntimeEvent(
-            id=eid,
-            type=etype,
-            work_id=work_id,
-            step=step,
-            version=version,
-            worker=self.worker_id,
-            data=data,
-        )
-        try:
-            self.events.put_nowait(event)
-        except asyncio.QueueFull:
-            log.warning("event sinks are too slow; dropped a %s event", etype)
+        self.delivered = 0
+        """Events delivered to every sink by this process."""
+        self.lost = 0
+        """Events the feed reported lost before delivery (trimmed from the stream)."""
+        self._unacked: list[str] = []
 
     async def pump_pass(self) -> float:
-        """Deliver the next event to every sink (waits for one); a loop's pass."""
-        await self._deliver(await self.events.get())
-        return 0.0
+        """Read a batch, deliver it, acknowledge it; a loop's pass (returns the wait)."""
+        if self._unacked:  # delivered, but the acknowledgement failed: try it again first
+            await self.feed.ack(self._unacked)
+            self._unacked = []
+        batch = await self.feed.read()
+        if batch.lost:
+            self.lost += batch.lost
+            log.warning(
+                "%d events were trimmed from the stream before they were delivered to the "
+                "event sinks (ROOST_EVENTS_MAXLEN is too small for how far the sinks lag)",
+                batch.lost,
+            )
+        for event in batch.events:
+            await self._deliver(event)
+            self._unacked.append(event.id)
+            self.delivered += 1
+        if self._unacked:
+            await self.feed.ack(self._unacked)
+            self._unacked = []
+        return batch.wait
 
     async def _deliver(self, event: RuntimeEvent) -> None:
         for sink in self.sinks:
@@ -309,6 +349,13 @@ class EventPump:
                 self.report(f"event sink {sink!r}", exc)
 
     async def flush(self) -> None:
-        """Deliver the events still queued (the worker is stopping)."""
-        while not self.events.empty():
-            await self._deliver(self.events.get_nowait())
+        """Acknowledge what was delivered and hand delivery over (the worker is stopping).
+
+        Events read but not delivered stay pending: the next process to deliver takes them.
+        """
+        try:
+            if self._unacked:
+                await self.feed.ack(self._unacked)
+                self._unacked = []
+        finally:
+            await self.feed.close()

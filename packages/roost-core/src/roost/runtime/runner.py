@@ -7,12 +7,12 @@ progress and recovers what lapsed, each with a typed reply. The :class:`Runner` 
 rest: the step loop (``init_snapshot``, then ``step`` after ``step`` on the same lease while
 the item goes on inline), what follows a committed step (done, a wait, a delay, inline or
 back to the queue), the backoff of a failed attempt, step timeouts, interruptions (lease
-lost, item cancelled, worker stopping), the drain of a stopping worker and the pump that
-hands events to the event sinks off the step path.
+lost, item cancelled, worker stopping) and the drain of a stopping worker. It builds no
+events: the backend stores each event with the write it records, and the event sinks get
+them from there (see :class:`roost.runtime.observe.EventPump`).
 
 A backend's worker takes deliveries, acquires their leases and hands each to
-:meth:`Runner.run`; it runs :meth:`Runner.renew_pass` and the event pump (``Runner.pump``) in loops
-of its own.
+:meth:`Runner.run`; it runs :meth:`Runner.renew_pass` in a loop of its own.
 """
 
 from __future__ import annotations
@@ -28,7 +28,6 @@ from typing import TYPE_CHECKING, Any
 from roost.runtime.context import StepContext
 from roost.runtime.errors import EngineContractError, PermanentError
 from roost.runtime.models import Lease, Signal, Snapshot, WorkItem
-from roost.runtime.observe import EventPump
 from roost.runtime.steps import StepEscaped, call_step, step_limit, wait_step
 from roost.runtime.stores import (
     Acquired,
@@ -47,7 +46,7 @@ if TYPE_CHECKING:
     from roost.runtime.engine import Engine
     from roost.runtime.observe import Observers, Outcome
     from roost.runtime.settings import RoostSettings
-    from roost.runtime.stores import ArtifactStore, EventSink
+    from roost.runtime.stores import ArtifactStore
 
 __all__ = [
     "PROGRESS_MIN_INTERVAL",
@@ -104,8 +103,6 @@ class Runner:
         worker_id: str,
         artifacts: Callable[[], ArtifactStore],
         observers: Observers,
-        sinks: Sequence[EventSink],
-        report: Callable[[str, Exception], None],
         error_json: Callable[[BaseException, int, float], tuple[str, str, str]],
     ) -> None:
         """Set the runner up (it starts nothing).
@@ -117,8 +114,6 @@ class Runner:
             worker_id: this worker's identity.
             artifacts: the artifact store steps write to (called when a step starts).
             observers: the step observers.
-            sinks: the event sinks.
-            report: ``report(where, exc)`` logs a failure of ``where`` (an event sink).
             error_json: ``error_json(exc, attempt, now)`` describes a failed attempt:
                 its error type, message and the full description as JSON.
         """
@@ -139,9 +134,6 @@ class Runner:
         """Set when due work may be waiting (a retry, a delay, a woken item)."""
         self.next_promote = 0.0
         """When (backend ms) the promotion of due work looks next."""
-        self.pump = EventPump(sinks, worker_id, report)
-        """Hands the events of this worker's steps to the event sinks."""
-        self.event = self.pump.emit
 
     # -- waking due work ---------------------------------------------------------------
 
@@ -184,7 +176,6 @@ class Runner:
                 held.cancelled = True
                 await self.release(held, "cancelled")
                 return
-            self.event("started", work_id, None, acquired.version, {"attempt": acquired.attempt})
             snapshot = acquired.snapshot
             engine = self.engines.get(item.engine)
             if engine is None:
@@ -386,14 +377,13 @@ class Runner:
         family = ctx.family if ctx is not None and not hold else None
         if family is not None and family.wait is not None and not new.is_finished:
             outcome, delay_ms = Next.AWAIT, 0
-        event_data: dict[str, Any] = (
-            {"next": str(outcome), "delay": delay_ms / 1000.0}
-            if delay_ms
-            else {"next": str(outcome)}
-        )
         data = _EVENT_DATA.get(outcome) if not delay_ms else None
         if data is None:
-            data = json.dumps(event_data)
+            data = json.dumps(
+                {"next": str(outcome), "delay": delay_ms / 1000.0}
+                if delay_ms
+                else {"next": str(outcome)}
+            )
         request = Commit(
             item=item,
             snapshot=new,
@@ -434,10 +424,6 @@ class Runner:
             held.consume = []
             held.charge = 0.0
             self.steps_committed += final - version
-            etype = "done" if outcome is Next.DONE else "committed"
-            if init:
-                self.event("committed", held.work_id, init.step, version + 1, {"next": "inline"})
-            self.event(etype, held.work_id, new.step, final, event_data, reply.event_id)
             if reply.woke:
                 self.wake.set()
             if reply.due_ms is not None and outcome is Next.DELAY:
@@ -455,7 +441,6 @@ class Runner:
             log.info("work %s was cancelled; its commit was refused", held.work_id)
         else:
             log.warning("commit of %s v%d refused: %s", held.work_id, final, code)
-            self.event("stale_commit", held.work_id, new.step, final, {"reason": code})
         return None
 
     async def fail(
@@ -505,8 +490,6 @@ class Runner:
             self.observers.steps_ended(held.records, "refused", reply.reason.lower())
             return
         self.observers.steps_ended(held.records, outcome, etype)
-        body = retry_data if reply.status is FailStatus.RETRYING else data
-        self.event(reply.status.lower(), held.work_id, None, None, json.loads(body))
         if reply.woke:
             self.wake.set()
         if reply.due_ms is not None:
@@ -518,7 +501,6 @@ class Runner:
         self.observers.steps_ended(held.records, "interrupted", why)
         if held.lost:
             log.warning("lease of %s lost; its step was abandoned", held.work_id)
-            self.event("lease_lost", held.work_id, None, None, {})
         elif held.cancelled:
             await self.release(held, "cancelled")
         else:
@@ -536,7 +518,6 @@ class Runner:
         except StoreUnavailable:
             return
         if reply.released:
-            self.event("released", held.work_id, None, None, {"reason": reason})
             if reply.woke:
                 self.wake.set()
 

@@ -95,9 +95,11 @@ ArtifactStoreFactory = Callable[[str], ArtifactStore]
 """``factory(url) -> ArtifactStore``, registered per URL scheme."""
 
 EventSink = Callable[["RuntimeEvent"], Awaitable[None]]
-"""``async sink(event)``: receives each runtime event the process emits, after it is stored.
+"""``async sink(event)``: receives the runtime events the backend stored, in stream order.
 
-A sink that raises is logged and skipped; it never fails a step.
+A fleet's workers deliver each stored event (whichever process stored it) to the sinks of
+one of them, at least once (see :class:`roost.runtime.observe.EventPump`). A sink that
+raises is logged and skipped; it never fails a step.
 """
 
 

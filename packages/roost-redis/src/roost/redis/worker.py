@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 from roost.redis.connection import BLOCK_SECONDS
 from roost.redis.delivery import migrate_legacy
+from roost.redis.event_feed import RedisEventFeed
 from roost.redis.faults import describe
 from roost.redis.holder import RedisLeases, describe_failure
 from roost.redis.identity import claim_identity
@@ -41,7 +42,7 @@ from roost.redis.upkeep import (
     promote_pass,
     worker_info,
 )
-from roost.runtime.observe import Observers
+from roost.runtime.observe import EventPump, Observers
 from roost.runtime.runner import Runner, cancel_all
 from roost.runtime.stopping import WorkerSignals
 from roost.runtime.stores import Acquired
@@ -126,10 +127,19 @@ class Worker:
             worker_id=store.worker_id,
             artifacts=lambda: store.artifacts,
             observers=Observers(observers, store.worker_id),
-            sinks=sinks,
-            report=lambda where, exc: self.health.loop(where).report(exc),
             error_json=describe_failure,
         )
+        self.pump = (
+            EventPump(
+                sinks,
+                RedisEventFeed(store, store.worker_id),
+                report=lambda where, exc: self.health.loop(where).report(exc),
+            )
+            if sinks
+            else None
+        )
+        """Delivers the namespace's event stream to the event sinks (see
+        :mod:`roost.redis.event_feed`); a worker without sinks takes no part."""
         self.failure: str | None = None
         """Why the worker gave up (it then exits non-zero), or None."""
         self.closing = False
@@ -206,7 +216,7 @@ class Worker:
             # worker by its silence (ROOST_HEARTBEAT_TIMEOUT), so it must not back off long.
             self._loop("heartbeat", lambda: heartbeat_pass(self), max_backoff=0.5),
             self._loop("schedules", self.schedules.tick),
-            self._loop("sinks", self.runner.pump.pump_pass),
+            *([self._loop("sinks", self.pump.pump_pass)] if self.pump is not None else []),
             asyncio.create_task(
                 watch(self.health, self.settings.stuck_after, self.give_up), name="roost-watch"
             ),
@@ -229,7 +239,8 @@ class Worker:
         finally:
             self.closing = True
             await cancel_all([*dispatchers, *background], CLEANUP_WAIT)
-            await _bounded("event sinks", self.runner.pump.flush(), CLEANUP_WAIT)
+            if self.pump is not None:
+                await _bounded("event sinks", self.pump.flush(), CLEANUP_WAIT)
             await _bounded("deregistering", deregister(self), CLEANUP_WAIT)
             signals.stopped(loop, failed=self.failure is not None)
         if self.failure is not None:
