@@ -134,25 +134,27 @@ def family_for(
 
 
 def spawn_block(
-    keys: Keys, work_id: str, spawned: Sequence[WorkItem], queue: str, wait: str
-) -> tuple[list[str], list[Any]]:
-    """The KEYS and ARGV that follow a commit's own for its children (see commit.lua)."""
-    item_keys: list[str] = [keys.kids(work_id)]
-    args: list[Any] = [len(spawned), wait]
+    keys: Keys, spawned: Sequence[WorkItem], queue: str
+) -> tuple[list[tuple[str, str, str]], list[dict[str, Any]]]:
+    """A commit's children (see commit.lua): per child its keys, and its named arguments."""
+    child_keys: list[tuple[str, str, str]] = []
+    args: list[dict[str, Any]] = []
     for child in spawned:
         child = child.model_copy(update={"queue": queue})
         idem = child.idempotency_key or ""
-        item_keys += [keys.meta(child.work_id), keys.item(child.work_id), keys.idem(idem)]
-        args += [
-            child.work_id,
-            stored_item(child),
-            child.engine,
-            " ".join(child.resources),
-            child.priority,
-            idem,
-            child.max_attempts or "",
-        ]
-    return item_keys, args
+        child_keys.append((keys.meta(child.work_id), keys.item(child.work_id), keys.idem(idem)))
+        args.append(
+            {
+                "work_id": child.work_id,
+                "item_json": stored_item(child),
+                "engine": child.engine,
+                "resources": " ".join(child.resources),
+                "priority": child.priority,
+                "idem": idem,
+                "imax": child.max_attempts or "",
+            }
+        )
+    return child_keys, args
 
 
 def wait_arg(family: Family) -> str:

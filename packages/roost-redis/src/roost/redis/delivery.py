@@ -13,7 +13,7 @@ their engine's list by the maintenance pass.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from roost.redis.keys import Keys, new_token
 
@@ -58,15 +58,12 @@ async def migrate_legacy(store: RedisStore, keys: Keys) -> int:
             groups.setdefault(engine, []).append(entry)
         for engine, entries in groups.items():
             route = legacy if engine is None else legacy.for_engine(engine)
-            item_keys = [legacy.saq_queued, legacy.saq_incomplete]
-            args: list[Any] = [len(entries)]
-            for job, (work_id, dispatch) in entries:
-                new_dispatch = new_token()
-                suffix = Keys.job_suffix(work_id, new_dispatch)
-                item_keys += [route.meta(work_id), job, route.job(suffix)]
-                args += [work_id, dispatch, new_dispatch, suffix]
-            reply = await store.run_script("migrate", item_keys, args, keys=route)
-            moved += int(reply[0])
+            reply = await store.calls.migrate(
+                route,
+                legacy=legacy,
+                jobs=[(job, w, dispatch, new_token()) for job, (w, dispatch) in entries],
+            )
+            moved += reply.moved
     return moved
 
 

@@ -1,8 +1,11 @@
--- Create work items (a batch). Item keys, 5 per item: meta, item, snap, idem, job.
--- ARGV: queue, then 11 per item: work_id, item_json, engine, resources (space-joined),
--- priority, delay_ms, idempotency key ('' none), dispatch, saq job key suffix,
--- seed snapshot json ('' none), max_attempts ('' for the worker's default).
--- Returns per item: work_id, 1 when created (0: an existing item was returned).
+-- Create work items (a batch).
+-- KEYS: @ns items*(meta item snap idem job)
+-- ARGV: @ns queue items*(work_id item_json engine resources priority delay_ms idem dispatch
+--     job_suffix seed imax)
+-- REPLY: items*(work_id created)
+-- resources: space-joined; idem: the idempotency key ('' none); seed: a seed snapshot's
+-- JSON ('' none); imax: max attempts ('' for the worker's default). created: 1 when created,
+-- 0 when an existing item (work_id) was returned.
 local queue = ARGV[NS_ARGS + 1]
 local first_arg = NS_ARGS + 2
 local n = (#ARGV - first_arg + 1) / 11

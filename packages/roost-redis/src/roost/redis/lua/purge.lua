@@ -1,7 +1,10 @@
 -- Delete finished items older than the retention, with their index entries (no dangling
--- entries). Item keys per item: meta, item, snap, hist, idem (or a placeholder), sig, kids.
--- ARGV: count, retention_ms, then per item: work_id. Returns the number deleted.
--- Age is judged by the server's clock: an item must have finished retention_ms before NOW.
+-- entries). Age is judged by the server's clock: an item must have finished retention_ms
+-- before NOW.
+-- KEYS: @ns items*(meta item snap hist idem sig kids)
+-- ARGV: @ns count retention_ms work_ids*
+-- REPLY: deleted
+-- idem: the item's idempotency key's key (or a placeholder).
 local n, cutoff = tonumber(ARGV[NS_ARGS + 1]), NOW - tonumber(ARGV[NS_ARGS + 2])
 local deleted = 0
 for i = 0, n - 1 do
