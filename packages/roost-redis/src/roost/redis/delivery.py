@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from roost.redis.keys import Keys, new_token
+from roost.redis.schema import Meta
 
 if TYPE_CHECKING:
     from roost.redis.store import RedisStore
@@ -51,7 +52,7 @@ async def migrate_legacy(store: RedisStore, keys: Keys) -> int:
         ]
         async with store.client.pipeline(transaction=False) as pipe:
             for _job, (work_id, _dispatch) in batch:
-                pipe.hget(legacy.meta(work_id), "engine")
+                pipe.hget(legacy.meta(work_id), Meta.ENGINE)
             engines: list[str | None] = await pipe.execute()
         groups: dict[str | None, list[tuple[str, tuple[str, str]]]] = {}
         for entry, engine in zip(batch, engines, strict=True):

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from roost.redis.delivery import delivery_routes, migrate_legacy
 from roost.redis.keys import STATE_ORDER, Keys, new_token
+from roost.redis.schema import Meta
 
 if TYPE_CHECKING:
     from roost.redis.store import RedisStore
@@ -102,7 +103,7 @@ async def _by_engine(store: RedisStore, keys: Keys, work_ids: list[str]) -> dict
     """
     async with store.client.pipeline(transaction=False) as pipe:
         for work_id in work_ids:
-            pipe.hget(keys.meta(work_id), "engine")
+            pipe.hget(keys.meta(work_id), Meta.ENGINE)
         engines: list[str | None] = await pipe.execute()
     groups: dict[str, list[str]] = {}
     for work_id, engine in zip(work_ids, engines, strict=True):
@@ -126,7 +127,7 @@ async def recover_expired(store: RedisStore, keys: Keys, clock: Clock) -> tuple[
             return requeued, dead
         async with store.client.pipeline(transaction=False) as pipe:
             for work_id in expired:
-                pipe.hmget(keys.meta(work_id), ["ltok", "res", "engine"])
+                pipe.hmget(keys.meta(work_id), [Meta.LEASE_TOKEN, Meta.RESOURCES, Meta.ENGINE])
             seen: list[list[str | None]] = await pipe.execute()
         r, d, _alive = await _recover(store, keys, list(zip(expired, seen, strict=True)))
         requeued += r
@@ -155,7 +156,10 @@ async def recover_worker(
         chunk = leased[start : start + BATCH]
         async with store.client.pipeline(transaction=False) as pipe:
             for work_id in chunk:
-                pipe.hmget(keys.meta(work_id), ["ltok", "res", "engine", "lw"])
+                pipe.hmget(
+                    keys.meta(work_id),
+                    [Meta.LEASE_TOKEN, Meta.RESOURCES, Meta.ENGINE, Meta.LEASE_WORKER],
+                )
             seen: list[list[str | None]] = await pipe.execute()
         mine = [
             (work_id, fields[:3])
@@ -293,7 +297,7 @@ async def purge_expired(store: RedisStore, keys: Keys, clock: Clock) -> int:
                 break
             async with store.client.pipeline(transaction=False) as pipe:
                 for work_id in ids:
-                    pipe.hget(keys.meta(work_id), "idem")
+                    pipe.hget(keys.meta(work_id), Meta.IDEMPOTENCY_KEY)
                 idems: list[str | None] = await pipe.execute()
             reply = await store.calls.purge(
                 keys,

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from roost.redis.contract import Code
 from roost.redis.keys import Keys, new_token
+from roost.redis.schema import Meta
 from roost.runtime.errors import ConflictError, NotFound
 
 if TYPE_CHECKING:
@@ -25,8 +26,8 @@ async def _route(store: RedisStore, work_id: str) -> Keys:
     h: dict[str, str] = await store.client.hgetall(store.keys.meta(work_id))
     if not h:
         raise NotFound(f"unknown work id {work_id!r}")
-    keys = store.keys.for_queue(h.get("queue") or store.settings.queue)
-    return keys.for_engine(h.get("engine", ""))
+    keys = store.keys.for_queue(h.get(Meta.QUEUE) or store.settings.queue)
+    return keys.for_engine(h.get(Meta.ENGINE, ""))
 
 
 async def pause(store: RedisStore, work_id: str, reason: str = "operator") -> WorkMeta:

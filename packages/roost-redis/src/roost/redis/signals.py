@@ -15,6 +15,7 @@ from pydantic import BaseModel
 
 from roost.redis.contract import Code
 from roost.redis.keys import new_token
+from roost.redis.schema import Meta
 from roost.runtime import limits, strictjson
 from roost.runtime.errors import BadInput, NotFound, SignalRefused
 from roost.runtime.models import Signal, Snapshot, validate_signal_name
@@ -70,8 +71,8 @@ async def send_signal(
     h: dict[str, str] = await store.client.hgetall(store.keys.meta(work_id))
     if not h:
         raise NotFound(f"unknown work id {work_id!r}")
-    keys = store.keys.for_queue(h.get("queue") or store.settings.queue)
-    keys = keys.for_engine(h.get("engine", ""))
+    keys = store.keys.for_queue(h.get(Meta.QUEUE) or store.settings.queue)
+    keys = keys.for_engine(h.get(Meta.ENGINE, ""))
     reply = await store.calls.signal(
         keys,
         work_id=work_id,

@@ -21,6 +21,7 @@ from roost.redis.contract import Code
 from roost.redis.faults import describe as describe_redis_error
 from roost.redis.faults import error_code, is_unreachable
 from roost.redis.keys import Keys
+from roost.redis.schema import Meta
 from roost.redis.scripts import WAIT_TIMEOUT_MS, Scripts
 from roost.redis.topology import explain_failure, is_topology_url
 from roost.runtime.errors import ConflictError, NotFound, RedisUnreachable, RoostError
@@ -237,7 +238,9 @@ class RedisStore:
             rows: list[list[str | None]] = await pipe.execute()
         out: list[WorkMeta | None] = []
         for work_id, row in zip(work_ids, rows, strict=True):
-            h = {k: v for k, v in zip(META_FIELDS, row, strict=True) if v is not None}
+            h: dict[str, str] = {
+                k: v for k, v in zip(META_FIELDS, row, strict=True) if v is not None
+            }
             out.append(meta_from_hash(work_id, h, self.settings.max_attempts) if h else None)
         return out
 
@@ -280,7 +283,7 @@ class RedisStore:
         h: dict[str, str] = await self.client.hgetall(self.keys.meta(work_id))
         if not h:
             raise NotFound(f"unknown work id {work_id!r}")
-        return self.keys.for_queue(h.get("queue") or self.settings.queue), h
+        return self.keys.for_queue(h.get(Meta.QUEUE) or self.settings.queue), h
 
     async def cancel_one(self, work_id: str) -> WorkMeta:
         """Cancel one unfinished item, leaving its children be (see :meth:`cancel`)."""

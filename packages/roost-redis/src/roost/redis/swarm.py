@@ -24,6 +24,7 @@ from roost.redis.operations import replay as replay_item
 from roost.redis.pausing import pause as pause_item
 from roost.redis.pausing import resume as resume_item
 from roost.redis.schedules import Schedules
+from roost.redis.schema import Meta
 from roost.redis.signals import SignalSent, decision, pending_signals, send_signal
 from roost.redis.store import EmbeddedServerFailed, RedisStore
 from roost.redis.worker import Worker
@@ -375,7 +376,7 @@ class RedisSwarm(RedisStore, WorkStore):
         Raises :class:`ConflictError` when the item is neither failed nor dead.
         """
         keys, h = await self._keys_of(work_id)
-        keys = keys.for_engine(h.get("engine", ""))
+        keys = keys.for_engine(h.get(Meta.ENGINE, ""))
         reply = await self.calls.retry(keys, work_id=work_id, dispatch=new_token())
         if reply.code is Code.GONE:
             raise NotFound(f"unknown work id {work_id!r}")

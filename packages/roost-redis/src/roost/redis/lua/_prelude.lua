@@ -353,9 +353,10 @@ end
 local function child_reopened(meta, work_id)
   local f = redis.call('HMGET', meta, 'pid', 'pmeta', 'pkids')
   if not f[1] then return end
-  local prev = redis.call('HGET', f[3], work_id)
-  if prev and prev ~= '' and redis.call('EXISTS', f[2]) == 1 then
-    redis.call('HSET', f[3], work_id, '')
-    redis.call('HINCRBY', f[2], 'kfin', -1)
+  local pmeta, pkids = f[2], f[3]
+  local prev = redis.call('HGET', pkids, work_id)
+  if prev and prev ~= '' and redis.call('EXISTS', pmeta) == 1 then
+    redis.call('HSET', pkids, work_id, '')
+    redis.call('HINCRBY', pmeta, 'kfin', -1)
   end
 end

@@ -46,18 +46,18 @@ for _, p in ipairs(plan) do
     version = '1'
   end
   local state = delay > 0 and 'scheduled' or 'queued'
-  local f = {'engine', engine, 'queue', queue, 'v', version, 'att', '0', 'prio', prio,
+  local mf = {'engine', engine, 'queue', queue, 'v', version, 'att', '0', 'prio', prio,
     'created', now}
-  if res ~= '' then f[#f + 1] = 'res'; f[#f + 1] = res end
-  if imax ~= '' then f[#f + 1] = 'imax'; f[#f + 1] = imax end
-  if idem ~= '' then f[#f + 1] = 'idem'; f[#f + 1] = idem end
-  f[#f + 1] = 'state'; f[#f + 1] = state; f[#f + 1] = 'updated'; f[#f + 1] = now
+  if res ~= '' then mf[#mf + 1] = 'res'; mf[#mf + 1] = res end
+  if imax ~= '' then mf[#mf + 1] = 'imax'; mf[#mf + 1] = imax end
+  if idem ~= '' then mf[#mf + 1] = 'idem'; mf[#mf + 1] = idem end
+  mf[#mf + 1] = 'state'; mf[#mf + 1] = state; mf[#mf + 1] = 'updated'; mf[#mf + 1] = now
   if delay > 0 then
-    f[#f + 1] = 'due'; f[#f + 1] = NOW + delay
+    mf[#mf + 1] = 'due'; mf[#mf + 1] = NOW + delay
   else
-    f[#f + 1] = 'disp'; f[#f + 1] = ARGV[a + 7]
+    mf[#mf + 1] = 'disp'; mf[#mf + 1] = ARGV[a + 7]
   end
-  redis.call('HSET', meta, unpack(f))
+  redis.call('HSET', meta, unpack(mf))
   if idem ~= '' then redis.call('SET', KEYS[k + 4], work_id) end
   redis.call('SET', KEYS[k + 2], ARGV[a + 1])
   redis.call('ZADD', STATE_KEY[state], now, work_id)
