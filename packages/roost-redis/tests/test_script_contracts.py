@@ -14,7 +14,6 @@ from roost.redis.contract import (
     decode,
     pack,
     parse_header,
-    parse_slots,
 )
 from roost.redis.replies import CommitReply, EnqueueReply, StateReply
 from roost.redis.scripts import LIBRARY
@@ -61,18 +60,21 @@ def test_every_returned_code_is_in_the_header(name: str) -> None:
 
 
 def test_pack_lays_out_by_name_and_refuses_strangers() -> None:
-    slots = parse_slots("@ns meta res* kids? items*(a b)")
+    contract = Contract.of("x", keys="@due meta res* kids? items*(a b)", args="", replies={"": ""})
+    assert contract.namespace_keys == ("due",)
+    slots = contract.own_keys
     out = pack(
         slots,
         {"meta": "m", "res": ["r1", "r2"], "items": [{"b": 2, "a": 1}, {"a": 3, "b": 4}]},
-        [],
-        lambda _name: ["N1", "N2"],
+        ["N"],
     )
-    assert out == ["N1", "N2", "m", "r1", "r2", 1, 2, 3, 4]
+    assert out == ["N", "m", "r1", "r2", 1, 2, 3, 4]
     with pytest.raises(ContractError, match="no slot for"):
-        pack(slots, {"meta": "m", "extra": 1}, [], lambda _n: [])
+        pack(slots, {"meta": "m", "extra": 1}, [])
     with pytest.raises(ContractError, match="no value for meta"):
-        pack(slots, {"res": []}, [], lambda _n: [])
+        pack(slots, {"res": []}, [])
+    with pytest.raises(ContractError, match="store's to fill"):
+        pack(contract.keys, {"meta": "m"}, [])
 
 
 def test_decode_types_the_reply() -> None:
@@ -92,3 +94,94 @@ def test_decode_types_the_reply() -> None:
 def test_a_header_without_a_contract_is_refused() -> None:
     with pytest.raises(ContractError):
         parse_header("x", "-- does things\nlocal a = 1\n")
+
+
+# -- only the keys a script uses ------------------------------------------------------------
+
+GLOBAL_SLOTS = {
+    "state_key": "states",
+    "LEASES": "leases",
+    "DUE": "due",
+    "EVENTS": "events",
+    "STATS": "stats",
+    "SAQ_QUEUED": "saq_queued",
+    "SAQ_ACTIVE": "saq_active",
+    "SAQ_INCOMPLETE": "saq_incomplete",
+    "STRAND": "strand",
+    "ENGINES": "engines",
+    "SAQ_NAME": "saq_name",
+    "EVENTS_MAXLEN": "events_maxlen",
+    "WORKER": "worker",
+    "LEASE_TTL": "lease_ttl",
+    "ENGINE": "engine",
+}
+"""The prelude's per-call values (set by begin) and the namespace slot each comes from."""
+
+
+def prelude_helpers() -> dict[str, str]:
+    """The prelude's top-level functions by name, each with the code that follows it."""
+    import re
+
+    parts = re.split(
+        r"^local function (\w+)\(", LUA.joinpath("_prelude.lua").read_text(), flags=re.M
+    )
+    return dict(zip(parts[1::2], parts[2::2], strict=True))
+
+
+def reached_slots(body: str, helpers: dict[str, str]) -> set[str]:
+    """The namespace slots a script's code reaches, through the helpers it calls."""
+    import re
+
+    seen: set[str] = set()
+    todo, slots = [body], set()
+    while todo:
+        code = re.sub(r"--[^\n]*", "", todo.pop())  # comments name things they do not use
+        for word in set(re.findall(r"\b\w+\b", code)):
+            if word in GLOBAL_SLOTS:
+                slots.add(GLOBAL_SLOTS[word])
+            if word in helpers and word not in seen and word != "begin":
+                seen.add(word)
+                todo.append(helpers[word])
+    return slots
+
+
+@pytest.mark.parametrize("name", sorted(LIBRARY.functions))
+def test_a_script_takes_exactly_the_namespace_keys_its_code_reaches(name: str) -> None:
+    """Every key a script touches comes through KEYS, and no unused one is shipped."""
+    contract = header(name)
+    reached = reached_slots(LUA.joinpath(f"{name}.lua").read_text(), prelude_helpers())
+    assert set(contract.namespace_keys) | set(contract.namespace_args) == reached
+
+
+def test_the_reach_analysis_sees_the_helpers() -> None:
+    helpers = prelude_helpers()
+    assert {"emit", "set_state", "saq_push", "release_lease", "queue_item"} <= set(helpers)
+    assert reached_slots("emit('x', 'w')", helpers) == {"events", "events_maxlen", "worker"}
+    assert "states" in reached_slots("queue_item(meta, w, 's', j, k, d)", helpers)
+
+
+def test_begin_is_called_with_the_header_layout() -> None:
+    from roost.redis.scripts import begin_call
+
+    source = LUA.joinpath("renew.lua").read_text()
+    # renew takes @leases (KEYS[1]) and @lease_ttl (ARGV[1]) only.
+    nils = ", ".join(["nil"] * 3)
+    assert begin_call("renew", source) == (
+        f"begin(KEYS, ARGV, 1, 1, nil, 1, nil, nil, nil, nil, nil, nil, nil, nil, {nils}, 1, nil)"
+    )
+    with pytest.raises(ContractError, match="out of order"):
+        begin_call("x", "-- KEYS: @due @states\n-- ARGV:\n-- REPLY OK\n")
+
+
+def test_the_prelude_orders_states_as_python_does() -> None:
+    import re
+
+    from roost.redis.keys import STATE_ORDER
+
+    prelude = LUA.joinpath("_prelude.lua").read_text()
+    states = re.search(r"local STATES = \{([^}]*)\}", prelude)
+    index = re.search(r"local STATE_INDEX = \{([^}]*)\}", prelude)
+    assert states and index
+    assert re.findall(r"'(\w+)'", states.group(1)) == [str(s) for s in STATE_ORDER]
+    offsets = dict(re.findall(r"(\w+) = (\d+)", index.group(1)))
+    assert {k: int(v) for k, v in offsets.items()} == {str(s): i for i, s in enumerate(STATE_ORDER)}

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from roost.redis.contract import Contract, decode, pack
+from roost.redis.contract import Contract, ContractError, decode, pack
 from roost.redis.replies import (
     AcquireReply,
     BudgetReply,
@@ -52,9 +52,10 @@ CONTRACTS: dict[str, Contract] = {
     for c in (
         Contract.of(
             "acquire",
-            keys="@ns meta item snap job res* resw*",
-            args="@ns work_id dispatch token max_attempts nres resources wait_base_ms "
-            "wait_cap_ms engine_limits",
+            keys="@states @leases @due @events @stats @saq_active @saq_incomplete @strand meta "
+            "item snap job res* resw*",
+            args="@events_maxlen @worker @lease_ttl work_id dispatch token max_attempts nres "
+            "resources wait_base_ms wait_cap_ms engine_limits",
             replies={
                 "OK": "epoch lease_expires now attempt version item_json snap_json cancelled "
                 "queued_since late_due",
@@ -67,11 +68,12 @@ CONTRACTS: dict[str, Contract] = {
         ),
         Contract.of(
             "commit",
-            keys="@ns meta snap hist job res* resw* sig kids? children*(meta item idem)",
-            args="@ns work_id token epoch op expected_version snapshot_json step outcome "
-            "delay_ms dispatch job_suffix history nres event_data init_json init_step "
-            "ended_ms wait budget nkids? kids_wait? "
-            "children*(work_id item_json engine resources priority idem imax)",
+            keys="@states @leases @due @events @stats @saq_queued @saq_incomplete @engines "
+            "meta snap hist job res* resw* sig kids? children*(meta item idem)",
+            args="@saq_name @events_maxlen @worker @engine work_id token epoch op "
+            "expected_version snapshot_json step outcome delay_ms dispatch job_suffix "
+            "history nres event_data init_json init_step ended_ms wait budget nkids? "
+            "kids_wait? children*(work_id item_json engine resources priority idem imax)",
             replies={
                 "OK": "version event_id woken now due_ms paused",
                 **_HOLDER,
@@ -82,8 +84,9 @@ CONTRACTS: dict[str, Contract] = {
         ),
         Contract.of(
             "fail",
-            keys="@ns meta res* resw*",
-            args="@ns work_id token epoch op error_json backoff_ms terminal nres data retry_data",
+            keys="@states @leases @due @events @stats meta res* resw*",
+            args="@events_maxlen @worker work_id token epoch op error_json backoff_ms terminal "
+            "nres data retry_data",
             replies={
                 "RETRYING": "due_ms woken",
                 "DEAD": "woken",
@@ -93,97 +96,107 @@ CONTRACTS: dict[str, Contract] = {
         ),
         Contract.of(
             "release",
-            keys="@ns meta job res* resw*",
-            args="@ns work_id token epoch op dispatch job_suffix nres reason",
+            keys="@states @leases @due @events @saq_queued @saq_incomplete @engines meta job "
+            "res* resw*",
+            args="@saq_name @events_maxlen @worker @engine work_id token epoch op dispatch "
+            "job_suffix nres reason",
             replies={"OK": "woken", **_HOLDER},
         ),
         Contract.of(
             "progress",
-            keys="@ns meta",
-            args="@ns work_id token epoch report",
+            keys="@events meta",
+            args="@events_maxlen @worker work_id token epoch report",
             replies={"OK": "", "STALE": "", "GONE": ""},
         ),
         Contract.of(
             "renew",
-            keys="@ns items*(meta res*)",
-            args="@ns count items*(work_id token epoch nres)",
+            keys="@leases items*(meta res*)",
+            args="@lease_ttl count items*(work_id token epoch nres)",
             replies={"": "now statuses*"},
         ),
         Contract.of(
             "enqueue",
-            keys="@ns items*(meta item snap idem job)",
-            args="@ns queue items*(work_id item_json engine resources priority delay_ms idem "
-            "dispatch job_suffix seed imax)",
+            keys="@states @due @events @stats @saq_queued @saq_incomplete @engines items*(meta "
+            "item snap idem job)",
+            args="@saq_name @events_maxlen @worker @engine queue items*(work_id item_json "
+            "engine resources priority delay_ms idem dispatch job_suffix seed imax)",
             replies={"": "items*(work_id created)"},
         ),
-        Contract.of("dequeue", keys="@ns", args="@ns n", replies={"": "jobs*"}),
-        Contract.of("undeliver", keys="@ns", args="@ns jobs*", replies={"": "count"}),
+        Contract.of("dequeue", keys="@saq_queued @saq_active", args="n", replies={"": "jobs*"}),
+        Contract.of(
+            "undeliver", keys="@saq_queued @saq_active", args="jobs*", replies={"": "count"}
+        ),
         Contract.of(
             "promote",
-            keys="@ns items*(meta job)",
-            args="@ns count items*(work_id dispatch job_suffix)",
+            keys="@states @due @saq_queued @saq_incomplete @engines items*(meta job)",
+            args="@saq_name @engine count items*(work_id dispatch job_suffix)",
             replies={"": "queued next_due now"},
         ),
         Contract.of(
             "recover",
-            keys="@ns beats items*(meta job res* resw*)",
-            args="@ns count holder beat_seen forget "
+            keys="@states @leases @due @events @stats @saq_queued @saq_incomplete @engines "
+            "beats items*(meta job res* resw*)",
+            args="@saq_name @events_maxlen @worker @engine count holder beat_seen forget "
             "items*(work_id token dispatch job_suffix resources nres)",
             replies={"": "requeued dead woken alive"},
         ),
         Contract.of(
             "reclaim",
-            keys="@ns jobs*(meta job new_job)",
-            args="@ns count grace_ms jobs*(work_id dispatch new_dispatch new_job_suffix)",
+            keys="@states @due @events @saq_queued @saq_active @saq_incomplete @strand "
+            "@engines jobs*(meta job new_job)",
+            args="@saq_name @events_maxlen @worker @engine count grace_ms jobs*(work_id "
+            "dispatch new_dispatch new_job_suffix)",
             replies={"": "redispatched cleaned"},
         ),
         Contract.of(
             "migrate",
-            keys="@ns old_queued old_incomplete jobs*(meta job new_job)",
-            args="@ns count jobs*(work_id dispatch new_dispatch new_job_suffix)",
+            keys="@states @due @saq_queued @saq_incomplete @engines old_queued old_incomplete "
+            "jobs*(meta job new_job)",
+            args="@saq_name @engine count jobs*(work_id dispatch new_dispatch new_job_suffix)",
             replies={"": "moved dropped"},
         ),
         Contract.of(
             "purge",
-            keys="@ns items*(meta item snap hist idem sig kids)",
-            args="@ns count retention_ms work_ids*",
+            keys="@states items*(meta item snap hist idem sig kids)",
+            args="count retention_ms work_ids*",
             replies={"": "deleted"},
         ),
         Contract.of(
             "cancel",
-            keys="@ns meta",
-            args="@ns work_id",
+            keys="@states @due @events @stats meta",
+            args="@events_maxlen @worker work_id",
             replies={"OK": "previous", "GONE": "", "TERMINAL": "state"},
         ),
         Contract.of(
             "pause",
-            keys="@ns meta",
-            args="@ns work_id reason",
+            keys="@states @due @events meta",
+            args="@events_maxlen @worker work_id reason",
             replies={"OK": "previous", "GONE": "", "TERMINAL": "state", "ALREADY": "state"},
         ),
         Contract.of(
             "resume",
-            keys="@ns meta sig job",
-            args="@ns work_id dispatch job_suffix",
+            keys="@states @due @events @saq_queued @saq_incomplete @engines meta sig job",
+            args="@saq_name @events_maxlen @worker @engine work_id dispatch job_suffix",
             replies={"OK": "state", "GONE": "", "CONFLICT": "state"},
         ),
         Contract.of(
             "retry",
-            keys="@ns meta job",
-            args="@ns work_id dispatch job_suffix",
+            keys="@states @due @events @saq_queued @saq_incomplete @engines meta job",
+            args="@saq_name @events_maxlen @worker @engine work_id dispatch job_suffix",
             replies={"OK": "previous", "GONE": "", "CONFLICT": "state"},
         ),
         Contract.of(
             "replay",
-            keys="@ns meta snap hist job",
-            args="@ns work_id expected_version snapshot_json dispatch job_suffix history "
-            "from_version",
+            keys="@states @due @events @saq_queued @saq_incomplete @engines meta snap hist job",
+            args="@saq_name @events_maxlen @worker @engine work_id expected_version "
+            "snapshot_json dispatch job_suffix history from_version",
             replies={"OK": "version", "GONE": "", "CONFLICT": "state version"},
         ),
         Contract.of(
             "signal",
-            keys="@ns meta sig job",
-            args="@ns work_id name payload sender dispatch job_suffix max_pending",
+            keys="@states @due @events @stats @saq_queued @saq_incomplete @engines meta sig job",
+            args="@saq_name @events_maxlen @worker @engine work_id name payload sender "
+            "dispatch job_suffix max_pending",
             replies={
                 "WOKE": "signal_id",
                 "KEPT": "signal_id",
@@ -194,8 +207,9 @@ CONTRACTS: dict[str, Contract] = {
         ),
         Contract.of(
             "budget",
-            keys="@ns meta",
-            args="@ns work_id add_steps add_cost add_runtime_ms own_steps own_cost own_runtime_ms",
+            keys="@events meta",
+            args="@events_maxlen @worker work_id add_steps add_cost add_runtime_ms own_steps "
+            "own_cost own_runtime_ms",
             replies={"OK": "steps cost runtime_ms", "GONE": "", "TERMINAL": "state"},
         ),
     )
@@ -247,24 +261,30 @@ class ScriptCalls:
     ) -> R:
         contract = CONTRACTS[name]
         runner = self._runner
-
-        def ns_keys(slot: str) -> list[Any]:
-            return route.ns
-
-        def ns_args(slot: str) -> list[Any]:
-            settings = runner.settings
-            return [
-                route.saq_name,
-                settings.events_maxlen,
-                runner.worker_id,
-                int(settings.lease_ttl * 1000),
-                route.engine or "",
-            ]
-
-        full_keys: list[str] = pack(contract.keys, keys, [], ns_keys)
-        full_args: list[Any] = pack(contract.args, args, [], ns_args)
+        full_keys: list[str] = pack(
+            contract.own_keys, keys, [*route.slot_keys(contract.namespace_keys)]
+        )
+        full_args: list[Any] = pack(
+            contract.own_args,
+            args,
+            [self._namespace_arg(route, a) for a in contract.namespace_args],
+        )
         raw = await runner.fcall(name, full_keys, full_args, route=route, durable=durable)
         return decode(contract, raw, reply)
+
+    def _namespace_arg(self, route: Keys, slot: str) -> Any:
+        """The value of a namespace argument slot (see ``contract.NAMESPACE_ARGS``)."""
+        if slot == "saq_name":
+            return route.saq_name
+        if slot == "events_maxlen":
+            return self._runner.settings.events_maxlen
+        if slot == "worker":
+            return self._runner.worker_id
+        if slot == "lease_ttl":
+            return int(self._runner.settings.lease_ttl * 1000)
+        if slot == "engine":
+            return route.engine or ""
+        raise ContractError(f"unknown namespace argument @{slot}")
 
     # -- the lease holder's calls ---------------------------------------------------------
 

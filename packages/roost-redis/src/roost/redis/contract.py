@@ -25,6 +25,7 @@ order is written once, in its header, and checked everywhere else.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 import types
 import typing
@@ -160,6 +161,26 @@ class Contract:
             {(Code(c) if c else None): parse_slots(f) for c, f in replies.items()},
         )
 
+    @functools.cached_property
+    def namespace_keys(self) -> tuple[str, ...]:
+        """The namespace key slots the script takes (they lead its KEYS)."""
+        return tuple(s.name for s in self.keys if s.namespace)
+
+    @functools.cached_property
+    def namespace_args(self) -> tuple[str, ...]:
+        """The namespace argument slots the script takes (they lead its ARGV)."""
+        return tuple(s.name for s in self.args if s.namespace)
+
+    @functools.cached_property
+    def own_keys(self) -> tuple[Slot, ...]:
+        """The KEYS slots after the namespace ones."""
+        return tuple(s for s in self.keys if not s.namespace)
+
+    @functools.cached_property
+    def own_args(self) -> tuple[Slot, ...]:
+        """The ARGV slots after the namespace ones."""
+        return tuple(s for s in self.args if not s.namespace)
+
     @property
     def coded(self) -> bool:
         """Whether the script's reply starts with a :class:`Code`."""
@@ -248,16 +269,12 @@ def parse_header(name: str, source: str) -> Contract:
     return Contract(name, keys, args, replies)
 
 
-def pack(
-    slots: Sequence[Slot],
-    values: Mapping[str, Any],
-    out: list[Any],
-    namespace: Callable[[str], list[Any]] | None = None,
-) -> list[Any]:
+def pack(slots: Sequence[Slot], values: Mapping[str, Any], out: list[Any]) -> list[Any]:
     """Append ``values`` to ``out`` in the order of ``slots`` and return ``out``.
 
     A ``*`` slot takes a list (of values, or of mappings for a group); an ``?`` slot may be
-    missing; ``@`` slots come from ``namespace(name)``.
+    missing. ``slots`` are a script's own (:attr:`Contract.own_keys`, :attr:`Contract.own_args`):
+    the store puts the namespace values first.
 
     Raises:
         ContractError: a value with no slot, or a slot with no value.
@@ -265,10 +282,7 @@ def pack(
     used = 0
     for slot in slots:
         if slot.namespace:
-            if namespace is None:
-                raise ContractError(f"no namespace to fill @{slot.name}")
-            out += namespace(slot.name)
-            continue
+            raise ContractError(f"@{slot.name} is the store's to fill")
         if slot.name not in values:
             if slot.optional or slot.many:
                 continue

@@ -1,9 +1,10 @@
 -- Take the lease of a delivered item: its item and latest snapshot come back with it.
--- KEYS: @ns meta item snap job res* resw*
--- ARGV: @ns work_id dispatch token max_attempts nres resources wait_base_ms wait_cap_ms
---     engine_limits
--- REPLY OK: epoch lease_expires now attempt version item_json snap_json cancelled
---     queued_since late_due
+-- KEYS: @states @leases @due @events @stats @saq_active @saq_incomplete @strand meta item snap
+--     job res* resw*
+-- ARGV: @events_maxlen @worker @lease_ttl work_id dispatch token max_attempts nres resources
+--     wait_base_ms wait_cap_ms engine_limits
+-- REPLY OK: epoch lease_expires now attempt version item_json snap_json cancelled queued_since
+--     late_due
 -- REPLY GONE
 -- REPLY SKIP: state
 -- REPLY NEEDRES: resources

@@ -1,8 +1,9 @@
 -- Raise an item's budgets (an operator, after "budget exceeded"). Each raise adds to the
 -- current limit (the meta's 'bsteps', 'bcost', 'bruntime', else the item's own), or, for a
 -- kind the item had no limit of, to what it used so far.
--- KEYS: @ns meta
--- ARGV: @ns work_id add_steps add_cost add_runtime_ms own_steps own_cost own_runtime_ms
+-- KEYS: @events meta
+-- ARGV: @events_maxlen @worker work_id add_steps add_cost add_runtime_ms own_steps own_cost
+--     own_runtime_ms
 -- REPLY OK: steps cost runtime_ms
 -- REPLY GONE
 -- REPLY TERMINAL: state

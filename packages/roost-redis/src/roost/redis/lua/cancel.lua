@@ -1,7 +1,7 @@
 -- Cancel an unfinished item. A running item is marked cancelled at once; its holder's next
 -- renewal or commit is refused and releases the lease.
--- KEYS: @ns meta
--- ARGV: @ns work_id
+-- KEYS: @states @due @events @stats meta
+-- ARGV: @events_maxlen @worker work_id
 -- REPLY OK: previous
 -- REPLY GONE
 -- REPLY TERMINAL: state

@@ -1,8 +1,10 @@
 -- Commit a step: the fenced, atomic heart of Roost.
--- KEYS: @ns meta snap hist job res* resw* sig kids? children*(meta item idem)
--- ARGV: @ns work_id token epoch op expected_version snapshot_json step outcome delay_ms
---     dispatch job_suffix history nres event_data init_json init_step ended_ms wait budget
---     nkids? kids_wait? children*(work_id item_json engine resources priority idem imax)
+-- KEYS: @states @leases @due @events @stats @saq_queued @saq_incomplete @engines meta snap hist
+--     job res* resw* sig kids? children*(meta item idem)
+-- ARGV: @saq_name @events_maxlen @worker @engine work_id token epoch op expected_version
+--     snapshot_json step outcome delay_ms dispatch job_suffix history nres event_data init_json
+--     init_step ended_ms wait budget nkids? kids_wait? children*(work_id item_json engine
+--     resources priority idem imax)
 -- REPLY OK: version event_id woken now due_ms paused
 -- REPLY DUP
 -- REPLY STALE

@@ -1,7 +1,8 @@
 -- Create work items (a batch).
--- KEYS: @ns items*(meta item snap idem job)
--- ARGV: @ns queue items*(work_id item_json engine resources priority delay_ms idem dispatch
---     job_suffix seed imax)
+-- KEYS: @states @due @events @stats @saq_queued @saq_incomplete @engines items*(meta item snap
+--     idem job)
+-- ARGV: @saq_name @events_maxlen @worker @engine queue items*(work_id item_json engine
+--     resources priority delay_ms idem dispatch job_suffix seed imax)
 -- REPLY: items*(work_id created)
 -- resources: space-joined; idem: the idempotency key ('' none); seed: a seed snapshot's
 -- JSON ('' none); imax: max attempts ('' for the worker's default). created: 1 when created,
@@ -60,7 +61,7 @@ for _, p in ipairs(plan) do
   redis.call('HSET', meta, unpack(mf))
   if idem ~= '' then redis.call('SET', KEYS[k + 4], work_id) end
   redis.call('SET', KEYS[k + 2], ARGV[a + 1])
-  redis.call('ZADD', STATE_KEY[state], now, work_id)
+  redis.call('ZADD', state_key(state), now, work_id)
   if delay > 0 then
     redis.call('ZADD', DUE, NOW + delay, work_id)
   else

@@ -1,6 +1,7 @@
 -- Record a failed attempt; the snapshot is not touched.
--- KEYS: @ns meta res* resw*
--- ARGV: @ns work_id token epoch op error_json backoff_ms terminal nres data retry_data
+-- KEYS: @states @leases @due @events @stats meta res* resw*
+-- ARGV: @events_maxlen @worker work_id token epoch op error_json backoff_ms terminal nres data
+--     retry_data
 -- REPLY RETRYING: due_ms woken
 -- REPLY DEAD: woken
 -- REPLY FAILED: woken

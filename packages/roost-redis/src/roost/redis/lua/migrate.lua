@@ -2,8 +2,9 @@
 -- the route's list (the items' engine): each goes to the front, so the caller passes them
 -- newest first and the list keeps their order ahead of anything queued since. A delivery
 -- someone took meanwhile is left alone; one whose item moved on is dropped.
--- KEYS: @ns old_queued old_incomplete jobs*(meta job new_job)
--- ARGV: @ns count jobs*(work_id dispatch new_dispatch new_job_suffix)
+-- KEYS: @states @due @saq_queued @saq_incomplete @engines old_queued old_incomplete jobs*(meta
+--     job new_job)
+-- ARGV: @saq_name @engine count jobs*(work_id dispatch new_dispatch new_job_suffix)
 -- REPLY: moved dropped
 local old_queued, old_incomplete = KEYS[NS_KEYS + 1], KEYS[NS_KEYS + 2]
 local n = tonumber(ARGV[NS_ARGS + 1])

@@ -2,8 +2,8 @@
 -- that holds no lease is parked in 'paused' at once (see pause_item); a running one is
 -- marked ('pause') and its step may finish and commit: that commit parks it instead of
 -- going on. reason: 'operator' or 'budget'.
--- KEYS: @ns meta
--- ARGV: @ns work_id reason
+-- KEYS: @states @due @events meta
+-- ARGV: @events_maxlen @worker work_id reason
 -- REPLY OK: previous
 -- REPLY GONE
 -- REPLY TERMINAL: state

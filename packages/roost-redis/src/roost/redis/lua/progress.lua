@@ -1,6 +1,6 @@
 -- Store a running step's progress.
--- KEYS: @ns meta
--- ARGV: @ns work_id token epoch report
+-- KEYS: @events meta
+-- ARGV: @events_maxlen @worker work_id token epoch report
 -- REPLY OK
 -- REPLY STALE
 -- REPLY GONE

@@ -1,6 +1,6 @@
 -- Queue items whose due time has come (a batch).
--- KEYS: @ns items*(meta job)
--- ARGV: @ns count items*(work_id dispatch job_suffix)
+-- KEYS: @states @due @saq_queued @saq_incomplete @engines items*(meta job)
+-- ARGV: @saq_name @engine count items*(work_id dispatch job_suffix)
 -- REPLY: queued next_due now
 -- next_due: the due time of the next item (ms), -1 when none.
 local n = tonumber(ARGV[NS_ARGS + 1])

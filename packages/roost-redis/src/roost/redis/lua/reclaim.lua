@@ -2,8 +2,10 @@
 -- queue and died (or stalled) before acquiring the lease. A job still unacknowledged after
 -- grace_ms is re-dispatched under a new token (the old one can no longer acquire); a job
 -- whose item moved on is simply acknowledged.
--- KEYS: @ns jobs*(meta job new_job)
--- ARGV: @ns count grace_ms jobs*(work_id dispatch new_dispatch new_job_suffix)
+-- KEYS: @states @due @events @saq_queued @saq_active @saq_incomplete @strand @engines
+--     jobs*(meta job new_job)
+-- ARGV: @saq_name @events_maxlen @worker @engine count grace_ms jobs*(work_id dispatch
+--     new_dispatch new_job_suffix)
 -- REPLY: redispatched cleaned
 local n, grace = tonumber(ARGV[NS_ARGS + 1]), tonumber(ARGV[NS_ARGS + 2])
 local redispatched, cleaned = 0, 0

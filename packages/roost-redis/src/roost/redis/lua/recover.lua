@@ -4,9 +4,10 @@
 -- goes dead, else back on the queue, at the front. The lease is dropped (token, holder and
 -- expiry deleted), so the old holder's commit, renewal or release finds a lease that is not
 -- its own ('STALE'); the next acquire grants a new token and a higher epoch.
--- KEYS: @ns beats items*(meta job res* resw*)
--- ARGV: @ns count holder beat_seen forget items*(work_id token dispatch job_suffix resources
---     nres)
+-- KEYS: @states @leases @due @events @stats @saq_queued @saq_incomplete @engines beats
+--     items*(meta job res* resw*)
+-- ARGV: @saq_name @events_maxlen @worker @engine count holder beat_seen forget items*(work_id
+--     token dispatch job_suffix resources nres)
 -- REPLY: requeued dead woken alive
 -- beats: the queue's heartbeat index. holder: '' to recover by expiry; beat_seen: the
 -- holder's heartbeat as the caller read it ('' for none: no check); forget: 1 to drop the

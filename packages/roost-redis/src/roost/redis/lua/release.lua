@@ -1,7 +1,8 @@
 -- Give a leased item back without using an attempt (graceful stop, a step cut short by the
 -- worker).
--- KEYS: @ns meta job res* resw*
--- ARGV: @ns work_id token epoch op dispatch job_suffix nres reason
+-- KEYS: @states @leases @due @events @saq_queued @saq_incomplete @engines meta job res* resw*
+-- ARGV: @saq_name @events_maxlen @worker @engine work_id token epoch op dispatch job_suffix
+--     nres reason
 -- REPLY OK: woken
 -- REPLY DUP
 -- REPLY STALE

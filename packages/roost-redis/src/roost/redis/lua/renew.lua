@@ -1,6 +1,6 @@
 -- Renew leases held by one worker (a batch).
--- KEYS: @ns items*(meta res*)
--- ARGV: @ns count items*(work_id token epoch nres)
+-- KEYS: @leases items*(meta res*)
+-- ARGV: @lease_ttl count items*(work_id token epoch nres)
 -- REPLY: now statuses*
 -- A status per item: 'OK', 'CANCELLED' (renewed, but an operator cancelled the item) or
 -- 'LOST' (the lease expired or passed to another worker).

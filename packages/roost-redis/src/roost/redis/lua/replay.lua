@@ -1,7 +1,8 @@
 -- Run a finished item again from a snapshot: the new snapshot becomes version+1 (versions
 -- stay contiguous), or with no snapshot ('') the engine's init_snapshot runs again.
--- KEYS: @ns meta snap hist job
--- ARGV: @ns work_id expected_version snapshot_json dispatch job_suffix history from_version
+-- KEYS: @states @due @events @saq_queued @saq_incomplete @engines meta snap hist job
+-- ARGV: @saq_name @events_maxlen @worker @engine work_id expected_version snapshot_json
+--     dispatch job_suffix history from_version
 -- REPLY OK: version
 -- REPLY GONE
 -- REPLY CONFLICT: state version

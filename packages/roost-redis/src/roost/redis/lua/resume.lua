@@ -1,8 +1,8 @@
 -- Resume a paused item: it goes back where it was when paused (queued; scheduled or
 -- retrying with its due time; awaiting its signals, or queued at once if one arrived
 -- meanwhile). A running item whose pause has not taken effect yet just loses the mark.
--- KEYS: @ns meta sig job
--- ARGV: @ns work_id dispatch job_suffix
+-- KEYS: @states @due @events @saq_queued @saq_incomplete @engines meta sig job
+-- ARGV: @saq_name @events_maxlen @worker @engine work_id dispatch job_suffix
 -- REPLY OK: state
 -- REPLY GONE
 -- REPLY CONFLICT: state

@@ -1,6 +1,6 @@
 -- Queue a failed or dead item again with fresh attempts.
--- KEYS: @ns meta job
--- ARGV: @ns work_id dispatch job_suffix
+-- KEYS: @states @due @events @saq_queued @saq_incomplete @engines meta job
+-- ARGV: @saq_name @events_maxlen @worker @engine work_id dispatch job_suffix
 -- REPLY OK: previous
 -- REPLY GONE
 -- REPLY CONFLICT: state

@@ -1,7 +1,8 @@
 -- Send a signal to an item: append it to the item's signal stream (kept, in order, until
 -- the commit of a step that receives it), and wake the item if it awaits that name.
--- KEYS: @ns meta sig job
--- ARGV: @ns work_id name payload sender dispatch job_suffix max_pending
+-- KEYS: @states @due @events @stats @saq_queued @saq_incomplete @engines meta sig job
+-- ARGV: @saq_name @events_maxlen @worker @engine work_id name payload sender dispatch
+--     job_suffix max_pending
 -- REPLY WOKE: signal_id
 -- REPLY KEPT: signal_id
 -- REPLY GONE

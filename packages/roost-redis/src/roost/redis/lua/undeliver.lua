@@ -1,6 +1,6 @@
 -- Put delivered jobs back at the head of the route's SAQ queue (a stopping worker took them).
--- KEYS: @ns
--- ARGV: @ns jobs*
+-- KEYS: @saq_queued @saq_active
+-- ARGV: jobs*
 -- REPLY: count
 local n = 0
 for i = NS_ARGS + 1, #ARGV do
