@@ -320,15 +320,22 @@ def _converter(hint: Any) -> Callable[[Any], Any]:
     return lambda v: v
 
 
-_CONVERTERS: dict[type[Any], dict[str, Callable[[Any], Any]]] = {}
+_CODES: dict[str, Code] = {c.value: c for c in Code}
+_Plan = dict[Code | None, tuple[tuple[Slot, Callable[[Any], Any]], ...]]
+_PLANS: dict[tuple[str, type[Any]], _Plan] = {}
 
 
-def _converters(cls: type[Any]) -> dict[str, Callable[[Any], Any]]:
-    found = _CONVERTERS.get(cls)
+def _plan(contract: Contract, cls: type[Any]) -> _Plan:
+    """Per reply code, each field's slot and converter (made once per script and class)."""
+    found = _PLANS.get((contract.name, cls))
     if found is None:
         hints = typing.get_type_hints(cls)
-        found = {f.name: _converter(hints[f.name]) for f in dataclasses.fields(cls)}
-        _CONVERTERS[cls] = found
+        convert = {f.name: _converter(hints[f.name]) for f in dataclasses.fields(cls)}
+        found = {
+            code: tuple((slot, convert[slot.name]) for slot in fields)
+            for code, fields in contract.replies.items()
+        }
+        _PLANS[(contract.name, cls)] = found
     return found
 
 
@@ -342,19 +349,21 @@ def decode(contract: Contract, raw: Any, cls: type[R]) -> R:
         ContractError: a code the contract does not list, or more values than fields.
     """
     values: list[Any] = list(cast("list[Any]", raw)) if isinstance(raw, list | tuple) else [raw]
-    convert = _converters(cls)
+    plan = _plan(contract, cls)
     kwargs: dict[str, Any] = {}
-    if contract.coded:
-        code = Code(values[0])
-        if code not in contract.replies:
-            raise ContractError(f"{contract.name} does not answer {code}")
-        kwargs["code"] = code
-        fields = contract.replies[code]
-        values = values[1:]
+    if None in plan:
+        fields = plan[None]
     else:
-        fields = contract.replies[None]
-    pos = 0
-    for slot in fields:
+        try:
+            code = _CODES[values[0]]
+            fields = plan[code]
+        except (KeyError, TypeError):
+            raise ContractError(f"{contract.name} does not answer {values[0]!r}") from None
+        kwargs["code"] = code
+        values = values[1:]
+    if len(values) > len(fields) and not (fields and fields[-1][0].many):
+        raise ContractError(f"{contract.name} answered more than its contract: {raw!r}")
+    for pos, (slot, convert) in enumerate(fields):
         if slot.many:
             rest = values[pos:]
             if slot.group:
@@ -362,11 +371,8 @@ def decode(contract: Contract, raw: Any, cls: type[R]) -> R:
                 kwargs[slot.name] = [tuple(rest[i : i + width]) for i in range(0, len(rest), width)]
             else:
                 kwargs[slot.name] = rest
-            pos = len(values)
-            continue
-        if pos < len(values):
-            kwargs[slot.name] = convert[slot.name](values[pos])
-        pos += 1
-    if pos < len(values):
-        raise ContractError(f"{contract.name} answered more than its contract: {raw!r}")
+            break
+        if pos >= len(values):
+            break
+        kwargs[slot.name] = convert(values[pos])
     return cls(**kwargs)

@@ -1,7 +1,9 @@
 """What each Roost script answers, typed: one dataclass per script.
 
-A reply's fields are named as in the script's header (``REPLY CODE: fields``); the fields
-a code does not carry keep their defaults. :func:`roost.redis.contract.decode` fills them.
+A reply's fields are named as in the script's header (``REPLY CODE: fields``); the fields a
+code does not carry keep their defaults. :func:`roost.redis.contract.decode` fills them.
+They are plain (mutable) slotted dataclasses: one is made on every script call, and a frozen
+one costs several times as much to build.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class AcquireReply:
     """``acquire``: the lease granted (OK), or why not."""
 
@@ -59,7 +61,7 @@ class AcquireReply:
     """WAIT: when to look at the item again."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class CommitReply:
     """``commit``: the committed version (OK), or why nothing was written."""
 
@@ -79,7 +81,7 @@ class CommitReply:
     """RACE: the idempotency key that changed hands."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class FailReply:
     """``fail``: what became of the item, or why nothing was written."""
 
@@ -89,7 +91,7 @@ class FailReply:
     woken: int = 0
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ReleaseReply:
     """``release``: the item went back on the queue (OK), or why not."""
 
@@ -97,7 +99,7 @@ class ReleaseReply:
     woken: int = 0
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class StateReply:
     """``cancel``, ``pause``, ``progress``, ``resume``, ``retry``: the code and a state."""
 
@@ -108,7 +110,7 @@ class StateReply:
     """TERMINAL, ALREADY, CONFLICT: the item's state; OK (resume): the state it went back to."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ReplayReply:
     """``replay``: the version the item runs from (OK), or why not."""
 
@@ -117,7 +119,7 @@ class ReplayReply:
     state: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class SignalReply:
     """``signal``: the signal's id and whether it woke the item, or why it was refused."""
 
@@ -127,7 +129,7 @@ class SignalReply:
     pending: int = 0
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class BudgetReply:
     """``budget``: the limits now (-1: none), or why nothing was raised."""
 
@@ -138,7 +140,7 @@ class BudgetReply:
     state: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class RenewReply:
     """``renew``: the server's clock and a status per lease (OK, CANCELLED or LOST)."""
 
@@ -146,35 +148,35 @@ class RenewReply:
     statuses: list[str] = field(default_factory=list[str])
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class EnqueueReply:
     """``enqueue``: per item, its work id and 1 when created (0: an existing one)."""
 
     items: list[tuple[str, int]] = field(default_factory=list[tuple[str, int]])
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class DequeueReply:
     """``dequeue``: the job ids taken."""
 
     jobs: list[str] = field(default_factory=list[str])
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class CountReply:
     """``undeliver``: how many deliveries were put back."""
 
     count: int = 0
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class PurgeReply:
     """``purge``: how many items were deleted."""
 
     deleted: int = 0
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class MigrateReply:
     """``migrate``: deliveries moved and dropped."""
 
@@ -182,7 +184,7 @@ class MigrateReply:
     dropped: int = 0
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class PromoteReply:
     """``promote``: items queued, the next due time (-1: none), the server's clock."""
 
@@ -191,7 +193,7 @@ class PromoteReply:
     now: float = 0.0
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ReclaimReply:
     """``reclaim``: deliveries re-dispatched and cleaned up."""
 
@@ -199,7 +201,7 @@ class ReclaimReply:
     cleaned: int = 0
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class RecoverReply:
     """``recover``: items requeued, dead, waiters woken; ``alive``: the holder beat again."""
 
