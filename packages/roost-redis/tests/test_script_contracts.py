@@ -16,7 +16,7 @@ from roost.redis.contract import (
     parse_header,
 )
 from roost.redis.replies import CommitReply, EnqueueReply, StateReply
-from roost.redis.scripts import LIBRARY
+from roost.redis.scripts import LIBRARY, SCHEDULE_LIBRARY
 
 LUA = files("roost.redis").joinpath("lua")
 
@@ -185,3 +185,22 @@ def test_the_prelude_orders_states_as_python_does() -> None:
     assert re.findall(r"'(\w+)'", states.group(1)) == [str(s) for s in STATE_ORDER]
     offsets = dict(re.findall(r"(\w+) = (\d+)", index.group(1)))
     assert {k: int(v) for k, v in offsets.items()} == {str(s): i for i, s in enumerate(STATE_ORDER)}
+
+
+# -- the schedule library (lua/schedules) ---------------------------------------------------
+
+
+@pytest.mark.parametrize("name", sorted(SCHEDULE_LIBRARY.functions))
+def test_schedule_headers_match_python(name: str) -> None:
+    from roost.redis.schedule_data import SCHEDULE_CONTRACTS, ScheduleScripts
+
+    assert set(SCHEDULE_CONTRACTS) == set(SCHEDULE_LIBRARY.functions)
+    assert callable(getattr(ScheduleScripts, name, None))
+    source = LUA.joinpath("schedules", f"{name}.lua").read_text()
+    lua = parse_header(name, source)
+    assert lua.describe() == SCHEDULE_CONTRACTS[name].describe()
+    assert not lua.namespace_keys and not lua.namespace_args  # no prelude, no namespace block
+    import re
+
+    returned = set(re.findall(r"\{'([A-Z]+)'[,}]", source))
+    assert returned == {str(c) for c in lua.replies if c is not None}

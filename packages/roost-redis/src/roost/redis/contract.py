@@ -118,6 +118,19 @@ class Code(StrEnum):
     """The item holds too many unconsumed signals."""
     LOST = "LOST"
     """(renew) The lease expired or passed to another worker."""
+    # -- the schedule scripts (lua/schedules)
+    DECIDED = "DECIDED"
+    """(schedules) The tick's outcome is recorded (by this call or an earlier one)."""
+    MOVED = "MOVED"
+    """(schedules) Another worker went on, or the schedule changed."""
+    PAUSED = "PAUSED"
+    """(schedules) The schedule is paused."""
+    SAME = "SAME"
+    """(schedules) Already paused, or already running."""
+    EXISTS = "EXISTS"
+    """(schedules) A schedule of that name exists and replacing it was not asked."""
+    RETRY = "RETRY"
+    """(schedules) It changed since the caller read it: read again and repeat."""
 
 
 @dataclass(frozen=True)

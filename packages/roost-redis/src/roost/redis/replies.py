@@ -25,6 +25,8 @@ __all__ = [
     "PurgeReply",
     "ReclaimReply",
     "RecoverReply",
+    "ScanReply",
+    "ScheduleReply",
     "ReleaseReply",
     "RenewReply",
     "ReplayReply",
@@ -209,3 +211,29 @@ class RecoverReply:
     dead: int = 0
     woken: int = 0
     alive: bool = False
+
+
+@dataclass(slots=True)
+class ScanReply:
+    """``scan`` (schedules): the server's clock, the missed mark, the next tick, due rows."""
+
+    now: int = 0
+    missed: str = ""
+    next_tick: float | None = None
+    rows: list[tuple[str, str]] = field(default_factory=list[tuple[str, str]])
+    """(name, tick) of each due schedule."""
+
+
+@dataclass(slots=True)
+class ScheduleReply:
+    """``decide``, ``advance``, ``save``, ``edit`` (schedules): the code and its fields."""
+
+    code: Code
+    outcome: str = ""
+    """DECIDED: what the tick does ('fired', 'fired-missed', 'skipped-...')."""
+    mark: str = ""
+    """DECIDED: the missed mark ('' unless the tick was missed)."""
+    next_tick: float | None = None
+    """MOVED (decide): the schedule's next tick (None: it never matches again)."""
+    created: bool = False
+    """OK (save): created (else replaced)."""
