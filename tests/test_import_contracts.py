@@ -53,4 +53,7 @@ def test_roost_redis_has_no_cycles_and_keeps_its_layers() -> None:
     # The facade and the worker above the lease store above the store above the keys.
     assert position["swarm"] < position["worker"] < position["holder"] < position["store"]
     assert position["store"] < position["keys"] and position["store"] < position["scripts"]
+    # The typed script calls between the store and the scripts; the contracts at the bottom.
+    assert position["store"] < position["calls"] < position["replies"] < position["contract"]
+    assert position["scripts"] < position["contract"] and position["codec"] < position["schema"]
     assert "# target:" not in PYPROJECT.read_text()

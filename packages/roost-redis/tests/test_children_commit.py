@@ -2,51 +2,76 @@
 
 from __future__ import annotations
 
-from typing import Any
+import functools
+from collections.abc import Awaitable, Callable
 
 from roost.redis import RedisSwarm
 from roost.redis.children import spawn_block
+from roost.redis.contract import Code
 from roost.redis.keys import Keys, new_token
+from roost.redis.replies import CommitReply
 from roost.runtime import ChildOf, Snapshot, WorkItem, WorkState
 
 
 async def lease(swarm: RedisSwarm, work_id: str, keys: Keys) -> tuple[str, int]:
     """Take ``work_id``'s delivery and lease by hand, as a worker would."""
-    (job,) = await swarm.run_script("dequeue", [], [1], keys=keys)
+    (job,) = (await swarm.calls.dequeue(keys, n=1)).jobs
     parsed = keys.parse_job(job)
     assert parsed is not None
     token = new_token()
-    reply = await swarm.run_script(
-        "acquire",
-        [keys.meta(work_id), keys.item(work_id), keys.snap(work_id), job],
-        [work_id, parsed[1], token, 5, 0, "", 50, 1000, ""],
-        keys=keys,
+    reply = await swarm.calls.acquire(
+        keys,
+        work_id=work_id,
+        dispatch=parsed[1],
+        token=token,
+        job=job,
+        resources=[],
+        max_attempts=5,
+        wait_base_ms=50,
+        wait_cap_ms=1000,
+        engine_limits="",
     )
-    assert reply[0] == "OK", reply
-    return token, int(reply[1])
+    assert reply.code is Code.OK, reply
+    return token, reply.epoch
 
 
 def commit_call(
-    keys: Keys, work_id: str, token: str, epoch: int, children: list[WorkItem]
-) -> tuple[list[str], list[Any]]:
-    dispatch = new_token()
-    suffix = Keys.job_suffix(work_id, dispatch)
+    swarm: RedisSwarm,
+    keys: Keys,
+    work_id: str,
+    token: str,
+    epoch: int,
+    children: list[WorkItem],
+    op: str | None = None,
+) -> Callable[[], Awaitable[CommitReply]]:
+    """A spawning commit that awaits all its children, as holder.commit sends it."""
     snap = Snapshot(work_id=work_id, engine="fanout", step="gather", version=1)
-    # the item's keys (no resources) and its signal stream; the arguments, then no wait for
-    # signals and no budget ('' ''): the layout holder.commit sends
-    item_keys = [
-        keys.meta(work_id),
-        keys.snap(work_id),
-        keys.hist(work_id),
-        keys.job(suffix),
-        keys.sig(work_id),
-    ]
-    args: list[Any] = [
-        work_id, token, epoch, f"{token}:0", 0, snap.model_dump_json(), "gather", "await",
-        0, dispatch, suffix, 0, 0, '{"next":"await"}', "", "", "", "", "",
-    ]  # fmt: skip
-    more_keys, more_args = spawn_block(keys, work_id, children, keys.queue, "all")
-    return item_keys + more_keys, args + more_args
+    child_keys, child_args = spawn_block(keys, children, keys.queue)
+    return functools.partial(
+        swarm.calls.commit,
+        keys,
+        work_id=work_id,
+        token=token,
+        epoch=epoch,
+        op=op or f"{token}:0",
+        resources=[],
+        expected_version=0,
+        snapshot_json=snap.model_dump_json(),
+        step="gather",
+        outcome="await",
+        delay_ms=0,
+        dispatch=new_token(),
+        history=0,
+        event_data='{"next":"await"}',
+        init_json="",
+        init_step="",
+        ended_ms=None,
+        wait="",
+        budget="",
+        children=child_keys,
+        children_args=child_args,
+        kids_wait="all",
+    )
 
 
 def kids(parent: str, n: int) -> list[WorkItem]:
@@ -61,15 +86,14 @@ async def test_a_repeated_spawning_commit_is_dup_and_a_stale_one_spawns_nothing(
     keys = swarm.keys.for_engine("fanout")
     token, epoch = await lease(swarm, parent, keys)
     first = kids(parent, 3)
-    call = commit_call(keys, parent, token, epoch, first)
-    assert (await swarm.run_script("commit", *call, keys=keys))[0] == "OK"
+    call = commit_call(swarm, keys, parent, token, epoch, first)
+    assert (await call()).code is Code.OK
     # The same commit again (its reply was lost): recognised, nothing created twice.
-    assert await swarm.run_script("commit", *call, keys=keys) == ["DUP"]
+    assert (await call()).code is Code.DUP
     # The same step run again under the old lease with other children: refused.
     second = kids(parent, 3)
-    again = commit_call(keys, parent, token, epoch, second)
-    again[1][3] = f"{token}:again"
-    assert await swarm.run_script("commit", *again, keys=keys) == ["STALE"]
+    again = commit_call(swarm, keys, parent, token, epoch, second, op=f"{token}:again")
+    assert (await again()).code is Code.STALE
     meta = (await swarm.status(parent)).meta
     assert meta.state == WorkState.AWAITING and meta.lease is None
     assert (meta.children_total, meta.children_finished, meta.children_wait) == (3, 0, 3)

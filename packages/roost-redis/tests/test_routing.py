@@ -11,11 +11,10 @@ import subprocess
 import time
 from collections import defaultdict
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from roost.redis import Keys, RedisSwarm
+from roost.redis import RedisSwarm
 from roost.redis.keys import new_token
 from roost.redis.maintenance import Clock, recover_expired
 from roost.runtime import BadInput, RuntimeEvent, WorkItem, WorkState
@@ -272,13 +271,11 @@ async def enqueue_old_layout(swarm: RedisSwarm, engine_id: str, priority: int = 
     item = WorkItem(engine=engine_id, payload={"steps": 1}, priority=priority)
     item = item.model_copy(update={"queue": swarm.settings.queue})
     old = swarm.keys  # no engine: the single list's SAQ names, and no engine to register
-    dispatch = new_token()
-    suffix = Keys.job_suffix(item.work_id, dispatch)
     w = item.work_id
-    keys = [old.meta(w), old.item(w), old.snap(w), old.idem(""), old.job(suffix)]
-    args: list[Any] = [swarm.settings.queue, w, item.model_dump_json(), engine_id, "", priority]
-    args += [0, "", dispatch, suffix, "", ""]
-    await swarm.run_script("enqueue", keys, args, keys=old)
+    fields = {"work_id": w, "item_json": item.model_dump_json(), "engine": engine_id}
+    fields |= {"resources": "", "priority": priority, "delay_ms": 0, "idem": ""}
+    fields |= {"dispatch": new_token(), "seed": "", "imax": ""}
+    await swarm.calls.enqueue(old, queue=swarm.settings.queue, items=[fields])
     return w
 
 

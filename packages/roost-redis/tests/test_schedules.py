@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from roost.redis import RedisSwarm
+from roost.redis.contract import Code
 from roost.redis.schedule_data import tick_key
 from roost.redis.ticks import MISSED_AFTER
 from roost.runtime import BadInput, ConflictError, NotFound, RoostSettings, WorkState
@@ -192,19 +193,22 @@ async def test_a_pass_that_died_after_its_enqueue_is_finished_by_the_next(swarm:
     tick = int(schedule.next_run * 1000)
     await asyncio.sleep(max(0.0, tick - await server_ms(swarm)) / 1000 + 0.05)
     # The first half of a pass, by hand: scan, decide, enqueue; then nothing (a SIGKILL).
-    scan = await store.scripts("scan", [store.keys.due(queue), store.keys.clock(queue)], [5000, 10])
-    assert scan[3:5] == ["crash", str(tick)]
-    decided = await store.scripts(
-        "decide",
-        [
-            store.keys.schedule("crash"),
-            store.keys.due(queue),
-            store.keys.clock(queue),
-            store.keys.schedule("crash"),
-        ],
-        ["crash", tick, "", "1", "done failed dead cancelled"],
+    scan = await store.scripts.scan(
+        due=store.keys.due(queue), clock=store.keys.clock(queue), missed_after_ms=5000, count=10
     )
-    assert list(decided) == ["DECIDED", "fired", ""]
+    assert scan.rows[:1] == [("crash", str(tick))]
+    decided = await store.scripts.decide(
+        sched=store.keys.schedule("crash"),
+        due=store.keys.due(queue),
+        clock=store.keys.clock(queue),
+        last_meta=store.keys.schedule("crash"),
+        name="crash",
+        tick=tick,
+        last="",
+        version="1",
+        finished_states="done failed dead cancelled",
+    )
+    assert (decided.code, decided.outcome, decided.mark) == (Code.DECIDED, "fired", "")
     first = (await swarm.enqueue_many([schedule.item(tick_ms=tick)]))[0]
 
     await store.tick()  # another worker's pass
@@ -225,17 +229,18 @@ async def _decide_by_hand(swarm: RedisSwarm, name: str) -> tuple[int, str]:
     assert schedule.next_run is not None
     tick = int(schedule.next_run * 1000)
     await asyncio.sleep(max(0.0, tick - await server_ms(swarm)) / 1000 + 0.05)
-    decided = await store.scripts(
-        "decide",
-        [
-            store.keys.schedule(name),
-            store.keys.due(queue),
-            store.keys.clock(queue),
-            store.keys.schedule(name),
-        ],
-        [name, tick, "", "1", "done failed dead cancelled"],
+    decided = await store.scripts.decide(
+        sched=store.keys.schedule(name),
+        due=store.keys.due(queue),
+        clock=store.keys.clock(queue),
+        last_meta=store.keys.schedule(name),
+        name=name,
+        tick=tick,
+        last="",
+        version="1",
+        finished_states="done failed dead cancelled",
     )
-    assert list(decided) == ["DECIDED", "fired", ""]
+    assert (decided.code, decided.outcome, decided.mark) == (Code.DECIDED, "fired", "")
     return tick, (await swarm.enqueue_many([schedule.item(tick_ms=tick)]))[0]
 
 
@@ -410,17 +415,18 @@ async def test_a_recorded_decision_holds_for_every_later_pass(swarm: RedisSwarm)
     assert schedule.next_run is not None
     tick = int(schedule.next_run * 1000)
     await asyncio.sleep(max(0.0, tick - await server_ms(swarm)) / 1000 + 0.05)
-    decided = await store.scripts(
-        "decide",
-        [
-            store.keys.schedule("busy"),
-            store.keys.due(queue),
-            store.keys.clock(queue),
-            swarm.keys.meta(running),
-        ],
-        ["busy", tick, running, "1", "done failed dead cancelled"],
+    decided = await store.scripts.decide(
+        sched=store.keys.schedule("busy"),
+        due=store.keys.due(queue),
+        clock=store.keys.clock(queue),
+        last_meta=swarm.keys.meta(running),
+        name="busy",
+        tick=tick,
+        last=running,
+        version="1",
+        finished_states="done failed dead cancelled",
     )
-    assert list(decided) == ["DECIDED", "skipped-running", ""]
+    assert (decided.code, decided.outcome, decided.mark) == (Code.DECIDED, "skipped-running", "")
     await swarm.cancel(running)  # the last item is finished now
 
     await store.tick()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING
 
+from roost.redis.schema import Meta
 from roost.runtime import limits
 from roost.runtime.models import Budget, WorkItem
 
@@ -64,7 +65,7 @@ def budget_arg(item: WorkItem, engine: Engine | None, charged: float, count: int
 def budget_of(h: dict[str, str], item: WorkItem | None) -> Budget | None:
     """An item's budgets and spending from its meta hash (and its own limits, if known)."""
     own = item_limits(item, None) if item is not None else (-1.0, -1.0, -1.0)
-    fields = ("bsteps", "bcost", "bruntime")
+    fields = (Meta.BUDGET_STEPS, Meta.BUDGET_COST, Meta.BUDGET_RUNTIME)
     raised = [float(h[f]) if h.get(f) else None for f in fields]
     steps, cost, runtime_ms = (
         r if r is not None else (o if o >= 0 else None) for r, o in zip(raised, own, strict=True)
@@ -73,15 +74,15 @@ def budget_of(h: dict[str, str], item: WorkItem | None) -> Budget | None:
         steps is None
         and cost is None
         and runtime_ms is None
-        and not h.get("spent")
-        and not h.get("nsteps")
+        and not h.get(Meta.SPENT)
+        and not h.get(Meta.STEPS_TAKEN)
     ):
         return None
     return Budget(
         max_steps=None if steps is None else int(steps),
         budget=cost,
         max_runtime=None if runtime_ms is None else runtime_ms / 1000.0,
-        steps=int(h.get("nsteps") or 0),
-        spent=float(h.get("spent") or 0.0),
-        exceeded=h.get("bover") or None,
+        steps=int(h.get(Meta.STEPS_TAKEN) or 0),
+        spent=float(h.get(Meta.SPENT) or 0.0),
+        exceeded=h.get(Meta.BUDGET_OVER) or None,
     )

@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from roost.redis.codec import META_FIELDS, meta_from_hash, read_item, read_snapshot, stored_item
+from roost.redis.schema import Meta
 from roost.runtime.children import ChildOutcome, Family
 from roost.runtime.errors import ConflictError, NotFound
 from roost.runtime.models import WorkItem, WorkMeta, WorkState
@@ -40,7 +41,7 @@ async def child_ids(store: RedisStore, work_id: str) -> list[str]:
     ids = list(kids)
     async with store.client.pipeline(transaction=False) as pipe:
         for kid in ids:
-            pipe.hget(store.keys.meta(kid), "pidx")
+            pipe.hget(store.keys.meta(kid), Meta.PARENT_INDEX)
         order: list[str | None] = await pipe.execute()
     ranked = sorted(zip(ids, order, strict=True), key=lambda p: (int(p[1] or 0), p[0]))
     return [kid for kid, _ in ranked]
@@ -67,7 +68,7 @@ async def load_outcomes(store: RedisStore, work_id: str) -> list[ChildOutcome]:
     out: list[ChildOutcome] = []
     for i, kid in enumerate(ids):
         row, snap_json, item_json = rows[3 * i], rows[3 * i + 1], rows[3 * i + 2]
-        h = {k: v for k, v in zip(META_FIELDS, row, strict=True) if v is not None}
+        h: dict[str, str] = {k: v for k, v in zip(META_FIELDS, row, strict=True) if v is not None}
         if not h:
             continue  # purged (a parent outlived its child's retention)
         meta = meta_from_hash(kid, h, store.settings.max_attempts)
@@ -134,25 +135,27 @@ def family_for(
 
 
 def spawn_block(
-    keys: Keys, work_id: str, spawned: Sequence[WorkItem], queue: str, wait: str
-) -> tuple[list[str], list[Any]]:
-    """The KEYS and ARGV that follow a commit's own for its children (see commit.lua)."""
-    item_keys: list[str] = [keys.kids(work_id)]
-    args: list[Any] = [len(spawned), wait]
+    keys: Keys, spawned: Sequence[WorkItem], queue: str
+) -> tuple[list[tuple[str, str, str]], list[dict[str, Any]]]:
+    """A commit's children (see commit.lua): per child its keys, and its named arguments."""
+    child_keys: list[tuple[str, str, str]] = []
+    args: list[dict[str, Any]] = []
     for child in spawned:
         child = child.model_copy(update={"queue": queue})
         idem = child.idempotency_key or ""
-        item_keys += [keys.meta(child.work_id), keys.item(child.work_id), keys.idem(idem)]
-        args += [
-            child.work_id,
-            stored_item(child),
-            child.engine,
-            " ".join(child.resources),
-            child.priority,
-            idem,
-            child.max_attempts or "",
-        ]
-    return item_keys, args
+        child_keys.append((keys.meta(child.work_id), keys.item(child.work_id), keys.idem(idem)))
+        args.append(
+            {
+                "work_id": child.work_id,
+                "item_json": stored_item(child),
+                "engine": child.engine,
+                "resources": " ".join(child.resources),
+                "priority": child.priority,
+                "idem": idem,
+                "imax": child.max_attempts or "",
+            }
+        )
+    return child_keys, args
 
 
 def wait_arg(family: Family) -> str:

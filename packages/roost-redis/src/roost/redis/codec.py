@@ -7,6 +7,7 @@ import traceback
 from typing import Any
 
 from roost.redis.budgets import budget_of
+from roost.redis.schema import STATUS_FIELDS, Meta
 from roost.runtime.models import (
     ApprovalRequest,
     ErrorInfo,
@@ -31,42 +32,7 @@ __all__ = [
     "stored_snapshot",
 ]
 
-META_FIELDS = (
-    "engine",
-    "queue",
-    "state",
-    "step",
-    "v",
-    "att",
-    "maxatt",
-    "imax",
-    "prio",
-    "created",
-    "updated",
-    "finished",
-    "due",
-    "lep",
-    "lw",
-    "lexp",
-    "res",
-    "idem",
-    "cxl",
-    "err",
-    "prog",
-    "wsig",
-    "appr",
-    "pause",
-    "nsteps",
-    "spent",
-    "bsteps",
-    "bcost",
-    "bruntime",
-    "bover",
-    "pid",
-    "kn",
-    "kfin",
-    "kwait",
-)
+META_FIELDS = STATUS_FIELDS
 """The meta hash fields a status read needs (HMGET order)."""
 
 TRACEBACK_LINES = 30
@@ -132,45 +98,49 @@ def _int(value: str | None, default: int = 0) -> int:
 def meta_from_hash(work_id: str, h: dict[str, str], default_max_attempts: int) -> WorkMeta:
     """Build a :class:`WorkMeta` from the item's meta hash."""
     lease = None
-    if h.get("lw") and h.get("lexp"):
+    if h.get(Meta.LEASE_WORKER) and h.get(Meta.LEASE_EXPIRES):
         lease = LeaseInfo(
-            worker_id=h["lw"], epoch=_int(h.get("lep")), expires_at=ms_to_s(h["lexp"]) or 0.0
+            worker_id=h[Meta.LEASE_WORKER],
+            epoch=_int(h.get(Meta.LEASE_EPOCH)),
+            expires_at=ms_to_s(h[Meta.LEASE_EXPIRES]) or 0.0,
         )
-    err = ErrorInfo.model_validate_json(h["err"]) if h.get("err") else None
-    prog = Progress.model_validate_json(h["prog"]) if h.get("prog") else None
-    state = WorkState(h.get("state", "queued"))
+    err = ErrorInfo.model_validate_json(h[Meta.ERROR]) if h.get(Meta.ERROR) else None
+    prog = Progress.model_validate_json(h[Meta.PROGRESS]) if h.get(Meta.PROGRESS) else None
+    state = WorkState(h.get(Meta.STATE, "queued"))
     # What it awaits, while it does (a paused item keeps the wait it will go back to).
     awaits = state in (WorkState.AWAITING, WorkState.PAUSED)
-    appr = h.get("appr") if awaits else None
+    appr = h.get(Meta.APPROVAL) if awaits else None
     return WorkMeta(
         work_id=work_id,
-        engine=h.get("engine", ""),
+        engine=h.get(Meta.ENGINE, ""),
         state=state,
-        step=h.get("step") or None,
-        version=_int(h.get("v")),
-        attempts=_int(h.get("att")),
+        step=h.get(Meta.STEP) or None,
+        version=_int(h.get(Meta.VERSION)),
+        attempts=_int(h.get(Meta.ATTEMPTS)),
         # Known once an attempt started; before that, the item's own limit if it set one.
-        max_attempts=_int(h.get("maxatt") or h.get("imax"), default_max_attempts),
-        priority=_int(h.get("prio")),
-        queue=h.get("queue", ""),
-        resources=h["res"].split(" ") if h.get("res") else [],
-        idempotency_key=h.get("idem") or None,
-        created_at=ms_to_s(h.get("created")) or 0.0,
-        updated_at=ms_to_s(h.get("updated")) or 0.0,
-        finished_at=ms_to_s(h.get("finished")),
-        due_at=ms_to_s(h.get("due")),
+        max_attempts=_int(
+            h.get(Meta.MAX_ATTEMPTS) or h.get(Meta.ITEM_MAX_ATTEMPTS), default_max_attempts
+        ),
+        priority=_int(h.get(Meta.PRIORITY)),
+        queue=h.get(Meta.QUEUE, ""),
+        resources=h[Meta.RESOURCES].split(" ") if h.get(Meta.RESOURCES) else [],
+        idempotency_key=h.get(Meta.IDEMPOTENCY_KEY) or None,
+        created_at=ms_to_s(h.get(Meta.CREATED)) or 0.0,
+        updated_at=ms_to_s(h.get(Meta.UPDATED)) or 0.0,
+        finished_at=ms_to_s(h.get(Meta.FINISHED)),
+        due_at=ms_to_s(h.get(Meta.DUE)),
         lease=lease,
         last_error=err,
         progress=prog,
-        cancel_requested=bool(h.get("cxl")),
-        waiting_for=h["wsig"].split(" ") if awaits and h.get("wsig") else [],
+        cancel_requested=bool(h.get(Meta.CANCEL_REQUESTED)),
+        waiting_for=h[Meta.WAIT_SIGNALS].split(" ") if awaits and h.get(Meta.WAIT_SIGNALS) else [],
         approval=ApprovalRequest.model_validate_json(appr) if appr else None,
-        paused_reason=h.get("pause") if state in (WorkState.PAUSED, WorkState.RUNNING) else None,
+        paused_reason=h.get(Meta.PAUSE) if state in (WorkState.PAUSED, WorkState.RUNNING) else None,
         budget=budget_of(h, None),
-        parent_id=h.get("pid") or None,
-        children_total=_int(h.get("kn")),
-        children_finished=_int(h.get("kfin")),
-        children_wait=_int(h["kwait"]) if h.get("kwait") else None,
+        parent_id=h.get(Meta.PARENT_ID) or None,
+        children_total=_int(h.get(Meta.KIDS_SPAWNED)),
+        children_finished=_int(h.get(Meta.KIDS_FINISHED)),
+        children_wait=_int(h[Meta.KIDS_WAIT]) if h.get(Meta.KIDS_WAIT) else None,
     )
 
 

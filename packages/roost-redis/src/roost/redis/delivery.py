@@ -13,9 +13,10 @@ their engine's list by the maintenance pass.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from roost.redis.keys import Keys, new_token
+from roost.redis.schema import Meta
 
 if TYPE_CHECKING:
     from roost.redis.store import RedisStore
@@ -51,22 +52,19 @@ async def migrate_legacy(store: RedisStore, keys: Keys) -> int:
         ]
         async with store.client.pipeline(transaction=False) as pipe:
             for _job, (work_id, _dispatch) in batch:
-                pipe.hget(legacy.meta(work_id), "engine")
+                pipe.hget(legacy.meta(work_id), Meta.ENGINE)
             engines: list[str | None] = await pipe.execute()
         groups: dict[str | None, list[tuple[str, tuple[str, str]]]] = {}
         for entry, engine in zip(batch, engines, strict=True):
             groups.setdefault(engine, []).append(entry)
         for engine, entries in groups.items():
             route = legacy if engine is None else legacy.for_engine(engine)
-            item_keys = [legacy.saq_queued, legacy.saq_incomplete]
-            args: list[Any] = [len(entries)]
-            for job, (work_id, dispatch) in entries:
-                new_dispatch = new_token()
-                suffix = Keys.job_suffix(work_id, new_dispatch)
-                item_keys += [route.meta(work_id), job, route.job(suffix)]
-                args += [work_id, dispatch, new_dispatch, suffix]
-            reply = await store.run_script("migrate", item_keys, args, keys=route)
-            moved += int(reply[0])
+            reply = await store.calls.migrate(
+                route,
+                legacy=legacy,
+                jobs=[(job, w, dispatch, new_token()) for job, (w, dispatch) in entries],
+            )
+            moved += reply.moved
     return moved
 
 

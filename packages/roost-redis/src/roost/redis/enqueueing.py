@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from roost.redis.codec import stored_item, stored_snapshot
 from roost.redis.keys import Keys, new_token
@@ -12,6 +12,7 @@ from roost.runtime.models import Snapshot, WorkItem
 from roost.runtime.observe import enqueue_headers
 
 if TYPE_CHECKING:
+    from roost.redis.calls import ScriptCalls
     from roost.runtime.plugins import Registry
     from roost.runtime.settings import RoostSettings
 
@@ -33,16 +34,9 @@ class Enqueuer(Protocol):
         """Engines (checked with ``validate_engines``) and observers (trace headers)."""
         ...
 
-    async def run_script_durable(
-        self,
-        name: str,
-        item_keys: list[str],
-        args: list[Any],
-        *,
-        keys: Keys | None = None,
-        fsync: bool = True,
-    ) -> Any:
-        """Run a script and wait for what acknowledges its writes."""
+    @property
+    def calls(self) -> ScriptCalls:
+        """Roost's scripts (``enqueue`` is acknowledged like a commit)."""
         ...
 
 
@@ -92,33 +86,22 @@ async def _enqueue_chunk(
 ) -> list[str]:
     """Run the enqueue script for items of one engine; returns their work ids in order."""
     keys = store.keys.for_engine(engine)
-    item_keys: list[str] = []
-    args: list[Any] = [store.settings.queue]
-    for item, item_json, seed_json in prepared:
-        dispatch = new_token()
-        suffix = Keys.job_suffix(item.work_id, dispatch)
-        idem = item.idempotency_key or ""
-        item_keys += [
-            keys.meta(item.work_id),
-            keys.item(item.work_id),
-            keys.snap(item.work_id),
-            keys.idem(idem),
-            keys.job(suffix),
-        ]
-        args += [
-            item.work_id,
-            item_json,
-            item.engine,
-            " ".join(item.resources),
-            item.priority,
-            delay_ms,
-            idem,
-            dispatch,
-            suffix,
-            seed_json,
-            item.max_attempts or "",
-        ]
+    items = [
+        {
+            "work_id": item.work_id,
+            "item_json": item_json,
+            "engine": item.engine,
+            "resources": " ".join(item.resources),
+            "priority": item.priority,
+            "delay_ms": delay_ms,
+            "idem": item.idempotency_key or "",
+            "dispatch": new_token(),
+            "seed": seed_json,
+            "imax": item.max_attempts or "",
+        }
+        for item, item_json, seed_json in prepared
+    ]
     # Acknowledged like a commit: fsynced under strict durability, on the replicas with
     # ROOST_WAIT_REPLICAS.
-    reply = await store.run_script_durable("enqueue", item_keys, args, keys=keys)
-    return [str(reply[i]) for i in range(0, len(reply), 2)]
+    reply = await store.calls.enqueue(keys, queue=store.settings.queue, items=items)
+    return [str(work_id) for work_id, _created in reply.items]

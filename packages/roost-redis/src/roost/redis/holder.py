@@ -15,15 +15,17 @@ import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from roost.redis.budgets import budget_arg
 from roost.redis.children import family_for, resolve_keys, spawn_block
 from roost.redis.children import wait_arg as family_wait_arg
 from roost.redis.codec import error_info, read_item, read_snapshot, stored_snapshot
+from roost.redis.contract import Code
 from roost.redis.faults import describe
 from roost.redis.keys import Keys, new_token
 from roost.redis.maintenance import Clock, reclaim_stranded, recover_expired
+from roost.redis.replies import AcquireReply, CommitReply
 from roost.redis.signals import read_signals, wait_arg
 from roost.redis.supervise import retry_outages
 from roost.runtime.models import Signal, WorkItem
@@ -60,14 +62,18 @@ WAIT_CAP_MS = 1000
 T = TypeVar("T")
 
 _COMMITTED = {
-    "OK": CommitStatus.COMMITTED,
-    "DUP": CommitStatus.REPEATED,
-    "CANCELLED": CommitStatus.CANCELLED,
-    "TAKEN": CommitStatus.CHILD_TAKEN,
-    "RACE": CommitStatus.CHILD_RACE,
+    Code.OK: CommitStatus.COMMITTED,
+    Code.DUP: CommitStatus.REPEATED,
+    Code.CANCELLED: CommitStatus.CANCELLED,
+    Code.TAKEN: CommitStatus.CHILD_TAKEN,
+    Code.RACE: CommitStatus.CHILD_RACE,
 }
-_FAILED = {"RETRYING": FailStatus.RETRYING, "DEAD": FailStatus.DEAD, "FAILED": FailStatus.FAILED}
-_RENEWED = {"OK": RenewStatus.OK, "CANCELLED": RenewStatus.CANCELLED}
+_FAILED = {
+    Code.RETRYING: FailStatus.RETRYING,
+    Code.DEAD: FailStatus.DEAD,
+    Code.FAILED: FailStatus.FAILED,
+}
+_RENEWED = {Code.OK: RenewStatus.OK, Code.CANCELLED: RenewStatus.CANCELLED}
 
 
 def describe_failure(exc: BaseException, attempt: int, now: float) -> tuple[str, str, str]:
@@ -76,11 +82,9 @@ def describe_failure(exc: BaseException, attempt: int, now: float) -> tuple[str,
     return info.type, info.message, info.model_dump_json()
 
 
-def acquire_waits(reply: list[Any]) -> tuple[float | None, float | None]:
+def acquire_waits(reply: AcquireReply) -> tuple[float | None, float | None]:
     """From an acquire reply: seconds the item sat queued, and how late it was (or None)."""
-    now = float(reply[3])
-    queued = float(reply[9]) if len(reply) > 9 and reply[9] else None
-    due = float(reply[10]) if len(reply) > 10 and reply[10] else None
+    now, queued, due = reply.now, reply.queued_since, reply.late_due
     return (
         None if queued is None else max(now - queued, 0.0) / 1000.0,
         None if due is None else max(now - due, 0.0) / 1000.0,
@@ -135,12 +139,6 @@ class RedisLeases(LeaseStore):
             giving_up=lambda: deadline is None and self.stopping(),
         )
 
-    async def _durable(self, held: Held, name: str, item_keys: list[str], args: list[Any]) -> Any:
-        """Run a lease-holder script, waiting for its fsync and replicas when configured."""
-        if self.settings.strict_durability or self.settings.wait_replicas:
-            return await self.store.run_script_durable(name, item_keys, args, keys=held.route)
-        return await self.store.run_script(name, item_keys, args, keys=held.route)
-
     # -- acquire and renew ----------------------------------------------------------------
 
     async def acquire(self, route: Keys, delivery: str, token: str) -> Acquired | float | None:
@@ -159,29 +157,29 @@ class RedisLeases(LeaseStore):
                     self._acquire, route, work_id, dispatch, token, delivery, resources
                 ),
             )
-            if reply[0] == "NEEDRES":
-                resources = reply[1]
+            if reply.code is Code.NEEDRES:
+                resources = reply.resources
                 continue
             break
         else:
             return None
-        if reply[0] == "WAIT":
-            return float(reply[1])
-        if reply[0] != "OK":
+        if reply.code is Code.WAIT:
+            return reply.delay_ms
+        if reply.code is not Code.OK:
             return None
-        self._clock.observe(float(reply[3]), sent_ms)
-        _, epoch, lexp, _now, attempt, version, item_json, snap_json, cxl = reply[:9]
-        item = read_item(work_id, item_json)
+        self._clock.observe(reply.now, sent_ms)
+        item = read_item(work_id, reply.item_json)
+        snap_json = reply.snap_json
         return Acquired(
             work_id=work_id,
             token=token,
-            epoch=int(epoch),
-            expires_ms=float(lexp),
-            attempt=int(attempt),
-            version=int(version),
+            epoch=reply.epoch,
+            expires_ms=reply.lease_expires,
+            attempt=reply.attempt,
+            version=reply.version,
             item=item,
             snapshot=read_snapshot(work_id, snap_json) if snap_json else None,
-            cancelled=bool(cxl),
+            cancelled=reply.cancelled,
             sent=sent,
             route=route if item.engine == route.engine else self.keys.for_engine(item.engine),
             waits=acquire_waits(reply),
@@ -189,195 +187,177 @@ class RedisLeases(LeaseStore):
 
     async def _acquire(
         self, keys: Keys, work_id: str, dispatch: str, token: str, job_id: str, resources: str
-    ) -> Any:
-        names = resources.split(" ") if resources else []
-        return await self.store.run_script(
-            "acquire",
-            [
-                keys.meta(work_id),
-                keys.item(work_id),
-                keys.snap(work_id),
-                job_id,
-                *keys.res_block(names),
-            ],
-            [
-                work_id,
-                dispatch,
-                token,
-                self.settings.max_attempts,
-                len(names),
-                resources,
-                WAIT_BASE_MS,
-                WAIT_CAP_MS,
-                self.engine_limits,
-            ],
-            keys=keys,
+    ) -> AcquireReply:
+        return await self.store.calls.acquire(
+            keys,
+            work_id=work_id,
+            dispatch=dispatch,
+            token=token,
+            job=job_id,
+            resources=resources.split(" ") if resources else [],
+            max_attempts=self.settings.max_attempts,
+            wait_base_ms=WAIT_BASE_MS,
+            wait_cap_ms=WAIT_CAP_MS,
+            engine_limits=self.engine_limits,
         )
 
     async def renew(self, held: Sequence[Held]) -> list[RenewStatus]:
         """Extend every lease of ``held`` in one script call."""
-        item_keys: list[str] = []
-        args: list[Any] = [len(held)]
-        for h in held:
-            item_keys += [self.keys.meta(h.work_id), *(self.keys.res(r) for r in h.resources)]
-            args += [h.work_id, h.token, h.epoch, len(h.resources)]
         sent_ms = self._clock.local_ms()
-        reply = await self.store.run_script("renew", item_keys, args)
-        self._clock.observe(float(reply[0]), sent_ms)
-        return [_RENEWED.get(status, RenewStatus.LOST) for status in reply[1:]]
+        reply = await self.store.calls.renew(
+            self.keys, [(h.work_id, h.token, h.epoch, h.resources) for h in held]
+        )
+        self._clock.observe(reply.now, sent_ms)
+        return [_RENEWED.get(Code(status), RenewStatus.LOST) for status in reply.statuses]
 
     # -- commit ---------------------------------------------------------------------------
 
     async def commit(self, held: Held, commit: Commit) -> Committed:
         """Run the commit script for ``commit`` (with its children, if any)."""
-        keys: Keys = held.route
         new, init, version = commit.snapshot, commit.init, commit.base
         hold = commit.next is Next.HOLD
-        dispatch = new_token()
-        suffix = Keys.job_suffix(held.work_id, dispatch)
-        item_keys = [
-            keys.meta(held.work_id),
-            keys.snap(held.work_id),
-            keys.hist(held.work_id),
-            keys.job(suffix),
-            *keys.res_block(held.resources),
-            keys.sig(held.work_id),
-        ]
-        args = [
-            held.work_id,
-            held.token,
-            held.epoch,
-            f"{held.token}:{version}",
-            version,
-            commit.snapshot_json,
-            new.step,
-            str(commit.next),
-            commit.delay_ms,
-            dispatch,
-            suffix,
-            self.settings.history,
-            len(held.resources),
-            commit.event_data,
-            stored_snapshot(init) if init else "",
-            init.step if init else "",
-            int(commit.ended_ms) if commit.ended_ms is not None else "",
-            "" if hold else wait_arg(new, held.consume),
-            budget_arg(
+        call = functools.partial(
+            self.store.calls.commit,
+            held.route,
+            work_id=held.work_id,
+            token=held.token,
+            epoch=held.epoch,
+            op=f"{held.token}:{version}",
+            resources=held.resources,
+            expected_version=version,
+            snapshot_json=commit.snapshot_json,
+            step=new.step,
+            outcome=str(commit.next),
+            delay_ms=commit.delay_ms,
+            dispatch=new_token(),
+            history=self.settings.history,
+            event_data=commit.event_data,
+            init_json=stored_snapshot(init) if init else "",
+            init_step=init.step if init else "",
+            ended_ms=int(commit.ended_ms) if commit.ended_ms is not None else None,
+            wait="" if hold else wait_arg(new, held.consume),
+            budget=budget_arg(
                 commit.item,
                 commit.engine,
                 held.charge,
                 0 if version == 0 and init is None else 1,
             ),
-        ]
+            durable=self._durable,
+        )
         sent_ms = self._clock.local_ms()
-        reply = await self._send_commit(held, item_keys, args, commit.family)
-        code = str(reply[0])
-        status = _COMMITTED.get(code, CommitStatus.REFUSED)
+        reply = await self._send_commit(held, call, commit.family)
+        status = _COMMITTED.get(reply.code, CommitStatus.REFUSED)
         if status is CommitStatus.COMMITTED:
-            self._clock.observe(float(reply[4]), sent_ms)
+            self._clock.observe(reply.now, sent_ms)
             return Committed(
                 status,
-                event_id=str(reply[2]),
-                paused=len(reply) > 6 and bool(int(reply[6])),
-                woke=bool(int(reply[3])),
-                due_ms=float(reply[5]) if commit.next is Next.DELAY else None,
+                event_id=reply.event_id,
+                paused=reply.paused,
+                woke=bool(reply.woken),
+                due_ms=reply.due_ms if commit.next is Next.DELAY else None,
             )
-        if status in (CommitStatus.CHILD_TAKEN, CommitStatus.CHILD_RACE):
-            return Committed(status, reason=str(reply[1]))
-        return Committed(status, reason=code)
+        if status is CommitStatus.CHILD_TAKEN:
+            return Committed(status, reason=reply.child)
+        if status is CommitStatus.CHILD_RACE:
+            return Committed(status, reason=reply.key)
+        return Committed(status, reason=str(reply.code))
+
+    @property
+    def _durable(self) -> bool:
+        """Whether lease-holder writes wait for their fsync and replicas (when configured)."""
+        return self.settings.strict_durability or bool(self.settings.wait_replicas)
 
     async def _send_commit(
-        self, held: Held, item_keys: list[str], args: list[Any], family: Family | None
-    ) -> Any:
+        self,
+        held: Held,
+        call: Callable[..., Awaitable[CommitReply]],
+        family: Family | None,
+    ) -> CommitReply:
         """Run the commit script, with the children block when the step spawned or waits.
 
         A ``RACE`` reply (a child's idempotency key was taken between reading it and the
         commit) writes nothing: the keys are read again and the commit repeated.
         """
         if family is None or (not family.spawned and family.wait is None):
-            return await self.retrying(
-                lambda: self._durable(held, "commit", item_keys, args), deadline=held.deadline
-            )
+            return await self.retrying(call, deadline=held.deadline)
         keys: Keys = held.route
-        reply: Any = None
+        reply: CommitReply | None = None
         for _ in range(3):
             spawned = await self.retrying(
                 functools.partial(resolve_keys, self.store, family.spawned),
                 deadline=held.deadline,
             )
-            more_keys, more_args = spawn_block(
-                keys, held.work_id, spawned, keys.queue, family_wait_arg(family)
-            )
-            call_keys, call_args = item_keys + more_keys, args + more_args
+            children, children_args = spawn_block(keys, spawned, keys.queue)
             reply = await self.retrying(
-                functools.partial(self._durable, held, "commit", call_keys, call_args),
+                functools.partial(
+                    call,
+                    children=children,
+                    children_args=children_args,
+                    kids_wait=family_wait_arg(family),
+                ),
                 deadline=held.deadline,
             )
-            if reply[0] != "RACE":
+            if reply.code is not Code.RACE:
                 break
+        assert reply is not None
         return reply
 
     # -- fail, release, progress ----------------------------------------------------------
 
     async def fail(self, held: Held, failure: Failure) -> Failed:
         """Run the fail script: a retry after ``failure.backoff_ms``, or the item's end."""
-        keys: Keys = held.route
-        item_keys = [keys.meta(held.work_id), *keys.res_block(held.resources)]
-        args = [
-            held.work_id,
-            held.token,
-            held.epoch,
-            f"{held.token}:f",
-            failure.error_json,
-            failure.backoff_ms,
-            "1" if failure.terminal else "0",
-            len(held.resources),
-            failure.data,
-            failure.retry_data,
-        ]
-        reply = await self.retrying(
-            lambda: self._durable(held, "fail", item_keys, args), deadline=held.deadline
+        call = functools.partial(
+            self.store.calls.fail,
+            held.route,
+            work_id=held.work_id,
+            token=held.token,
+            epoch=held.epoch,
+            op=f"{held.token}:f",
+            resources=held.resources,
+            error_json=failure.error_json,
+            backoff_ms=failure.backoff_ms,
+            terminal=failure.terminal,
+            data=failure.data,
+            retry_data=failure.retry_data,
+            durable=self._durable,
         )
-        status = _FAILED.get(str(reply[0]))
+        reply = await self.retrying(call, deadline=held.deadline)
+        status = _FAILED.get(reply.code)
         if status is None:
-            return Failed(FailStatus.REFUSED, reason=str(reply[0]))
+            return Failed(FailStatus.REFUSED, reason=str(reply.code))
         return Failed(
             status,
-            woke=bool(int(reply[-1])),
-            due_ms=float(reply[1]) if status is FailStatus.RETRYING else None,
+            woke=bool(reply.woken),
+            due_ms=reply.due_ms if status is FailStatus.RETRYING else None,
         )
 
     async def release(self, held: Held, reason: str, *, deadline: float) -> Released:
         """Run the release script until Redis takes it or ``deadline`` (monotonic) passes."""
-        keys: Keys = held.route
-        dispatch = new_token()
-        suffix = Keys.job_suffix(held.work_id, dispatch)
-        item_keys = [keys.meta(held.work_id), keys.job(suffix), *keys.res_block(held.resources)]
-        args = [
-            held.work_id,
-            held.token,
-            held.epoch,
-            f"{held.token}:r",
-            dispatch,
-            suffix,
-            len(held.resources),
-            reason,
-        ]
-        reply = await self.retrying(
-            lambda: self.store.run_script("release", item_keys, args, keys=keys),
-            deadline=deadline,
+        call = functools.partial(
+            self.store.calls.release,
+            held.route,
+            work_id=held.work_id,
+            token=held.token,
+            epoch=held.epoch,
+            op=f"{held.token}:r",
+            resources=held.resources,
+            dispatch=new_token(),
+            reason=reason,
         )
-        if reply[0] in ("OK", "CANCELLED"):
-            return Released(True, woke=bool(int(reply[-1])))
+        reply = await self.retrying(call, deadline=deadline)
+        if reply.code in (Code.OK, Code.CANCELLED):
+            return Released(True, woke=bool(reply.woken))
         return Released(False)
 
     async def progress(self, held: Held, report: str) -> None:
         """Save a progress report; best effort: a failure is logged, never raised."""
         try:
-            await self.store.run_script(
-                "progress",
-                [self.keys.meta(held.work_id)],
-                [held.work_id, held.token, held.epoch, report],
+            await self.store.calls.progress(
+                self.keys,
+                work_id=held.work_id,
+                token=held.token,
+                epoch=held.epoch,
+                report=report,
             )
         except Exception as exc:  # progress is best effort: it never fails the step reporting it
             log.warning("progress of %s not saved: %s", held.work_id, describe(exc))

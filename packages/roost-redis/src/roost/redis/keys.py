@@ -59,7 +59,7 @@ STATE_ORDER: tuple[WorkState, ...] = (
     WorkState.DEAD,
     WorkState.CANCELLED,
 )
-"""The order of the state indexes in every script's KEYS (see lua/_prelude.lua)."""
+"""The order of the state indexes in a script's KEYS (its ``@states`` slot)."""
 
 JOB_SEPARATOR = "|"
 """Separates the encoded work id and the dispatch token in a SAQ job key."""
@@ -141,7 +141,26 @@ class Keys:
             self.strand,
             self.engines,
         ]
-        """The namespace block that starts every script's KEYS."""
+        """Every namespace key a script may take (the slots of ``contract.NAMESPACE_KEYS``)."""
+        self._slots: dict[tuple[str, ...], list[str]] = {}
+
+    def slot_keys(self, slots: tuple[str, ...]) -> list[str]:
+        """The keys of namespace slots (``states``, ``leases``, ``due``...), in that order.
+
+        ``states`` is the state indexes in :data:`STATE_ORDER`; every other slot is the
+        attribute of that name. Cached: a script's slots are the same on every call.
+        """
+        cached = self._slots.get(slots)
+        if cached is not None:
+            return cached
+        found: list[str] = []
+        for slot in slots:
+            if slot == "states":
+                found += [self.state(s) for s in STATE_ORDER]
+            else:
+                found.append(getattr(self, slot))
+        self._slots[slots] = found
+        return found
 
     def for_queue(self, queue: str) -> Keys:
         """Keys of a queue (this one or another) in the same namespace, no engine's lists."""

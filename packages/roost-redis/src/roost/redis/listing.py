@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from roost.redis.codec import event_from_entry
+from roost.redis.schema import Meta
 from roost.runtime.errors import BadInput, NotFound
 from roost.runtime.models import RuntimeEvent, WorkMeta, WorkPage, WorkState
 
@@ -137,7 +138,9 @@ async def item_events(
     the end of the window. An item finished before the id was kept is read to the stream's
     end.
     """
-    first, last = await store.client.hmget(store.keys.meta(work_id), ["created", "fev"])
+    first, last = await store.client.hmget(
+        store.keys.meta(work_id), [Meta.CREATED, Meta.FINAL_EVENT]
+    )
     if first is None:
         raise NotFound(f"unknown work id {work_id!r}")
     low = f"{int(first)}-0"

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from roost.redis.delivery import delivery_routes, migrate_legacy
 from roost.redis.keys import STATE_ORDER, Keys, new_token
+from roost.redis.schema import Meta
 
 if TYPE_CHECKING:
     from roost.redis.store import RedisStore
@@ -85,16 +86,10 @@ async def promote_due(store: RedisStore, keys: Keys, clock: Clock) -> float:
         return rows[0][1] if rows else -1.0
     next_due = now = -1.0
     for engine, work_ids in (await _by_engine(store, keys, ready)).items():
-        item_keys: list[str] = []
-        args: list[Any] = [len(work_ids)]
         route = keys.for_engine(engine) if engine else keys
-        for work_id in work_ids:
-            dispatch = new_token()
-            suffix = Keys.job_suffix(work_id, dispatch)
-            item_keys += [keys.meta(work_id), route.job(suffix)]
-            args += [work_id, dispatch, suffix]
         sent = clock.local_ms()
-        _queued, next_due, now = await store.run_script("promote", item_keys, args, keys=route)
+        reply = await store.calls.promote(route, items=[(w, new_token()) for w in work_ids])
+        next_due, now = reply.next_due, reply.now
         clock.observe(now, sent)
     if len(rows) == BATCH and len(ready) == BATCH:
         return float(now)
@@ -108,7 +103,7 @@ async def _by_engine(store: RedisStore, keys: Keys, work_ids: list[str]) -> dict
     """
     async with store.client.pipeline(transaction=False) as pipe:
         for work_id in work_ids:
-            pipe.hget(keys.meta(work_id), "engine")
+            pipe.hget(keys.meta(work_id), Meta.ENGINE)
         engines: list[str | None] = await pipe.execute()
     groups: dict[str, list[str]] = {}
     for work_id, engine in zip(work_ids, engines, strict=True):
@@ -132,7 +127,7 @@ async def recover_expired(store: RedisStore, keys: Keys, clock: Clock) -> tuple[
             return requeued, dead
         async with store.client.pipeline(transaction=False) as pipe:
             for work_id in expired:
-                pipe.hmget(keys.meta(work_id), ["ltok", "res", "engine"])
+                pipe.hmget(keys.meta(work_id), [Meta.LEASE_TOKEN, Meta.RESOURCES, Meta.ENGINE])
             seen: list[list[str | None]] = await pipe.execute()
         r, d, _alive = await _recover(store, keys, list(zip(expired, seen, strict=True)))
         requeued += r
@@ -161,7 +156,10 @@ async def recover_worker(
         chunk = leased[start : start + BATCH]
         async with store.client.pipeline(transaction=False) as pipe:
             for work_id in chunk:
-                pipe.hmget(keys.meta(work_id), ["ltok", "res", "engine", "lw"])
+                pipe.hmget(
+                    keys.meta(work_id),
+                    [Meta.LEASE_TOKEN, Meta.RESOURCES, Meta.ENGINE, Meta.LEASE_WORKER],
+                )
             seen: list[list[str | None]] = await pipe.execute()
         mine = [
             (work_id, fields[:3])
@@ -208,27 +206,25 @@ async def _recover(
 ) -> tuple[int, int, bool]:
     """Run recover.lua over ``items`` (work id, [token, resources, engine] as read)."""
     requeued = dead = 0
-    header: list[Any] = [0, holder, "" if beat is None else int(beat), 1 if forget else 0]
     # One call per engine: each requeues on its engine's list.
-    calls: dict[str, tuple[list[str], list[Any]]] = {}
+    calls: dict[str, list[tuple[str, str, str, str]]] = {}
     if not items:
-        calls[""] = ([keys.beats], list(header))
+        calls[""] = []
     for work_id, (token, res, engine) in items:
+        calls.setdefault(engine or "", []).append((work_id, token or "", res or "", new_token()))
+    for engine, batch in calls.items():
         route = keys.for_engine(engine) if engine else keys
-        item_keys, args = calls.setdefault(engine or "", ([keys.beats], list(header)))
-        resources = res.split(" ") if res else []
-        dispatch = new_token()
-        suffix = Keys.job_suffix(work_id, dispatch)
-        item_keys += [keys.meta(work_id), route.job(suffix), *keys.res_block(resources)]
-        args += [work_id, token or "", dispatch, suffix, res or "", len(resources)]
-        args[0] += 1
-    for engine, (item_keys, args) in calls.items():
-        route = keys.for_engine(engine) if engine else keys
-        r, d, _woken, alive = await store.run_script("recover", item_keys, args, keys=route)
-        if int(alive):
+        reply = await store.calls.recover(
+            route,
+            holder=holder,
+            beat_seen=None if beat is None else int(beat),
+            forget=forget,
+            items=batch,
+        )
+        if reply.alive:
             return requeued, dead, True
-        requeued += int(r)
-        dead += int(d)
+        requeued += reply.requeued
+        dead += reply.dead
     return requeued, dead, False
 
 
@@ -264,8 +260,7 @@ async def _reclaim_route(store: RedisStore, route: Keys, candidates: list[str]) 
     redispatched = cleaned = 0
     for start in range(0, len(candidates), BATCH):
         chunk = candidates[start : start + BATCH]
-        item_keys: list[str] = []
-        args: list[Any] = [0, STRANDED_GRACE_MS]
+        jobs: list[tuple[str, str, str, str]] = []
         for job_id in chunk:
             parsed = route.parse_job(job_id)
             if parsed is None:
@@ -273,15 +268,11 @@ async def _reclaim_route(store: RedisStore, route: Keys, candidates: list[str]) 
                 await store.client.hdel(route.strand, job_id)
                 continue
             work_id, dispatch = parsed
-            new_dispatch = new_token()
-            suffix = Keys.job_suffix(work_id, new_dispatch)
-            item_keys += [route.meta(work_id), job_id, route.job(suffix)]
-            args += [work_id, dispatch, new_dispatch, suffix]
-            args[0] += 1
-        if args[0]:
-            r, c = await store.run_script("reclaim", item_keys, args, keys=route)
-            redispatched += int(r)
-            cleaned += int(c)
+            jobs.append((job_id, work_id, dispatch, new_token()))
+        if jobs:
+            reply = await store.calls.reclaim(route, grace_ms=STRANDED_GRACE_MS, jobs=jobs)
+            redispatched += reply.redispatched
+            cleaned += reply.cleaned
     return redispatched, cleaned
 
 
@@ -306,20 +297,15 @@ async def purge_expired(store: RedisStore, keys: Keys, clock: Clock) -> int:
                 break
             async with store.client.pipeline(transaction=False) as pipe:
                 for work_id in ids:
-                    pipe.hget(keys.meta(work_id), "idem")
+                    pipe.hget(keys.meta(work_id), Meta.IDEMPOTENCY_KEY)
                 idems: list[str | None] = await pipe.execute()
-            item_keys: list[str] = []
-            for work_id, idem in zip(ids, idems, strict=True):
-                item_keys += [
-                    *keys.item_keys(work_id),
-                    keys.idem(idem or ""),
-                    keys.sig(work_id),
-                    keys.kids(work_id),
-                ]
-            n = await store.run_script(
-                "purge", item_keys, [len(ids), retention_ms, *ids], keys=keys
+            reply = await store.calls.purge(
+                keys,
+                retention_ms=retention_ms,
+                items=[(w, idem or "") for w, idem in zip(ids, idems, strict=True)],
             )
-            deleted += int(n)
+            n = reply.deleted
+            deleted += n
             if len(ids) < BATCH or int(n) == 0:
                 break
     return deleted

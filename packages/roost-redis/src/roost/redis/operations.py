@@ -6,8 +6,9 @@ from typing import TYPE_CHECKING
 
 from roost.redis.budgets import item_limits
 from roost.redis.codec import stored_snapshot
+from roost.redis.contract import Code
 from roost.redis.enqueueing import enqueue_items
-from roost.redis.keys import Keys, new_token
+from roost.redis.keys import new_token
 from roost.runtime import limits
 from roost.runtime.errors import BadInput, ConflictError, NotFound
 from roost.runtime.models import Budget, Snapshot, WorkItem, WorkStatus
@@ -61,23 +62,16 @@ async def replay(
                 }
             )
         )
-    dispatch = new_token()
-    suffix = Keys.job_suffix(work_id, dispatch)
-    reply = await store.run_script(
-        "replay",
-        [keys.meta(work_id), keys.snap(work_id), keys.hist(work_id), keys.job(suffix)],
-        [
-            work_id,
-            current.meta.version,
-            snap_json,
-            dispatch,
-            suffix,
-            store.settings.history,
-            "latest" if version is None else version,
-        ],
-        keys=keys,
+    reply = await store.calls.replay(
+        keys,
+        work_id=work_id,
+        expected_version=current.meta.version,
+        snapshot_json=snap_json,
+        dispatch=new_token(),
+        history=store.settings.history,
+        from_version="latest" if version is None else version,
     )
-    if reply[0] != "OK":
+    if reply.code is not Code.OK:
         raise ConflictError(f"work {work_id} changed while replaying; try again")
     return work_id
 
@@ -117,16 +111,18 @@ async def raise_budget(
     status = await store.status(work_id)
     keys = store.keys.for_queue(status.meta.queue or store.settings.queue)
     own = item_limits(status.item, None) if status.item else (-1.0, -1.0, -1.0)
-    reply = await store.run_script(
-        "budget",
-        [keys.meta(work_id)],
-        [work_id, steps, repr(float(cost)), round(runtime * 1000), *(repr(v) for v in own)],
-        keys=keys,
+    reply = await store.calls.budget(
+        keys,
+        work_id=work_id,
+        add_steps=steps,
+        add_cost=repr(float(cost)),
+        add_runtime_ms=round(runtime * 1000),
+        own=[repr(v) for v in own],
     )
-    if reply[0] == "GONE":
+    if reply.code is Code.GONE:
         raise NotFound(f"unknown work id {work_id!r}")
-    if reply[0] == "TERMINAL":
-        raise ConflictError(f"work {work_id} is already {reply[1]}; its budget is spent")
+    if reply.code is Code.TERMINAL:
+        raise ConflictError(f"work {work_id} is already {reply.state}; its budget is spent")
     budget = (await store.status(work_id)).meta.budget
     assert budget is not None
     return budget

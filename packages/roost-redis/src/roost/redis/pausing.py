@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from roost.redis.contract import Code
 from roost.redis.keys import Keys, new_token
+from roost.redis.schema import Meta
 from roost.runtime.errors import ConflictError, NotFound
 
 if TYPE_CHECKING:
@@ -24,19 +26,19 @@ async def _route(store: RedisStore, work_id: str) -> Keys:
     h: dict[str, str] = await store.client.hgetall(store.keys.meta(work_id))
     if not h:
         raise NotFound(f"unknown work id {work_id!r}")
-    keys = store.keys.for_queue(h.get("queue") or store.settings.queue)
-    return keys.for_engine(h.get("engine", ""))
+    keys = store.keys.for_queue(h.get(Meta.QUEUE) or store.settings.queue)
+    return keys.for_engine(h.get(Meta.ENGINE, ""))
 
 
 async def pause(store: RedisStore, work_id: str, reason: str = "operator") -> WorkMeta:
     """Pause an item; see :meth:`RedisSwarm.pause`."""
     keys = await _route(store, work_id)
-    reply = await store.run_script("pause", [keys.meta(work_id)], [work_id, reason], keys=keys)
-    if reply[0] == "GONE":
+    reply = await store.calls.pause(keys, work_id=work_id, reason=reason)
+    if reply.code is Code.GONE:
         raise NotFound(f"unknown work id {work_id!r}")
-    if reply[0] == "TERMINAL":
-        raise ConflictError(f"work {work_id} is already {reply[1]}; nothing to pause")
-    if reply[0] == "ALREADY":
+    if reply.code is Code.TERMINAL:
+        raise ConflictError(f"work {work_id} is already {reply.state}; nothing to pause")
+    if reply.code is Code.ALREADY:
         raise ConflictError(f"work {work_id} is already paused")
     return (await store.status(work_id)).meta
 
@@ -44,16 +46,9 @@ async def pause(store: RedisStore, work_id: str, reason: str = "operator") -> Wo
 async def resume(store: RedisStore, work_id: str) -> WorkMeta:
     """Resume a paused item; see :meth:`RedisSwarm.resume`."""
     keys = await _route(store, work_id)
-    dispatch = new_token()
-    suffix = Keys.job_suffix(work_id, dispatch)
-    reply = await store.run_script(
-        "resume",
-        [keys.meta(work_id), keys.sig(work_id), keys.job(suffix)],
-        [work_id, dispatch, suffix],
-        keys=keys,
-    )
-    if reply[0] == "GONE":
+    reply = await store.calls.resume(keys, work_id=work_id, dispatch=new_token())
+    if reply.code is Code.GONE:
         raise NotFound(f"unknown work id {work_id!r}")
-    if reply[0] == "CONFLICT":
-        raise ConflictError(f"work {work_id} is {reply[1]}, not paused; nothing to resume")
+    if reply.code is Code.CONFLICT:
+        raise ConflictError(f"work {work_id} is {reply.state}, not paused; nothing to resume")
     return (await store.status(work_id)).meta

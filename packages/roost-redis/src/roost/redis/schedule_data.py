@@ -18,12 +18,14 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
 
 from pydantic import BaseModel, Field
 
+from roost.redis.contract import Contract, decode, pack
 from roost.redis.keys import Keys, encode_part
 from roost.redis.recurrence import Recurrence
+from roost.redis.replies import ScanReply, ScheduleReply
 from roost.redis.scripts import SCHEDULE_LIBRARY, Scripts
 from roost.runtime.errors import BadInput
 from roost.runtime.models import WorkItem, WorkState
@@ -32,7 +34,10 @@ from roost.runtime.settings import RoostSettings
 if TYPE_CHECKING:
     from roost.redis.aio import AsyncRedis
 
+R = TypeVar("R")
+
 __all__ = [
+    "SCHEDULE_CONTRACTS",
     "MISSED_POLICIES",
     "Backend",
     "MissedPolicy",
@@ -107,15 +112,163 @@ class ScheduleKeys:
         return f"{self.base}q:{encode_part(queue)}:sched:clock"
 
 
+SCHEDULE_CONTRACTS: dict[str, Contract] = {
+    c.name: c
+    for c in (
+        Contract.of(
+            "scan",
+            keys="due clock",
+            args="missed_after_ms count",
+            replies={"": "now missed next_tick rows*(name tick)"},
+        ),
+        Contract.of(
+            "decide",
+            keys="sched due clock last_meta",
+            args="name tick last version finished_states",
+            replies={
+                "DECIDED": "outcome mark",
+                "GONE": "",
+                "MOVED": "next_tick",
+                "PAUSED": "",
+                "RETRY": "",
+            },
+        ),
+        Contract.of(
+            "advance",
+            keys="sched due",
+            args="name tick outcome next_tick work_id",
+            replies={"OK": "", "GONE": "", "MOVED": ""},
+        ),
+        Contract.of(
+            "save",
+            keys="sched names due old_due",
+            args="name replace old_queue first_tick fields*",
+            replies={"OK": "created", "EXISTS": "", "RETRY": ""},
+        ),
+        Contract.of(
+            "edit",
+            keys="sched names due",
+            args="op name queue arg",
+            replies={"OK": "", "SAME": "", "GONE": "", "RETRY": ""},
+        ),
+    )
+}
+"""The schedule scripts' contracts, as their headers state them (checked by a test)."""
+
+
 class ScheduleScripts:
-    """The schedule scripts: a Functions library of their own (see roost.redis.scripts)."""
+    """The schedule scripts (a Functions library of their own) as typed methods."""
 
     def __init__(self, client: AsyncRedis) -> None:
         self._scripts = Scripts(client, SCHEDULE_LIBRARY)
 
-    async def __call__(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
-        """Run script ``name``."""
-        return await self._scripts(name, list(keys), list(args))
+    async def _run(
+        self, name: str, keys: dict[str, Any], args: dict[str, Any], reply: type[R]
+    ) -> R:
+        contract = SCHEDULE_CONTRACTS[name]
+        raw = await self._scripts(
+            name, pack(contract.keys, keys, []), pack(contract.args, args, [])
+        )
+        return decode(contract, raw, reply)
+
+    async def scan(self, *, due: str, clock: str, missed_after_ms: int, count: int) -> ScanReply:
+        """The schedules of one queue due by the server's clock (see scan.lua)."""
+        return await self._run(
+            "scan",
+            {"due": due, "clock": clock},
+            {"missed_after_ms": missed_after_ms, "count": count},
+            ScanReply,
+        )
+
+    async def decide(
+        self,
+        *,
+        sched: str,
+        due: str,
+        clock: str,
+        last_meta: str,
+        name: str,
+        tick: int,
+        last: str,
+        version: str,
+        finished_states: str,
+    ) -> ScheduleReply:
+        """Decide what a due tick does, once for every worker (see decide.lua)."""
+        return await self._run(
+            "decide",
+            {"sched": sched, "due": due, "clock": clock, "last_meta": last_meta},
+            {
+                "name": name,
+                "tick": tick,
+                "last": last,
+                "version": version,
+                "finished_states": finished_states,
+            },
+            ScheduleReply,
+        )
+
+    async def advance(
+        self,
+        *,
+        sched: str,
+        due: str,
+        name: str,
+        tick: int,
+        outcome: str,
+        next_tick: int | None,
+        work_id: str,
+    ) -> ScheduleReply:
+        """Carry out a decided tick (see advance.lua)."""
+        return await self._run(
+            "advance",
+            {"sched": sched, "due": due},
+            {
+                "name": name,
+                "tick": tick,
+                "outcome": outcome,
+                "next_tick": "" if next_tick is None else next_tick,
+                "work_id": work_id,
+            },
+            ScheduleReply,
+        )
+
+    async def save(
+        self,
+        *,
+        sched: str,
+        names: str,
+        due: str,
+        old_due: str,
+        name: str,
+        replace: bool,
+        old_queue: str,
+        first_tick: int | None,
+        fields: list[Any],
+    ) -> ScheduleReply:
+        """Create or replace a schedule (see save.lua)."""
+        return await self._run(
+            "save",
+            {"sched": sched, "names": names, "due": due, "old_due": old_due},
+            {
+                "name": name,
+                "replace": "1" if replace else "0",
+                "old_queue": old_queue,
+                "first_tick": "" if first_tick is None else first_tick,
+                "fields": fields,
+            },
+            ScheduleReply,
+        )
+
+    async def edit(
+        self, *, sched: str, names: str, due: str, op: str, name: str, queue: str, arg: str
+    ) -> ScheduleReply:
+        """Pause, resume or remove a schedule, or record a run-now item (see edit.lua)."""
+        return await self._run(
+            "edit",
+            {"sched": sched, "names": names, "due": due},
+            {"op": op, "name": name, "queue": queue, "arg": arg},
+            ScheduleReply,
+        )
 
 
 class Schedule(BaseModel):

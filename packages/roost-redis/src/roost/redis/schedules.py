@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
+from roost.redis.contract import Code
 from roost.redis.recurrence import Recurrence
 from roost.redis.schedule_data import (
     MISSED_POLICIES,
@@ -143,19 +144,20 @@ class Schedules:
         for _ in range(TRIES):
             had = await self._backend.client.hget(self.keys.schedule(name), "queue") or ""
             first = recurrence.next_after(await self._server_ms())
-            reply = await self.scripts(
-                "save",
-                [
-                    self.keys.schedule(name),
-                    self.keys.names,
-                    self.keys.due(queue),
-                    self.keys.due(had or queue),
-                ],
-                [name, "1" if replace else "0", had, "" if first is None else first, *fields],
+            reply = await self.scripts.save(
+                sched=self.keys.schedule(name),
+                names=self.keys.names,
+                due=self.keys.due(queue),
+                old_due=self.keys.due(had or queue),
+                name=name,
+                replace=replace,
+                old_queue=had,
+                first_tick=first,
+                fields=list(fields),
             )
-            if reply[0] == "EXISTS":
+            if reply.code is Code.EXISTS:
                 raise ConflictError(f"schedule {name} exists (remove it first, or replace it)")
-            if reply[0] == "OK":
+            if reply.code is Code.OK:
                 return await self.get(name)
         raise ConflictError(f"schedule {name} kept changing while it was saved; try again")
 
@@ -221,12 +223,18 @@ class Schedules:
                 )
                 arg = "" if upcoming is None else str(upcoming)
             queue = h["queue"]
-            reply = await self.scripts(
-                "edit", [key, self.keys.names, self.keys.due(queue)], [op, name, queue, arg]
+            reply = await self.scripts.edit(
+                sched=key,
+                names=self.keys.names,
+                due=self.keys.due(queue),
+                op=op,
+                name=name,
+                queue=queue,
+                arg=arg,
             )
-            if reply[0] == "GONE":
+            if reply.code is Code.GONE:
                 raise NotFound(f"unknown schedule {name!r}")
-            if reply[0] != "RETRY":
+            if reply.code is not Code.RETRY:
                 return
         raise ConflictError(f"schedule {name} kept changing; try again")
 

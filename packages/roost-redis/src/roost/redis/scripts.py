@@ -4,10 +4,11 @@ Every ``lua/NAME.lua`` file (``_prelude.lua`` aside) becomes the function ``NAME
 library: its body inside ``function(KEYS, ARGV) ... end``, so a script reads its keys and
 arguments just as under ``EVAL``. The prelude runs once, when the library is loaded (its
 tables and helpers are not made again on every call); every call starts with the prelude's
-``begin(KEYS, ARGV)``. A new file needs no registration: the library is built from the
-files there are. The library's name (and so every function's)
-carries a hash of its source, so workers of two versions can share a server during an
-upgrade, each calling its own.
+``begin(KEYS, ARGV, ...)``, made by :func:`begin_call` from the namespace keys and arguments
+the script's header (see :mod:`roost.redis.contract`) says it takes. A new file needs no
+registration: the library is built from the files there are. The library's name (and so
+every function's) carries a hash of its source, so workers of two versions can share a
+server during an upgrade, each calling its own.
 
 A Functions library, unlike the script cache, is replicated to replicas and kept in the
 append-only file: a replica promoted by a failover, or a restarted node, already has it.
@@ -37,7 +38,9 @@ from typing import TYPE_CHECKING, Any, cast
 
 from redis.exceptions import RedisError, ResponseError
 
+from roost.redis.contract import NAMESPACE_ARGS, NAMESPACE_KEYS, ContractError, Slot, parse_header
 from roost.redis.faults import is_missing_function
+from roost.redis.keys import STATE_ORDER
 from roost.redis.topology import ClusterClient
 
 if TYPE_CHECKING:
@@ -88,7 +91,11 @@ def _scripts_in(directory: Traversable) -> dict[str, str]:
 
 
 def build_library(
-    directory: Traversable, label: str, *, prelude: str = "", setup: str = ""
+    directory: Traversable,
+    label: str,
+    *,
+    prelude: str = "",
+    setup: str | Callable[[str, str], str] = "",
 ) -> Library:
     """One function per ``*.lua`` file of ``directory``, each seeing ``prelude``'s locals.
 
@@ -97,12 +104,16 @@ def build_library(
         label: the library's name before its hash (letters, digits, ``_``).
         prelude: Lua run once when the library is loaded, before its functions: its locals
             (constants, helpers) are visible to every function.
-        setup: Lua run at the start of every call (it may read KEYS and ARGV).
+        setup: Lua run at the start of every call (it may read KEYS and ARGV), or a function
+            of a script's name and source that returns that script's.
     """
     sources = _scripts_in(directory)
-    digest = hashlib.sha1(f"{prelude}\0{setup}".encode())
+    setups = {
+        name: setup(name, body) if callable(setup) else setup for name, body in sources.items()
+    }
+    digest = hashlib.sha1(prelude.encode())
     for name, body in sources.items():
-        digest.update(f"\0{name}\0{body}".encode())
+        digest.update(f"\0{name}\0{setups[name]}\0{body}".encode())
     library = f"{label}_{digest.hexdigest()[:12]}"
     parts = [f"#!lua name={library}", prelude]
     functions: dict[str, str] = {}
@@ -111,14 +122,50 @@ def build_library(
         function = f"{library}_{stem}"
         functions[name] = function
         parts.append(
-            f"redis.register_function('{function}', function(KEYS, ARGV)\n{setup}\n{body}\nend)"
+            f"redis.register_function('{function}', function(KEYS, ARGV)\n"
+            f"{setups[name]}\n{body}\nend)"
         )
     return Library(name=library, code="\n".join(parts) + "\n", functions=functions)
 
 
+def _positions(
+    slots: tuple[Slot, ...], order: tuple[str, ...], name: str
+) -> tuple[int, dict[str, int]]:
+    """How many namespace values lead ``slots``, and the position (1-based) of each one."""
+    at: dict[str, int] = {}
+    pos = 1
+    for slot in slots:
+        if not slot.namespace:
+            break
+        if slot.name not in order or any(order.index(slot.name) <= order.index(n) for n in at):
+            raise ContractError(
+                f"{name}.lua: namespace slot @{slot.name} unknown or out of order "
+                f"(they come first, in the order {' '.join(order)})"
+            )
+        at[slot.name] = pos
+        pos += len(STATE_ORDER) if slot.name == "states" else 1
+    if any(s.namespace for s in slots[len(at) :]):
+        raise ContractError(f"{name}.lua: namespace slots come before the script's own")
+    return pos - 1, at
+
+
+def begin_call(name: str, source: str) -> str:
+    """The Lua that starts a call of script ``name``: ``begin()`` with its header's layout.
+
+    Each namespace slot the header lists is passed by its position in KEYS or ARGV (``nil``
+    for one it does not take), so the prelude's helpers find them whatever the script takes.
+    """
+    contract = parse_header(name, source)
+    nk, keys = _positions(contract.keys, NAMESPACE_KEYS, name)
+    na, args = _positions(contract.args, NAMESPACE_ARGS, name)
+    at = [str(keys.get(n, "nil")) for n in NAMESPACE_KEYS]
+    at += [str(args.get(n, "nil")) for n in NAMESPACE_ARGS]
+    return f"begin(KEYS, ARGV, {nk}, {na}, {', '.join(at)})"
+
+
 def _roost_library() -> Library:
     prelude = _LUA.joinpath(_PRELUDE).read_text()
-    return build_library(_LUA, "roost", prelude=prelude, setup="begin(KEYS, ARGV)")
+    return build_library(_LUA, "roost", prelude=prelude, setup=begin_call)
 
 
 LIBRARY = _roost_library()

@@ -13,7 +13,9 @@ from typing import TYPE_CHECKING, Any, cast
 
 from pydantic import BaseModel
 
-from roost.redis.keys import Keys, new_token
+from roost.redis.contract import Code
+from roost.redis.keys import new_token
+from roost.redis.schema import Meta
 from roost.runtime import limits, strictjson
 from roost.runtime.errors import BadInput, NotFound, SignalRefused
 from roost.runtime.models import Signal, Snapshot, validate_signal_name
@@ -69,27 +71,28 @@ async def send_signal(
     h: dict[str, str] = await store.client.hgetall(store.keys.meta(work_id))
     if not h:
         raise NotFound(f"unknown work id {work_id!r}")
-    keys = store.keys.for_queue(h.get("queue") or store.settings.queue)
-    keys = keys.for_engine(h.get("engine", ""))
-    dispatch = new_token()
-    suffix = Keys.job_suffix(work_id, dispatch)
-    reply = await store.run_script(
-        "signal",
-        [keys.meta(work_id), keys.sig(work_id), keys.job(suffix)],
-        [work_id, name, body, sender, dispatch, suffix, limits.MAX_PENDING_SIGNALS],
-        keys=keys,
+    keys = store.keys.for_queue(h.get(Meta.QUEUE) or store.settings.queue)
+    keys = keys.for_engine(h.get(Meta.ENGINE, ""))
+    reply = await store.calls.signal(
+        keys,
+        work_id=work_id,
+        name=name,
+        payload=body,
+        sender=sender,
+        dispatch=new_token(),
+        max_pending=limits.MAX_PENDING_SIGNALS,
     )
-    code = reply[0]
-    if code == "GONE":
+    code = reply.code
+    if code is Code.GONE:
         raise NotFound(f"unknown work id {work_id!r}")
-    if code == "TERMINAL":
-        raise SignalRefused(f"work {work_id} is {reply[1]}; it takes no more signals")
-    if code == "FULL":
+    if code is Code.TERMINAL:
+        raise SignalRefused(f"work {work_id} is {reply.state}; it takes no more signals")
+    if code is Code.FULL:
         raise SignalRefused(
-            f"work {work_id} holds {reply[1]} signals no step has consumed yet "
+            f"work {work_id} holds {reply.pending} signals no step has consumed yet "
             f"(at most {limits.MAX_PENDING_SIGNALS}); try again once it has run"
         )
-    return SignalSent(work_id=work_id, name=name, signal_id=str(reply[1]), woke=code == "WOKE")
+    return SignalSent(work_id=work_id, name=name, signal_id=reply.signal_id, woke=code is Code.WOKE)
 
 
 def decision(approved: bool, note: str | None) -> dict[str, Any]:

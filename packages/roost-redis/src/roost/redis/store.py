@@ -14,11 +14,14 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Self
 
 from roost.redis.budgets import budget_of
+from roost.redis.calls import ScriptCalls
 from roost.redis.codec import META_FIELDS, meta_from_hash, read_item, read_snapshot
 from roost.redis.connection import ServerInfo, check_server, make_client, redact_url
+from roost.redis.contract import Code
 from roost.redis.faults import describe as describe_redis_error
 from roost.redis.faults import error_code, is_unreachable
 from roost.redis.keys import Keys
+from roost.redis.schema import Meta
 from roost.redis.scripts import WAIT_TIMEOUT_MS, Scripts
 from roost.redis.topology import explain_failure, is_topology_url
 from roost.runtime.errors import ConflictError, NotFound, RedisUnreachable, RoostError
@@ -84,6 +87,7 @@ class RedisStore:
         self._client: AsyncRedis | None = None
         self._blocking: AsyncRedis | None = None
         self._scripts: Scripts | None = None
+        self._calls: ScriptCalls | None = None
         self._artifacts: ArtifactStore | None = None
         self.url = ""
         self.server: ServerInfo | None = None
@@ -168,54 +172,35 @@ class RedisStore:
             self._artifacts = self.registry.artifact_store(self.settings.artifact_url)
         return self._artifacts
 
-    def common_args(self, keys: Keys) -> list[Any]:
-        """The ARGV block every script starts with (see lua/_prelude.lua)."""
-        return [
-            keys.saq_name,
-            self.settings.events_maxlen,
-            self.worker_id,
-            int(self.settings.lease_ttl * 1000),
-            keys.engine or "",
-        ]
+    @property
+    def calls(self) -> ScriptCalls:
+        """Roost's scripts as typed methods (see :mod:`roost.redis.calls`)."""
+        if self._calls is None:
+            self._calls = ScriptCalls(self)
+        return self._calls
 
-    async def run_script(
-        self, name: str, item_keys: list[str], args: list[Any], *, keys: Keys | None = None
+    async def fcall(
+        self, name: str, keys: list[str], args: list[Any], *, route: Keys, durable: bool
     ) -> Any:
-        """Run a Roost script with the namespace blocks prepended."""
-        keys = keys or self.keys
-        if self._scripts is None:
-            raise RoostError("RedisSwarm is not connected: use 'async with RedisSwarm()'")
-        return await self._scripts(name, keys.ns + item_keys, self.common_args(keys) + args)
+        """Run a Roost script with its full KEYS and ARGV (see :class:`ScriptCalls`).
 
-    async def run_script_durable(
-        self,
-        name: str,
-        item_keys: list[str],
-        args: list[Any],
-        *,
-        keys: Keys | None = None,
-        fsync: bool = True,
-    ) -> Any:
-        """Like :meth:`run_script`, then wait for what acknowledges a commit.
-
-        That is the append-only file's fsync (``WAITAOF``) under strict durability (unless
-        ``fsync`` is False), and ``ROOST_WAIT_REPLICAS`` replicas (``WAIT``); both on the
-        connection of the call. With neither configured it is :meth:`run_script`.
+        ``durable``: then wait for what acknowledges a commit: the append-only file's fsync
+        (``WAITAOF``) under strict durability and ``ROOST_WAIT_REPLICAS`` replicas
+        (``WAIT``), both on the connection of the call.
         """
-        keys = keys or self.keys
         if self._scripts is None:
             raise RoostError("RedisSwarm is not connected: use 'async with RedisSwarm()'")
         replicas = self.settings.wait_replicas
-        fsync = fsync and self.settings.strict_durability
-        if not (fsync or replicas):
-            return await self.run_script(name, item_keys, args, keys=keys)
+        fsync = self.settings.strict_durability
+        if not durable or not (fsync or replicas):
+            return await self._scripts(name, keys, args)
         return await self._scripts.acked(
             name,
-            keys.ns + item_keys,
-            self.common_args(keys) + args,
+            keys,
+            args,
             fsync=fsync,
             replicas=replicas,
-            probe_key=keys.ack if replicas else None,
+            probe_key=route.ack if replicas else None,
             wait_ms=min(WAIT_TIMEOUT_MS, int(self.settings.lease_ttl * 250)),
         )
 
@@ -253,7 +238,9 @@ class RedisStore:
             rows: list[list[str | None]] = await pipe.execute()
         out: list[WorkMeta | None] = []
         for work_id, row in zip(work_ids, rows, strict=True):
-            h = {k: v for k, v in zip(META_FIELDS, row, strict=True) if v is not None}
+            h: dict[str, str] = {
+                k: v for k, v in zip(META_FIELDS, row, strict=True) if v is not None
+            }
             out.append(meta_from_hash(work_id, h, self.settings.max_attempts) if h else None)
         return out
 
@@ -296,14 +283,14 @@ class RedisStore:
         h: dict[str, str] = await self.client.hgetall(self.keys.meta(work_id))
         if not h:
             raise NotFound(f"unknown work id {work_id!r}")
-        return self.keys.for_queue(h.get("queue") or self.settings.queue), h
+        return self.keys.for_queue(h.get(Meta.QUEUE) or self.settings.queue), h
 
     async def cancel_one(self, work_id: str) -> WorkMeta:
         """Cancel one unfinished item, leaving its children be (see :meth:`cancel`)."""
         keys, _ = await self._keys_of(work_id)
-        reply = await self.run_script("cancel", [keys.meta(work_id)], [work_id], keys=keys)
-        if reply[0] == "GONE":
+        reply = await self.calls.cancel(keys, work_id=work_id)
+        if reply.code is Code.GONE:
             raise NotFound(f"unknown work id {work_id!r}")
-        if reply[0] == "TERMINAL":
-            raise ConflictError(f"work {work_id} is already {reply[1]}; nothing to cancel")
+        if reply.code is Code.TERMINAL:
+            raise ConflictError(f"work {work_id} is already {reply.state}; nothing to cancel")
         return (await self.status(work_id)).meta

@@ -14,15 +14,17 @@ from pydantic import ValidationError
 from roost.redis.children import cancel_tree, children_of, load_outcomes
 from roost.redis.codec import event_from_entry
 from roost.redis.connection import BLOCK_SECONDS
+from roost.redis.contract import Code
 from roost.redis.delivery import delivery_routes, unserved_engines
 from roost.redis.enqueueing import enqueue_items
-from roost.redis.keys import STATE_ORDER, Keys, new_token
+from roost.redis.keys import STATE_ORDER, new_token
 from roost.redis.listing import item_events, list_page, stream_pos
 from roost.redis.operations import raise_budget
 from roost.redis.operations import replay as replay_item
 from roost.redis.pausing import pause as pause_item
 from roost.redis.pausing import resume as resume_item
 from roost.redis.schedules import Schedules
+from roost.redis.schema import Meta
 from roost.redis.signals import SignalSent, decision, pending_signals, send_signal
 from roost.redis.store import EmbeddedServerFailed, RedisStore
 from roost.redis.worker import Worker
@@ -374,17 +376,13 @@ class RedisSwarm(RedisStore, WorkStore):
         Raises :class:`ConflictError` when the item is neither failed nor dead.
         """
         keys, h = await self._keys_of(work_id)
-        keys = keys.for_engine(h.get("engine", ""))
-        dispatch = new_token()
-        suffix = Keys.job_suffix(work_id, dispatch)
-        reply = await self.run_script(
-            "retry", [keys.meta(work_id), keys.job(suffix)], [work_id, dispatch, suffix], keys=keys
-        )
-        if reply[0] == "GONE":
+        keys = keys.for_engine(h.get(Meta.ENGINE, ""))
+        reply = await self.calls.retry(keys, work_id=work_id, dispatch=new_token())
+        if reply.code is Code.GONE:
             raise NotFound(f"unknown work id {work_id!r}")
-        if reply[0] == "CONFLICT":
+        if reply.code is Code.CONFLICT:
             raise ConflictError(
-                f"work {work_id} is {reply[1]}; only failed or dead work can be retried"
+                f"work {work_id} is {reply.state}; only failed or dead work can be retried"
             )
         return (await self.status(work_id)).meta
 

@@ -29,6 +29,7 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
+from roost.redis.contract import Code
 from roost.redis.faults import describe, is_outage
 from roost.redis.schedule_data import TERMINAL_STATES, schedule_from_hash
 
@@ -68,16 +69,17 @@ class TickPass:
         """One pass over the queue's due schedules."""
         queue = self.backend.settings.queue
         sent = time.monotonic()
-        reply = await self.scripts(
-            "scan",
-            [self.keys.due(queue), self.keys.clock(queue)],
-            [int(MISSED_AFTER * 1000), BATCH],
+        reply = await self.scripts.scan(
+            due=self.keys.due(queue),
+            clock=self.keys.clock(queue),
+            missed_after_ms=int(MISSED_AFTER * 1000),
+            count=BATCH,
         )
-        now = int(reply[0])
-        soonest = int(float(reply[2])) if reply[2] else None
-        rows = reply[3:]
-        for i in range(0, len(rows), 2):
-            name, tick = str(rows[i]), int(float(rows[i + 1]))
+        now = reply.now
+        soonest = None if reply.next_tick is None else int(reply.next_tick)
+        rows = reply.rows
+        for row_name, row_tick in rows:
+            name, tick = str(row_name), int(float(row_tick))
             try:
                 upcoming = await self._fire(name, tick, now)
             except Exception as exc:
@@ -87,7 +89,7 @@ class TickPass:
                 continue
             if upcoming is not None and (soonest is None or upcoming < soonest):
                 soonest = upcoming
-        if len(rows) >= 2 * BATCH:
+        if len(rows) >= BATCH:
             return 0.0
         if soonest is None:
             return IDLE
@@ -102,34 +104,39 @@ class TickPass:
             h = await client.hgetall(keys.schedule(name))
             queue = h.get("queue") or self.backend.settings.queue
             last = h.get("last", "")
-            reply = await self.scripts(
-                "decide",
-                [
-                    keys.schedule(name),
-                    keys.due(queue),
-                    keys.clock(queue),
-                    self.backend.keys.meta(last) if last else keys.schedule(name),
-                ],
-                [name, tick, last, h.get("ver", ""), TERMINAL_STATES],
+            reply = await self.scripts.decide(
+                sched=keys.schedule(name),
+                due=keys.due(queue),
+                clock=keys.clock(queue),
+                last_meta=self.backend.keys.meta(last) if last else keys.schedule(name),
+                name=name,
+                tick=tick,
+                last=last,
+                version=h.get("ver", ""),
+                finished_states=TERMINAL_STATES,
             )
-            if reply[0] == "RETRY":
+            if reply.code is Code.RETRY:
                 continue
-            if reply[0] == "MOVED":
-                return int(reply[1]) if reply[1] else None
-            if reply[0] != "DECIDED":
+            if reply.code is Code.MOVED:
+                return None if reply.next_tick is None else int(reply.next_tick)
+            if reply.code is not Code.DECIDED:
                 return None  # removed or paused meanwhile
-            outcome, mark = str(reply[1]), str(reply[2])
+            outcome, mark = reply.outcome, reply.mark
             schedule = schedule_from_hash(name, h)
             upcoming = schedule.recurrence.next_after(max(tick, int(mark) if mark else tick))
             work_id = ""
             if outcome.startswith("fired"):
                 work_id = (await self.backend.enqueue_many([schedule.item(tick_ms=tick)]))[0]
-            done = await self.scripts(
-                "advance",
-                [keys.schedule(name), keys.due(queue)],
-                [name, tick, outcome, "" if upcoming is None else upcoming, work_id],
+            done = await self.scripts.advance(
+                sched=keys.schedule(name),
+                due=keys.due(queue),
+                name=name,
+                tick=tick,
+                outcome=outcome,
+                next_tick=upcoming,
+                work_id=work_id,
             )
-            if done[0] != "OK":
+            if done.code is not Code.OK:
                 return None
             if outcome.endswith("missed"):
                 log.info(

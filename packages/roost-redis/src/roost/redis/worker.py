@@ -285,7 +285,7 @@ class Worker:
                 await lane.slot_free.wait()
                 continue
             try:
-                jobs: list[str] = await self.store.run_script("dequeue", [], [free], keys=keys)
+                jobs = (await self.store.calls.dequeue(keys, n=free)).jobs
                 if not jobs:
                     job = await self.store.blocking_client.blmove(
                         keys.saq_queued, keys.saq_active, BLOCK_SECONDS, "LEFT", "RIGHT"
@@ -315,7 +315,7 @@ class Worker:
 
     async def _undeliver(self, keys: Keys, jobs: list[str]) -> None:
         try:
-            await self.store.run_script("undeliver", [], jobs, keys=keys)
+            await self.store.calls.undeliver(keys, jobs=jobs)
         except Exception as exc:
             log.warning(
                 "could not put %d deliveries back (%s); they will be re-dispatched",

@@ -1,28 +1,31 @@
 -- Shared prelude of every Roost script: run once, when the library is loaded, so its tables
--- and helpers are made once and not on every call. Every call starts with
--- begin(KEYS, ARGV) (scripts.py puts it there), which sets what depends on the call: the
--- namespace keys and arguments below, and NOW.
+-- and helpers are made once and not on every call. Every call starts with begin(KEYS, ARGV,
+-- ...) (scripts.py puts it there, generated from the script's header), which sets what
+-- depends on the call: the namespace keys and arguments the script takes, and NOW.
 --
--- KEYS layout (every script): 1-11 the state indexes in STATES order, then the queue's
--- leases and due sorted sets, the event stream, the stats hash, then the delivery route:
--- SAQ's queued list, active list and incomplete set of one engine in the queue (its own
--- SAQ queue) and that route's stranded-delivery hash, and the queue's set of engines.
--- Item keys follow from KEYS[NS_KEYS + 1]. ARGV: 1 the route's SAQ queue name, 2 event
--- stream cap, 3 worker id ('' for none), 4 lease TTL in ms, 5 the route's engine ('' for
--- the single list of the layout before per-engine delivery); script arguments follow from
--- ARGV[NS_ARGS + 1]. A script that queues an item pushes it on the route it was given:
--- the caller picks the route of the item's engine.
+-- A script's header (see roost/redis/contract.py) lists its KEYS and ARGV. The namespace
+-- slots (@states, @leases, @due, @events, @stats, @saq_queued, @saq_active, @saq_incomplete,
+-- @strand, @engines; @saq_name, @events_maxlen, @worker, @lease_ttl, @engine) come first, in
+-- that order, and only those the script (with the helpers it calls) uses: @states is the 11
+-- state indexes in STATES order; then the queue's leases and due sorted sets, the event
+-- stream, the stats hash, the delivery route's SAQ queued list, active list and incomplete
+-- set (one engine's SAQ queue), its stranded-delivery hash and the queue's set of engines.
+-- ARGV: the route's SAQ queue name, the event stream cap, the worker id ('' for none), the
+-- lease TTL in ms, the route's engine ('' for the single list of the layout before
+-- per-engine delivery). The script's own keys follow from KEYS[NS_KEYS + 1] and its
+-- arguments from ARGV[NS_ARGS + 1]. A script that queues an item pushes it on the route it
+-- was given: the caller picks the route of the item's engine. A test checks that each
+-- header names exactly the namespace slots its script's code reaches.
 --
 -- Every script validates before its first write: Redis does not roll a script back.
 local STATES = {'queued', 'scheduled', 'retrying', 'waiting', 'awaiting', 'paused', 'running',
   'done', 'failed', 'dead', 'cancelled'}
 local TERMINAL = {done = true, failed = true, dead = true, cancelled = true}
-local NST = #STATES
-local NS_KEYS = NST + 9
-local NS_ARGS = 5
+-- A state's offset in @states (STATES order; the library's load runs no loops).
+local STATE_INDEX = {queued = 0, scheduled = 1, retrying = 2, waiting = 3, awaiting = 4,
+  paused = 5, running = 6, done = 7, failed = 8, dead = 9, cancelled = 10}
 -- Set by begin() for the call under way.
-local KEYS, ARGV, NOW
-local STATE_KEY = {}
+local KEYS, ARGV, NOW, NS_KEYS, NS_ARGS, STATES_AT
 local LEASES, DUE, EVENTS, STATS
 local SAQ_QUEUED, SAQ_ACTIVE, SAQ_INCOMPLETE, STRAND, ENGINES
 local SAQ_NAME, EVENTS_MAXLEN, WORKER, LEASE_TTL, ENGINE
@@ -32,16 +35,25 @@ local function now_ms()
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 
-local function begin(keys, argv)
-  KEYS, ARGV = keys, argv
-  for i, s in ipairs(STATES) do STATE_KEY[s] = keys[i] end
-  LEASES, DUE, EVENTS, STATS = keys[NST + 1], keys[NST + 2], keys[NST + 3], keys[NST + 4]
-  SAQ_QUEUED, SAQ_ACTIVE, SAQ_INCOMPLETE = keys[NST + 5], keys[NST + 6], keys[NST + 7]
-  STRAND, ENGINES = keys[NST + 8], keys[NST + 9]
-  SAQ_NAME, EVENTS_MAXLEN, WORKER = argv[1], argv[2], argv[3]
-  LEASE_TTL = tonumber(argv[4])
-  ENGINE = argv[5]
+-- nk, na: how many namespace keys and arguments the script takes; then the position of each
+-- namespace slot in KEYS or ARGV (nil: the script does not take it).
+local function begin(keys, argv, nk, na, states, leases, due, events, stats, saq_queued,
+    saq_active, saq_incomplete, strand, engines, saq_name, events_maxlen, worker, lease_ttl,
+    engine)
+  KEYS, ARGV, NS_KEYS, NS_ARGS, STATES_AT = keys, argv, nk, na, states
+  LEASES, DUE, EVENTS, STATS = keys[leases], keys[due], keys[events], keys[stats]
+  SAQ_QUEUED, SAQ_ACTIVE, SAQ_INCOMPLETE = keys[saq_queued], keys[saq_active],
+    keys[saq_incomplete]
+  STRAND, ENGINES = keys[strand], keys[engines]
+  SAQ_NAME, EVENTS_MAXLEN, WORKER = argv[saq_name], argv[events_maxlen], argv[worker]
+  LEASE_TTL = tonumber(argv[lease_ttl])
+  ENGINE = argv[engine]
   NOW = now_ms()
+end
+
+-- The state index of ``state`` (a script that calls this takes @states).
+local function state_key(state)
+  return KEYS[STATES_AT + STATE_INDEX[state]]
 end
 
 local function meta_get(meta, field)
@@ -78,8 +90,8 @@ end
 -- (every check of a delivery wants state 'queued' and that token): it goes when the item
 -- leaves 'queued', so a finished item does not keep it.
 local function set_state(meta, work_id, old, new)
-  if old and STATE_KEY[old] and old ~= new then redis.call('ZREM', STATE_KEY[old], work_id) end
-  redis.call('ZADD', STATE_KEY[new], NOW, work_id)
+  if old and STATE_INDEX[old] and old ~= new then redis.call('ZREM', state_key(old), work_id) end
+  redis.call('ZADD', state_key(new), NOW, work_id)
   redis.call('HSET', meta, 'state', new, 'updated', NOW)
   if old == 'queued' and new ~= 'queued' then redis.call('HDEL', meta, 'disp') end
   if TERMINAL[new] then
@@ -353,9 +365,10 @@ end
 local function child_reopened(meta, work_id)
   local f = redis.call('HMGET', meta, 'pid', 'pmeta', 'pkids')
   if not f[1] then return end
-  local prev = redis.call('HGET', f[3], work_id)
-  if prev and prev ~= '' and redis.call('EXISTS', f[2]) == 1 then
-    redis.call('HSET', f[3], work_id, '')
-    redis.call('HINCRBY', f[2], 'kfin', -1)
+  local pmeta, pkids = f[2], f[3]
+  local prev = redis.call('HGET', pkids, work_id)
+  if prev and prev ~= '' and redis.call('EXISTS', pmeta) == 1 then
+    redis.call('HSET', pkids, work_id, '')
+    redis.call('HINCRBY', pmeta, 'kfin', -1)
   end
 end

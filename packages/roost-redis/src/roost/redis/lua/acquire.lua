@@ -1,12 +1,20 @@
--- Take the lease of a delivered item. Item keys: meta, item, snap, delivered job, then
--- nres resource keys and nres waiter keys.
--- ARGV: work_id, dispatch, token, default max attempts, nres, resources (space-joined, as
--- the worker read them), wait_base_ms, wait_cap_ms, per-engine limits ('engine=n ...').
--- The attempt limit is the item's own, else its engine's on this worker, else the default.
--- Returns {'OK', epoch, lease_expires, now, attempt, version, item_json, snap_json, cxl,
--- queued_since, late_due} (queued_since: when the item was last queued, ms; late_due: the
--- due time it was promoted from, ms, or '')
--- or {'GONE'} / {'SKIP', state} / {'NEEDRES', resources} / {'WAIT', delay_ms} / {'DEAD'}.
+-- Take the lease of a delivered item: its item and latest snapshot come back with it.
+-- KEYS: @states @leases @due @events @stats @saq_active @saq_incomplete @strand meta item snap
+--     job res* resw*
+-- ARGV: @events_maxlen @worker @lease_ttl work_id dispatch token max_attempts nres resources
+--     wait_base_ms wait_cap_ms engine_limits
+-- REPLY OK: epoch lease_expires now attempt version item_json snap_json cancelled queued_since
+--     late_due
+-- REPLY GONE
+-- REPLY SKIP: state
+-- REPLY NEEDRES: resources
+-- REPLY WAIT: delay_ms
+-- REPLY DEAD
+-- job: the delivered SAQ job; res, resw: the nres resources the worker read (resources,
+-- space-joined) and their waiter sets. engine_limits: 'engine=n ...'. The attempt limit is
+-- the item's own, else its engine's on this worker, else max_attempts. NEEDRES: the item's
+-- resources differ from those read (call again with these). queued_since: when the item was
+-- last queued (ms); late_due: the due time it was promoted from (ms, or '').
 local meta, item_key, snap_key, job = KEYS[NS_KEYS + 1], KEYS[NS_KEYS + 2],
   KEYS[NS_KEYS + 3], KEYS[NS_KEYS + 4]
 local work_id, dispatch, token = ARGV[NS_ARGS + 1], ARGV[NS_ARGS + 2], ARGV[NS_ARGS + 3]

@@ -1,10 +1,14 @@
 -- Raise an item's budgets (an operator, after "budget exceeded"). Each raise adds to the
 -- current limit (the meta's 'bsteps', 'bcost', 'bruntime', else the item's own), or, for a
--- kind the item had no limit of, to what it used so far. Item keys: meta.
--- ARGV: work_id, add_steps, add_cost, add_runtime_ms (0: leave that one), then the item's own
--- limits: steps, cost, runtime_ms (-1: none).
--- Returns {'OK', steps limit, cost limit, runtime limit ms} (-1: none) / {'GONE'} /
--- {'TERMINAL', state}.
+-- kind the item had no limit of, to what it used so far.
+-- KEYS: @events meta
+-- ARGV: @events_maxlen @worker work_id add_steps add_cost add_runtime_ms own_steps own_cost
+--     own_runtime_ms
+-- REPLY OK: steps cost runtime_ms
+-- REPLY GONE
+-- REPLY TERMINAL: state
+-- add_*: 0 leaves that one; own_*: the item's own limits (-1: none). The reply gives the
+-- limits now (-1: none).
 local meta = KEYS[NS_KEYS + 1]
 local work_id = ARGV[NS_ARGS + 1]
 local add = {tonumber(ARGV[NS_ARGS + 2]), tonumber(ARGV[NS_ARGS + 3]), tonumber(ARGV[NS_ARGS + 4])}

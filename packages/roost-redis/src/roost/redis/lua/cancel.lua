@@ -1,6 +1,10 @@
 -- Cancel an unfinished item. A running item is marked cancelled at once; its holder's next
--- renewal or commit is refused and releases the lease. Item keys: meta.
--- ARGV: work_id. Returns {'OK', previous state} / {'GONE'} / {'TERMINAL', state}.
+-- renewal or commit is refused and releases the lease.
+-- KEYS: @states @due @events @stats meta
+-- ARGV: @events_maxlen @worker work_id
+-- REPLY OK: previous
+-- REPLY GONE
+-- REPLY TERMINAL: state
 local meta, work_id = KEYS[NS_KEYS + 1], ARGV[NS_ARGS + 1]
 local f = redis.call('HMGET', meta, 'state', 'step', 'v')
 local state = f[1]

@@ -1,30 +1,40 @@
--- Commit a step: the fenced, atomic heart of Roost. Item keys: meta, snap, hist, next job,
--- then nres resource keys and nres waiter keys.
--- ARGV: work_id, token, epoch, op, expected_version, snapshot_json, step, outcome
--- ('done' | 'inline' | 'hold' | 'queue' | 'delay' | 'await_signals'), delay_ms, dispatch,
--- saq job key suffix, history, nres, event data json, init snapshot json and its step
--- ('' and '' when none: with one, the item's init snapshot is committed as expected+1 in
--- the same call and the step's result as expected+2), when the step ended (server ms as the worker estimates
--- it, or ''): a delay runs from then, never later than from now.
--- Waits (after those, see signal.lua): item key after the resource block: the item's signal
--- stream; ARGV 18: the step's wait JSON, '' for none (a plain commit), else {consume = ids
--- of the signals the step received, names = the signals it awaits next, timeout_ms (-1:
--- none), approval = the approval request's JSON or ''}; with outcome 'await_signals' the
--- item is parked in 'awaiting' (or queued at once if one it awaits already came).
--- Budgets (see budget.lua): ARGV 19: '' for none, else JSON {charge = what the step charged,
+-- Commit a step: the fenced, atomic heart of Roost.
+-- KEYS: @states @leases @due @events @stats @saq_queued @saq_incomplete @engines meta snap hist
+--     job res* resw* sig kids? children*(meta item idem)
+-- ARGV: @saq_name @events_maxlen @worker @engine work_id token epoch op expected_version
+--     snapshot_json step outcome delay_ms dispatch job_suffix history nres event_data init_json
+--     init_step ended_ms wait budget nkids? kids_wait? children*(work_id item_json engine
+--     resources priority idem imax)
+-- REPLY OK: version event_id woken now due_ms paused
+-- REPLY DUP
+-- REPLY STALE
+-- REPLY GONE
+-- REPLY CANCELLED: woken
+-- REPLY CONFLICT: version
+-- REPLY TAKEN: child
+-- REPLY RACE: key
+-- outcome: 'done' | 'inline' | 'hold' | 'queue' | 'delay' | 'await_signals' | 'await'.
+-- init_json, init_step ('' and '' when none): with one, the item's init snapshot is
+-- committed as expected+1 in the same call and the step's result as expected+2. ended_ms:
+-- when the step ended (server ms as the worker estimates it, or ''): a delay runs from then,
+-- never later than from now. DUP: this very commit already applied.
+-- Waits (see signal.lua): sig is the item's signal stream; wait is the step's wait JSON, ''
+-- for none (a plain commit), else {consume = ids of the signals the step received, names =
+-- the signals it awaits next, timeout_ms (-1: none), approval = the approval request's JSON
+-- or ''}; with outcome 'await_signals' the item is parked in 'awaiting' (or queued at once if
+-- one it awaits already came).
+-- Budgets (see budget.lua): budget is '' for none, else JSON {charge = what the step charged,
 -- count = 1 for a step (0 for an init snapshot committed alone), steps, cost, runtime_ms =
 -- the item's limits (-1: none; the meta's 'bsteps', 'bcost', 'bruntime' raised by an
--- operator win)}; an item over a limit after this step is parked in
--- 'paused' (reason 'budget') instead of going on.
--- Pause (see pause.lua): an item paused while its step ran ('pause' set) is parked in 'paused'
--- by this commit instead of going on (unless it finished); the reply's 7th value is then 1.
--- Child work (optional, after all of the above): KEYS after the signal stream: the item's
--- kids hash, then meta, item and idem per child; ARGV from 20: child count, wait ('' | 'all'
--- | 'any' | a number), 7 per child (see kids_plan in the prelude). Outcome 'await' parks the
--- item in 'awaiting' until enough children finished ('queue' if they already have).
--- Returns {'OK', version, event_id, woken, now, due_ms, paused} or {'DUP'} (this very
--- commit already applied), {'STALE'}, {'GONE'}, {'CANCELLED', woken}, {'CONFLICT', version},
--- {'TAKEN', work_id} or {'RACE', idempotency key} (child work: nothing was written).
+-- operator win)}; an item over a limit after this step is parked in 'paused' (reason
+-- 'budget') instead of going on.
+-- Pause (see pause.lua): an item paused while its step ran ('pause' set) is parked in
+-- 'paused' by this commit instead of going on (unless it finished); paused is then 1.
+-- Child work (optional, after all of the above): kids is the item's kids hash, then meta,
+-- item and idem per child; nkids, kids_wait ('' | 'all' | 'any' | a number), 7 arguments per
+-- child (see kids_plan in the prelude). Outcome 'await' parks the item in 'awaiting' until
+-- enough children finished ('queue' if they already have). TAKEN (child: its work id) and
+-- RACE (key: the idempotency key) write nothing.
 local meta, snap_key, hist_key, job = KEYS[NS_KEYS + 1], KEYS[NS_KEYS + 2],
   KEYS[NS_KEYS + 3], KEYS[NS_KEYS + 4]
 local work_id, token, epoch, op = ARGV[NS_ARGS + 1], ARGV[NS_ARGS + 2], ARGV[NS_ARGS + 3],

@@ -1,8 +1,12 @@
--- Create work items (a batch). Item keys, 5 per item: meta, item, snap, idem, job.
--- ARGV: queue, then 11 per item: work_id, item_json, engine, resources (space-joined),
--- priority, delay_ms, idempotency key ('' none), dispatch, saq job key suffix,
--- seed snapshot json ('' none), max_attempts ('' for the worker's default).
--- Returns per item: work_id, 1 when created (0: an existing item was returned).
+-- Create work items (a batch).
+-- KEYS: @states @due @events @stats @saq_queued @saq_incomplete @engines items*(meta item snap
+--     idem job)
+-- ARGV: @saq_name @events_maxlen @worker @engine queue items*(work_id item_json engine
+--     resources priority delay_ms idem dispatch job_suffix seed imax)
+-- REPLY: items*(work_id created)
+-- resources: space-joined; idem: the idempotency key ('' none); seed: a seed snapshot's
+-- JSON ('' none); imax: max attempts ('' for the worker's default). created: 1 when created,
+-- 0 when an existing item (work_id) was returned.
 local queue = ARGV[NS_ARGS + 1]
 local first_arg = NS_ARGS + 2
 local n = (#ARGV - first_arg + 1) / 11
@@ -43,21 +47,21 @@ for _, p in ipairs(plan) do
     version = '1'
   end
   local state = delay > 0 and 'scheduled' or 'queued'
-  local f = {'engine', engine, 'queue', queue, 'v', version, 'att', '0', 'prio', prio,
+  local mf = {'engine', engine, 'queue', queue, 'v', version, 'att', '0', 'prio', prio,
     'created', now}
-  if res ~= '' then f[#f + 1] = 'res'; f[#f + 1] = res end
-  if imax ~= '' then f[#f + 1] = 'imax'; f[#f + 1] = imax end
-  if idem ~= '' then f[#f + 1] = 'idem'; f[#f + 1] = idem end
-  f[#f + 1] = 'state'; f[#f + 1] = state; f[#f + 1] = 'updated'; f[#f + 1] = now
+  if res ~= '' then mf[#mf + 1] = 'res'; mf[#mf + 1] = res end
+  if imax ~= '' then mf[#mf + 1] = 'imax'; mf[#mf + 1] = imax end
+  if idem ~= '' then mf[#mf + 1] = 'idem'; mf[#mf + 1] = idem end
+  mf[#mf + 1] = 'state'; mf[#mf + 1] = state; mf[#mf + 1] = 'updated'; mf[#mf + 1] = now
   if delay > 0 then
-    f[#f + 1] = 'due'; f[#f + 1] = NOW + delay
+    mf[#mf + 1] = 'due'; mf[#mf + 1] = NOW + delay
   else
-    f[#f + 1] = 'disp'; f[#f + 1] = ARGV[a + 7]
+    mf[#mf + 1] = 'disp'; mf[#mf + 1] = ARGV[a + 7]
   end
-  redis.call('HSET', meta, unpack(f))
+  redis.call('HSET', meta, unpack(mf))
   if idem ~= '' then redis.call('SET', KEYS[k + 4], work_id) end
   redis.call('SET', KEYS[k + 2], ARGV[a + 1])
-  redis.call('ZADD', STATE_KEY[state], now, work_id)
+  redis.call('ZADD', state_key(state), now, work_id)
   if delay > 0 then
     redis.call('ZADD', DUE, NOW + delay, work_id)
   else

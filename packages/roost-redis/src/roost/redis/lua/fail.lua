@@ -1,10 +1,17 @@
--- Record a failed attempt; the snapshot is not touched. Item keys: meta, then nres
--- resource keys and nres waiter keys.
--- ARGV: work_id, token, epoch, op, error_json, backoff_ms, terminal ('1': the item cannot
--- run, go to 'failed' at once), nres, event data json of a final failure ('failed' or
--- 'dead': no retry follows, so it carries no delay), event data json of a retry.
--- Returns {'RETRYING', due_ms, woken} / {'DEAD', woken} / {'FAILED', woken} or
--- {'DUP'} / {'STALE'} / {'GONE'} / {'CANCELLED', woken}.
+-- Record a failed attempt; the snapshot is not touched.
+-- KEYS: @states @leases @due @events @stats meta res* resw*
+-- ARGV: @events_maxlen @worker work_id token epoch op error_json backoff_ms terminal nres data
+--     retry_data
+-- REPLY RETRYING: due_ms woken
+-- REPLY DEAD: woken
+-- REPLY FAILED: woken
+-- REPLY DUP
+-- REPLY STALE
+-- REPLY GONE
+-- REPLY CANCELLED: woken
+-- terminal: '1' when the item cannot run (it goes to 'failed' at once). data: the event
+-- data of a final failure ('failed' or 'dead': no retry follows, so it carries no delay);
+-- retry_data: that of a retry.
 local meta = KEYS[NS_KEYS + 1]
 local work_id, token, epoch, op = ARGV[NS_ARGS + 1], ARGV[NS_ARGS + 2], ARGV[NS_ARGS + 3],
   ARGV[NS_ARGS + 4]

@@ -2,9 +2,10 @@
 -- the route's list (the items' engine): each goes to the front, so the caller passes them
 -- newest first and the list keeps their order ahead of anything queued since. A delivery
 -- someone took meanwhile is left alone; one whose item moved on is dropped.
--- Item keys: the old queued list, the old incomplete set, then per job: meta, old job,
--- new job. ARGV: count, then 4 per job: work_id, dispatch, new dispatch, new job suffix.
--- Returns {moved, dropped}.
+-- KEYS: @states @due @saq_queued @saq_incomplete @engines old_queued old_incomplete jobs*(meta
+--     job new_job)
+-- ARGV: @saq_name @engine count jobs*(work_id dispatch new_dispatch new_job_suffix)
+-- REPLY: moved dropped
 local old_queued, old_incomplete = KEYS[NS_KEYS + 1], KEYS[NS_KEYS + 2]
 local n = tonumber(ARGV[NS_ARGS + 1])
 local moved, dropped = 0, 0

@@ -1,8 +1,13 @@
 -- Pause an unfinished item: it runs no new step until resumed, and keeps its place. An item
 -- that holds no lease is parked in 'paused' at once (see pause_item); a running one is
 -- marked ('pause') and its step may finish and commit: that commit parks it instead of
--- going on. Item keys: meta. ARGV: work_id, reason ('operator' or 'budget').
--- Returns {'OK', previous state} / {'GONE'} / {'TERMINAL', state} / {'ALREADY', state}.
+-- going on. reason: 'operator' or 'budget'.
+-- KEYS: @states @due @events meta
+-- ARGV: @events_maxlen @worker work_id reason
+-- REPLY OK: previous
+-- REPLY GONE
+-- REPLY TERMINAL: state
+-- REPLY ALREADY: state
 local meta = KEYS[NS_KEYS + 1]
 local work_id, reason = ARGV[NS_ARGS + 1], ARGV[NS_ARGS + 2]
 local f = redis.call('HMGET', meta, 'state', 'pause', 'step', 'v')

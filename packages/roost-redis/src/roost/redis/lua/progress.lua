@@ -1,5 +1,9 @@
--- Store a running step's progress. Item keys: meta. ARGV: work_id, token, epoch, json.
--- Returns {'OK'} or {'STALE'} / {'GONE'}.
+-- Store a running step's progress.
+-- KEYS: @events meta
+-- ARGV: @events_maxlen @worker work_id token epoch report
+-- REPLY OK
+-- REPLY STALE
+-- REPLY GONE
 local meta = KEYS[NS_KEYS + 1]
 local work_id, token, epoch = ARGV[NS_ARGS + 1], ARGV[NS_ARGS + 2], ARGV[NS_ARGS + 3]
 local err = check_lease(meta, token, epoch)

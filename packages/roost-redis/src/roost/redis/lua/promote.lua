@@ -1,6 +1,8 @@
--- Queue items whose due time has come (a batch). Item keys per item: meta, job.
--- ARGV: count, then 3 per item: work_id, dispatch, saq job key suffix.
--- Returns {queued, next_due_ms (-1 when none), now}.
+-- Queue items whose due time has come (a batch).
+-- KEYS: @states @due @saq_queued @saq_incomplete @engines items*(meta job)
+-- ARGV: @saq_name @engine count items*(work_id dispatch job_suffix)
+-- REPLY: queued next_due now
+-- next_due: the due time of the next item (ms), -1 when none.
 local n = tonumber(ARGV[NS_ARGS + 1])
 local queued = 0
 for i = 0, n - 1 do

@@ -1,9 +1,12 @@
 -- Deal with SAQ deliveries that no worker acknowledged: a worker took the job off SAQ's
 -- queue and died (or stalled) before acquiring the lease. A job still unacknowledged after
 -- grace_ms is re-dispatched under a new token (the old one can no longer acquire); a job
--- whose item moved on is simply acknowledged. Item keys per job: meta, job, new job.
--- ARGV: count, grace_ms, then 4 per job: work_id, dispatch, new dispatch, new job suffix.
--- Returns {redispatched, cleaned}.
+-- whose item moved on is simply acknowledged.
+-- KEYS: @states @due @events @saq_queued @saq_active @saq_incomplete @strand @engines
+--     jobs*(meta job new_job)
+-- ARGV: @saq_name @events_maxlen @worker @engine count grace_ms jobs*(work_id dispatch
+--     new_dispatch new_job_suffix)
+-- REPLY: redispatched cleaned
 local n, grace = tonumber(ARGV[NS_ARGS + 1]), tonumber(ARGV[NS_ARGS + 2])
 local redispatched, cleaned = 0, 0
 for i = 0, n - 1 do

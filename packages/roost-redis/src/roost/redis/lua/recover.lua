@@ -4,15 +4,17 @@
 -- goes dead, else back on the queue, at the front. The lease is dropped (token, holder and
 -- expiry deleted), so the old holder's commit, renewal or release finds a lease that is not
 -- its own ('STALE'); the next acquire grants a new token and a higher epoch.
--- Item keys: the queue's heartbeat index, then per item: meta, job, then nres resource keys
--- and nres waiter keys.
--- ARGV: count, holder ('' to recover by expiry), the holder's heartbeat as the caller read
--- it ('' for none: no check), forget (1: drop the holder from the heartbeat index after
--- this batch), then 6 per item: work_id, token seen, dispatch, saq job key suffix, resources
--- seen (space-joined), nres.
+-- KEYS: @states @leases @due @events @stats @saq_queued @saq_incomplete @engines beats
+--     items*(meta job res* resw*)
+-- ARGV: @saq_name @events_maxlen @worker @engine count holder beat_seen forget items*(work_id
+--     token dispatch job_suffix resources nres)
+-- REPLY: requeued dead woken alive
+-- beats: the queue's heartbeat index. holder: '' to recover by expiry; beat_seen: the
+-- holder's heartbeat as the caller read it ('' for none: no check); forget: 1 to drop the
+-- holder from the heartbeat index after this batch. Per item: the token and resources
+-- (space-joined) seen, and nres resource and waiter keys.
 -- With a holder, nothing is done unless its heartbeat is still the one the caller read: a
--- worker that beat again meanwhile is alive and keeps its leases.
--- Returns {requeued, dead, woken, alive} (alive: 1 when the holder beat again).
+-- worker that beat again meanwhile is alive and keeps its leases (alive: 1).
 local beats = KEYS[NS_KEYS + 1]
 local n = tonumber(ARGV[NS_ARGS + 1])
 local holder, beat_seen = ARGV[NS_ARGS + 2], ARGV[NS_ARGS + 3]

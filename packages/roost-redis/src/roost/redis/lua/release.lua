@@ -1,7 +1,13 @@
 -- Give a leased item back without using an attempt (graceful stop, a step cut short by the
--- worker). Item keys: meta, next job, then nres resource keys and nres waiter keys.
--- ARGV: work_id, token, epoch, op, dispatch, saq job key suffix, nres, reason.
--- Returns {'OK', woken} / {'DUP'} / {'STALE'} / {'GONE'} / {'CANCELLED', woken}.
+-- worker).
+-- KEYS: @states @leases @due @events @saq_queued @saq_incomplete @engines meta job res* resw*
+-- ARGV: @saq_name @events_maxlen @worker @engine work_id token epoch op dispatch job_suffix
+--     nres reason
+-- REPLY OK: woken
+-- REPLY DUP
+-- REPLY STALE
+-- REPLY GONE
+-- REPLY CANCELLED: woken
 local meta, job = KEYS[NS_KEYS + 1], KEYS[NS_KEYS + 2]
 local work_id, token, epoch, op = ARGV[NS_ARGS + 1], ARGV[NS_ARGS + 2], ARGV[NS_ARGS + 3],
   ARGV[NS_ARGS + 4]

@@ -1,7 +1,9 @@
--- Renew leases held by one worker (a batch). Item keys per item: meta, then nres resource
--- keys. ARGV: count, then 4 per item: work_id, token, epoch, nres.
--- Returns {now, status...} with status 'OK', 'CANCELLED' (renewed, but an operator
--- cancelled the item) or 'LOST' (the lease expired or passed to another worker).
+-- Renew leases held by one worker (a batch).
+-- KEYS: @leases items*(meta res*)
+-- ARGV: @lease_ttl count items*(work_id token epoch nres)
+-- REPLY: now statuses*
+-- A status per item: 'OK', 'CANCELLED' (renewed, but an operator cancelled the item) or
+-- 'LOST' (the lease expired or passed to another worker).
 local n = tonumber(ARGV[NS_ARGS + 1])
 local out = {NOW}
 local k, a = NS_KEYS + 1, NS_ARGS + 2

@@ -1,8 +1,11 @@
 -- Run a finished item again from a snapshot: the new snapshot becomes version+1 (versions
--- stay contiguous), or with no snapshot the engine's init_snapshot runs again. Item keys:
--- meta, snap, hist, job. ARGV: work_id, expected version, snapshot json ('' to start over),
--- dispatch, saq job key suffix, history, from_version.
--- Returns {'OK', version} / {'GONE'} / {'CONFLICT', state, version}.
+-- stay contiguous), or with no snapshot ('') the engine's init_snapshot runs again.
+-- KEYS: @states @due @events @saq_queued @saq_incomplete @engines meta snap hist job
+-- ARGV: @saq_name @events_maxlen @worker @engine work_id expected_version snapshot_json
+--     dispatch job_suffix history from_version
+-- REPLY OK: version
+-- REPLY GONE
+-- REPLY CONFLICT: state version
 local meta, snap_key, hist_key, job = KEYS[NS_KEYS + 1], KEYS[NS_KEYS + 2],
   KEYS[NS_KEYS + 3], KEYS[NS_KEYS + 4]
 local work_id, expected = ARGV[NS_ARGS + 1], tonumber(ARGV[NS_ARGS + 2])

@@ -1,8 +1,12 @@
 -- Resume a paused item: it goes back where it was when paused (queued; scheduled or
 -- retrying with its due time; awaiting its signals, or queued at once if one arrived
 -- meanwhile). A running item whose pause has not taken effect yet just loses the mark.
--- Item keys: meta, sig (its signal stream), next job. ARGV: work_id, dispatch, saq job key
--- suffix. Returns {'OK', state it went back to} / {'GONE'} / {'CONFLICT', state}.
+-- KEYS: @states @due @events @saq_queued @saq_incomplete @engines meta sig job
+-- ARGV: @saq_name @events_maxlen @worker @engine work_id dispatch job_suffix
+-- REPLY OK: state
+-- REPLY GONE
+-- REPLY CONFLICT: state
+-- sig: the item's signal stream. OK: the state it went back to.
 local meta, sig, job = KEYS[NS_KEYS + 1], KEYS[NS_KEYS + 2], KEYS[NS_KEYS + 3]
 local work_id, dispatch, saq_key = ARGV[NS_ARGS + 1], ARGV[NS_ARGS + 2], ARGV[NS_ARGS + 3]
 local f = redis.call('HMGET', meta, 'state', 'pst', 'pdue', 'wsig', 'pause', 'step', 'v')

@@ -1,6 +1,9 @@
--- Queue a failed or dead item again with fresh attempts. Item keys: meta, job.
--- ARGV: work_id, dispatch, saq job key suffix.
--- Returns {'OK', previous state} / {'GONE'} / {'CONFLICT', state}.
+-- Queue a failed or dead item again with fresh attempts.
+-- KEYS: @states @due @events @saq_queued @saq_incomplete @engines meta job
+-- ARGV: @saq_name @events_maxlen @worker @engine work_id dispatch job_suffix
+-- REPLY OK: previous
+-- REPLY GONE
+-- REPLY CONFLICT: state
 local meta, job = KEYS[NS_KEYS + 1], KEYS[NS_KEYS + 2]
 local work_id = ARGV[NS_ARGS + 1]
 local f = redis.call('HMGET', meta, 'state', 'step', 'v')

@@ -1,10 +1,15 @@
 -- Send a signal to an item: append it to the item's signal stream (kept, in order, until
 -- the commit of a step that receives it), and wake the item if it awaits that name.
--- Item keys: meta, sig (the item's signal stream), next job.
--- ARGV: work_id, name, payload json, sender, dispatch, saq job key suffix, max pending.
--- Returns {'WOKE', signal id} (it was awaiting this name: queued now) / {'KEPT', signal id}
--- (kept for a later wait or the step that will receive it) / {'GONE'} / {'TERMINAL', state}
--- / {'FULL', pending}.
+-- KEYS: @states @due @events @stats @saq_queued @saq_incomplete @engines meta sig job
+-- ARGV: @saq_name @events_maxlen @worker @engine work_id name payload sender dispatch
+--     job_suffix max_pending
+-- REPLY WOKE: signal_id
+-- REPLY KEPT: signal_id
+-- REPLY GONE
+-- REPLY TERMINAL: state
+-- REPLY FULL: pending
+-- WOKE: it was awaiting this name (queued now); KEPT: kept for a later wait or the step
+-- that will receive it.
 local meta, sig, job = KEYS[NS_KEYS + 1], KEYS[NS_KEYS + 2], KEYS[NS_KEYS + 3]
 local work_id, name, payload = ARGV[NS_ARGS + 1], ARGV[NS_ARGS + 2], ARGV[NS_ARGS + 3]
 local sender, dispatch, saq_key = ARGV[NS_ARGS + 4], ARGV[NS_ARGS + 5], ARGV[NS_ARGS + 6]

@@ -3,10 +3,14 @@
 -- before, under the tick's idempotency key: a worker that dies in between leaves the
 -- decision in place, and the next worker enqueues the same key again (which creates nothing)
 -- and comes here.
--- KEYS: 1 the schedule's hash, 2 the due index of its queue.
--- ARGV: 1 name, 2 the tick, 3 its outcome, 4 the next tick (ms; '' when the expression never
--- matches again), 5 the item's work id ('' when the tick made none).
--- Returns {'OK'}, {'GONE'} or {'MOVED'} (another worker carried it out, or it was changed).
+-- KEYS: sched due
+-- ARGV: name tick outcome next_tick work_id
+-- REPLY OK
+-- REPLY GONE
+-- REPLY MOVED
+-- sched: the schedule's hash; due: the due index of its queue. next_tick: ms, '' when the
+-- expression never matches again; work_id: the item's, '' when the tick made none. MOVED:
+-- another worker carried it out, or it was changed.
 local sched, due = KEYS[1], KEYS[2]
 local name, tick, outcome, nxt, work_id = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 if nxt ~= '' and not (tonumber(nxt) and tonumber(nxt) > tonumber(tick)) then

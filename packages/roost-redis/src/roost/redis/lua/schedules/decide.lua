@@ -1,16 +1,22 @@
 -- Decide what a schedule's due tick does, once for every worker: the first caller records
 -- the outcome, later callers (other workers, or a worker after a crash) get the same one.
--- KEYS: 1 the schedule's hash, 2 the due index of its queue, 3 its queue's schedule clock
--- hash, 4 the meta hash of its last item as the caller read it (the schedule's own hash
--- when it has none).
--- ARGV: 1 name, 2 the tick (its 'next' as read), 3 its last work id as read ('' none),
--- 4 its definition version as read, 5 the finished states, space-separated.
--- Outcomes: 'fired', 'fired-missed' (one item for ticks missed while no worker looked),
--- 'skipped-missed' (missed ticks with the skip policy), 'skipped-running' (the last item is
--- unfinished and the schedule skips while it runs).
--- Returns {'DECIDED', outcome, missed mark ('' unless the tick was missed)}, {'GONE'} (and
--- drops a stale index entry), {'MOVED', its next tick} (another worker went on),
--- {'PAUSED'} or {'RETRY'} (its last item or definition changed since read).
+-- KEYS: sched due clock last_meta
+-- ARGV: name tick last version finished_states
+-- REPLY DECIDED: outcome mark
+-- REPLY GONE
+-- REPLY MOVED: next_tick
+-- REPLY PAUSED
+-- REPLY RETRY
+-- sched: the schedule's hash; due: the due index of its queue; clock: its queue's schedule
+-- clock hash; last_meta: the meta hash of its last item as the caller read it (the
+-- schedule's own hash when it has none). tick: its 'next' as read; last: its last work id
+-- as read ('' none); version: its definition version as read; finished_states:
+-- space-separated. Outcomes: 'fired', 'fired-missed' (one item for ticks missed while no
+-- worker looked), 'skipped-missed' (missed ticks with the skip policy), 'skipped-running'
+-- (the last item is unfinished and the schedule skips while it runs). mark: the missed mark
+-- ('' unless the tick was missed). GONE also drops a stale index entry; MOVED: another
+-- worker went on (next_tick: '' for none); RETRY: its last item or definition changed since
+-- read.
 local sched, due, clock, last_meta = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local name, tick, last, ver = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local f = redis.call('HMGET', sched, 'next', 'paused', 'dtick', 'dout', 'dmark', 'last', 'missed',

@@ -1,10 +1,15 @@
 -- Change a schedule: pause, resume, remove, or record an item that run-now made.
--- KEYS: 1 the schedule's hash, 2 the namespace's sorted set of schedule names, 3 the due
--- index of its queue.
--- ARGV: 1 op ('pause', 'resume', 'remove', 'ran'), 2 name, 3 its queue as the caller read
--- it, 4 for 'resume' its next tick (ms; '' for none), for 'ran' the item's work id.
--- Returns {'OK'}, {'SAME'} (already paused, or already running), {'GONE'} (no such
--- schedule) or {'RETRY'} (its queue changed since the caller read it).
+-- KEYS: sched names due
+-- ARGV: op name queue arg
+-- REPLY OK
+-- REPLY SAME
+-- REPLY GONE
+-- REPLY RETRY
+-- sched: the schedule's hash; names: the namespace's sorted set of schedule names; due: the
+-- due index of its queue. op: 'pause', 'resume', 'remove' or 'ran'; queue: its queue as the
+-- caller read it; arg: for 'resume' its next tick (ms; '' for none), for 'ran' the item's
+-- work id. SAME: already paused, or already running; RETRY: its queue changed since the
+-- caller read it.
 local sched, names, due = KEYS[1], KEYS[2], KEYS[3]
 local op, name, queue, arg = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 if redis.call('EXISTS', sched) == 0 then return {'GONE'} end

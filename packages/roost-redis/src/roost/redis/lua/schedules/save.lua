@@ -1,12 +1,16 @@
 -- Create a schedule, or replace one (its definition and next tick; its counters and last
 -- item stay, and so does a pause).
--- KEYS: 1 the schedule's hash, 2 the namespace's sorted set of schedule names, 3 the due
--- index of its queue, 4 the due index of the queue it had (when replacing; else as 3).
--- ARGV: 1 name, 2 '1' to replace an existing one, 3 the queue it had as the caller read it
--- ('' for none), 4 its first tick (ms; '' when the expression never matches), then the
--- definition's field/value pairs.
--- Returns {'OK', 1 created | 0 replaced}, {'EXISTS'} (and replace not asked), or {'RETRY'}
--- (it changed since the caller read it).
+-- KEYS: sched names due old_due
+-- ARGV: name replace old_queue first_tick fields*
+-- REPLY OK: created
+-- REPLY EXISTS
+-- REPLY RETRY
+-- sched: the schedule's hash; names: the namespace's sorted set of schedule names; due: the
+-- due index of its queue; old_due: that of the queue it had (when replacing; else as due).
+-- replace: '1' to replace an existing one; old_queue: the queue it had as the caller read it
+-- ('' for none); first_tick: ms, '' when the expression never matches; fields: the
+-- definition's field/value pairs. created: 1 created, 0 replaced. EXISTS: and replace not
+-- asked; RETRY: it changed since the caller read it.
 local sched, names, due, old_due = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local name, replace, old_queue, first = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local t = redis.call('TIME')

@@ -2,10 +2,12 @@
 -- A pass that comes more than ARGV[1] ms after the previous one (or the first pass ever)
 -- marks every tick due by now as missed: no worker was looking at the schedules when they
 -- came due (see roost/redis/ticks.py).
--- KEYS: 1 the queue's due index, 2 the queue's schedule clock hash.
--- ARGV: 1 the gap (ms) after which pending ticks count as missed, 2 at most this many rows.
--- Returns {now (ms), missed mark ('' none), the next tick after now ('' none),
--- name1, tick1, name2, tick2, ...}.
+-- KEYS: due clock
+-- ARGV: missed_after_ms count
+-- REPLY: now missed next_tick rows*(name tick)
+-- due: the queue's due index; clock: the queue's schedule clock hash. missed_after_ms: the
+-- gap after which pending ticks count as missed; count: at most this many rows. now: ms;
+-- missed: the missed mark ('' none); next_tick: the next tick after now ('' none).
 local due, clock = KEYS[1], KEYS[2]
 local gap, batch = tonumber(ARGV[1]), tonumber(ARGV[2])
 local t = redis.call('TIME')

@@ -1,0 +1,391 @@
+"""The contract of a Roost script: its KEYS, ARGV and replies, by name.
+
+Every ``lua/NAME.lua`` opens with a header that says what the script takes and answers::
+
+    -- KEYS: @states @due meta item res* resw* kids?
+    -- ARGV: @events_maxlen work_id token nres items*(work_id json)
+    -- REPLY OK: version event_id
+    -- REPLY GONE
+    -- REPLY: requeued dead          (a script whose reply carries no code)
+
+A line that starts with ``--`` and two or more spaces continues the line above. A slot is
+a name; ``@name`` is a namespace slot the store fills in (the state indexes, the queue's
+leases and due sets, the event stream, the route's delivery lists...: see
+:data:`NAMESPACE_KEYS` and :data:`NAMESPACE_ARGS`); ``name*`` takes any number of values
+(a list), ``name*(a b c)`` any number of groups of those slots, ``name?`` one value that
+may be left out (at the end only). A ``REPLY CODE`` line names the fields that follow the
+code in that reply.
+
+The Python side states the same contract for each script (``roost.redis.calls``), packs
+its keys and arguments by name in the contract's order with :func:`pack`, and reads
+replies with :func:`decode`; a test holds the two statements equal. So a script's key
+order is written once, in its header, and checked everywhere else.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import re
+import types
+import typing
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, TypeVar, cast
+
+__all__ = [
+    "NAMESPACE_ARGS",
+    "NAMESPACE_KEYS",
+    "Code",
+    "Contract",
+    "ContractError",
+    "Slot",
+    "decode",
+    "pack",
+    "parse_header",
+    "parse_slots",
+]
+
+NAMESPACE_KEYS = (
+    "states",
+    "leases",
+    "due",
+    "events",
+    "stats",
+    "saq_queued",
+    "saq_active",
+    "saq_incomplete",
+    "strand",
+    "engines",
+)
+"""The namespace key slots a script may take, in the order they must come (all first).
+
+``@states`` is the 11 state indexes in ``keys.STATE_ORDER``; the rest are one key each,
+of the queue (leases, due), the namespace (events, stats) or the route (the SAQ lists of
+the item's engine, its stranded-delivery hash, the queue's set of engines).
+"""
+NAMESPACE_ARGS = ("saq_name", "events_maxlen", "worker", "lease_ttl", "engine")
+"""The namespace argument slots a script may take, in the order they must come (all first)."""
+
+
+R = TypeVar("R")
+
+
+class ContractError(ValueError):
+    """A header that does not parse, or a call that does not fit its contract."""
+
+
+class Code(StrEnum):
+    """Every reply code a Roost script answers with (the first value of its reply)."""
+
+    OK = "OK"
+    GONE = "GONE"
+    """No such item (never created, or purged)."""
+    STALE = "STALE"
+    """The caller's lease lapsed or passed to another worker: nothing was written."""
+    DUP = "DUP"
+    """A repeat of this very call (its reply was lost) that already applied."""
+    CANCELLED = "CANCELLED"
+    """An operator cancelled the item while its step ran; the lease was let go."""
+    CONFLICT = "CONFLICT"
+    """The item is not in a state (or version) the call can act on."""
+    TERMINAL = "TERMINAL"
+    """The item is finished."""
+    ALREADY = "ALREADY"
+    """The item is already paused (or marked to pause)."""
+    SKIP = "SKIP"
+    """The delivery is not the item's current one (it moved on)."""
+    NEEDRES = "NEEDRES"
+    """The caller read other resources than the item has: call again with these."""
+    WAIT = "WAIT"
+    """A resource is taken: the item waits (no attempt used)."""
+    DEAD = "DEAD"
+    """The item ran out of attempts."""
+    FAILED = "FAILED"
+    """The item failed for good (a terminal error)."""
+    RETRYING = "RETRYING"
+    """The attempt failed; the item runs again after a backoff."""
+    TAKEN = "TAKEN"
+    """A child's idempotency key names an item that cannot become this item's child."""
+    RACE = "RACE"
+    """A child's idempotency key changed hands since the caller read it: read and repeat."""
+    WOKE = "WOKE"
+    """The signal woke the item (it awaited that name)."""
+    KEPT = "KEPT"
+    """The signal is kept for a later wait or step."""
+    FULL = "FULL"
+    """The item holds too many unconsumed signals."""
+    LOST = "LOST"
+    """(renew) The lease expired or passed to another worker."""
+    # -- the schedule scripts (lua/schedules)
+    DECIDED = "DECIDED"
+    """(schedules) The tick's outcome is recorded (by this call or an earlier one)."""
+    MOVED = "MOVED"
+    """(schedules) Another worker went on, or the schedule changed."""
+    PAUSED = "PAUSED"
+    """(schedules) The schedule is paused."""
+    SAME = "SAME"
+    """(schedules) Already paused, or already running."""
+    EXISTS = "EXISTS"
+    """(schedules) A schedule of that name exists and replacing it was not asked."""
+    RETRY = "RETRY"
+    """(schedules) It changed since the caller read it: read again and repeat."""
+
+
+@dataclass(frozen=True)
+class Slot:
+    """One place in KEYS or ARGV (or a reply): a name and how many values it holds."""
+
+    name: str
+    many: bool = False
+    """``name*``: any number of values (or of groups)."""
+    optional: bool = False
+    """``name?``: one value that may be left out."""
+    namespace: bool = False
+    """``@name``: filled in by the store from the namespace and route."""
+    group: tuple[Slot, ...] = ()
+    """``name*(a b)``: the slots of each group."""
+
+    def __str__(self) -> str:
+        head = ("@" if self.namespace else "") + self.name
+        if self.group:
+            return f"{head}*({' '.join(str(s) for s in self.group)})"
+        return head + ("*" if self.many else "") + ("?" if self.optional else "")
+
+
+@dataclass(frozen=True)
+class Contract:
+    """What one script takes and answers."""
+
+    name: str
+    keys: tuple[Slot, ...]
+    args: tuple[Slot, ...]
+    replies: Mapping[Code | None, tuple[Slot, ...]] = field(default_factory=dict[Any, Any])
+    """Reply code to the fields after it; ``None`` for a script whose reply has no code."""
+
+    @classmethod
+    def of(cls, name: str, *, keys: str, args: str, replies: Mapping[str, str]) -> Contract:
+        """A contract from the header's own notation (``replies``: code, or ``''``, to fields)."""
+        return cls(
+            name,
+            parse_slots(keys),
+            parse_slots(args),
+            {(Code(c) if c else None): parse_slots(f) for c, f in replies.items()},
+        )
+
+    @functools.cached_property
+    def namespace_keys(self) -> tuple[str, ...]:
+        """The namespace key slots the script takes (they lead its KEYS)."""
+        return tuple(s.name for s in self.keys if s.namespace)
+
+    @functools.cached_property
+    def namespace_args(self) -> tuple[str, ...]:
+        """The namespace argument slots the script takes (they lead its ARGV)."""
+        return tuple(s.name for s in self.args if s.namespace)
+
+    @functools.cached_property
+    def own_keys(self) -> tuple[Slot, ...]:
+        """The KEYS slots after the namespace ones."""
+        return tuple(s for s in self.keys if not s.namespace)
+
+    @functools.cached_property
+    def own_args(self) -> tuple[Slot, ...]:
+        """The ARGV slots after the namespace ones."""
+        return tuple(s for s in self.args if not s.namespace)
+
+    @property
+    def coded(self) -> bool:
+        """Whether the script's reply starts with a :class:`Code`."""
+        return None not in self.replies
+
+    def describe(self) -> str:
+        """The contract in the header's notation (what a test compares)."""
+        lines = [
+            f"KEYS: {' '.join(map(str, self.keys))}",
+            f"ARGV: {' '.join(map(str, self.args))}",
+        ]
+        for code, fields in self.replies.items():
+            head = "REPLY" if code is None else f"REPLY {code}"
+            lines.append(f"{head}: {' '.join(map(str, fields))}".rstrip(": "))
+        return "\n".join(lines)
+
+
+_TOKEN = re.compile(r"(@?)([a-z_][a-z0-9_]*)(\*\(([^)]*)\)|\*|\?)?")
+
+
+def parse_slots(text: str) -> tuple[Slot, ...]:
+    """Slots from their notation (``meta item res* @due kids? items*(a b)``).
+
+    Raises:
+        ContractError: a token that is not a slot.
+    """
+    slots: list[Slot] = []
+    pos = 0
+    text = text.strip()
+    while pos < len(text):
+        if text[pos].isspace():
+            pos += 1
+            continue
+        m = _TOKEN.match(text, pos)
+        if m is None:
+            raise ContractError(f"cannot read a slot at {text[pos:]!r}")
+        at, name, mark, inner = m.group(1), m.group(2), m.group(3) or "", m.group(4)
+        group = parse_slots(inner) if inner is not None else ()
+        slots.append(
+            Slot(
+                name,
+                many=mark.startswith("*"),
+                optional=mark == "?",
+                namespace=bool(at),
+                group=group,
+            )
+        )
+        pos = m.end()
+    return tuple(slots)
+
+
+_LINE = re.compile(r"--\s(KEYS|ARGV|REPLY)(?:\s+([A-Z]+))?\s*:?(.*)$")
+_MORE = re.compile(r"--\s{2,}(\S.*)$")
+
+
+def parse_header(name: str, source: str) -> Contract:
+    """The contract a script's opening comment states.
+
+    Raises:
+        ContractError: the header lacks KEYS or ARGV, or a line does not parse.
+    """
+    sections: list[list[str]] = []
+    for line in source.splitlines():
+        if not line.startswith("--"):
+            break
+        m = _LINE.match(line)
+        if m:
+            sections.append([m.group(1), m.group(2) or "", m.group(3)])
+            continue
+        more = _MORE.match(line)
+        if more and sections:
+            sections[-1][2] += " " + more.group(1)
+        elif sections:
+            sections.append(["", "", ""])  # prose after a section ends it
+    keys = args = None
+    replies: dict[Code | None, tuple[Slot, ...]] = {}
+    for kind, code, text in sections:
+        if kind == "KEYS":
+            keys = parse_slots(text)
+        elif kind == "ARGV":
+            args = parse_slots(text)
+        elif kind == "REPLY":
+            replies[Code(code) if code else None] = parse_slots(text)
+    if keys is None or args is None or not replies:
+        raise ContractError(f"{name}.lua: its header must state KEYS, ARGV and REPLY")
+    return Contract(name, keys, args, replies)
+
+
+def pack(slots: Sequence[Slot], values: Mapping[str, Any], out: list[Any]) -> list[Any]:
+    """Append ``values`` to ``out`` in the order of ``slots`` and return ``out``.
+
+    A ``*`` slot takes a list (of values, or of mappings for a group); an ``?`` slot may be
+    missing. ``slots`` are a script's own (:attr:`Contract.own_keys`, :attr:`Contract.own_args`):
+    the store puts the namespace values first.
+
+    Raises:
+        ContractError: a value with no slot, or a slot with no value.
+    """
+    used = 0
+    for slot in slots:
+        if slot.namespace:
+            raise ContractError(f"@{slot.name} is the store's to fill")
+        if slot.name not in values:
+            if slot.optional or slot.many:
+                continue
+            raise ContractError(f"no value for {slot.name}")
+        used += 1
+        value = values[slot.name]
+        if slot.group:
+            for member in value:
+                pack(slot.group, member, out)
+        elif slot.many:
+            out += value
+        else:
+            out.append(value)
+    if used != len(values):
+        known = {s.name for s in slots}
+        raise ContractError(f"no slot for {sorted(set(values) - known)}")
+    return out
+
+
+def _converter(hint: Any) -> Callable[[Any], Any]:
+    if hint is bool:
+        return lambda v: bool(v) and v != "0" and v != 0
+    if hint is int:
+        return int
+    if hint is float:
+        return float
+    if hint is str:
+        return str
+    if hint is Code:
+        return Code
+    args = typing.get_args(hint)
+    if typing.get_origin(hint) in (typing.Union, types.UnionType) and type(None) in args:
+        inner = _converter(next(a for a in args if a is not type(None)))
+        return lambda v: None if v is None or v == "" else inner(v)
+    return lambda v: v
+
+
+_CODES: dict[str, Code] = {c.value: c for c in Code}
+_Plan = dict[Code | None, tuple[tuple[Slot, Callable[[Any], Any]], ...]]
+_PLANS: dict[tuple[str, type[Any]], _Plan] = {}
+
+
+def _plan(contract: Contract, cls: type[Any]) -> _Plan:
+    """Per reply code, each field's slot and converter (made once per script and class)."""
+    found = _PLANS.get((contract.name, cls))
+    if found is None:
+        hints = typing.get_type_hints(cls)
+        convert = {f.name: _converter(hints[f.name]) for f in dataclasses.fields(cls)}
+        found = {
+            code: tuple((slot, convert[slot.name]) for slot in fields)
+            for code, fields in contract.replies.items()
+        }
+        _PLANS[(contract.name, cls)] = found
+    return found
+
+
+def decode(contract: Contract, raw: Any, cls: type[R]) -> R:
+    """A script's raw reply as ``cls`` (a dataclass with a field per reply field).
+
+    A coded reply fills ``code`` and the fields its code names; a ``*`` field takes the
+    rest (as tuples for a group). Fields the reply does not carry keep their defaults.
+
+    Raises:
+        ContractError: a code the contract does not list, or more values than fields.
+    """
+    values: list[Any] = list(cast("list[Any]", raw)) if isinstance(raw, list | tuple) else [raw]
+    plan = _plan(contract, cls)
+    kwargs: dict[str, Any] = {}
+    if None in plan:
+        fields = plan[None]
+    else:
+        try:
+            code = _CODES[values[0]]
+            fields = plan[code]
+        except (KeyError, TypeError):
+            raise ContractError(f"{contract.name} does not answer {values[0]!r}") from None
+        kwargs["code"] = code
+        values = values[1:]
+    if len(values) > len(fields) and not (fields and fields[-1][0].many):
+        raise ContractError(f"{contract.name} answered more than its contract: {raw!r}")
+    for pos, (slot, convert) in enumerate(fields):
+        if slot.many:
+            rest = values[pos:]
+            if slot.group:
+                width = len(slot.group)
+                kwargs[slot.name] = [tuple(rest[i : i + width]) for i in range(0, len(rest), width)]
+            else:
+                kwargs[slot.name] = rest
+            break
+        if pos >= len(values):
+            break
+        kwargs[slot.name] = convert(values[pos])
+    return cls(**kwargs)
