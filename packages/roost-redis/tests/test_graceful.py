@@ -10,6 +10,7 @@ from pathlib import Path
 
 from roost.redis import RedisSwarm
 from roost.runtime import Snapshot, WorkItem, WorkState
+from roost.runtime.observe import StepObserver, StepRecord
 from roost_testkit.engines import HashChainEngine, read_log
 
 from .conftest import registry  # noqa: TID252
@@ -209,3 +210,54 @@ async def test_a_second_signal_exits_at_once_while_a_step_blocks_the_event_loop(
     rc = await asyncio.to_thread(proc.wait, 10)
     assert time.monotonic() - sent < 2.0
     assert rc == 128 + signal.SIGTERM
+
+
+class StopAsAStepStarts(StepObserver):
+    """Stops the worker the moment the runner starts step ``version`` (before its task runs)."""
+
+    def __init__(self, swarm: RedisSwarm, version: int) -> None:
+        self.swarm = swarm
+        self.version = version
+        self.ended: list[tuple[int, str | None, str]] = []
+
+    def step_started(self, record: StepRecord) -> None:
+        if record.version == self.version:
+            self.swarm.stop_worker()
+
+    def step_ended(self, record: StepRecord) -> None:
+        self.ended.append((record.version, record.outcome, record.detail))
+
+
+class Counting(HashChainEngine):
+    """Counts the engine calls that began."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.steps = 0
+
+    async def step(self, snapshot: Snapshot, item: WorkItem) -> Snapshot:
+        self.steps += 1
+        return await super().step(snapshot, item)
+
+
+async def test_a_stop_that_lands_as_a_step_is_started_keeps_the_engine_from_running(
+    swarm: RedisSwarm,
+):
+    """Stopping after the runner decided to start a step but before the step's task ran.
+
+    The engine is not called: the step ends as interrupted and the item goes back queued,
+    with no attempt used (what the drain chaos scenario checks: no step starts after the
+    worker began to stop).
+    """
+    work_id = await swarm.enqueue("hashchain", {"steps": 3, "mode": "plain"})
+    engine = Counting()
+    observer = StopAsAStepStarts(swarm, version=2)  # step 1, after init_snapshot (v1)
+    await asyncio.wait_for(
+        swarm.run_worker([engine], install_signal_handlers=False, observers=[observer]), 30
+    )
+    assert engine.steps == 0
+    # The init snapshot, not committed yet (it goes with step 1's commit), ends with it.
+    assert observer.ended == [(v, "interrupted", "worker stopping") for v in (1, 2)]
+    meta = (await swarm.status(work_id)).meta
+    assert meta.state == WorkState.QUEUED and meta.lease is None and meta.version == 0
+    assert meta.attempts == 0

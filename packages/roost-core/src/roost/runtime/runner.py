@@ -22,8 +22,8 @@ import json
 import logging
 import random
 import time
-from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Coroutine, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from roost.runtime.context import StepContext
 from roost.runtime.errors import EngineContractError, PermanentError
@@ -56,6 +56,7 @@ __all__ = [
 ]
 
 log = logging.getLogger("roost.worker")
+_T = TypeVar("_T")
 
 PROGRESS_MIN_INTERVAL = 0.5
 """A step's progress is saved at most this often (seconds), and its last report always."""
@@ -320,10 +321,22 @@ class Runner:
             held.records.append(record)
             held.waits = (None, None)
         held.task = asyncio.create_task(
-            call_step(ctx, engine, item, snapshot, version + 1),
+            self._unless_stopping(call_step(ctx, engine, item, snapshot, version + 1)),
             context=record.context if record is not None else None,
         )
         return held.task
+
+    async def _unless_stopping(self, step: Coroutine[Any, Any, _T]) -> _T:
+        """Run ``step``, unless the worker began to stop before the task's first run.
+
+        A task starts on a later pass of the event loop than the one that made it, and a
+        SIGTERM handled in between must not let the engine start: the step ends as
+        interrupted (its item is released with its attempt), as if stopping had come first.
+        """
+        if self.stopping:
+            step.close()
+            raise asyncio.CancelledError("the worker began to stop before the step started")
+        return await step
 
     def _goes_on_after_init(self, init: Snapshot) -> bool:
         """Whether step 1 follows init_snapshot at once, on the same lease and claims."""
