@@ -6,13 +6,16 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import time
 from pathlib import Path
+from types import SimpleNamespace
+from typing import cast
 
 import pytest
 
 from roost.redis import RedisSwarm
-from roost.redis.identity import WorkerIdInUse
-from roost.runtime import WorkState
+from roost.redis.identity import Member, WorkerIdInUse, unbroken_since
+from roost.runtime import RoostSettings, WorkState
 from roost_testkit.engines import HashChainEngine, expected_state, read_log
 from roost_testkit.redis_faults import out_of_memory
 
@@ -199,3 +202,19 @@ async def test_a_restart_during_an_outage_takes_the_leases_back_once_redis_serve
     kinds = await _check_history(swarm, work_id)
     assert kinds.count("lease_expired") == 1
     assert successor.poll() is None
+
+
+def test_a_run_of_heartbeats_is_broken_while_a_gap_is_under_way():
+    """The maintenance loop can come back from an outage before the heartbeat does.
+
+    Seen in the full chaos tier (Redis busy for 6 s, above the 5 s heartbeat timeout): a
+    worker's maintenance pass went through before its own heartbeat did, judged the others
+    by a run of beats the outage had broken, and took back 16 live leases. Until a
+    heartbeat goes through again, the run is broken: that worker judges nobody.
+    """
+    settings = RoostSettings(heartbeat_timeout=5.0)
+    member = SimpleNamespace(settings=settings, beating_since=1_000.0)
+    member.beat_done = time.monotonic()  # the last beat just came back
+    assert unbroken_since(cast(Member, member)) == 1_000.0
+    member.beat_done = time.monotonic() - 3.0  # none for 3 s: more than two 1 s intervals
+    assert unbroken_since(cast(Member, member)) == float("inf")

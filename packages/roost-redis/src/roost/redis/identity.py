@@ -42,6 +42,7 @@ __all__ = [
     "beat",
     "claim_identity",
     "heartbeat_interval",
+    "unbroken_since",
 ]
 
 log = logging.getLogger("roost.worker")
@@ -84,6 +85,26 @@ def heartbeat_interval(timeout: float) -> float:
     return min(HEARTBEAT_INTERVAL, timeout / 5.0)
 
 
+def _gap(worker: Member) -> float:
+    """Seconds without a heartbeat going through that break a worker's unbroken run."""
+    return 2 * heartbeat_interval(worker.settings.heartbeat_timeout) + 0.5
+
+
+def unbroken_since(worker: Member) -> float:
+    """Server ms at which the worker's current unbroken run of heartbeats began.
+
+    ``inf`` while a gap is under way (no heartbeat has gone through for longer than two
+    intervals): the run that :attr:`Member.beating_since` describes is broken even though
+    no heartbeat has yet gone through to start the next one. A worker judges others by their
+    silence only from a run at least ``ROOST_HEARTBEAT_TIMEOUT`` long (see
+    ``maintenance.lapsed_workers``); its other loops may come back from an outage before its
+    heartbeat does, and must not judge by a run the outage broke.
+    """
+    if time.monotonic() - worker.beat_done > _gap(worker):
+        return float("inf")
+    return worker.beating_since
+
+
 async def beat(worker: Member, info: dict[str, Any], *, claim: bool = False) -> bool:
     """Publish one heartbeat; with ``claim``, make this run the identity's incarnation.
 
@@ -119,7 +140,7 @@ async def beat(worker: Member, info: dict[str, Any], *, claim: bool = False) -> 
     # The first beat after a gap (Redis was away or slow, or the event loop was blocked)
     # starts a new unbroken run: until it is ROOST_HEARTBEAT_TIMEOUT old, this worker does
     # not judge others by their silence, which may be the same gap (see lapsed_workers).
-    if claim or done - worker.beat_done > 2 * heartbeat_interval(timeout_ms / 1000) + 0.5:
+    if claim or done - worker.beat_done > _gap(worker):
         worker.beating_since = now_ms
     worker.beat_done = done
     worker.last_beat = sent

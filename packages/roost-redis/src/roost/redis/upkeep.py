@@ -14,7 +14,7 @@ import socket
 import time
 from typing import TYPE_CHECKING, Any, Protocol
 
-from roost.redis.identity import Member, beat, heartbeat_interval
+from roost.redis.identity import Member, beat, heartbeat_interval, unbroken_since
 from roost.redis.maintenance import lapsed_workers, promote_due, purge_expired, recover_worker
 from roost.redis.scripts import LIBRARIES
 from roost.redis.supervise import raise_if_cancelling
@@ -132,7 +132,7 @@ class Maintenance:
     async def _recover_lapsed(self) -> None:
         """Take back the leases of workers whose heartbeat stopped (ROOST_HEARTBEAT_TIMEOUT)."""
         worker, keys = self.worker, self.worker.keys
-        lapsed = await lapsed_workers(worker.store, keys, worker.clock, worker.beating_since)
+        lapsed = await lapsed_workers(worker.store, keys, worker.clock, unbroken_since(worker))
         for wid, last in lapsed:
             if wid == worker.store.worker_id:
                 continue  # this very worker: it beats again now
