@@ -179,6 +179,7 @@ class Watchdog:
     settings: Any
     workers: list[Proc]
     deaths: list[tuple[str, int | None, float]]
+    concurrency: int = 1
 
     async def run(self) -> None:
         while True:
@@ -186,7 +187,9 @@ class Watchdog:
                 if not p.alive() and not p.signals:
                     self.workers.remove(p)
                     self.deaths.append((p.name, p.returncode, time.time()))
-                    self.workers.append(await asyncio.to_thread(self.env.worker, self.settings, 2))
+                    self.workers.append(
+                        await asyncio.to_thread(self.env.worker, self.settings, self.concurrency)
+                    )
             await asyncio.sleep(0.1)
 
 
@@ -216,8 +219,12 @@ async def poison_items(env: ChaosEnv, cfg: PoisonConfig) -> Result:
     rid, kid = raiser.work_id, killer.work_id
     steps = {rid: 3, kid: 3, **{h.work_id: 3 for h in healthy}}
     result.items = len(steps)
-    workers = await env.workers(settings, cfg.workers, 2)
-    dog = Watchdog(env, settings, workers, [])
+    # One slot per worker: the step that exits kills its worker and so costs an attempt to
+    # every item that worker held (a lost worker counts as an attempt: that is what stops a
+    # poison item from killing workers forever). With two slots the raising item could share
+    # the killed worker and go dead from that loss, one RuntimeError short of its attempts.
+    workers = await env.workers(settings, cfg.workers, 1)
+    dog = Watchdog(env, settings, workers, [], concurrency=1)
     watch = asyncio.create_task(dog.run())
     try:
         async with env.swarm(settings) as swarm:
