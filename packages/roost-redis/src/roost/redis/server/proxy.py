@@ -180,7 +180,7 @@ class TcpProxy:
         if self._server is not None:
             self._server.close()
         me = asyncio.current_task()
-        for _ in range(300):  # at most about 3 s
+        for _ in range(800):  # at most about 8 s (a loaded machine is slow to close)
             for link in list(self._links):
                 link.abort()
             for writer in self._writers:
