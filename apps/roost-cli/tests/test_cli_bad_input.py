@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import socket
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cli_support import Cli
@@ -57,6 +58,9 @@ CASES: list[tuple[tuple[str, ...], dict[str, str], str]] = [
     (("list",), {"ROOST_REDIS_URL": "http://127.0.0.1/"}, "ROOST_REDIS_URL"),
     (("--redis-url", "ftp://x", "list"), {}, "--redis-url"),
     (("--namespace", "a b", "list"), {}, "--namespace"),
+    (("--partitions", "3", "list"), {}, "--partitions: must be a power of two from 1 to 1024"),
+    (("--partitions", "4", *ENQUEUE), {}, "--partitions: 4 partitions: more than 1 is not"),
+    (("worker",), {"ROOST_PARTITIONS": "8"}, "ROOST_PARTITIONS: 8 partitions: more than 1"),
     (("worker", "--worker-id", "bad id"), {}, "--worker-id: 'bad id' must be 1-128 characters"),
     (("worker",), {"ROOST_WORKER_ID": "{tag}"}, "ROOST_WORKER_ID: '{tag}' must be"),
     (("worker",), {"ROOST_HEARTBEAT_TIMEOUT": "0.1"}, "ROOST_HEARTBEAT_TIMEOUT: must be"),
@@ -87,6 +91,23 @@ def test_unreachable_redis_url_exits_2(cli: Cli) -> None:
         assert result.stderr.splitlines() == [result.stderr.strip()]
         assert f"cannot reach Redis at {url}" in result.stderr
     assert sum(cli.counts().values()) == 0
+
+
+def test_a_namespace_recording_more_partitions_exits_2_naming_them(cli: Cli) -> None:
+    async def record_four(swarm: Any) -> None:
+        await swarm.client.execute_command("HSET", swarm.keys.conf, "partitions", "4")
+
+    cli.swarm_call(record_four)
+    ns = cli.env["ROOST_NAMESPACE"]
+    for args, message in (
+        (("list",), f"namespace {ns!r} has 4 partitions: more than 1 is not supported yet"),
+        ((*ENQUEUE,), f"namespace {ns!r} has 4 partitions: more than 1 is not supported yet"),
+        (("--partitions", "1", "list"), f"namespace {ns!r} has 4 partitions, not 1 (fixed"),
+    ):
+        result = cli.proc(*args)
+        assert result.code == 2, result
+        assert len(result.stderr.splitlines()) == 1, result.stderr
+        assert result.stderr.startswith(f"error: ROOST_PARTITIONS: {message}"), result.stderr
 
 
 def test_as_a_real_process_no_traceback(cli: Cli) -> None:

@@ -39,6 +39,10 @@ class Enqueuer(Protocol):
         """Roost's scripts (``enqueue`` is acknowledged like a commit)."""
         ...
 
+    async def settle_partitions(self) -> int:
+        """Record the namespace's number of partitions unless it has one; return it."""
+        ...
+
 
 async def enqueue_items(
     store: Enqueuer,
@@ -67,6 +71,7 @@ async def enqueue_items(
         if seed is not None and (seed.work_id, seed.engine) != (item.work_id, item.engine):
             raise BadInput(f"seed snapshot {offset} does not belong to its item")
         prepared.append((item, item_json, stored_snapshot(seed) if seed else ""))
+    await store.settle_partitions()
     # One script call per engine (and chunk): each pushes on its engine's delivery list.
     by_engine: dict[str, list[int]] = {}
     for offset, (item, _, _) in enumerate(prepared):

@@ -20,20 +20,29 @@ from roost.redis.connection import ServerInfo, check_server, make_client, redact
 from roost.redis.contract import Code
 from roost.redis.faults import describe as describe_redis_error
 from roost.redis.faults import error_code, is_unreachable
-from roost.redis.keys import Keys
+from roost.redis.keys import STATE_ORDER, Keys
 from roost.redis.schema import Meta
 from roost.redis.scripts import WAIT_TIMEOUT_MS, Scripts
 from roost.redis.topology import explain_failure, is_topology_url
-from roost.runtime.errors import ConflictError, NotFound, RedisUnreachable, RoostError
+from roost.runtime.errors import (
+    ConflictError,
+    NotFound,
+    RedisUnreachable,
+    RoostError,
+    SettingsError,
+)
 from roost.runtime.models import Snapshot, WorkMeta, WorkStatus
 from roost.runtime.plugins import Registry
-from roost.runtime.settings import RoostSettings
+from roost.runtime.settings import MAX_PARTITIONS, PARTITIONS_SUPPORTED, RoostSettings
 
 if TYPE_CHECKING:
     from roost.redis.aio import AsyncRedis
     from roost.runtime.stores import ArtifactStore
 
-__all__ = ["EmbeddedServerFailed", "RedisStore"]
+__all__ = ["PARTS", "EmbeddedServerFailed", "RedisStore"]
+
+PARTS = "partitions"
+"""The field of the namespace's record (``Keys.conf``) holding its number of partitions."""
 
 
 class EmbeddedServerFailed(RoostError):
@@ -81,6 +90,10 @@ class RedisStore:
             base = RoostSettings.from_env({}, **{**base.model_dump(), **update})
         self.settings = base
         self.keys = Keys(base.redis_prefix, base.namespace, base.queue)
+        self.partitions = base.partitions or 1
+        """The namespace's number of partitions: as recorded once connected (see
+        :meth:`settle_partitions`), else as asked."""
+        self._settled = False
         self._registry = registry
         self.validate_engines = validate_engines
         self.worker_id = ""
@@ -125,9 +138,71 @@ class RedisStore:
             if is_unreachable(exc) and error_code(exc) is None:
                 raise RedisUnreachable(f"cannot reach Redis at {url}: {exc}") from None
             raise RoostError(f"cannot use Redis at {url}: {describe_redis_error(exc)}") from None
+        try:
+            self.partitions = self._checked_partitions(await client.hget(self.keys.conf, PARTS))
+        except Exception:
+            await client.aclose()
+            raise
         self._client = client
         self._blocking = make_client(self.url, blocking=True, home_key=self.keys.base)
         self._scripts = Scripts(client)
+
+    def _checked_partitions(self, stored: str | None) -> int:
+        """The number of partitions to use, given the namespace's record (None: none yet).
+
+        Raises:
+            SettingsError: the record differs from ``ROOST_PARTITIONS``, or this version
+                cannot run it (one line, naming the variable).
+        """
+        wanted = self.settings.partitions
+        if stored is None:
+            return wanted or 1
+        ns = self.settings.namespace
+        found = int(stored) if stored.isdigit() else 0
+        if not 1 <= found <= MAX_PARTITIONS or found & (found - 1):
+            raise SettingsError(f"ROOST_PARTITIONS: namespace {ns!r} records {stored!r} partitions")
+        if wanted is not None and wanted != found:
+            raise SettingsError(
+                f"ROOST_PARTITIONS: namespace {ns!r} has {found} partition"
+                f"{'s' if found > 1 else ''}, not {wanted} (fixed when it was created)"
+            )
+        if found > PARTITIONS_SUPPORTED:
+            raise SettingsError(
+                f"ROOST_PARTITIONS: namespace {ns!r} has {found} partitions: "
+                f"more than {PARTITIONS_SUPPORTED} is not supported yet"
+            )
+        return found
+
+    async def settle_partitions(self) -> int:
+        """Record the namespace's number of partitions unless it has one; return it.
+
+        Called before the first write of work (an enqueue, a worker starting): the first
+        writer's ``ROOST_PARTITIONS`` (or 1) is recorded, atomically (``HSETNX``), and every
+        later process uses it or, if it asks for another, is refused. A namespace that holds
+        work from before the record existed has one partition.
+
+        Raises:
+            SettingsError: the namespace has another number than ``ROOST_PARTITIONS``.
+        """
+        if self._settled:
+            return self.partitions
+        wanted = self.settings.partitions or 1
+        if wanted > PARTITIONS_SUPPORTED:  # never record what no process could run
+            raise SettingsError(
+                f"ROOST_PARTITIONS: {wanted} partitions: "
+                f"more than {PARTITIONS_SUPPORTED} is not supported yet"
+            )
+        if wanted > 1 and await self.client.hget(self.keys.conf, PARTS) is None:
+            states = [self.keys.state(s) for s in STATE_ORDER]
+            if await self.client.exists(*states):  # work of a version before the record
+                wanted = 1
+        async with self.client.pipeline(transaction=False) as pipe:
+            pipe.hsetnx(self.keys.conf, PARTS, wanted)
+            pipe.hget(self.keys.conf, PARTS)
+            _, stored = await pipe.execute()
+        self.partitions = self._checked_partitions(stored)
+        self._settled = True
+        return self.partitions
 
     async def close(self) -> None:
         """Close the connections."""

@@ -438,6 +438,8 @@ class RedisSwarm(RedisStore, WorkStore):
 
         Raises:
             WorkerIdInUse: ``ROOST_WORKER_ID`` names a worker that is alive (a ``BadInput``).
+            SettingsError: the namespace has another number of partitions than
+                ``ROOST_PARTITIONS`` asks for.
         """
         if concurrency < 1:
             raise BadInput("concurrency must be at least 1")
@@ -451,6 +453,7 @@ class RedisSwarm(RedisStore, WorkStore):
             if isinstance(n, bool) or not isinstance(n, int) or n < 1:
                 raise BadInput(f"engine {eid}: slots must be a whole number of at least 1")
             slots[eid] = n
+        await self.settle_partitions()
         self.worker_id = (
             self.settings.worker_id or f"{socket.gethostname()}:{os.getpid()}:{new_token()[:6]}"
         )
