@@ -21,6 +21,7 @@ from roost.redis.contract import Code
 from roost.redis.faults import describe as describe_redis_error
 from roost.redis.faults import error_code, is_unreachable
 from roost.redis.keys import STATE_ORDER, Keys
+from roost.redis.placement import Placer, partition_of
 from roost.redis.schema import Meta
 from roost.redis.scripts import WAIT_TIMEOUT_MS, Scripts
 from roost.redis.topology import explain_failure, is_topology_url
@@ -94,6 +95,7 @@ class RedisStore:
         """The namespace's number of partitions: as recorded once connected (see
         :meth:`settle_partitions`), else as asked."""
         self._settled = False
+        self._placer: Placer | None = None
         self._registry = registry
         self.validate_engines = validate_engines
         self.worker_id = ""
@@ -281,17 +283,31 @@ class RedisStore:
 
     # -- reading ------------------------------------------------------------------------------
 
+    @property
+    def placer(self) -> Placer:
+        """Chooses new items' partitions (one per store: it spreads items in turn)."""
+        if self._placer is None or self._placer.partitions != self.partitions:
+            self._placer = Placer(self.partitions)
+        return self._placer
+
+    def item_keys(self, work_id: str) -> Keys:
+        """The keys of the partition ``work_id`` lives in (its id says which: no lookup)."""
+        if self.partitions == 1:
+            return self.keys
+        return self.keys.for_partition(partition_of(work_id, self.partitions))
+
     async def status(self, work_id: str) -> WorkStatus:
         """Return the item's meta, latest snapshot and work item.
 
         Raises:
             NotFound: no such work id (it may have passed its retention time).
         """
+        keys = self.item_keys(work_id)
         async with self.client.pipeline(transaction=False) as pipe:
-            pipe.hgetall(self.keys.meta(work_id))
-            pipe.get(self.keys.item(work_id))
-            pipe.get(self.keys.snap(work_id))
-            pipe.xlen(self.keys.sig(work_id))
+            pipe.hgetall(keys.meta(work_id))
+            pipe.get(keys.item(work_id))
+            pipe.get(keys.snap(work_id))
+            pipe.xlen(keys.sig(work_id))
             h, item_json, snap_json, pending = await pipe.execute()
         if not h:
             raise NotFound(f"unknown work id {work_id!r}")
@@ -309,7 +325,7 @@ class RedisStore:
         """Meta of many items in one round trip (``None`` for unknown ids)."""
         async with self.client.pipeline(transaction=False) as pipe:
             for work_id in work_ids:
-                pipe.hmget(self.keys.meta(work_id), list(META_FIELDS))
+                pipe.hmget(self.item_keys(work_id).meta(work_id), list(META_FIELDS))
             rows: list[list[str | None]] = await pipe.execute()
         out: list[WorkMeta | None] = []
         for work_id, row in zip(work_ids, rows, strict=True):
@@ -321,9 +337,10 @@ class RedisStore:
 
     async def snapshot_versions(self, work_id: str) -> list[Snapshot]:
         """The latest snapshot and the earlier versions kept (``ROOST_HISTORY``), newest first."""
+        keys = self.item_keys(work_id)
         async with self.client.pipeline(transaction=False) as pipe:
-            pipe.get(self.keys.snap(work_id))
-            pipe.lrange(self.keys.hist(work_id), 0, -1)
+            pipe.get(keys.snap(work_id))
+            pipe.lrange(keys.hist(work_id), 0, -1)
             latest, older = await pipe.execute()
         snaps = ([latest] if latest else []) + list(older)
         return [read_snapshot(work_id, s) for s in snaps]
@@ -355,10 +372,11 @@ class RedisStore:
         return out
 
     async def _keys_of(self, work_id: str) -> tuple[Keys, dict[str, str]]:
-        h: dict[str, str] = await self.client.hgetall(self.keys.meta(work_id))
+        keys = self.item_keys(work_id)
+        h: dict[str, str] = await self.client.hgetall(keys.meta(work_id))
         if not h:
             raise NotFound(f"unknown work id {work_id!r}")
-        return self.keys.for_queue(h.get(Meta.QUEUE) or self.settings.queue), h
+        return keys.for_queue(h.get(Meta.QUEUE) or self.settings.queue), h
 
     async def cancel_one(self, work_id: str) -> WorkMeta:
         """Cancel one unfinished item, leaving its children be (see :meth:`cancel`)."""
