@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import socket
 from pathlib import Path
-from typing import Any
 
 import pytest
 from cli_support import Cli
@@ -59,8 +58,7 @@ CASES: list[tuple[tuple[str, ...], dict[str, str], str]] = [
     (("--redis-url", "ftp://x", "list"), {}, "--redis-url"),
     (("--namespace", "a b", "list"), {}, "--namespace"),
     (("--partitions", "3", "list"), {}, "--partitions: must be a power of two from 1 to 1024"),
-    (("--partitions", "4", *ENQUEUE), {}, "--partitions: 4 partitions: more than 1 is not"),
-    (("worker",), {"ROOST_PARTITIONS": "8"}, "ROOST_PARTITIONS: 8 partitions: more than 1"),
+    (("worker",), {"ROOST_PARTITIONS": "12"}, "ROOST_PARTITIONS: must be a power of two"),
     (("worker", "--worker-id", "bad id"), {}, "--worker-id: 'bad id' must be 1-128 characters"),
     (("worker",), {"ROOST_WORKER_ID": "{tag}"}, "ROOST_WORKER_ID: '{tag}' must be"),
     (("worker",), {"ROOST_HEARTBEAT_TIMEOUT": "0.1"}, "ROOST_HEARTBEAT_TIMEOUT: must be"),
@@ -93,21 +91,21 @@ def test_unreachable_redis_url_exits_2(cli: Cli) -> None:
     assert sum(cli.counts().values()) == 0
 
 
-def test_a_namespace_recording_more_partitions_exits_2_naming_them(cli: Cli) -> None:
-    async def record_four(swarm: Any) -> None:
-        await swarm.client.execute_command("HSET", swarm.keys.conf, "partitions", "4")
-
-    cli.swarm_call(record_four)
+def test_asking_for_another_number_of_partitions_exits_2(cli: Cli) -> None:
+    payload = ("--payload", '{"url": "http://127.0.0.1:1/"}', "--delay", "1h")
+    first = cli("--partitions", "4", *ENQUEUE, *payload)
+    assert first.code == 0, first.stderr
+    before = cli.counts()
     ns = cli.env["ROOST_NAMESPACE"]
-    for args, message in (
-        (("list",), f"namespace {ns!r} has 4 partitions: more than 1 is not supported yet"),
-        ((*ENQUEUE,), f"namespace {ns!r} has 4 partitions: more than 1 is not supported yet"),
-        (("--partitions", "1", "list"), f"namespace {ns!r} has 4 partitions, not 1 (fixed"),
-    ):
+    for args in (("--partitions", "1", "list"), ("--partitions", "8", *ENQUEUE, *payload)):
         result = cli.proc(*args)
         assert result.code == 2, result
-        assert len(result.stderr.splitlines()) == 1, result.stderr
-        assert result.stderr.startswith(f"error: ROOST_PARTITIONS: {message}"), result.stderr
+        assert result.stderr.splitlines() == [
+            f"error: ROOST_PARTITIONS: namespace {ns!r} has 4 partitions, not "
+            f"{args[1]} (fixed when it was created)"
+        ]
+    assert cli("list").code == 0  # not asking: the namespace's own number
+    assert cli.counts() == before
 
 
 def test_as_a_real_process_no_traceback(cli: Cli) -> None:

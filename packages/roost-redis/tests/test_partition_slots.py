@@ -141,6 +141,11 @@ async def _watch(url: str, namespace: str, calls: list[tuple[str, list[str]]]) -
         await client.aclose()
 
 
+@pytest.fixture(params=[1, 4], ids=["P=1", "P=4"])
+def settings(settings: RoostSettings, request: pytest.FixtureRequest) -> RoostSettings:
+    return RoostSettings.from_env({}, **{**settings.model_dump(), "partitions": request.param})
+
+
 async def test_every_script_call_of_a_workload_has_keys_of_one_slot(
     settings: RoostSettings, swarm: RedisSwarm, running_worker: WorkerFactory, until: Any
 ):
@@ -152,7 +157,7 @@ async def test_every_script_call_of_a_workload_has_keys_of_one_slot(
         engines = [HashChainEngine(), FanOutEngine(), SignalCollector(), MeteredEngine()]
         async with running_worker(engines, concurrency=8, inline_steps=0):
             chained = await swarm.enqueue(
-                "hashchain", {"steps": 2}, resources=["gpu:0"], idempotency_key="k:1"
+                "hashchain", {"steps": 2}, resources=["gpu/0"], idempotency_key="gpu/k:1"
             )
             later = await swarm.enqueue("hashchain", {"steps": 1}, delay_seconds=0.3)
             parent = await swarm.enqueue("fanout", {"children": 2, "key_prefix": "kid"})
@@ -181,8 +186,11 @@ async def test_every_script_call_of_a_workload_has_keys_of_one_slot(
         watcher.cancel()
         with pytest.raises(asyncio.CancelledError):
             await watcher
+    slots: set[int] = set()
     for function, keys in calls:
         assert len({key_slot(k.encode()) for k in keys}) == 1, (function, keys)
+        slots.add(key_slot(keys[0].encode()))
+    assert len(slots) == settings.partitions  # with P = 4, every partition took calls
     seen = {name.rsplit("_", 1)[-1] for name, _ in calls}
     assert seen >= WATCHED, WATCHED - seen
 

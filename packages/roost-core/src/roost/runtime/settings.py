@@ -34,7 +34,6 @@ __all__ = [
     "LOG_FORMATS",
     "LOG_LEVELS",
     "MAX_PARTITIONS",
-    "PARTITIONS_SUPPORTED",
     "RoostSettings",
     "find_home",
     "parse_duration",
@@ -319,16 +318,11 @@ class RoostSettings(BaseSettings):
 MAX_PARTITIONS = 1024
 """The most partitions a namespace may have (``ROOST_PARTITIONS``)."""
 
-PARTITIONS_SUPPORTED = 1
-"""The most partitions this version runs a namespace with (more: refused, not supported yet)."""
-
 
 def partitions_problem(value: int) -> str | None:
     """What is wrong with ``value`` as a namespace's number of partitions, or None."""
     if not 1 <= value <= MAX_PARTITIONS or value & (value - 1):
         return f"must be a power of two from 1 to {MAX_PARTITIONS}, not {value}"
-    if value > PARTITIONS_SUPPORTED:
-        return f"{value} partitions: more than {PARTITIONS_SUPPORTED} is not supported yet"
     return None
 
 

@@ -57,8 +57,13 @@ async def enqueue_items(
     items: Sequence[WorkItem],
     delay_ms: int,
     seeds: Sequence[Snapshot | None] | None,
+    *,
+    partition: int | None = None,
 ) -> list[str]:
-    """Create work items, ENQUEUE_CHUNK per script call; see :meth:`RedisSwarm.enqueue_many`."""
+    """Create work items, ENQUEUE_CHUNK per script call; see :meth:`RedisSwarm.enqueue_many`.
+
+    ``partition``: put every item there (ids Roost chooses), whatever its key or resources.
+    """
     # Check and serialize everything before the first write: bad input writes nothing.
     prepared: list[tuple[WorkItem, str, str]] = []
     headers = enqueue_headers(store.registry.observers)
@@ -66,8 +71,8 @@ async def enqueue_items(
     partitions = store.partitions
     placed: list[int] = []
     for offset, given in enumerate(items):
-        item, partition = _place(store, given, seeded=bool(seeds and seeds[offset]))
-        placed.append(partition)
+        item, where = _place(store, given, seeded=bool(seeds and seeds[offset]), to=partition)
+        placed.append(where)
         if store.validate_engines and item.engine not in store.registry.engines:
             known = ", ".join(sorted(store.registry.engines)) or "none"
             raise UnknownEngine(f"unknown engine {item.engine!r} (installed: {known})")
@@ -84,15 +89,15 @@ async def enqueue_items(
             raise BadInput(f"seed snapshot {offset} does not belong to its item")
         prepared.append((item, item_json, stored_snapshot(seed) if seed else ""))
     if await store.settle_partitions() != partitions:  # another first writer's number won
-        return await enqueue_items(store, items, delay_ms, seeds)
+        return await enqueue_items(store, items, delay_ms, seeds, partition=partition)
     # One script call per partition and engine (and chunk): each pushes on its engine's
     # delivery list in that partition.
     groups: dict[tuple[int, str], list[int]] = {}
     for offset, (item, _, _) in enumerate(prepared):
         groups.setdefault((placed[offset], item.engine), []).append(offset)
     ids = [""] * len(prepared)
-    for (partition, engine), offsets in groups.items():
-        keys = store.keys.for_partition(partition).for_engine(engine)
+    for (where, engine), offsets in groups.items():
+        keys = store.keys.for_partition(where).for_engine(engine)
         for start in range(0, len(offsets), ENQUEUE_CHUNK):
             chunk = offsets[start : start + ENQUEUE_CHUNK]
             reply = await _enqueue_chunk(store, keys, [prepared[i] for i in chunk], delay_ms)
@@ -101,17 +106,23 @@ async def enqueue_items(
     return ids
 
 
-def _place(store: Enqueuer, item: WorkItem, *, seeded: bool) -> tuple[WorkItem, int]:
+def _place(
+    store: Enqueuer, item: WorkItem, *, seeded: bool, to: int | None
+) -> tuple[WorkItem, int]:
     """The item's partition, and the item with an id naming it unless the caller chose one.
 
     An id the caller set (or that a seed snapshot names) stays, in the partition it names.
+    ``to``: the partition the caller puts the item in (with an id Roost chooses).
     """
     chosen = seeded or "work_id" in item.model_fields_set
-    partition = store.placer.place(
-        work_id=item.work_id if chosen else None,
-        idempotency_key=item.idempotency_key,
-        resources=item.resources,
-    )
+    if to is not None and not chosen:
+        partition = to
+    else:
+        partition = store.placer.place(
+            work_id=item.work_id if chosen else None,
+            idempotency_key=item.idempotency_key,
+            resources=item.resources,
+        )
     if not chosen and store.partitions > 1:
         item = item.model_copy(update={"work_id": work_id_in(partition, store.partitions)})
     return item, partition

@@ -15,7 +15,7 @@ import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, TypeVar, cast
 
 from roost.redis.budgets import budget_arg
 from roost.redis.children import family_for, resolve_keys, spawn_block
@@ -181,7 +181,7 @@ class RedisLeases(LeaseStore):
             snapshot=read_snapshot(work_id, snap_json) if snap_json else None,
             cancelled=reply.cancelled,
             sent=sent,
-            route=route if item.engine == route.engine else self.keys.for_engine(item.engine),
+            route=route.for_engine(item.engine),
             waits=acquire_waits(reply),
         )
 
@@ -202,13 +202,24 @@ class RedisLeases(LeaseStore):
         )
 
     async def renew(self, held: Sequence[Held]) -> list[RenewStatus]:
-        """Extend every lease of ``held`` in one script call."""
-        sent_ms = self._clock.local_ms()
-        reply = await self.store.calls.renew(
-            self.keys, [(h.work_id, h.token, h.epoch, h.resources) for h in held]
-        )
-        self._clock.observe(reply.now, sent_ms)
-        return [_RENEWED.get(Code(status), RenewStatus.LOST) for status in reply.statuses]
+        """Extend every lease of ``held``: one script call per partition they are in."""
+        by_partition: dict[int, list[int]] = {}
+        for i, h in enumerate(held):
+            by_partition.setdefault(cast(Keys, h.route).partition, []).append(i)
+        statuses = [RenewStatus.LOST] * len(held)
+        for partition, indexes in by_partition.items():
+            sent_ms = self._clock.local_ms()
+            reply = await self.store.calls.renew(
+                self.keys.for_partition(partition),
+                [
+                    (held[i].work_id, held[i].token, held[i].epoch, held[i].resources)
+                    for i in indexes
+                ],
+            )
+            self._clock.observe(reply.now, sent_ms)
+            for i, status in zip(indexes, reply.statuses, strict=True):
+                statuses[i] = _RENEWED.get(Code(status), RenewStatus.LOST)
+        return statuses
 
     # -- commit ---------------------------------------------------------------------------
 
@@ -353,7 +364,7 @@ class RedisLeases(LeaseStore):
         """Save a progress report; best effort: a failure is logged, never raised."""
         try:
             await self.store.calls.progress(
-                self.keys,
+                held.route,
                 work_id=held.work_id,
                 token=held.token,
                 epoch=held.epoch,
@@ -380,6 +391,10 @@ class RedisLeases(LeaseStore):
 
     async def recover(self) -> Recovered:
         """Hand on expired leases, and re-dispatch deliveries no worker acknowledged."""
-        requeued, dead = await recover_expired(self.store, self.keys, self._clock)
-        redispatched, _ = await reclaim_stranded(self.store, self.keys)
+        requeued = dead = redispatched = 0
+        for partition in range(self.store.partitions):
+            keys = self.keys.for_partition(partition)
+            r, d = await recover_expired(self.store, keys, self._clock)
+            moved, _ = await reclaim_stranded(self.store, keys)
+            requeued, dead, redispatched = requeued + r, dead + d, redispatched + moved
         return Recovered(requeued, dead, redispatched)

@@ -154,7 +154,7 @@ class Keys:
         self._q = q
         self._routes: dict[str, Keys] = {}
         self.events = self.base + "events"
-        self.events_pump = self.home + "events:pump"
+        self.events_pump = self.base + "events:pump"
         """Which worker delivers the event stream to the event sinks now (its consumer name)."""
         self.stats = self.base + "stats"
         self.workers = self.home + "workers"

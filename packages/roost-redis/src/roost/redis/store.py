@@ -34,7 +34,7 @@ from roost.runtime.errors import (
 )
 from roost.runtime.models import Snapshot, WorkMeta, WorkStatus
 from roost.runtime.plugins import Registry
-from roost.runtime.settings import MAX_PARTITIONS, PARTITIONS_SUPPORTED, RoostSettings
+from roost.runtime.settings import MAX_PARTITIONS, RoostSettings
 
 if TYPE_CHECKING:
     from roost.redis.aio import AsyncRedis
@@ -153,8 +153,8 @@ class RedisStore:
         """The number of partitions to use, given the namespace's record (None: none yet).
 
         Raises:
-            SettingsError: the record differs from ``ROOST_PARTITIONS``, or this version
-                cannot run it (one line, naming the variable).
+            SettingsError: the record differs from ``ROOST_PARTITIONS``, or is not a
+                number of partitions (one line, naming the variable).
         """
         wanted = self.settings.partitions
         if stored is None:
@@ -167,11 +167,6 @@ class RedisStore:
             raise SettingsError(
                 f"ROOST_PARTITIONS: namespace {ns!r} has {found} partition"
                 f"{'s' if found > 1 else ''}, not {wanted} (fixed when it was created)"
-            )
-        if found > PARTITIONS_SUPPORTED:
-            raise SettingsError(
-                f"ROOST_PARTITIONS: namespace {ns!r} has {found} partitions: "
-                f"more than {PARTITIONS_SUPPORTED} is not supported yet"
             )
         return found
 
@@ -188,20 +183,16 @@ class RedisStore:
         """
         if self._settled:
             return self.partitions
-        wanted = self.settings.partitions or 1
-        if wanted > PARTITIONS_SUPPORTED:  # never record what no process could run
-            raise SettingsError(
-                f"ROOST_PARTITIONS: {wanted} partitions: "
-                f"more than {PARTITIONS_SUPPORTED} is not supported yet"
-            )
-        if wanted > 1 and await self.client.hget(self.keys.conf, PARTS) is None:
+        stored = await self.client.hget(self.keys.conf, PARTS)  # a read: no write once set
+        if stored is None:
+            wanted = self.settings.partitions or 1
             states = [self.keys.state(s) for s in STATE_ORDER]
-            if await self.client.exists(*states):  # work of a version before the record
+            if wanted > 1 and await self.client.exists(*states):  # work of an earlier version
                 wanted = 1
-        async with self.client.pipeline(transaction=False) as pipe:
-            pipe.hsetnx(self.keys.conf, PARTS, wanted)
-            pipe.hget(self.keys.conf, PARTS)
-            _, stored = await pipe.execute()
+            async with self.client.pipeline(transaction=False) as pipe:
+                pipe.hsetnx(self.keys.conf, PARTS, wanted)
+                pipe.hget(self.keys.conf, PARTS)
+                _, stored = await pipe.execute()
         self.partitions = self._checked_partitions(stored)
         self._settled = True
         return self.partitions
@@ -289,6 +280,10 @@ class RedisStore:
         if self._placer is None or self._placer.partitions != self.partitions:
             self._placer = Placer(self.partitions)
         return self._placer
+
+    def partition_keys(self) -> list[Keys]:
+        """This queue's keys in every partition of the namespace, partition 0 first."""
+        return [self.keys.for_partition(k) for k in range(self.partitions)]
 
     def item_keys(self, work_id: str) -> Keys:
         """The keys of the partition ``work_id`` lives in (its id says which: no lookup)."""
