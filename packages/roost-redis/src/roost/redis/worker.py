@@ -281,7 +281,7 @@ class Worker:
         (reclaim re-dispatches it); each lane blocks on its own list, over its own
         connection, which is what keeps one engine's backlog from holding up another's.
         In a namespace of several partitions, each partition's list has a dispatcher; they
-        share the lane's slots (``lane.taking`` counts what they are taking).
+        share the lane's slots (see :meth:`_take`).
         """
         loop = self.health.loop(f"dispatcher {lane.engine}")
         while not self.stopping:
@@ -299,11 +299,16 @@ class Worker:
             if self.stopping and jobs:
                 await self._undeliver(keys, jobs)
                 return
-            for job_id in jobs:
+            # Another partition's dispatcher may have filled the slots while this one
+            # blocked: what does not fit goes back to the head of its list.
+            room = max(lane.slots - len(lane.handlers), 0)
+            for job_id in jobs[:room]:
                 task = asyncio.create_task(self._handle(lane, keys, job_id))
                 lane.handlers.add(task)
                 self.runner.handlers.add(task)
                 task.add_done_callback(functools.partial(self._handler_done, lane))
+            if jobs[room:]:
+                await self._undeliver(keys, jobs[room:])
             # Let the new handlers send their acquire before the next dequeue goes out:
             # on an idle worker that is the difference between the step starting after one
             # round trip or after two.
@@ -312,9 +317,10 @@ class Worker:
     async def _take(self, lane: Lane, keys: Keys, free: int) -> list[str]:
         """Up to ``free`` deliveries from ``keys``' list, or after a short block, one or none.
 
-        While it takes them, the dispatcher holds the slots it may fill (``lane.taking``):
-        ``free`` for the dequeue, one while it blocks, so the lane's dispatchers together
-        never take more than its free slots.
+        While it dequeues, the dispatcher holds the slots it may fill (``lane.taking``), so
+        the lane's dispatchers (one per partition) never take more than its free slots at
+        once. It holds none while it blocks: every partition's list is listened to whatever
+        the slots, and a delivery that finds them full is put back (see ``_dispatcher``).
         """
         lane.taking += free
         try:
@@ -324,14 +330,9 @@ class Worker:
             lane.slot_free.set()  # the other dispatchers count again
         if jobs:
             return jobs
-        lane.taking += 1
-        try:
-            job = await self.store.blocking_client.blmove(
-                keys.saq_queued, keys.saq_active, BLOCK_SECONDS, "LEFT", "RIGHT"
-            )
-        finally:
-            lane.taking -= 1
-            lane.slot_free.set()
+        job = await self.store.blocking_client.blmove(
+            keys.saq_queued, keys.saq_active, BLOCK_SECONDS, "LEFT", "RIGHT"
+        )
         return [job] if job else []
 
     def _handler_done(self, lane: Lane, task: asyncio.Task[None]) -> None:
