@@ -50,9 +50,12 @@ if TYPE_CHECKING:
     from roost.redis.supervise import Health
     from roost.runtime.children import Family
 
-__all__ = ["WAIT_BASE_MS", "WAIT_CAP_MS", "RedisLeases", "describe_failure"]
+__all__ = ["RENEW_BATCH", "WAIT_BASE_MS", "WAIT_CAP_MS", "RedisLeases", "describe_failure"]
 
 log = logging.getLogger("roost.worker")
+
+RENEW_BATCH = 200
+"""Leases renewed per script call at most."""
 
 WAIT_BASE_MS = 50
 """An item whose resources are taken is looked at again after this long at first..."""
@@ -202,12 +205,21 @@ class RedisLeases(LeaseStore):
         )
 
     async def renew(self, held: Sequence[Held]) -> list[RenewStatus]:
-        """Extend every lease of ``held``: one script call per partition they are in."""
+        """Extend every lease of ``held``: a script call per partition and RENEW_BATCH leases.
+
+        Bounded batches keep one call from blocking the server for long (a worker holding
+        1,000 leases sends five short calls, not one long one).
+        """
         by_partition: dict[int, list[int]] = {}
         for i, h in enumerate(held):
             by_partition.setdefault(cast(Keys, h.route).partition, []).append(i)
+        batches = [
+            (partition, indexes[start : start + RENEW_BATCH])
+            for partition, indexes in by_partition.items()
+            for start in range(0, len(indexes), RENEW_BATCH)
+        ]
         statuses = [RenewStatus.LOST] * len(held)
-        for partition, indexes in by_partition.items():
+        for partition, indexes in batches:
             sent_ms = self._clock.local_ms()
             reply = await self.store.calls.renew(
                 self.keys.for_partition(partition),
