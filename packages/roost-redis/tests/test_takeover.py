@@ -37,6 +37,11 @@ async def _started(log: Path, work_id: str, version: int, pid: int | None = None
     )
 
 
+async def _took_back(swarm: RedisSwarm, work_id: str) -> bool:
+    """Whether the item's lease has been taken back from its holder."""
+    return any(e.type == "lease_expired" for e in await swarm.events(work_id=work_id))
+
+
 async def _server_s(swarm: RedisSwarm) -> float:
     seconds, micros = await swarm.client.time()
     return seconds + micros / 1e6
@@ -146,17 +151,29 @@ async def test_a_vanished_worker_is_found_by_its_silent_heartbeat(
 async def test_a_stalled_worker_taken_for_gone_cannot_commit_and_gives_up(
     swarm, spawn_worker, until, tmp_path: Path
 ):
-    # The first attempt of step 1 blocks its worker's event loop for 6 s: no heartbeat, no
-    # renewal. A worker started with the same id takes the identity and the lease over;
-    # the stalled one wakes up, its commit is refused, it sees it was replaced and exits.
+    # The first attempt of step 1 blocks its worker's event loop (no heartbeat, no renewal)
+    # until the test opens the gate. A worker started with the same id takes the identity
+    # and the lease over; then the stalled one wakes up, its commit is refused, it sees it
+    # was replaced and exits. (The gate, not a fixed stall, so that a successor slow to
+    # start on a loaded machine still finds the stalled worker silent.)
     log = tmp_path / "attempts.jsonl"
+    gate = tmp_path / "wake"
     env = {"ROOST_TEST_LOG": str(log), "ROOST_WORKER_ID": "w-stall"}
     work_id = await swarm.enqueue(
-        "hashchain", {"steps": 2, "modes": {"1": "block"}, "seconds": 6.0, "fail_times": 1}
+        "hashchain",
+        {
+            "steps": 2,
+            "modes": {"1": "block"},
+            "seconds": 60.0,
+            "gate": str(gate),
+            "fail_times": 1,
+        },
     )
     stalled = spawn_worker(concurrency=1, env=env, lease_ttl=LONG_TTL)
     await until(lambda: _started(log, work_id, 1))
     successor = spawn_worker(concurrency=1, env=env, lease_ttl=LONG_TTL)
+    await until(lambda: _took_back(swarm, work_id), timeout=30)
+    gate.touch()
     await until(lambda: _is(swarm, work_id, WorkState.DONE), timeout=30)
     assert stalled.wait(30) != 0
     kinds = await _check_history(swarm, work_id)
