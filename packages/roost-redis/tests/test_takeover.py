@@ -14,7 +14,8 @@ from typing import cast
 import pytest
 
 from roost.redis import RedisSwarm
-from roost.redis.identity import Member, WorkerIdInUse, unbroken_since
+from roost.redis.identity import Member, WorkerIdInUse, beat, unbroken_since
+from roost.redis.maintenance import Clock
 from roost.runtime import RoostSettings, WorkState
 from roost_testkit.engines import HashChainEngine, expected_state, read_log
 from roost_testkit.redis_faults import out_of_memory
@@ -235,3 +236,45 @@ def test_a_run_of_heartbeats_is_broken_while_a_gap_is_under_way():
     assert unbroken_since(cast(Member, member)) == 1_000.0
     member.beat_done = time.monotonic() - 3.0  # none for 3 s: more than two 1 s intervals
     assert unbroken_since(cast(Member, member)) == float("inf")
+
+
+async def test_only_a_claim_writes_the_incarnation(swarm: RedisSwarm):
+    """A beat never writes its incarnation back: only claiming the identity does.
+
+    A beat reads the incarnation, then writes its fields. Were the write to include the
+    incarnation, a successor's claim landing between the two would be undone, and the
+    successor, not the stalled worker it replaced, would find itself replaced.
+    """
+    key = swarm.keys.worker(swarm.worker_id)
+
+    def member(incarnation: str) -> Member:
+        return cast(
+            Member,
+            SimpleNamespace(
+                store=swarm,
+                keys=swarm.keys,
+                settings=swarm.settings,
+                clock=Clock(),
+                incarnation=incarnation,
+                beat_done=0.0,
+                beating_since=0.0,
+                last_beat=0.0,
+                engines=["hashchain"],
+            ),
+        )
+
+    old, new = member("old"), member("new")
+    assert await beat(old, {}, claim=True)
+    assert await swarm.client.hget(key, "inc") == "old"
+    assert await beat(new, {}, claim=True)
+    assert not await beat(old, {})  # replaced: writes nothing
+    assert await swarm.client.hget(key, "inc") == "new"
+    # The interleaving itself: the old run's check passed (no incarnation stored yet),
+    # its fields are written, and the incarnation a claim wrote meanwhile survives them.
+    await swarm.client.hdel(key, "inc")
+    assert await beat(old, {})
+    assert await swarm.client.hget(key, "inc") is None
+    assert await beat(new, {})
+    assert await swarm.client.hget(key, "inc") is None
+    assert await beat(new, {}, claim=True)
+    assert not await beat(old, {})
