@@ -7,12 +7,20 @@ import json
 import pytest
 
 from roost.redis import RedisSwarm
-from roost.redis.codec import read_item, read_snapshot, stored_item, stored_snapshot
+from roost.redis.codec import (
+    read_item,
+    read_snapshot,
+    stored_item,
+    stored_snapshot,
+    stored_snapshot_text,
+)
 from roost.runtime import Snapshot, WorkItem, WorkState
 from roost.runtime.contract import snapshot_to_json
 from roost_testkit.engines import HashChainEngine
 
 DELIVERY_AND_LEASE = {"disp", "wcount", "qdue", "ltok", "lw", "lexp"}
+DONE_DROPS = {"att", "maxatt", "prio", "finished"}
+"""What a done item of priority 0 no longer keeps: each reads as its default or ``updated``."""
 SNAPSHOT_DEFAULTS = {
     "next_step_delay_seconds",
     "wait_for_signals",
@@ -36,17 +44,20 @@ async def test_a_finished_item_keeps_compact_json_and_no_delivery_or_lease_field
     client, keys = swarm.client, swarm.keys
     meta = await client.hgetall(keys.meta(work_id))
     assert not DELIVERY_AND_LEASE & set(meta), meta
-    assert {"lep", "op", "fev", "finished"} <= set(meta)  # fencing, lost replies, events
+    assert not DONE_DROPS & set(meta), meta
+    assert {"lep", "op", "fev", "updated"} <= set(meta)  # fencing, lost replies, events, end
     item = json.loads(await client.get(keys.item(work_id)) or "{}")
-    assert set(item) == {"work_id", "engine", "payload", "queue", "created_at"}
+    assert set(item) == {"engine", "payload", "queue", "created_at"}  # the key holds the id
     snap = json.loads(await client.get(keys.snap(work_id)) or "{}")
     assert not SNAPSHOT_DEFAULTS & set(snap), snap
-    assert snap["work_id"] == work_id and snap["version"] == 3 and snap["is_finished"]
+    assert "work_id" not in snap and snap["version"] == 3 and snap["is_finished"]
     # Snapshot history stays off by default: no earlier versions are kept.
     assert swarm.settings.history == 0
     assert await client.exists(keys.hist(work_id)) == 0
 
     status = await swarm.status(work_id)
+    assert status.meta.attempts == 0 and status.meta.priority == 0
+    assert status.meta.finished_at == status.meta.updated_at == int(meta["updated"]) / 1000
     assert status.item is not None and status.snapshot is not None
     assert status.item.work_id == work_id and status.item.payload == {"steps": 2}
     assert status.snapshot.work_id == work_id and status.snapshot.version == 3
@@ -95,24 +106,26 @@ async def _is(swarm: RedisSwarm, work_id: str, state: WorkState) -> bool:
 
 
 @pytest.mark.parametrize("work_id", ["plain", "ns:a/b@c_1.2-x"])
-def test_stored_forms_leave_out_defaults_and_reads_take_json_without_the_work_id(work_id):
+def test_stored_forms_leave_out_the_work_id_and_defaults_and_reads_take_both_forms(work_id):
     item = WorkItem(work_id=work_id, engine="e", payload={"work_id": "x"}, queue="q")
     text = stored_item(item)
-    assert set(json.loads(text)) == {"work_id", "engine", "payload", "queue", "created_at"}
-    assert WorkItem.model_validate_json(text) == item  # what earlier versions read
+    assert set(json.loads(text)) == {"engine", "payload", "queue", "created_at"}
     assert read_item(work_id, text) == item
     assert read_item(work_id, item.model_dump_json()) == item  # the earlier full form
-    # Without the work id (the key holds it): the id is put back, the payload's kept.
-    short = item.model_dump_json(exclude={"work_id"})
-    assert read_item(work_id, short) == item
+    assert read_item(work_id, item.model_dump_json(exclude_defaults=True)) == item
     snap = Snapshot(work_id=work_id, engine="e", step="s", data={"x": []}, version=2)
     text = stored_snapshot(snap)
-    assert set(json.loads(text)) == {"work_id", "engine", "step", "data", "version"}
-    assert Snapshot.model_validate_json(text) == snap
+    assert set(json.loads(text)) == {"engine", "step", "data", "version"}
     assert read_snapshot(work_id, text) == snap
-    assert read_snapshot(work_id, snap.model_dump_json(exclude={"work_id"})) == snap
+    assert read_snapshot(work_id, snap.model_dump_json()) == snap  # the earlier full form
+    assert read_snapshot(work_id, snap.model_dump_json(exclude_defaults=True)) == snap
     assert read_snapshot(work_id, '{"engine":"e"}').work_id == work_id
-    # What the step contract writes (the defaults left out as well) reads back whole.
+    # What the step contract writes loses its work id on the way in, and reads back whole.
     written = snapshot_to_json(snap)
     assert set(json.loads(written)) == {"work_id", "engine", "step", "data", "version"}
-    assert read_snapshot(work_id, written) == snap
+    kept = stored_snapshot_text(work_id, written)
+    assert kept == text and read_snapshot(work_id, kept) == snap
+    # Text that does not open with this item's id is kept whole (and still reads).
+    other = snapshot_to_json(snap.model_copy(update={"work_id": "other"}))
+    assert stored_snapshot_text(work_id, other) == other
+    assert stored_snapshot_text(work_id, "{}") == "{}"

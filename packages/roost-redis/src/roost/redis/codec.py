@@ -6,6 +6,8 @@ import json
 import traceback
 from typing import Any
 
+from pydantic_core import to_json
+
 from roost.redis.budgets import budget_of
 from roost.redis.schema import STATUS_FIELDS, Meta
 from roost.runtime.models import (
@@ -30,6 +32,7 @@ __all__ = [
     "read_snapshot",
     "stored_item",
     "stored_snapshot",
+    "stored_snapshot_text",
 ]
 
 META_FIELDS = STATUS_FIELDS
@@ -39,24 +42,39 @@ TRACEBACK_LINES = 30
 
 
 _ID_OPEN = '{"work_id":'
+_NO_ID = {"work_id"}
 
 
 def stored_item(item: WorkItem) -> str:
-    """An item as Redis keeps it: its JSON without the fields that hold their defaults.
+    """An item as Redis keeps it: its JSON without its work id and the fields at defaults.
 
-    A finished item is kept for the retention period, so every byte counts; the fields
-    left out read back as their defaults, so every version reads this form. ``work_id`` is
-    still written: workers of earlier versions, which may run beside this one during a
-    rolling deploy, need it in the JSON. Read it back with :func:`read_item`, which also
-    takes JSON without the work id (the key holds it), so that a later version can leave
-    it out.
+    A finished item is kept for the retention period, so every byte counts: the key holds
+    the work id, and the fields left out read back as their defaults. Read it back with
+    :func:`read_item`, which puts the work id back (and takes the full form earlier versions
+    wrote too).
     """
-    return item.model_dump_json(exclude_defaults=True)
+    return item.model_dump_json(exclude_defaults=True, exclude=_NO_ID)
 
 
 def stored_snapshot(snapshot: Snapshot) -> str:
     """A snapshot as Redis keeps it, like :func:`stored_item`; see :func:`read_snapshot`."""
-    return snapshot.model_dump_json(exclude_defaults=True)
+    return snapshot.model_dump_json(exclude_defaults=True, exclude=_NO_ID)
+
+
+def stored_snapshot_text(work_id: str, text: str) -> str:
+    """Snapshot JSON as the step contract wrote it (``snapshot_to_json``), as Redis keeps it.
+
+    The contract's JSON opens with the work id; it is cut off here (a string slice: the
+    text is not parsed again). Text that does not open with this work id is kept whole,
+    which :func:`read_snapshot` reads as well.
+    """
+    prefix = f"{_ID_OPEN}{to_json(work_id).decode()}"
+    if not text.startswith(prefix):
+        return text
+    rest = text[len(prefix) :]
+    if rest.startswith(","):
+        return "{" + rest[1:]
+    return "{" + rest if rest.startswith("}") else text
 
 
 def _with_id(work_id: str, text: str) -> str:
@@ -127,7 +145,8 @@ def meta_from_hash(work_id: str, h: dict[str, str], default_max_attempts: int) -
         idempotency_key=h.get(Meta.IDEMPOTENCY_KEY) or None,
         created_at=ms_to_s(h.get(Meta.CREATED)) or 0.0,
         updated_at=ms_to_s(h.get(Meta.UPDATED)) or 0.0,
-        finished_at=ms_to_s(h.get(Meta.FINISHED)),
+        # A finished item's last change is its finish (older versions also kept 'finished').
+        finished_at=ms_to_s(h.get(Meta.UPDATED)) if state.is_terminal else None,
         due_at=ms_to_s(h.get(Meta.DUE)),
         lease=lease,
         last_error=err,

@@ -88,17 +88,25 @@ end
 
 -- The dispatch token ('disp') names an item's current delivery only while it is queued
 -- (every check of a delivery wants state 'queued' and that token): it goes when the item
--- leaves 'queued', so a finished item does not keep it.
+-- leaves 'queued', so a finished item does not keep it. A finished item's finish time is
+-- its 'updated' (nothing changes it once the item is finished); versions before wrote it
+-- to 'finished' as well, which goes when the item runs again.
 local function set_state(meta, work_id, old, new)
   if old and STATE_INDEX[old] and old ~= new then redis.call('ZREM', state_key(old), work_id) end
   redis.call('ZADD', state_key(new), NOW, work_id)
   redis.call('HSET', meta, 'state', new, 'updated', NOW)
   if old == 'queued' and new ~= 'queued' then redis.call('HDEL', meta, 'disp') end
-  if TERMINAL[new] then
-    redis.call('HSET', meta, 'finished', NOW)
-  elseif old and TERMINAL[old] then
+  if old and TERMINAL[old] and not TERMINAL[new] then
     redis.call('HDEL', meta, 'finished', 'fev')
   end
+end
+
+-- What a done item keeps of its attempts: nothing. Its attempt count is 0 (its last commit
+-- reset it) and the lease's attempt limit meant something only while attempts went on;
+-- both read as their defaults when absent, and the next acquire (a retry or a replay)
+-- writes them again. A failed or dead item keeps them: they tell how it ran out.
+local function drop_attempts(meta)
+  redis.call('HDEL', meta, 'att', 'maxatt')
 end
 
 -- Write a SAQ job record and put it on SAQ's queue (the same three writes as SAQ 0.26's own
@@ -203,7 +211,7 @@ local function finish_cancel(meta, work_id, res_keys, resw_keys)
   local woken = release_lease(meta, work_id, res_keys, resw_keys)
   redis.call('HDEL', meta, 'cxl')
   -- The item finishes now, when its holder lets go (its events end with this one).
-  redis.call('HSET', meta, 'updated', NOW, 'finished', NOW)
+  redis.call('HSET', meta, 'updated', NOW)
   emit_final(meta, 'released', work_id, meta_get(meta, 'step'), tonumber(meta_get(meta, 'v')),
     '{"reason":"cancelled"}')
   return woken
@@ -304,7 +312,8 @@ local function kids_spawn(plan, pmeta, parent_id, queue)
       end
       if not c.existing then
         redis.call('HSET', c.meta, 'engine', c.engine, 'queue', queue, 'v', 0, 'att', 0,
-          'prio', c.prio, 'created', NOW)
+          'created', NOW)
+        if c.prio ~= '0' then redis.call('HSET', c.meta, 'prio', c.prio) end
         if c.res ~= '' then redis.call('HSET', c.meta, 'res', c.res) end
         if c.imax ~= '' then redis.call('HSET', c.meta, 'imax', c.imax) end
         if c.key ~= '' then

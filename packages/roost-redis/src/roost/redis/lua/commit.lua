@@ -164,6 +164,7 @@ else
   woken = woken + release_lease(meta, work_id, res_keys, resw_keys)
   if outcome == 'done' then
     set_state(meta, work_id, 'running', 'done')
+    drop_attempts(meta)
     etype = 'done'
     stat('done')
     woken = woken + child_finished(meta, work_id, 'done') -- child work: tell the parent
