@@ -101,6 +101,52 @@ async def test_items_in_the_full_form_of_earlier_versions_read_and_run(
     assert not DELIVERY_AND_LEASE & set(meta), meta
 
 
+async def test_a_done_item_in_the_layout_before_reads_the_same_and_replays_compact(
+    swarm, running_worker, until
+):
+    """A done item as the version before wrote it: work ids in its JSON, and on its meta a
+    finish time, an attempt count, the lease's attempt limit and priority 0."""
+    client, keys = swarm.client, swarm.keys
+    work_id = await swarm.enqueue("hashchain", {"steps": 1})
+    async with running_worker([HashChainEngine()]):
+        await until(lambda: _is(swarm, work_id, WorkState.DONE))
+    new = await swarm.status(work_id)
+    assert new.item is not None and new.snapshot is not None
+    updated = await client.hget(keys.meta(work_id), "updated")
+    await client.set(keys.item(work_id), new.item.model_dump_json(exclude_defaults=True))
+    await client.set(keys.snap(work_id), new.snapshot.model_dump_json(exclude_defaults=True))
+    old_fields = {"finished": updated, "att": "0", "maxatt": "3", "prio": "0"}
+    await client.hset(keys.meta(work_id), mapping=old_fields)
+    assert json.loads(await client.get(keys.item(work_id)) or "{}")["work_id"] == work_id
+
+    old = await swarm.status(work_id)
+    assert old.item == new.item and old.snapshot == new.snapshot
+    assert old.meta.finished_at == new.meta.finished_at == int(updated or 0) / 1000
+    assert (old.meta.attempts, old.meta.priority) == (new.meta.attempts, new.meta.priority)
+    page = await swarm.list_work(state=WorkState.DONE)
+    assert [m.work_id for m in page.items] == [work_id]
+
+    # Replayed in place, it runs again and finishes in the compact layout.
+    assert await swarm.replay(work_id) == work_id
+    running = await swarm.status(work_id)
+    assert running.meta.finished_at is None
+    assert "finished" not in await client.hgetall(keys.meta(work_id))
+    async with running_worker([HashChainEngine()]):
+        await until(lambda: _version_at_least(swarm, work_id, new.meta.version + 2))
+        await until(lambda: _is(swarm, work_id, WorkState.DONE))
+    meta = await client.hgetall(keys.meta(work_id))
+    assert not DONE_DROPS & set(meta), meta
+    snap = json.loads(await client.get(keys.snap(work_id)) or "{}")
+    assert "work_id" not in snap and snap["version"] == new.meta.version + 2
+    done = await swarm.status(work_id)
+    assert done.snapshot is not None and done.snapshot.work_id == work_id
+    assert done.meta.finished_at == int(meta["updated"]) / 1000 > (old.meta.finished_at or 0)
+
+
+async def _version_at_least(swarm: RedisSwarm, work_id: str, version: int) -> bool:
+    return (await swarm.status(work_id)).meta.version >= version
+
+
 async def _is(swarm: RedisSwarm, work_id: str, state: WorkState) -> bool:
     return await state_of(swarm, work_id) == state
 

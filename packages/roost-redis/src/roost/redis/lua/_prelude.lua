@@ -104,23 +104,27 @@ end
 -- What a done item keeps of its attempts: nothing. Its attempt count is 0 (its last commit
 -- reset it) and the lease's attempt limit meant something only while attempts went on;
 -- both read as their defaults when absent, and the next acquire (a retry or a replay)
--- writes them again. A failed or dead item keeps them: they tell how it ran out.
+-- writes them again. A failed or dead item keeps them: they tell how it ran out. Priority
+-- 0 is the default too (versions before wrote it on every item).
 local function drop_attempts(meta)
   redis.call('HDEL', meta, 'att', 'maxatt')
+  if redis.call('HGET', meta, 'prio') == '0' then redis.call('HDEL', meta, 'prio') end
 end
 
 -- Write a SAQ job record and put it on SAQ's queue (the same three writes as SAQ 0.26's own
 -- enqueue script). Roost is the source of truth, so the job is configured never to be run
 -- twice by SAQ itself: retries=1 (a sweep finishes it instead of re-queueing), timeout=0
 -- and heartbeat=0 (Roost's lease, not SAQ, decides when a step is lost), ttl=-1 (the record
--- is deleted when Roost acknowledges the delivery). The route's engine joins the queue's
--- set of engines, so recovery and the fleet view know every list there is.
+-- is deleted when Roost acknowledges the delivery). As SAQ's own records do, it leaves out
+-- the fields at SAQ's defaults (heartbeat 0, retries 1), which SAQ reads back as such. The
+-- route's engine joins the queue's set of engines, so recovery and the fleet view know
+-- every list there is.
 local function saq_push(job_key, saq_key, work_id, dispatch, front)
   if ENGINE ~= '' then redis.call('SADD', ENGINES, ENGINE) end
   redis.call('SET', job_key, cjson.encode({
     ['function'] = 'roost.step', kwargs = {work_id = work_id, dispatch = dispatch},
-    queue = SAQ_NAME, key = saq_key, timeout = 0, heartbeat = 0, retries = 1, ttl = -1,
-    queued = NOW, status = 'queued'}))
+    queue = SAQ_NAME, key = saq_key, timeout = 0, ttl = -1, queued = NOW,
+    status = 'queued'}))
   redis.call('ZADD', SAQ_INCOMPLETE, 0, job_key)
   if front then
     redis.call('LPUSH', SAQ_QUEUED, job_key)
