@@ -50,7 +50,8 @@ async def test_a_finished_item_keeps_compact_json_and_no_delivery_or_lease_field
     assert set(item) == {"engine", "payload", "queue", "created_at"}  # the key holds the id
     snap = json.loads(await client.get(keys.snap(work_id)) or "{}")
     assert not SNAPSHOT_DEFAULTS & set(snap), snap
-    assert "work_id" not in snap and snap["version"] == 3 and snap["is_finished"]
+    assert "work_id" not in snap and snap["engine"] == "hashchain"  # the key holds the id
+    assert snap["version"] == 3 and snap["is_finished"]
     # Snapshot history stays off by default: no earlier versions are kept.
     assert swarm.settings.history == 0
     assert await client.exists(keys.hist(work_id)) == 0
@@ -140,6 +141,7 @@ async def test_a_done_item_in_the_layout_before_reads_the_same_and_replays_compa
     assert "work_id" not in snap and snap["version"] == new.meta.version + 2
     done = await swarm.status(work_id)
     assert done.snapshot is not None and done.snapshot.work_id == work_id
+    assert done.snapshot.engine == "hashchain"
     assert done.meta.finished_at == int(meta["updated"]) / 1000 > (old.meta.finished_at or 0)
 
 
@@ -162,16 +164,23 @@ def test_stored_forms_leave_out_the_work_id_and_defaults_and_reads_take_both_for
     snap = Snapshot(work_id=work_id, engine="e", step="s", data={"x": []}, version=2)
     text = stored_snapshot(snap)
     assert set(json.loads(text)) == {"engine", "step", "data", "version"}
-    assert read_snapshot(work_id, text) == snap
-    assert read_snapshot(work_id, snap.model_dump_json()) == snap  # the earlier full form
-    assert read_snapshot(work_id, snap.model_dump_json(exclude_defaults=True)) == snap
-    assert read_snapshot(work_id, '{"engine":"e"}').work_id == work_id
+    assert read_snapshot(work_id, text, engine="e") == snap
+    assert (
+        read_snapshot(work_id, snap.model_dump_json(), engine="e") == snap
+    )  # the earlier full form
+    assert read_snapshot(work_id, snap.model_dump_json(exclude_defaults=True), engine="e") == snap
+    assert read_snapshot(work_id, '{"engine":"e"}', engine="e").work_id == work_id
     # What the step contract writes loses its work id on the way in, and reads back whole.
     written = snapshot_to_json(snap)
     assert set(json.loads(written)) == {"work_id", "engine", "step", "data", "version"}
     kept = stored_snapshot_text(work_id, written)
-    assert kept == text and read_snapshot(work_id, kept) == snap
+    assert kept == text and read_snapshot(work_id, kept, engine="e") == snap
     # Text that does not open with this item's id is kept whole (and still reads).
     other = snapshot_to_json(snap.model_copy(update={"work_id": "other"}))
     assert stored_snapshot_text(work_id, other) == other
     assert stored_snapshot_text(work_id, "{}") == "{}"
+    # Without the engine too (a later version's form; the item holds it): it is put back.
+    bare = snap.model_dump_json(exclude_defaults=True, exclude={"work_id", "engine"})
+    assert set(json.loads(bare)) == {"step", "data", "version"}
+    assert read_snapshot(work_id, bare, engine="e") == snap
+    assert read_snapshot(work_id, "{}", engine="e") == Snapshot(work_id=work_id, engine="e")

@@ -42,6 +42,7 @@ TRACEBACK_LINES = 30
 
 
 _ID_OPEN = '{"work_id":'
+_ENGINE_OPEN = '{"engine":'
 _NO_ID = {"work_id"}
 
 
@@ -57,7 +58,14 @@ def stored_item(item: WorkItem) -> str:
 
 
 def stored_snapshot(snapshot: Snapshot) -> str:
-    """A snapshot as Redis keeps it, like :func:`stored_item`; see :func:`read_snapshot`."""
+    """A snapshot as Redis keeps it, like :func:`stored_item`; see :func:`read_snapshot`.
+
+    Its engine is still written: workers of the version before, which run beside this one
+    during a rolling deploy, read it from the JSON. A snapshot's engine is always its
+    item's (the step contract and enqueue's seed check see to it), which the item and the
+    meta hash hold, and :func:`read_snapshot` takes JSON without it, so that a later version
+    can leave it out.
+    """
     return snapshot.model_dump_json(exclude_defaults=True, exclude=_NO_ID)
 
 
@@ -65,8 +73,8 @@ def stored_snapshot_text(work_id: str, text: str) -> str:
     """Snapshot JSON as the step contract wrote it (``snapshot_to_json``), as Redis keeps it.
 
     The contract's JSON opens with the work id; it is cut off here (a string slice: the
-    text is not parsed again). Text that does not open with this work id is kept whole,
-    which :func:`read_snapshot` reads as well.
+    text is not parsed again), giving what :func:`stored_snapshot` gives. Text that does
+    not open with this work id is kept whole, which :func:`read_snapshot` reads as well.
     """
     prefix = f"{_ID_OPEN}{to_json(work_id).decode()}"
     if not text.startswith(prefix):
@@ -77,13 +85,20 @@ def stored_snapshot_text(work_id: str, text: str) -> str:
     return "{" + rest if rest.startswith("}") else text
 
 
-def _with_id(work_id: str, text: str) -> str:
-    """Stored JSON with its work id put back when it has none (see :func:`stored_item`)."""
+def _whole(text: str, work_id: str, engine: str | None = None) -> str:
+    """Stored JSON with its work id (and engine, when given) put back when it has none.
+
+    Every form written opens with the work id when it has one, and then the engine, as the
+    models order their fields; a form without them opens with another field.
+    """
     if text.startswith(_ID_OPEN):
         return text
+    head = f"{_ID_OPEN}{json.dumps(work_id)}"
+    if engine is not None and not text.startswith(_ENGINE_OPEN):
+        head = f'{head},"engine":{json.dumps(engine)}'
     rest = text[1:]
     comma = "" if rest.lstrip().startswith("}") else ","
-    return f"{_ID_OPEN}{json.dumps(work_id)}{comma}{rest}"
+    return f"{head}{comma}{rest}"
 
 
 def read_item(work_id: str, text: str) -> WorkItem:
@@ -92,16 +107,18 @@ def read_item(work_id: str, text: str) -> WorkItem:
     Raises:
         pydantic.ValidationError: the text is not an item.
     """
-    return WorkItem.model_validate_json(_with_id(work_id, text))
+    return WorkItem.model_validate_json(_whole(text, work_id))
 
 
-def read_snapshot(work_id: str, text: str) -> Snapshot:
-    """A snapshot stored under ``work_id`` (latest or kept; with or without its work id).
+def read_snapshot(work_id: str, text: str, *, engine: str) -> Snapshot:
+    """A snapshot stored under ``work_id`` (latest or kept) of an item of ``engine``.
+
+    It takes every form written: with or without the work id and the engine in the JSON.
 
     Raises:
         pydantic.ValidationError: the text is not a snapshot.
     """
-    return Snapshot.model_validate_json(_with_id(work_id, text))
+    return Snapshot.model_validate_json(_whole(text, work_id, engine))
 
 
 def ms_to_s(value: str | int | float | None) -> float | None:

@@ -184,7 +184,7 @@ class RedisLeases(LeaseStore):
             attempt=reply.attempt,
             version=reply.version,
             item=item,
-            snapshot=read_snapshot(work_id, snap_json) if snap_json else None,
+            snapshot=read_snapshot(work_id, snap_json, engine=item.engine) if snap_json else None,
             cancelled=reply.cancelled,
             sent=sent,
             route=route if item.engine == route.engine else self.keys.for_engine(item.engine),
