@@ -52,6 +52,8 @@ async def test_a_finished_item_keeps_compact_json_and_no_delivery_or_lease_field
     assert not SNAPSHOT_DEFAULTS & set(snap), snap
     assert "work_id" not in snap and snap["engine"] == "hashchain"  # the key holds the id
     assert snap["version"] == 3 and snap["is_finished"]
+    # Nothing of its deliveries is left: no SAQ job record, list or index entry.
+    assert [k async for k in client.scan_iter("saq:*")] == []
     # Snapshot history stays off by default: no earlier versions are kept.
     assert swarm.settings.history == 0
     assert await client.exists(keys.hist(work_id)) == 0
