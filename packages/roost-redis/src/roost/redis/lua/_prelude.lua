@@ -111,6 +111,24 @@ local function drop_attempts(meta)
   if redis.call('HGET', meta, 'prio') == '0' then redis.call('HDEL', meta, 'prio') end
 end
 
+-- A hash that once held a value longer than the server's listpack limit
+-- (hash-max-listpack-value, 64 bytes by default: a progress report, an approval request)
+-- keeps the hashtable encoding after that value goes, which for a done item's meta is more
+-- than twice the size (about 560 bytes instead of 240 on Valkey). When every value fits
+-- again, write the meta afresh, so that the server packs it (the same fields and values; a
+-- meta key has no expiry to keep). Values are judged against the default limit: with a
+-- lower one configured, the server keeps a hashtable, as it would have anyway.
+local LISTPACK_VALUE = 64
+local function repack(meta)
+  if redis.call('OBJECT', 'ENCODING', meta) ~= 'hashtable' then return end
+  local all = redis.call('HGETALL', meta)
+  for i = 1, #all do
+    if #all[i] > LISTPACK_VALUE then return end
+  end
+  redis.call('DEL', meta)
+  redis.call('HSET', meta, unpack(all))
+end
+
 -- Write a SAQ job record and put it on SAQ's queue (the same three writes as SAQ 0.26's own
 -- enqueue script). Roost is the source of truth, so the job is configured never to be run
 -- twice by SAQ itself: retries=1 (a sweep finishes it instead of re-queueing), timeout=0

@@ -165,6 +165,7 @@ else
   if outcome == 'done' then
     set_state(meta, work_id, 'running', 'done')
     drop_attempts(meta)
+    repack(meta) -- after a progress report or an approval request, kept small again
     etype = 'done'
     stat('done')
     woken = woken + child_finished(meta, work_id, 'done') -- child work: tell the parent
