@@ -21,7 +21,13 @@ from typing import TYPE_CHECKING, TypeVar
 from roost.redis.budgets import budget_arg
 from roost.redis.children import family_for, resolve_keys, spawn_block
 from roost.redis.children import wait_arg as family_wait_arg
-from roost.redis.codec import error_info, read_item, read_snapshot, stored_snapshot
+from roost.redis.codec import (
+    error_info,
+    read_item,
+    read_snapshot,
+    stored_snapshot,
+    stored_snapshot_text,
+)
 from roost.redis.contract import Code
 from roost.redis.faults import describe
 from roost.redis.keys import Keys, new_token
@@ -181,7 +187,7 @@ class RedisLeases(LeaseStore):
             attempt=reply.attempt,
             version=reply.version,
             item=item,
-            snapshot=read_snapshot(work_id, snap_json) if snap_json else None,
+            snapshot=read_snapshot(work_id, snap_json, engine=item.engine) if snap_json else None,
             cancelled=reply.cancelled,
             sent=sent,
             route=route if item.engine == route.engine else self.keys.for_engine(item.engine),
@@ -243,7 +249,7 @@ class RedisLeases(LeaseStore):
             op=f"{held.token}:{version}",
             resources=held.resources,
             expected_version=version,
-            snapshot_json=commit.snapshot_json,
+            snapshot_json=stored_snapshot_text(held.work_id, commit.snapshot_json),
             step=new.step,
             outcome=str(commit.next),
             delay_ms=commit.delay_ms,
