@@ -9,15 +9,10 @@ from __future__ import annotations
 import pytest
 
 from roost.redis import RedisSwarm
-from roost.redis.contract import Code
-from roost.redis.holder import RENEW_BATCH, RedisLeases
-from roost.redis.keys import new_token
 from roost.redis.store import PARTS
-from roost.redis.supervise import Health
 from roost.runtime import RoostSettings
 from roost.runtime.errors import SettingsError
-from roost.runtime.models import WorkItem, WorkState
-from roost.runtime.stores import Held, RenewStatus
+from roost.runtime.models import WorkState
 from roost_testkit.engines import HashChainEngine
 
 from .conftest import WorkerFactory, registry  # noqa: TID252
@@ -136,40 +131,3 @@ async def test_a_record_that_is_not_a_number_of_partitions_is_refused(
     assert str(caught.value) == (
         f"ROOST_PARTITIONS: namespace {settings.namespace!r} records 'three' partitions"
     )
-
-
-async def test_renewals_go_in_bounded_batches(swarm: RedisSwarm):
-    n = 2 * RENEW_BATCH + 50
-    ids = await swarm.enqueue_many([WorkItem(engine="hashchain", payload={}) for _ in range(n)])
-    keys = swarm.keys.for_engine("hashchain")
-    jobs = (await swarm.calls.dequeue(keys, n=n)).jobs
-    held: list[Held] = []
-    for job in jobs:
-        parsed = keys.parse_job(job)
-        assert parsed is not None
-        token = new_token()
-        reply = await swarm.calls.acquire(
-            keys,
-            work_id=parsed[0],
-            dispatch=parsed[1],
-            token=token,
-            job=job,
-            resources=[],
-            max_attempts=3,
-            wait_base_ms=50,
-            wait_cap_ms=1000,
-            engine_limits="",
-        )
-        assert reply.code is Code.OK
-        held.append(Held(parsed[0], token, reply.epoch, "hashchain", [], 0.0, keys))
-    assert sorted(h.work_id for h in held) == sorted(ids)
-    leases = RedisLeases(swarm, health=Health(), engine_limits="", stopping=lambda: False)
-
-    async def fcalls() -> int:
-        stats = await swarm.client.info("commandstats")
-        return int(stats.get("cmdstat_fcall", {}).get("calls", 0))
-
-    before = await fcalls()
-    statuses = await leases.renew(held)
-    assert await fcalls() - before == 3  # 200 + 200 + 50
-    assert statuses == [RenewStatus.OK] * n

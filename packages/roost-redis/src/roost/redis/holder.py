@@ -11,6 +11,7 @@ outages until the lease's local deadline.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 import time
@@ -20,7 +21,13 @@ from typing import TYPE_CHECKING, TypeVar, cast
 from roost.redis.budgets import budget_arg
 from roost.redis.children import family_for, resolve_keys, spawn_block
 from roost.redis.children import wait_arg as family_wait_arg
-from roost.redis.codec import error_info, read_item, read_snapshot, stored_snapshot
+from roost.redis.codec import (
+    error_info,
+    read_item,
+    read_snapshot,
+    stored_snapshot,
+    stored_snapshot_text,
+)
 from roost.redis.contract import Code
 from roost.redis.faults import describe
 from roost.redis.keys import Keys, new_token
@@ -54,9 +61,8 @@ __all__ = ["RENEW_BATCH", "WAIT_BASE_MS", "WAIT_CAP_MS", "RedisLeases", "describ
 
 log = logging.getLogger("roost.worker")
 
-RENEW_BATCH = 200
-"""Leases renewed per script call at most."""
-
+RENEW_BATCH = 100
+"""The most leases one renewal call extends."""
 WAIT_BASE_MS = 50
 """An item whose resources are taken is looked at again after this long at first..."""
 WAIT_CAP_MS = 1000
@@ -181,7 +187,7 @@ class RedisLeases(LeaseStore):
             attempt=reply.attempt,
             version=reply.version,
             item=item,
-            snapshot=read_snapshot(work_id, snap_json) if snap_json else None,
+            snapshot=read_snapshot(work_id, snap_json, engine=item.engine) if snap_json else None,
             cancelled=reply.cancelled,
             sent=sent,
             route=route.for_engine(item.engine),
@@ -205,11 +211,14 @@ class RedisLeases(LeaseStore):
         )
 
     async def renew(self, held: Sequence[Held]) -> list[RenewStatus]:
-        """Extend every lease of ``held``: a script call per partition and RENEW_BATCH leases.
+        """Extend every lease of ``held``: one script call per partition and RENEW_BATCH leases.
 
-        Bounded batches keep one call from blocking the server for long (a worker holding
-        1,000 leases sends five short calls, not one long one).
+        The calls go out together; each one keeps the server busy for a bounded time (one
+        call renewing 1,000 leases held Redis for about 12 ms). Each partition's leases are
+        renewed on that partition's keys.
         """
+        if not held:
+            return []
         by_partition: dict[int, list[int]] = {}
         for i, h in enumerate(held):
             by_partition.setdefault(cast(Keys, h.route).partition, []).append(i)
@@ -218,17 +227,22 @@ class RedisLeases(LeaseStore):
             for partition, indexes in by_partition.items()
             for start in range(0, len(indexes), RENEW_BATCH)
         ]
-        statuses = [RenewStatus.LOST] * len(held)
-        for partition, indexes in batches:
-            sent_ms = self._clock.local_ms()
-            reply = await self.store.calls.renew(
-                self.keys.for_partition(partition),
-                [
-                    (held[i].work_id, held[i].token, held[i].epoch, held[i].resources)
-                    for i in indexes
-                ],
+        sent_ms = self._clock.local_ms()
+        replies = await asyncio.gather(
+            *(
+                self.store.calls.renew(
+                    self.keys.for_partition(partition),
+                    [
+                        (held[i].work_id, held[i].token, held[i].epoch, held[i].resources)
+                        for i in indexes
+                    ],
+                )
+                for partition, indexes in batches
             )
-            self._clock.observe(reply.now, sent_ms)
+        )
+        self._clock.observe(replies[0].now, sent_ms)
+        statuses = [RenewStatus.LOST] * len(held)
+        for (_partition, indexes), reply in zip(batches, replies, strict=True):
             for i, status in zip(indexes, reply.statuses, strict=True):
                 statuses[i] = _RENEWED.get(Code(status), RenewStatus.LOST)
         return statuses
@@ -248,7 +262,7 @@ class RedisLeases(LeaseStore):
             op=f"{held.token}:{version}",
             resources=held.resources,
             expected_version=version,
-            snapshot_json=commit.snapshot_json,
+            snapshot_json=stored_snapshot_text(held.work_id, commit.snapshot_json),
             step=new.step,
             outcome=str(commit.next),
             delay_ms=commit.delay_ms,

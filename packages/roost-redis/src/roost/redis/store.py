@@ -312,7 +312,7 @@ class RedisStore:
         meta.budget = budget_of(h, item)
         return WorkStatus(
             meta=meta,
-            snapshot=read_snapshot(work_id, snap_json) if snap_json else None,
+            snapshot=read_snapshot(work_id, snap_json, engine=meta.engine) if snap_json else None,
             item=item,
         )
 
@@ -334,11 +334,12 @@ class RedisStore:
         """The latest snapshot and the earlier versions kept (``ROOST_HISTORY``), newest first."""
         keys = self.item_keys(work_id)
         async with self.client.pipeline(transaction=False) as pipe:
+            pipe.hget(keys.meta(work_id), Meta.ENGINE)
             pipe.get(keys.snap(work_id))
             pipe.lrange(keys.hist(work_id), 0, -1)
-            latest, older = await pipe.execute()
+            engine, latest, older = await pipe.execute()
         snaps = ([latest] if latest else []) + list(older)
-        return [read_snapshot(work_id, s) for s in snaps]
+        return [read_snapshot(work_id, s, engine=engine or "") for s in snaps]
 
     async def workers(self) -> list[dict[str, Any]]:
         """Live workers, as their heartbeats describe them.
