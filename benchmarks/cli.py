@@ -32,6 +32,7 @@ from benchmarks import (
     peers,
     profile,
     scale,
+    spread,
     startup,
     throughput,
 )
@@ -52,6 +53,7 @@ BENCHMARKS: dict[str, Callable[[Context], Awaitable[None]]] = {
     "peers": peers.run,
     "startup": startup.run,
     "profile": profile.run,
+    "spread": spread.run,
 }
 DEFAULT = [
     "enqueue",
@@ -66,7 +68,8 @@ DEFAULT = [
     "peers",
     "startup",
 ]
-"""What runs without names: every benchmark but ``profile`` (``peers`` only if installed)."""
+"""What runs without names: every benchmark but ``profile`` and ``spread`` (a cluster), and
+``peers`` only if installed."""
 
 FULL: dict[str, Any] = {
     "items": 2000,
@@ -103,6 +106,8 @@ FULL: dict[str, Any] = {
     "peer_crash_pause": 0.1,
     "peer_crash_trials": 3,
     "startup_runs": 5,
+    "spread_items": 2000,
+    "spread_steps": 5,
 }
 
 QUICK: dict[str, Any] = {
@@ -132,6 +137,8 @@ QUICK: dict[str, Any] = {
     "peer_crash_items": 60,
     "peer_crash_trials": 1,
     "startup_runs": 1,
+    "spread_items": 100,
+    "spread_steps": 2,
 }
 
 

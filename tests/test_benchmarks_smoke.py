@@ -40,7 +40,7 @@ BENCHMARKS = [
     "peers",
     "startup",
 ]
-"""The default set; ``profile`` (py-spy) runs only when named."""
+"""The default set; ``profile`` (py-spy) and ``spread`` (a cluster) run only when named."""
 INSTALL_PEERS = "uv run --group bench-peers python -m benchmarks peers"
 PEER_ROWS = {
     "DBOS (SQLite) steps/s, 1 process, c50",
@@ -122,7 +122,7 @@ def test_list_names_every_benchmark() -> None:
     proc = run_suite("--list", timeout=30)
     assert proc.returncode == 0, proc.stderr
     listed = [line.split()[0] for line in proc.stdout.splitlines() if line[:1].isalpha()]
-    assert listed == [*BENCHMARKS, "profile"]
+    assert listed == [*BENCHMARKS, "profile", "spread"]
 
 
 @pytest.mark.slow
@@ -188,3 +188,24 @@ def test_peers_run_when_installed_else_say_how(tmp_path: Path) -> None:
     for row in rows:
         assert row["value"] > 0 and row["baseline"] > 0, row
         assert row["baseline_name"].startswith("Roost"), row
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+def test_spread_reports_each_primarys_share(tmp_path: Path) -> None:
+    out = tmp_path / "spread.json"
+    proc = run_suite("spread", "--quick", "--json", str(out), "--set", "spread_items=40")
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    result = json.loads(out.read_text())
+    assert result["errors"] == {}
+    rows = result["rows"]
+    check_rows(rows)
+    shares = [
+        r["value"] for r in rows if "share of script calls" in r["name"] and "P=16" in r["name"]
+    ]
+    assert len(shares) == 3 and sum(shares) == pytest.approx(100.0, abs=0.5)
+    assert all(0 < share < 100 for share in shares)  # every primary took some of the load
+    single = next(r for r in rows if r["name"].startswith("P=1: share"))
+    assert single["value"] == pytest.approx(100.0)
+    ceilings = [r for r in rows if "projected ceiling" in r["name"]]
+    assert [r["value"] for r in ceilings] == sorted(r["value"] for r in ceilings)

@@ -57,6 +57,8 @@ CASES: list[tuple[tuple[str, ...], dict[str, str], str]] = [
     (("list",), {"ROOST_REDIS_URL": "http://127.0.0.1/"}, "ROOST_REDIS_URL"),
     (("--redis-url", "ftp://x", "list"), {}, "--redis-url"),
     (("--namespace", "a b", "list"), {}, "--namespace"),
+    (("--partitions", "3", "list"), {}, "--partitions: must be a power of two from 1 to 1024"),
+    (("worker",), {"ROOST_PARTITIONS": "12"}, "ROOST_PARTITIONS: must be a power of two"),
     (("worker", "--worker-id", "bad id"), {}, "--worker-id: 'bad id' must be 1-128 characters"),
     (("worker",), {"ROOST_WORKER_ID": "{tag}"}, "ROOST_WORKER_ID: '{tag}' must be"),
     (("worker",), {"ROOST_HEARTBEAT_TIMEOUT": "0.1"}, "ROOST_HEARTBEAT_TIMEOUT: must be"),
@@ -87,6 +89,23 @@ def test_unreachable_redis_url_exits_2(cli: Cli) -> None:
         assert result.stderr.splitlines() == [result.stderr.strip()]
         assert f"cannot reach Redis at {url}" in result.stderr
     assert sum(cli.counts().values()) == 0
+
+
+def test_asking_for_another_number_of_partitions_exits_2(cli: Cli) -> None:
+    payload = ("--payload", '{"url": "http://127.0.0.1:1/"}', "--delay", "1h")
+    first = cli("--partitions", "4", *ENQUEUE, *payload)
+    assert first.code == 0, first.stderr
+    before = cli.counts()
+    ns = cli.env["ROOST_NAMESPACE"]
+    for args in (("--partitions", "1", "list"), ("--partitions", "8", *ENQUEUE, *payload)):
+        result = cli.proc(*args)
+        assert result.code == 2, result
+        assert result.stderr.splitlines() == [
+            f"error: ROOST_PARTITIONS: namespace {ns!r} has 4 partitions, not "
+            f"{args[1]} (fixed when it was created)"
+        ]
+    assert cli("list").code == 0  # not asking: the namespace's own number
+    assert cli.counts() == before
 
 
 def test_as_a_real_process_no_traceback(cli: Cli) -> None:

@@ -79,3 +79,24 @@ class TestClusterConformance(
         return _backend(
             cluster_group.url, tmp_path, worker_pool, wait_replicas=1, strict_durability=True
         )
+
+
+class TestPartitionedClusterConformance(
+    FencingConformance, ContiguousVersionsConformance, RecoveryConformance
+):
+    """The same on a namespace of 16 partitions spread over the cluster's 3 primaries."""
+
+    capabilities = frozenset(Capability)
+
+    @pytest.fixture
+    def backend(
+        self, cluster_group: ClusterGroup, tmp_path: Path, worker_pool: WorkerPool
+    ) -> RedisConformanceBackend:
+        return _backend(
+            cluster_group.url,
+            tmp_path,
+            worker_pool,
+            wait_replicas=1,
+            strict_durability=True,
+            partitions=16,
+        )

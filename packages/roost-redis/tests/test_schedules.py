@@ -56,7 +56,8 @@ def contiguous(ticks: list[int], step: int = SECOND) -> bool:
 async def namespace_keys(swarm: RedisSwarm) -> list[str]:
     found: list[str] = []
     async for key in swarm.client.scan_iter(match=f"{swarm.keys.base}*"):  # type: ignore[attr-defined]
-        found.append(key)
+        if key != swarm.keys.conf:  # the namespace's own record, written by its first writer
+            found.append(key)
     return found
 
 

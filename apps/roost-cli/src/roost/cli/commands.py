@@ -76,6 +76,14 @@ def root(
             "--prefix", metavar="PREFIX", help="Key prefix (overrides ROOST_REDIS_PREFIX)."
         ),
     ] = None,
+    partitions: Annotated[
+        int | None,
+        typer.Option(
+            "--partitions",
+            metavar="N",
+            help="Partitions of a new namespace (overrides ROOST_PARTITIONS; fixed once set).",
+        ),
+    ] = None,
     log_level: LogLevelOption = None,
     log_format: LogFormatOption = None,
     verbose: VerboseOption = False,
@@ -90,7 +98,9 @@ def root(
     ] = False,
 ) -> None:
     """Store the global flags for the command that follows."""
-    ctx.obj = GlobalOptions(redis_url=redis_url, namespace=namespace, queue=queue, prefix=prefix)
+    ctx.obj = GlobalOptions(
+        redis_url=redis_url, namespace=namespace, queue=queue, prefix=prefix, partitions=partitions
+    )
     remember(ctx, log_level, log_format, verbose)
     setup_logging(ctx)  # commands configure it again with their own default level
 

@@ -54,6 +54,7 @@ _FLAG_OF = {
     "ROOST_NAMESPACE": "--namespace",
     "ROOST_QUEUE": "--queue",
     "ROOST_REDIS_PREFIX": "--prefix",
+    "ROOST_PARTITIONS": "--partitions",
 }
 
 
@@ -85,6 +86,7 @@ class GlobalOptions:
     namespace: str | None = None
     queue: str | None = None
     prefix: str | None = None
+    partitions: int | None = None
     log_level: str | None = None
     log_format: str | None = None
     verbose: bool = False
@@ -102,6 +104,7 @@ class GlobalOptions:
             "namespace": self.namespace,
             "queue": self.queue,
             "redis_prefix": self.prefix,
+            "partitions": self.partitions,
         }
         merged: dict[str, Any] = {**flags, **overrides}
         try:
@@ -119,6 +122,7 @@ class GlobalOptions:
             "--namespace": self.namespace,
             "--queue": self.queue,
             "--prefix": self.prefix,
+            "--partitions": self.partitions,
         }
         if flag and given.get(flag) is not None:
             message = f"{flag}{message[len(var) :]}"
@@ -210,6 +214,8 @@ async def open_backend(
     backend = backend_of(settings, registry=registry, validate_engines=validate_engines)
     try:
         await backend.connect()
+    except BadInput as exc:  # the namespace refuses these settings (its partitions...)
+        raise CliError(str(exc), EXIT_BAD_INPUT) from None
     except RoostError as exc:  # BackendUnreachable, or a server Roost cannot use
         raise CliError(str(exc), EXIT_BAD_INPUT if settings.redis_url else EXIT_RUNTIME) from None
     try:

@@ -74,6 +74,7 @@ class Family:
         spawned: the children the step spawned, in order (created by its commit).
         wait: what the step waits for when it ends, or None.
         load: reads the outcomes of the item's children (set by the runtime).
+        name: gives each child its work id (set by the backend), or None.
     """
 
     work_id: str = ""
@@ -82,6 +83,9 @@ class Family:
     spawned: list[WorkItem] = field(default_factory=list[WorkItem])
     wait: WaitFor | None = None
     load: Callable[[], Awaitable[list[ChildOutcome]]] = no_children
+    name: Callable[[WorkItem], str] | None = None
+    """Gives a new child its work id (set by a backend whose ids say where items live);
+    raises :class:`EngineContractError` for a child it cannot place. None: a random id."""
 
     def spawn(
         self,
@@ -130,6 +134,8 @@ class Family:
             raise EngineContractError(
                 f"two children of one step share idempotency key {item.idempotency_key!r}"
             )
+        if self.name is not None:
+            item = item.model_copy(update={"work_id": self.name(item)})
         self.spawned.append(item)
         return item.work_id
 

@@ -33,9 +33,11 @@ __all__ = [
     "ENV_VARS",
     "LOG_FORMATS",
     "LOG_LEVELS",
+    "MAX_PARTITIONS",
     "RoostSettings",
     "find_home",
     "parse_duration",
+    "partitions_problem",
     "read_env",
     "worker_id_problem",
 ]
@@ -149,6 +151,11 @@ class RoostSettings(BaseSettings):
     """``ROOST_REDIS_PREFIX``. First part of every key the backend writes."""
     namespace: Text = "default"
     """``ROOST_NAMESPACE``. Second part of every key; isolates deployments."""
+    partitions: Whole | None = None
+    """``ROOST_PARTITIONS``. How many partitions a new namespace spreads its work over, a
+    power of two (see "Scaling out"). The namespace records its number when it is first
+    written and keeps it: a process asking for another number is refused. Unset: the
+    namespace's own number (1 for a new one)."""
     home: PathSetting = Path(".roost")
     """``ROOST_HOME``. Project-local directory: embedded server data, artifacts, workspaces.
     Unset, :meth:`from_env` finds it the way git finds a repository (:func:`find_home`)."""
@@ -287,6 +294,8 @@ class RoostSettings(BaseSettings):
                 raise SettingsError(
                     f"{ENV_VARS[field]}: {value!r} must be 1-64 characters from A-Z a-z 0-9 _ . -"
                 )
+        if self.partitions is not None and (problem := partitions_problem(self.partitions)):
+            raise SettingsError(f"ROOST_PARTITIONS: {problem}")
         if self.worker_id is not None and (problem := worker_id_problem(self.worker_id)):
             raise SettingsError(f"ROOST_WORKER_ID: {problem}")
         for field, allowed in SETTING_RANGES.items():
@@ -304,6 +313,17 @@ class RoostSettings(BaseSettings):
     def workspaces(self) -> Path:
         """The directory holding per-item workspaces."""
         return self.workspace_root or self.home / "workspaces"
+
+
+MAX_PARTITIONS = 1024
+"""The most partitions a namespace may have (``ROOST_PARTITIONS``)."""
+
+
+def partitions_problem(value: int) -> str | None:
+    """What is wrong with ``value`` as a namespace's number of partitions, or None."""
+    if not 1 <= value <= MAX_PARTITIONS or value & (value - 1):
+        return f"must be a power of two from 1 to {MAX_PARTITIONS}, not {value}"
+    return None
 
 
 def worker_id_problem(value: str) -> str | None:

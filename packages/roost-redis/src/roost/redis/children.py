@@ -9,13 +9,15 @@ its parent and wakes a parent that awaits enough finished children.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from roost.redis.codec import META_FIELDS, meta_from_hash, read_item, read_snapshot, stored_item
+from roost.redis.placement import hash_partition, partition_of, work_id_in
 from roost.redis.schema import Meta
 from roost.runtime.children import ChildOutcome, Family
-from roost.runtime.errors import ConflictError, NotFound
+from roost.runtime.errors import ConflictError, EngineContractError, NotFound
 from roost.runtime.models import WorkItem, WorkMeta, WorkState
 
 if TYPE_CHECKING:
@@ -35,13 +37,13 @@ __all__ = [
 
 async def child_ids(store: RedisStore, work_id: str) -> list[str]:
     """The children of ``work_id`` in spawn order (empty for an item with none)."""
-    kids: dict[str, str] = await store.client.hgetall(store.keys.kids(work_id))
+    kids: dict[str, str] = await store.client.hgetall(store.item_keys(work_id).kids(work_id))
     if not kids:
         return []
     ids = list(kids)
     async with store.client.pipeline(transaction=False) as pipe:
         for kid in ids:
-            pipe.hget(store.keys.meta(kid), Meta.PARENT_INDEX)
+            pipe.hget(store.item_keys(kid).meta(kid), Meta.PARENT_INDEX)
         order: list[str | None] = await pipe.execute()
     ranked = sorted(zip(ids, order, strict=True), key=lambda p: (int(p[1] or 0), p[0]))
     return [kid for kid, _ in ranked]
@@ -58,9 +60,9 @@ async def load_outcomes(store: RedisStore, work_id: str) -> list[ChildOutcome]:
     ids = await child_ids(store, work_id)
     if not ids:
         return []
-    keys = store.keys
     async with store.client.pipeline(transaction=False) as pipe:
         for kid in ids:
+            keys = store.item_keys(kid)
             pipe.hmget(keys.meta(kid), list(META_FIELDS))
             pipe.get(keys.snap(kid))
             pipe.get(keys.item(kid))
@@ -99,7 +101,7 @@ async def resolve_keys(store: RedisStore, spawned: list[WorkItem]) -> list[WorkI
         return spawned
     async with store.client.pipeline(transaction=False) as pipe:
         for c in keyed:
-            pipe.get(store.keys.idem(c.idempotency_key or ""))
+            pipe.get(store.item_keys(c.work_id).idem(c.idempotency_key or ""))
         owners: list[str | None] = await pipe.execute()
     found = {c.work_id: o for c, o in zip(keyed, owners, strict=True) if o}
     return [
@@ -131,7 +133,24 @@ def family_for(
         depth=item.child_of.depth if item.child_of is not None else 0,
         spawning=stepping,
         load=load,
+        name=None if store.partitions == 1 else functools.partial(_child_id, store, work_id),
     )
+
+
+def _child_id(store: RedisStore, parent: str, child: WorkItem) -> str:
+    """A child's id: in its parent's partition, where the parent's commit creates it.
+
+    Its resources must be there too (a claim is checked in one partition only).
+    """
+    partitions = store.partitions
+    home = partition_of(parent, partitions)
+    elsewhere = [r for r in child.resources if hash_partition(r, partitions) != home]
+    if elsewhere:
+        raise EngineContractError(
+            f"child resource {elsewhere[0]!r} is in another partition than its parent "
+            f"{parent}: give a child resources of its parent's group"
+        )
+    return work_id_in(home, partitions)
 
 
 def spawn_block(
@@ -174,7 +193,7 @@ async def cancel_tree(store: RedisStore, work_id: str) -> list[str]:
     seen = {work_id}
     while todo:
         parent = todo.pop()
-        kids: dict[str, str] = await store.client.hgetall(store.keys.kids(parent))
+        kids: dict[str, str] = await store.client.hgetall(store.item_keys(parent).kids(parent))
         for kid, state in kids.items():
             if kid in seen:
                 continue

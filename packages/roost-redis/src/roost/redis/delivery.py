@@ -71,25 +71,32 @@ async def migrate_legacy(store: RedisStore, keys: Keys) -> int:
 async def unserved_engines(store: RedisStore, keys: Keys) -> dict[str, int]:
     """Engines of ``keys.queue`` with queued deliveries and no live worker running them.
 
-    Returns ``{engine: deliveries queued}``. Costs two round trips and O(engines) work,
-    whatever the number of items or workers.
+    Returns ``{engine: deliveries queued}`` (in every partition). Costs two round trips
+    and O(engines x partitions) work, whatever the number of items or workers.
     """
+    parts = [keys.for_partition(k) for k in range(store.partitions)]
     async with store.client.pipeline(transaction=False) as pipe:
-        pipe.smembers(keys.engines)
+        for part in parts:
+            pipe.smembers(part.engines)
         pipe.execute_command("TIME")  # a cluster pipeline refuses pipe.time()
-        members, (seconds, _micros) = await pipe.execute()
-    engines: list[str] = sorted(members)
+        *members, (seconds, _micros) = await pipe.execute()
+    engines: list[str] = sorted(set[str]().union(*members))
     if not engines:
         return {}
     now_ms = int(seconds) * 1000
     async with store.client.pipeline(transaction=False) as pipe:
         for engine in engines:
-            pipe.llen(keys.for_engine(engine).saq_queued)
             pipe.zcount(keys.live(engine), f"({now_ms}", "+inf")
+            for part in parts:
+                pipe.llen(part.for_engine(engine).saq_queued)
         replies: list[int] = await pipe.execute()
     out: dict[str, int] = {}
+    width = 1 + len(parts)
     for i, engine in enumerate(engines):
-        queued, live = int(replies[2 * i]), int(replies[2 * i + 1])
+        live, queued = (
+            int(replies[width * i]),
+            sum(map(int, replies[width * i + 1 : width * (i + 1)])),
+        )
         if queued and not live:
             out[engine] = queued
     return out

@@ -7,12 +7,14 @@ from typing import TYPE_CHECKING, Protocol
 
 from roost.redis.codec import stored_item, stored_snapshot
 from roost.redis.keys import Keys, new_token
+from roost.redis.placement import work_id_in
 from roost.runtime.errors import BadInput, UnknownEngine
 from roost.runtime.models import Snapshot, WorkItem
 from roost.runtime.observe import enqueue_headers
 
 if TYPE_CHECKING:
     from roost.redis.calls import ScriptCalls
+    from roost.redis.placement import Placer
     from roost.runtime.plugins import Registry
     from roost.runtime.settings import RoostSettings
 
@@ -27,6 +29,7 @@ class Enqueuer(Protocol):
 
     settings: RoostSettings
     keys: Keys
+    partitions: int
     validate_engines: bool
 
     @property
@@ -39,19 +42,37 @@ class Enqueuer(Protocol):
         """Roost's scripts (``enqueue`` is acknowledged like a commit)."""
         ...
 
+    async def settle_partitions(self) -> int:
+        """Record the namespace's number of partitions unless it has one; return it."""
+        ...
+
+    @property
+    def placer(self) -> Placer:
+        """Chooses new items' partitions (see :mod:`roost.redis.placement`)."""
+        ...
+
 
 async def enqueue_items(
     store: Enqueuer,
     items: Sequence[WorkItem],
     delay_ms: int,
     seeds: Sequence[Snapshot | None] | None,
+    *,
+    partition: int | None = None,
 ) -> list[str]:
-    """Create work items, ENQUEUE_CHUNK per script call; see :meth:`RedisSwarm.enqueue_many`."""
+    """Create work items, ENQUEUE_CHUNK per script call; see :meth:`RedisSwarm.enqueue_many`.
+
+    ``partition``: put every item there (ids Roost chooses), whatever its key or resources.
+    """
     # Check and serialize everything before the first write: bad input writes nothing.
     prepared: list[tuple[WorkItem, str, str]] = []
     headers = enqueue_headers(store.registry.observers)
     queue = store.settings.queue
-    for offset, item in enumerate(items):
+    partitions = store.partitions
+    placed: list[int] = []
+    for offset, given in enumerate(items):
+        item, where = _place(store, given, seeded=bool(seeds and seeds[offset]), to=partition)
+        placed.append(where)
         if store.validate_engines and item.engine not in store.registry.engines:
             known = ", ".join(sorted(store.registry.engines)) or "none"
             raise UnknownEngine(f"unknown engine {item.engine!r} (installed: {known})")
@@ -67,25 +88,50 @@ async def enqueue_items(
         if seed is not None and (seed.work_id, seed.engine) != (item.work_id, item.engine):
             raise BadInput(f"seed snapshot {offset} does not belong to its item")
         prepared.append((item, item_json, stored_snapshot(seed) if seed else ""))
-    # One script call per engine (and chunk): each pushes on its engine's delivery list.
-    by_engine: dict[str, list[int]] = {}
+    if await store.settle_partitions() != partitions:  # another first writer's number won
+        return await enqueue_items(store, items, delay_ms, seeds, partition=partition)
+    # One script call per partition and engine (and chunk): each pushes on its engine's
+    # delivery list in that partition.
+    groups: dict[tuple[int, str], list[int]] = {}
     for offset, (item, _, _) in enumerate(prepared):
-        by_engine.setdefault(item.engine, []).append(offset)
+        groups.setdefault((placed[offset], item.engine), []).append(offset)
     ids = [""] * len(prepared)
-    for engine, offsets in by_engine.items():
+    for (where, engine), offsets in groups.items():
+        keys = store.keys.for_partition(where).for_engine(engine)
         for start in range(0, len(offsets), ENQUEUE_CHUNK):
             chunk = offsets[start : start + ENQUEUE_CHUNK]
-            reply = await _enqueue_chunk(store, engine, [prepared[i] for i in chunk], delay_ms)
+            reply = await _enqueue_chunk(store, keys, [prepared[i] for i in chunk], delay_ms)
             for i, work_id in zip(chunk, reply, strict=True):
                 ids[i] = work_id
     return ids
 
 
+def _place(
+    store: Enqueuer, item: WorkItem, *, seeded: bool, to: int | None
+) -> tuple[WorkItem, int]:
+    """The item's partition, and the item with an id naming it unless the caller chose one.
+
+    An id the caller set (or that a seed snapshot names) stays, in the partition it names.
+    ``to``: the partition the caller puts the item in (with an id Roost chooses).
+    """
+    chosen = seeded or "work_id" in item.model_fields_set
+    if to is not None and not chosen:
+        partition = to
+    else:
+        partition = store.placer.place(
+            work_id=item.work_id if chosen else None,
+            idempotency_key=item.idempotency_key,
+            resources=item.resources,
+        )
+    if not chosen and store.partitions > 1:
+        item = item.model_copy(update={"work_id": work_id_in(partition, store.partitions)})
+    return item, partition
+
+
 async def _enqueue_chunk(
-    store: Enqueuer, engine: str, prepared: list[tuple[WorkItem, str, str]], delay_ms: int
+    store: Enqueuer, keys: Keys, prepared: list[tuple[WorkItem, str, str]], delay_ms: int
 ) -> list[str]:
-    """Run the enqueue script for items of one engine; returns their work ids in order."""
-    keys = store.keys.for_engine(engine)
+    """Run the enqueue script for items of one partition and engine; returns their ids."""
     items = [
         {
             "work_id": item.work_id,

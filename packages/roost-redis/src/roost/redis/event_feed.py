@@ -48,6 +48,7 @@ from roost.runtime.observe import EventBatch
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
+    from roost.redis.keys import Keys
     from roost.redis.store import RedisStore
     from roost.runtime.models import RuntimeEvent
 
@@ -65,13 +66,18 @@ STANDBY_POLL = 1.0
 class RedisEventFeed:
     """Reads a namespace's event stream for this worker's sinks (see the module's notes)."""
 
-    def __init__(self, store: RedisStore, consumer: str, *, batch: int = BATCH) -> None:
-        """Read ``store``'s namespace stream as ``consumer`` (the worker's id)."""
+    def __init__(
+        self, store: RedisStore, consumer: str, *, batch: int = BATCH, keys: Keys | None = None
+    ) -> None:
+        """Read ``store``'s namespace stream as ``consumer`` (the worker's id).
+
+        ``keys``: read that partition's stream (default: the home partition's).
+        """
         self.store = store
         self.consumer = consumer
         self.batch = batch
-        self.stream = store.keys.events
-        self.lock = store.keys.events_pump
+        self.stream = (keys or store.keys).events
+        self.lock = (keys or store.keys).events_pump
         self.ttl_ms = max(int(store.settings.lease_ttl * 1000), 1000)
         self.leading = False
         """Whether this worker is the namespace's deliverer now."""

@@ -132,7 +132,8 @@ async def beat(worker: Member, info: dict[str, Any], *, claim: bool = False) -> 
         pipe.hset(key, "beat", str(now_ms))
         pipe.pexpire(key, 2 * timeout_ms)
         pipe.zadd(keys.workers, expiry)
-        pipe.zadd(keys.beats, {wid: now_ms})
+        for partition in range(swarm.partitions):  # each partition's recovery reads its own
+            pipe.zadd(keys.for_partition(partition).beats, {wid: now_ms})
         # Standing in each engine's live set is how work whose engine no live worker runs
         # is told apart from work that merely waits.
         for engine in worker.engines:
@@ -179,13 +180,17 @@ async def _take_over(worker: Member) -> None:
             now_beat, now_inc = await swarm.client.hmget(key, ["beat", "inc"])
             if now_beat is not None and (now_beat != first or now_inc != inc):
                 raise WorkerIdInUse(_in_use(wid, raw, worker))
-    async with swarm.client.pipeline(transaction=False) as pipe:
-        pipe.execute_command("ZSCORE", keys.beats, wid)
-        (score,) = await pipe.execute()
-    beat_score = None if score is None else float(score)
-    requeued, dead, alive = await recover_worker(swarm, keys, wid, beat_score)
-    if alive:
-        raise WorkerIdInUse(_in_use(wid, raw, worker))
+    requeued = dead = 0
+    for partition in range(swarm.partitions):
+        here = keys.for_partition(partition)
+        async with swarm.client.pipeline(transaction=False) as pipe:
+            pipe.execute_command("ZSCORE", here.beats, wid)
+            (score,) = await pipe.execute()
+        beat_score = None if score is None else float(score)
+        r, d, alive = await recover_worker(swarm, here, wid, beat_score)
+        if alive:
+            raise WorkerIdInUse(_in_use(wid, raw, worker))
+        requeued, dead = requeued + r, dead + d
     if requeued or dead:
         log.warning(
             "worker %s: took back %d leases of its previous run (%d dead: out of attempts)",

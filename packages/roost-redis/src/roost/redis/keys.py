@@ -6,6 +6,12 @@ the same tag) hashes to one slot and every script's keys share it. Per-queue str
 (the lease and due indexes) carry the queue name; each engine has its own SAQ queue (its
 delivery lists) inside a queue, named after both.
 
+A namespace of P partitions (``docs/scaling-out.md``) has one base per partition: partition
+0 keeps the base above (so a namespace of one partition has exactly the keys it always had,
+and what exists once per namespace, such as the workers' heartbeats, lives there), partition
+``k >= 1`` has ``{prefix}:{{{namespace}|{k}}}:``. Each partition holds its own copy of the
+per-item structures and the keys of its items, so a script's keys still share one slot.
+
 Names inside keys (work ids, idempotency keys, resources, queues, worker ids, and the prefix
 and namespace themselves) are encoded, so that no name can form another name's key. The
 grammar of a key is::
@@ -39,11 +45,13 @@ from roost.runtime.models import WorkState
 
 __all__ = [
     "JOB_SEPARATOR",
+    "PARTITION_SEPARATOR",
     "ROUTE_SEPARATOR",
     "STATE_ORDER",
     "Keys",
     "decode_part",
     "encode_part",
+    "partition_base",
 ]
 
 STATE_ORDER: tuple[WorkState, ...] = (
@@ -86,6 +94,18 @@ def decode_part(part: str) -> str | None:
     return name if encode_part(name) == part else None
 
 
+PARTITION_SEPARATOR = "|"
+"""Joins a namespace and a partition number in a partition's hash tag (``{ns|3}``)."""
+
+
+def partition_base(prefix: str, namespace: str, partition: int) -> str:
+    """The base of partition ``partition`` (>= 1) of a namespace: ``prefix:{ns|k}:``.
+
+    An encoded namespace never holds ``|``, so no namespace's own tag is another's partition.
+    """
+    return f"{encode_part(prefix)}:{{{encode_part(namespace)}{PARTITION_SEPARATOR}{partition}}}:"
+
+
 ROUTE_SEPARATOR = "#"
 """Joins a queue and an engine id in per-engine names (never part of an encoded name)."""
 
@@ -97,12 +117,26 @@ class Keys:
     per-engine delivery (still read, to deliver what it holds after an upgrade).
     """
 
-    def __init__(self, prefix: str, namespace: str, queue: str, engine: str | None = None) -> None:
+    def __init__(
+        self,
+        prefix: str,
+        namespace: str,
+        queue: str,
+        engine: str | None = None,
+        *,
+        partition: int = 0,
+    ) -> None:
         self.prefix = prefix
         self.namespace = namespace
         self.queue = queue
         self.engine = engine
-        self.base = f"{encode_part(prefix)}:{{{encode_part(namespace)}}}:"
+        self.partition = partition
+        """Which partition of the namespace these keys are (0: the home, today's keys)."""
+        self.home = f"{encode_part(prefix)}:{{{encode_part(namespace)}}}:"
+        """The base of partition 0, which also holds what exists once per namespace."""
+        self.base = self.home if partition == 0 else partition_base(prefix, namespace, partition)
+        self.conf = self.home + "conf"
+        """Hash of the namespace's fixed settings (``partitions``), written once."""
         self.saq_name = f"{self.base}{encode_part(queue)}"
         """The SAQ queue name: carries the namespace's hash tag."""
         q = f"{self.base}q:{encode_part(queue)}:"
@@ -123,7 +157,7 @@ class Keys:
         self.events_pump = self.base + "events:pump"
         """Which worker delivers the event stream to the event sinks now (its consumer name)."""
         self.stats = self.base + "stats"
-        self.workers = self.base + "workers"
+        self.workers = self.home + "workers"
         self.ack = self.base + "ack"
         """Scratch string written just before a commit's WAIT/WAITAOF (Scripts.acked)."""
         # SAQ 0.26's RedisQueue names (saq/queue/redis.py: namespace() and job_id()).
@@ -166,7 +200,13 @@ class Keys:
         """Keys of a queue (this one or another) in the same namespace, no engine's lists."""
         if queue == self.queue and self.engine is None:
             return self
-        return Keys(self.prefix, self.namespace, queue)
+        return Keys(self.prefix, self.namespace, queue, partition=self.partition)
+
+    def for_partition(self, partition: int) -> Keys:
+        """The same queue's (and engine's) keys in another partition of the namespace."""
+        if partition == self.partition:
+            return self
+        return Keys(self.prefix, self.namespace, self.queue, self.engine, partition=partition)
 
     def for_engine(self, engine: str) -> Keys:
         """Keys whose SAQ names are ``engine``'s delivery lists in this queue."""
@@ -174,7 +214,9 @@ class Keys:
             return self
         routed = self._routes.get(engine)
         if routed is None:
-            routed = self._routes[engine] = Keys(self.prefix, self.namespace, self.queue, engine)
+            routed = self._routes[engine] = Keys(
+                self.prefix, self.namespace, self.queue, engine, partition=self.partition
+            )
         return routed
 
     def live(self, engine: str) -> str:
@@ -223,7 +265,7 @@ class Keys:
 
     def worker(self, worker_id: str) -> str:
         """Hash describing a live worker."""
-        return f"{self.base}worker:{encode_part(worker_id)}"
+        return f"{self.home}worker:{encode_part(worker_id)}"
 
     def item_keys(self, work_id: str) -> list[str]:
         """meta, item, snap, hist."""

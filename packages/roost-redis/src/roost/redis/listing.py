@@ -36,9 +36,9 @@ async def _candidates(
 ) -> list[Entry]:
     """The next ``count`` entries across ``states`` in (score desc, member desc) order."""
     client = store.client
+    # One order across partitions: (update time, work id), so the cursor holds for them all.
     async with client.pipeline(transaction=False) as pipe:
-        for state in states:
-            key = store.keys.state(state)
+        for key in (keys.state(s) for keys in store.partition_keys() for s in states):
             if after is None:
                 pipe.zrange(
                     key,
@@ -138,9 +138,8 @@ async def item_events(
     the end of the window. An item finished before the id was kept is read to the stream's
     end.
     """
-    first, last = await store.client.hmget(
-        store.keys.meta(work_id), [Meta.CREATED, Meta.FINAL_EVENT]
-    )
+    keys = store.item_keys(work_id)
+    first, last = await store.client.hmget(keys.meta(work_id), [Meta.CREATED, Meta.FINAL_EVENT])
     if first is None:
         raise NotFound(f"unknown work id {work_id!r}")
     low = f"{int(first)}-0"
@@ -150,7 +149,7 @@ async def item_events(
         start = f"({after}" if stream_pos(after) >= stream_pos(low) else low
         while len(found) < limit:
             rows = await store.client.xrange(
-                store.keys.events, min=start, max=high, count=EVENT_SCAN_CHUNK
+                keys.events, min=start, max=high, count=EVENT_SCAN_CHUNK
             )
             found += [event_from_entry(i, f) for i, f in rows if f.get("w") == work_id]
             if len(rows) < EVENT_SCAN_CHUNK:
@@ -159,9 +158,7 @@ async def item_events(
         return found[:limit]
     end = high
     while len(found) < limit:
-        rows = await store.client.xrevrange(
-            store.keys.events, max=end, min=low, count=EVENT_SCAN_CHUNK
-        )
+        rows = await store.client.xrevrange(keys.events, max=end, min=low, count=EVENT_SCAN_CHUNK)
         found += [event_from_entry(i, f) for i, f in rows if f.get("w") == work_id]
         if len(rows) < EVENT_SCAN_CHUNK:
             break

@@ -257,38 +257,56 @@ class QueueReader:
         self.engines: list[str] = []
 
     async def read(self) -> QueueReading:
-        """One round trip: state counts, oldest queued, workers, per-engine lists."""
+        """One round trip: state counts, oldest queued, workers, per-engine lists.
+
+        In a namespace of several partitions, each partition's counts are summed.
+        """
         keys = self.swarm.keys
+        parts = self.swarm.partition_keys()
         engines = list(self.engines)
         async with self.swarm.client.pipeline(transaction=False) as pipe:
             pipe.execute_command("TIME")
-            for s in STATE_ORDER:
-                pipe.zcard(keys.state(s))
-            pipe.zrange(keys.state("queued"), 0, 0, withscores=True)
             pipe.zrange(keys.workers, 0, -1, withscores=True)
-            pipe.smembers(keys.engines)
             for engine in engines:
-                route = keys.for_engine(engine)
-                pipe.llen(route.saq_queued)
-                pipe.llen(route.saq_active)
                 pipe.zrange(keys.live(engine), 0, -1, withscores=True)
+            for part in parts:
+                for s in STATE_ORDER:
+                    pipe.zcard(part.state(s))
+                pipe.zrange(part.state("queued"), 0, 0, withscores=True)
+                pipe.smembers(part.engines)
+                for engine in engines:
+                    route = part.for_engine(engine)
+                    pipe.llen(route.saq_queued)
+                    pipe.llen(route.saq_active)
             replies: list[Any] = await pipe.execute()
         seconds, micros = replies[0]
         now_ms = int(seconds) * 1000 + int(micros) // 1000
+        workers: list[tuple[str, float]] = replies[1]
+        lives: list[list[tuple[str, float]]] = replies[2 : 2 + len(engines)]
         n = len(STATE_ORDER)
-        states = {str(s): int(v) for s, v in zip(STATE_ORDER, replies[1 : n + 1], strict=True)}
-        oldest: list[tuple[str, float]] = replies[n + 1]
-        workers: list[tuple[str, float]] = replies[n + 2]
-        self.engines = sorted(replies[n + 3])
-        per: dict[str, EngineCounts] = {}
-        rest = replies[n + 4 :]
-        for i, engine in enumerate(engines):
-            queued, active, live = rest[i * 3 : i * 3 + 3]
-            per[engine] = (int(queued), int(active), sum(1 for _, exp in live if exp > now_ms))
+        width = n + 2 + 2 * len(engines)
+        states = dict.fromkeys(map(str, STATE_ORDER), 0)
+        oldest: list[float] = []
+        known: set[str] = set()
+        lists = {e: [0, 0] for e in engines}
+        for p in range(len(parts)):
+            row = replies[2 + len(engines) + p * width : 2 + len(engines) + (p + 1) * width]
+            for s, v in zip(STATE_ORDER, row[:n], strict=True):
+                states[str(s)] += int(v)
+            oldest += [score for _, score in row[n]]
+            known |= set(row[n + 1])
+            for i, engine in enumerate(engines):
+                lists[engine][0] += int(row[n + 2 + 2 * i])
+                lists[engine][1] += int(row[n + 3 + 2 * i])
+        self.engines = sorted(known)
+        per: dict[str, EngineCounts] = {
+            engine: (queued, active, sum(1 for _, exp in live if exp > now_ms))
+            for (engine, (queued, active)), live in zip(lists.items(), lives, strict=True)
+        }
         return QueueReading(
             queue=keys.queue,
             states=states,
-            oldest_queued_age=max(now_ms - oldest[0][1], 0) / 1000.0 if oldest else 0.0,
+            oldest_queued_age=max(now_ms - min(oldest), 0) / 1000.0 if oldest else 0.0,
             live_workers=sum(1 for _, exp in workers if exp > now_ms),
             running=states.get("running", 0),
             engines=per,

@@ -49,7 +49,7 @@ async def replay(
             f"work {work_id} is {current.meta.state}; replay in place needs a finished "
             "item (or use as_new)"
         )
-    keys = store.keys.for_queue(current.meta.queue or store.settings.queue)
+    keys = store.item_keys(work_id).for_queue(current.meta.queue or store.settings.queue)
     keys = keys.for_engine(current.meta.engine)
     snap_json = ""
     if source is not None:
@@ -109,7 +109,7 @@ async def raise_budget(
     limits.BUDGET.check(cost, "cost to add")
     limits.MAX_RUNTIME.check(max(runtime, 1.0), "runtime to add")
     status = await store.status(work_id)
-    keys = store.keys.for_queue(status.meta.queue or store.settings.queue)
+    keys = store.item_keys(work_id).for_queue(status.meta.queue or store.settings.queue)
     own = item_limits(status.item, None) if status.item else (-1.0, -1.0, -1.0)
     reply = await store.calls.budget(
         keys,

@@ -23,10 +23,11 @@ __all__ = ["pause", "resume"]
 
 
 async def _route(store: RedisStore, work_id: str) -> Keys:
-    h: dict[str, str] = await store.client.hgetall(store.keys.meta(work_id))
+    home = store.item_keys(work_id)
+    h: dict[str, str] = await store.client.hgetall(home.meta(work_id))
     if not h:
         raise NotFound(f"unknown work id {work_id!r}")
-    keys = store.keys.for_queue(h.get(Meta.QUEUE) or store.settings.queue)
+    keys = home.for_queue(h.get(Meta.QUEUE) or store.settings.queue)
     return keys.for_engine(h.get(Meta.ENGINE, ""))
 
 

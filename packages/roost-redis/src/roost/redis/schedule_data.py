@@ -87,8 +87,11 @@ class Backend(Protocol):
     keys: Keys
     settings: RoostSettings
 
-    async def enqueue_many(self, items: Sequence[WorkItem]) -> list[str]:
-        """Create work items; return their ids in order."""
+    async def enqueue_home(self, items: Sequence[WorkItem]) -> list[str]:
+        """Create work items in the namespace's home partition; return their ids in order.
+
+        A schedule's items live next to it: its scripts read its last item's meta.
+        """
         ...
 
 

@@ -206,7 +206,7 @@ class Schedules:
                 f"schedule {name} belongs to queue {schedule.queue}; run it now from that "
                 f"queue (ROOST_QUEUE={schedule.queue} or --queue {schedule.queue})"
             )
-        work_id = (await self._backend.enqueue_many([schedule.item(tick_ms=None)]))[0]
+        work_id = (await self._backend.enqueue_home([schedule.item(tick_ms=None)]))[0]
         await self._edit("ran", name, work_id)
         return work_id
 

@@ -202,8 +202,18 @@ class Scripts:
         """The name the server knows script ``name`` by (its function's name)."""
         return self._library.functions[name]
 
-    async def load(self) -> None:
-        """Load the library on the node that serves the namespace (replacing any copy)."""
+    async def load(self, key: str | None = None) -> None:
+        """Load the library on the node that serves the namespace (replacing any copy).
+
+        ``key``: on a cluster, load it on the primary of that key's slot instead (a
+        partition of the namespace may live on another primary than its home).
+        """
+        client: Any = self._client
+        if key is not None and isinstance(client, ClusterClient):
+            await client.execute_command(
+                "FUNCTION LOAD", "REPLACE", self._library.code, target_nodes=client.node_of(key)
+            )
+            return
         await self._client.execute_command("FUNCTION LOAD", "REPLACE", self._library.code)
 
     async def __call__(self, name: str, keys: list[str], args: list[Any]) -> Any:
@@ -217,7 +227,7 @@ class Scripts:
             except ResponseError as exc:
                 if not is_missing_function(exc):
                     raise
-            await self.load()
+            await self.load(keys[0] if keys else None)
         return await self._client.execute_command("FCALL", function, len(keys), *keys, *args)
 
     async def durable(self, name: str, keys: list[str], args: list[Any]) -> Any:
@@ -257,10 +267,10 @@ class Scripts:
         if fsync:
             commands.append(("WAITAOF", 1, 0, WAITAOF_TIMEOUT_MS))
         for _ in range(LOAD_TRIES):
-            replies = await self._together(commands)
+            replies = await self._together(commands, keys[0] if keys else None)
             result = replies[0]
             if is_missing_function(result):
-                await self.load()
+                await self.load(keys[0] if keys else None)
                 continue
             if isinstance(result, Exception):
                 raise result
@@ -297,10 +307,10 @@ class Scripts:
             await pool.disconnect(inuse_connections=False)
             await pool.update_active_connections_for_reconnect()  # closed when released
 
-    async def _together(self, commands: list[tuple[Any, ...]]) -> list[Any]:
+    async def _together(self, commands: list[tuple[Any, ...]], key: str | None) -> list[Any]:
         client: Any = self._client
         if isinstance(client, ClusterClient):
-            return await client.on_home_connection(*commands)
+            return await client.on_home_connection(*commands, key=key)
         async with self._client.pipeline(transaction=False) as pipe:
             for command in commands:
                 pipe.execute_command(*command)

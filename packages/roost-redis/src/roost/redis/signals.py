@@ -68,10 +68,11 @@ async def send_signal(
 ) -> SignalSent:
     """Send a signal; see :meth:`RedisSwarm.signal`."""
     body = _check(name, payload, sender)
-    h: dict[str, str] = await store.client.hgetall(store.keys.meta(work_id))
+    home = store.item_keys(work_id)
+    h: dict[str, str] = await store.client.hgetall(home.meta(work_id))
     if not h:
         raise NotFound(f"unknown work id {work_id!r}")
-    keys = store.keys.for_queue(h.get(Meta.QUEUE) or store.settings.queue)
+    keys = home.for_queue(h.get(Meta.QUEUE) or store.settings.queue)
     keys = keys.for_engine(h.get(Meta.ENGINE, ""))
     reply = await store.calls.signal(
         keys,
@@ -118,7 +119,7 @@ def _parse(entry_id: str, fields: dict[str, str]) -> Signal:
 
 async def pending_signals(store: RedisStore, work_id: str) -> list[Signal]:
     """The signals sent to an item and not consumed yet, oldest first."""
-    return await read_signals(store.client, store.keys.sig(work_id))
+    return await read_signals(store.client, store.item_keys(work_id).sig(work_id))
 
 
 async def read_signals(client: AsyncRedis, key: str) -> list[Signal]:

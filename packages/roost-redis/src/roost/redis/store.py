@@ -20,20 +20,30 @@ from roost.redis.connection import ServerInfo, check_server, make_client, redact
 from roost.redis.contract import Code
 from roost.redis.faults import describe as describe_redis_error
 from roost.redis.faults import error_code, is_unreachable
-from roost.redis.keys import Keys
+from roost.redis.keys import STATE_ORDER, Keys
+from roost.redis.placement import Placer, partition_of
 from roost.redis.schema import Meta
 from roost.redis.scripts import WAIT_TIMEOUT_MS, Scripts
 from roost.redis.topology import explain_failure, is_topology_url
-from roost.runtime.errors import ConflictError, NotFound, RedisUnreachable, RoostError
+from roost.runtime.errors import (
+    ConflictError,
+    NotFound,
+    RedisUnreachable,
+    RoostError,
+    SettingsError,
+)
 from roost.runtime.models import Snapshot, WorkMeta, WorkStatus
 from roost.runtime.plugins import Registry
-from roost.runtime.settings import RoostSettings
+from roost.runtime.settings import MAX_PARTITIONS, RoostSettings
 
 if TYPE_CHECKING:
     from roost.redis.aio import AsyncRedis
     from roost.runtime.stores import ArtifactStore
 
-__all__ = ["EmbeddedServerFailed", "RedisStore"]
+__all__ = ["PARTS", "EmbeddedServerFailed", "RedisStore"]
+
+PARTS = "partitions"
+"""The field of the namespace's record (``Keys.conf``) holding its number of partitions."""
 
 
 class EmbeddedServerFailed(RoostError):
@@ -81,6 +91,11 @@ class RedisStore:
             base = RoostSettings.from_env({}, **{**base.model_dump(), **update})
         self.settings = base
         self.keys = Keys(base.redis_prefix, base.namespace, base.queue)
+        self.partitions = base.partitions or 1
+        """The namespace's number of partitions: as recorded once connected (see
+        :meth:`settle_partitions`), else as asked."""
+        self._settled = False
+        self._placer: Placer | None = None
         self._registry = registry
         self.validate_engines = validate_engines
         self.worker_id = ""
@@ -125,9 +140,62 @@ class RedisStore:
             if is_unreachable(exc) and error_code(exc) is None:
                 raise RedisUnreachable(f"cannot reach Redis at {url}: {exc}") from None
             raise RoostError(f"cannot use Redis at {url}: {describe_redis_error(exc)}") from None
+        try:
+            self.partitions = self._checked_partitions(await client.hget(self.keys.conf, PARTS))
+        except Exception:
+            await client.aclose()
+            raise
         self._client = client
         self._blocking = make_client(self.url, blocking=True, home_key=self.keys.base)
         self._scripts = Scripts(client)
+
+    def _checked_partitions(self, stored: str | None) -> int:
+        """The number of partitions to use, given the namespace's record (None: none yet).
+
+        Raises:
+            SettingsError: the record differs from ``ROOST_PARTITIONS``, or is not a
+                number of partitions (one line, naming the variable).
+        """
+        wanted = self.settings.partitions
+        if stored is None:
+            return wanted or 1
+        ns = self.settings.namespace
+        found = int(stored) if stored.isdigit() else 0
+        if not 1 <= found <= MAX_PARTITIONS or found & (found - 1):
+            raise SettingsError(f"ROOST_PARTITIONS: namespace {ns!r} records {stored!r} partitions")
+        if wanted is not None and wanted != found:
+            raise SettingsError(
+                f"ROOST_PARTITIONS: namespace {ns!r} has {found} partition"
+                f"{'s' if found > 1 else ''}, not {wanted} (fixed when it was created)"
+            )
+        return found
+
+    async def settle_partitions(self) -> int:
+        """Record the namespace's number of partitions unless it has one; return it.
+
+        Called before the first write of work (an enqueue, a worker starting): the first
+        writer's ``ROOST_PARTITIONS`` (or 1) is recorded, atomically (``HSETNX``), and every
+        later process uses it or, if it asks for another, is refused. A namespace that holds
+        work from before the record existed has one partition.
+
+        Raises:
+            SettingsError: the namespace has another number than ``ROOST_PARTITIONS``.
+        """
+        if self._settled:
+            return self.partitions
+        stored = await self.client.hget(self.keys.conf, PARTS)  # a read: no write once set
+        if stored is None:
+            wanted = self.settings.partitions or 1
+            states = [self.keys.state(s) for s in STATE_ORDER]
+            if wanted > 1 and await self.client.exists(*states):  # work of an earlier version
+                wanted = 1
+            async with self.client.pipeline(transaction=False) as pipe:
+                pipe.hsetnx(self.keys.conf, PARTS, wanted)
+                pipe.hget(self.keys.conf, PARTS)
+                _, stored = await pipe.execute()
+        self.partitions = self._checked_partitions(stored)
+        self._settled = True
+        return self.partitions
 
     async def close(self) -> None:
         """Close the connections."""
@@ -206,17 +274,35 @@ class RedisStore:
 
     # -- reading ------------------------------------------------------------------------------
 
+    @property
+    def placer(self) -> Placer:
+        """Chooses new items' partitions (one per store: it spreads items in turn)."""
+        if self._placer is None or self._placer.partitions != self.partitions:
+            self._placer = Placer(self.partitions)
+        return self._placer
+
+    def partition_keys(self) -> list[Keys]:
+        """This queue's keys in every partition of the namespace, partition 0 first."""
+        return [self.keys.for_partition(k) for k in range(self.partitions)]
+
+    def item_keys(self, work_id: str) -> Keys:
+        """The keys of the partition ``work_id`` lives in (its id says which: no lookup)."""
+        if self.partitions == 1:
+            return self.keys
+        return self.keys.for_partition(partition_of(work_id, self.partitions))
+
     async def status(self, work_id: str) -> WorkStatus:
         """Return the item's meta, latest snapshot and work item.
 
         Raises:
             NotFound: no such work id (it may have passed its retention time).
         """
+        keys = self.item_keys(work_id)
         async with self.client.pipeline(transaction=False) as pipe:
-            pipe.hgetall(self.keys.meta(work_id))
-            pipe.get(self.keys.item(work_id))
-            pipe.get(self.keys.snap(work_id))
-            pipe.xlen(self.keys.sig(work_id))
+            pipe.hgetall(keys.meta(work_id))
+            pipe.get(keys.item(work_id))
+            pipe.get(keys.snap(work_id))
+            pipe.xlen(keys.sig(work_id))
             h, item_json, snap_json, pending = await pipe.execute()
         if not h:
             raise NotFound(f"unknown work id {work_id!r}")
@@ -234,7 +320,7 @@ class RedisStore:
         """Meta of many items in one round trip (``None`` for unknown ids)."""
         async with self.client.pipeline(transaction=False) as pipe:
             for work_id in work_ids:
-                pipe.hmget(self.keys.meta(work_id), list(META_FIELDS))
+                pipe.hmget(self.item_keys(work_id).meta(work_id), list(META_FIELDS))
             rows: list[list[str | None]] = await pipe.execute()
         out: list[WorkMeta | None] = []
         for work_id, row in zip(work_ids, rows, strict=True):
@@ -246,10 +332,11 @@ class RedisStore:
 
     async def snapshot_versions(self, work_id: str) -> list[Snapshot]:
         """The latest snapshot and the earlier versions kept (``ROOST_HISTORY``), newest first."""
+        keys = self.item_keys(work_id)
         async with self.client.pipeline(transaction=False) as pipe:
-            pipe.hget(self.keys.meta(work_id), Meta.ENGINE)
-            pipe.get(self.keys.snap(work_id))
-            pipe.lrange(self.keys.hist(work_id), 0, -1)
+            pipe.hget(keys.meta(work_id), Meta.ENGINE)
+            pipe.get(keys.snap(work_id))
+            pipe.lrange(keys.hist(work_id), 0, -1)
             engine, latest, older = await pipe.execute()
         snaps = ([latest] if latest else []) + list(older)
         return [read_snapshot(work_id, s, engine=engine or "") for s in snaps]
@@ -281,10 +368,11 @@ class RedisStore:
         return out
 
     async def _keys_of(self, work_id: str) -> tuple[Keys, dict[str, str]]:
-        h: dict[str, str] = await self.client.hgetall(self.keys.meta(work_id))
+        keys = self.item_keys(work_id)
+        h: dict[str, str] = await self.client.hgetall(keys.meta(work_id))
         if not h:
             raise NotFound(f"unknown work id {work_id!r}")
-        return self.keys.for_queue(h.get(Meta.QUEUE) or self.settings.queue), h
+        return keys.for_queue(h.get(Meta.QUEUE) or self.settings.queue), h
 
     async def cancel_one(self, work_id: str) -> WorkMeta:
         """Cancel one unfinished item, leaving its children be (see :meth:`cancel`)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 import os
@@ -50,6 +51,9 @@ if TYPE_CHECKING:
     from roost.runtime.stores import EventSink
 
 __all__ = ["EmbeddedServerFailed", "RedisSwarm"]
+
+FOLLOW_POLL = 0.1
+"""Seconds between reads of a partitioned namespace's streams while following events."""
 
 log = logging.getLogger("roost.redis")
 
@@ -165,6 +169,13 @@ class RedisSwarm(RedisStore, WorkStore):
             raise BadInput("seeds must have one entry per item")
         return await enqueue_items(self, items, int(round(delay_seconds * 1000)), seeds)
 
+    async def enqueue_home(self, items: Sequence[WorkItem]) -> list[str]:
+        """Create work items in the namespace's home partition (partition 0).
+
+        For the items of schedules, which live next to them (see :mod:`roost.redis.ticks`).
+        """
+        return await enqueue_items(self, items, 0, None, partition=0)
+
     # -- reading ----------------------------------------------------------------------------
 
     async def list_work(
@@ -194,17 +205,21 @@ class RedisSwarm(RedisStore, WorkStore):
 
     async def counts(self) -> dict[str, int]:
         """Number of items per state, plus the queue's deliveries queued and in flight."""
-        routes = await delivery_routes(self, self.keys)
-        async with self.client.pipeline(transaction=False) as pipe:
-            for s in STATE_ORDER:
-                pipe.zcard(self.keys.state(s))
-            for route in routes:
-                pipe.llen(route.saq_queued)
-                pipe.llen(route.saq_active)
-            values: list[int] = await pipe.execute()
-        out = {str(s): int(v) for s, v in zip(STATE_ORDER, values, strict=False)}
-        lengths = values[len(STATE_ORDER) :]
-        out["saq_queued"], out["saq_active"] = sum(lengths[0::2]), sum(lengths[1::2])
+        out = dict.fromkeys([*map(str, STATE_ORDER), "saq_queued", "saq_active"], 0)
+        for keys in self.partition_keys():  # each partition's counts, summed
+            routes = await delivery_routes(self, keys)
+            async with self.client.pipeline(transaction=False) as pipe:
+                for s in STATE_ORDER:
+                    pipe.zcard(keys.state(s))
+                for route in routes:
+                    pipe.llen(route.saq_queued)
+                    pipe.llen(route.saq_active)
+                values: list[int] = await pipe.execute()
+            for s, v in zip(STATE_ORDER, values, strict=False):
+                out[str(s)] += int(v)
+            lengths = values[len(STATE_ORDER) :]
+            out["saq_queued"] += sum(lengths[0::2])
+            out["saq_active"] += sum(lengths[1::2])
         return out
 
     async def unserved_engines(self, queue: str | None = None) -> dict[str, int]:
@@ -233,11 +248,15 @@ class RedisSwarm(RedisStore, WorkStore):
         if after is not None:
             stream_pos(after)
         if work_id is None:
-            if after is None:
-                rows = await self.client.xrevrange(self.keys.events, count=limit)
-                rows.reverse()
-            else:
-                rows = await self.client.xrange(self.keys.events, min=f"({after}", count=limit)
+            # Each partition's stream, merged by stream id (the server's clock at each event).
+            rows: list[tuple[str, dict[str, str]]] = []
+            for keys in self.partition_keys():
+                if after is None:
+                    rows += await self.client.xrevrange(keys.events, count=limit)
+                else:
+                    rows += await self.client.xrange(keys.events, min=f"({after}", count=limit)
+            rows.sort(key=lambda row: stream_pos(row[0]))
+            rows = rows[-limit:] if after is None else rows[:limit]
             return [event_from_entry(i, f) for i, f in rows]
         return await item_events(self, work_id, after, limit)
 
@@ -247,6 +266,10 @@ class RedisSwarm(RedisStore, WorkStore):
         """Yield events as they are stored, starting after ``after`` (default: from now)."""
         if after is not None:
             stream_pos(after)
+        if self.partitions > 1:
+            async for event in self._follow_partitions(work_id, after):
+                yield event
+            return
         last = after or "$"
         while True:
             reply = await self.blocking_client.xread(
@@ -257,6 +280,36 @@ class RedisSwarm(RedisStore, WorkStore):
                     last = entry_id
                     if work_id is None or fields.get("w") == work_id:
                         yield event_from_entry(entry_id, fields)
+
+    async def _follow_partitions(
+        self, work_id: str | None, after: str | None
+    ) -> AsyncIterator[RuntimeEvent]:
+        """:meth:`follow_events` over every partition's stream, polled in turn.
+
+        Each stream is read from where it was left; what a round finds is yielded in stream
+        id order. (The streams may live on different nodes: one XREAD cannot block on all.)
+        """
+        streams = [k.events for k in self.partition_keys()]
+        if after is not None:
+            last = dict.fromkeys(streams, after)
+        else:
+            last = {}
+            for stream in streams:
+                tail = await self.client.xrevrange(stream, count=1)
+                last[stream] = tail[0][0] if tail else "0-0"
+        while True:
+            found: list[tuple[str, dict[str, str]]] = []
+            for stream in streams:
+                rows = await self.client.xrange(stream, min=f"({last[stream]}", count=500)
+                if rows:
+                    last[stream] = rows[-1][0]
+                    found += rows
+            found.sort(key=lambda row: stream_pos(row[0]))
+            for entry_id, fields in found:
+                if work_id is None or fields.get("w") == work_id:
+                    yield event_from_entry(entry_id, fields)
+            if not found:
+                await asyncio.sleep(FOLLOW_POLL)
 
     async def stats(self, minutes: int = 15) -> dict[int, dict[str, int]]:
         """Per-minute counters for the last ``minutes`` minutes of the server's clock.
@@ -269,17 +322,19 @@ class RedisSwarm(RedisStore, WorkStore):
             raise BadInput("minutes must be between 1 and 1440")
         async with self.client.pipeline(transaction=False) as pipe:
             pipe.execute_command("TIME")
-            pipe.hgetall(self.keys.stats)
-            (seconds, _micro), raw = await pipe.execute()
+            for keys in self.partition_keys():
+                pipe.hgetall(keys.stats)
+            (seconds, _micro), *parts = await pipe.execute()
         current = int(seconds) // 60
         out: dict[int, dict[str, int]] = {
             m * 60: {} for m in range(current - minutes + 1, current + 1)
         }
-        for field, value in dict[str, str](raw).items():
-            minute, _, kind = field.partition(":")
-            bucket = out.get(int(minute) * 60)
-            if bucket is not None:
-                bucket[kind] = int(value)
+        for raw in parts:  # each partition's counters, summed
+            for field, value in dict[str, str](raw).items():
+                minute, _, kind = field.partition(":")
+                bucket = out.get(int(minute) * 60)
+                if bucket is not None:
+                    bucket[kind] = bucket.get(kind, 0) + int(value)
         return out
 
     # -- operating ----------------------------------------------------------------------
@@ -438,6 +493,8 @@ class RedisSwarm(RedisStore, WorkStore):
 
         Raises:
             WorkerIdInUse: ``ROOST_WORKER_ID`` names a worker that is alive (a ``BadInput``).
+            SettingsError: the namespace has another number of partitions than
+                ``ROOST_PARTITIONS`` asks for.
         """
         if concurrency < 1:
             raise BadInput("concurrency must be at least 1")
@@ -451,6 +508,7 @@ class RedisSwarm(RedisStore, WorkStore):
             if isinstance(n, bool) or not isinstance(n, int) or n < 1:
                 raise BadInput(f"engine {eid}: slots must be a whole number of at least 1")
             slots[eid] = n
+        await self.settle_partitions()
         self.worker_id = (
             self.settings.worker_id or f"{socket.gethostname()}:{os.getpid()}:{new_token()[:6]}"
         )

@@ -126,7 +126,7 @@ class TickPass:
             upcoming = schedule.recurrence.next_after(max(tick, int(mark) if mark else tick))
             work_id = ""
             if outcome.startswith("fired"):
-                work_id = (await self.backend.enqueue_many([schedule.item(tick_ms=tick)]))[0]
+                work_id = (await self.backend.enqueue_home([schedule.item(tick_ms=tick)]))[0]
             done = await self.scripts.advance(
                 sched=keys.schedule(name),
                 due=keys.due(queue),

@@ -418,8 +418,16 @@ class ClusterClient(RedisCluster):
             return self.get_default_node()
         return self.nodes_manager.get_node_from_slot(self.keyslot(self.home_key))
 
-    async def on_home_connection(self, *commands: tuple[Any, ...]) -> list[Any]:
+    def node_of(self, key: str) -> ClusterNode:
+        """The primary of ``key``'s slot, as the slot map last read says."""
+        return self.nodes_manager.get_node_from_slot(self.keyslot(key))
+
+    async def on_home_connection(
+        self, *commands: tuple[Any, ...], key: str | None = None
+    ) -> list[Any]:
         """Send ``commands`` on one connection to the home slot's primary; replies in order.
+
+        ``key``: to the primary of that key's slot instead (a partition's, say).
 
         ``WAIT`` and ``WAITAOF`` count the writes of their own connection, so a write and
         its wait must travel together; a cluster pipeline may split or redirect them. A
@@ -428,7 +436,7 @@ class ClusterClient(RedisCluster):
         """
         if self._initialize:
             await self.initialize()
-        node = self.home_node()
+        node = self.home_node() if key is None else self.node_of(key)
         stack = [PipelineCommand(i, *command) for i, command in enumerate(commands)]
         try:
             await node.execute_pipeline(stack)

@@ -21,6 +21,7 @@ from roost.redis.supervise import raise_if_cancelling
 
 if TYPE_CHECKING:
     from roost.redis.holder import RedisLeases
+    from roost.redis.keys import Keys
     from roost.redis.supervise import Health
     from roost.runtime.runner import Runner
 
@@ -65,7 +66,11 @@ async def promote_pass(worker: Kept) -> float:
     runner = worker.runner
     runner.wake.clear()
     runner.next_promote = float("inf")
-    next_due = await promote_due(worker.store, worker.keys, worker.clock)
+    dues = [
+        await promote_due(worker.store, worker.keys.for_partition(k), worker.clock)
+        for k in range(worker.store.partitions)
+    ]
+    next_due = min((d for d in dues if d >= 0), default=-1.0)
     now = worker.clock.now_ms()
     idle_until = now + PROMOTE_IDLE * 1000
     target = idle_until if next_due < 0 else min(max(next_due, now), idle_until)
@@ -104,10 +109,15 @@ class Maintenance:
                 await self._recover()
             finally:
                 await client.delete(keys.recover_lock)
-        head: list[tuple[str, float]] = await client.zrange(keys.leases, 0, 0, withscores=True)
-        if not head:
+        heads: list[float] = []
+        for k in range(worker.store.partitions):
+            head: list[tuple[str, float]] = await client.zrange(
+                keys.for_partition(k).leases, 0, 0, withscores=True
+            )
+            heads += [score for _, score in head]
+        if not heads:
             return MAINTENANCE_INTERVAL
-        until_expiry = (head[0][1] - worker.clock.now_ms()) / 1000.0 + 0.005
+        until_expiry = (min(heads) - worker.clock.now_ms()) / 1000.0 + 0.005
         return min(max(until_expiry, MAINTENANCE_MIN_SLEEP), MAINTENANCE_INTERVAL)
 
     async def _recover(self) -> None:
@@ -126,12 +136,18 @@ class Maintenance:
             worker.runner.wake.set()
         if time.monotonic() - self.last_purge > PURGE_INTERVAL:
             self.last_purge = time.monotonic()
-            await purge_expired(worker.store, keys, worker.clock)
+            for k in range(worker.store.partitions):
+                await purge_expired(worker.store, keys.for_partition(k), worker.clock)
             await prune(worker)
 
     async def _recover_lapsed(self) -> None:
         """Take back the leases of workers whose heartbeat stopped (ROOST_HEARTBEAT_TIMEOUT)."""
-        worker, keys = self.worker, self.worker.keys
+        worker = self.worker
+        for k in range(worker.store.partitions):
+            await self._recover_lapsed_in(worker.keys.for_partition(k))
+
+    async def _recover_lapsed_in(self, keys: Keys) -> None:
+        worker = self.worker
         lapsed = await lapsed_workers(worker.store, keys, worker.clock, unbroken_since(worker))
         for wid, last in lapsed:
             if wid == worker.store.worker_id:
@@ -166,10 +182,12 @@ async def prune(worker: Kept) -> None:
         await client.zrem(worker.keys.workers, *dead)
     for engine in await client.smembers(worker.keys.engines):
         await client.zremrangebyscore(worker.keys.live(engine), "-inf", now_ms)
-    fields: list[str] = await client.hkeys(worker.keys.stats)
-    old = [f for f in fields if int(f.split(":", 1)[0]) < now_ms // 60000 - 24 * 60]
-    if old:
-        await client.hdel(worker.keys.stats, *old)
+    for k in range(worker.store.partitions):
+        stats = worker.keys.for_partition(k).stats
+        fields: list[str] = await client.hkeys(stats)
+        old = [f for f in fields if int(f.split(":", 1)[0]) < now_ms // 60000 - 24 * 60]
+        if old:
+            await client.hdel(stats, *old)
 
 
 def worker_info(worker: Kept) -> dict[str, Any]:
@@ -225,7 +243,10 @@ async def deregister(worker: Kept) -> None:
     if worker.superseded:
         return
     try:
-        await worker.store.client.zrem(worker.keys.beats, worker.store.worker_id)
+        for k in range(worker.store.partitions):
+            await worker.store.client.zrem(
+                worker.keys.for_partition(k).beats, worker.store.worker_id
+            )
         await worker.store.client.zrem(worker.keys.workers, worker.store.worker_id)
         await worker.store.client.delete(worker.keys.worker(worker.store.worker_id))
         for engine in worker.engines:

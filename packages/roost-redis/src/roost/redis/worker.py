@@ -81,6 +81,8 @@ class Lane:
     keys: Keys
     handlers: set[asyncio.Task[None]] = field(default_factory=set[asyncio.Task[None]])
     slot_free: asyncio.Event = field(default_factory=asyncio.Event)
+    taking: int = 0
+    """Slots the lane's dispatchers (one per partition) are taking deliveries for now."""
 
 
 class Worker:
@@ -129,16 +131,15 @@ class Worker:
             observers=Observers(observers, store.worker_id),
             error_json=describe_failure,
         )
-        self.pump = (
+        self.pumps = [
             EventPump(
                 sinks,
-                RedisEventFeed(store, store.worker_id),
+                RedisEventFeed(store, store.worker_id, keys=keys),
                 report=lambda where, exc: self.health.loop(where).report(exc),
             )
-            if sinks
-            else None
-        )
-        """Delivers the namespace's event stream to the event sinks (see
+            for keys in (store.partition_keys() if sinks else [])
+        ]
+        """Deliver the namespace's event streams (one per partition) to the event sinks (see
         :mod:`roost.redis.event_feed`); a worker without sinks takes no part."""
         self.failure: str | None = None
         """Why the worker gave up (it then exits non-zero), or None."""
@@ -216,7 +217,10 @@ class Worker:
             # worker by its silence (ROOST_HEARTBEAT_TIMEOUT), so it must not back off long.
             self._loop("heartbeat", lambda: heartbeat_pass(self), max_backoff=0.5),
             self._loop("schedules", self.schedules.tick),
-            *([self._loop("sinks", self.pump.pump_pass)] if self.pump is not None else []),
+            *(
+                self._loop("sinks" + (f" {k}" if k else ""), pump.pump_pass)
+                for k, pump in enumerate(self.pumps)
+            ),
             asyncio.create_task(
                 watch(self.health, self.settings.stuck_after, self.give_up), name="roost-watch"
             ),
@@ -225,12 +229,13 @@ class Worker:
             asyncio.create_task(
                 supervise(
                     self.health.loop(f"dispatcher {lane.engine}"),
-                    functools.partial(self._dispatcher, lane),
+                    functools.partial(self._dispatcher, lane, lane.keys.for_partition(k)),
                     lambda: not self.stopping,
                 ),
-                name=f"roost-dispatcher-{lane.engine}",
+                name=f"roost-dispatcher-{lane.engine}" + (f"-{k}" if k else ""),
             )
             for lane in self.lanes.values()
+            for k in range(self.store.partitions)
         ]
         try:
             await self.stop_event.wait()
@@ -239,8 +244,8 @@ class Worker:
         finally:
             self.closing = True
             await cancel_all([*dispatchers, *background], CLEANUP_WAIT)
-            if self.pump is not None:
-                await _bounded("event sinks", self.pump.flush(), CLEANUP_WAIT)
+            for pump in self.pumps:
+                await _bounded("event sinks", pump.flush(), CLEANUP_WAIT)
             await _bounded("deregistering", deregister(self), CLEANUP_WAIT)
             signals.stopped(loop, failed=self.failure is not None)
         if self.failure is not None:
@@ -268,29 +273,25 @@ class Worker:
 
     # -- taking deliveries --------------------------------------------------------------
 
-    async def _dispatcher(self, lane: Lane) -> None:
-        """Take deliveries of ``lane``'s engine while it has free slots.
+    async def _dispatcher(self, lane: Lane, keys: Keys) -> None:
+        """Take deliveries of ``lane``'s engine in one partition while it has free slots.
 
         BLMOVE moves a delivery to the engine's active list in the same command that hands
         it over, so one taken by a worker that dies before acquiring it stays findable
         (reclaim re-dispatches it); each lane blocks on its own list, over its own
         connection, which is what keeps one engine's backlog from holding up another's.
+        In a namespace of several partitions, each partition's list has a dispatcher; they
+        share the lane's slots (see :meth:`_take`).
         """
         loop = self.health.loop(f"dispatcher {lane.engine}")
-        keys = lane.keys
         while not self.stopping:
-            free = lane.slots - len(lane.handlers)
+            free = lane.slots - len(lane.handlers) - lane.taking
             if free <= 0:
                 lane.slot_free.clear()
                 await lane.slot_free.wait()
                 continue
             try:
-                jobs = (await self.store.calls.dequeue(keys, n=free)).jobs
-                if not jobs:
-                    job = await self.store.blocking_client.blmove(
-                        keys.saq_queued, keys.saq_active, BLOCK_SECONDS, "LEFT", "RIGHT"
-                    )
-                    jobs = [job] if job else []
+                jobs = await self._take(lane, keys, free)
                 loop.ok()
             except Exception as exc:
                 await loop.backoff(exc)
@@ -298,15 +299,41 @@ class Worker:
             if self.stopping and jobs:
                 await self._undeliver(keys, jobs)
                 return
-            for job_id in jobs:
-                task = asyncio.create_task(self._handle(lane, job_id))
+            # Another partition's dispatcher may have filled the slots while this one
+            # blocked: what does not fit goes back to the head of its list.
+            room = max(lane.slots - len(lane.handlers), 0)
+            for job_id in jobs[:room]:
+                task = asyncio.create_task(self._handle(lane, keys, job_id))
                 lane.handlers.add(task)
                 self.runner.handlers.add(task)
                 task.add_done_callback(functools.partial(self._handler_done, lane))
+            if jobs[room:]:
+                await self._undeliver(keys, jobs[room:])
             # Let the new handlers send their acquire before the next dequeue goes out:
             # on an idle worker that is the difference between the step starting after one
             # round trip or after two.
             await asyncio.sleep(0)
+
+    async def _take(self, lane: Lane, keys: Keys, free: int) -> list[str]:
+        """Up to ``free`` deliveries from ``keys``' list, or after a short block, one or none.
+
+        While it dequeues, the dispatcher holds the slots it may fill (``lane.taking``), so
+        the lane's dispatchers (one per partition) never take more than its free slots at
+        once. It holds none while it blocks: every partition's list is listened to whatever
+        the slots, and a delivery that finds them full is put back (see ``_dispatcher``).
+        """
+        lane.taking += free
+        try:
+            jobs = (await self.store.calls.dequeue(keys, n=free)).jobs
+        finally:
+            lane.taking -= free
+            lane.slot_free.set()  # the other dispatchers count again
+        if jobs:
+            return jobs
+        job = await self.store.blocking_client.blmove(
+            keys.saq_queued, keys.saq_active, BLOCK_SECONDS, "LEFT", "RIGHT"
+        )
+        return [job] if job else []
 
     def _handler_done(self, lane: Lane, task: asyncio.Task[None]) -> None:
         lane.handlers.discard(task)
@@ -323,7 +350,7 @@ class Worker:
                 describe(exc),
             )
 
-    async def _handle(self, lane: Lane, job_id: str) -> None:
+    async def _handle(self, lane: Lane, keys: Keys, job_id: str) -> None:
         """Run one delivery; whatever goes wrong is logged and ends this delivery only.
 
         An item whose handling failed unexpectedly keeps its lease until it expires; recovery
@@ -331,15 +358,15 @@ class Worker:
         make the worker unhealthy.
         """
         try:
-            await self._handle_delivery(lane, job_id)
+            await self._handle_delivery(lane, keys, job_id)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
             self.health.loop("steps").report(exc)
 
-    async def _handle_delivery(self, lane: Lane, job_id: str) -> None:
+    async def _handle_delivery(self, lane: Lane, keys: Keys, job_id: str) -> None:
         try:
-            acquired = await self.leases.acquire(lane.keys, job_id, new_token())
+            acquired = await self.leases.acquire(keys, job_id, new_token())
         except RedisUnavailable:
             return  # stopping; the delivery is reclaimed later
         if isinstance(acquired, Acquired):
