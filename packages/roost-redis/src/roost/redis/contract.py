@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import itertools
 import re
 import types
 import typing
@@ -41,8 +42,10 @@ __all__ = [
     "Contract",
     "ContractError",
     "Slot",
+    "Packer",
     "decode",
     "pack",
+    "packer",
     "parse_header",
     "parse_slots",
 ]
@@ -194,6 +197,16 @@ class Contract:
         """The ARGV slots after the namespace ones."""
         return tuple(s for s in self.args if not s.namespace)
 
+    @functools.cached_property
+    def pack_keys(self) -> Packer:
+        """:func:`pack` of :attr:`own_keys`, planned once (what every call of the script runs)."""
+        return packer(self.own_keys)
+
+    @functools.cached_property
+    def pack_args(self) -> Packer:
+        """:func:`pack` of :attr:`own_args`, planned once."""
+        return packer(self.own_args)
+
     @property
     def coded(self) -> bool:
         """Whether the script's reply starts with a :class:`Code`."""
@@ -315,6 +328,57 @@ def pack(slots: Sequence[Slot], values: Mapping[str, Any], out: list[Any]) -> li
     return out
 
 
+Packer = Callable[[Mapping[str, Any], list[Any]], list[Any]]
+"""``packer(values, out)``: :func:`pack` of fixed slots."""
+
+
+def packer(slots: Sequence[Slot]) -> Packer:
+    """:func:`pack` for ``slots``, with the walk over the slots planned once.
+
+    It appends the same values in the same order and refuses the same calls (the message
+    comes from :func:`pack` itself): a script call runs this, not the generic walk.
+
+    Raises:
+        ContractError: a namespace slot among ``slots`` (the store fills those in).
+    """
+    for slot in slots:
+        if slot.namespace:
+            raise ContractError(f"@{slot.name} is the store's to fill")
+    plan = tuple(
+        (s.name, s.many, s.optional or s.many, packer(s.group) if s.group else None) for s in slots
+    )
+    slots = tuple(slots)
+
+    def refuse(values: Mapping[str, Any]) -> ContractError:
+        pack(slots, values, [])  # raises the precise error
+        return ContractError(f"values do not fit {' '.join(map(str, slots))}")
+
+    def run(values: Mapping[str, Any], out: list[Any]) -> list[Any]:
+        used = 0
+        for name, many, may_lack, group in plan:
+            value = values.get(name, _MISSING)
+            if value is _MISSING:
+                if may_lack:
+                    continue
+                raise refuse(values)
+            used += 1
+            if group is not None:
+                for member in value:
+                    group(member, out)
+            elif many:
+                out += value
+            else:
+                out.append(value)
+        if used != len(values):
+            raise refuse(values)
+        return out
+
+    return run
+
+
+_MISSING: Any = object()
+
+
 def _converter(hint: Any) -> Callable[[Any], Any]:
     if hint is bool:
         return lambda v: bool(v) and v != "0" and v != 0
@@ -334,22 +398,65 @@ def _converter(hint: Any) -> Callable[[Any], Any]:
 
 
 _CODES: dict[str, Code] = {c.value: c for c in Code}
-_Plan = dict[Code | None, tuple[tuple[Slot, Callable[[Any], Any]], ...]]
-_PLANS: dict[tuple[str, type[Any]], _Plan] = {}
+_Fields = tuple[tuple[str, ...], tuple[Callable[[Any], Any], ...], Slot | None]
+"""The scalar fields of a reply (names, converters) and its ``*`` field, if any."""
+_Decoder = Callable[[Any], Any]
+_DECODERS: dict[tuple[str, type[Any]], _Decoder] = {}
 
 
-def _plan(contract: Contract, cls: type[Any]) -> _Plan:
-    """Per reply code, each field's slot and converter (made once per script and class)."""
-    found = _PLANS.get((contract.name, cls))
-    if found is None:
-        hints = typing.get_type_hints(cls)
-        convert = {f.name: _converter(hints[f.name]) for f in dataclasses.fields(cls)}
-        found = {
-            code: tuple((slot, convert[slot.name]) for slot in fields)
-            for code, fields in contract.replies.items()
-        }
-        _PLANS[(contract.name, cls)] = found
-    return found
+def _decoder(contract: Contract, cls: type[Any]) -> _Decoder:
+    """Raw reply to ``cls``, planned once per script and class (see :func:`decode`)."""
+    hints = typing.get_type_hints(cls)
+    convert = {f.name: _converter(hints[f.name]) for f in dataclasses.fields(cls)}
+    plans: dict[Code | None, _Fields] = {}
+    for code, fields in contract.replies.items():
+        scalars = tuple(itertools.takewhile(lambda s: not s.many, fields))
+        tail = fields[len(scalars)] if len(scalars) < len(fields) else None
+        plans[code] = (
+            tuple(s.name for s in scalars),
+            tuple(convert[s.name] for s in scalars),
+            tail,
+        )
+    name = contract.name
+    uncoded = plans.get(None)
+
+    def run(raw: Any) -> Any:
+        values: list[Any]
+        if isinstance(raw, list):
+            values = cast("list[Any]", raw)
+        else:
+            values = list(cast("tuple[Any, ...]", raw)) if isinstance(raw, tuple) else [raw]
+        kwargs: dict[str, Any]
+        if uncoded is not None:
+            names, converters, tail = uncoded
+            kwargs = {}
+            start = 0
+        else:
+            try:
+                code = _CODES[values[0]]
+                names, converters, tail = plans[code]
+            except (KeyError, TypeError, IndexError):
+                head = values[0] if values else None
+                raise ContractError(f"{name} does not answer {head!r}") from None
+            kwargs = {"code": code}
+            start = 1
+        width = len(names)
+        if tail is None and len(values) - start > width:
+            raise ContractError(f"{name} answered more than its contract: {raw!r}")
+        for field_name, conv, value in zip(
+            names, converters, values[start : start + width], strict=False
+        ):
+            kwargs[field_name] = conv(value)
+        if tail is not None and len(values) >= start + width:
+            rest = values[start + width :]
+            if tail.group:
+                size = len(tail.group)
+                kwargs[tail.name] = [tuple(rest[i : i + size]) for i in range(0, len(rest), size)]
+            else:
+                kwargs[tail.name] = rest
+        return cls(**kwargs)
+
+    return run
 
 
 def decode(contract: Contract, raw: Any, cls: type[R]) -> R:
@@ -361,31 +468,8 @@ def decode(contract: Contract, raw: Any, cls: type[R]) -> R:
     Raises:
         ContractError: a code the contract does not list, or more values than fields.
     """
-    values: list[Any] = list(cast("list[Any]", raw)) if isinstance(raw, list | tuple) else [raw]
-    plan = _plan(contract, cls)
-    kwargs: dict[str, Any] = {}
-    if None in plan:
-        fields = plan[None]
-    else:
-        try:
-            code = _CODES[values[0]]
-            fields = plan[code]
-        except (KeyError, TypeError):
-            raise ContractError(f"{contract.name} does not answer {values[0]!r}") from None
-        kwargs["code"] = code
-        values = values[1:]
-    if len(values) > len(fields) and not (fields and fields[-1][0].many):
-        raise ContractError(f"{contract.name} answered more than its contract: {raw!r}")
-    for pos, (slot, convert) in enumerate(fields):
-        if slot.many:
-            rest = values[pos:]
-            if slot.group:
-                width = len(slot.group)
-                kwargs[slot.name] = [tuple(rest[i : i + width]) for i in range(0, len(rest), width)]
-            else:
-                kwargs[slot.name] = rest
-            break
-        if pos >= len(values):
-            break
-        kwargs[slot.name] = convert(values[pos])
-    return cls(**kwargs)
+    key = (contract.name, cls)
+    run = _DECODERS.get(key)
+    if run is None:
+        run = _DECODERS[key] = _decoder(contract, cls)
+    return cast("R", run(raw))
