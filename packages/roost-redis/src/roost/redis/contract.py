@@ -333,49 +333,71 @@ Packer = Callable[[Mapping[str, Any], list[Any]], list[Any]]
 
 
 def packer(slots: Sequence[Slot]) -> Packer:
-    """:func:`pack` for ``slots``, with the walk over the slots planned once.
+    """:func:`pack` for ``slots``, compiled once into straight-line code.
 
     It appends the same values in the same order and refuses the same calls (the message
-    comes from :func:`pack` itself): a script call runs this, not the generic walk.
+    comes from :func:`pack` itself): a script call runs this, not the generic walk, which
+    costs a loop pass per slot on every call. The code is generated from the slot names,
+    which the notation limits to ``[a-z_][a-z0-9_]*``.
 
     Raises:
         ContractError: a namespace slot among ``slots`` (the store fills those in).
     """
+    slots = tuple(slots)
     for slot in slots:
         if slot.namespace:
             raise ContractError(f"@{slot.name} is the store's to fill")
-    plan = tuple(
-        (s.name, s.many, s.optional or s.many, packer(s.group) if s.group else None) for s in slots
-    )
-    slots = tuple(slots)
+        if not _SLOT_NAME.fullmatch(slot.name):
+            raise ContractError(f"not a slot name: {slot.name!r}")
 
     def refuse(values: Mapping[str, Any]) -> ContractError:
         pack(slots, values, [])  # raises the precise error
         return ContractError(f"values do not fit {' '.join(map(str, slots))}")
 
-    def run(values: Mapping[str, Any], out: list[Any]) -> list[Any]:
-        used = 0
-        for name, many, may_lack, group in plan:
-            value = values.get(name, _MISSING)
-            if value is _MISSING:
-                if may_lack:
-                    continue
-                raise refuse(values)
-            used += 1
-            if group is not None:
-                for member in value:
-                    group(member, out)
-            elif many:
-                out += value
-            else:
-                out.append(value)
-        if used != len(values):
-            raise refuse(values)
-        return out
+    scope: dict[str, Any] = {"_refuse": refuse, "_MISSING": _MISSING}
+    lines = ["def run(values, out):", "    present = 0"]
+    required: list[str] = []
 
-    return run
+    def flush() -> None:
+        if required:
+            names = ", ".join(f"values[{n!r}]" for n in required)
+            lines.extend(
+                [
+                    "    try:",
+                    f"        out += ({names},)",
+                    "    except KeyError:",
+                    "        raise _refuse(values) from None",
+                ]
+            )
+            required.clear()
+
+    count = 0
+    for i, slot in enumerate(slots):
+        if not (slot.many or slot.optional):
+            required.append(slot.name)
+            count += 1
+            continue
+        flush()
+        lines.append(f"    value = values.get({slot.name!r}, _MISSING)")
+        lines.append("    if value is not _MISSING:")
+        lines.append("        present += 1")
+        if slot.group:
+            scope[f"_group{i}"] = packer(slot.group)
+            lines.append("        for member in value:")
+            lines.append(f"            _group{i}(member, out)")
+        elif slot.many:
+            lines.append("        out += value")
+        else:
+            lines.append("        out.append(value)")
+    flush()
+    lines.append(f"    if len(values) != {count} + present:")
+    lines.append("        raise _refuse(values)")
+    lines.append("    return out")
+    exec("\n".join(lines), scope)  # noqa: S102 - code made above from checked slot names
+    return cast("Packer", scope["run"])
 
 
+_SLOT_NAME = re.compile(r"[a-z_][a-z0-9_]*")
 _MISSING: Any = object()
 
 
@@ -397,11 +419,58 @@ def _converter(hint: Any) -> Callable[[Any], Any]:
     return lambda v: v
 
 
+def _expression(hint: Any, ref: str) -> str:
+    """Python code that does what ``_converter(hint)`` does to the value at ``ref``."""
+    if hint is bool:
+        return f'(bool({ref}) and {ref} != "0" and {ref} != 0)'
+    if hint in (int, float, str):
+        return f"{hint.__name__}({ref})"
+    if hint is Code:
+        return f"_Code({ref})"
+    args = typing.get_args(hint)
+    if typing.get_origin(hint) in (typing.Union, types.UnionType) and type(None) in args:
+        inner = _expression(next(a for a in args if a is not type(None)), ref)
+        return f'(None if {ref} is None or {ref} == "" else {inner})'
+    return ref
+
+
 _CODES: dict[str, Code] = {c.value: c for c in Code}
 _Fields = tuple[tuple[str, ...], tuple[Callable[[Any], Any], ...], Slot | None]
 """The scalar fields of a reply (names, converters) and its ``*`` field, if any."""
 _Decoder = Callable[[Any], Any]
 _DECODERS: dict[tuple[str, type[Any]], _Decoder] = {}
+
+
+def _groups(values: list[Any], start: int, size: int) -> list[tuple[Any, ...]]:
+    """``values`` from ``start`` on, as tuples of ``size`` (a ``*`` field with groups)."""
+    return [tuple(values[i : i + size]) for i in range(start, len(values), size)]
+
+
+def _whole_replies(
+    plans: Mapping[Code | None, _Fields], hints: Mapping[str, Any], cls: type[Any]
+) -> dict[Code | None, tuple[int, Callable[[list[Any], Any], Any]]]:
+    """Per code, how many values a reply with every field has, and a function that reads it.
+
+    The reply that carries every field is the usual case: the function builds the class in
+    one call, each conversion written out (code compiled from the field names, which the
+    notation limits to ``[a-z_][a-z0-9_]*``).
+    """
+    scope: dict[str, Any] = {"_cls": cls, "_Code": Code, "_groups": _groups}
+    whole: dict[Code | None, tuple[int, Callable[[list[Any], Any], Any]]] = {}
+    for code, (names, _, tail) in plans.items():
+        start = 0 if code is None else 1
+        parts = [] if code is None else ["code=code"]
+        parts += [
+            f"{n}={_expression(hints[n], f'values[{start + i}]')}" for i, n in enumerate(names)
+        ]
+        if tail is not None and tail.group:
+            parts.append(f"{tail.name}=_groups(values, {start + len(names)}, {len(tail.group)})")
+        elif tail is not None:
+            parts.append(f"{tail.name}=values[{start + len(names)}:]")
+        fn = f"_whole_{code or 'reply'}"
+        exec(f"def {fn}(values, code):\n    return _cls({', '.join(parts)})", scope)  # noqa: S102
+        whole[code] = (start + len(names), scope[fn])
+    return whole
 
 
 def _decoder(contract: Contract, cls: type[Any]) -> _Decoder:
@@ -419,6 +488,7 @@ def _decoder(contract: Contract, cls: type[Any]) -> _Decoder:
         )
     name = contract.name
     uncoded = plans.get(None)
+    whole = _whole_replies(plans, hints, cls)
 
     def run(raw: Any) -> Any:
         values: list[Any]
@@ -426,10 +496,9 @@ def _decoder(contract: Contract, cls: type[Any]) -> _Decoder:
             values = cast("list[Any]", raw)
         else:
             values = list(cast("tuple[Any, ...]", raw)) if isinstance(raw, tuple) else [raw]
-        kwargs: dict[str, Any]
+        code: Code | None = None
         if uncoded is not None:
             names, converters, tail = uncoded
-            kwargs = {}
             start = 0
         else:
             try:
@@ -438,8 +507,13 @@ def _decoder(contract: Contract, cls: type[Any]) -> _Decoder:
             except (KeyError, TypeError, IndexError):
                 head = values[0] if values else None
                 raise ContractError(f"{name} does not answer {head!r}") from None
-            kwargs = {"code": code}
             start = 1
+        fast = whole.get(code)
+        if fast is not None and (
+            len(values) == fast[0] or (tail is not None and len(values) >= fast[0])
+        ):
+            return fast[1](values, code)
+        kwargs: dict[str, Any] = {} if code is None else {"code": code}
         width = len(names)
         if tail is None and len(values) - start > width:
             raise ContractError(f"{name} answered more than its contract: {raw!r}")
