@@ -102,6 +102,23 @@ class ScriptCalls:
 
     def __init__(self, runner: ScriptRunner) -> None:
         self._runner = runner
+        self._blocks: dict[tuple[str, Keys], tuple[str, list[str], list[Any]]] = {}
+        """Per script and route: the worker id they were made for, and the namespace keys
+        and arguments that lead its KEYS and ARGV (the same on every call)."""
+
+    def _namespace_blocks(self, name: str, route: Keys) -> tuple[list[str], list[Any]]:
+        """The namespace keys and arguments of script ``name`` on ``route``."""
+        runner = self._runner
+        found = self._blocks.get((name, route))
+        if found is None or found[0] != runner.worker_id:
+            contract = CONTRACTS[name]
+            found = (
+                runner.worker_id,
+                route.slot_keys(contract.namespace_keys),
+                [get(runner, route) for get in _namespace_getters(contract)],
+            )
+            self._blocks[(name, route)] = found
+        return found[1], found[2]
 
     async def _run(
         self,
@@ -114,10 +131,9 @@ class ScriptCalls:
         durable: bool = False,
     ) -> R:
         contract = CONTRACTS[name]
-        full_keys: list[str] = contract.pack_keys(keys, [*route.slot_keys(contract.namespace_keys)])
-        full_args: list[Any] = contract.pack_args(
-            args, [get(self._runner, route) for get in _namespace_getters(contract)]
-        )
+        ns_keys, ns_args = self._namespace_blocks(name, route)
+        full_keys: list[str] = contract.pack_keys(keys, [*ns_keys])
+        full_args: list[Any] = contract.pack_args(args, [*ns_args])
         raw = await self._runner.fcall(name, full_keys, full_args, route=route, durable=durable)
         return decode(contract, raw, reply)
 
