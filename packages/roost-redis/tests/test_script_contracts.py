@@ -15,6 +15,7 @@ from roost.redis.contract import (
     Slot,
     decode,
     pack,
+    packer,
     parse_header,
 )
 from roost.redis.replies import (
@@ -144,6 +145,13 @@ def test_compiled_packers_lay_out_and_refuse_as_pack_does(name: str) -> None:
                 lacking = {k: v for k, v in values.items() if k != slot.name}
                 with pytest.raises(ContractError, match=f"no value for {slot.name}"):
                     compiled(lacking, [])
+
+
+def test_a_packer_is_compiled_only_from_names_the_notation_makes() -> None:
+    with pytest.raises(ContractError, match="not a slot name"):
+        packer((Slot("meta"), Slot("x'] + __import__('os').getpid() + ['")))
+    with pytest.raises(ContractError, match="store's to fill"):
+        packer((Slot("due", namespace=True),))
 
 
 REPLY_CLASSES = {

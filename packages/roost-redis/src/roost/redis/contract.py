@@ -458,6 +458,8 @@ def _whole_replies(
     scope: dict[str, Any] = {"_cls": cls, "_Code": Code, "_groups": _groups}
     whole: dict[Code | None, tuple[int, Callable[[list[Any], Any], Any]]] = {}
     for code, (names, _, tail) in plans.items():
+        if not all(_SLOT_NAME.fullmatch(n) for n in (*names, *([tail.name] if tail else []))):
+            continue  # not a name the notation makes: the general path reads it
         start = 0 if code is None else 1
         parts = [] if code is None else ["code=code"]
         parts += [
