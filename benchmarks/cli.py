@@ -91,6 +91,7 @@ FULL: dict[str, Any] = {
     "memory_warmup": 200,
     "memory_steps": 3,
     "memory_pad": 184,
+    "memory_progress": False,
     "metrics_scrape": 15.0,
     "crash_ttl": 5.0,
     "crash_trials": 3,

@@ -12,6 +12,7 @@ Payload keys (all optional):
 - ``hang``: seconds the step at ``hang_at`` (a call index, default 1) sleeps on its first
   attempt (the crash benchmark kills the worker meanwhile).
 - ``sleep``: seconds every step sleeps (the peers' crash runs give steps a duration).
+- ``progress``: every step reports its progress once (the memory run's items that do).
 """
 
 from __future__ import annotations
@@ -60,6 +61,9 @@ class BenchEngine:
                 await asyncio.sleep(float(payload["hang"]))
         if payload.get("sleep"):
             await asyncio.sleep(float(payload["sleep"]))
+        if payload.get("progress"):
+            steps = int(payload.get("steps", 5))
+            await step_context().progress(min(n / steps, 1.0), f"step {n} of {steps}")
         data = dict(snapshot.data)
         data["n"] = n
         return Snapshot(

@@ -11,6 +11,9 @@ indexes past their small encodings):
 - *running*: ``memory_running`` more items are taken by a worker whose second step hangs,
   so each holds a lease mid-step with its first step committed.
 
+``--set memory_progress=true`` has every step report its progress once (a report is longer
+than a packed hash's values may be, so it unpacks the meta hash while the item runs).
+
 Each figure is the growth of the keyspace (``MEMORY USAGE`` of every key, every element
 counted) over the phase, per item, with a breakdown by key kind (meta hash, item JSON,
 snapshot, history, state indexes, lease and due indexes, events stream, stats, SAQ job
@@ -159,7 +162,9 @@ async def measure(ctx: Context, binary: Path) -> dict[str, Any]:
         ctx.sizes["memory_steps"],
         ctx.sizes["memory_pad"],
     )
-    payload = {"steps": steps, "pad": pad}
+    payload: dict[str, Any] = {"steps": steps, "pad": pad}
+    if ctx.sizes.get("memory_progress"):
+        payload["progress"] = True
     directory = ctx.tmp / f"mem-{binary.parent.name}-{len(list(ctx.tmp.iterdir()))}"
     server = ServerProcess(directory, binary=binary).start()
     home = ctx.tmp / "home"
@@ -196,13 +201,14 @@ async def measure(ctx: Context, binary: Path) -> dict[str, Any]:
                 "meta hash fields": int(await client.hlen(keys.meta(wid))),
                 "item JSON": int(await client.strlen(keys.item(wid))),
                 "snapshot": int(await client.strlen(keys.snap(wid))),
+                "meta encoding": await client.object("encoding", keys.meta(wid)),
             }
             sample = {
                 "meta": await client.hgetall(keys.meta(wid)),
                 "item": await client.get(keys.item(wid)),
                 "snapshot": await client.get(keys.snap(wid)),
             }
-            hang = {"steps": steps, "pad": pad, "hang": HANG, "hang_at": 2}
+            hang = {**payload, "hang": HANG, "hang_at": 2}
             w = worker(running)
             await swarm.enqueue_many(bench_items(running, hang))
 

@@ -1,7 +1,8 @@
 """The packages that import their re-exported names on first use still export every name.
 
 ``roost.runtime``, ``roost.redis`` and ``roost_watchlist`` resolve the names of ``__all__``
-in a module ``__getattr__`` (so that importing one submodule does not load the package):
+in a module ``__getattr__`` made by :func:`roost.runtime.lazy.lazy_exports` (so that
+importing one submodule does not load the package):
 each name must resolve to the object its module defines, and importing a light submodule
 must stay light.
 """

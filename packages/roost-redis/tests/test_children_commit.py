@@ -11,28 +11,7 @@ from roost.redis.contract import Code
 from roost.redis.keys import Keys, new_token
 from roost.redis.replies import CommitReply
 from roost.runtime import ChildOf, Snapshot, WorkItem, WorkState
-
-
-async def lease(swarm: RedisSwarm, work_id: str, keys: Keys) -> tuple[str, int]:
-    """Take ``work_id``'s delivery and lease by hand, as a worker would."""
-    (job,) = (await swarm.calls.dequeue(keys, n=1)).jobs
-    parsed = keys.parse_job(job)
-    assert parsed is not None
-    token = new_token()
-    reply = await swarm.calls.acquire(
-        keys,
-        work_id=work_id,
-        dispatch=parsed[1],
-        token=token,
-        job=job,
-        resources=[],
-        max_attempts=5,
-        wait_base_ms=50,
-        wait_cap_ms=1000,
-        engine_limits="",
-    )
-    assert reply.code is Code.OK, reply
-    return token, reply.epoch
+from roost_testkit.by_hand import lease
 
 
 def commit_call(

@@ -142,10 +142,15 @@ async def test_a_step_reaches_progress_artifacts_and_its_workspace(swarm, runnin
         assert meta.progress is not None
         assert (meta.progress.fraction, meta.progress.message) == (0.5, "half way")
         assert meta.progress.data == {"items": 2}
+        # The report is longer than a packed hash's values may be: the meta is unpacked.
+        assert await swarm.client.object("encoding", swarm.keys.meta(work_id)) == "hashtable"
         probe.gate.set()
         await until(lambda: done(swarm, work_id))
     status = await swarm.status(work_id)
     assert status.meta.progress is None  # cleared by the commit
+    # Done, the item keeps its meta packed again (less than half the memory).
+    assert await swarm.client.object("encoding", swarm.keys.meta(work_id)) == "listpack"
+    assert status.meta.state == WorkState.DONE and status.meta.version == 2
     [seen] = probe.seen
     assert seen["work_id"] == work_id and seen["version"] == 1 and seen["attempt"] == 1
     assert seen["worker"] == worker.worker_id

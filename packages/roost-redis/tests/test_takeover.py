@@ -14,7 +14,8 @@ from typing import cast
 import pytest
 
 from roost.redis import RedisSwarm
-from roost.redis.identity import Member, WorkerIdInUse, unbroken_since
+from roost.redis.identity import Member, WorkerIdInUse, beat, unbroken_since
+from roost.redis.maintenance import Clock
 from roost.runtime import RoostSettings, WorkState
 from roost_testkit.engines import HashChainEngine, expected_state, read_log
 from roost_testkit.redis_faults import out_of_memory
@@ -35,6 +36,11 @@ async def _started(log: Path, work_id: str, version: int, pid: int | None = None
         and (pid is None or r["pid"] == pid)
         for r in read_log(log)
     )
+
+
+async def _took_back(swarm: RedisSwarm, work_id: str) -> bool:
+    """Whether the item's lease has been taken back from its holder."""
+    return any(e.type == "lease_expired" for e in await swarm.events(work_id=work_id))
 
 
 async def _server_s(swarm: RedisSwarm) -> float:
@@ -146,17 +152,29 @@ async def test_a_vanished_worker_is_found_by_its_silent_heartbeat(
 async def test_a_stalled_worker_taken_for_gone_cannot_commit_and_gives_up(
     swarm, spawn_worker, until, tmp_path: Path
 ):
-    # The first attempt of step 1 blocks its worker's event loop for 6 s: no heartbeat, no
-    # renewal. A worker started with the same id takes the identity and the lease over;
-    # the stalled one wakes up, its commit is refused, it sees it was replaced and exits.
+    # The first attempt of step 1 blocks its worker's event loop (no heartbeat, no renewal)
+    # until the test opens the gate. A worker started with the same id takes the identity
+    # and the lease over; then the stalled one wakes up, its commit is refused, it sees it
+    # was replaced and exits. (The gate, not a fixed stall, so that a successor slow to
+    # start on a loaded machine still finds the stalled worker silent.)
     log = tmp_path / "attempts.jsonl"
+    gate = tmp_path / "wake"
     env = {"ROOST_TEST_LOG": str(log), "ROOST_WORKER_ID": "w-stall"}
     work_id = await swarm.enqueue(
-        "hashchain", {"steps": 2, "modes": {"1": "block"}, "seconds": 6.0, "fail_times": 1}
+        "hashchain",
+        {
+            "steps": 2,
+            "modes": {"1": "block"},
+            "seconds": 60.0,
+            "gate": str(gate),
+            "fail_times": 1,
+        },
     )
     stalled = spawn_worker(concurrency=1, env=env, lease_ttl=LONG_TTL)
     await until(lambda: _started(log, work_id, 1))
     successor = spawn_worker(concurrency=1, env=env, lease_ttl=LONG_TTL)
+    await until(lambda: _took_back(swarm, work_id), timeout=30)
+    gate.touch()
     await until(lambda: _is(swarm, work_id, WorkState.DONE), timeout=30)
     assert stalled.wait(30) != 0
     kinds = await _check_history(swarm, work_id)
@@ -218,3 +236,45 @@ def test_a_run_of_heartbeats_is_broken_while_a_gap_is_under_way():
     assert unbroken_since(cast(Member, member)) == 1_000.0
     member.beat_done = time.monotonic() - 3.0  # none for 3 s: more than two 1 s intervals
     assert unbroken_since(cast(Member, member)) == float("inf")
+
+
+async def test_only_a_claim_writes_the_incarnation(swarm: RedisSwarm):
+    """A beat never writes its incarnation back: only claiming the identity does.
+
+    A beat reads the incarnation, then writes its fields. Were the write to include the
+    incarnation, a successor's claim landing between the two would be undone, and the
+    successor, not the stalled worker it replaced, would find itself replaced.
+    """
+    key = swarm.keys.worker(swarm.worker_id)
+
+    def member(incarnation: str) -> Member:
+        return cast(
+            Member,
+            SimpleNamespace(
+                store=swarm,
+                keys=swarm.keys,
+                settings=swarm.settings,
+                clock=Clock(),
+                incarnation=incarnation,
+                beat_done=0.0,
+                beating_since=0.0,
+                last_beat=0.0,
+                engines=["hashchain"],
+            ),
+        )
+
+    old, new = member("old"), member("new")
+    assert await beat(old, {}, claim=True)
+    assert await swarm.client.hget(key, "inc") == "old"
+    assert await beat(new, {}, claim=True)
+    assert not await beat(old, {})  # replaced: writes nothing
+    assert await swarm.client.hget(key, "inc") == "new"
+    # The interleaving itself: the old run's check passed (no incarnation stored yet),
+    # its fields are written, and the incarnation a claim wrote meanwhile survives them.
+    await swarm.client.hdel(key, "inc")
+    assert await beat(old, {})
+    assert await swarm.client.hget(key, "inc") is None
+    assert await beat(new, {})
+    assert await swarm.client.hget(key, "inc") is None
+    assert await beat(new, {}, claim=True)
+    assert not await beat(old, {})

@@ -4,8 +4,9 @@
 an item's final state proves every step ran exactly once and in order. The payload picks a
 behaviour per step (``mode`` for every step, or ``modes`` = {"<version>": mode}):
 
-- ``plain``; ``sleep`` (await ``seconds``); ``block`` (time.sleep ``seconds``: stalls the loop);
-  with ``fail_times`` set, ``sleep`` and ``block`` apply only to the first attempts too;
+- ``plain``; ``sleep`` (await ``seconds``); ``block`` (time.sleep ``seconds``: stalls the loop;
+  with ``gate`` set, until that file exists, for at most ``seconds``); with ``fail_times``
+  set, ``sleep`` and ``block`` apply only to the first attempts too;
 - ``raise`` (raise on the first ``fail_times`` attempts, every attempt when it is absent);
 - ``exit`` (``os._exit(3)`` on the first ``fail_times`` attempts: kills the worker);
 - ``escape`` (raise the ``BaseException`` named by ``exception``: ``SystemExit``,
@@ -31,6 +32,16 @@ import time
 from typing import Any
 
 from roost.runtime import Snapshot, WorkItem, step_context
+
+
+def stall(seconds: float, gate: str | None) -> None:
+    """Block the event loop for ``seconds``, or until the file ``gate`` exists (at most that)."""
+    if gate is None:
+        time.sleep(seconds)  # noqa: ASYNC251 (stalling the loop is the point)
+        return
+    end = time.monotonic() + seconds
+    while not os.path.exists(gate) and time.monotonic() < end:
+        time.sleep(0.02)  # noqa: ASYNC251
 
 
 def chain_seed(work_id: str) -> str:
@@ -132,7 +143,7 @@ class HashChainEngine:
         if mode == "sleep" and failing:
             await asyncio.sleep(seconds)
         elif mode == "block" and failing:
-            time.sleep(seconds)  # noqa: ASYNC251 (stalling the loop is the point)
+            stall(seconds, payload.get("gate"))
         elif mode == "raise" and failing:
             raise RuntimeError(f"step from version {snapshot.version} failed on purpose")
         elif mode == "exit" and failing:

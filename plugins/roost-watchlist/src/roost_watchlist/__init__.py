@@ -6,8 +6,9 @@ The names below are imported on first use (module ``__getattr__``): loading the 
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from roost.runtime.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from roost_watchlist.config import WatchConfig
@@ -23,7 +24,7 @@ __all__ = [
     "verdict_of",
 ]
 
-_MODULE_OF = {
+_MODULE_OF: dict[str, str] = {
     "FanOutWatchlist": "roost_watchlist.fanout",
     "WatchConfig": "roost_watchlist.config",
     "WatchlistEngine": "roost_watchlist.engine",
@@ -34,16 +35,4 @@ _MODULE_OF = {
 """Each name of :data:`__all__` -> the module that defines it."""
 
 
-def __getattr__(name: str) -> Any:
-    """Import the module that defines ``name`` on first use, and keep the name here."""
-    module = _MODULE_OF.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    """The names defined here and the ones :func:`__getattr__` imports."""
-    return sorted({*globals(), *__all__})
+__getattr__, __dir__ = lazy_exports(__name__, _MODULE_OF)

@@ -7,8 +7,9 @@ so a command that needs neither (``roost --help``) starts without them.
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from roost.runtime.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from roost.runtime.artifacts import FileArtifactStore
@@ -166,16 +167,4 @@ _MODULE_OF: dict[str, str] = {
 """Each name of :data:`__all__` -> the module that defines it."""
 
 
-def __getattr__(name: str) -> Any:
-    """Import the module that defines ``name`` on first use, and keep the name here."""
-    module = _MODULE_OF.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    """The names defined here and the ones :func:`__getattr__` imports."""
-    return sorted({*globals(), *__all__})
+__getattr__, __dir__ = lazy_exports(__name__, _MODULE_OF)

@@ -72,7 +72,7 @@ async def load_outcomes(store: RedisStore, work_id: str) -> list[ChildOutcome]:
         if not h:
             continue  # purged (a parent outlived its child's retention)
         meta = meta_from_hash(kid, h, store.settings.max_attempts)
-        snap = read_snapshot(kid, snap_json) if snap_json else None
+        snap = read_snapshot(kid, snap_json, engine=meta.engine) if snap_json else None
         item = read_item(kid, item_json) if item_json else None
         data = dict(snap.data) if snap is not None else {}
         keep = item.child_of.keep if item is not None and item.child_of is not None else None

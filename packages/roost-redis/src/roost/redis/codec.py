@@ -6,6 +6,8 @@ import json
 import traceback
 from typing import Any
 
+from pydantic_core import to_json
+
 from roost.redis.budgets import budget_of
 from roost.redis.schema import STATUS_FIELDS, Meta
 from roost.runtime.models import (
@@ -30,6 +32,7 @@ __all__ = [
     "read_snapshot",
     "stored_item",
     "stored_snapshot",
+    "stored_snapshot_text",
 ]
 
 META_FIELDS = STATUS_FIELDS
@@ -39,33 +42,63 @@ TRACEBACK_LINES = 30
 
 
 _ID_OPEN = '{"work_id":'
+_ENGINE_OPEN = '{"engine":'
+_NO_ID = {"work_id"}
 
 
 def stored_item(item: WorkItem) -> str:
-    """An item as Redis keeps it: its JSON without the fields that hold their defaults.
+    """An item as Redis keeps it: its JSON without its work id and the fields at defaults.
 
-    A finished item is kept for the retention period, so every byte counts; the fields
-    left out read back as their defaults, so every version reads this form. ``work_id`` is
-    still written: workers of earlier versions, which may run beside this one during a
-    rolling deploy, need it in the JSON. Read it back with :func:`read_item`, which also
-    takes JSON without the work id (the key holds it), so that a later version can leave
-    it out.
+    A finished item is kept for the retention period, so every byte counts: the key holds
+    the work id, and the fields left out read back as their defaults. Read it back with
+    :func:`read_item`, which puts the work id back (and takes the full form earlier versions
+    wrote too).
     """
-    return item.model_dump_json(exclude_defaults=True)
+    return item.model_dump_json(exclude_defaults=True, exclude=_NO_ID)
 
 
 def stored_snapshot(snapshot: Snapshot) -> str:
-    """A snapshot as Redis keeps it, like :func:`stored_item`; see :func:`read_snapshot`."""
-    return snapshot.model_dump_json(exclude_defaults=True)
+    """A snapshot as Redis keeps it, like :func:`stored_item`; see :func:`read_snapshot`.
+
+    Its engine is still written: workers of the version before, which run beside this one
+    during a rolling deploy, read it from the JSON. A snapshot's engine is always its
+    item's (the step contract and enqueue's seed check see to it), which the item and the
+    meta hash hold, and :func:`read_snapshot` takes JSON without it, so that a later version
+    can leave it out.
+    """
+    return snapshot.model_dump_json(exclude_defaults=True, exclude=_NO_ID)
 
 
-def _with_id(work_id: str, text: str) -> str:
-    """Stored JSON with its work id put back when it has none (see :func:`stored_item`)."""
+def stored_snapshot_text(work_id: str, text: str) -> str:
+    """Snapshot JSON as the step contract wrote it (``snapshot_to_json``), as Redis keeps it.
+
+    The contract's JSON opens with the work id; it is cut off here (a string slice: the
+    text is not parsed again), giving what :func:`stored_snapshot` gives. Text that does
+    not open with this work id is kept whole, which :func:`read_snapshot` reads as well.
+    """
+    prefix = f"{_ID_OPEN}{to_json(work_id).decode()}"
+    if not text.startswith(prefix):
+        return text
+    rest = text[len(prefix) :]
+    if rest.startswith(","):
+        return "{" + rest[1:]
+    return "{" + rest if rest.startswith("}") else text
+
+
+def _whole(text: str, work_id: str, engine: str | None = None) -> str:
+    """Stored JSON with its work id (and engine, when given) put back when it has none.
+
+    Every form written opens with the work id when it has one, and then the engine, as the
+    models order their fields; a form without them opens with another field.
+    """
     if text.startswith(_ID_OPEN):
         return text
+    head = f"{_ID_OPEN}{json.dumps(work_id)}"
+    if engine is not None and not text.startswith(_ENGINE_OPEN):
+        head = f'{head},"engine":{json.dumps(engine)}'
     rest = text[1:]
     comma = "" if rest.lstrip().startswith("}") else ","
-    return f"{_ID_OPEN}{json.dumps(work_id)}{comma}{rest}"
+    return f"{head}{comma}{rest}"
 
 
 def read_item(work_id: str, text: str) -> WorkItem:
@@ -74,16 +107,18 @@ def read_item(work_id: str, text: str) -> WorkItem:
     Raises:
         pydantic.ValidationError: the text is not an item.
     """
-    return WorkItem.model_validate_json(_with_id(work_id, text))
+    return WorkItem.model_validate_json(_whole(text, work_id))
 
 
-def read_snapshot(work_id: str, text: str) -> Snapshot:
-    """A snapshot stored under ``work_id`` (latest or kept; with or without its work id).
+def read_snapshot(work_id: str, text: str, *, engine: str) -> Snapshot:
+    """A snapshot stored under ``work_id`` (latest or kept) of an item of ``engine``.
+
+    It takes every form written: with or without the work id and the engine in the JSON.
 
     Raises:
         pydantic.ValidationError: the text is not a snapshot.
     """
-    return Snapshot.model_validate_json(_with_id(work_id, text))
+    return Snapshot.model_validate_json(_whole(text, work_id, engine))
 
 
 def ms_to_s(value: str | int | float | None) -> float | None:
@@ -127,7 +162,8 @@ def meta_from_hash(work_id: str, h: dict[str, str], default_max_attempts: int) -
         idempotency_key=h.get(Meta.IDEMPOTENCY_KEY) or None,
         created_at=ms_to_s(h.get(Meta.CREATED)) or 0.0,
         updated_at=ms_to_s(h.get(Meta.UPDATED)) or 0.0,
-        finished_at=ms_to_s(h.get(Meta.FINISHED)),
+        # A finished item's last change is its finish (older versions also kept 'finished').
+        finished_at=ms_to_s(h.get(Meta.UPDATED)) if state.is_terminal else None,
         due_at=ms_to_s(h.get(Meta.DUE)),
         lease=lease,
         last_error=err,

@@ -125,7 +125,10 @@ async def beat(worker: Member, info: dict[str, Any], *, claim: bool = False) -> 
     body = {**info, "heartbeat": now_ms / 1000.0}
     async with swarm.client.pipeline(transaction=False) as pipe:
         pipe.hset(key, "info", json.dumps(body))
-        pipe.hset(key, "inc", worker.incarnation)
+        if claim:
+            # Only a claim writes the incarnation: a beat that checked it a moment before
+            # a successor's claim must not write the old one back over the new.
+            pipe.hset(key, "inc", worker.incarnation)
         pipe.hset(key, "beat", str(now_ms))
         pipe.pexpire(key, 2 * timeout_ms)
         pipe.zadd(keys.workers, expiry)

@@ -24,7 +24,7 @@ class Meta(StrEnum):
     QUEUE = "queue"
     """The queue the item belongs to."""
     PRIORITY = "prio"
-    """Priority: above 0 the item is queued at the front of its engine's list."""
+    """Priority: above 0 the item is queued at the front of its engine's list (absent: 0)."""
     RESOURCES = "res"
     """The resources a step claims, space-joined (absent: none)."""
     IDEMPOTENCY_KEY = "idem"
@@ -40,7 +40,9 @@ class Meta(StrEnum):
     UPDATED = "updated"
     """When the state last changed (server ms); also its score in the state index."""
     FINISHED = "finished"
-    """When the item finished (server ms); only while it is in a terminal state."""
+    """When the item finished (server ms), as versions before the compact finished meta kept
+    it; no longer written (a finished item's ``updated`` is its finish) and deleted when the
+    item leaves its terminal state."""
     FINAL_EVENT = "fev"
     """The stream id of the event that finished the item (its events end there)."""
     DUE = "due"
@@ -58,9 +60,9 @@ class Meta(StrEnum):
     VERSION = "v"
     """The latest snapshot's version (0: none yet)."""
     ATTEMPTS = "att"
-    """Attempts of the current step so far."""
+    """Attempts of the current step so far (absent: 0; a done item keeps none)."""
     MAX_ATTEMPTS = "maxatt"
-    """The attempt limit the current lease was granted under."""
+    """The attempt limit the current lease was granted under (a done item keeps none)."""
     LAST_OP = "op"
     """The op id of the last commit, fail or release applied (a repeat of it answers DUP)."""
     ERROR = "err"
@@ -137,7 +139,6 @@ STATUS_FIELDS: tuple[Meta, ...] = (
     Meta.PRIORITY,
     Meta.CREATED,
     Meta.UPDATED,
-    Meta.FINISHED,
     Meta.DUE,
     Meta.LEASE_EPOCH,
     Meta.LEASE_WORKER,

@@ -226,7 +226,7 @@ class RedisStore:
         meta.budget = budget_of(h, item)
         return WorkStatus(
             meta=meta,
-            snapshot=read_snapshot(work_id, snap_json) if snap_json else None,
+            snapshot=read_snapshot(work_id, snap_json, engine=meta.engine) if snap_json else None,
             item=item,
         )
 
@@ -247,11 +247,12 @@ class RedisStore:
     async def snapshot_versions(self, work_id: str) -> list[Snapshot]:
         """The latest snapshot and the earlier versions kept (``ROOST_HISTORY``), newest first."""
         async with self.client.pipeline(transaction=False) as pipe:
+            pipe.hget(self.keys.meta(work_id), Meta.ENGINE)
             pipe.get(self.keys.snap(work_id))
             pipe.lrange(self.keys.hist(work_id), 0, -1)
-            latest, older = await pipe.execute()
+            engine, latest, older = await pipe.execute()
         snaps = ([latest] if latest else []) + list(older)
-        return [read_snapshot(work_id, s) for s in snaps]
+        return [read_snapshot(work_id, s, engine=engine or "") for s in snaps]
 
     async def workers(self) -> list[dict[str, Any]]:
         """Live workers, as their heartbeats describe them.

@@ -94,25 +94,55 @@ end
 
 -- The dispatch token ('disp') names an item's current delivery only while it is queued
 -- (every check of a delivery wants state 'queued' and that token): it goes when the item
--- leaves 'queued', so a finished item does not keep it.
+-- leaves 'queued', so a finished item does not keep it. A finished item's finish time is
+-- its 'updated' (nothing changes it once the item is finished); versions before wrote it
+-- to 'finished' as well, which goes when the item runs again.
 local function set_state(meta, work_id, old, new)
   if old and STATE_INDEX[old] and old ~= new then redis.call('ZREM', state_key(old), work_id) end
   redis.call('ZADD', state_key(new), NOW, work_id)
   redis.call('HSET', meta, 'state', new, 'updated', NOW)
   if old == 'queued' and new ~= 'queued' then redis.call('HDEL', meta, 'disp') end
-  if TERMINAL[new] then
-    redis.call('HSET', meta, 'finished', NOW)
-  elseif old and TERMINAL[old] then
+  if old and TERMINAL[old] and not TERMINAL[new] then
     redis.call('HDEL', meta, 'finished', 'fev')
   end
+end
+
+-- What a done item keeps of its attempts: nothing. Its attempt count is 0 (its last commit
+-- reset it) and the lease's attempt limit meant something only while attempts went on;
+-- both read as their defaults when absent, and the next acquire (a retry or a replay)
+-- writes them again. A failed or dead item keeps them: they tell how it ran out. Priority
+-- 0 is the default too (versions before wrote it on every item).
+local function drop_attempts(meta)
+  redis.call('HDEL', meta, 'att', 'maxatt')
+  if redis.call('HGET', meta, 'prio') == '0' then redis.call('HDEL', meta, 'prio') end
+end
+
+-- A hash that once held a value longer than the server's listpack limit
+-- (hash-max-listpack-value, 64 bytes by default: a progress report, an approval request)
+-- keeps the hashtable encoding after that value goes, which for a done item's meta is more
+-- than twice the size (about 560 bytes instead of 240 on Valkey). When every value fits
+-- again, write the meta afresh, so that the server packs it (the same fields and values; a
+-- meta key has no expiry to keep). Values are judged against the default limit: with a
+-- lower one configured, the server keeps a hashtable, as it would have anyway.
+local LISTPACK_VALUE = 64
+local function repack(meta)
+  if redis.call('OBJECT', 'ENCODING', meta) ~= 'hashtable' then return end
+  local all = redis.call('HGETALL', meta)
+  for i = 1, #all do
+    if #all[i] > LISTPACK_VALUE then return end
+  end
+  redis.call('DEL', meta)
+  redis.call('HSET', meta, unpack(all))
 end
 
 -- Write a SAQ job record and put it on SAQ's queue (the same three writes as SAQ 0.26's own
 -- enqueue script). Roost is the source of truth, so the job is configured never to be run
 -- twice by SAQ itself: retries=1 (a sweep finishes it instead of re-queueing), timeout=0
 -- and heartbeat=0 (Roost's lease, not SAQ, decides when a step is lost), ttl=-1 (the record
--- is deleted when Roost acknowledges the delivery). The route's engine joins the queue's
--- set of engines, so recovery and the fleet view know every list there is.
+-- is deleted when Roost acknowledges the delivery). As SAQ's own records do, it leaves out
+-- the fields at SAQ's defaults (heartbeat 0, retries 1), which SAQ reads back as such. The
+-- route's engine joins the queue's set of engines, so recovery and the fleet view know
+-- every list there is.
 local function saq_push(job_key, saq_key, work_id, dispatch, front)
   if ENGINE ~= '' then redis.call('SADD', ENGINES, ENGINE) end
   -- The record as cjson.encode would make it of a table, without the table: each string
@@ -120,8 +150,7 @@ local function saq_push(job_key, saq_key, work_id, dispatch, front)
   local enc = cjson.encode
   redis.call('SET', job_key, '{"function":"roost.step","kwargs":{"work_id":' .. enc(work_id)
     .. ',"dispatch":' .. enc(dispatch) .. '},"queue":' .. enc(SAQ_NAME) .. ',"key":'
-    .. enc(saq_key) .. ',"timeout":0,"heartbeat":0,"retries":1,"ttl":-1,"queued":'
-    .. now_str() .. ',"status":"queued"}')
+    .. enc(saq_key) .. ',"timeout":0,"ttl":-1,"queued":' .. now_str() .. ',"status":"queued"}')
   redis.call('ZADD', SAQ_INCOMPLETE, 0, job_key)
   if front then
     redis.call('LPUSH', SAQ_QUEUED, job_key)
@@ -212,7 +241,7 @@ local function finish_cancel(meta, work_id, res_keys, resw_keys)
   local woken = release_lease(meta, work_id, res_keys, resw_keys)
   redis.call('HDEL', meta, 'cxl')
   -- The item finishes now, when its holder lets go (its events end with this one).
-  redis.call('HSET', meta, 'updated', NOW, 'finished', NOW)
+  redis.call('HSET', meta, 'updated', NOW)
   emit_final(meta, 'released', work_id, meta_get(meta, 'step'), tonumber(meta_get(meta, 'v')),
     '{"reason":"cancelled"}')
   return woken
@@ -313,7 +342,8 @@ local function kids_spawn(plan, pmeta, parent_id, queue)
       end
       if not c.existing then
         redis.call('HSET', c.meta, 'engine', c.engine, 'queue', queue, 'v', 0, 'att', 0,
-          'prio', c.prio, 'created', NOW)
+          'created', NOW)
+        if c.prio ~= '0' then redis.call('HSET', c.meta, 'prio', c.prio) end
         if c.res ~= '' then redis.call('HSET', c.meta, 'res', c.res) end
         if c.imax ~= '' then redis.call('HSET', c.meta, 'imax', c.imax) end
         if c.key ~= '' then

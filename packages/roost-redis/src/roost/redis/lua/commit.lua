@@ -164,6 +164,8 @@ else
   woken = woken + release_lease(meta, work_id, res_keys, resw_keys)
   if outcome == 'done' then
     set_state(meta, work_id, 'running', 'done')
+    drop_attempts(meta)
+    repack(meta) -- after a progress report or an approval request, kept small again
     etype = 'done'
     stat('done')
     woken = woken + child_finished(meta, work_id, 'done') -- child work: tell the parent

@@ -47,8 +47,8 @@ for _, p in ipairs(plan) do
     version = '1'
   end
   local state = delay > 0 and 'scheduled' or 'queued'
-  local mf = {'engine', engine, 'queue', queue, 'v', version, 'att', '0', 'prio', prio,
-    'created', now}
+  local mf = {'engine', engine, 'queue', queue, 'v', version, 'att', '0', 'created', now}
+  if prio ~= '0' then mf[#mf + 1] = 'prio'; mf[#mf + 1] = prio end
   if res ~= '' then mf[#mf + 1] = 'res'; mf[#mf + 1] = res end
   if imax ~= '' then mf[#mf + 1] = 'imax'; mf[#mf + 1] = imax end
   if idem ~= '' then mf[#mf + 1] = 'idem'; mf[#mf + 1] = idem end

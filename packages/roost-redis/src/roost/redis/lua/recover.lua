@@ -55,7 +55,7 @@ for _ = 1, n do
     end
     if f[1] == 'cancelled' then
       redis.call('HDEL', meta, 'cxl')
-      redis.call('HSET', meta, 'updated', NOW, 'finished', NOW)
+      redis.call('HSET', meta, 'updated', NOW)
       emit_final(meta, 'released', work_id, f[8], version, '{"reason":"cancelled"}')
     elseif tonumber(f[4]) >= tonumber(f[5]) then
       local how = 'lease expired'
