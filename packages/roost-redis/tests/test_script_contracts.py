@@ -310,3 +310,38 @@ def test_schedule_headers_match_python(name: str) -> None:
 
     returned = set(re.findall(r"\{'([A-Z]+)'[,}]", source))
     assert returned == {str(c) for c in lua.replies if c is not None}
+
+
+# -- the namespace block a call starts with -------------------------------------------------
+
+
+async def test_a_call_carries_the_worker_id_of_the_moment_and_keeps_few_blocks(swarm) -> None:
+    """The namespace block of a script on a route is kept, but made again for a new worker id;
+    routes built afresh for every call (another queue's) do not pile up blocks."""
+    from roost.redis.schema import Meta
+
+    route = swarm.keys.for_engine("hashchain")
+    leased: dict[str, str] = {}
+    for worker in ("first-worker", "second-worker"):
+        swarm.worker_id = worker
+        work_id = await swarm.enqueue("hashchain", {})
+        (job,) = (await swarm.calls.dequeue(route, n=1)).jobs
+        reply = await swarm.calls.acquire(
+            route,
+            work_id=work_id,
+            dispatch=route.parse_job(job)[1],
+            token=f"t-{worker}",
+            job=job,
+            resources=[],
+            max_attempts=3,
+            wait_base_ms=50,
+            wait_cap_ms=1000,
+            engine_limits="",
+        )
+        assert reply.code is Code.OK
+        leased[worker] = await swarm.client.hget(swarm.keys.meta(work_id), Meta.LEASE_WORKER)
+    assert leased == {"first-worker": "first-worker", "second-worker": "second-worker"}
+    for _ in range(50):
+        other = swarm.keys.for_queue("another-queue")  # a new Keys object each time
+        assert (await swarm.calls.cancel(other, work_id="nobody")).code is Code.GONE
+    assert len(swarm.calls._blocks) <= 4  # pyright: ignore[reportPrivateUsage]

@@ -93,6 +93,10 @@ def _namespace_getters(contract: Contract) -> tuple[Callable[[ScriptRunner, Keys
     return found
 
 
+_MAX_BLOCKS = 4096
+"""Namespace blocks kept per :class:`ScriptCalls` (scripts x routes; a few dozen in use)."""
+
+
 class ScriptCalls:
     """Roost's scripts as typed methods, run through a store (see :class:`ScriptRunner`).
 
@@ -102,22 +106,26 @@ class ScriptCalls:
 
     def __init__(self, runner: ScriptRunner) -> None:
         self._runner = runner
-        self._blocks: dict[tuple[str, Keys], tuple[str, list[str], list[Any]]] = {}
-        """Per script and route: the worker id they were made for, and the namespace keys
-        and arguments that lead its KEYS and ARGV (the same on every call)."""
+        self._blocks: dict[tuple[str, str], tuple[str, list[str], list[Any]]] = {}
+        """Per script and route (by its SAQ name, which spells out prefix, namespace, queue
+        and engine): the worker id they were made for, and the namespace keys and arguments
+        that lead its KEYS and ARGV (the same on every call)."""
 
     def _namespace_blocks(self, name: str, route: Keys) -> tuple[list[str], list[Any]]:
         """The namespace keys and arguments of script ``name`` on ``route``."""
         runner = self._runner
-        found = self._blocks.get((name, route))
+        at = (name, route.saq_name)
+        found = self._blocks.get(at)
         if found is None or found[0] != runner.worker_id:
+            if len(self._blocks) >= _MAX_BLOCKS:  # routes of many queues: start over
+                self._blocks.clear()
             contract = CONTRACTS[name]
             found = (
                 runner.worker_id,
                 route.slot_keys(contract.namespace_keys),
                 [get(runner, route) for get in _namespace_getters(contract)],
             )
-            self._blocks[(name, route)] = found
+            self._blocks[at] = found
         return found[1], found[2]
 
     async def _run(
