@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import uuid
 
 import pytest
 from pydantic import ValidationError
@@ -73,6 +74,15 @@ def test_work_item_defaults() -> None:
     assert item.resources == [] and item.priority == 0 and item.idempotency_key is None
     assert WorkItem.model_validate_json(item.model_dump_json()) == item
     assert new_work_id() != new_work_id()
+
+
+def test_a_new_work_id_is_a_version_4_uuid_in_hex() -> None:
+    for _ in range(200):
+        work_id = new_work_id()
+        assert len(work_id) == 32 and work_id == work_id.lower()
+        parsed = uuid.UUID(hex=work_id)
+        assert parsed.version == 4 and parsed.variant == uuid.RFC_4122
+        assert parsed.hex == work_id
 
 
 def test_snapshot_is_mutable_the_way_the_seed_engine_uses_it() -> None:

@@ -7,6 +7,7 @@ itself are in test_routing.py.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 
 import redis.asyncio as aioredis
@@ -86,6 +87,35 @@ async def test_queued_items_are_real_saq_jobs_that_saq_would_never_rerun(swarm):
         assert await queue.count("queued") == 1
     finally:
         await queue.disconnect()
+
+
+async def test_names_that_json_escapes_read_back_from_the_job_record_and_the_event(settings):
+    # The enqueue script writes the SAQ job record and the event's data as JSON by hand for
+    # names that need no escaping; a queue name with a quote, a backslash, a slash and
+    # non-ASCII text takes cjson's way. Both must parse back to the very names.
+    queue_name = 'q"\\/é\tx'
+    async with RedisSwarm(settings.model_copy(update={"queue": queue_name})) as swarm:
+        work_id = await swarm.enqueue("hashchain", {}, delay_seconds=0)
+        route = swarm.keys.for_engine("hashchain")
+        raw = aioredis.from_url(swarm.url)
+        queue = RedisQueue(raw, name=route.saq_name)
+        try:
+            job_ids = await raw.lrange(route.saq_queued, 0, -1)
+            assert len(job_ids) == 1
+            job = await queue.job(queue.job_key_from_id(job_ids[0].decode()))
+            assert job is not None
+            assert job.queue.name == route.saq_name
+            assert job.kwargs is not None and job.kwargs["work_id"] == work_id
+            record = json.loads(await raw.get(job_ids[0]))
+            assert record["queue"] == route.saq_name
+            assert record["key"] == job_ids[0].decode().rsplit(":", 1)[1]
+            assert record["queued"] == int(record["queued"]) > 0
+        finally:
+            await queue.disconnect()
+            await raw.aclose()
+        (event,) = await swarm.events(work_id=work_id)
+        assert event.type == "enqueued"
+        assert event.data == {"engine": "hashchain", "delay_ms": 0, "queue": queue_name}
 
 
 async def test_a_delivery_taken_by_a_dead_worker_is_redispatched(swarm, running_worker, until):

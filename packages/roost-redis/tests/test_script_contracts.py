@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import typing
 from importlib.resources import files
 
 import pytest
@@ -11,11 +12,20 @@ from roost.redis.contract import (
     Code,
     Contract,
     ContractError,
+    Slot,
     decode,
     pack,
+    packer,
     parse_header,
 )
-from roost.redis.replies import CommitReply, EnqueueReply, StateReply
+from roost.redis.replies import (
+    AcquireReply,
+    CommitReply,
+    DequeueReply,
+    EnqueueReply,
+    RenewReply,
+    StateReply,
+)
 from roost.redis.scripts import LIBRARY, SCHEDULE_LIBRARY
 
 LUA = files("roost.redis").joinpath("lua")
@@ -89,6 +99,102 @@ def test_decode_types_the_reply() -> None:
         decode(CONTRACTS["cancel"], ["OK", "queued", "extra"], StateReply)
     pairs = decode(CONTRACTS["enqueue"], ["a", 1, "b", 0], EnqueueReply)
     assert pairs.items == [("a", 1), ("b", 0)]
+
+
+def sample_values(slots: tuple[Slot, ...], n: int, *, full: bool) -> dict[str, object]:
+    """Values for ``slots``: every ``*`` slot ``n`` long (groups of samples too); ``?`` ones
+    present when ``full``."""
+    values: dict[str, object] = {}
+    for slot in slots:
+        if slot.group:
+            values[slot.name] = [
+                sample_values(slot.group, n, full=full) | {"_i": i} for i in range(n)
+            ]
+        elif slot.many:
+            values[slot.name] = [f"{slot.name}{i}" for i in range(n)]
+        elif full or not slot.optional:
+            values[slot.name] = f"<{slot.name}>"
+    return values
+
+
+def group_free(values: dict[str, object]) -> dict[str, object]:
+    """``values`` without the marker sample_values puts in group members."""
+    return {
+        k: [group_free(m) if isinstance(m, dict) else m for m in v] if isinstance(v, list) else v  # pyright: ignore[reportUnknownVariableType, reportUnknownArgumentType]
+        for k, v in values.items()
+        if k != "_i"
+    }
+
+
+@pytest.mark.parametrize("name", sorted(CONTRACTS))
+def test_compiled_packers_lay_out_and_refuse_as_pack_does(name: str) -> None:
+    contract = CONTRACTS[name]
+    for slots, compiled in (
+        (contract.own_keys, contract.pack_keys),
+        (contract.own_args, contract.pack_args),
+    ):
+        for n in (0, 1, 3):
+            for full in (False, True):
+                values = group_free(sample_values(slots, n, full=full))
+                assert compiled(values, ["N"]) == pack(slots, values, ["N"])
+        values = group_free(sample_values(slots, 2, full=True))
+        with pytest.raises(ContractError, match="no slot for"):
+            compiled({**values, "stranger": 1}, [])
+        for slot in slots:
+            if not (slot.many or slot.optional):
+                lacking = {k: v for k, v in values.items() if k != slot.name}
+                with pytest.raises(ContractError, match=f"no value for {slot.name}"):
+                    compiled(lacking, [])
+
+
+def test_a_packer_is_compiled_only_from_names_the_notation_makes() -> None:
+    with pytest.raises(ContractError, match="not a slot name"):
+        packer((Slot("meta"), Slot("x'] + __import__('os').getpid() + ['")))
+    with pytest.raises(ContractError, match="store's to fill"):
+        packer((Slot("due", namespace=True),))
+
+
+REPLY_CLASSES = {
+    "acquire": AcquireReply,
+    "commit": CommitReply,
+    "enqueue": EnqueueReply,
+    "renew": RenewReply,
+    "dequeue": DequeueReply,
+    "cancel": StateReply,
+}
+
+
+@pytest.mark.parametrize("name", sorted(REPLY_CLASSES))
+def test_a_whole_reply_decodes_as_field_by_field(name: str) -> None:
+    """A reply with every field (decoded by the compiled path) and one cut short (the
+    general path) type every field they carry alike."""
+    contract, cls = CONTRACTS[name], REPLY_CLASSES[name]
+    raw_of = {int: ("7", 7), float: ("1.5", 1.5), str: ("s", "s"), bool: ("1", True)}
+    hints = typing.get_type_hints(cls)
+    for code, fields in contract.replies.items():
+        raw: list[object] = [] if code is None else [str(code)]
+        expected: dict[str, object] = {} if code is None else {"code": code}
+        for slot in fields:
+            if slot.group:
+                raw += ["a", "1", "b", "0"]
+                expected[slot.name] = [("a", "1"), ("b", "0")]
+            elif slot.many:
+                raw += ["x", "y"]
+                expected[slot.name] = ["x", "y"]
+            else:
+                hint = hints[slot.name]
+                inner = next((t for t in typing.get_args(hint) if t is not type(None)), hint)
+                raw.append(raw_of[inner][0])
+                expected[slot.name] = raw_of[inner][1]
+        assert decode(contract, raw, cls) == cls(**expected)
+        if fields and not fields[-1].many:
+            del expected[fields[-1].name]
+            assert decode(contract, raw[:-1], cls) == cls(**expected)
+            with pytest.raises(ContractError, match="more than its contract"):
+                decode(contract, [*raw, "extra"], cls)
+        if code is not None:
+            with pytest.raises(ContractError, match="does not answer"):
+                decode(contract, ["NOPE", *raw[1:]], cls)
 
 
 def test_a_header_without_a_contract_is_refused() -> None:
@@ -204,3 +310,38 @@ def test_schedule_headers_match_python(name: str) -> None:
 
     returned = set(re.findall(r"\{'([A-Z]+)'[,}]", source))
     assert returned == {str(c) for c in lua.replies if c is not None}
+
+
+# -- the namespace block a call starts with -------------------------------------------------
+
+
+async def test_a_call_carries_the_worker_id_of_the_moment_and_keeps_few_blocks(swarm) -> None:
+    """The namespace block of a script on a route is kept, but made again for a new worker id;
+    routes built afresh for every call (another queue's) do not pile up blocks."""
+    from roost.redis.schema import Meta
+
+    route = swarm.keys.for_engine("hashchain")
+    leased: dict[str, str] = {}
+    for worker in ("first-worker", "second-worker"):
+        swarm.worker_id = worker
+        work_id = await swarm.enqueue("hashchain", {})
+        (job,) = (await swarm.calls.dequeue(route, n=1)).jobs
+        reply = await swarm.calls.acquire(
+            route,
+            work_id=work_id,
+            dispatch=route.parse_job(job)[1],
+            token=f"t-{worker}",
+            job=job,
+            resources=[],
+            max_attempts=3,
+            wait_base_ms=50,
+            wait_cap_ms=1000,
+            engine_limits="",
+        )
+        assert reply.code is Code.OK
+        leased[worker] = await swarm.client.hget(swarm.keys.meta(work_id), Meta.LEASE_WORKER)
+    assert leased == {"first-worker": "first-worker", "second-worker": "second-worker"}
+    for _ in range(50):
+        other = swarm.keys.for_queue("another-queue")  # a new Keys object each time
+        assert (await swarm.calls.cancel(other, work_id="nobody")).code is Code.GONE
+    assert len(swarm.calls._blocks) <= 4  # pyright: ignore[reportPrivateUsage]

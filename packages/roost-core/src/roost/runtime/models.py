@@ -8,9 +8,9 @@ contract (``work_id``, ``engine``, ``payload``, ``resources``, ``priority``,
 
 from __future__ import annotations
 
+import os
 import re
 import time
-import uuid
 from enum import StrEnum
 from typing import Any
 
@@ -91,9 +91,19 @@ def _invalid(exc: BadInput) -> PydanticCustomError:
     return PydanticCustomError("roost_invalid", "{message}", {"message": str(exc)})
 
 
+_UUID4_CLEAR = ~((0xF000 << 64) | (0xC000 << 48))
+_UUID4_SET = (0x4000 << 64) | (0x8000 << 48)
+
+
 def new_work_id() -> str:
-    """Return a fresh work id (32 lowercase hex characters)."""
-    return uuid.uuid4().hex
+    """Return a fresh work id (32 lowercase hex characters).
+
+    It is ``uuid.uuid4().hex``: 122 random bits with the version (4) and variant (RFC 4122)
+    bits set, made without building a ``UUID`` (a third of the cost; every enqueue makes
+    two, one more when the stored JSON is compared with the defaults).
+    """
+    bits = int.from_bytes(os.urandom(16), "big")
+    return f"{bits & _UUID4_CLEAR | _UUID4_SET:032x}"
 
 
 class WorkState(StrEnum):

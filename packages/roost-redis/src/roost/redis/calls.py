@@ -15,10 +15,10 @@ class if none fits.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from roost.redis.contract import ContractError, decode, pack
+from roost.redis.contract import Contract, ContractError, decode
 from roost.redis.contracts import CONTRACTS
 from roost.redis.replies import (
     AcquireReply,
@@ -71,6 +71,32 @@ def _job(route: Keys, work_id: str, dispatch: str) -> tuple[str, str]:
     return suffix, route.job(suffix)
 
 
+_NAMESPACE_ARGS: dict[str, Callable[[ScriptRunner, Keys], Any]] = {
+    "saq_name": lambda runner, route: route.saq_name,
+    "events_maxlen": lambda runner, route: runner.settings.events_maxlen,
+    "worker": lambda runner, route: runner.worker_id,
+    "lease_ttl": lambda runner, route: int(runner.settings.lease_ttl * 1000),
+    "engine": lambda runner, route: route.engine or "",
+}
+"""How each namespace argument slot (``contract.NAMESPACE_ARGS``) gets its value."""
+_GETTERS: dict[str, tuple[Callable[[ScriptRunner, Keys], Any], ...]] = {}
+
+
+def _namespace_getters(contract: Contract) -> tuple[Callable[[ScriptRunner, Keys], Any], ...]:
+    """The getters of a script's namespace arguments, in its order (looked up once)."""
+    found = _GETTERS.get(contract.name)
+    if found is None:
+        unknown = [a for a in contract.namespace_args if a not in _NAMESPACE_ARGS]
+        if unknown:
+            raise ContractError(f"unknown namespace argument @{unknown[0]}")
+        found = _GETTERS[contract.name] = tuple(_NAMESPACE_ARGS[a] for a in contract.namespace_args)
+    return found
+
+
+_MAX_BLOCKS = 4096
+"""Namespace blocks kept per :class:`ScriptCalls` (scripts x routes; a few dozen in use)."""
+
+
 class ScriptCalls:
     """Roost's scripts as typed methods, run through a store (see :class:`ScriptRunner`).
 
@@ -80,6 +106,27 @@ class ScriptCalls:
 
     def __init__(self, runner: ScriptRunner) -> None:
         self._runner = runner
+        self._blocks: dict[tuple[str, str], tuple[str, list[str], list[Any]]] = {}
+        """Per script and route (by its SAQ name, which spells out prefix, namespace, queue
+        and engine): the worker id they were made for, and the namespace keys and arguments
+        that lead its KEYS and ARGV (the same on every call)."""
+
+    def _namespace_blocks(self, name: str, route: Keys) -> tuple[list[str], list[Any]]:
+        """The namespace keys and arguments of script ``name`` on ``route``."""
+        runner = self._runner
+        at = (name, route.saq_name)
+        found = self._blocks.get(at)
+        if found is None or found[0] != runner.worker_id:
+            if len(self._blocks) >= _MAX_BLOCKS:  # routes of many queues: start over
+                self._blocks.clear()
+            contract = CONTRACTS[name]
+            found = (
+                runner.worker_id,
+                route.slot_keys(contract.namespace_keys),
+                [get(runner, route) for get in _namespace_getters(contract)],
+            )
+            self._blocks[at] = found
+        return found[1], found[2]
 
     async def _run(
         self,
@@ -92,31 +139,11 @@ class ScriptCalls:
         durable: bool = False,
     ) -> R:
         contract = CONTRACTS[name]
-        runner = self._runner
-        full_keys: list[str] = pack(
-            contract.own_keys, keys, [*route.slot_keys(contract.namespace_keys)]
-        )
-        full_args: list[Any] = pack(
-            contract.own_args,
-            args,
-            [self._namespace_arg(route, a) for a in contract.namespace_args],
-        )
-        raw = await runner.fcall(name, full_keys, full_args, route=route, durable=durable)
+        ns_keys, ns_args = self._namespace_blocks(name, route)
+        full_keys: list[str] = contract.pack_keys(keys, [*ns_keys])
+        full_args: list[Any] = contract.pack_args(args, [*ns_args])
+        raw = await self._runner.fcall(name, full_keys, full_args, route=route, durable=durable)
         return decode(contract, raw, reply)
-
-    def _namespace_arg(self, route: Keys, slot: str) -> Any:
-        """The value of a namespace argument slot (see ``contract.NAMESPACE_ARGS``)."""
-        if slot == "saq_name":
-            return route.saq_name
-        if slot == "events_maxlen":
-            return self._runner.settings.events_maxlen
-        if slot == "worker":
-            return self._runner.worker_id
-        if slot == "lease_ttl":
-            return int(self._runner.settings.lease_ttl * 1000)
-        if slot == "engine":
-            return route.engine or ""
-        raise ContractError(f"unknown namespace argument @{slot}")
 
     # -- the lease holder's calls ---------------------------------------------------------
 
@@ -135,13 +162,14 @@ class ScriptCalls:
         engine_limits: str,
     ) -> AcquireReply:
         """Lease the item of delivery ``job`` (``resources``: those the caller read)."""
+        meta, item, snap, _hist = route.item_keys(work_id)
         return await self._run(
             "acquire",
             route,
             {
-                "meta": route.meta(work_id),
-                "item": route.item(work_id),
-                "snap": route.snap(work_id),
+                "meta": meta,
+                "item": item,
+                "snap": snap,
                 "job": job,
                 "res": [route.res(r) for r in resources],
                 "resw": [route.resw(r) for r in resources],
@@ -194,10 +222,11 @@ class ScriptCalls:
         children.
         """
         suffix, job = _job(route, work_id, dispatch)
+        meta, _item, snap, hist = route.item_keys(work_id)
         keys: dict[str, Any] = {
-            "meta": route.meta(work_id),
-            "snap": route.snap(work_id),
-            "hist": route.hist(work_id),
+            "meta": meta,
+            "snap": snap,
+            "hist": hist,
             "job": job,
             "res": [route.res(r) for r in resources],
             "resw": [route.resw(r) for r in resources],
@@ -359,11 +388,12 @@ class ScriptCalls:
         for item in items:
             work_id, idem = item["work_id"], item["idem"]
             suffix, job = _job(route, work_id, item["dispatch"])
+            meta, item_key, snap, _hist = route.item_keys(work_id)
             keys.append(
                 {
-                    "meta": route.meta(work_id),
-                    "item": route.item(work_id),
-                    "snap": route.snap(work_id),
+                    "meta": meta,
+                    "item": item_key,
+                    "snap": snap,
                     "idem": route.idem(idem),
                     "job": job,
                 }

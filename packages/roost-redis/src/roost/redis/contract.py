@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import itertools
 import re
 import types
 import typing
@@ -41,8 +42,10 @@ __all__ = [
     "Contract",
     "ContractError",
     "Slot",
+    "Packer",
     "decode",
     "pack",
+    "packer",
     "parse_header",
     "parse_slots",
 ]
@@ -194,6 +197,16 @@ class Contract:
         """The ARGV slots after the namespace ones."""
         return tuple(s for s in self.args if not s.namespace)
 
+    @functools.cached_property
+    def pack_keys(self) -> Packer:
+        """:func:`pack` of :attr:`own_keys`, planned once (what every call of the script runs)."""
+        return packer(self.own_keys)
+
+    @functools.cached_property
+    def pack_args(self) -> Packer:
+        """:func:`pack` of :attr:`own_args`, planned once."""
+        return packer(self.own_args)
+
     @property
     def coded(self) -> bool:
         """Whether the script's reply starts with a :class:`Code`."""
@@ -315,6 +328,79 @@ def pack(slots: Sequence[Slot], values: Mapping[str, Any], out: list[Any]) -> li
     return out
 
 
+Packer = Callable[[Mapping[str, Any], list[Any]], list[Any]]
+"""``packer(values, out)``: :func:`pack` of fixed slots."""
+
+
+def packer(slots: Sequence[Slot]) -> Packer:
+    """:func:`pack` for ``slots``, compiled once into straight-line code.
+
+    It appends the same values in the same order and refuses the same calls (the message
+    comes from :func:`pack` itself): a script call runs this, not the generic walk, which
+    costs a loop pass per slot on every call. The code is generated from the slot names,
+    which the notation limits to ``[a-z_][a-z0-9_]*``.
+
+    Raises:
+        ContractError: a namespace slot among ``slots`` (the store fills those in).
+    """
+    slots = tuple(slots)
+    for slot in slots:
+        if slot.namespace:
+            raise ContractError(f"@{slot.name} is the store's to fill")
+        if not _SLOT_NAME.fullmatch(slot.name):
+            raise ContractError(f"not a slot name: {slot.name!r}")
+
+    def refuse(values: Mapping[str, Any]) -> ContractError:
+        pack(slots, values, [])  # raises the precise error
+        return ContractError(f"values do not fit {' '.join(map(str, slots))}")
+
+    scope: dict[str, Any] = {"_refuse": refuse, "_MISSING": _MISSING}
+    lines = ["def run(values, out):", "    present = 0"]
+    required: list[str] = []
+
+    def flush() -> None:
+        if required:
+            names = ", ".join(f"values[{n!r}]" for n in required)
+            lines.extend(
+                [
+                    "    try:",
+                    f"        out += ({names},)",
+                    "    except KeyError:",
+                    "        raise _refuse(values) from None",
+                ]
+            )
+            required.clear()
+
+    count = 0
+    for i, slot in enumerate(slots):
+        if not (slot.many or slot.optional):
+            required.append(slot.name)
+            count += 1
+            continue
+        flush()
+        lines.append(f"    value = values.get({slot.name!r}, _MISSING)")
+        lines.append("    if value is not _MISSING:")
+        lines.append("        present += 1")
+        if slot.group:
+            scope[f"_group{i}"] = packer(slot.group)
+            lines.append("        for member in value:")
+            lines.append(f"            _group{i}(member, out)")
+        elif slot.many:
+            lines.append("        out += value")
+        else:
+            lines.append("        out.append(value)")
+    flush()
+    lines.append(f"    if len(values) != {count} + present:")
+    lines.append("        raise _refuse(values)")
+    lines.append("    return out")
+    exec("\n".join(lines), scope)  # noqa: S102 - code made above from checked slot names
+    return cast("Packer", scope["run"])
+
+
+_SLOT_NAME = re.compile(r"[a-z_][a-z0-9_]*")
+_MISSING: Any = object()
+
+
 def _converter(hint: Any) -> Callable[[Any], Any]:
     if hint is bool:
         return lambda v: bool(v) and v != "0" and v != 0
@@ -333,23 +419,120 @@ def _converter(hint: Any) -> Callable[[Any], Any]:
     return lambda v: v
 
 
+def _expression(hint: Any, ref: str) -> str:
+    """Python code that does what ``_converter(hint)`` does to the value at ``ref``."""
+    if hint is bool:
+        return f'(bool({ref}) and {ref} != "0" and {ref} != 0)'
+    if hint in (int, float, str):
+        return f"{hint.__name__}({ref})"
+    if hint is Code:
+        return f"_Code({ref})"
+    args = typing.get_args(hint)
+    if typing.get_origin(hint) in (typing.Union, types.UnionType) and type(None) in args:
+        inner = _expression(next(a for a in args if a is not type(None)), ref)
+        return f'(None if {ref} is None or {ref} == "" else {inner})'
+    return ref
+
+
 _CODES: dict[str, Code] = {c.value: c for c in Code}
-_Plan = dict[Code | None, tuple[tuple[Slot, Callable[[Any], Any]], ...]]
-_PLANS: dict[tuple[str, type[Any]], _Plan] = {}
+_Fields = tuple[tuple[str, ...], tuple[Callable[[Any], Any], ...], Slot | None]
+"""The scalar fields of a reply (names, converters) and its ``*`` field, if any."""
+_Decoder = Callable[[Any], Any]
+_DECODERS: dict[tuple[str, type[Any]], _Decoder] = {}
 
 
-def _plan(contract: Contract, cls: type[Any]) -> _Plan:
-    """Per reply code, each field's slot and converter (made once per script and class)."""
-    found = _PLANS.get((contract.name, cls))
-    if found is None:
-        hints = typing.get_type_hints(cls)
-        convert = {f.name: _converter(hints[f.name]) for f in dataclasses.fields(cls)}
-        found = {
-            code: tuple((slot, convert[slot.name]) for slot in fields)
-            for code, fields in contract.replies.items()
-        }
-        _PLANS[(contract.name, cls)] = found
-    return found
+def _groups(values: list[Any], start: int, size: int) -> list[tuple[Any, ...]]:
+    """``values`` from ``start`` on, as tuples of ``size`` (a ``*`` field with groups)."""
+    return [tuple(values[i : i + size]) for i in range(start, len(values), size)]
+
+
+def _whole_replies(
+    plans: Mapping[Code | None, _Fields], hints: Mapping[str, Any], cls: type[Any]
+) -> dict[Code | None, tuple[int, Callable[[list[Any], Any], Any]]]:
+    """Per code, how many values a reply with every field has, and a function that reads it.
+
+    The reply that carries every field is the usual case: the function builds the class in
+    one call, each conversion written out (code compiled from the field names, which the
+    notation limits to ``[a-z_][a-z0-9_]*``).
+    """
+    scope: dict[str, Any] = {"_cls": cls, "_Code": Code, "_groups": _groups}
+    whole: dict[Code | None, tuple[int, Callable[[list[Any], Any], Any]]] = {}
+    for code, (names, _, tail) in plans.items():
+        if not all(_SLOT_NAME.fullmatch(n) for n in (*names, *([tail.name] if tail else []))):
+            continue  # not a name the notation makes: the general path reads it
+        start = 0 if code is None else 1
+        parts = [] if code is None else ["code=code"]
+        parts += [
+            f"{n}={_expression(hints[n], f'values[{start + i}]')}" for i, n in enumerate(names)
+        ]
+        if tail is not None and tail.group:
+            parts.append(f"{tail.name}=_groups(values, {start + len(names)}, {len(tail.group)})")
+        elif tail is not None:
+            parts.append(f"{tail.name}=values[{start + len(names)}:]")
+        fn = f"_whole_{code or 'reply'}"
+        exec(f"def {fn}(values, code):\n    return _cls({', '.join(parts)})", scope)  # noqa: S102
+        whole[code] = (start + len(names), scope[fn])
+    return whole
+
+
+def _decoder(contract: Contract, cls: type[Any]) -> _Decoder:
+    """Raw reply to ``cls``, planned once per script and class (see :func:`decode`)."""
+    hints = typing.get_type_hints(cls)
+    convert = {f.name: _converter(hints[f.name]) for f in dataclasses.fields(cls)}
+    plans: dict[Code | None, _Fields] = {}
+    for code, fields in contract.replies.items():
+        scalars = tuple(itertools.takewhile(lambda s: not s.many, fields))
+        tail = fields[len(scalars)] if len(scalars) < len(fields) else None
+        plans[code] = (
+            tuple(s.name for s in scalars),
+            tuple(convert[s.name] for s in scalars),
+            tail,
+        )
+    name = contract.name
+    uncoded = plans.get(None)
+    whole = _whole_replies(plans, hints, cls)
+
+    def run(raw: Any) -> Any:
+        values: list[Any]
+        if isinstance(raw, list):
+            values = cast("list[Any]", raw)
+        else:
+            values = list(cast("tuple[Any, ...]", raw)) if isinstance(raw, tuple) else [raw]
+        code: Code | None = None
+        if uncoded is not None:
+            names, converters, tail = uncoded
+            start = 0
+        else:
+            try:
+                code = _CODES[values[0]]
+                names, converters, tail = plans[code]
+            except (KeyError, TypeError, IndexError):
+                head = values[0] if values else None
+                raise ContractError(f"{name} does not answer {head!r}") from None
+            start = 1
+        fast = whole.get(code)
+        if fast is not None and (
+            len(values) == fast[0] or (tail is not None and len(values) >= fast[0])
+        ):
+            return fast[1](values, code)
+        kwargs: dict[str, Any] = {} if code is None else {"code": code}
+        width = len(names)
+        if tail is None and len(values) - start > width:
+            raise ContractError(f"{name} answered more than its contract: {raw!r}")
+        for field_name, conv, value in zip(
+            names, converters, values[start : start + width], strict=False
+        ):
+            kwargs[field_name] = conv(value)
+        if tail is not None and len(values) >= start + width:
+            rest = values[start + width :]
+            if tail.group:
+                size = len(tail.group)
+                kwargs[tail.name] = [tuple(rest[i : i + size]) for i in range(0, len(rest), size)]
+            else:
+                kwargs[tail.name] = rest
+        return cls(**kwargs)
+
+    return run
 
 
 def decode(contract: Contract, raw: Any, cls: type[R]) -> R:
@@ -361,31 +544,8 @@ def decode(contract: Contract, raw: Any, cls: type[R]) -> R:
     Raises:
         ContractError: a code the contract does not list, or more values than fields.
     """
-    values: list[Any] = list(cast("list[Any]", raw)) if isinstance(raw, list | tuple) else [raw]
-    plan = _plan(contract, cls)
-    kwargs: dict[str, Any] = {}
-    if None in plan:
-        fields = plan[None]
-    else:
-        try:
-            code = _CODES[values[0]]
-            fields = plan[code]
-        except (KeyError, TypeError):
-            raise ContractError(f"{contract.name} does not answer {values[0]!r}") from None
-        kwargs["code"] = code
-        values = values[1:]
-    if len(values) > len(fields) and not (fields and fields[-1][0].many):
-        raise ContractError(f"{contract.name} answered more than its contract: {raw!r}")
-    for pos, (slot, convert) in enumerate(fields):
-        if slot.many:
-            rest = values[pos:]
-            if slot.group:
-                width = len(slot.group)
-                kwargs[slot.name] = [tuple(rest[i : i + width]) for i in range(0, len(rest), width)]
-            else:
-                kwargs[slot.name] = rest
-            break
-        if pos >= len(values):
-            break
-        kwargs[slot.name] = convert(values[pos])
-    return cls(**kwargs)
+    key = (contract.name, cls)
+    run = _DECODERS.get(key)
+    if run is None:
+        run = _DECODERS[key] = _decoder(contract, cls)
+    return cast("R", run(raw))

@@ -25,7 +25,7 @@ local TERMINAL = {done = true, failed = true, dead = true, cancelled = true}
 local STATE_INDEX = {queued = 0, scheduled = 1, retrying = 2, waiting = 3, awaiting = 4,
   paused = 5, running = 6, done = 7, failed = 8, dead = 9, cancelled = 10}
 -- Set by begin() for the call under way.
-local KEYS, ARGV, NOW, NS_KEYS, NS_ARGS, STATES_AT
+local KEYS, ARGV, NOW, NOW_STR, NS_KEYS, NS_ARGS, STATES_AT
 local LEASES, DUE, EVENTS, STATS
 local SAQ_QUEUED, SAQ_ACTIVE, SAQ_INCOMPLETE, STRAND, ENGINES
 local SAQ_NAME, EVENTS_MAXLEN, WORKER, LEASE_TTL, ENGINE
@@ -48,7 +48,13 @@ local function begin(keys, argv, nk, na, states, leases, due, events, stats, saq
   SAQ_NAME, EVENTS_MAXLEN, WORKER = argv[saq_name], argv[events_maxlen], argv[worker]
   LEASE_TTL = tonumber(argv[lease_ttl])
   ENGINE = argv[engine]
-  NOW = now_ms()
+  NOW, NOW_STR = now_ms(), nil
+end
+
+-- NOW as redis.call and cjson write it (made once per call: each is a printf).
+local function now_str()
+  if not NOW_STR then NOW_STR = tostring(NOW) end
+  return NOW_STR
 end
 
 -- The state index of ``state`` (a script that calls this takes @states).
@@ -139,10 +145,12 @@ end
 -- every list there is.
 local function saq_push(job_key, saq_key, work_id, dispatch, front)
   if ENGINE ~= '' then redis.call('SADD', ENGINES, ENGINE) end
-  redis.call('SET', job_key, cjson.encode({
-    ['function'] = 'roost.step', kwargs = {work_id = work_id, dispatch = dispatch},
-    queue = SAQ_NAME, key = saq_key, timeout = 0, ttl = -1, queued = NOW,
-    status = 'queued'}))
+  -- The record as cjson.encode would make it of a table, without the table: each string
+  -- is encoded (escaped) on its own, the constants are written out, NOW is formatted once.
+  local enc = cjson.encode
+  redis.call('SET', job_key, '{"function":"roost.step","kwargs":{"work_id":' .. enc(work_id)
+    .. ',"dispatch":' .. enc(dispatch) .. '},"queue":' .. enc(SAQ_NAME) .. ',"key":'
+    .. enc(saq_key) .. ',"timeout":0,"ttl":-1,"queued":' .. now_str() .. ',"status":"queued"}')
   redis.call('ZADD', SAQ_INCOMPLETE, 0, job_key)
   if front then
     redis.call('LPUSH', SAQ_QUEUED, job_key)

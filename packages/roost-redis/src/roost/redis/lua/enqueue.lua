@@ -35,7 +35,7 @@ end
 -- schedule_item) would add one call at a time, in the same order. Its state index entry,
 -- due entry or SAQ job follow as those helpers write them. Numbers go to redis.call as
 -- the strings it would make of them: each conversion is a printf, made once here.
-local now = tostring(NOW)
+local now = now_str()
 for _, p in ipairs(plan) do
   local k, a = p[1], p[2]
   local meta = KEYS[k + 1]
@@ -68,8 +68,9 @@ for _, p in ipairs(plan) do
     redis.call('ZREM', DUE, work_id)
     saq_push(KEYS[k + 5], ARGV[a + 8], work_id, ARGV[a + 7], tonumber(prio) > 0)
   end
-  emit('enqueued', work_id, '', version,
-    cjson.encode({engine = engine, delay_ms = delay, queue = queue}))
+  local delay_json = string.find(ARGV[a + 5], '^%d+$') and ARGV[a + 5] or cjson.encode(delay)
+  emit('enqueued', work_id, '', version, '{"engine":' .. cjson.encode(engine) .. ',"delay_ms":'
+    .. delay_json .. ',"queue":' .. cjson.encode(queue) .. '}')
 end
 if #plan > 0 then stat('enqueued', #plan) end
 return out
