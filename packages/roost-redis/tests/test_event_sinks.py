@@ -340,3 +340,41 @@ async def test_a_deleted_stream_gets_its_group_again(swarm: RedisSwarm) -> None:
     assert (got[1].type, got[1].work_id) == ("enqueued", work_id)
     assert [g["name"] for g in await groups_of(swarm)] == [GROUP]
     await pump.flush()
+
+
+async def test_a_stalled_deliverer_neither_renews_nor_deletes_its_successors_key(
+    swarm: RedisSwarm,
+) -> None:
+    # The check that the key names this worker and the renewal are one script: a deliverer
+    # that stalled past the TTL, whose key a successor took meanwhile, leaves that key alone.
+    old = RedisEventFeed(swarm, "old")
+    assert await old._lead()  # noqa: SLF001
+    lock = swarm.keys.events_pump
+    untouched = 60 * old.ttl_ms
+    await swarm.client.set(lock, "new", px=untouched)  # "old" stalled; "new" took over
+    old.renewed = 0.0  # its renewal is due
+    assert not await old._lead()  # noqa: SLF001
+    assert await swarm.client.get(lock) == "new"
+    assert old.ttl_ms < await swarm.client.pttl(lock) <= untouched
+    old.leading = True  # it stops believing it still delivers: letting go leaves the key
+    await old.close()
+    assert await swarm.client.get(lock) == "new"
+    assert old.ttl_ms < await swarm.client.pttl(lock) <= untouched
+    newer = RedisEventFeed(swarm, "new")
+    before = await _calls(swarm)
+    assert await newer._if_mine(renew=True)  # noqa: SLF001
+    after = await _calls(swarm)
+    # one script on the server (its GET and PEXPIRE inside it), not a read then a write
+    # from the client that a stall could fall between
+    assert {c: after[c] - before[c] for c in after} == {"fcall": 1, "get": 1, "pexpire": 1}
+    assert 0 < await swarm.client.pttl(lock) <= newer.ttl_ms
+    assert await newer._if_mine(renew=False)  # noqa: SLF001
+    assert await swarm.client.get(lock) is None
+
+
+async def _calls(swarm: RedisSwarm) -> dict[str, int]:
+    """How many FCALL, GET and PEXPIRE commands the server has run (scripts' own included)."""
+    stats = await swarm.client.info("commandstats")
+    return {
+        c: int(stats.get(f"cmdstat_{c}", {}).get("calls", 0)) for c in ("fcall", "get", "pexpire")
+    }

@@ -28,6 +28,7 @@ from roost.redis.replies import (
     DequeueReply,
     EnqueueReply,
     FailReply,
+    HoldReply,
     MigrateReply,
     PromoteReply,
     PurgeReply,
@@ -415,6 +416,12 @@ class ScriptCalls:
     async def undeliver(self, route: Keys, *, jobs: Sequence[str]) -> CountReply:
         """Put deliveries back at the head of ``route``'s list."""
         return await self._run("undeliver", route, {}, {"jobs": list(jobs)}, CountReply)
+
+    async def hold(self, route: Keys, *, key: str, holder: str, ttl_ms: int) -> HoldReply:
+        """Renew ``key`` for ``ttl_ms`` (0: delete it) if it still names ``holder``."""
+        return await self._run(
+            "hold", route, {"key": key}, {"holder": holder, "ttl_ms": ttl_ms}, HoldReply
+        )
 
     # -- maintenance ----------------------------------------------------------------------
 

@@ -92,6 +92,7 @@ CONTRACTS: dict[str, Contract] = {
         Contract.of(
             "undeliver", keys="@saq_queued @saq_active", args="jobs*", replies={"": "count"}
         ),
+        Contract.of("hold", keys="key", args="holder ttl_ms", replies={"": "held"}),
         Contract.of(
             "promote",
             keys="@states @due @saq_queued @saq_incomplete @engines items*(meta job)",

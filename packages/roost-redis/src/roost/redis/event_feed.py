@@ -76,8 +76,9 @@ class RedisEventFeed:
         self.store = store
         self.consumer = consumer
         self.batch = batch
-        self.stream = (keys or store.keys).events
-        self.lock = (keys or store.keys).events_pump
+        self.keys = keys or store.keys
+        self.stream = self.keys.events
+        self.lock = self.keys.events_pump
         self.ttl_ms = max(int(store.settings.lease_ttl * 1000), 1000)
         self.leading = False
         """Whether this worker is the namespace's deliverer now."""
@@ -111,19 +112,15 @@ class RedisEventFeed:
         return self.leading
 
     async def _if_mine(self, *, renew: bool) -> bool:
-        """Renew (or delete) the deliverer key if this worker holds it.
+        """Renew (or delete) the deliverer key if this worker holds it, in one script.
 
-        A GET then a PEXPIRE (or DEL), not a transaction: redis-py's cluster client cannot
-        WATCH. The key can only lapse between the two if this worker stalled for two thirds
-        of its TTL; then the other worker's key gets this renewal (or is deleted), and for
-        a moment two workers deliver: a few events may be delivered twice, as after a crash.
+        The check and the renewal are one step on the server: a worker that stalled past
+        the key's TTL finds its successor's key and leaves it alone.
         """
-        if await self._client.get(self.lock) != self.consumer:
-            return False
-        if renew:
-            return bool(await self._client.pexpire(self.lock, self.ttl_ms))
-        await self._client.delete(self.lock)
-        return True
+        reply = await self.store.calls.hold(
+            self.keys, key=self.lock, holder=self.consumer, ttl_ms=self.ttl_ms if renew else 0
+        )
+        return bool(reply.held)
 
     # -- reading ------------------------------------------------------------------------------
 

@@ -20,6 +20,7 @@ __all__ = [
     "DequeueReply",
     "EnqueueReply",
     "FailReply",
+    "HoldReply",
     "MigrateReply",
     "PromoteReply",
     "PurgeReply",
@@ -169,6 +170,13 @@ class CountReply:
     """``undeliver``: how many deliveries were put back."""
 
     count: int = 0
+
+
+@dataclass(slots=True)
+class HoldReply:
+    """``hold``: whether the key still named its holder (it was renewed or let go)."""
+
+    held: int = 0
 
 
 @dataclass(slots=True)
