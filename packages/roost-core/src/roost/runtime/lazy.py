@@ -24,7 +24,7 @@ def lazy_exports(
     ``sources`` maps each exported name to the module that defines it: ``"pkg.mod"`` when
     it has the same name there, ``"pkg.mod:other"`` when it has another. Use as::
 
-        __getattr__, __dir__ = lazy_exports(__name__, {"Keys": "roost.redis.keys"})
+        __getattr__, __dir__ = lazy_exports(__name__, {"BadInput": "roost.runtime.errors"})
     """
 
     def __getattr__(name: str) -> Any:  # noqa: N807 - the module hook's own name
