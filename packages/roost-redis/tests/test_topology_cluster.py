@@ -176,6 +176,36 @@ async def test_a_live_slot_move_under_writes_keeps_every_write(
     assert all(n is manager.nodes_cache[n.name] for ns in manager.slots_cache.values() for n in ns)
 
 
+async def test_the_cli_reshard_moves_a_primarys_lowest_slots_under_writes(
+    redis_cluster: ClusterGroup, client: RedisCluster
+) -> None:
+    """``ClusterGroup.reshard`` runs ``valkey-cli --cluster reshard``: the source's lowest
+    slots move with their keys while a client writes to them, and no write is lost."""
+    group = redis_cluster
+    source = group.slot_owner(0)
+    target = next(node for node in group.primaries() if node is not source)
+    moving = range(0, 16)
+    tags = tags_in(group, moving, 8)
+    for i in range(-500, 0):
+        tag = tags[i % len(tags)]
+        await client.fcall("roostprobe_put", 2, f"{{{tag}}}:{i}", f"{{{tag}}}:all", i)
+    writer = writer_over(client, tags).start()
+    await writer.until_more(20)
+
+    assert group.cli_binary().name in ("valkey-cli", "redis-cli")
+    await asyncio.to_thread(group.reshard, source, target, len(moving))
+    await asyncio.to_thread(group.wait_ok)
+    await writer.until_more(20, after=time.monotonic())
+    await writer.stop()
+
+    assert all(group.slot_owner(slot) is target for slot in moving)
+    assert group.slot_owner(len(moving)) is source
+    assert sum(target.command("CLUSTER", "COUNTKEYSINSLOT", s) for s in moving) >= 500
+    members = await stored(client, tags)
+    assert set(range(-500, 0)) <= members
+    assert {i for i, _ in writer.acked} <= members
+
+
 async def test_a_proxied_cluster_routes_clients_and_replication_through_the_proxies(
     redis_cluster_factory: Callable[..., ClusterGroup],
 ) -> None:
