@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from roost.redis.contract import Contract, ContractError, decode
@@ -12,7 +12,7 @@ if TYPE_CHECKING:
     from roost.redis.keys import Keys
     from roost.runtime.settings import RoostSettings
 
-__all__ = ["CallsBase", "ScriptRunner", "job_of"]
+__all__ = ["CallsBase", "ScriptRunner", "claim_keys", "job_of"]
 
 R = TypeVar("R")
 
@@ -37,6 +37,11 @@ def job_of(route: Keys, work_id: str, dispatch: str) -> tuple[str, str]:
     """The job key suffix and the job key of a new delivery on ``route``."""
     suffix = route.job_suffix(work_id, dispatch)
     return suffix, route.job(suffix)
+
+
+def claim_keys(route: Keys, resources: Sequence[str]) -> dict[str, list[str]]:
+    """The ``res`` and ``resw`` key slots of a script that claims or frees ``resources``."""
+    return {"res": [route.res(r) for r in resources], "resw": [route.resw(r) for r in resources]}
 
 
 _NAMESPACE_ARGS: dict[str, Callable[[ScriptRunner, Keys], Any]] = {

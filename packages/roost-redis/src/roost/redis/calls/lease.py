@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from roost.redis.calls.base import CallsBase, job_of
+from roost.redis.calls.base import CallsBase, claim_keys, job_of
 from roost.redis.replies import (
     AcquireReply,
     CommitReply,
@@ -48,8 +48,7 @@ class LeaseCalls(CallsBase):
                 "item": item,
                 "snap": snap,
                 "job": job,
-                "res": [route.res(r) for r in resources],
-                "resw": [route.resw(r) for r in resources],
+                **claim_keys(route, resources),
             },
             {
                 "work_id": work_id,
@@ -105,8 +104,7 @@ class LeaseCalls(CallsBase):
             "snap": snap,
             "hist": hist,
             "job": job,
-            "res": [route.res(r) for r in resources],
-            "resw": [route.resw(r) for r in resources],
+            **claim_keys(route, resources),
             "sig": route.sig(work_id),
         }
         args: dict[str, Any] = {
@@ -160,8 +158,7 @@ class LeaseCalls(CallsBase):
             route,
             {
                 "meta": route.meta(work_id),
-                "res": [route.res(r) for r in resources],
-                "resw": [route.resw(r) for r in resources],
+                **claim_keys(route, resources),
             },
             {
                 "work_id": work_id,
@@ -199,8 +196,7 @@ class LeaseCalls(CallsBase):
             {
                 "meta": route.meta(work_id),
                 "job": job,
-                "res": [route.res(r) for r in resources],
-                "resw": [route.resw(r) for r in resources],
+                **claim_keys(route, resources),
             },
             {
                 "work_id": work_id,

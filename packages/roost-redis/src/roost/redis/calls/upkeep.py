@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from roost.redis.calls.base import CallsBase, job_of
+from roost.redis.calls.base import CallsBase, claim_keys, job_of
 from roost.redis.replies import (
     MigrateReply,
     PromoteReply,
@@ -58,8 +58,7 @@ class UpkeepCalls(CallsBase):
                 {
                     "meta": route.meta(work_id),
                     "job": job,
-                    "res": [route.res(r) for r in resources],
-                    "resw": [route.resw(r) for r in resources],
+                    **claim_keys(route, resources),
                 }
             )
             args.append(
