@@ -65,6 +65,15 @@ class ScriptRunner(Protocol):
         """
         ...
 
+    async def fcall_many(
+        self, name: str, calls: list[tuple[list[str], list[Any], Keys]], *, durable: bool
+    ) -> list[Any]:
+        """Run script ``name`` once per (KEYS, ARGV, route); replies in order.
+
+        The calls to one primary go in one pipeline.
+        """
+        ...
+
 
 def _job(route: Keys, work_id: str, dispatch: str) -> tuple[str, str]:
     """The job key suffix and the job key of a new delivery on ``route``."""
@@ -384,6 +393,39 @@ class ScriptCalls:
         ``items``: per item the ARGV slots of its group (work_id, item_json, engine,
         resources, priority, delay_ms, idem, dispatch, seed, imax); the job key follows.
         """
+        keys, args = self._enqueue_blocks(route, items)
+        return await self._run(
+            "enqueue",
+            route,
+            {"items": keys},
+            {"queue": queue, "items": args},
+            EnqueueReply,
+            durable=True,
+        )
+
+    async def enqueue_many(
+        self, calls: Sequence[tuple[Keys, Sequence[dict[str, Any]]]], *, queue: str
+    ) -> list[EnqueueReply]:
+        """Several :meth:`enqueue` calls (route, items), those of one primary pipelined."""
+        contract = CONTRACTS["enqueue"]
+        packed: list[tuple[list[str], list[Any], Keys]] = []
+        for route, items in calls:
+            keys, args = self._enqueue_blocks(route, items)
+            ns_keys, ns_args = self._namespace_blocks("enqueue", route)
+            packed.append(
+                (
+                    contract.pack_keys({"items": keys}, [*ns_keys]),
+                    contract.pack_args({"queue": queue, "items": args}, [*ns_args]),
+                    route,
+                )
+            )
+        raws = await self._runner.fcall_many("enqueue", packed, durable=True)
+        return [decode(contract, raw, EnqueueReply) for raw in raws]
+
+    @staticmethod
+    def _enqueue_blocks(
+        route: Keys, items: Sequence[dict[str, Any]]
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         keys: list[dict[str, Any]] = []
         args: list[dict[str, Any]] = []
         for item in items:
@@ -400,14 +442,7 @@ class ScriptCalls:
                 }
             )
             args.append({**item, "job_suffix": suffix})
-        return await self._run(
-            "enqueue",
-            route,
-            {"items": keys},
-            {"queue": queue, "items": args},
-            EnqueueReply,
-            durable=True,
-        )
+        return keys, args
 
     async def dequeue(self, route: Keys, *, n: int) -> DequeueReply:
         """Take up to ``n`` deliveries off ``route``'s list into its active list."""
