@@ -31,7 +31,7 @@ import asyncio
 import hashlib
 import logging
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from importlib.resources import files
 from importlib.resources.abc import Traversable
@@ -421,6 +421,14 @@ class Scripts:
             return await pipe.execute(raise_on_error=False)
 
 
+def _primaries(client: AsyncRedis, keys: Sequence[str]) -> list[Any]:
+    """The cluster primaries of the home slot and of ``keys``' slots ([None] elsewhere)."""
+    if not isinstance(client, ClusterClient):
+        return [None]
+    found = {node.name: node for node in [client.home_node(), *map(client.node_of, keys)]}
+    return list(found.values())
+
+
 def _not_run(reply: Exception) -> bool:
     """Whether an error reply says the command never ran there (the slot is elsewhere)."""
     return isinstance(reply, MovedError | AskError | ClusterDownError | TryAgainError)
@@ -430,9 +438,13 @@ def _pairs(flat: list[Any]) -> dict[Any, Any]:
     return dict(zip(flat[::2], flat[1::2], strict=True))
 
 
-async def library_names(client: AsyncRedis) -> list[str]:
-    """The Functions libraries on the node that serves the namespace."""
-    reply: Any = await client.execute_command("FUNCTION LIST", "LIBRARYNAME", "roost_*")
+async def library_names(client: AsyncRedis, node: Any = None) -> list[str]:
+    """The Functions libraries on the node that serves the namespace (or on cluster ``node``)."""
+    target: dict[str, Any] = {} if node is None else {"target_nodes": node}
+    reply: Any = await client.execute_command("FUNCTION LIST", "LIBRARYNAME", "roost_*", **target)
+    if isinstance(reply, dict):  # one node's reply, keyed by the node
+        none: list[Any] = []
+        reply = next(iter(cast(dict[Any, Any], reply).values()), none)
     names: list[str] = []
     for entry in reply:
         fields = cast(dict[Any, Any], entry) if isinstance(entry, dict) else _pairs(entry)
@@ -442,9 +454,17 @@ async def library_names(client: AsyncRedis) -> list[str]:
 
 
 async def prune_libraries(
-    client: AsyncRedis, workers: Callable[[], Awaitable[list[dict[str, Any]]]], own: str | None
+    client: AsyncRedis,
+    workers: Callable[[], Awaitable[list[dict[str, Any]]]],
+    own: str | None,
+    *,
+    keys: Sequence[str] = (),
 ) -> list[str]:
-    """Delete Roost's libraries of other versions from the node that serves the namespace.
+    """Delete Roost's libraries of other versions from the nodes that serve the namespace.
+
+    On a cluster, from the namespace's home primary and from the primary of each of
+    ``keys`` (a key of each partition: they may live on other primaries); elsewhere, from
+    the one node.
 
     Only when every other live worker of the namespace runs this version: ``workers()``
     lists them as their heartbeats describe them (``libraries``: what each one calls; a
@@ -458,13 +478,13 @@ async def prune_libraries(
             isinstance(a, list) and set(cast(list[str], a)) == set(LIBRARIES) for a in others
         ):
             return []
-        stale = [
-            name
-            for name in await library_names(client)
-            if _VERSIONED.fullmatch(name) and name not in LIBRARIES
-        ]
-        for name in stale:
-            await client.execute_command("FUNCTION DELETE", name)
+        stale: list[str] = []
+        for node in _primaries(client, keys):
+            target: dict[str, Any] = {} if node is None else {"target_nodes": node}
+            for name in await library_names(client, node):
+                if _VERSIONED.fullmatch(name) and name not in LIBRARIES:
+                    await client.execute_command("FUNCTION DELETE", name, **target)
+                    stale += [] if name in stale else [name]
     except RedisError as exc:
         log.warning("could not delete the libraries of other Roost versions: %s", exc)
         return []

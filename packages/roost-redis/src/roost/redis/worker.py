@@ -219,7 +219,13 @@ class Worker:
             giving_up=lambda: self.stopping,
         )
         # The Functions libraries of other versions go once every live worker runs this one.
-        await prune_libraries(self.store.client, self.store.workers, self.store.worker_id)
+        # On a cluster, from every primary that holds a partition of the namespace.
+        await prune_libraries(
+            self.store.client,
+            self.store.workers,
+            self.store.worker_id,
+            keys=[self.keys.for_partition(k).events for k in range(self.store.partitions)],
+        )
         # Deliveries an older version left on the queue's single list go first.
         await migrate_legacy(self.store, self.keys)
         background = [
