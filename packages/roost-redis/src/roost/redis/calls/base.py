@@ -32,6 +32,15 @@ class ScriptRunner(Protocol):
         """
         ...
 
+    async def fcall_many(
+        self, name: str, calls: list[tuple[list[str], list[Any], Keys]], *, durable: bool
+    ) -> list[Any]:
+        """Run script ``name`` once per (KEYS, ARGV, route); replies in order.
+
+        The calls to one primary go in one pipeline.
+        """
+        ...
+
 
 def job_of(route: Keys, work_id: str, dispatch: str) -> tuple[str, str]:
     """The job key suffix and the job key of a new delivery on ``route``."""

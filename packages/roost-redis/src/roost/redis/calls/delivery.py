@@ -6,6 +6,8 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from roost.redis.calls.base import CallsBase, job_of
+from roost.redis.contract import decode
+from roost.redis.contracts import CONTRACTS
 from roost.redis.replies import CountReply, DequeueReply, EnqueueReply, HoldReply
 
 if TYPE_CHECKING:
@@ -25,6 +27,39 @@ class DeliveryCalls(CallsBase):
         ``items``: per item the ARGV slots of its group (work_id, item_json, engine,
         resources, priority, delay_ms, idem, dispatch, seed, imax); the job key follows.
         """
+        keys, args = self._enqueue_blocks(route, items)
+        return await self._run(
+            "enqueue",
+            route,
+            {"items": keys},
+            {"queue": queue, "items": args},
+            EnqueueReply,
+            durable=True,
+        )
+
+    async def enqueue_many(
+        self, calls: Sequence[tuple[Keys, Sequence[dict[str, Any]]]], *, queue: str
+    ) -> list[EnqueueReply]:
+        """Several :meth:`enqueue` calls (route, items), those of one primary pipelined."""
+        contract = CONTRACTS["enqueue"]
+        packed: list[tuple[list[str], list[Any], Keys]] = []
+        for route, items in calls:
+            keys, args = self._enqueue_blocks(route, items)
+            ns_keys, ns_args = self._namespace_blocks("enqueue", route)
+            packed.append(
+                (
+                    contract.pack_keys({"items": keys}, [*ns_keys]),
+                    contract.pack_args({"queue": queue, "items": args}, [*ns_args]),
+                    route,
+                )
+            )
+        raws = await self._runner.fcall_many("enqueue", packed, durable=True)
+        return [decode(contract, raw, EnqueueReply) for raw in raws]
+
+    @staticmethod
+    def _enqueue_blocks(
+        route: Keys, items: Sequence[dict[str, Any]]
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         keys: list[dict[str, Any]] = []
         args: list[dict[str, Any]] = []
         for item in items:
@@ -41,14 +76,7 @@ class DeliveryCalls(CallsBase):
                 }
             )
             args.append({**item, "job_suffix": suffix})
-        return await self._run(
-            "enqueue",
-            route,
-            {"items": keys},
-            {"queue": queue, "items": args},
-            EnqueueReply,
-            durable=True,
-        )
+        return keys, args
 
     async def dequeue(self, route: Keys, *, n: int) -> DequeueReply:
         """Take up to ``n`` deliveries off ``route``'s list into its active list."""
