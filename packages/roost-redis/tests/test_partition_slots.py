@@ -48,6 +48,7 @@ OWN_KEYS: dict[str, Callable[[Keys], str]] = {
     "job": lambda k: k.job(Keys.job_suffix(WORK_ID, "d0")),
     "new_job": lambda k: k.job(Keys.job_suffix(WORK_ID, "d1")),
     "beats": lambda k: k.beats,
+    "key": lambda k: k.events_pump,
     "old_queued": lambda k: k.for_queue(k.queue).saq_queued,
     "old_incomplete": lambda k: k.for_queue(k.queue).saq_incomplete,
 }

@@ -27,6 +27,7 @@ from roost.redis.replies import (
     StateReply,
 )
 from roost.redis.scripts import LIBRARY, SCHEDULE_LIBRARY
+from roost_testkit.by_hand import lease
 
 LUA = files("roost.redis").joinpath("lua")
 
@@ -325,20 +326,7 @@ async def test_a_call_carries_the_worker_id_of_the_moment_and_keeps_few_blocks(s
     for worker in ("first-worker", "second-worker"):
         swarm.worker_id = worker
         work_id = await swarm.enqueue("hashchain", {})
-        (job,) = (await swarm.calls.dequeue(route, n=1)).jobs
-        reply = await swarm.calls.acquire(
-            route,
-            work_id=work_id,
-            dispatch=route.parse_job(job)[1],
-            token=f"t-{worker}",
-            job=job,
-            resources=[],
-            max_attempts=3,
-            wait_base_ms=50,
-            wait_cap_ms=1000,
-            engine_limits="",
-        )
-        assert reply.code is Code.OK
+        await lease(swarm, work_id, route)
         leased[worker] = await swarm.client.hget(swarm.keys.meta(work_id), Meta.LEASE_WORKER)
     assert leased == {"first-worker": "first-worker", "second-worker": "second-worker"}
     for _ in range(50):

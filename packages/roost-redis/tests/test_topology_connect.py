@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ from roost.redis.server.process import free_port
 from roost.redis.server.sentinel import SentinelGroup
 from roost.redis.swarm import RedisSwarm
 from roost.runtime.errors import RedisUnreachable, RoostError
+from roost.runtime.models import WorkItem
 from roost.runtime.settings import RoostSettings
 
 from .test_functions import old_version, touch_library
@@ -98,3 +100,49 @@ async def test_a_single_server_behind_a_cluster_url_is_named(
 ) -> None:
     err = await connect_error(f"redis+cluster://127.0.0.1:{redis_server.port}", tmp_path)
     assert "is not in cluster mode" in str(err)
+
+
+@pytest.mark.slow  # starts a Cluster (3-5 s)
+async def test_old_libraries_go_from_every_primary_that_holds_a_partition(
+    redis_cluster: ClusterGroup, tmp_path: Path
+) -> None:
+    settings = RoostSettings.from_env(
+        {}, redis_url=redis_cluster.url, artifact_root=str(tmp_path / "art"), partitions=8
+    )
+    async with RedisSwarm(settings) as swarm:
+        await swarm.enqueue_many([WorkItem(engine="echo", payload={"n": n}) for n in range(16)])
+        keys = [swarm.keys.for_partition(k).events for k in range(8)]
+        holders = {redis_cluster.key_owner(k).name for k in keys}
+        assert len(holders) > 1  # the partitions span primaries, not only the home one
+        old = old_version(tmp_path, "roost")
+        for node in redis_cluster.primaries():
+            node.command("FUNCTION", "LOAD", old.code)
+            assert old.name in node.libraries()
+        # without the partitions' keys, only the home primary is pruned (as before)
+        home = redis_cluster.key_owner(swarm.keys.base)
+        assert await prune_libraries(swarm.client, peers_of_this_version, "me") == [old.name]
+        assert old.name not in home.libraries()
+        assert any(old.name in n.libraries() for n in redis_cluster.primaries() if n != home)
+        pruned = await prune_libraries(swarm.client, peers_of_this_version, "me", keys=keys)
+        assert pruned == [old.name]
+        for node in redis_cluster.primaries():
+            if node.name in holders | {home.name}:
+                assert old.name not in node.libraries(), node
+                assert LIBRARY.name in node.libraries(), node  # this version's stays
+        # and a worker that starts prunes them all itself
+        for node in redis_cluster.primaries():
+            node.command("FUNCTION", "LOAD", old.code)
+        async with RedisSwarm(settings) as worker:
+            task = asyncio.create_task(
+                worker.run_worker(["watchlist"], concurrency=1, install_signal_handlers=False)
+            )
+            held = [n for n in redis_cluster.primaries() if n.name in holders]
+            try:
+                for _ in range(200):
+                    if not any(old.name in n.libraries() for n in held):
+                        break
+                    await asyncio.sleep(0.05)
+                assert all(old.name not in n.libraries() for n in held)
+            finally:
+                worker.stop_worker()
+                await asyncio.wait_for(task, 30)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from roost.redis.codec import stored_item, stored_snapshot
 from roost.redis.keys import Keys, new_token
@@ -90,19 +90,36 @@ async def enqueue_items(
         prepared.append((item, item_json, stored_snapshot(seed) if seed else ""))
     if await store.settle_partitions() != partitions:  # another first writer's number won
         return await enqueue_items(store, items, delay_ms, seeds, partition=partition)
+    return await _write(store, prepared, placed, delay_ms)
+
+
+async def _write(
+    store: Enqueuer, prepared: list[tuple[WorkItem, str, str]], placed: list[int], delay_ms: int
+) -> list[str]:
+    """Run the enqueue script for the prepared items; returns their ids, in order."""
     # One script call per partition and engine (and chunk): each pushes on its engine's
-    # delivery list in that partition.
+    # delivery list in that partition. With one call, as before; with several, the calls
+    # to one primary go in one pipeline, and the primaries are sent to at once.
     groups: dict[tuple[int, str], list[int]] = {}
     for offset, (item, _, _) in enumerate(prepared):
         groups.setdefault((placed[offset], item.engine), []).append(offset)
-    ids = [""] * len(prepared)
+    chunks: list[tuple[Keys, list[int]]] = []
     for (where, engine), offsets in groups.items():
         keys = store.keys.for_partition(where).for_engine(engine)
         for start in range(0, len(offsets), ENQUEUE_CHUNK):
-            chunk = offsets[start : start + ENQUEUE_CHUNK]
-            reply = await _enqueue_chunk(store, keys, [prepared[i] for i in chunk], delay_ms)
-            for i, work_id in zip(chunk, reply, strict=True):
-                ids[i] = work_id
+            chunks.append((keys, offsets[start : start + ENQUEUE_CHUNK]))
+    calls = [
+        (keys, _script_items([prepared[i] for i in chunk], delay_ms)) for keys, chunk in chunks
+    ]
+    queue = store.settings.queue
+    if len(calls) == 1:
+        replies = [await store.calls.enqueue(calls[0][0], queue=queue, items=calls[0][1])]
+    else:
+        replies = await store.calls.enqueue_many(calls, queue=queue)
+    ids = [""] * len(prepared)
+    for (_, chunk), reply in zip(chunks, replies, strict=True):
+        for i, (work_id, _created) in zip(chunk, reply.items, strict=True):
+            ids[i] = str(work_id)
     return ids
 
 
@@ -128,11 +145,13 @@ def _place(
     return item, partition
 
 
-async def _enqueue_chunk(
-    store: Enqueuer, keys: Keys, prepared: list[tuple[WorkItem, str, str]], delay_ms: int
-) -> list[str]:
-    """Run the enqueue script for items of one partition and engine; returns their ids."""
-    items = [
+def _script_items(prepared: list[tuple[WorkItem, str, str]], delay_ms: int) -> list[dict[str, Any]]:
+    """The enqueue script's arguments for items of one partition and engine.
+
+    The call is acknowledged like a commit: fsynced under strict durability, on the replicas
+    with ROOST_WAIT_REPLICAS.
+    """
+    return [
         {
             "work_id": item.work_id,
             "item_json": item_json,
@@ -147,7 +166,3 @@ async def _enqueue_chunk(
         }
         for item, item_json, seed_json in prepared
     ]
-    # Acknowledged like a commit: fsynced under strict durability, on the replicas with
-    # ROOST_WAIT_REPLICAS.
-    reply = await store.calls.enqueue(keys, queue=store.settings.queue, items=items)
-    return [str(work_id) for work_id, _created in reply.items]

@@ -6,19 +6,40 @@ operation on an item finds its keys without a lookup. Enqueue chooses a new item
 resource group, so claims stay one script; else spread evenly; and it gives the item an id
 that names that partition (:func:`work_id_in`). With one partition, all of this is partition 0
 and ids are plain as before.
+
+Workers share a namespace's partitions by rendezvous (highest-random-weight) hashing over
+the live workers of their queue that run an engine (:func:`served_by`): every worker ranks
+the live workers for each partition by one hash of (worker, partition) and serves the
+partitions where it ranks among the first :data:`COPIES`. No coordinator: workers that see
+the same live set agree, and a worker joining or leaving moves only the partitions where it
+ranks that high.
 """
 
 from __future__ import annotations
 
+import hashlib
 import random
 import re
 import zlib
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from roost.runtime.errors import BadInput
 from roost.runtime.models import new_work_id
 
-__all__ = ["Placer", "group_of", "hash_partition", "partition_of", "work_id_in"]
+__all__ = [
+    "COPIES",
+    "Placer",
+    "group_of",
+    "hash_partition",
+    "owners",
+    "partition_of",
+    "served_by",
+    "work_id_in",
+]
+
+COPIES = 2
+"""How many live workers serve each partition (all of them when fewer): one worker's death
+leaves each of its partitions served by another until the survivors rebalance."""
 
 _PARTITIONED = re.compile(r"[0-9a-f]{32}\.p(0|[1-9][0-9]{0,3})")
 """A generated id that names its partition: 32 lowercase hex digits, ``.p``, the number."""
@@ -59,6 +80,32 @@ def work_id_in(partition: int, partitions: int) -> str:
 def group_of(name: str) -> str:
     """A name's group: the text before its first ``/`` (the whole name without one)."""
     return name.split("/", 1)[0]
+
+
+def _weight(worker_id: str, partition: int) -> bytes:
+    """The rendezvous weight of ``worker_id`` for ``partition`` (compared as bytes)."""
+    text = f"{partition}|{worker_id}".encode("utf-8", "surrogatepass")
+    return hashlib.blake2b(text, digest_size=8).digest()
+
+
+def owners(partition: int, workers: Iterable[str], copies: int = COPIES) -> list[str]:
+    """The workers (of ``workers``) that serve ``partition``: the ``copies`` heaviest."""
+    ranked = sorted(set(workers), key=lambda w: (_weight(w, partition), w), reverse=True)
+    return ranked[:copies]
+
+
+def served_by(
+    worker_id: str, workers: Iterable[str], partitions: int, copies: int = COPIES
+) -> frozenset[int]:
+    """The partitions ``worker_id`` serves when ``workers`` are live (it counts itself in).
+
+    Every partition has ``min(copies, live workers)`` servers, so with one worker, or as
+    many as ``copies``, each serves every partition.
+    """
+    live = {*workers, worker_id}
+    if partitions == 1 or len(live) <= copies:
+        return frozenset(range(partitions))
+    return frozenset(k for k in range(partitions) if worker_id in owners(k, live, copies))
 
 
 class Placer:

@@ -27,16 +27,24 @@ missing and loads it again, as above, so deleting one is never more than a reloa
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from importlib.resources import files
 from importlib.resources.abc import Traversable
 from typing import TYPE_CHECKING, Any, cast
 
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import (
+    AskError,
+    ClusterDownError,
+    MovedError,
+    RedisError,
+    ResponseError,
+    TryAgainError,
+)
 
 from roost.redis.contract import NAMESPACE_ARGS, NAMESPACE_KEYS, ContractError, Slot, parse_header
 from roost.redis.faults import is_missing_function
@@ -294,6 +302,102 @@ class Scripts:
             return result
         raise ResponseError(f"Function not found: {function} could not be loaded")
 
+    async def many(
+        self,
+        name: str,
+        calls: list[tuple[list[str], list[Any], str | None]],
+        *,
+        fsync: bool = False,
+        replicas: int = 0,
+        wait_ms: int = WAIT_TIMEOUT_MS,
+    ) -> list[Any]:
+        """Run script ``name`` once per call, those of one primary in one pipeline.
+
+        ``calls``: each call's keys, args and probe key (see :meth:`acked`; None without
+        ``replicas``). The calls whose keys a primary holds go on one connection to it,
+        followed by its waits (one ``WAIT``/``WAITAOF`` covers every write of the
+        connection); the primaries are sent to at once. A call the server did not run (its
+        primary lacks the library, or the slot moved) is run again on its own, as
+        :meth:`acked` runs it; any other error reply is raised. Returns the replies in order.
+
+        Raises:
+            NotReplicated: as :meth:`acked`, for any primary's waits.
+        """
+        client: Any = self._client
+        by_node: dict[str, list[int]] = {}
+        for i, (keys, _args, _probe) in enumerate(calls):
+            node = client.node_of(keys[0]).name if isinstance(client, ClusterClient) else ""
+            by_node.setdefault(node, []).append(i)
+        function = self._library.functions[name]
+        replies: list[Any] = [None] * len(calls)
+
+        async def send(indexes: list[int]) -> None:
+            commands: list[tuple[Any, ...]] = [
+                ("FCALL", function, len(calls[i][0]), *calls[i][0], *calls[i][1]) for i in indexes
+            ]
+            probe = calls[indexes[0]][2]
+            waits: list[tuple[Any, ...]] = []
+            if replicas and probe is not None:
+                waits.append(("SET", probe, "1", "PX", 60_000))
+            if replicas:
+                waits.append(("WAIT", replicas, wait_ms))
+            if fsync:
+                waits.append(("WAITAOF", 1, 0, WAITAOF_TIMEOUT_MS))
+            got = await self._together([*commands, *waits], calls[indexes[0]][0][0])
+            again: list[int] = []
+            for i, reply in zip(indexes, got, strict=False):
+                if isinstance(reply, Exception):
+                    if not (is_missing_function(reply) or _not_run(reply)):
+                        raise reply
+                    again.append(i)
+                replies[i] = reply
+            for i in again:  # each on its own: loads the library, follows the slot
+                keys, args, probe_key = calls[i]
+                if fsync or replicas:
+                    replies[i] = await self.acked(
+                        name,
+                        keys,
+                        args,
+                        fsync=fsync,
+                        replicas=replicas,
+                        probe_key=probe_key,
+                        wait_ms=wait_ms,
+                    )
+                else:
+                    replies[i] = await self(name, keys, args)
+            await self._check_waits(name, got[len(commands) :], fsync, replicas, probe, wait_ms)
+
+        await asyncio.gather(*(send(indexes) for indexes in by_node.values()))
+        return replies
+
+    async def _check_waits(
+        self,
+        name: str,
+        waits: list[Any],
+        fsync: bool,
+        replicas: int,
+        probe: str | None,
+        wait_ms: int,
+    ) -> None:
+        """Raise for a wait that failed or fell short (the replies of :meth:`many`'s waits)."""
+        for reply in waits:
+            if isinstance(reply, Exception):
+                raise reply
+        waits = waits[1:] if replicas and probe is not None else waits
+        if replicas and int(waits[0]) < replicas:
+            await self._forget_primary()
+            raise NotReplicated(
+                f"NOREPLICAS {name}: {waits[0]} of {replicas} replicas confirmed the "
+                f"write within {wait_ms} ms"
+            )
+        if fsync and int(waits[-1][0]) < 1:
+            log.error(
+                "%s: the append-only file did not confirm an fsync within %d ms (%s)",
+                name,
+                WAITAOF_TIMEOUT_MS,
+                waits[-1],
+            )
+
     async def _forget_primary(self) -> None:
         """After a shortfall of replicas, let a Sentinel client ask who the primary is.
 
@@ -317,13 +421,30 @@ class Scripts:
             return await pipe.execute(raise_on_error=False)
 
 
+def _primaries(client: AsyncRedis, keys: Sequence[str]) -> list[Any]:
+    """The cluster primaries of the home slot and of ``keys``' slots ([None] elsewhere)."""
+    if not isinstance(client, ClusterClient):
+        return [None]
+    found = {node.name: node for node in [client.home_node(), *map(client.node_of, keys)]}
+    return list(found.values())
+
+
+def _not_run(reply: Exception) -> bool:
+    """Whether an error reply says the command never ran there (the slot is elsewhere)."""
+    return isinstance(reply, MovedError | AskError | ClusterDownError | TryAgainError)
+
+
 def _pairs(flat: list[Any]) -> dict[Any, Any]:
     return dict(zip(flat[::2], flat[1::2], strict=True))
 
 
-async def library_names(client: AsyncRedis) -> list[str]:
-    """The Functions libraries on the node that serves the namespace."""
-    reply: Any = await client.execute_command("FUNCTION LIST", "LIBRARYNAME", "roost_*")
+async def library_names(client: AsyncRedis, node: Any = None) -> list[str]:
+    """The Functions libraries on the node that serves the namespace (or on cluster ``node``)."""
+    target: dict[str, Any] = {} if node is None else {"target_nodes": node}
+    reply: Any = await client.execute_command("FUNCTION LIST", "LIBRARYNAME", "roost_*", **target)
+    if isinstance(reply, dict):  # one node's reply, keyed by the node
+        none: list[Any] = []
+        reply = next(iter(cast(dict[Any, Any], reply).values()), none)
     names: list[str] = []
     for entry in reply:
         fields = cast(dict[Any, Any], entry) if isinstance(entry, dict) else _pairs(entry)
@@ -333,9 +454,17 @@ async def library_names(client: AsyncRedis) -> list[str]:
 
 
 async def prune_libraries(
-    client: AsyncRedis, workers: Callable[[], Awaitable[list[dict[str, Any]]]], own: str | None
+    client: AsyncRedis,
+    workers: Callable[[], Awaitable[list[dict[str, Any]]]],
+    own: str | None,
+    *,
+    keys: Sequence[str] = (),
 ) -> list[str]:
-    """Delete Roost's libraries of other versions from the node that serves the namespace.
+    """Delete Roost's libraries of other versions from the nodes that serve the namespace.
+
+    On a cluster, from the namespace's home primary and from the primary of each of
+    ``keys`` (a key of each partition: they may live on other primaries); elsewhere, from
+    the one node.
 
     Only when every other live worker of the namespace runs this version: ``workers()``
     lists them as their heartbeats describe them (``libraries``: what each one calls; a
@@ -349,13 +478,13 @@ async def prune_libraries(
             isinstance(a, list) and set(cast(list[str], a)) == set(LIBRARIES) for a in others
         ):
             return []
-        stale = [
-            name
-            for name in await library_names(client)
-            if _VERSIONED.fullmatch(name) and name not in LIBRARIES
-        ]
-        for name in stale:
-            await client.execute_command("FUNCTION DELETE", name)
+        stale: list[str] = []
+        for node in _primaries(client, keys):
+            target: dict[str, Any] = {} if node is None else {"target_nodes": node}
+            for name in await library_names(client, node):
+                if _VERSIONED.fullmatch(name) and name not in LIBRARIES:
+                    await client.execute_command("FUNCTION DELETE", name, **target)
+                    stale += [] if name in stale else [name]
     except RedisError as exc:
         log.warning("could not delete the libraries of other Roost versions: %s", exc)
         return []

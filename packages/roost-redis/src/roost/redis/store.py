@@ -272,6 +272,25 @@ class RedisStore:
             wait_ms=min(WAIT_TIMEOUT_MS, int(self.settings.lease_ttl * 250)),
         )
 
+    async def fcall_many(
+        self, name: str, calls: list[tuple[list[str], list[Any], Keys]], *, durable: bool
+    ) -> list[Any]:
+        """Run a Roost script once per call (keys, args, route), pipelined per primary.
+
+        ``durable``: as :meth:`fcall`; each primary's waits follow its calls.
+        """
+        if self._scripts is None:
+            raise RoostError("RedisSwarm is not connected: use 'async with RedisSwarm()'")
+        replicas = self.settings.wait_replicas if durable else 0
+        fsync = self.settings.strict_durability and durable
+        return await self._scripts.many(
+            name,
+            [(keys, args, route.ack if replicas else None) for keys, args, route in calls],
+            fsync=fsync,
+            replicas=replicas,
+            wait_ms=min(WAIT_TIMEOUT_MS, int(self.settings.lease_ttl * 250)),
+        )
+
     # -- reading ------------------------------------------------------------------------------
 
     @property

@@ -58,9 +58,22 @@ class Kept(Member, Protocol):
         """Stop the worker because it cannot make progress."""
         ...
 
+    def serving(self) -> dict[str, list[int]]:
+        """The partitions each engine's lane serves now."""
+        ...
+
+    def served_partitions(self) -> set[int]:
+        """The partitions some lane of the worker serves now."""
+        ...
+
 
 async def promote_pass(worker: Kept) -> float:
-    """Queue due items, then sleep until the next due time known (at most PROMOTE_IDLE)."""
+    """Queue due items, then sleep until the next due time known (at most PROMOTE_IDLE).
+
+    Only in the partitions the worker serves: each partition is served by at least one live
+    worker (two once there are two), which promotes it; promoting every partition on every
+    worker would cost each worker a script call per partition and pass, for nothing.
+    """
     # Clear before the pass, and take any wake_at during it: a wake that arrives while the
     # pass is in flight must not be lost.
     runner = worker.runner
@@ -68,7 +81,7 @@ async def promote_pass(worker: Kept) -> float:
     runner.next_promote = float("inf")
     dues = [
         await promote_due(worker.store, worker.keys.for_partition(k), worker.clock)
-        for k in range(worker.store.partitions)
+        for k in sorted(worker.served_partitions())
     ]
     next_due = min((d for d in dues if d >= 0), default=-1.0)
     now = worker.clock.now_ms()
@@ -91,6 +104,10 @@ class Maintenance:
     finished work past its retention is deleted. The lock only keeps workers from doing the
     same pass at once; it is released after each pass, so a crashed worker's lock never
     delays the next pass by more than its short expiry.
+
+    A pass covers every partition, whichever the worker serves: the lock makes it one
+    worker's pass per queue whatever the number of workers, and recovery is what must work
+    while the sharing of partitions is in flux (a worker that died was serving some).
     """
 
     def __init__(self, worker: Kept) -> None:
@@ -205,6 +222,7 @@ def worker_info(worker: Kept) -> dict[str, Any]:
         "steps": worker.runner.steps_committed,
         "healthy": problem is None,
         "libraries": list(LIBRARIES),
+        **({"partitions": worker.serving()} if worker.store.partitions > 1 else {}),
         **({"problem": problem} if problem else {}),
     }
 

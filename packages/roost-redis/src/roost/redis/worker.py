@@ -5,7 +5,10 @@ worker owns retries, timeouts and a sweep that would re-run jobs behind Roost's 
 while here the lease is the only authority. Each engine the worker runs is a lane: its
 own slots and its own dispatcher over that engine's delivery list (see
 :mod:`roost.redis.delivery`), so a worker only ever takes items it can run, and one
-engine's backlog never holds up another's. A delivery costs one round trip to take a
+engine's backlog never holds up another's. In a namespace of several partitions, a lane
+serves the partitions that rendezvous hashing gives it among the live workers of its engine
+(:func:`roost.redis.placement.served_by`), with one dispatcher for each, and follows the
+live set as workers come and go. A delivery costs one round trip to take a
 batch of jobs, one to acquire (lease + item + snapshot) and one per committed step.
 """
 
@@ -24,8 +27,9 @@ from roost.redis.delivery import migrate_legacy
 from roost.redis.event_feed import RedisEventFeed
 from roost.redis.faults import describe
 from roost.redis.holder import RedisLeases, describe_failure
-from roost.redis.identity import claim_identity
+from roost.redis.identity import claim_identity, heartbeat_interval
 from roost.redis.keys import Keys, new_token
+from roost.redis.placement import served_by
 from roost.redis.scripts import prune_libraries
 from roost.redis.supervise import (
     Health,
@@ -83,6 +87,15 @@ class Lane:
     slot_free: asyncio.Event = field(default_factory=asyncio.Event)
     taking: int = 0
     """Slots the lane's dispatchers (one per partition) are taking deliveries for now."""
+    serving: frozenset[int] = frozenset()
+    """The partitions whose deliveries this lane takes now (see :meth:`Worker.share`)."""
+    live: frozenset[str] | None = None
+    """The live workers of this engine that ``serving`` was computed from."""
+    dispatchers: dict[int, asyncio.Task[None]] = field(
+        default_factory=dict[int, "asyncio.Task[None]"]
+    )
+    """The lane's dispatcher of each partition: of those it serves, and of those it has
+    just stopped serving until their dispatcher ends (after its current take)."""
 
 
 class Worker:
@@ -206,7 +219,13 @@ class Worker:
             giving_up=lambda: self.stopping,
         )
         # The Functions libraries of other versions go once every live worker runs this one.
-        await prune_libraries(self.store.client, self.store.workers, self.store.worker_id)
+        # On a cluster, from every primary that holds a partition of the namespace.
+        await prune_libraries(
+            self.store.client,
+            self.store.workers,
+            self.store.worker_id,
+            keys=[self.keys.for_partition(k).events for k in range(self.store.partitions)],
+        )
         # Deliveries an older version left on the queue's single list go first.
         await migrate_legacy(self.store, self.keys)
         background = [
@@ -225,25 +244,23 @@ class Worker:
                 watch(self.health, self.settings.stuck_after, self.give_up), name="roost-watch"
             ),
         ]
-        dispatchers = [
-            asyncio.create_task(
-                supervise(
-                    self.health.loop(f"dispatcher {lane.engine}"),
-                    functools.partial(self._dispatcher, lane, lane.keys.for_partition(k)),
-                    lambda: not self.stopping,
-                ),
-                name=f"roost-dispatcher-{lane.engine}" + (f"-{k}" if k else ""),
-            )
-            for lane in self.lanes.values()
-            for k in range(self.store.partitions)
-        ]
+        # Which partitions this worker serves, before it takes any delivery; then again on
+        # every pass of the sharing loop, as workers come and go.
+        await retry_outages(
+            self.health.loop("sharing"),
+            self.share,
+            deadline=time.monotonic() + self.settings.stuck_after,
+            giving_up=lambda: self.stopping,
+        )
+        background.append(self._loop("sharing", self._share_pass))
         try:
             await self.stop_event.wait()
-            await asyncio.wait(dispatchers, timeout=BLOCK_SECONDS + 1.0)
+            if dispatchers := self._dispatchers():
+                await asyncio.wait(dispatchers, timeout=BLOCK_SECONDS + 1.0)
             await self.runner.drain()
         finally:
             self.closing = True
-            await cancel_all([*dispatchers, *background], CLEANUP_WAIT)
+            await cancel_all([*self._dispatchers(), *background], CLEANUP_WAIT)
             for pump in self.pumps:
                 await _bounded("event sinks", pump.flush(), CLEANUP_WAIT)
             await _bounded("deregistering", deregister(self), CLEANUP_WAIT)
@@ -271,6 +288,88 @@ class Worker:
             # supervise() outlives every Exception; only a BaseException ends it early.
             self.give_up(f"{task.get_name()} ended: {task.exception()!r}")
 
+    # -- sharing partitions -------------------------------------------------------------
+
+    def serving(self) -> dict[str, list[int]]:
+        """The partitions each engine's lane serves now."""
+        return {engine: sorted(lane.serving) for engine, lane in self.lanes.items()}
+
+    def served_partitions(self) -> set[int]:
+        """The partitions some lane of this worker serves now."""
+        return {k for lane in self.lanes.values() for k in lane.serving}
+
+    async def _share_pass(self) -> float:
+        await self.share()
+        return heartbeat_interval(self.settings.heartbeat_timeout)
+
+    async def share(self) -> None:
+        """Serve the partitions rendezvous hashing gives this worker among the live ones.
+
+        Each engine's live set is the engine's live-workers index (this worker counts itself
+        in); a lane whose set has not changed keeps what it serves. With one partition there
+        is nothing to share and nothing is read.
+        """
+        partitions = self.store.partitions
+        lanes = list(self.lanes.values())
+        if partitions == 1:
+            rows: list[list[str]] = [[] for _ in lanes]
+        else:
+            now_ms = int(self.clock.now_ms())
+            async with self.store.client.pipeline(transaction=False) as pipe:
+                for lane in lanes:
+                    pipe.zrange(self.keys.live(lane.engine), now_ms, "+inf", byscore=True)
+                rows = await pipe.execute()
+        for lane, row in zip(lanes, rows, strict=True):
+            live = frozenset(row) | {self.store.worker_id}
+            if live != lane.live:
+                lane.live = live
+                self._serve(lane, served_by(self.store.worker_id, live, partitions))
+
+    def _serve(self, lane: Lane, partitions: frozenset[int]) -> None:
+        """Start the dispatchers of ``partitions`` that ``lane`` lacks; the others end.
+
+        A dispatcher of a partition no longer served ends after its current take (at most
+        one blocking read): what it took, and every step the lane runs, it finishes. The
+        leases fence everything: another worker that takes up the partition meanwhile only
+        gets what this one has not taken.
+        """
+        if self.stopping:
+            return
+        if partitions != lane.serving:
+            log.info(
+                "worker %s serves partitions %s of %s (engine %s, %d live)",
+                self.store.worker_id,
+                ",".join(map(str, sorted(partitions))),
+                self.store.partitions,
+                lane.engine,
+                len(lane.live or ()),
+            )
+        lane.serving = partitions
+        for k in sorted(partitions):
+            task = lane.dispatchers.get(k)
+            if task is None or task.done():
+                lane.dispatchers[k] = self._start_dispatcher(lane, k)
+        lane.slot_free.set()  # a dispatcher waiting for a slot in a dropped partition ends
+
+    def _start_dispatcher(self, lane: Lane, k: int) -> asyncio.Task[None]:
+        task = asyncio.create_task(
+            supervise(
+                self.health.loop(f"dispatcher {lane.engine}"),
+                functools.partial(self._dispatcher, lane, lane.keys.for_partition(k)),
+                lambda: not self.stopping and k in lane.serving,
+            ),
+            name=f"roost-dispatcher-{lane.engine}" + (f"-{k}" if k else ""),
+        )
+        task.add_done_callback(functools.partial(self._dispatcher_done, lane, k))
+        return task
+
+    def _dispatcher_done(self, lane: Lane, k: int, task: asyncio.Task[None]) -> None:
+        if lane.dispatchers.get(k) is task:
+            del lane.dispatchers[k]
+
+    def _dispatchers(self) -> list[asyncio.Task[None]]:
+        return [t for lane in self.lanes.values() for t in lane.dispatchers.values()]
+
     # -- taking deliveries --------------------------------------------------------------
 
     async def _dispatcher(self, lane: Lane, keys: Keys) -> None:
@@ -280,11 +379,12 @@ class Worker:
         it over, so one taken by a worker that dies before acquiring it stays findable
         (reclaim re-dispatches it); each lane blocks on its own list, over its own
         connection, which is what keeps one engine's backlog from holding up another's.
-        In a namespace of several partitions, each partition's list has a dispatcher; they
-        share the lane's slots (see :meth:`_take`).
+        In a namespace of several partitions, each partition the lane serves has a
+        dispatcher; they share the lane's slots (see :meth:`_take`). One whose partition is
+        no longer served ends; what it took it hands to the lane's handlers first.
         """
         loop = self.health.loop(f"dispatcher {lane.engine}")
-        while not self.stopping:
+        while not self.stopping and keys.partition in lane.serving:
             free = lane.slots - len(lane.handlers) - lane.taking
             if free <= 0:
                 lane.slot_free.clear()
