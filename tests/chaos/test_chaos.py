@@ -153,6 +153,24 @@ async def test_failover_loses_no_acknowledged_work(topology: str, tmp_path: Path
     assert result.max_resume is not None and result.max_resume <= cfg.lease_ttl + 2.0
 
 
+async def test_failover_and_live_reshard_of_a_partitioned_namespace(tmp_path: Path):
+    """P = 16 on a 3-primary cluster: a primary SIGKILLed, slots holding a partition with
+    leased items moved by ``valkey-cli --cluster reshard`` and a manual failover, all under
+    load: nothing acknowledged lost, nothing twice, work resumes after each."""
+    cfg = QUICK["failover-partitioned"].config
+    assert cfg.partitions == 16 and cfg.wait_replicas == 1
+    result = await scenario("failover-partitioned", tmp_path)
+    assert result.commits == cfg.items * (cfg.steps + 1)
+    assert result.duplicates == 0
+    assert result.notes["acked_commits_lost"] == 0
+    assert result.notes["faults"] == ["kill", "reshard", "manual"]
+    assert any(keys and leased for _, _, keys, leased in result.notes["moved_partitions"])
+    assert result.notes["commits_in_moved_partitions_after"] > 0
+    assert result.notes["idempotent_resent"] > 0
+    assert result.notes["i3_samples"] > 0
+    assert result.max_resume is not None and result.max_resume <= cfg.lease_ttl + 2.0
+
+
 async def test_a_lagging_replica_loses_no_replica_acknowledged_commit(tmp_path: Path):
     """The replica's link lags (a delaying proxy), then the primary is SIGKILLed: with
     ROOST_WAIT_REPLICAS=1 every acknowledged commit and enqueue is on the promoted replica."""

@@ -17,7 +17,7 @@ from redis.asyncio.cluster import ClusterNode, RedisCluster
 
 from roost.redis.server.cluster import ClusterGroup
 from roost.redis.server.nodes import Node, wait_until
-from roost.redis.topology import topology_client
+from roost.redis.topology import ClusterClient, topology_client
 from roost_testkit.outage import Writer
 
 LIBRARY = """#!lua name=roostprobe
@@ -174,6 +174,85 @@ async def test_a_live_slot_move_under_writes_keeps_every_write(
     # The reloads the moves caused left the client routing through the nodes it closes.
     manager = client.nodes_manager
     assert all(n is manager.nodes_cache[n.name] for ns in manager.slots_cache.values() for n in ns)
+
+
+async def test_the_cli_reshard_moves_a_primarys_lowest_slots_under_writes(
+    redis_cluster: ClusterGroup, client: RedisCluster
+) -> None:
+    """``ClusterGroup.reshard`` runs ``valkey-cli --cluster reshard``: the source's lowest
+    slots move with their keys while a client writes to them, and no write is lost."""
+    group = redis_cluster
+    source = group.slot_owner(0)
+    target = next(node for node in group.primaries() if node is not source)
+    moving = range(0, 16)
+    tags = tags_in(group, moving, 8)
+    for i in range(-500, 0):
+        tag = tags[i % len(tags)]
+        await client.fcall("roostprobe_put", 2, f"{{{tag}}}:{i}", f"{{{tag}}}:all", i)
+    writer = writer_over(client, tags).start()
+    await writer.until_more(20)
+
+    assert group.cli_binary().name in ("valkey-cli", "redis-cli")
+    await asyncio.to_thread(group.reshard, source, target, len(moving))
+    await asyncio.to_thread(group.wait_ok)
+    await writer.until_more(20, after=time.monotonic())
+    await writer.stop()
+
+    assert all(group.slot_owner(slot) is target for slot in moving)
+    assert group.slot_owner(len(moving)) is source
+    assert sum(target.command("CLUSTER", "COUNTKEYSINSLOT", s) for s in moving) >= 500
+    members = await stored(client, tags)
+    assert set(range(-500, 0)) <= members
+    assert {i for i, _ in writer.acked} <= members
+
+
+async def test_a_write_sent_with_its_wait_follows_a_slot_mid_migration(
+    redis_cluster: ClusterGroup, client: RedisCluster
+) -> None:
+    """A reshard caught a slot half moved: a write sent together with its WAIT (a commit
+    with ``ROOST_WAIT_REPLICAS``) follows ``ASK`` to the importing node and waits out
+    ``TRYAGAIN`` until the rest of its keys have moved, instead of failing."""
+    assert isinstance(client, ClusterClient)
+    group = redis_cluster
+    moved, later = "{mig}:moved", "{mig}:later"
+    slot = group.keyslot(moved)
+    source = group.slot_owner(slot)
+    target = next(node for node in group.primaries() if node is not source)
+    await client.set(moved, "before")
+    await client.set(later, "before")
+    target.command("CLUSTER", "SETSLOT", slot, "IMPORTING", group.node_id(source))
+    source.command("CLUSTER", "SETSLOT", slot, "MIGRATING", group.node_id(target))
+    source.command("MIGRATE", "127.0.0.1", target.port, "", 0, 5000, "KEYS", moved)
+
+    # Its key has moved: the source answers ASK, the write lands on the target.
+    asked = await client.on_home_connection(("SET", moved, "asked"), ("WAIT", 1, 2000), key=moved)
+    assert asked[0] in (True, "OK") and not isinstance(asked[1], Exception)
+    assert await client.get(moved) == "asked"  # the client follows ASK to read it
+    assert source.command("CLUSTER", "COUNTKEYSINSLOT", slot) == 1  # only the other key
+
+    # One key moved, one not: TRYAGAIN until the other one moves too (0.2 s later).
+    async def move_the_rest() -> None:
+        await asyncio.sleep(0.2)
+        await asyncio.to_thread(
+            source.command, "MIGRATE", "127.0.0.1", target.port, "", 0, 5000, "KEYS", later
+        )
+
+    mover = asyncio.create_task(move_the_rest())
+    both = await client.on_home_connection(
+        ("MSET", moved, "both", later, "both"), ("WAIT", 1, 2000), key=moved
+    )
+    await mover
+    assert both[0] in (True, "OK") and not isinstance(both[1], Exception)
+    assert [await client.get(k) for k in (moved, later)] == ["both", "both"]
+    assert source.command("CLUSTER", "COUNTKEYSINSLOT", slot) == 0
+
+    # The move ends: MOVED, the slot map is read again, the write goes to the target.
+    for node in group.primaries():
+        node.command("CLUSTER", "SETSLOT", slot, "NODE", group.node_id(target))
+    await asyncio.to_thread(group.wait_ok)
+    after = await client.on_home_connection(("SET", later, "after"), ("WAIT", 1, 2000), key=later)
+    assert after[0] in (True, "OK")
+    assert target.command("GET", later) == "after"
 
 
 async def test_a_proxied_cluster_routes_clients_and_replication_through_the_proxies(

@@ -6,6 +6,14 @@ Under load, the primary of the namespace's slot is SIGKILLed (``kills`` times; e
 is started again as a replica once a replica took over) and one manual failover runs
 (``SENTINEL FAILOVER`` / ``CLUSTER FAILOVER``). No worker is restarted by hand.
 
+On a cluster the namespace may be partitioned (``partitions``, see docs/scaling-out.md), and
+the faults may include live reshards (``reshards``): ``valkey-cli --cluster reshard ...
+--cluster-yes`` moves the lowest slots of one primary, up to and including a slot that holds a
+partition with leased items, to another primary while the items run. The namespace's
+name is chosen so that one partition's slot is among the first ``LOW_SLOTS`` slots (the
+lowest of the first primary), so a reshard moves a few slots in a second or so while items
+run, rather than thousands for half a minute.
+
 It passes when every acknowledged enqueue exists and is done with contiguous versions and
 the right hash chain, no step committed twice, each idempotency key maps to one item, no
 acknowledged commit is missing (with ``wait_replicas`` on), no unfinished item is ever
@@ -25,6 +33,8 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from roost.redis import RedisSwarm
+from roost.redis.keys import Keys, partition_base
+from roost.redis.placement import partition_of
 from roost.redis.server.cluster import ClusterGroup
 from roost.redis.server.nodes import Node, NodeGroup, wait_until
 from roost.redis.server.pool import configured_binary
@@ -57,11 +67,18 @@ class FailoverConfig:
     manual: bool = True
     """Also one SENTINEL FAILOVER / CLUSTER FAILOVER under load."""
     wait_replicas: int = 1
+    partitions: int = 1
+    """The namespace's number of partitions (``ROOST_PARTITIONS``)."""
+    reshards: int = 0
+    """Live reshards (cluster only): each moves >= 1 slot holding a partition with leased
+    items to another primary, with the command-line client."""
     timeout: float = 300.0
     seed: int = 11
 
 
 RESOURCES = 4
+LOW_SLOTS = 32
+"""A resharded namespace has a partition in one of the slots 0 to ``LOW_SLOTS - 1``."""
 OPEN_STATES = frozenset(str(s) for s in WorkState if not s.is_terminal)
 
 
@@ -77,10 +94,28 @@ class Fault:
     healed_at: float = 0.0
 
 
+@dataclass(frozen=True)
+class Moved:
+    """A partition's slot a reshard moved: its keys and leased items on the source just
+    before the reshard, and whether the target serves it after."""
+
+    partition: int
+    slot: int
+    keys: int
+    leased: int
+    landed: bool
+
+
 @dataclass
 class FailoverState:
     faults: list[Fault] = field(default_factory=list[Fault])
     stop: asyncio.Event = field(default_factory=asyncio.Event)
+    partitions: list[Keys] = field(default_factory=list[Keys])
+    """The namespace's keys in each partition, partition 0 first."""
+    moved: list[Moved] = field(default_factory=list[Moved])
+    """The partitions the reshards moved."""
+    resharded: list[int] = field(default_factory=list[int])
+    """How many slots each reshard moved."""
 
 
 def _group(env: ChaosEnv, topology: Topology) -> NodeGroup:
@@ -155,6 +190,71 @@ def _manual_failover(group: NodeGroup, key: str, fault: Fault) -> None:
     group.wait_failover(old)
 
 
+def low_slot_namespace(prefix: str, partitions: int, rng: random.Random) -> str:
+    """A namespace name one of whose partitions is in a slot below ``LOW_SLOTS``."""
+    while True:
+        name = f"chaos{rng.getrandbits(32):08x}"
+        bases = [Keys(prefix, name, "q").home] + [
+            partition_base(prefix, name, k) for k in range(1, partitions)
+        ]
+        if any(ClusterGroup.keyslot(b) < LOW_SLOTS for b in bases):
+            return name
+
+
+def reshard(group: NodeGroup, state: FailoverState, fault: Fault, wait: float = 10.0) -> None:
+    """Move slots holding a partition from one primary to another with the CLI, under load.
+
+    ``--cluster reshard`` moves a source's lowest slots: the source and count are chosen so
+    the fewest slots move that still include a partition's slot, leaving the source at least
+    one slot; it starts once that partition has leased items (waiting up to ``wait``
+    seconds). The target is the primary whose lowest slot is highest, so the moved slots are
+    its lowest and a next reshard can move them on as cheaply.
+    """
+    assert isinstance(group, ClusterGroup)
+    group.wait_ok()
+    primaries = group.primaries()
+    where: dict[int, list[int]] = {}
+    for p, keys in enumerate(state.partitions):
+        where.setdefault(ClusterGroup.keyslot(keys.base), []).append(p)
+
+    def leased(node: Node, slot: int) -> int:
+        return sum(int(node.command("ZCARD", state.partitions[p].leases)) for p in where[slot])
+
+    best: tuple[int, Node, list[int]] | None = None
+    lowest: dict[str, int] = {}
+    for source in primaries:
+        owned = sorted(group.slots_of(source))
+        lowest[source.name] = owned[0]
+        for n, slot in enumerate(owned[:-1]):
+            if slot in where:
+                if best is None or n + 1 < best[0]:
+                    best = (n + 1, source, owned[: n + 1])
+                break
+    if best is None:
+        raise RuntimeError("no primary serves a partition's slot and another slot")
+    count, source, moving = best
+    others = [node for node in primaries if node is not source]
+    target = max(others, key=lambda node: lowest[node.name])
+    deadline = time.time() + wait
+    while time.time() < deadline and not any(leased(source, s) for s in moving if s in where):
+        time.sleep(0.02)
+    before = [
+        (p, slot, int(source.command("CLUSTER", "COUNTKEYSINSLOT", slot)), leased(source, slot))
+        for slot in moving
+        if slot in where
+        for p in where[slot]
+    ]
+    fault.at = time.time()
+    group.reshard(source, target, count)
+    fault.promoted_at = time.time()
+    state.resharded.append(count)
+    state.moved += [
+        Moved(p, slot, keys, held, group.slot_owner(slot) is target)
+        for p, slot, keys, held in before
+    ]
+    group.wait_ok()
+
+
 async def unfinished(swarm: RedisSwarm) -> int:
     """Items in the namespace's indexes that have not finished."""
     counts = await swarm.counts()
@@ -198,14 +298,17 @@ def marks(faults: int, items: int) -> list[float]:
 async def _chaos(
     group: NodeGroup, key: str, state: FailoverState, progress: list[int], *, cfg: FailoverConfig
 ) -> None:
-    plan = ["kill"] * cfg.kills + (["manual"] if cfg.manual else [])
+    plan = ["kill"] * cfg.kills + ["reshard"] * cfg.reshards + (["manual"] if cfg.manual else [])
     for kind, mark in zip(plan, marks(len(plan), cfg.items), strict=True):
         if not await progressed(state, progress, mark):
             return
         fault = Fault(kind)
         state.faults.append(fault)
-        heal = kill_and_heal if kind == "kill" else _manual_failover
-        await asyncio.to_thread(heal, group, key, fault)
+        if kind == "reshard":
+            await asyncio.to_thread(reshard, group, state, fault)
+        else:
+            heal = kill_and_heal if kind == "kill" else _manual_failover
+            await asyncio.to_thread(heal, group, key, fault)
         fault.healed_at = time.time()
 
 
@@ -223,7 +326,8 @@ def resumed_within(events: list[RuntimeEvent], fault: Fault) -> float | None:
 
 async def failover_soak(env: ChaosEnv, cfg: FailoverConfig) -> Result:
     """Run the soak on a fresh topology; every check is in the result."""
-    result = Result(f"failover soak ({cfg.topology})", items=cfg.items)
+    where = cfg.topology if cfg.partitions == 1 else f"{cfg.topology}, P = {cfg.partitions}"
+    result = Result(f"failover soak ({where})", items=cfg.items)
     group = _group(env, cfg.topology)
     try:
         group.start()
@@ -247,13 +351,18 @@ async def soak(
         lease_ttl=cfg.lease_ttl,
         max_attempts=10,
         wait_replicas=cfg.wait_replicas,
+        partitions=cfg.partitions,
     )
+    if cfg.reshards:
+        name = low_slot_namespace(settings.redis_prefix, cfg.partitions, random.Random())
+        settings = settings.model_copy(update={"namespace": name})
     items, keyed = failover_items(cfg, random.Random(cfg.seed))
     state = FailoverState()
     workers = await env.workers(settings, cfg.workers, cfg.concurrency)
     acked: dict[str, str] = {}
     progress = [0]
     async with env.swarm(settings) as swarm:
+        state.partitions = swarm.partition_keys()
         probe = Sampler(swarm)
         probe.start()
         producer = asyncio.create_task(
@@ -306,7 +415,10 @@ async def soak(
         events = await audit(swarm, env, result, steps, lost_acks_ok=not cfg.wait_replicas)
         await check_indexes(swarm, result, len(steps))
     check_resumed(result, events, state.faults, cfg.lease_ttl)
-    result.check(len(state.faults) == cfg.kills + int(cfg.manual), f"faults: {state.faults}")
+    planned = cfg.kills + cfg.reshards + int(cfg.manual)
+    result.check(len(state.faults) == planned, f"faults: {state.faults}")
+    if cfg.reshards:
+        check_moved(result, events, state, cfg.partitions)
     result.notes.update(
         topology=cfg.topology,
         wait_replicas=cfg.wait_replicas,
@@ -323,7 +435,9 @@ def failover_items(cfg: FailoverConfig, rng: random.Random) -> tuple[list[WorkIt
         items[i] = items[i].model_copy(update={"resources": [f"res-{i % RESOURCES}"]})
     keyed = rng.sample(range(len(items)), int(len(items) * cfg.idempotent))
     for n, i in enumerate(keyed):
-        items[i] = items[i].model_copy(update={"idempotency_key": f"key-{n}"})
+        # In a resource's group, so that a partitioned namespace places both together.
+        group = items[i].resources[0] + "/" if items[i].resources else ""
+        items[i] = items[i].model_copy(update={"idempotency_key": f"{group}key-{n}"})
     return items, keyed
 
 
@@ -331,19 +445,43 @@ async def check_indexes(swarm: RedisSwarm, result: Result, done: int) -> None:
     """Once everything finished: the done index holds ``done`` items and nothing else is
     queued, scheduled, running, leased, due or claimed."""
     counts = await persist(swarm.counts)
-    k = swarm.keys
     async with swarm.client.pipeline(transaction=False) as pipe:
-        pipe.zcard(k.leases)
-        pipe.zcard(k.due)
-        for n in range(RESOURCES):
-            pipe.exists(k.res(f"res-{n}"))
-            pipe.zcard(k.resw(f"res-{n}"))
+        for k in swarm.partition_keys():
+            pipe.zcard(k.leases)
+            pipe.zcard(k.due)
+            for n in range(RESOURCES):
+                pipe.exists(k.res(f"res-{n}"))
+                pipe.zcard(k.resw(f"res-{n}"))
         left: list[int] = await pipe.execute()
     states = {s: n for s, n in counts.items() if n and not s.startswith("saq_")}
     result.check(states == {"done": done}, f"state indexes at the end: {states}")
     result.check(not any(left), f"leases, due, claims and waiters at the end: {left}")
     seen, problems = await unfindable(swarm)
     result.check(seen == 0 and not problems, f"unfinished at the end: {seen}, {problems[:3]}")
+
+
+def check_moved(
+    result: Result, events: list[RuntimeEvent], state: FailoverState, partitions: int
+) -> None:
+    """A reshard moved a slot holding a partition's keys and leased items, to its target,
+    and that partition's items committed after the move."""
+    running = [m for m in state.moved if m.keys and m.leased and m.landed]
+    result.check(bool(running), f"no reshard moved a partition with leased items: {state.moved}")
+    ends = [f.promoted_at for f in state.faults if f.kind == "reshard"]
+    moved = {m.partition for m in running}
+    after = [
+        e
+        for e in events
+        if e.type in COMMITS
+        and partition_of(e.work_id, partitions) in moved
+        and any(e.ts >= end for end in ends)
+    ]
+    result.check(bool(after), f"no commit in the moved partitions {sorted(moved)} after the move")
+    result.notes.update(
+        moved_partitions=[(m.partition, m.slot, m.keys, m.leased) for m in state.moved],
+        reshard_slots=state.resharded,
+        commits_in_moved_partitions_after=len(after),
+    )
 
 
 def check_resumed(

@@ -55,15 +55,25 @@ def write_jsonl(path: Path, records: Iterable[str], *, append: bool = False) -> 
 
 
 async def read_stream(swarm: RedisSwarm, chunk: int = 10_000) -> list[RuntimeEvent]:
-    """The whole event stream of the swarm's namespace, oldest first."""
-    out: list[RuntimeEvent] = []
-    start = "-"
-    while True:
-        rows = await swarm.client.xrange(swarm.keys.events, min=start, count=chunk)
-        out += [event_from_entry(i, f) for i, f in rows]
-        if len(rows) < chunk:
-            return out
-        start = f"({rows[-1][0]}"
+    """The whole event stream of the swarm's namespace, oldest first: every partition's
+    stream, merged by stream id (one item's events are all in one stream, in order)."""
+    rows: list[tuple[tuple[int, int], Any, Any]] = []
+    for keys in swarm.partition_keys():
+        start = "-"
+        while True:
+            part = await swarm.client.xrange(keys.events, min=start, count=chunk)
+            rows += [(_stream_order(i), i, f) for i, f in part]
+            if len(part) < chunk:
+                break
+            start = f"({part[-1][0]}"
+    rows.sort(key=lambda row: row[0])
+    return [event_from_entry(i, f) for _, i, f in rows]
+
+
+def _stream_order(entry_id: str | bytes) -> tuple[int, int]:
+    text = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+    ms, _, seq = text.partition("-")
+    return int(ms), int(seq or 0)
 
 
 def by_item(
@@ -177,8 +187,9 @@ async def audit_items(swarm: RedisSwarm, steps: dict[str, int], chunk: int = 500
         part = ids[start : start + chunk]
         async with swarm.client.pipeline(transaction=False) as pipe:
             for work_id in part:
-                pipe.hmget(swarm.keys.meta(work_id), ["state", "v"])
-                pipe.get(swarm.keys.snap(work_id))
+                keys = swarm.item_keys(work_id)
+                pipe.hmget(keys.meta(work_id), ["state", "v"])
+                pipe.get(keys.snap(work_id))
             rows = await pipe.execute()
         for i, work_id in enumerate(part):
             (state, version), snap_json = rows[2 * i], rows[2 * i + 1]
@@ -209,13 +220,15 @@ class Kill:
 
 
 async def leases_held_by(swarm: RedisSwarm, worker_id: str) -> list[str]:
-    """Work ids whose lease names ``worker_id`` as holder (from the lease index)."""
-    ids: list[str] = await swarm.client.zrange(swarm.keys.leases, 0, -1)
+    """Work ids whose lease names ``worker_id`` as holder (from the lease indexes)."""
+    ids: list[str] = []
+    for keys in swarm.partition_keys():
+        ids += await swarm.client.zrange(keys.leases, 0, -1)
     if not ids:
         return []
     async with swarm.client.pipeline(transaction=False) as pipe:
         for work_id in ids:
-            pipe.hget(swarm.keys.meta(work_id), "lw")
+            pipe.hget(swarm.item_keys(work_id).meta(work_id), "lw")
         holders: list[str | None] = await pipe.execute()
     return [w for w, h in zip(ids, holders, strict=True) if h == worker_id]
 

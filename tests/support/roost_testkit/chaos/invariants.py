@@ -94,23 +94,26 @@ MARK = "ENGINE-ID"
 
 
 async def unfindable(swarm: RedisSwarm) -> tuple[int, list[str]]:
-    """(unfinished items seen, problems) of one atomic look at the namespace."""
-    k = swarm.keys
-    keys = [
-        k.state("queued"),
-        k.state("scheduled"),
-        k.state("retrying"),
-        k.state("waiting"),
-        k.state("running"),
-        k.due,
-        k.leases,
-        k.engines,
-        k.state("awaiting"),
-    ]
-    route = k.for_engine(MARK)
-    args = [k.meta(""), MARK, route.saq_queued, route.saq_active, route.job("")]
-    reply: Any = await swarm.client.eval(PROBE, len(keys), *keys, *args)
-    return int(reply[0]), [str(p) for p in reply[1]]
+    """(unfinished items seen, problems) of one atomic look at each partition in turn."""
+    seen, problems = 0, []
+    for k in swarm.partition_keys():
+        keys = [
+            k.state("queued"),
+            k.state("scheduled"),
+            k.state("retrying"),
+            k.state("waiting"),
+            k.state("running"),
+            k.due,
+            k.leases,
+            k.engines,
+            k.state("awaiting"),
+        ]
+        route = k.for_engine(MARK)
+        args = [k.meta(""), MARK, route.saq_queued, route.saq_active, route.job("")]
+        reply: Any = await swarm.client.eval(PROBE, len(keys), *keys, *args)
+        seen += int(reply[0])
+        problems += [str(p) for p in reply[1]]
+    return seen, problems
 
 
 class Sampler:

@@ -46,6 +46,8 @@ def worker_env(settings: RoostSettings, **extra: str) -> dict[str, str]:
             "ROOST_DISABLE_PLUGIN_AUTOLOAD": "1",
         }
     )
+    if s.partitions is not None:
+        env["ROOST_PARTITIONS"] = str(s.partitions)
     env.update(extra)
     return env
 

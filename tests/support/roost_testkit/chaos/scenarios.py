@@ -52,6 +52,11 @@ def tier(full: bool) -> list[Scenario]:
             Scenario("schedules", scheduled_ticks, ScheduleConfig()),
             Scenario("failover-sentinel", failover_soak, FailoverConfig(topology="sentinel")),
             Scenario("failover-cluster", failover_soak, FailoverConfig(topology="cluster")),
+            Scenario(
+                "failover-partitioned",
+                failover_soak,
+                FailoverConfig(topology="cluster", partitions=16, items=300, kills=1, reshards=1),
+            ),
             Scenario("lagging-replica", lagging_replica, LagConfig()),
             Scenario("signals", signals_under_kills, SignalConfig()),
             Scenario("children", children_under_kills, ChildrenConfig()),
@@ -104,6 +109,20 @@ def tier(full: bool) -> list[Scenario]:
             )
             for topology in ("sentinel", "cluster")
             for wait in (1, 0)
+        ),
+        Scenario(
+            "failover-partitioned",
+            failover_soak,
+            FailoverConfig(
+                topology="cluster",
+                partitions=16,
+                items=3000,
+                steps=5,
+                concurrency=12,
+                kills=2,
+                reshards=2,
+                timeout=1800.0,
+            ),
         ),
         *(
             Scenario(

@@ -57,7 +57,8 @@ def chain_items(
 
 
 async def done_count(swarm: RedisSwarm) -> int:
-    return int(await swarm.client.zcard(swarm.keys.state("done")))
+    """Items done, in every partition."""
+    return sum([int(await swarm.client.zcard(k.state("done"))) for k in swarm.partition_keys()])
 
 
 # -- 1. kill soak -------------------------------------------------------------------------

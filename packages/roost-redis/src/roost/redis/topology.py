@@ -57,6 +57,10 @@ Cluster (:func:`cluster_client`, a :class:`ClusterClient`, redis-py's ``RedisClu
   not to the node of a key; ``FUNCTION LOAD`` goes to every primary the slot map names
   (one reply per node); ``FCALL`` goes to the node of its keys (all in one slot).
   ``pipe.evalsha`` is refused in a cluster pipeline (``pipe.fcall`` is not).
+- A write sent with its ``WAIT`` on one connection (:meth:`ClusterClient.on_home_connection`)
+  bypasses that routing: it follows ``ASK``, ``TRYAGAIN`` and ``MOVED`` itself, so a script
+  call with ``ROOST_WAIT_REPLICAS`` rides a live reshard (before, the partitioned failover
+  soak saw a step's call fail on ``ASK`` and the item wait for its lease to expire).
 - Mended here (see :class:`ClusterClient`): plain redis-py wedges ``FCALL`` and ``XREAD``
   for good when the node it asks for their keys dies; leaks connections at every reload of
   the slot map; and after a failover still counts the demoted primary among the primaries
@@ -80,6 +84,7 @@ Roost's runtime therefore has to:
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 from dataclasses import dataclass, field
@@ -98,6 +103,7 @@ from redis.exceptions import (
     MovedError,
     RedisClusterException,
     RedisError,
+    TryAgainError,
 )
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -124,6 +130,10 @@ CLUSTER_SCHEME = "redis+cluster"
 _DEFAULT_PORT = {SENTINEL_SCHEME: 26379, CLUSTER_SCHEME: 6379}
 _SENTINEL_OPTIONS = ("sentinel_username", "sentinel_password", "min_other_sentinels")
 _FUNCTION_CALLS = ("FCALL", "FCALL_RO")
+REDIRECTS = 16
+"""How often a write sent with its wait follows ``ASK``/``MOVED``/``TRYAGAIN`` mid-reshard."""
+REDIRECT_PAUSE = 0.05
+"""Seconds before the same write goes again after ``TRYAGAIN``."""
 NODE_COMMANDS = frozenset(
     {
         "TIME",
@@ -433,16 +443,43 @@ class ClusterClient(RedisCluster):
         its wait must travel together; a cluster pipeline may split or redirect them. A
         reply that is an error is returned, not raised; a connection that fails marks the
         slot map stale (the caller retries after the failover).
+
+        The first command is the keyed one (the rest are waits): when the slot is moving and
+        it is refused before running (``ASK``: its keys have moved, ``TRYAGAIN``: some have,
+        ``MOVED``: the move ended), every command goes again, together, where the refusal
+        points (``ASKING`` before the first only), up to ``REDIRECTS`` times; then the
+        refusal is returned. A later keyed command whose key is still on the source is
+        refused by the target with ``MOVED`` (nothing written, no copy split across the two
+        nodes): its error is returned and the caller retries.
         """
         if self._initialize:
             await self.initialize()
         node = self.home_node() if key is None else self.node_of(key)
-        stack = [PipelineCommand(i, *command) for i, command in enumerate(commands)]
-        try:
-            await node.execute_pipeline(stack)
-        except (RedisConnectionError, RedisTimeoutError, OSError):
-            self._initialize = True
-            raise
+        asking = False
+        stack: list[PipelineCommand] = []
+        for attempt in range(REDIRECTS + 1):
+            stack = [PipelineCommand(i, *command) for i, command in enumerate(commands)]
+            sent = [PipelineCommand(-1, "ASKING"), *stack] if asking else stack
+            try:
+                await node.execute_pipeline(sent)
+            except (RedisConnectionError, RedisTimeoutError, OSError):
+                self._initialize = True
+                raise
+            first = stack[0].result if stack else None
+            if attempt == REDIRECTS or not isinstance(first, AskError | TryAgainError | MovedError):
+                break
+            if isinstance(first, AskError):
+                redirect: Any = first
+                asked = self.nodes_manager.get_node(str(redirect.host), int(redirect.port))
+                if asked is None:
+                    break
+                node, asking = asked, True
+            elif isinstance(first, MovedError):
+                await self.initialize()
+                node = self.home_node() if key is None else self.node_of(key)
+                asking = False
+            else:  # TRYAGAIN: a multi-key call while its keys are half moved
+                await asyncio.sleep(REDIRECT_PAUSE)
         for cmd in stack:
             if isinstance(cmd.result, MovedError | AskError | ClusterDownError):
                 self._initialize = True  # the slot moved: learn where before the retry

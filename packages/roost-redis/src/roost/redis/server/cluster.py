@@ -27,7 +27,10 @@ config={...})`` starts more or different ones. Helpers:
   mid-migration, and every live replica's link is up;
 - :meth:`~ClusterGroup.move_slots`: a live reshard (``CLUSTER SETSLOT ... IMPORTING`` /
   ``MIGRATING``, ``MIGRATE`` in batches, ``SETSLOT ... NODE``), what ``redis-cli --cluster
-  reshard`` does; clients see ``ASK`` while a slot moves and ``MOVED`` after.
+  reshard`` does; clients see ``ASK`` while a slot moves and ``MOVED`` after;
+- :meth:`~ClusterGroup.reshard`: the same with ``valkey-cli --cluster reshard`` itself (the
+  client next to the server binary, else ``valkey-cli`` or ``redis-cli`` on ``PATH``), what
+  users run.
 
 Nodes run with ``cluster-replica-validity-factor 0`` (a replica always may take over, however
 long its link was down) and ``cluster-allow-replica-migration no`` (replicas stay where they
@@ -42,7 +45,10 @@ Needs Redis 7+ or Valkey.
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Unpack
 
 from redis.crc import key_slot
@@ -236,6 +242,49 @@ class ClusterGroup(NodeGroup):
             for node in [target, source, *self.primaries()]:
                 if node.alive:
                     node.command("CLUSTER", "SETSLOT", slot, "NODE", target_id)
+
+    def reshard(self, source: Node, target: Node, count: int, timeout: float = 300.0) -> str:
+        """Move the ``count`` lowest slots of ``source`` to ``target`` with the CLI.
+
+        Runs ``--cluster reshard ... --cluster-yes`` of :meth:`cli_binary`; returns its output.
+
+        Raises:
+            ServerError: the client is missing, failed or took longer than ``timeout``.
+        """
+        command = [
+            str(self.cli_binary()),
+            "--cluster",
+            "reshard",
+            f"{HOST}:{source.address[1]}",
+            "--cluster-from",
+            self.node_id(source),
+            "--cluster-to",
+            self.node_id(target),
+            "--cluster-slots",
+            str(count),
+            "--cluster-yes",
+        ]
+        try:
+            done = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise ServerError(f"{command[0]} --cluster reshard: {exc}") from exc
+        if done.returncode != 0:
+            tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-10:])
+            raise ServerError(f"{command[0]} --cluster reshard exited {done.returncode}: {tail}")
+        return done.stdout
+
+    def cli_binary(self) -> Path:
+        """The command-line client: the one next to the server binary, else on ``PATH``."""
+        names = ("valkey-cli", "redis-cli")
+        if self.binary is not None:
+            for name in names:
+                beside = self.binary.parent / name
+                if os.access(beside, os.X_OK):
+                    return beside
+        for name in names:
+            if found := shutil.which(name):
+                return Path(found)
+        raise ServerError("no valkey-cli or redis-cli next to the server binary or on PATH")
 
     # -- internals -----------------------------------------------------------------------
 
