@@ -267,13 +267,10 @@ class Scripts:
                 acknowledged (the caller retries, as for any outage).
         """
         function = self._library.functions[name]
-        commands: list[tuple[Any, ...]] = [("FCALL", function, len(keys), *keys, *args)]
-        if probe_key is not None:
-            commands.append(("SET", probe_key, "1", "PX", 60_000))
-        if replicas:
-            commands.append(("WAIT", replicas, wait_ms))
-        if fsync:
-            commands.append(("WAITAOF", 1, 0, WAITAOF_TIMEOUT_MS))
+        commands: list[tuple[Any, ...]] = [
+            ("FCALL", function, len(keys), *keys, *args),
+            *_wait_commands(probe_key, fsync, replicas, wait_ms),
+        ]
         for _ in range(LOAD_TRIES):
             replies = await self._together(commands, keys[0] if keys else None)
             result = replies[0]
@@ -282,23 +279,7 @@ class Scripts:
                 continue
             if isinstance(result, Exception):
                 raise result
-            for reply in replies[1:]:
-                if isinstance(reply, Exception):
-                    raise reply
-            waits = replies[2:] if probe_key is not None else replies[1:]
-            if replicas and int(waits[0]) < replicas:
-                await self._forget_primary()
-                raise NotReplicated(
-                    f"NOREPLICAS {name}: {waits[0]} of {replicas} replicas confirmed the "
-                    f"write within {wait_ms} ms"
-                )
-            if fsync and int(waits[-1][0]) < 1:
-                log.error(
-                    "%s: the append-only file did not confirm an fsync within %d ms (%s)",
-                    name,
-                    WAITAOF_TIMEOUT_MS,
-                    waits[-1],
-                )
+            await self._check_waits(name, replies[1:], fsync, replicas, probe_key, wait_ms)
             return result
         raise ResponseError(f"Function not found: {function} could not be loaded")
 
@@ -335,14 +316,8 @@ class Scripts:
             commands: list[tuple[Any, ...]] = [
                 ("FCALL", function, len(calls[i][0]), *calls[i][0], *calls[i][1]) for i in indexes
             ]
-            probe = calls[indexes[0]][2]
-            waits: list[tuple[Any, ...]] = []
-            if replicas and probe is not None:
-                waits.append(("SET", probe, "1", "PX", 60_000))
-            if replicas:
-                waits.append(("WAIT", replicas, wait_ms))
-            if fsync:
-                waits.append(("WAITAOF", 1, 0, WAITAOF_TIMEOUT_MS))
+            probe = calls[indexes[0]][2] if replicas else None
+            waits = _wait_commands(probe, fsync, replicas, wait_ms)
             got = await self._together([*commands, *waits], calls[indexes[0]][0][0])
             again: list[int] = []
             for i, reply in zip(indexes, got, strict=False):
@@ -379,11 +354,11 @@ class Scripts:
         probe: str | None,
         wait_ms: int,
     ) -> None:
-        """Raise for a wait that failed or fell short (the replies of :meth:`many`'s waits)."""
+        """Raise for a wait that failed or fell short (the replies of :func:`_wait_commands`)."""
         for reply in waits:
             if isinstance(reply, Exception):
                 raise reply
-        waits = waits[1:] if replicas and probe is not None else waits
+        waits = waits[1:] if probe is not None else waits
         if replicas and int(waits[0]) < replicas:
             await self._forget_primary()
             raise NotReplicated(
@@ -427,6 +402,20 @@ def _primaries(client: AsyncRedis, keys: Sequence[str]) -> list[Any]:
         return [None]
     found = {node.name: node for node in [client.home_node(), *map(client.node_of, keys)]}
     return list(found.values())
+
+
+def _wait_commands(
+    probe: str | None, fsync: bool, replicas: int, wait_ms: int
+) -> list[tuple[Any, ...]]:
+    """What follows a write on its connection: the probe, then ``WAIT`` and ``WAITAOF``."""
+    waits: list[tuple[Any, ...]] = []
+    if probe is not None:
+        waits.append(("SET", probe, "1", "PX", 60_000))
+    if replicas:
+        waits.append(("WAIT", replicas, wait_ms))
+    if fsync:
+        waits.append(("WAITAOF", 1, 0, WAITAOF_TIMEOUT_MS))
+    return waits
 
 
 def _not_run(reply: Exception) -> bool:
